@@ -1,0 +1,744 @@
+//! Which times can be booked, and which resource a booking gets.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::{DomainError, PartySize, Resource, ResourceId, Venue};
+
+/// A span during which a resource is taken by an active reservation
+/// (its duration plus the venue's buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occupancy {
+    pub resource_id: ResourceId,
+    pub starts_at: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
+}
+
+impl Occupancy {
+    fn overlaps(&self, starts_at: DateTime<Utc>, blocked_until: DateTime<Utc>) -> bool {
+        self.starts_at < blocked_until && starts_at < self.blocked_until
+    }
+}
+
+/// A bookable start time and the resources that are free and large enough
+/// for the party, smallest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub free_resources: Vec<ResourceId>,
+}
+
+/// Where and when a booking goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub resource_id: ResourceId,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
+}
+
+/// The inputs of one booking decision, as read inside the transaction that
+/// will write its outcome.
+pub struct BookingContext<'a> {
+    pub venue: &'a Venue,
+    /// The venue's resources; retired ones are ignored.
+    pub resources: &'a [Resource],
+    /// Active reservations of those resources around the requested time,
+    /// without the reservation being changed (when changing one).
+    pub occupied: &'a [Occupancy],
+    pub now: DateTime<Utc>,
+}
+
+impl BookingContext<'_> {
+    /// Free, fitting start times on a local date. Times that can no longer be
+    /// booked (past, inside the notice period, after the same-day cut-off,
+    /// beyond the booking horizon) are left out.
+    pub fn availability(
+        &self,
+        date: NaiveDate,
+        party: PartySize,
+    ) -> Result<Vec<Slot>, DomainError> {
+        self.check_party(party)?;
+        let fitting = self.fitting_resources(party);
+        let slots = self
+            .venue
+            .slot_grid(date)
+            .into_iter()
+            .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
+            .filter_map(|(starts_at, _)| {
+                let (ends_at, blocked_until) = self.span(starts_at);
+                let free_resources: Vec<ResourceId> = fitting
+                    .iter()
+                    .filter(|r| self.is_free(r.id, starts_at, blocked_until))
+                    .map(|r| r.id)
+                    .collect();
+                (!free_resources.is_empty()).then_some(Slot {
+                    starts_at,
+                    ends_at,
+                    free_resources,
+                })
+            })
+            .collect();
+        Ok(slots)
+    }
+
+    /// Chooses where a new booking goes: the requested resource, or else the
+    /// smallest free one that seats the party (so large tables stay free for
+    /// large parties).
+    pub fn place_new(
+        &self,
+        starts_at: DateTime<Utc>,
+        party: PartySize,
+        requested: Option<ResourceId>,
+    ) -> Result<Placement, DomainError> {
+        self.check_party(party)?;
+        self.check_start(starts_at)?;
+        self.check_booking_window(starts_at)?;
+        self.place(starts_at, party, requested)
+    }
+
+    /// Chooses where a changed booking goes. It keeps its resource when that
+    /// still fits and is free. The notice period and horizon apply only when
+    /// the time moves: growing a party an hour before dinner is fine.
+    pub fn place_changed(
+        &self,
+        current: &crate::Reservation,
+        starts_at: DateTime<Utc>,
+        party: PartySize,
+    ) -> Result<Placement, DomainError> {
+        current.check_changeable(self.venue, self.now)?;
+        self.check_party(party)?;
+        if starts_at != current.starts_at {
+            self.check_start(starts_at)?;
+            self.check_booking_window(starts_at)?;
+        }
+        let keep = self
+            .resources
+            .iter()
+            .find(|r| r.id == current.resource_id && r.active && r.capacity >= party.get())
+            .map(|r| self.placement_on(r.id, starts_at))
+            .filter(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until));
+        match keep {
+            Some(placement) => Ok(placement),
+            None => self.place(starts_at, party, None),
+        }
+    }
+
+    fn place(
+        &self,
+        starts_at: DateTime<Utc>,
+        party: PartySize,
+        requested: Option<ResourceId>,
+    ) -> Result<Placement, DomainError> {
+        if let Some(resource_id) = requested {
+            let resource = self
+                .resources
+                .iter()
+                .find(|r| r.id == resource_id && r.active)
+                .ok_or(DomainError::not_found("resource"))?;
+            if resource.capacity < party.get() {
+                return Err(DomainError::invalid(
+                    "resourceId",
+                    format!(
+                        "this resource takes at most {} people, the party has {}",
+                        resource.capacity,
+                        party.get()
+                    ),
+                ));
+            }
+            let placement = self.placement_on(resource.id, starts_at);
+            return if self.is_free(resource.id, starts_at, placement.blocked_until) {
+                Ok(placement)
+            } else {
+                Err(DomainError::SlotTaken)
+            };
+        }
+        self.fitting_resources(party)
+            .into_iter()
+            .map(|r| self.placement_on(r.id, starts_at))
+            .find(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until))
+            .ok_or(DomainError::SlotTaken)
+    }
+
+    fn placement_on(&self, resource_id: ResourceId, starts_at: DateTime<Utc>) -> Placement {
+        let (ends_at, blocked_until) = self.span(starts_at);
+        Placement {
+            resource_id,
+            starts_at,
+            ends_at,
+            blocked_until,
+        }
+    }
+
+    /// End of a booking starting then, and end of the buffer after it.
+    fn span(&self, starts_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let rules = &self.venue.rules;
+        let ends_at = starts_at + rules.booking_duration.duration();
+        (ends_at, ends_at + rules.buffer.duration())
+    }
+
+    fn is_free(
+        &self,
+        resource_id: ResourceId,
+        starts_at: DateTime<Utc>,
+        blocked_until: DateTime<Utc>,
+    ) -> bool {
+        !self
+            .occupied
+            .iter()
+            .any(|o| o.resource_id == resource_id && o.overlaps(starts_at, blocked_until))
+    }
+
+    /// Active resources that seat the party, smallest first; ties broken by
+    /// slug so the choice is stable.
+    fn fitting_resources(&self, party: PartySize) -> Vec<&Resource> {
+        let mut fitting: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| r.active && r.capacity >= party.get())
+            .collect();
+        fitting.sort_by(|a, b| {
+            a.capacity
+                .cmp(&b.capacity)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        fitting
+    }
+
+    fn check_party(&self, party: PartySize) -> Result<(), DomainError> {
+        let venue_max = self.venue.rules.max_party_size;
+        if party.get() > venue_max {
+            return Err(DomainError::invalid(
+                "partySize",
+                format!("this venue takes bookings for at most {venue_max} people"),
+            ));
+        }
+        let largest = self
+            .resources
+            .iter()
+            .filter(|r| r.active)
+            .map(|r| r.capacity)
+            .max()
+            .unwrap_or(0);
+        if party.get() > largest {
+            return Err(DomainError::invalid(
+                "partySize",
+                format!("no table, room or practitioner here takes more than {largest} people"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that an instant is one of the venue's slot starts.
+    fn check_start(&self, starts_at: DateTime<Utc>) -> Result<(), DomainError> {
+        if starts_at <= self.now {
+            return Err(DomainError::invalid("startsAt", "is in the past"));
+        }
+        let venue = self.venue;
+        let date = venue.local_date(starts_at);
+        let grid = venue.slot_grid(date);
+        if grid.iter().any(|(slot, _)| *slot == starts_at) {
+            return Ok(());
+        }
+        let local = starts_at.with_timezone(&venue.time_zone);
+        let containing = venue
+            .schedule
+            .on(chrono::Datelike::weekday(&date))
+            .iter()
+            .map(|interval| {
+                (
+                    venue.instant_at(date, interval.opens),
+                    venue.instant_at(date, interval.closes),
+                )
+            })
+            .find(|(opens, closes)| (*opens..*closes).contains(&starts_at));
+        let Some((_, closes)) = containing else {
+            return Err(DomainError::invalid(
+                "startsAt",
+                format!(
+                    "{} is outside the venue's opening hours",
+                    local.format("%A %H:%M")
+                ),
+            ));
+        };
+        if starts_at + venue.rules.booking_duration.duration() > closes {
+            return Err(DomainError::invalid(
+                "startsAt",
+                format!(
+                    "a {}-minute booking starting at {} would end after closing time",
+                    venue.rules.booking_duration.get(),
+                    local.format("%H:%M")
+                ),
+            ));
+        }
+        Err(DomainError::invalid(
+            "startsAt",
+            format!(
+                "{} is not on the venue's {}-minute booking grid",
+                local.format("%H:%M"),
+                venue.rules.slot_interval.get()
+            ),
+        ))
+    }
+
+    /// Checks notice period, same-day cut-off and booking horizon.
+    fn check_booking_window(&self, starts_at: DateTime<Utc>) -> Result<(), DomainError> {
+        let rules = &self.venue.rules;
+        if starts_at <= self.now {
+            return Err(DomainError::invalid("startsAt", "is in the past"));
+        }
+        if starts_at < self.now + rules.min_notice.duration() {
+            return Err(DomainError::invalid(
+                "startsAt",
+                format!(
+                    "is inside the booking cut-off: bookings close {} minutes before the start",
+                    rules.min_notice.get()
+                ),
+            ));
+        }
+        if let Some(cutoff) = rules.same_day_cutoff {
+            let today = self.venue.local_date(self.now);
+            let local_now = self.now.with_timezone(&self.venue.time_zone).time();
+            if self.venue.local_date(starts_at) == today
+                && crate::TimeOfDay::from_naive(local_now) >= cutoff
+            {
+                return Err(DomainError::invalid(
+                    "startsAt",
+                    format!("is inside the booking cut-off: same-day bookings close at {cutoff}"),
+                ));
+            }
+        }
+        if starts_at > self.now + chrono::Duration::days(i64::from(rules.max_advance_days)) {
+            return Err(DomainError::invalid(
+                "startsAt",
+                format!("is more than {} days ahead", rules.max_advance_days),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Weekday};
+
+    use super::*;
+    use crate::venue::tests::venue_in;
+    use crate::{
+        BookingRules, Minutes, Reservation, ReservationId, ReservationStatus, ResourceKind, Slug,
+        TimeOfDay,
+    };
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, h, m, 0)
+            .single()
+            .expect("valid instant")
+    }
+
+    fn now() -> DateTime<Utc> {
+        at(8, 0)
+    }
+
+    fn monday() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 1).expect("valid date")
+    }
+
+    fn rules() -> BookingRules {
+        BookingRules {
+            slot_interval: Minutes::new_unchecked(30),
+            booking_duration: Minutes::new_unchecked(60),
+            buffer: Minutes::new_unchecked(0),
+            min_notice: Minutes::new_unchecked(60),
+            same_day_cutoff: None,
+            cancel_deadline: Minutes::new_unchecked(120),
+            max_party_size: 8,
+            max_advance_days: 30,
+        }
+    }
+
+    fn bistro(rules: BookingRules) -> Venue {
+        let days: Vec<(Weekday, &str)> = (0..7)
+            .map(|i| (crate::venue::weekday_from_index(i), "12:00-22:00"))
+            .collect();
+        venue_in("UTC", &days, rules)
+    }
+
+    fn table(venue: &Venue, slug: &str, capacity: u32) -> Resource {
+        Resource {
+            id: ResourceId::new_random(),
+            venue_id: venue.id,
+            slug: Slug::parse(slug).expect("valid slug"),
+            name: slug.to_owned(),
+            kind: ResourceKind::Table,
+            capacity,
+            active: true,
+        }
+    }
+
+    fn party(size: i64) -> PartySize {
+        PartySize::parse(size).expect("valid party")
+    }
+
+    fn booked(resource: &Resource, from: DateTime<Utc>, until: DateTime<Utc>) -> Occupancy {
+        Occupancy {
+            resource_id: resource.id,
+            starts_at: from,
+            blocked_until: until,
+        }
+    }
+
+    fn context<'a>(
+        venue: &'a Venue,
+        resources: &'a [Resource],
+        occupied: &'a [Occupancy],
+    ) -> BookingContext<'a> {
+        BookingContext {
+            venue,
+            resources,
+            occupied,
+            now: now(),
+        }
+    }
+
+    fn reason(result: Result<Placement, DomainError>) -> String {
+        match result {
+            Err(DomainError::InvalidInput { reason, .. }) => reason,
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn back_to_back_bookings_on_one_table_both_fit() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let occupied = [booked(&resources[0], at(12, 0), at(13, 0))];
+        let placement = context(&venue, &resources, &occupied)
+            .place_new(at(13, 0), party(2), None)
+            .expect("free");
+        assert_eq!(
+            (placement.starts_at, placement.ends_at),
+            (at(13, 0), at(14, 0))
+        );
+    }
+
+    #[test]
+    fn the_buffer_after_a_booking_keeps_the_table_blocked() {
+        let venue = bistro(BookingRules {
+            buffer: Minutes::new_unchecked(15),
+            ..rules()
+        });
+        let resources = [table(&venue, "t1", 4)];
+        let first = context(&venue, &resources, &[])
+            .place_new(at(12, 0), party(2), None)
+            .expect("free");
+        assert_eq!(first.blocked_until, at(13, 15));
+        let occupied = [booked(&resources[0], first.starts_at, first.blocked_until)];
+        let ctx = context(&venue, &resources, &occupied);
+        assert_eq!(
+            ctx.place_new(at(13, 0), party(2), None),
+            Err(DomainError::SlotTaken)
+        );
+        assert!(ctx.place_new(at(13, 30), party(2), None).is_ok());
+    }
+
+    #[test]
+    fn a_booking_that_would_run_into_the_next_one_is_refused() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let occupied = [booked(&resources[0], at(13, 0), at(14, 0))];
+        let ctx = context(&venue, &resources, &occupied);
+        assert_eq!(
+            ctx.place_new(at(12, 30), party(2), None),
+            Err(DomainError::SlotTaken)
+        );
+    }
+
+    #[test]
+    fn the_smallest_table_that_seats_the_party_is_chosen() {
+        let venue = bistro(rules());
+        let resources = [
+            table(&venue, "big", 8),
+            table(&venue, "two", 2),
+            table(&venue, "four", 4),
+        ];
+        let ctx = context(&venue, &resources, &[]);
+        let placement = ctx.place_new(at(12, 0), party(3), None).expect("free");
+        assert_eq!(placement.resource_id, resources[2].id);
+        let placement = ctx.place_new(at(12, 0), party(2), None).expect("free");
+        assert_eq!(placement.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn when_the_smallest_fitting_table_is_taken_the_next_one_is_used() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "four", 4), table(&venue, "six", 6)];
+        let occupied = [booked(&resources[0], at(12, 0), at(13, 0))];
+        let placement = context(&venue, &resources, &occupied)
+            .place_new(at(12, 0), party(3), None)
+            .expect("free");
+        assert_eq!(placement.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn a_requested_table_is_used_even_when_a_smaller_one_would_do() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2), table(&venue, "six", 6)];
+        let placement = context(&venue, &resources, &[])
+            .place_new(at(12, 0), party(2), Some(resources[1].id))
+            .expect("free");
+        assert_eq!(placement.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn a_requested_table_that_is_too_small_taken_or_unknown_is_refused() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2), table(&venue, "six", 6)];
+        let occupied = [booked(&resources[1], at(12, 0), at(13, 0))];
+        let ctx = context(&venue, &resources, &occupied);
+        assert!(
+            reason(ctx.place_new(at(12, 0), party(4), Some(resources[0].id))).contains("at most 2")
+        );
+        assert_eq!(
+            ctx.place_new(at(12, 0), party(4), Some(resources[1].id)),
+            Err(DomainError::SlotTaken)
+        );
+        assert_eq!(
+            ctx.place_new(at(12, 0), party(2), Some(ResourceId::new_random())),
+            Err(DomainError::not_found("resource"))
+        );
+    }
+
+    #[test]
+    fn a_retired_table_takes_no_bookings() {
+        let venue = bistro(rules());
+        let mut retired = table(&venue, "old", 4);
+        retired.active = false;
+        let resources = [retired, table(&venue, "two", 2)];
+        let ctx = context(&venue, &resources, &[]);
+        assert!(reason(ctx.place_new(at(12, 0), party(3), None)).contains("more than 2"));
+        assert_eq!(
+            ctx.place_new(at(12, 0), party(2), Some(resources[0].id)),
+            Err(DomainError::not_found("resource"))
+        );
+    }
+
+    #[test]
+    fn parties_above_the_venue_maximum_or_the_largest_table_are_refused() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "six", 6)];
+        let ctx = context(&venue, &resources, &[]);
+        assert!(reason(ctx.place_new(at(12, 0), party(7), None)).contains("more than 6"));
+        assert!(reason(ctx.place_new(at(12, 0), party(9), None)).contains("at most 8 people"));
+        assert!(ctx.availability(monday(), party(9)).is_err());
+    }
+
+    #[test]
+    fn starts_outside_hours_off_grid_or_running_past_closing_are_refused_with_the_reason() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let ctx = context(&venue, &resources, &[]);
+        assert!(reason(ctx.place_new(at(7, 0), party(2), None)).contains("in the past"));
+        assert!(reason(ctx.place_new(at(23, 0), party(2), None)).contains("opening hours"));
+        assert!(
+            reason(ctx.place_new(at(12, 10), party(2), None)).contains("30-minute booking grid")
+        );
+        assert!(reason(ctx.place_new(at(21, 30), party(2), None)).contains("after closing time"));
+    }
+
+    #[test]
+    fn bookings_inside_the_notice_period_are_refused() {
+        let venue = bistro(BookingRules {
+            min_notice: Minutes::new_unchecked(300),
+            ..rules()
+        });
+        let resources = [table(&venue, "t1", 4)];
+        let ctx = context(&venue, &resources, &[]);
+        assert!(reason(ctx.place_new(at(12, 30), party(2), None)).contains("cut-off"));
+        assert!(ctx.place_new(at(13, 0), party(2), None).is_ok());
+    }
+
+    #[test]
+    fn after_the_same_day_cut_off_only_later_days_can_be_booked() {
+        let venue = bistro(BookingRules {
+            same_day_cutoff: TimeOfDay::parse("07:00").ok(),
+            ..rules()
+        });
+        let resources = [table(&venue, "t1", 4)];
+        let ctx = context(&venue, &resources, &[]);
+        assert!(reason(ctx.place_new(at(18, 0), party(2), None)).contains("same-day"));
+        let tomorrow = at(18, 0) + chrono::Duration::days(1);
+        assert!(ctx.place_new(tomorrow, party(2), None).is_ok());
+        assert!(
+            ctx.availability(monday(), party(2))
+                .expect("valid")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bookings_beyond_the_horizon_are_refused() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let ctx = context(&venue, &resources, &[]);
+        let far = at(12, 0) + chrono::Duration::days(31);
+        assert!(reason(ctx.place_new(far, party(2), None)).contains("30 days ahead"));
+    }
+
+    #[test]
+    fn availability_lists_free_grid_times_after_the_notice_period() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let occupied = [booked(&resources[0], at(14, 0), at(15, 0))];
+        let slots = context(&venue, &resources, &occupied)
+            .availability(monday(), party(2))
+            .expect("valid");
+        let starts: Vec<String> = slots
+            .iter()
+            .map(|s| s.starts_at.format("%H:%M").to_string())
+            .collect();
+        // 12:00..=21:00 every 30 minutes, minus 13:30, 14:00 and 14:30, which
+        // would overlap the 14:00-15:00 booking.
+        assert_eq!(starts.len(), 19 - 3);
+        assert!(!starts.contains(&"13:30".to_owned()));
+        assert!(!starts.contains(&"14:30".to_owned()));
+        assert!(starts.contains(&"13:00".to_owned()));
+        assert!(starts.contains(&"15:00".to_owned()));
+    }
+
+    #[test]
+    fn availability_lists_the_free_tables_smallest_first() {
+        let venue = bistro(rules());
+        let resources = [
+            table(&venue, "six", 6),
+            table(&venue, "two", 2),
+            table(&venue, "four", 4),
+        ];
+        let occupied = [booked(&resources[2], at(12, 0), at(13, 0))];
+        let slots = context(&venue, &resources, &occupied)
+            .availability(monday(), party(2))
+            .expect("valid");
+        assert_eq!(
+            slots[0].free_resources,
+            vec![resources[1].id, resources[0].id]
+        );
+        assert_eq!(slots[0].ends_at, at(13, 0));
+    }
+
+    #[test]
+    fn availability_on_the_day_clocks_go_forward_uses_the_summer_offset() {
+        let days: Vec<(Weekday, &str)> = (0..7)
+            .map(|i| (crate::venue::weekday_from_index(i), "12:00-14:00"))
+            .collect();
+        let venue = venue_in("Europe/Amsterdam", &days, rules());
+        let resources = [table(&venue, "t1", 4)];
+        let ctx = BookingContext {
+            venue: &venue,
+            resources: &resources,
+            occupied: &[],
+            now: Utc
+                .with_ymd_and_hms(2026, 3, 28, 9, 0, 0)
+                .single()
+                .expect("valid"),
+        };
+        let date = NaiveDate::from_ymd_opt(2026, 3, 29).expect("valid");
+        let slots = ctx.availability(date, party(2)).expect("valid");
+        let starts: Vec<String> = slots.iter().map(|s| s.starts_at.to_rfc3339()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-03-29T10:00:00+00:00",
+                "2026-03-29T10:30:00+00:00",
+                "2026-03-29T11:00:00+00:00"
+            ]
+        );
+        assert!(ctx.place_new(slots[0].starts_at, party(2), None).is_ok());
+        let winter_noon = Utc
+            .with_ymd_and_hms(2026, 3, 29, 11, 0, 0)
+            .single()
+            .expect("valid");
+        assert!(
+            ctx.place_new(winter_noon + chrono::Duration::minutes(90), party(2), None)
+                .is_err()
+        );
+    }
+
+    fn reservation_of(resource: &Resource, starts_at: DateTime<Utc>, size: i64) -> Reservation {
+        Reservation {
+            id: ReservationId::new_random(),
+            venue_id: resource.venue_id,
+            resource_id: resource.id,
+            party_size: party(size),
+            starts_at,
+            ends_at: starts_at + chrono::Duration::hours(1),
+            blocked_until: starts_at + chrono::Duration::hours(1),
+            status: ReservationStatus::Confirmed,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn a_changed_party_that_still_fits_keeps_its_table() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2), table(&venue, "four", 4)];
+        let current = reservation_of(&resources[1], at(18, 0), 2);
+        let placement = context(&venue, &resources, &[])
+            .place_changed(&current, at(18, 0), party(3))
+            .expect("fits");
+        assert_eq!(placement.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn a_party_that_outgrows_its_table_moves_to_a_larger_one() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2), table(&venue, "six", 6)];
+        let current = reservation_of(&resources[0], at(18, 0), 2);
+        let placement = context(&venue, &resources, &[])
+            .place_changed(&current, at(18, 0), party(5))
+            .expect("fits");
+        assert_eq!(placement.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn a_change_to_a_taken_time_is_refused() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2)];
+        let current = reservation_of(&resources[0], at(18, 0), 2);
+        let occupied = [booked(&resources[0], at(19, 0), at(20, 0))];
+        assert_eq!(
+            context(&venue, &resources, &occupied).place_changed(&current, at(19, 30), party(2)),
+            Err(DomainError::SlotTaken)
+        );
+    }
+
+    #[test]
+    fn changes_and_cancellations_close_at_the_venue_deadline() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2)];
+        let mut soon = reservation_of(&resources[0], at(9, 30), 2);
+        let ctx = context(&venue, &resources, &[]);
+        assert!(
+            reason(ctx.place_changed(&soon, at(18, 0), party(2))).contains("deadline has passed")
+        );
+        assert!(soon.cancel(&venue, now()).is_err());
+        let mut later = reservation_of(&resources[0], at(10, 0), 2);
+        assert!(later.cancel(&venue, now()).is_ok());
+        assert_eq!(later.status, ReservationStatus::Cancelled);
+    }
+
+    #[test]
+    fn a_cancelled_reservation_cannot_be_cancelled_or_changed_again() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "two", 2)];
+        let mut reservation = reservation_of(&resources[0], at(18, 0), 2);
+        reservation.cancel(&venue, now()).expect("first cancel");
+        assert!(matches!(
+            reservation.cancel(&venue, now()),
+            Err(DomainError::Conflict(_))
+        ));
+        assert!(matches!(
+            context(&venue, &resources, &[]).place_changed(&reservation, at(19, 0), party(2)),
+            Err(DomainError::Conflict(_))
+        ));
+    }
+}

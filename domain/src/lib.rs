@@ -1,0 +1,18 @@
+//! kluis business rules, free of any framework: value types built through a
+//! checked `parse`, the venue's booking rules, the reservation state machine,
+//! availability (time-zone aware) and the ports the storage layer implements.
+
+pub mod availability;
+pub mod error;
+pub mod ids;
+pub mod ports;
+pub mod reservation;
+pub mod values;
+pub mod venue;
+
+pub use availability::{BookingContext, Occupancy, Placement, Slot};
+pub use error::DomainError;
+pub use ids::{ReservationId, ResourceId, VenueId};
+pub use reservation::{Reservation, ReservationStatus};
+pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
+pub use venue::{BookingRules, OpeningInterval, Resource, ResourceKind, Venue, WeeklySchedule};
