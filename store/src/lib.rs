@@ -1,1 +1,147 @@
+//! Persistence for kluis: Diesel over SQLite (embedded default) and
+//! PostgreSQL (production), behind the ports declared in `domain`.
 
+mod connection;
+mod idempotency;
+mod reservations;
+mod rows;
+mod schema;
+mod venues;
+
+use diesel::Connection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use domain::DomainError;
+
+pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
+pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Errors of the storage layer. Only `Domain` is meant for the caller's eyes;
+/// the others are logged in full and answered with an opaque error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("no database connection available")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database query failed")]
+    Query(#[source] diesel::result::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// A concurrent writer won a race inside a transaction; the operation
+    /// retries and never lets this escape.
+    #[error("concurrent change ({0})")]
+    Race(&'static str),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            // Only the exclusion constraint on reservations can raise this.
+            Error::DatabaseError(DatabaseErrorKind::ExclusionViolation, _) => {
+                Self::Domain(DomainError::SlotTaken)
+            }
+            other => Self::Query(other),
+        }
+    }
+}
+
+/// Runs the same Diesel code against whichever backend the connection is,
+/// with `$schema` naming that backend's table declarations.
+macro_rules! on_backend {
+    ($connection:expr, |$c:ident, $schema:ident| $body:expr) => {
+        match $connection {
+            $crate::DbConnection::Postgresql($c) => {
+                use $crate::schema::pg as $schema;
+                $body
+            }
+            $crate::DbConnection::Sqlite($c) => {
+                use $crate::schema::sqlite as $schema;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`
+/// so that writers queue at the start instead of failing at commit, and the
+/// checks made inside it stay true until it commits.
+pub(crate) trait WriteTransaction: Connection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>;
+}
+
+impl WriteTransaction for diesel::PgConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.build_transaction().read_write().run(f)
+    }
+}
+
+impl WriteTransaction for diesel::SqliteConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.immediate_transaction(f)
+    }
+}
+
+/// The handle the server keeps: a connection pool and the backend it is for.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (failing with the driver's own reason) and builds the pool.
+    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: connection::build_pool(url, pool_size)?,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn connection(
+        &self,
+    ) -> Result<diesel::r2d2::PooledConnection<connection::ConnectionManager>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies pending migrations and returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection()?;
+        let applied = match &mut *connection {
+            DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        }
+        .map_err(|error| StoreError::Migration(error.to_string()))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    }
+
+    /// Whether the database answers a trivial query.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        use diesel::r2d2::R2D2Connection;
+        let mut connection = self.connection()?;
+        Ok(connection.ping()?)
+    }
+}

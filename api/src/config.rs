@@ -1,0 +1,205 @@
+//! Settings: built-in defaults, then `kluis.toml`, then `KLUIS_*` variables.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use store::DatabaseUrl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// GraphiQL, introspection and a demo venue on an empty database.
+    Development,
+    /// None of those.
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind: String,
+    pub env: Environment,
+    /// Database connections per server process.
+    pub pool_size: u32,
+    /// `tracing` filter, e.g. `info` or `kluis=debug,info`.
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://kluis.db".to_owned(),
+            bind: "127.0.0.1:8080".to_owned(),
+            env: Environment::Development,
+            pool_size: 16,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+/// A setting that cannot be used, with the key that holds it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{key}`{source_hint}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub source_hint: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            source_hint: String::new(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings after checking: what the server runs with.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub settings: Settings,
+    pub database: DatabaseUrl,
+    pub bind: SocketAddr,
+}
+
+impl Settings {
+    /// Reads defaults < `file` (when it exists) < `KLUIS_*` environment.
+    pub fn load(file: &Path) -> Result<Checked, ConfigError> {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("KLUIS_").only(&[
+                "database_url",
+                "bind",
+                "env",
+                "pool_size",
+                "log",
+            ]))
+            .extract::<Settings>()
+            .map_err(describe)?
+            .check()
+    }
+
+    pub fn check(self) -> Result<Checked, ConfigError> {
+        let database = DatabaseUrl::parse(&self.database_url)
+            .map_err(|reason| ConfigError::new("database_url", reason))?;
+        let bind = self.bind.parse().map_err(|_| {
+            ConfigError::new(
+                "bind",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+            )
+        })?;
+        if !(1..=512).contains(&self.pool_size) {
+            return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| ConfigError::new("log", format!("not a log filter: {e}")))?;
+        Ok(Checked {
+            settings: self,
+            database,
+            bind,
+        })
+    }
+}
+
+fn describe(error: figment::Error) -> ConfigError {
+    let key = if error.path.is_empty() {
+        match &error.kind {
+            figment::error::Kind::UnknownField(field, _) => field.clone(),
+            _ => "(file)".to_owned(),
+        }
+    } else {
+        error.path.join(".")
+    };
+    let source_hint = match &error.metadata {
+        // figment names environment keys without their prefix.
+        Some(metadata) if metadata.name.contains("environment") => {
+            format!(" (from KLUIS_{})", key.to_uppercase())
+        }
+        Some(metadata) => match &metadata.source {
+            Some(source) => format!(" (from {source})"),
+            None => format!(" (from {})", metadata.name),
+        },
+        None => String::new(),
+    };
+    ConfigError {
+        key,
+        source_hint,
+        reason: error.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's test jail returns figment::Error, which is large"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_sqlite_on_localhost_in_development() {
+        let checked = Settings::default().check().expect("defaults are valid");
+        assert_eq!(checked.database.backend(), store::Backend::Sqlite);
+        assert_eq!(checked.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(checked.settings.env, Environment::Development);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kluis.toml",
+                "bind = \"127.0.0.1:9000\"\nenv = \"production\"",
+            )?;
+            jail.set_env("KLUIS_BIND", "127.0.0.1:9100");
+            let checked = Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(checked.bind.to_string(), "127.0.0.1:9100");
+            assert_eq!(checked.settings.env, Environment::Production);
+            assert_eq!(checked.settings.database_url, "sqlite://kluis.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_invalid_environment_names_the_key_and_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KLUIS_ENV", "staging");
+            let error = Settings::load(Path::new("missing.toml")).expect_err("invalid");
+            let line = error.to_string();
+            assert_eq!(error.key, "env");
+            assert!(line.contains("KLUIS_ENV"), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_database_url_or_address_names_its_key() {
+        let settings = Settings {
+            database_url: "mysql://x".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(settings.check().expect_err("invalid").key, "database_url");
+        let settings = Settings {
+            bind: "localhost".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(settings.check().expect_err("invalid").key, "bind");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kluis.toml", "databse_url = \"sqlite://x.db\"")?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "databse_url");
+            Ok(())
+        });
+    }
+}

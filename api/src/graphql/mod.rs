@@ -1,0 +1,81 @@
+//! The GraphQL schema: queries, mutations, their limits and errors.
+
+pub mod errors;
+mod limits;
+mod mutation;
+mod query;
+pub mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+use store::{Store, StoreError};
+
+use crate::config::Environment;
+pub use errors::{Code, ensure_codes};
+pub use limits::{MAX_ALIASES, MAX_DIRECTIVES};
+pub use mutation::Mutation;
+pub use query::Query;
+
+pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
+
+pub const MAX_DEPTH: usize = 10;
+/// Each field costs 1; a list costs its `first` (or its fixed bound) times
+/// its children. 100 venues with a dozen fields each fit; 100 venues with all
+/// their resources do not.
+pub const MAX_COMPLEXITY: usize = 2_000;
+pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: i32 = 20;
+
+pub fn build(store: Option<Store>, env: Environment) -> KluisSchema {
+    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .extension(limits::RequestLimits);
+    if env == Environment::Production {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    if let Some(store) = store {
+        builder = builder.data(store);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as committed in `api/schema.graphql`.
+pub fn sdl() -> String {
+    build(None, Environment::Development).sdl()
+}
+
+fn store<'a>(ctx: &Context<'a>) -> &'a Store {
+    // The server always installs the store; only `sdl()` builds without one,
+    // and it executes nothing.
+    ctx.data_unchecked::<Store>()
+}
+
+/// Runs synchronous storage work off the async executor.
+async fn blocking<T, F>(work: F) -> async_graphql::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    use errors::OrGraphqlError;
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.or_gql(),
+        Err(join_error) => Err(errors::internal_error(&join_error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_sdl_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let current = super::sdl();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &current).expect("write schema.graphql");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "api/schema.graphql is out of date; run `UPDATE_SCHEMA=1 cargo test -p api` and commit it"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{NaiveDate, Utc};
+use domain::ports::{ReservationRepository, VenueRepository};
+use domain::{DomainError, PartySize, ReservationId, VenueId};
+
+use super::errors::{Code, OrGraphqlError, api_error};
+use super::types::{ReservationObject, ResourceObject, Slot, VenueObject, local};
+use super::{DEFAULT_PAGE, MAX_PAGE, blocking, store};
+
+pub struct Query;
+
+/// Reads a page size, refusing what the limits do not allow.
+pub fn page_size(first: Option<i32>) -> Result<usize> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(api_error(
+            Code::BadUserInput,
+            format!("first: must be between 0 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(usize::try_from(first).unwrap_or(0))
+}
+
+#[Object]
+impl Query {
+    async fn venue(&self, ctx: &Context<'_>, id: ID) -> Result<VenueObject> {
+        let id = VenueId::parse(&id).or_gql()?;
+        let store = store(ctx).clone();
+        blocking(move || store.venue(id))
+            .await?
+            .map(VenueObject)
+            .ok_or_else(|| super::errors::domain_error(&DomainError::not_found("venue")))
+    }
+
+    /// Venues in a stable order, `first` at a time (at most 100).
+    #[graphql(
+        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
+    )]
+    async fn venues(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, VenueObject, EmptyFields, EmptyFields>> {
+        let first = page_size(first)?;
+        let after = match after {
+            None => None,
+            Some(cursor) => Some(VenueId::parse(&cursor).map_err(|_| {
+                api_error(Code::BadUserInput, "after: not a cursor from this list")
+            })?),
+        };
+        let store = store(ctx).clone();
+        let page = blocking(move || store.venues(after, first)).await?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|venue| Edge::new(venue.id.to_string(), VenueObject(venue))),
+        );
+        Ok(connection)
+    }
+
+    /// Start times that can still be booked at a venue on a local date for a
+    /// party of this size, with the resources free for each.
+    async fn availability(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        date: NaiveDate,
+        party_size: i32,
+    ) -> Result<Vec<Slot>> {
+        let venue_id = VenueId::parse(&venue_id).or_gql()?;
+        let party = PartySize::parse(i64::from(party_size)).or_gql()?;
+        let store = store(ctx).clone();
+        let (venue, resources, slots) = blocking(move || {
+            let venue = store
+                .venue(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let slots = store.availability(venue_id, date, party, Utc::now())?;
+            let resources = store.resources(venue_id)?;
+            Ok((venue, resources, slots))
+        })
+        .await?;
+        Ok(slots
+            .into_iter()
+            .map(|slot| Slot {
+                starts_at: local(slot.starts_at, venue.time_zone),
+                ends_at: local(slot.ends_at, venue.time_zone),
+                free_resources: slot
+                    .free_resources
+                    .iter()
+                    .filter_map(|id| resources.iter().find(|r| r.id == *id).cloned())
+                    .map(ResourceObject)
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// One reservation, by its id.
+    async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<ReservationObject> {
+        let id = ReservationId::parse(&id).or_gql()?;
+        load_reservation(ctx, id).await
+    }
+}
+
+pub async fn load_reservation(ctx: &Context<'_>, id: ReservationId) -> Result<ReservationObject> {
+    let store = store(ctx).clone();
+    let (reservation, venue) = blocking(move || {
+        let reservation = store
+            .reservation(id)?
+            .ok_or(DomainError::not_found("reservation"))?;
+        let venue = store
+            .venue(reservation.venue_id)?
+            .ok_or_else(|| store::StoreError::Corrupt(format!("reservation {id} has no venue")))?;
+        Ok((reservation, venue))
+    })
+    .await?;
+    Ok(ReservationObject { reservation, venue })
+}

@@ -1,0 +1,276 @@
+//! GraphQL objects: the API's view of domain types. Instants are shown with
+//! the venue's UTC offset at that instant, so a front-end can print them
+//! as they are without knowing time-zone rules.
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
+use domain::ports::VenueRepository;
+use domain::{Reservation, ReservationStatus, Resource, ResourceKind, Venue};
+
+use super::{blocking, store};
+
+pub fn local(instant: DateTime<Utc>, tz: Tz) -> DateTime<FixedOffset> {
+    instant.with_timezone(&tz).fixed_offset()
+}
+
+pub struct VenueObject(pub Venue);
+
+#[Object(name = "Venue")]
+impl VenueObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Short name used by declarative imports.
+    async fn slug(&self) -> &str {
+        self.0.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// IANA time zone, e.g. `Europe/Amsterdam`.
+    async fn time_zone(&self) -> &str {
+        self.0.time_zone.name()
+    }
+
+    /// Bookings start every this many minutes after an opening time.
+    async fn slot_interval_minutes(&self) -> u32 {
+        self.0.rules.slot_interval.get()
+    }
+
+    async fn booking_duration_minutes(&self) -> u32 {
+        self.0.rules.booking_duration.get()
+    }
+
+    /// Time after each booking during which its resource stays blocked.
+    async fn buffer_minutes(&self) -> u32 {
+        self.0.rules.buffer.get()
+    }
+
+    /// Bookings close this long before their start.
+    async fn min_notice_minutes(&self) -> u32 {
+        self.0.rules.min_notice.get()
+    }
+
+    /// Local time (HH:MM) after which same-day bookings close, if any.
+    async fn same_day_cutoff(&self) -> Option<String> {
+        self.0.rules.same_day_cutoff.map(|t| t.to_string())
+    }
+
+    /// Guests may change or cancel until this long before the start.
+    async fn cancel_deadline_minutes(&self) -> u32 {
+        self.0.rules.cancel_deadline.get()
+    }
+
+    async fn max_party_size(&self) -> u32 {
+        self.0.rules.max_party_size
+    }
+
+    /// How many days ahead bookings open.
+    async fn max_advance_days(&self) -> u32 {
+        self.0.rules.max_advance_days
+    }
+
+    async fn opening_hours(&self) -> Vec<OpeningHours> {
+        self.0
+            .schedule
+            .iter()
+            .map(|(weekday, interval)| OpeningHours {
+                weekday: weekday.into(),
+                opens: interval.opens.to_string(),
+                closes: interval.closes.to_string(),
+            })
+            .collect()
+    }
+
+    /// Resources that take bookings, smallest first.
+    #[graphql(complexity = "20 * child_complexity")]
+    async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        let mut resources = blocking(move || store.resources(venue)).await?;
+        resources.retain(|r| r.active);
+        resources.sort_by(|a, b| {
+            a.capacity
+                .cmp(&b.capacity)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        Ok(resources.into_iter().map(ResourceObject).collect())
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+pub struct OpeningHours {
+    pub weekday: Weekday,
+    /// Local time, HH:MM.
+    pub opens: String,
+    /// Local time, HH:MM; `24:00` is midnight at the end of the day.
+    pub closes: String,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl From<chrono::Weekday> for Weekday {
+    fn from(day: chrono::Weekday) -> Self {
+        match day {
+            chrono::Weekday::Mon => Self::Monday,
+            chrono::Weekday::Tue => Self::Tuesday,
+            chrono::Weekday::Wed => Self::Wednesday,
+            chrono::Weekday::Thu => Self::Thursday,
+            chrono::Weekday::Fri => Self::Friday,
+            chrono::Weekday::Sat => Self::Saturday,
+            chrono::Weekday::Sun => Self::Sunday,
+        }
+    }
+}
+
+pub struct ResourceObject(pub Resource);
+
+#[Object(name = "Resource")]
+impl ResourceObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn slug(&self) -> &str {
+        self.0.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn kind(&self) -> ResourceKindValue {
+        self.0.kind.into()
+    }
+
+    /// The largest party it takes.
+    async fn capacity(&self) -> u32 {
+        self.0.capacity
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ResourceKind")]
+pub enum ResourceKindValue {
+    Table,
+    Room,
+    Practitioner,
+    Other,
+}
+
+impl From<ResourceKind> for ResourceKindValue {
+    fn from(kind: ResourceKind) -> Self {
+        match kind {
+            ResourceKind::Table => Self::Table,
+            ResourceKind::Room => Self::Room,
+            ResourceKind::Practitioner => Self::Practitioner,
+            ResourceKind::Other => Self::Other,
+        }
+    }
+}
+
+/// A start time that can be booked for the requested party.
+#[derive(async_graphql::SimpleObject)]
+pub struct Slot {
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    /// Free resources that seat the party, smallest first; the first is the
+    /// one a booking without `resourceId` gets.
+    pub free_resources: Vec<ResourceObject>,
+}
+
+pub struct ReservationObject {
+    pub reservation: Reservation,
+    pub venue: Venue,
+}
+
+#[Object(name = "Reservation")]
+impl ReservationObject {
+    /// Random and unguessable: knowing one id tells nothing about others.
+    async fn id(&self) -> ID {
+        ID(self.reservation.id.to_string())
+    }
+
+    async fn venue(&self) -> VenueObject {
+        VenueObject(self.venue.clone())
+    }
+
+    async fn resource(&self, ctx: &Context<'_>) -> Result<ResourceObject> {
+        let store = store(ctx).clone();
+        let venue = self.venue.id;
+        let wanted = self.reservation.resource_id;
+        let resources = blocking(move || store.resources(venue)).await?;
+        resources
+            .into_iter()
+            .find(|r| r.id == wanted)
+            .map(ResourceObject)
+            .ok_or_else(|| {
+                super::errors::internal_error(&store::StoreError::Corrupt(format!(
+                    "reservation {} points at a missing resource",
+                    self.reservation.id
+                )))
+            })
+    }
+
+    async fn party_size(&self) -> u32 {
+        self.reservation.party_size.get()
+    }
+
+    async fn starts_at(&self) -> DateTime<FixedOffset> {
+        local(self.reservation.starts_at, self.venue.time_zone)
+    }
+
+    async fn ends_at(&self) -> DateTime<FixedOffset> {
+        local(self.reservation.ends_at, self.venue.time_zone)
+    }
+
+    async fn status(&self) -> Status {
+        self.reservation.status.into()
+    }
+
+    async fn created_at(&self) -> DateTime<FixedOffset> {
+        local(self.reservation.created_at, self.venue.time_zone)
+    }
+
+    async fn updated_at(&self) -> DateTime<FixedOffset> {
+        local(self.reservation.updated_at, self.venue.time_zone)
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ReservationStatus")]
+pub enum Status {
+    /// Holds its slot while something (such as a payment) is outstanding.
+    Pending,
+    Confirmed,
+    CheckedIn,
+    Completed,
+    NoShow,
+    Cancelled,
+}
+
+impl From<ReservationStatus> for Status {
+    fn from(status: ReservationStatus) -> Self {
+        match status {
+            ReservationStatus::Pending => Self::Pending,
+            ReservationStatus::Confirmed => Self::Confirmed,
+            ReservationStatus::CheckedIn => Self::CheckedIn,
+            ReservationStatus::Completed => Self::Completed,
+            ReservationStatus::NoShow => Self::NoShow,
+            ReservationStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}

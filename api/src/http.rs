@@ -1,0 +1,149 @@
+//! HTTP routes: `/graphql` (POST; GET for queries and, in development,
+//! GraphiQL), `/healthz` and `/readyz`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use serde_json::json;
+use store::Store;
+
+use crate::config::Environment;
+use crate::graphql::{self, KluisSchema};
+
+/// Request bodies above this are refused with 413 before being parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct ServerState {
+    pub schema: KluisSchema,
+    pub store: Store,
+    pub env: Environment,
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .route("/graphql", web::post().to(graphql_post))
+        .route("/graphql", web::get().to(graphql_get))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+fn request_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+    }))
+}
+
+async fn execute(state: &ServerState, request: async_graphql::Request) -> HttpResponse {
+    let mut response = state.schema.execute(request).await;
+    graphql::ensure_codes(&mut response);
+    HttpResponse::Ok().json(response)
+}
+
+async fn graphql_post(state: web::Data<ServerState>, body: web::Bytes) -> HttpResponse {
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(error) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body is not valid JSON: {error}"),
+            );
+        }
+    };
+    if value.is_array() {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "batched requests are not supported: send one operation per request",
+        );
+    }
+    match serde_json::from_value::<async_graphql::Request>(value) {
+        Ok(request) => execute(&state, request).await,
+        Err(error) => request_error(
+            StatusCode::BAD_REQUEST,
+            &format!("the request is not a GraphQL request: {error}"),
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// GET runs queries only: a mutation must not be triggerable by a link or an
+/// image tag.
+async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> HttpResponse {
+    let params = match web::Query::<GetParams>::from_query(request.query_string()) {
+        Ok(params) => params.into_inner(),
+        Err(error) => return request_error(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let Some(query) = params.query else {
+        return if state.env == Environment::Development {
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .body(GraphiQLSource::build().endpoint("/graphql").finish())
+        } else {
+            request_error(StatusCode::NOT_FOUND, "send GraphQL requests with POST")
+        };
+    };
+    if let Ok(document) = async_graphql::parser::parse_query(&query) {
+        let selected =
+            document
+                .operations
+                .iter()
+                .find(|(name, _)| match (&params.operation_name, name) {
+                    (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                });
+        if let Some((_, operation)) = selected
+            && operation.node.ty != OperationType::Query
+        {
+            return request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "mutations are not allowed over GET; use POST",
+            );
+        }
+    }
+    let mut graphql_request = async_graphql::Request::new(query);
+    if let Some(name) = params.operation_name {
+        graphql_request = graphql_request.operation_name(name);
+    }
+    if let Some(raw) = params.variables {
+        match serde_json::from_str(&raw) {
+            Ok(variables) => graphql_request = graphql_request.variables(variables),
+            Err(error) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("variables are not valid JSON: {error}"),
+                );
+            }
+        }
+    }
+    execute(&state, graphql_request).await
+}
+
+/// The process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// The process can serve: its database answers.
+async fn readyz(state: web::Data<ServerState>) -> HttpResponse {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "database unavailable" }))
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "database unavailable" }))
+        }
+    }
+}

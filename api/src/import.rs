@@ -1,0 +1,354 @@
+//! `kluis venue import FILE`: venues, opening hours and resources declared
+//! in TOML. Every problem is reported with the file, line and key, and the
+//! whole file is imported in one transaction or not at all.
+
+use std::path::Path;
+
+use domain::venue::{check_display_name, parse_time_zone};
+use domain::{
+    BookingRules, Minutes, OpeningInterval, ResourceKind, Slug, TimeOfDay, WeeklySchedule,
+};
+use serde::Deserialize;
+use store::{ResourceDefinition, VenueDefinition};
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("{file}: {reason}")]
+    Syntax { file: String, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportFile {
+    #[serde(default)]
+    venue: Vec<VenueEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueEntry {
+    slug: Spanned<String>,
+    name: Spanned<String>,
+    time_zone: Spanned<String>,
+    slot_interval_minutes: Option<Spanned<i64>>,
+    booking_duration_minutes: Option<Spanned<i64>>,
+    buffer_minutes: Option<Spanned<i64>>,
+    min_notice_minutes: Option<Spanned<i64>>,
+    same_day_cutoff: Option<Spanned<String>>,
+    cancel_deadline_minutes: Option<Spanned<i64>>,
+    max_party_size: Option<Spanned<i64>>,
+    max_advance_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    opening_hours: Week,
+    #[serde(default)]
+    resource: Vec<ResourceEntry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Week {
+    monday: Option<Vec<Spanned<String>>>,
+    tuesday: Option<Vec<Spanned<String>>>,
+    wednesday: Option<Vec<Spanned<String>>>,
+    thursday: Option<Vec<Spanned<String>>>,
+    friday: Option<Vec<Spanned<String>>>,
+    saturday: Option<Vec<Spanned<String>>>,
+    sunday: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceEntry {
+    slug: Spanned<String>,
+    name: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    capacity: Spanned<i64>,
+}
+
+/// Turns spans into `file:line: key: reason` errors.
+struct Reporter<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Reporter<'_> {
+    fn error<T>(&self, span: &Spanned<T>, key: &str, reason: impl Into<String>) -> ImportError {
+        let offset = span.span().start.min(self.text.len());
+        ImportError::Invalid {
+            file: self.file.to_owned(),
+            line: self.text[..offset].matches('\n').count() + 1,
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn minutes(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: Minutes,
+        min: u32,
+        max: u32,
+    ) -> Result<Minutes, ImportError> {
+        match value {
+            None => Ok(default),
+            Some(spanned) => Minutes::parse("value", *spanned.get_ref(), min, max).map_err(|_| {
+                self.error(
+                    spanned,
+                    key,
+                    format!("must be between {min} and {max} minutes"),
+                )
+            }),
+        }
+    }
+}
+
+pub fn read_file(path: &Path) -> Result<Vec<VenueDefinition>, ImportError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    parse(&file, &text)
+}
+
+pub fn parse(file: &str, text: &str) -> Result<Vec<VenueDefinition>, ImportError> {
+    let parsed: ImportFile = toml::from_str(text).map_err(|error| {
+        let line = error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        ImportError::Syntax {
+            file: line.map_or_else(|| file.to_owned(), |line| format!("{file}:{line}")),
+            reason: error.message().to_owned(),
+        }
+    })?;
+    let report = Reporter { file, text };
+    let mut definitions: Vec<VenueDefinition> = Vec::new();
+    for (index, entry) in parsed.venue.iter().enumerate() {
+        let definition = venue(&report, index, entry)?;
+        if definitions.iter().any(|d| d.slug == definition.slug) {
+            return Err(report.error(
+                &entry.slug,
+                &format!("venue[{index}].slug"),
+                format!("`{}` appears twice in this file", definition.slug),
+            ));
+        }
+        definitions.push(definition);
+    }
+    Ok(definitions)
+}
+
+fn venue(
+    report: &Reporter<'_>,
+    index: usize,
+    entry: &VenueEntry,
+) -> Result<VenueDefinition, ImportError> {
+    let key = |name: &str| format!("venue[{index}].{name}");
+    let defaults = BookingRules::restaurant_defaults();
+    let slug = Slug::parse(entry.slug.get_ref())
+        .map_err(|r| report.error(&entry.slug, &key("slug"), r))?;
+    let name = check_display_name(entry.name.get_ref())
+        .map_err(|r| report.error(&entry.name, &key("name"), r))?;
+    let time_zone = parse_time_zone(entry.time_zone.get_ref())
+        .map_err(|r| report.error(&entry.time_zone, &key("time_zone"), r))?;
+    let limit = BookingRules::MAX_DURATION_MINUTES;
+    let rules = BookingRules {
+        slot_interval: report.minutes(
+            &entry.slot_interval_minutes,
+            &key("slot_interval_minutes"),
+            defaults.slot_interval,
+            1,
+            limit,
+        )?,
+        booking_duration: report.minutes(
+            &entry.booking_duration_minutes,
+            &key("booking_duration_minutes"),
+            defaults.booking_duration,
+            1,
+            limit,
+        )?,
+        buffer: report.minutes(
+            &entry.buffer_minutes,
+            &key("buffer_minutes"),
+            defaults.buffer,
+            0,
+            limit,
+        )?,
+        min_notice: report.minutes(
+            &entry.min_notice_minutes,
+            &key("min_notice_minutes"),
+            defaults.min_notice,
+            0,
+            60 * 24 * 60,
+        )?,
+        same_day_cutoff: match &entry.same_day_cutoff {
+            None => None,
+            Some(raw) => Some(
+                TimeOfDay::parse(raw.get_ref())
+                    .map_err(|r| report.error(raw, &key("same_day_cutoff"), r))?,
+            ),
+        },
+        cancel_deadline: report.minutes(
+            &entry.cancel_deadline_minutes,
+            &key("cancel_deadline_minutes"),
+            defaults.cancel_deadline,
+            0,
+            60 * 24 * 60,
+        )?,
+        max_party_size: match &entry.max_party_size {
+            None => defaults.max_party_size,
+            Some(raw) => u32::try_from(*raw.get_ref())
+                .ok()
+                .filter(|size| (1..=domain::PartySize::HARD_MAX).contains(size))
+                .ok_or_else(|| {
+                    report.error(
+                        raw,
+                        &key("max_party_size"),
+                        format!("must be between 1 and {}", domain::PartySize::HARD_MAX),
+                    )
+                })?,
+        },
+        max_advance_days: match &entry.max_advance_days {
+            None => defaults.max_advance_days,
+            Some(raw) => u32::try_from(*raw.get_ref())
+                .ok()
+                .filter(|days| (1..=3660).contains(days))
+                .ok_or_else(|| {
+                    report.error(
+                        raw,
+                        &key("max_advance_days"),
+                        "must be between 1 and 3660 days",
+                    )
+                })?,
+        },
+    };
+
+    let week = &entry.opening_hours;
+    let days = [
+        (&week.monday, "monday"),
+        (&week.tuesday, "tuesday"),
+        (&week.wednesday, "wednesday"),
+        (&week.thursday, "thursday"),
+        (&week.friday, "friday"),
+        (&week.saturday, "saturday"),
+        (&week.sunday, "sunday"),
+    ];
+    let mut intervals: [Vec<OpeningInterval>; 7] = Default::default();
+    for (slot, (day, day_name)) in intervals.iter_mut().zip(days) {
+        for raw in day.iter().flatten() {
+            let interval = OpeningInterval::parse(raw.get_ref())
+                .map_err(|r| report.error(raw, &key(&format!("opening_hours.{day_name}")), r))?;
+            slot.push(interval);
+        }
+    }
+    let schedule = WeeklySchedule::new(intervals)
+        .map_err(|r| report.error(&entry.name, &key("opening_hours"), r))?;
+
+    let mut resources: Vec<ResourceDefinition> = Vec::new();
+    for (position, resource) in entry.resource.iter().enumerate() {
+        let rkey = |name: &str| key(&format!("resource[{position}].{name}"));
+        let slug = Slug::parse(resource.slug.get_ref())
+            .map_err(|r| report.error(&resource.slug, &rkey("slug"), r))?;
+        if resources.iter().any(|r| r.slug == slug) {
+            return Err(report.error(
+                &resource.slug,
+                &rkey("slug"),
+                format!("`{slug}` appears twice in this venue"),
+            ));
+        }
+        resources.push(ResourceDefinition {
+            slug,
+            name: check_display_name(resource.name.get_ref())
+                .map_err(|r| report.error(&resource.name, &rkey("name"), r))?,
+            kind: match &resource.kind {
+                None => ResourceKind::Table,
+                Some(raw) => ResourceKind::parse(raw.get_ref())
+                    .map_err(|r| report.error(raw, &rkey("kind"), r))?,
+            },
+            capacity: domain::Resource::check_capacity(*resource.capacity.get_ref())
+                .map_err(|r| report.error(&resource.capacity, &rkey("capacity"), r))?,
+        });
+    }
+
+    Ok(VenueDefinition {
+        slug,
+        name,
+        time_zone,
+        rules,
+        schedule,
+        resources,
+    })
+}
+
+/// The venue seeded into an empty development database.
+pub const DEMO_VENUE: &str = include_str!("demo_venue.toml");
+
+pub fn demo_venue() -> Result<Vec<VenueDefinition>, ImportError> {
+    parse("demo_venue.toml", DEMO_VENUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_venue_file_is_valid() {
+        let venues = demo_venue().expect("valid demo");
+        assert_eq!(venues.len(), 1);
+        assert!(venues[0].resources.len() >= 3);
+    }
+
+    #[test]
+    fn an_unknown_time_zone_names_file_line_and_key() {
+        let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"Mars/Olympus\"\n";
+        let error = parse("venues.toml", text).expect_err("invalid");
+        assert_eq!(
+            error.to_string(),
+            "venues.toml:4: venue[0].time_zone: `Mars/Olympus` is not an IANA time zone (like Europe/Amsterdam)"
+        );
+    }
+
+    #[test]
+    fn a_bad_opening_interval_names_its_day() {
+        let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n[venue.opening_hours]\nfriday = [\"18:00-17:00\"]\n";
+        let error = parse("v.toml", text).expect_err("invalid").to_string();
+        assert!(
+            error.starts_with("v.toml:6: venue[0].opening_hours.friday:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_too_large_resource_and_unknown_keys_are_refused() {
+        let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n[[venue.resource]]\nslug = \"t1\"\nname = \"T1\"\ncapacity = 0\n";
+        let error = parse("v.toml", text).expect_err("invalid").to_string();
+        assert!(
+            error.starts_with("v.toml:8: venue[0].resource[0].capacity"),
+            "{error}"
+        );
+        let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\ncolour = \"red\"\n";
+        let error = parse("v.toml", text).expect_err("invalid").to_string();
+        assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_slugs_are_refused() {
+        let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n[[venue]]\nslug = \"a\"\nname = \"B\"\ntime_zone = \"UTC\"\n";
+        let error = parse("v.toml", text).expect_err("invalid").to_string();
+        assert!(error.starts_with("v.toml:6: venue[1].slug"), "{error}");
+    }
+}

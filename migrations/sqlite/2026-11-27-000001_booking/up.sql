@@ -1,0 +1,72 @@
+-- Venues, opening hours, resources and reservations: the booking engine.
+-- Ids are random UUIDs in text form; times are UTC instants.
+
+CREATE TABLE venues (
+    id TEXT PRIMARY KEY NOT NULL,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    time_zone TEXT NOT NULL,
+    slot_interval_minutes INTEGER NOT NULL CHECK (slot_interval_minutes > 0),
+    booking_duration_minutes INTEGER NOT NULL CHECK (booking_duration_minutes > 0),
+    buffer_minutes INTEGER NOT NULL CHECK (buffer_minutes >= 0),
+    min_notice_minutes INTEGER NOT NULL CHECK (min_notice_minutes >= 0),
+    same_day_cutoff_minute INTEGER CHECK (same_day_cutoff_minute BETWEEN 0 AND 1440),
+    cancel_deadline_minutes INTEGER NOT NULL CHECK (cancel_deadline_minutes >= 0),
+    max_party_size INTEGER NOT NULL CHECK (max_party_size > 0),
+    max_advance_days INTEGER NOT NULL CHECK (max_advance_days > 0),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE opening_hours (
+    venue_id TEXT NOT NULL REFERENCES venues (id) ON DELETE CASCADE,
+    weekday INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+    opens_minute INTEGER NOT NULL CHECK (opens_minute BETWEEN 0 AND 1440),
+    closes_minute INTEGER NOT NULL CHECK (closes_minute BETWEEN 0 AND 1440),
+    PRIMARY KEY (venue_id, weekday, opens_minute),
+    CHECK (opens_minute < closes_minute)
+);
+
+CREATE TABLE resources (
+    id TEXT PRIMARY KEY NOT NULL,
+    venue_id TEXT NOT NULL REFERENCES venues (id),
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('table', 'room', 'practitioner', 'other')),
+    capacity INTEGER NOT NULL CHECK (capacity > 0),
+    active BOOLEAN NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (venue_id, slug)
+);
+
+CREATE TABLE reservations (
+    id TEXT PRIMARY KEY NOT NULL,
+    venue_id TEXT NOT NULL REFERENCES venues (id),
+    resource_id TEXT NOT NULL REFERENCES resources (id),
+    party_size INTEGER NOT NULL CHECK (party_size > 0),
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    blocked_until TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'checked_in', 'completed', 'no_show', 'cancelled')),
+    version INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    CHECK (starts_at < ends_at AND ends_at <= blocked_until)
+);
+
+-- Overlap checks read active reservations of one resource around a time.
+CREATE INDEX reservations_by_resource_time ON reservations (resource_id, starts_at, blocked_until);
+CREATE INDEX reservations_by_venue_time ON reservations (venue_id, starts_at);
+
+-- One row per (operation, client key): the first request's fingerprint and
+-- answer, so that a retry gets the same answer and a different request with
+-- the same key is refused.
+CREATE TABLE idempotency_keys (
+    operation TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (operation, key)
+);

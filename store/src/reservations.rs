@@ -1,0 +1,360 @@
+//! Booking, changing and cancelling. Each runs the domain's rules inside the
+//! write transaction that records the outcome; on PostgreSQL the exclusion
+//! constraint is the final word on overlaps, on SQLite the immediate
+//! transaction makes the check and the write one step.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use domain::ports::{NewReservation, ReservationChange, ReservationRepository};
+use domain::{
+    BookingContext, DomainError, IdempotencyKey, Reservation, ReservationId, ReservationStatus,
+    Venue,
+};
+
+use crate::idempotency::{claim_key, fingerprint, record_answer};
+use crate::rows::{OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int};
+use crate::venues::{load_occupancy, load_resources, load_venue};
+use crate::{Store, StoreError, WriteTransaction, on_backend};
+
+/// Attempts per request when a concurrent writer got in between the checks
+/// and the write; the next attempt sees what that writer committed.
+const ATTEMPTS: usize = 4;
+
+/// Why an attempt must be repeated.
+enum Race {
+    /// The exclusion constraint refused an overlap the checks did not see.
+    Overlap,
+    /// The reservation changed since it was read.
+    StaleVersion,
+}
+
+enum Outcome {
+    Done(Reservation),
+    Retry(Race),
+}
+
+fn retry_on_overlap(error: diesel::result::Error) -> Result<Outcome, StoreError> {
+    match error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ExclusionViolation,
+            _,
+        ) => Ok(Outcome::Retry(Race::Overlap)),
+        other => Err(other.into()),
+    }
+}
+
+fn to_answer(row: &ReservationRow) -> Result<String, StoreError> {
+    serde_json::to_string(row).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_answer(answer: &str) -> Result<Reservation, StoreError> {
+    let row: ReservationRow = serde_json::from_str(answer)
+        .map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))?;
+    Reservation::try_from(row)
+}
+
+fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
+    ReservationRow {
+        id: reservation.id.to_string(),
+        venue_id: reservation.venue_id.to_string(),
+        resource_id: reservation.resource_id.to_string(),
+        party_size: db_int(reservation.party_size.get()),
+        starts_at: db_instant(reservation.starts_at),
+        ends_at: db_instant(reservation.ends_at),
+        blocked_until: db_instant(reservation.blocked_until),
+        status: reservation.status.as_str().to_owned(),
+        version,
+        created_at: db_instant(reservation.created_at),
+        updated_at: db_instant(reservation.updated_at),
+    }
+}
+
+impl Store {
+    fn with_retries(
+        &self,
+        mut attempt: impl FnMut() -> Result<Outcome, StoreError>,
+    ) -> Result<Reservation, StoreError> {
+        let mut last = Race::Overlap;
+        for _ in 0..ATTEMPTS {
+            match attempt()? {
+                Outcome::Done(reservation) => return Ok(reservation),
+                Outcome::Retry(race) => last = race,
+            }
+        }
+        Err(match last {
+            Race::Overlap => DomainError::SlotTaken,
+            Race::StaleVersion => DomainError::Conflict(
+                "the reservation was changed by someone else at the same time; try again"
+                    .to_owned(),
+            ),
+        }
+        .into())
+    }
+}
+
+/// Loads the venue a reservation belongs to, or reports corruption: the
+/// foreign key makes a missing venue impossible.
+fn venue_of(venue: Option<Venue>, reservation: &Reservation) -> Result<Venue, StoreError> {
+    venue.ok_or_else(|| StoreError::Corrupt(format!("reservation {} has no venue", reservation.id)))
+}
+
+impl ReservationRepository for Store {
+    type Error = StoreError;
+
+    fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+        let mut connection = self.connection()?;
+        let id = id.to_string();
+        let row: Option<ReservationRow> =
+            on_backend!(&mut *connection, |c, s| s::reservations::table
+                .find(&id)
+                .first::<ReservationRow>(c)
+                .optional()?);
+        row.map(Reservation::try_from).transpose()
+    }
+
+    fn create_reservation(
+        &self,
+        request: &NewReservation,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError> {
+        const OPERATION: &str = "createReservation";
+        let hash = fingerprint(&[
+            &request.venue_id,
+            &request.starts_at.to_rfc3339(),
+            &request.party_size.get(),
+            &request
+                .resource_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        ]);
+        let venue_id = request.venue_id.to_string();
+        let now = db_instant(now);
+        self.with_retries(|| {
+            let mut connection = self.connection()?;
+            on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                {
+                    return Ok(Outcome::Done(from_answer(&answer)?));
+                }
+                let venue: Venue =
+                    load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
+                let resources = load_resources!(c, s, &venue_id);
+                let blocked_until = request.starts_at
+                    + venue.rules.booking_duration.duration()
+                    + venue.rules.buffer.duration();
+                let occupied =
+                    load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "");
+                let placement = BookingContext {
+                    venue: &venue,
+                    resources: &resources,
+                    occupied: &occupied,
+                    now,
+                }
+                .place_new(
+                    request.starts_at,
+                    request.party_size,
+                    request.resource_id,
+                )?;
+                let reservation = Reservation {
+                    id: ReservationId::new_random(),
+                    venue_id: venue.id,
+                    resource_id: placement.resource_id,
+                    party_size: request.party_size,
+                    starts_at: placement.starts_at,
+                    ends_at: placement.ends_at,
+                    blocked_until: placement.blocked_until,
+                    status: ReservationStatus::Confirmed,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let row = row_of(&reservation, 1);
+                use s::reservations::dsl as r;
+                let inserted = diesel::insert_into(r::reservations)
+                    .values((
+                        r::id.eq(&row.id),
+                        r::venue_id.eq(&row.venue_id),
+                        r::resource_id.eq(&row.resource_id),
+                        r::party_size.eq(row.party_size),
+                        r::starts_at.eq(row.starts_at),
+                        r::ends_at.eq(row.ends_at),
+                        r::blocked_until.eq(row.blocked_until),
+                        r::status.eq(&row.status),
+                        r::version.eq(row.version),
+                        r::created_at.eq(row.created_at),
+                        r::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(c);
+                if let Err(error) = inserted {
+                    // The transaction is aborted on PostgreSQL: give it up and
+                    // let the next attempt read what the other writer did.
+                    return match retry_on_overlap(error)? {
+                        Outcome::Retry(race) => Err(RetryLater(race).into()),
+                        done => Ok(done),
+                    };
+                }
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                Ok(Outcome::Done(reservation))
+            }))
+            .or_else(RetryLater::recover)
+        })
+    }
+
+    fn modify_reservation(
+        &self,
+        id: ReservationId,
+        change: &ReservationChange,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError> {
+        const OPERATION: &str = "modifyReservation";
+        let hash = fingerprint(&[
+            &id,
+            &change.starts_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            &change
+                .party_size
+                .map(|p| p.get().to_string())
+                .unwrap_or_default(),
+        ]);
+        let id = id.to_string();
+        let now = db_instant(now);
+        self.with_retries(|| {
+            let mut connection = self.connection()?;
+            on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                {
+                    return Ok(Outcome::Done(from_answer(&answer)?));
+                }
+                use s::reservations::dsl as r;
+                let row: ReservationRow = r::reservations
+                    .find(&id)
+                    .first(c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                let version = row.version;
+                let current = Reservation::try_from(row)?;
+                let venue_id = current.venue_id.to_string();
+                let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
+                let resources = load_resources!(c, s, &venue_id);
+                let starts_at = change.starts_at.unwrap_or(current.starts_at);
+                let party_size = change.party_size.unwrap_or(current.party_size);
+                let blocked_until = starts_at
+                    + venue.rules.booking_duration.duration()
+                    + venue.rules.buffer.duration();
+                let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id);
+                let placement = BookingContext {
+                    venue: &venue,
+                    resources: &resources,
+                    occupied: &occupied,
+                    now,
+                }
+                .place_changed(&current, starts_at, party_size)?;
+                let changed = Reservation {
+                    resource_id: placement.resource_id,
+                    party_size,
+                    starts_at: placement.starts_at,
+                    ends_at: placement.ends_at,
+                    blocked_until: placement.blocked_until,
+                    updated_at: now,
+                    ..current
+                };
+                let row = row_of(&changed, version + 1);
+                let updated =
+                    diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
+                        .set((
+                            r::resource_id.eq(&row.resource_id),
+                            r::party_size.eq(row.party_size),
+                            r::starts_at.eq(row.starts_at),
+                            r::ends_at.eq(row.ends_at),
+                            r::blocked_until.eq(row.blocked_until),
+                            r::version.eq(row.version),
+                            r::updated_at.eq(row.updated_at),
+                        ))
+                        .execute(c);
+                match updated {
+                    Ok(1) => {}
+                    Ok(_) => return Err(RetryLater(Race::StaleVersion).into()),
+                    Err(error) => {
+                        return match retry_on_overlap(error)? {
+                            Outcome::Retry(race) => Err(RetryLater(race).into()),
+                            done => Ok(done),
+                        };
+                    }
+                }
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                Ok(Outcome::Done(changed))
+            }))
+            .or_else(RetryLater::recover)
+        })
+    }
+
+    fn cancel_reservation(
+        &self,
+        id: ReservationId,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError> {
+        const OPERATION: &str = "cancelReservation";
+        let hash = fingerprint(&[&id]);
+        let id = id.to_string();
+        let now = db_instant(now);
+        self.with_retries(|| {
+            let mut connection = self.connection()?;
+            on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                {
+                    return Ok(Outcome::Done(from_answer(&answer)?));
+                }
+                use s::reservations::dsl as r;
+                let row: ReservationRow = r::reservations
+                    .find(&id)
+                    .first(c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                let version = row.version;
+                let mut reservation = Reservation::try_from(row)?;
+                let venue_id = reservation.venue_id.to_string();
+                let venue = venue_of(load_venue!(c, s, &venue_id), &reservation)?;
+                reservation.cancel(&venue, now)?;
+                let row = row_of(&reservation, version + 1);
+                let updated =
+                    diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
+                        .set((
+                            r::status.eq(&row.status),
+                            r::version.eq(row.version),
+                            r::updated_at.eq(row.updated_at),
+                        ))
+                        .execute(c)?;
+                if updated != 1 {
+                    return Err(RetryLater(Race::StaleVersion).into());
+                }
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                Ok(Outcome::Done(reservation))
+            }))
+            .or_else(RetryLater::recover)
+        })
+    }
+}
+
+/// Carries a race out of a transaction closure so that the transaction rolls
+/// back, then turns back into a retry outside it.
+struct RetryLater(Race);
+
+impl From<RetryLater> for StoreError {
+    fn from(retry: RetryLater) -> Self {
+        StoreError::Race(match retry.0 {
+            Race::Overlap => "overlap",
+            Race::StaleVersion => "stale",
+        })
+    }
+}
+
+impl RetryLater {
+    fn recover(error: StoreError) -> Result<Outcome, StoreError> {
+        match error {
+            StoreError::Race("overlap") => Ok(Outcome::Retry(Race::Overlap)),
+            StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),
+            other => Err(other),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Rows as stored, and their checked conversion into domain types. A row
+//! that no longer satisfies the domain's rules is reported as corrupt rather
+//! than passed on.
+
+use chrono::{DateTime, Utc};
+use diesel::Queryable;
+use domain::{
+    BookingRules, Minutes, OpeningInterval, PartySize, Reservation, ReservationId,
+    ReservationStatus, Resource, ResourceId, ResourceKind, Slug, TimeOfDay, Venue, VenueId,
+    WeeklySchedule,
+};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, Queryable)]
+pub struct VenueRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub time_zone: String,
+    pub slot_interval_minutes: i32,
+    pub booking_duration_minutes: i32,
+    pub buffer_minutes: i32,
+    pub min_notice_minutes: i32,
+    pub same_day_cutoff_minute: Option<i32>,
+    pub cancel_deadline_minutes: i32,
+    pub max_party_size: i32,
+    pub max_advance_days: i32,
+    pub _created_at: DateTime<Utc>,
+    pub _updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct OpeningHoursRow {
+    pub venue_id: String,
+    pub weekday: i32,
+    pub opens_minute: i32,
+    pub closes_minute: i32,
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct ResourceRow {
+    pub id: String,
+    pub venue_id: String,
+    pub slug: String,
+    pub name: String,
+    pub kind: String,
+    pub capacity: i32,
+    pub active: bool,
+    pub _created_at: DateTime<Utc>,
+    pub _updated_at: DateTime<Utc>,
+}
+
+/// Also the answer stored for an idempotent replay: the reservation as the
+/// first request left it.
+#[derive(Debug, Clone, Queryable, serde::Serialize, serde::Deserialize)]
+pub struct ReservationRow {
+    pub id: String,
+    pub venue_id: String,
+    pub resource_id: String,
+    pub party_size: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
+    pub status: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn corrupt(table: &str, id: &str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{table} {id}: {what}"))
+}
+
+fn minutes(table: &str, id: &str, value: i32) -> Result<Minutes, StoreError> {
+    u32::try_from(value)
+        .map(Minutes::new_unchecked)
+        .map_err(|_| corrupt(table, id, "negative minutes"))
+}
+
+impl VenueRow {
+    pub fn into_domain(self, hours: &[OpeningHoursRow]) -> Result<Venue, StoreError> {
+        let id = &self.id;
+        let bad = |what: String| corrupt("venue", id, what);
+        let mut days: [Vec<OpeningInterval>; 7] = Default::default();
+        for row in hours.iter().filter(|row| row.venue_id == self.id) {
+            let minute = |value: i32| {
+                u32::try_from(value)
+                    .ok()
+                    .and_then(TimeOfDay::from_minutes)
+                    .ok_or_else(|| bad(format!("opening minute {value} out of range")))
+            };
+            let interval =
+                OpeningInterval::new(minute(row.opens_minute)?, minute(row.closes_minute)?)
+                    .map_err(&bad)?;
+            let day = usize::try_from(row.weekday)
+                .ok()
+                .and_then(|index| days.get_mut(index))
+                .ok_or_else(|| bad(format!("weekday {} out of range", row.weekday)))?;
+            day.push(interval);
+        }
+        let rules = BookingRules {
+            slot_interval: minutes("venue", id, self.slot_interval_minutes)?,
+            booking_duration: minutes("venue", id, self.booking_duration_minutes)?,
+            buffer: minutes("venue", id, self.buffer_minutes)?,
+            min_notice: minutes("venue", id, self.min_notice_minutes)?,
+            same_day_cutoff: match self.same_day_cutoff_minute {
+                None => None,
+                Some(value) => Some(
+                    u32::try_from(value)
+                        .ok()
+                        .and_then(TimeOfDay::from_minutes)
+                        .ok_or_else(|| bad("same-day cut-off out of range".to_owned()))?,
+                ),
+            },
+            cancel_deadline: minutes("venue", id, self.cancel_deadline_minutes)?,
+            max_party_size: u32::try_from(self.max_party_size).map_err(|e| bad(e.to_string()))?,
+            max_advance_days: u32::try_from(self.max_advance_days)
+                .map_err(|e| bad(e.to_string()))?,
+        }
+        .validate()
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(Venue {
+            id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
+            slug: Slug::parse(&self.slug).map_err(&bad)?,
+            time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,
+            schedule: WeeklySchedule::new(days).map_err(&bad)?,
+            rules,
+            name: self.name,
+        })
+    }
+}
+
+impl TryFrom<ResourceRow> for Resource {
+    type Error = StoreError;
+
+    fn try_from(row: ResourceRow) -> Result<Self, StoreError> {
+        let bad = |what: String| corrupt("resource", &row.id, what);
+        Ok(Resource {
+            id: ResourceId::parse(&row.id).map_err(|e| bad(e.to_string()))?,
+            venue_id: VenueId::parse(&row.venue_id).map_err(|e| bad(e.to_string()))?,
+            slug: Slug::parse(&row.slug).map_err(&bad)?,
+            kind: ResourceKind::parse(&row.kind).map_err(&bad)?,
+            capacity: Resource::check_capacity(i64::from(row.capacity)).map_err(&bad)?,
+            active: row.active,
+            name: row.name,
+        })
+    }
+}
+
+impl TryFrom<ReservationRow> for Reservation {
+    type Error = StoreError;
+
+    fn try_from(row: ReservationRow) -> Result<Self, StoreError> {
+        let bad = |what: String| corrupt("reservation", &row.id, what);
+        Ok(Reservation {
+            id: ReservationId::parse(&row.id).map_err(|e| bad(e.to_string()))?,
+            venue_id: VenueId::parse(&row.venue_id).map_err(|e| bad(e.to_string()))?,
+            resource_id: ResourceId::parse(&row.resource_id).map_err(|e| bad(e.to_string()))?,
+            party_size: PartySize::parse(i64::from(row.party_size))
+                .map_err(|e| bad(e.to_string()))?,
+            status: ReservationStatus::parse(&row.status)
+                .ok_or_else(|| bad(format!("unknown status {}", row.status)))?,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            blocked_until: row.blocked_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Values as the database stores them; ranges were checked by the domain.
+pub fn db_int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Stored instants have whole seconds, so that SQLite's text form sorts in
+/// time order and both backends round-trip the same value.
+pub fn db_instant(instant: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    instant
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap_or(instant)
+}

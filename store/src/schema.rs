@@ -1,0 +1,98 @@
+//! The tables, declared once and instantiated per backend: the columns are
+//! the same, only the SQL type of a timestamp differs (`timestamptz` on
+//! PostgreSQL, ISO-8601 text on SQLite).
+
+macro_rules! kluis_schema {
+    ($Instant:ident) => {
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            venues (id) {
+                id -> Text,
+                slug -> Text,
+                name -> Text,
+                time_zone -> Text,
+                slot_interval_minutes -> Integer,
+                booking_duration_minutes -> Integer,
+                buffer_minutes -> Integer,
+                min_notice_minutes -> Integer,
+                same_day_cutoff_minute -> Nullable<Integer>,
+                cancel_deadline_minutes -> Integer,
+                max_party_size -> Integer,
+                max_advance_days -> Integer,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            opening_hours (venue_id, weekday, opens_minute) {
+                venue_id -> Text,
+                weekday -> Integer,
+                opens_minute -> Integer,
+                closes_minute -> Integer,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            resources (id) {
+                id -> Text,
+                venue_id -> Text,
+                slug -> Text,
+                name -> Text,
+                kind -> Text,
+                capacity -> Integer,
+                active -> Bool,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            reservations (id) {
+                id -> Text,
+                venue_id -> Text,
+                resource_id -> Text,
+                party_size -> Integer,
+                starts_at -> $Instant,
+                ends_at -> $Instant,
+                blocked_until -> $Instant,
+                status -> Text,
+                version -> Integer,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            idempotency_keys (operation, key) {
+                operation -> Text,
+                key -> Text,
+                request_hash -> Text,
+                response -> Nullable<Text>,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::allow_tables_to_appear_in_same_query!(
+            venues,
+            opening_hours,
+            resources,
+            reservations
+        );
+    };
+}
+
+pub mod pg {
+    kluis_schema!(Timestamptz);
+}
+
+pub mod sqlite {
+    kluis_schema!(TimestamptzSqlite);
+}

@@ -1,0 +1,328 @@
+//! Venues, opening hours and resources: reading them, and the declarative
+//! import that creates or updates them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+use domain::ports::{Page, VenueRepository};
+use domain::{
+    BookingContext, BookingRules, DomainError, Occupancy, PartySize, ReservationStatus, Resource,
+    ResourceId, ResourceKind, Slot, Slug, Venue, VenueId, WeeklySchedule,
+};
+
+use crate::rows::{OpeningHoursRow, ResourceRow, VenueRow, db_instant, db_int};
+use crate::{Store, StoreError, WriteTransaction, on_backend};
+
+/// Loads one venue with its opening hours, inside whatever transaction the
+/// caller holds.
+macro_rules! load_venue {
+    ($c:expr, $s:ident, $id:expr) => {{
+        let row: Option<VenueRow> = $s::venues::table
+            .find($id)
+            .first::<VenueRow>($c)
+            .optional()?;
+        match row {
+            None => None,
+            Some(row) => {
+                let hours: Vec<OpeningHoursRow> = $s::opening_hours::table
+                    .filter($s::opening_hours::venue_id.eq(&row.id))
+                    .load($c)?;
+                Some(row.into_domain(&hours)?)
+            }
+        }
+    }};
+}
+pub(crate) use load_venue;
+
+/// Loads every resource of a venue, retired ones included.
+macro_rules! load_resources {
+    ($c:expr, $s:ident, $venue_id:expr) => {{
+        let rows: Vec<ResourceRow> = $s::resources::table
+            .filter($s::resources::venue_id.eq($venue_id))
+            .order($s::resources::slug)
+            .load($c)?;
+        rows.into_iter()
+            .map(domain::Resource::try_from)
+            .collect::<Result<Vec<_>, StoreError>>()?
+    }};
+}
+pub(crate) use load_resources;
+
+/// Loads the spans during which a venue's resources are taken by active
+/// reservations that overlap `[from, until)`.
+macro_rules! load_occupancy {
+    ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr) => {{
+        use $s::reservations::dsl as r;
+        let active: Vec<&str> = ReservationStatus::ACTIVE
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = r::reservations
+            .filter(r::venue_id.eq($venue_id))
+            .filter(r::status.eq_any(active))
+            .filter(r::starts_at.lt(db_instant($until)))
+            .filter(r::blocked_until.gt(db_instant($from)))
+            .filter(r::id.ne($except))
+            .select((r::resource_id, r::starts_at, r::blocked_until))
+            .load($c)?;
+        spans
+            .into_iter()
+            .map(|(resource_id, starts_at, blocked_until)| {
+                Ok(domain::Occupancy {
+                    resource_id: domain::ResourceId::parse(&resource_id).map_err(|_| {
+                        StoreError::Corrupt(format!("reservation resource id {resource_id}"))
+                    })?,
+                    starts_at,
+                    blocked_until,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?
+    }};
+}
+pub(crate) use load_occupancy;
+
+/// A venue as an import file describes it.
+#[derive(Debug, Clone)]
+pub struct VenueDefinition {
+    pub slug: Slug,
+    pub name: String,
+    pub time_zone: Tz,
+    pub rules: BookingRules,
+    pub schedule: WeeklySchedule,
+    pub resources: Vec<ResourceDefinition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceDefinition {
+    pub slug: Slug,
+    pub name: String,
+    pub kind: ResourceKind,
+    pub capacity: u32,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub venues_created: usize,
+    pub venues_updated: usize,
+    pub resources_created: usize,
+    pub resources_updated: usize,
+    /// Resources no longer in the file: kept for their past bookings, but
+    /// they take no new ones.
+    pub resources_retired: usize,
+}
+
+impl Store {
+    /// Creates or updates venues by slug, all or nothing. Opening hours are
+    /// replaced; resources are matched by slug within their venue, and those
+    /// missing from the definition are retired, not deleted.
+    pub fn import_venues(
+        &self,
+        definitions: &[VenueDefinition],
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            let mut report = ImportReport::default();
+            for definition in definitions {
+                use s::venues::dsl as v;
+                let existing: Option<String> = v::venues
+                    .filter(v::slug.eq(definition.slug.as_str()))
+                    .select(v::id)
+                    .first(c)
+                    .optional()?;
+                let rules = &definition.rules;
+                let values = (
+                    v::name.eq(&definition.name),
+                    v::time_zone.eq(definition.time_zone.name()),
+                    v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
+                    v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
+                    v::buffer_minutes.eq(db_int(rules.buffer.get())),
+                    v::min_notice_minutes.eq(db_int(rules.min_notice.get())),
+                    v::same_day_cutoff_minute
+                        .eq(rules.same_day_cutoff.map(|t| db_int(t.minutes()))),
+                    v::cancel_deadline_minutes.eq(db_int(rules.cancel_deadline.get())),
+                    v::max_party_size.eq(db_int(rules.max_party_size)),
+                    v::max_advance_days.eq(db_int(rules.max_advance_days)),
+                    v::updated_at.eq(now),
+                );
+                let venue_id = match existing {
+                    Some(id) => {
+                        diesel::update(v::venues.find(&id)).set(values).execute(c)?;
+                        report.venues_updated += 1;
+                        id
+                    }
+                    None => {
+                        let id = VenueId::new_random().to_string();
+                        diesel::insert_into(v::venues)
+                            .values((
+                                v::id.eq(&id),
+                                v::slug.eq(definition.slug.as_str()),
+                                v::created_at.eq(now),
+                                values,
+                            ))
+                            .execute(c)?;
+                        report.venues_created += 1;
+                        id
+                    }
+                };
+
+                use s::opening_hours::dsl as h;
+                diesel::delete(h::opening_hours.filter(h::venue_id.eq(&venue_id))).execute(c)?;
+                for (weekday, interval) in definition.schedule.iter() {
+                    diesel::insert_into(h::opening_hours)
+                        .values((
+                            h::venue_id.eq(&venue_id),
+                            h::weekday.eq(db_int(weekday.num_days_from_monday())),
+                            h::opens_minute.eq(db_int(interval.opens.minutes())),
+                            h::closes_minute.eq(db_int(interval.closes.minutes())),
+                        ))
+                        .execute(c)?;
+                }
+
+                use s::resources::dsl as r;
+                let known: Vec<(String, String)> = r::resources
+                    .filter(r::venue_id.eq(&venue_id))
+                    .select((r::id, r::slug))
+                    .load(c)?;
+                for resource in &definition.resources {
+                    let values = (
+                        r::name.eq(&resource.name),
+                        r::kind.eq(resource.kind.as_str()),
+                        r::capacity.eq(db_int(resource.capacity)),
+                        r::active.eq(true),
+                        r::updated_at.eq(now),
+                    );
+                    match known
+                        .iter()
+                        .find(|(_, slug)| slug == resource.slug.as_str())
+                    {
+                        Some((id, _)) => {
+                            diesel::update(r::resources.find(id))
+                                .set(values)
+                                .execute(c)?;
+                            report.resources_updated += 1;
+                        }
+                        None => {
+                            diesel::insert_into(r::resources)
+                                .values((
+                                    r::id.eq(ResourceId::new_random().to_string()),
+                                    r::venue_id.eq(&venue_id),
+                                    r::slug.eq(resource.slug.as_str()),
+                                    r::created_at.eq(now),
+                                    values,
+                                ))
+                                .execute(c)?;
+                            report.resources_created += 1;
+                        }
+                    }
+                }
+                let kept: Vec<&str> = definition
+                    .resources
+                    .iter()
+                    .map(|r| r.slug.as_str())
+                    .collect();
+                report.resources_retired += diesel::update(
+                    r::resources
+                        .filter(r::venue_id.eq(&venue_id))
+                        .filter(r::active.eq(true))
+                        .filter(r::slug.ne_all(kept)),
+                )
+                .set((r::active.eq(false), r::updated_at.eq(now)))
+                .execute(c)?;
+            }
+            Ok::<_, StoreError>(report)
+        }))
+    }
+
+    /// Whether no venue exists yet (a fresh database).
+    pub fn has_no_venues(&self) -> Result<bool, StoreError> {
+        let mut connection = self.connection()?;
+        let count: i64 = on_backend!(&mut *connection, |c, s| s::venues::table
+            .count()
+            .get_result(c)?);
+        Ok(count == 0)
+    }
+}
+
+impl VenueRepository for Store {
+    type Error = StoreError;
+
+    fn venue(&self, id: VenueId) -> Result<Option<Venue>, StoreError> {
+        let mut connection = self.connection()?;
+        let id = id.to_string();
+        Ok(on_backend!(&mut *connection, |c, s| load_venue!(c, s, &id)))
+    }
+
+    fn venues(&self, after: Option<VenueId>, first: usize) -> Result<Page<Venue>, StoreError> {
+        let mut connection = self.connection()?;
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
+        let (rows, hours): (Vec<VenueRow>, Vec<OpeningHoursRow>) =
+            on_backend!(&mut *connection, |c, s| {
+                let rows: Vec<VenueRow> = s::venues::table
+                    .filter(s::venues::id.gt(&after))
+                    .order(s::venues::id)
+                    .limit(limit)
+                    .load(c)?;
+                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+                let hours = s::opening_hours::table
+                    .filter(s::opening_hours::venue_id.eq_any(ids))
+                    .load(c)?;
+                (rows, hours)
+            });
+        let has_next_page = rows.len() > first;
+        let items = rows
+            .into_iter()
+            .take(first)
+            .map(|row| row.into_domain(&hours))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            has_next_page,
+        })
+    }
+
+    fn resources(&self, venue: VenueId) -> Result<Vec<Resource>, StoreError> {
+        let mut connection = self.connection()?;
+        let venue = venue.to_string();
+        Ok(on_backend!(&mut *connection, |c, s| load_resources!(
+            c, s, &venue
+        )))
+    }
+
+    fn availability(
+        &self,
+        venue_id: VenueId,
+        date: NaiveDate,
+        party: PartySize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Slot>, StoreError> {
+        let mut connection = self.connection()?;
+        let id = venue_id.to_string();
+        let (venue, resources, occupied): (Venue, Vec<Resource>, Vec<Occupancy>) =
+            on_backend!(&mut *connection, |c, s| {
+                let venue: Venue = load_venue!(c, s, &id).ok_or(DomainError::not_found("venue"))?;
+                let resources = load_resources!(c, s, &id);
+                let grid = venue.slot_grid(date);
+                let occupied = match (grid.first(), grid.last()) {
+                    (Some((from, _)), Some((last, _))) => {
+                        let until = *last
+                            + venue.rules.booking_duration.duration()
+                            + venue.rules.buffer.duration();
+                        load_occupancy!(c, s, &id, *from, until, "")
+                    }
+                    _ => Vec::new(),
+                };
+                (venue, resources, occupied)
+            });
+        let context = BookingContext {
+            venue: &venue,
+            resources: &resources,
+            occupied: &occupied,
+            now,
+        };
+        Ok(context.availability(date, party)?)
+    }
+}
