@@ -1,1 +1,346 @@
+//! Test harness: the real kluis server on port 0 with a fresh database per
+//! test (an SQLite file in a temporary folder, or a PostgreSQL schema of its
+//! own), and a small GraphQL client. Server logs go to the test output only
+//! when `TEST_LOG` is set.
 
+use std::sync::Once;
+
+use anyhow::Context as _;
+use api::config::{Environment, Settings};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A venue open around the clock in UTC with one-hour bookings on the hour,
+/// no notice period and a single four-seat table: every test can book
+/// "tomorrow 10:00" and knows exactly what is free.
+pub const ONE_TABLE_VENUE: &str = r#"
+[[venue]]
+slug = "one-table"
+name = "One Table"
+time_zone = "UTC"
+slot_interval_minutes = 60
+booking_duration_minutes = 60
+buffer_minutes = 0
+min_notice_minutes = 0
+cancel_deadline_minutes = 60
+max_party_size = 6
+max_advance_days = 30
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+
+[[venue.resource]]
+slug = "table"
+name = "The table"
+capacity = 4
+
+[[venue]]
+slug = "lunch-room"
+name = "Lunch Room"
+time_zone = "Europe/Amsterdam"
+slot_interval_minutes = 30
+booking_duration_minutes = 60
+min_notice_minutes = 120
+cancel_deadline_minutes = 60
+max_party_size = 4
+
+[venue.opening_hours]
+monday = ["12:00-14:00"]
+tuesday = ["12:00-14:00"]
+wednesday = ["12:00-14:00"]
+thursday = ["12:00-14:00"]
+friday = ["12:00-14:00"]
+saturday = ["12:00-14:00"]
+sunday = ["12:00-14:00"]
+
+[[venue.resource]]
+slug = "two"
+name = "Table for two"
+capacity = 2
+
+[[venue.resource]]
+slug = "four"
+name = "Table for four"
+capacity = 4
+
+[[venue]]
+slug = "next-day-only"
+name = "Next Day Only"
+time_zone = "UTC"
+slot_interval_minutes = 60
+booking_duration_minutes = 60
+min_notice_minutes = 1440
+max_party_size = 4
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+
+[[venue.resource]]
+slug = "table"
+name = "The table"
+capacity = 4
+"#;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber_init();
+        }
+    });
+}
+
+fn tracing_subscriber_init() {
+    // Set by `TEST_LOG`; the filter comes from RUST_LOG or defaults to info.
+    let _ignored = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// The PostgreSQL server tests run against.
+pub fn postgres_url() -> String {
+    std::env::var("KLUIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned())
+}
+
+/// Creates an empty schema for one test and returns a URL whose connections
+/// use it (with `public` behind it, where btree_gist lives).
+fn fresh_postgres_schema() -> anyhow::Result<String> {
+    let admin_url = postgres_url();
+    let mut admin = PgConnection::establish(&admin_url)
+        .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
+    // The migration creates btree_gist where it runs; with a schema per test
+    // it must already exist in `public`, created once per test process.
+    static EXTENSION: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut created = EXTENSION
+        .lock()
+        .map_err(|_| anyhow::anyhow!("extension lock poisoned"))?;
+    if !*created {
+        diesel::sql_query("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
+            .execute(&mut admin)
+            .context("cannot create btree_gist in public")?;
+        *created = true;
+    }
+    drop(created);
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin)?;
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{admin_url}{separator}options=-csearch_path%3D{schema}%2Cpublic"
+    ))
+}
+
+pub struct Options {
+    pub env: Environment,
+    pub venues: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Environment::Production,
+            venues: ONE_TABLE_VENUE,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> anyhow::Result<Self> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> anyhow::Result<Self> {
+        init_logging();
+        let dir = tempfile::tempdir()?;
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("kluis.db").display()),
+            Backend::Postgres => tokio::task::spawn_blocking(fresh_postgres_schema).await??,
+        };
+        let checked = Settings {
+            database_url: database_url.clone(),
+            bind: "127.0.0.1:0".to_owned(),
+            env: options.env,
+            pool_size: 8,
+            log: "info".to_owned(),
+        }
+        .check()?;
+        let store = api::open_store(&checked).await?;
+        api::import_venues(
+            &store,
+            api::import::parse("test-venues.toml", options.venues)?,
+        )
+        .await?;
+        let application = api::Application::build(checked).await?;
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        Ok(Self {
+            address,
+            client: reqwest::Client::new(),
+            backend,
+            database_url,
+            _dir: dir,
+        })
+    }
+
+    /// Sends a GraphQL request and returns the whole JSON answer.
+    pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "HTTP {status}: {body}");
+        Ok(body)
+    }
+
+    /// The id of an imported venue.
+    pub async fn venue_id(&self, slug: &str) -> anyhow::Result<String> {
+        let answer = self
+            .gql(
+                "{ venues(first: 100) { edges { node { id slug } } } }",
+                json!({}),
+            )
+            .await?;
+        answer["data"]["venues"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|edge| edge["node"]["slug"] == slug)
+            .and_then(|edge| edge["node"]["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("no venue {slug} in {answer}"))
+    }
+
+    /// Runs one SQL statement directly against this test's database, as an
+    /// operator (or an attacker with file access) would.
+    pub fn execute_sql(&self, sql: &str) -> anyhow::Result<usize> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let path = self.database_url.trim_start_matches("sqlite://");
+                diesel::sql_query(sql).execute(&mut SqliteConnection::establish(path)?)?
+            }
+            Backend::Postgres => {
+                diesel::sql_query(sql).execute(&mut PgConnection::establish(&self.database_url)?)?
+            }
+        })
+    }
+
+    /// Counts rows of a table matching an SQL condition.
+    pub fn count_rows(&self, table: &str, condition: &str) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}");
+        let rows: Vec<Count> = match self.backend {
+            Backend::Sqlite => {
+                let path = self.database_url.trim_start_matches("sqlite://");
+                diesel::sql_query(sql).load(&mut SqliteConnection::establish(path)?)?
+            }
+            Backend::Postgres => {
+                diesel::sql_query(sql).load(&mut PgConnection::establish(&self.database_url)?)?
+            }
+        };
+        rows.first()
+            .map(|row| row.n)
+            .context("COUNT returned no row")
+    }
+}
+
+/// The `extensions.code` of the first error of an answer, if any.
+pub fn error_code(answer: &Value) -> Option<&str> {
+    answer["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Tomorrow at `hour`:00 UTC, RFC 3339.
+pub fn tomorrow_at(hour: u32) -> String {
+    let date = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    format!("{}T{hour:02}:00:00Z", date.format("%Y-%m-%d"))
+}
+
+/// Tomorrow at a local wall-clock time in a time zone, RFC 3339 with that
+/// zone's offset.
+pub fn tomorrow_local(zone: &str, time: &str) -> anyhow::Result<String> {
+    use chrono::TimeZone;
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad zone {zone}"))?;
+    let date = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(1);
+    let naive = chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M")?;
+    let local = tz
+        .from_local_datetime(&naive)
+        .earliest()
+        .context("no such local time")?;
+    Ok(local.to_rfc3339())
+}
+
+pub fn tomorrow() -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub const CREATE: &str = r#"
+mutation Create($input: CreateReservationInput!, $key: String!) {
+  createReservation(input: $input, idempotencyKey: $key) {
+    id status partySize startsAt endsAt resource { id slug }
+  }
+}"#;
+
+/// Runs a test body against SQLite, and (ignored unless asked for) against
+/// PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$body($crate::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs PostgreSQL"]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$body($crate::Backend::Postgres).await
+            }
+        }
+    };
+}

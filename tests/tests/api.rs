@@ -1,0 +1,10 @@
+//! Black-box tests of the kluis server over HTTP: one binary, one module per
+//! capability.
+
+mod api {
+    mod bad_input;
+    mod booking;
+    mod concurrency;
+    mod idempotency;
+    mod limits;
+}

@@ -1,0 +1,199 @@
+use anyhow::Result;
+use kluis_tests::{
+    Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow, tomorrow_at,
+};
+use serde_json::json;
+
+const AVAILABILITY: &str = r#"
+query Free($venue: ID!, $date: NaiveDate!, $size: Int!) {
+  availability(venueId: $venue, date: $date, partySize: $size) { startsAt endsAt freeResources { slug } }
+}"#;
+
+async fn free_starts(app: &TestApp, venue: &str, size: i64) -> Result<Vec<String>> {
+    let answer = app
+        .gql(
+            AVAILABILITY,
+            json!({ "venue": venue, "date": tomorrow(), "size": size }),
+        )
+        .await?;
+    Ok(answer["data"]["availability"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("no availability in {answer}"))?
+        .iter()
+        .filter_map(|slot| slot["startsAt"].as_str().map(str::to_owned))
+        .collect())
+}
+
+async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+
+    let free = free_starts(&app, &venue, 2).await?;
+    assert_eq!(
+        free.len(),
+        24,
+        "a 24-hour venue has 24 one-hour slots: {free:?}"
+    );
+    let ten = tomorrow_at(10).replace('Z', "+00:00");
+    assert!(free.contains(&ten), "{free:?}");
+
+    let created = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 }, "key": new_key() }))
+        .await?;
+    let reservation = &created["data"]["createReservation"];
+    assert_eq!(reservation["status"], "CONFIRMED", "{created}");
+    assert_eq!(reservation["startsAt"], ten);
+    assert_eq!(
+        reservation["endsAt"],
+        tomorrow_at(11).replace('Z', "+00:00")
+    );
+    assert_eq!(reservation["resource"]["slug"], "table");
+    let id = reservation["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(id.len(), 36, "ids are UUIDs: {id}");
+
+    let free = free_starts(&app, &venue, 2).await?;
+    assert!(!free.contains(&ten), "the booked slot is still offered");
+    assert_eq!(free.len(), 23);
+
+    let read = app
+        .gql(
+            "query R($id: ID!) { reservation(id: $id) { id partySize status venue { slug } } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(read["data"]["reservation"]["partySize"], 2, "{read}");
+    assert_eq!(read["data"]["reservation"]["venue"]["slug"], "one-table");
+
+    let modified = app
+        .gql(
+            "mutation M($id: ID!, $key: String!, $at: DateTime!) { modifyReservation(id: $id, input: { startsAt: $at, partySize: 3 }, idempotencyKey: $key) { startsAt partySize } }",
+            json!({ "id": id, "key": new_key(), "at": tomorrow_at(14) }),
+        )
+        .await?;
+    assert_eq!(
+        modified["data"]["modifyReservation"]["partySize"], 3,
+        "{modified}"
+    );
+    assert_eq!(
+        modified["data"]["modifyReservation"]["startsAt"],
+        tomorrow_at(14).replace('Z', "+00:00")
+    );
+    let free = free_starts(&app, &venue, 2).await?;
+    assert!(free.contains(&ten), "the old slot was not released");
+
+    let cancelled = app
+        .gql("mutation C($id: ID!, $key: String!) { cancelReservation(id: $id, idempotencyKey: $key) { status } }", json!({ "id": id, "key": new_key() }))
+        .await?;
+    assert_eq!(
+        cancelled["data"]["cancelReservation"]["status"], "CANCELLED",
+        "{cancelled}"
+    );
+    assert_eq!(free_starts(&app, &venue, 2).await?.len(), 24);
+
+    let again = app
+        .gql("mutation C($id: ID!, $key: String!) { cancelReservation(id: $id, idempotencyKey: $key) { status } }", json!({ "id": id, "key": new_key() }))
+        .await?;
+    assert_eq!(error_code(&again), Some("CONFLICT"), "{again}");
+    Ok(())
+}
+both_backends!(find_book_change_and_cancel, find_book_change_and_cancel);
+
+async fn back_to_back_bookings_both_succeed(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    for hour in [10, 11] {
+        let answer = app
+            .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2 }, "key": new_key() }))
+            .await?;
+        assert_eq!(
+            answer["data"]["createReservation"]["status"], "CONFIRMED",
+            "{hour}:00 {answer}"
+        );
+    }
+    assert_eq!(app.count_rows("reservations", "status = 'confirmed'")?, 2);
+    Ok(())
+}
+both_backends!(
+    back_to_back_bookings_both_succeed,
+    back_to_back_bookings_both_succeed
+);
+
+async fn the_smallest_fitting_table_is_chosen_and_a_named_one_is_honoured(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("lunch-room").await?;
+    let slots = app
+        .gql(
+            AVAILABILITY,
+            json!({ "venue": venue, "date": tomorrow(), "size": 2 }),
+        )
+        .await?;
+    let first = &slots["data"]["availability"][0];
+    assert_eq!(
+        first["freeResources"],
+        json!([{ "slug": "two" }, { "slug": "four" }]),
+        "{slots}"
+    );
+    let starts_at = first["startsAt"].clone();
+
+    let auto = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 2 }, "key": new_key() }))
+        .await?;
+    assert_eq!(
+        auto["data"]["createReservation"]["resource"]["slug"], "two",
+        "{auto}"
+    );
+
+    let venue_answer = app
+        .gql(
+            "query V($id: ID!) { venue(id: $id) { resources { id slug } } }",
+            json!({ "id": venue }),
+        )
+        .await?;
+    let four = venue_answer["data"]["venue"]["resources"][1]["id"].clone();
+    let named = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1, "resourceId": four }, "key": new_key() }))
+        .await?;
+    assert_eq!(
+        named["data"]["createReservation"]["resource"]["slug"], "four",
+        "{named}"
+    );
+
+    let full = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1 }, "key": new_key() }))
+        .await?;
+    assert_eq!(error_code(&full), Some("SLOT_TAKEN"), "{full}");
+    Ok(())
+}
+both_backends!(
+    the_smallest_fitting_table_is_chosen_and_a_named_one_is_honoured,
+    the_smallest_fitting_table_is_chosen_and_a_named_one_is_honoured
+);
+
+async fn venues_are_listed_in_pages(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let query = "query P($after: String) { venues(first: 1, after: $after) { edges { cursor node { slug timeZone openingHours { weekday opens closes } } } pageInfo { hasNextPage endCursor } } }";
+    let mut after = serde_json::Value::Null;
+    let mut slugs = Vec::new();
+    loop {
+        let page = app.gql(query, json!({ "after": after })).await?;
+        let venues = &page["data"]["venues"];
+        assert_eq!(venues["edges"].as_array().map(Vec::len), Some(1), "{page}");
+        slugs.push(
+            venues["edges"][0]["node"]["slug"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        if venues["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = venues["pageInfo"]["endCursor"].clone();
+        assert!(slugs.len() < 10, "paging does not end: {slugs:?}");
+    }
+    slugs.sort();
+    assert_eq!(slugs, ["lunch-room", "next-day-only", "one-table"]);
+    Ok(())
+}
+both_backends!(venues_are_listed_in_pages, venues_are_listed_in_pages);
