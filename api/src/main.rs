@@ -81,7 +81,6 @@ fn main() -> ExitCode {
     match runtime.block_on(run(command, checked)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("kluis: {error:#}");
             ExitCode::FAILURE
         }
@@ -95,6 +94,7 @@ fn init_logging(checked: &Checked) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

@@ -1,0 +1,228 @@
+//! The `kluis` command line, run as a user would run it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use domain::ports::VenueRepository;
+
+fn kluis(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kluis"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KLUIS_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("KLUIS_LOG", "info").env_remove("RUST_LOG");
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn open_store(dir: &Path) -> store::Store {
+    let url = store::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("kluis.db").display())).expect("url");
+    store::Store::connect(&url, 1).expect("connect")
+}
+
+#[test]
+fn schema_prints_the_committed_sdl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path()).arg("schema").output().expect("run");
+    assert!(output.status.success());
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("read");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}
+
+#[test]
+fn an_invalid_setting_prints_one_line_naming_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (key, value, named) in [
+        ("KLUIS_ENV", "staging", "`env`"),
+        ("KLUIS_DATABASE_URL", "mysql://x", "`database_url`"),
+        ("KLUIS_BIND", "everywhere", "`bind`"),
+        ("KLUIS_POOL_SIZE", "many", "`pool_size`"),
+    ] {
+        let output = kluis(dir.path()).arg("migrate").env(key, value).output().expect("run");
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{key}: {text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{key}: {text}");
+        assert!(text.contains(named), "{key}: {text}");
+    }
+    assert!(!dir.path().join("kluis.db").exists(), "a bad setting still created the database");
+}
+
+#[test]
+fn a_bad_setting_in_kluis_toml_is_named_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("kluis.toml"), "env = \"prod\"\n").expect("write");
+    let output = kluis(dir.path()).arg("migrate").output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("`env`"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_connection_failure_shows_the_real_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path())
+        .arg("migrate")
+        .env("KLUIS_DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing")
+        .output()
+        .expect("run");
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(text.contains("127.0.0.1") && text.to_lowercase().contains("refused"), "{text}");
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path()).arg("migrate").output().expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(open_store(dir.path()).has_no_venues().expect("query"));
+}
+
+const VENUES: &str = r#"
+[[venue]]
+slug = "corner"
+name = "Corner Cafe"
+time_zone = "Europe/Lisbon"
+[venue.opening_hours]
+monday = ["08:00-16:00"]
+[[venue.resource]]
+slug = "t1"
+name = "Table 1"
+capacity = 2
+[[venue.resource]]
+slug = "t2"
+name = "Table 2"
+capacity = 4
+"#;
+
+#[test]
+fn re_importing_updates_and_never_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("venues.toml");
+    std::fs::write(&file, VENUES).expect("write");
+    for _ in 0..2 {
+        let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let changed = VENUES
+        .replace("Corner Cafe", "Corner Café")
+        .replace("[[venue.resource]]\nslug = \"t2\"\nname = \"Table 2\"\ncapacity = 4\n", "");
+    std::fs::write(&file, changed).expect("write");
+    let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let store = open_store(dir.path());
+    let venues = store.venues(None, 10).expect("venues").items;
+    assert_eq!(venues.len(), 1);
+    assert_eq!(venues[0].name, "Corner Café");
+    let resources = store.resources(venues[0].id).expect("resources");
+    assert_eq!(resources.len(), 2, "a resource was deleted or duplicated");
+    let active: Vec<&str> = resources.iter().filter(|r| r.active).map(|r| r.slug.as_str()).collect();
+    assert_eq!(active, ["t1"]);
+}
+
+#[test]
+fn an_invalid_time_zone_names_file_line_and_key_and_imports_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = format!("{VENUES}\n[[venue]]\nslug = \"moon\"\nname = \"Moon Base\"\ntime_zone = \"Moon/Tranquility\"\n");
+    std::fs::write(dir.path().join("venues.toml"), broken).expect("write");
+    let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(text.contains("venues.toml:20: venue[1].time_zone: `Moon/Tranquility`"), "{text}");
+    let output = kluis(dir.path()).arg("migrate").output().expect("run");
+    assert!(output.status.success());
+    assert!(open_store(dir.path()).has_no_venues().expect("query"), "part of the file was imported");
+}
+
+/// Starts `kluis serve` on a free port and returns the child and its port.
+fn serve(dir: &Path, env: &str) -> (std::process::Child, u16, Vec<String>, mpsc::Receiver<String>) {
+    let mut child = kluis(dir)
+        .arg("serve")
+        .env("KLUIS_BIND", "127.0.0.1:0")
+        .env("KLUIS_ENV", env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining even when nobody listens: a closed pipe would make
+        // the server's log writes fail.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ignored = lines.send(line);
+        }
+    });
+    let mut port = None;
+    let mut startup = Vec::new();
+    while port.is_none() {
+        let line = receiver.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        startup.push(line.clone());
+        port = line
+            .split("port=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+    }
+    (child, port.expect("port"), startup, receiver)
+}
+
+fn try_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// GETs a path, retrying while the server's workers come up, as a load
+/// balancer's probe would.
+fn get(port: u16, path: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(answer) = try_get(port, path) {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no answer from port {port}");
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait().expect("wait")
+}
+
+#[test]
+fn serve_seeds_a_demo_venue_in_development_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, port, mut logs, more) = serve(dir.path(), "development");
+    assert!(get(port, "/readyz").starts_with("HTTP/1.1 200"));
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+    logs.extend(more.try_iter());
+    assert!(logs.iter().any(|l| l.contains("seeded the demo venue")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
+    assert!(!open_store(dir.path()).has_no_venues().expect("query"));
+}
+
+#[test]
+fn production_seeds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, port, _, _) = serve(dir.path(), "production");
+    assert!(get(port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(terminate(&mut child).success());
+    assert!(open_store(dir.path()).has_no_venues().expect("query"));
+}
