@@ -25,7 +25,8 @@ fn stderr(output: &Output) -> String {
 }
 
 fn open_store(dir: &Path) -> store::Store {
-    let url = store::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("kluis.db").display())).expect("url");
+    let url = store::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("kluis.db").display()))
+        .expect("url");
     store::Store::connect(&url, 1).expect("connect")
 }
 
@@ -34,7 +35,8 @@ fn schema_prints_the_committed_sdl() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = kluis(dir.path()).arg("schema").output().expect("run");
     assert!(output.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("read");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("read");
     assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
 }
 
@@ -47,13 +49,20 @@ fn an_invalid_setting_prints_one_line_naming_the_key_and_exits_2() {
         ("KLUIS_BIND", "everywhere", "`bind`"),
         ("KLUIS_POOL_SIZE", "many", "`pool_size`"),
     ] {
-        let output = kluis(dir.path()).arg("migrate").env(key, value).output().expect("run");
+        let output = kluis(dir.path())
+            .arg("migrate")
+            .env(key, value)
+            .output()
+            .expect("run");
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{key}: {text}");
         assert_eq!(text.trim_end().lines().count(), 1, "{key}: {text}");
         assert!(text.contains(named), "{key}: {text}");
     }
-    assert!(!dir.path().join("kluis.db").exists(), "a bad setting still created the database");
+    assert!(
+        !dir.path().join("kluis.db").exists(),
+        "a bad setting still created the database"
+    );
 }
 
 #[test]
@@ -70,12 +79,18 @@ fn a_connection_failure_shows_the_real_cause() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = kluis(dir.path())
         .arg("migrate")
-        .env("KLUIS_DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing")
+        .env(
+            "KLUIS_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/nothing",
+        )
         .output()
         .expect("run");
     let text = stderr(&output);
     assert!(!output.status.success());
-    assert!(text.contains("127.0.0.1") && text.to_lowercase().contains("refused"), "{text}");
+    assert!(
+        text.contains("127.0.0.1") && text.to_lowercase().contains("refused"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -109,14 +124,21 @@ fn re_importing_updates_and_never_duplicates() {
     let file = dir.path().join("venues.toml");
     std::fs::write(&file, VENUES).expect("write");
     for _ in 0..2 {
-        let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+        let output = kluis(dir.path())
+            .args(["venue", "import", "venues.toml"])
+            .output()
+            .expect("run");
         assert!(output.status.success(), "{}", stderr(&output));
     }
-    let changed = VENUES
-        .replace("Corner Cafe", "Corner Café")
-        .replace("[[venue.resource]]\nslug = \"t2\"\nname = \"Table 2\"\ncapacity = 4\n", "");
+    let changed = VENUES.replace("Corner Cafe", "Corner Café").replace(
+        "[[venue.resource]]\nslug = \"t2\"\nname = \"Table 2\"\ncapacity = 4\n",
+        "",
+    );
     std::fs::write(&file, changed).expect("write");
-    let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+    let output = kluis(dir.path())
+        .args(["venue", "import", "venues.toml"])
+        .output()
+        .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
 
     let store = open_store(dir.path());
@@ -125,26 +147,49 @@ fn re_importing_updates_and_never_duplicates() {
     assert_eq!(venues[0].name, "Corner Café");
     let resources = store.resources(venues[0].id).expect("resources");
     assert_eq!(resources.len(), 2, "a resource was deleted or duplicated");
-    let active: Vec<&str> = resources.iter().filter(|r| r.active).map(|r| r.slug.as_str()).collect();
+    let active: Vec<&str> = resources
+        .iter()
+        .filter(|r| r.active)
+        .map(|r| r.slug.as_str())
+        .collect();
     assert_eq!(active, ["t1"]);
 }
 
 #[test]
 fn an_invalid_time_zone_names_file_line_and_key_and_imports_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broken = format!("{VENUES}\n[[venue]]\nslug = \"moon\"\nname = \"Moon Base\"\ntime_zone = \"Moon/Tranquility\"\n");
+    let broken = format!(
+        "{VENUES}\n[[venue]]\nslug = \"moon\"\nname = \"Moon Base\"\ntime_zone = \"Moon/Tranquility\"\n"
+    );
     std::fs::write(dir.path().join("venues.toml"), broken).expect("write");
-    let output = kluis(dir.path()).args(["venue", "import", "venues.toml"]).output().expect("run");
+    let output = kluis(dir.path())
+        .args(["venue", "import", "venues.toml"])
+        .output()
+        .expect("run");
     let text = stderr(&output);
     assert!(!output.status.success());
-    assert!(text.contains("venues.toml:20: venue[1].time_zone: `Moon/Tranquility`"), "{text}");
+    assert!(
+        text.contains("venues.toml:20: venue[1].time_zone: `Moon/Tranquility`"),
+        "{text}"
+    );
     let output = kluis(dir.path()).arg("migrate").output().expect("run");
     assert!(output.status.success());
-    assert!(open_store(dir.path()).has_no_venues().expect("query"), "part of the file was imported");
+    assert!(
+        open_store(dir.path()).has_no_venues().expect("query"),
+        "part of the file was imported"
+    );
 }
 
 /// Starts `kluis serve` on a free port and returns the child and its port.
-fn serve(dir: &Path, env: &str) -> (std::process::Child, u16, Vec<String>, mpsc::Receiver<String>) {
+fn serve(
+    dir: &Path,
+    env: &str,
+) -> (
+    std::process::Child,
+    u16,
+    Vec<String>,
+    mpsc::Receiver<String>,
+) {
     let mut child = kluis(dir)
         .arg("serve")
         .env("KLUIS_BIND", "127.0.0.1:0")
@@ -164,7 +209,9 @@ fn serve(dir: &Path, env: &str) -> (std::process::Child, u16, Vec<String>, mpsc:
     let mut port = None;
     let mut startup = Vec::new();
     while port.is_none() {
-        let line = receiver.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let line = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
         startup.push(line.clone());
         port = line
             .split("port=")
@@ -178,7 +225,10 @@ fn serve(dir: &Path, env: &str) -> (std::process::Child, u16, Vec<String>, mpsc:
 fn try_get(port: u16, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     Ok(answer)
@@ -213,7 +263,10 @@ fn serve_seeds_a_demo_venue_in_development_and_stops_cleanly_on_sigterm() {
     let status = terminate(&mut child);
     assert!(status.success(), "{status}");
     logs.extend(more.try_iter());
-    assert!(logs.iter().any(|l| l.contains("seeded the demo venue")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("seeded the demo venue")),
+        "{logs:?}"
+    );
     assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
     assert!(!open_store(dir.path()).has_no_venues().expect("query"));
 }
