@@ -1,4 +1,8 @@
 //! The `kluis` command line, run as a user would run it.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test on setup errors"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

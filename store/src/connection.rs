@@ -144,6 +144,34 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys() {
+        use diesel::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .expect("valid");
+        let DbConnection::Sqlite(mut connection) = url.establish().expect("connects") else {
+            panic!("expected SQLite");
+        };
+        let mut read = |pragma: &str, column: &str| -> String {
+            diesel::sql_query(format!(
+                "SELECT CAST({column} AS TEXT) AS value FROM pragma_{pragma}"
+            ))
+            .get_result::<Setting>(&mut connection)
+            .expect("pragma")
+            .value
+        };
+        assert_eq!(read("journal_mode", "journal_mode"), "wal");
+        assert_eq!(read("foreign_keys", "foreign_keys"), "1");
+        assert_eq!(read("busy_timeout", "timeout"), "15000");
+    }
+
+    #[test]
     fn a_connection_failure_reports_the_drivers_reason() {
         let url = DatabaseUrl::parse("sqlite:///nonexistent-dir/deeper/kluis.db").expect("valid");
         let Err(StoreError::Connect(reason)) = url.establish() else {
