@@ -1,7 +1,7 @@
 //! Settings: built-in defaults, then `kluis.toml`, then `KLUIS_*` variables.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -27,6 +27,22 @@ pub struct Settings {
     pub pool_size: u32,
     /// `tracing` filter, e.g. `info` or `kluis=debug,info`.
     pub log: String,
+    /// Base64 master key(s); see `keys.rs` for the format.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretSetting>,
+    /// A key file (mode 0600) instead of `master_key`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// A setting whose value must never be printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSetting(pub secrecy::SecretString);
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("‹secret›")
+    }
 }
 
 impl Default for Settings {
@@ -37,6 +53,8 @@ impl Default for Settings {
             env: Environment::Development,
             pool_size: 16,
             log: "info".to_owned(),
+            master_key: None,
+            key_file: None,
         }
     }
 }
@@ -79,6 +97,8 @@ impl Settings {
                 "env",
                 "pool_size",
                 "log",
+                "master_key",
+                "key_file",
             ]))
             .extract::<Settings>()
             .map_err(describe)?

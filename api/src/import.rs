@@ -6,7 +6,7 @@ use std::path::Path;
 
 use domain::venue::{check_display_name, parse_time_zone};
 use domain::{
-    BookingRules, Minutes, OpeningInterval, ResourceKind, Slug, TimeOfDay, WeeklySchedule,
+    BookingRules, Country, Minutes, OpeningInterval, ResourceKind, Slug, TimeOfDay, WeeklySchedule,
 };
 use serde::Deserialize;
 use store::{ResourceDefinition, VenueDefinition};
@@ -44,6 +44,7 @@ struct VenueEntry {
     slug: Spanned<String>,
     name: Spanned<String>,
     time_zone: Spanned<String>,
+    country: Option<Spanned<String>>,
     slot_interval_minutes: Option<Spanned<i64>>,
     booking_duration_minutes: Option<Spanned<i64>>,
     buffer_minutes: Option<Spanned<i64>>,
@@ -165,6 +166,12 @@ fn venue(
         .map_err(|r| report.error(&entry.name, &key("name"), r))?;
     let time_zone = parse_time_zone(entry.time_zone.get_ref())
         .map_err(|r| report.error(&entry.time_zone, &key("time_zone"), r))?;
+    let country = match &entry.country {
+        None => None,
+        Some(raw) => {
+            Some(Country::parse(raw.get_ref()).map_err(|r| report.error(raw, &key("country"), r))?)
+        }
+    };
     let limit = BookingRules::MAX_DURATION_MINUTES;
     let rules = BookingRules {
         slot_interval: report.minutes(
@@ -288,6 +295,7 @@ fn venue(
         slug,
         name,
         time_zone,
+        country,
         rules,
         schedule,
         resources,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod import;
+pub mod keys;
 
 use std::net::TcpListener;
 
@@ -24,21 +25,40 @@ pub enum StartError {
     },
     #[error(transparent)]
     Import(#[from] import::ImportError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
 
-/// Connects to the database and brings its schema up to date.
-pub async fn open_store(checked: &Checked) -> Result<Store, StartError> {
-    let url = checked.database.clone();
-    let pool_size = checked.settings.pool_size;
+impl StartError {
+    /// Whether the fault is in the settings or keys given (exit status 2)
+    /// rather than in the environment.
+    pub fn is_bad_setting(&self) -> bool {
+        matches!(
+            self,
+            Self::Keys(_) | Self::Store(StoreError::KeyMismatch(_))
+        )
+    }
+}
+
+/// Loads the key ring, connects to the database, brings its schema up to
+/// date and checks that the keys fit the data.
+pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), StartError> {
+    let checked = checked.clone();
     run_blocking(move || {
-        let store = Store::connect(&url, pool_size)?;
+        let (ring, source) = keys::load(&checked)?;
+        let store = Store::connect(
+            &checked.database,
+            checked.settings.pool_size,
+            domain::crypto::SharedKeyRing::new(ring),
+        )?;
         let applied = store.migrate()?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
         }
-        Ok(store)
+        store.verify_keys(chrono::Utc::now())?;
+        Ok((store, source))
     })
     .await
 }
@@ -68,7 +88,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(checked: Checked) -> Result<Self, StartError> {
-        let store = open_store(&checked).await?;
+        let (store, key_source) = open_store(&checked).await?;
+        keys::watch(&key_source, store.keys().clone());
         let env = checked.settings.env;
         if env == Environment::Development {
             let empty = {
@@ -118,5 +139,56 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// `kluis keys rotate`: finishes an interrupted rotation, or adds a key
+/// version to the key file and re-encrypts every sealed value and lookup
+/// token with it. Serving nodes pick up the new version from the key file
+/// within seconds; rows they write meanwhile are re-encrypted in a later
+/// batch. Calls `report` after every batch.
+pub async fn rotate_keys(
+    checked: &Checked,
+    report: impl Fn(store::RotationProgress),
+) -> Result<store::RotationProgress, StartError> {
+    let (store, source) = open_store(checked).await?;
+    let path = source
+        .file()
+        .ok_or(keys::KeyError::RotationNeedsFile)?
+        .to_path_buf();
+    let before = {
+        let store = store.clone();
+        run_blocking(move || Ok(store.rotation_progress()?)).await?
+    };
+    if before.remaining == 0 {
+        let store = store.clone();
+        run_blocking(move || {
+            let ring = keys::add_key_version(&path)?;
+            tracing::info!(version = ring.current_version(), "added a key version");
+            store.keys().replace(ring);
+            store.verify_keys(chrono::Utc::now())?;
+            Ok(())
+        })
+        .await?;
+    } else {
+        tracing::info!(
+            remaining = before.remaining,
+            version = before.target_version,
+            "resuming an unfinished rotation"
+        );
+    }
+    loop {
+        let store = store.clone();
+        let (moved, progress) =
+            run_blocking(move || Ok((store.rotate_batch()?, store.rotation_progress()?))).await?;
+        report(progress);
+        if progress.remaining == 0 {
+            return Ok(progress);
+        }
+        if moved == 0 {
+            // Rows held by another rotation, or written by a node that has
+            // not reloaded the key file yet: give them a moment.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 }

@@ -38,6 +38,25 @@ enum Command {
         #[command(subcommand)]
         action: VenueCommand,
     },
+    /// Manage master keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new key file with one fresh master key (mode 0600).
+    Generate {
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long, default_value = "kluis.key")]
+        out: PathBuf,
+    },
+    /// Add a key version and re-encrypt every sealed value and lookup token
+    /// with it, in batches, while servers keep serving. Run it again to
+    /// resume an interrupted rotation.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -52,6 +71,24 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Keys {
+        action: KeysCommand::Generate { out },
+    } = &command
+    {
+        return match api::keys::generate_key_file(out) {
+            Ok(()) => {
+                eprintln!(
+                    "kluis: wrote a new master key to {} (mode 0600). Back it up: without it the data it seals cannot be read.",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("kluis: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Schema = command {
         // The SDL is the command's output, so it goes to stdout on purpose.
         use std::io::Write;
@@ -82,7 +119,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kluis: {error:#}");
-            ExitCode::FAILURE
+            let bad_setting = error
+                .downcast_ref::<api::StartError>()
+                .is_some_and(api::StartError::is_bad_setting)
+                || error.downcast_ref::<api::keys::KeyError>().is_some();
+            if bad_setting {
+                ExitCode::from(EXIT_BAD_SETTINGS)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -110,7 +155,7 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             action: VenueCommand::Import { file },
         } => {
             let definitions = api::import::read_file(&file)?;
-            let store = api::open_store(&checked).await?;
+            let (store, _) = api::open_store(&checked).await?;
             let report = api::import_venues(&store, definitions).await?;
             tracing::info!(
                 venues_created = report.venues_created,
@@ -123,7 +168,27 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Schema => Ok(()),
+        Command::Keys {
+            action: KeysCommand::Rotate,
+        } => {
+            let done = api::rotate_keys(&checked, |progress| {
+                tracing::info!(
+                    version = progress.target_version,
+                    "rotation: {} rows done, {} to go",
+                    progress.done,
+                    progress.remaining
+                );
+            })
+            .await?;
+            tracing::info!(
+                version = done.target_version,
+                rows = done.done,
+                "rotation finished: every sealed value and lookup token uses key version {}",
+                done.target_version
+            );
+            Ok(())
+        }
+        Command::Schema | Command::Keys { .. } => Ok(()),
     }
 }
 

@@ -31,7 +31,9 @@ fn stderr(output: &Output) -> String {
 fn open_store(dir: &Path) -> store::Store {
     let url = store::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("kluis.db").display()))
         .expect("url");
-    store::Store::connect(&url, 1).expect("connect")
+    let keys = api::keys::read_key_file(&dir.join(api::keys::DEVELOPMENT_KEY_FILE))
+        .expect("development key");
+    store::Store::connect(&url, 1, domain::crypto::SharedKeyRing::new(keys)).expect("connect")
 }
 
 #[test]
@@ -184,17 +186,26 @@ fn an_invalid_time_zone_names_file_line_and_key_and_imports_nothing() {
     );
 }
 
+/// A valid master key for production runs.
+const MASTER_KEY: &str =
+    "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QA==";
+
 /// Starts `kluis serve` on a free port and returns the child and its port.
 fn serve(
     dir: &Path,
     env: &str,
+    master_key: Option<&str>,
 ) -> (
     std::process::Child,
     u16,
     Vec<String>,
     mpsc::Receiver<String>,
 ) {
-    let mut child = kluis(dir)
+    let mut command = kluis(dir);
+    if let Some(key) = master_key {
+        command.env("KLUIS_MASTER_KEY", key);
+    }
+    let mut child = command
         .arg("serve")
         .env("KLUIS_BIND", "127.0.0.1:0")
         .env("KLUIS_ENV", env)
@@ -262,7 +273,7 @@ fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[test]
 fn serve_seeds_a_demo_venue_in_development_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, port, mut logs, more) = serve(dir.path(), "development");
+    let (mut child, port, mut logs, more) = serve(dir.path(), "development", None);
     assert!(get(port, "/readyz").starts_with("HTTP/1.1 200"));
     let status = terminate(&mut child);
     assert!(status.success(), "{status}");
@@ -278,8 +289,107 @@ fn serve_seeds_a_demo_venue_in_development_and_stops_cleanly_on_sigterm() {
 #[test]
 fn production_seeds_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, port, _, _) = serve(dir.path(), "production");
+    let (mut child, port, _, _) = serve(dir.path(), "production", Some(MASTER_KEY));
     assert!(get(port, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(terminate(&mut child).success());
-    assert!(open_store(dir.path()).has_no_venues().expect("query"));
+    let url = store::DatabaseUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join("kluis.db").display()
+    ))
+    .expect("url");
+    let keys = api::keys::parse_environment_keys(MASTER_KEY).expect("key");
+    let store =
+        store::Store::connect(&url, 1, domain::crypto::SharedKeyRing::new(keys)).expect("connect");
+    assert!(store.has_no_venues().expect("query"));
+}
+
+#[test]
+fn production_without_a_master_key_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path())
+        .arg("serve")
+        .env("KLUIS_ENV", "production")
+        .output()
+        .expect("run");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("no master key"), "{text}");
+    assert!(
+        !dir.path().join("kluis.db").exists(),
+        "something was written"
+    );
+    assert!(
+        !dir.path().join("kluis.key").exists(),
+        "a key was generated in production"
+    );
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = kluis(dir.path())
+        .arg("migrate")
+        .env("KLUIS_MASTER_KEY", MASTER_KEY)
+        .output()
+        .expect("run");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let database = dir.path().join("kluis.db");
+    let before = std::fs::read(&database).expect("read");
+    let wrong = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64]);
+    let output = kluis(dir.path())
+        .arg("migrate")
+        .env("KLUIS_MASTER_KEY", &wrong)
+        .output()
+        .expect("run");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("does not match this database"), "{text}");
+    assert_eq!(
+        text.trim_end()
+            .lines()
+            .filter(|l| l.starts_with("kluis:"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(&database).expect("read"),
+        before,
+        "the database changed"
+    );
+}
+
+#[test]
+fn keys_generate_writes_a_private_key_file_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path())
+        .args(["keys", "generate", "--out", "prod.key"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let path = dir.path().join("prod.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("written")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert_eq!(
+        api::keys::read_key_file(&path)
+            .expect("readable")
+            .current_version(),
+        1
+    );
+    let again = kluis(dir.path())
+        .args(["keys", "generate", "--out", "prod.key"])
+        .output()
+        .expect("run");
+    assert!(
+        !again.status.success(),
+        "an existing key file was overwritten"
+    );
 }

@@ -667,6 +667,7 @@ mod tests {
             id: ReservationId::new_random(),
             venue_id: resource.venue_id,
             resource_id: resource.id,
+            guest_id: None,
             party_size: party(size),
             starts_at,
             ends_at: starts_at + chrono::Duration::hours(1),

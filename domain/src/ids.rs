@@ -38,6 +38,7 @@ macro_rules! random_id {
 random_id!(VenueId, "venue");
 random_id!(ResourceId, "resource");
 random_id!(ReservationId, "reservation");
+random_id!(GuestId, "guest");
 
 #[cfg(test)]
 mod tests {

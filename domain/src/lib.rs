@@ -3,8 +3,10 @@
 //! availability (time-zone aware) and the ports the storage layer implements.
 
 pub mod availability;
+pub mod crypto;
 pub mod error;
 pub mod ids;
+pub mod personal;
 pub mod ports;
 pub mod reservation;
 pub mod values;
@@ -12,7 +14,10 @@ pub mod venue;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
 pub use error::DomainError;
-pub use ids::{ReservationId, ResourceId, VenueId};
+pub use ids::{GuestId, ReservationId, ResourceId, VenueId};
+pub use personal::{
+    Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName, Phone,
+};
 pub use reservation::{Reservation, ReservationStatus};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
 pub use venue::{BookingRules, OpeningInterval, Resource, ResourceKind, Venue, WeeklySchedule};

@@ -6,16 +6,33 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
-    DomainError, IdempotencyKey, PartySize, Reservation, ReservationId, Resource, ResourceId, Slot,
-    Venue, VenueId,
+    DomainError, Email, Guest, GuestDetails, GuestId, GuestNotes, IdempotencyKey, ManageToken,
+    PartySize, Phone, Reservation, ReservationId, Resource, ResourceId, Slot, Venue, VenueId,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewReservation {
     pub venue_id: VenueId,
     pub starts_at: DateTime<Utc>,
     pub party_size: PartySize,
     pub resource_id: Option<ResourceId>,
+    pub guest: GuestDetails,
+}
+
+/// A new booking and the token that lets its guest manage it. The token is
+/// handed out here and, for a retried request, once more from the sealed
+/// idempotency record; it is never stored in the clear.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub reservation: Reservation,
+    pub manage_token: ManageToken,
+}
+
+/// The guest behind a reservation, decrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestRecord {
+    pub guest: Guest,
+    pub notes: Option<GuestNotes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +73,19 @@ pub trait ReservationRepository {
         request: &NewReservation,
         key: &IdempotencyKey,
         now: DateTime<Utc>,
-    ) -> Result<Reservation, Self::Error>;
+    ) -> Result<Booking, Self::Error>;
+    /// The reservation a manage token belongs to.
+    fn reservation_by_token(&self, token: &ManageToken)
+    -> Result<Option<Reservation>, Self::Error>;
+    /// The guest and notes of a reservation, decrypted.
+    fn guest_record(&self, reservation: &Reservation) -> Result<Option<GuestRecord>, Self::Error>;
+    /// A venue's guest with this e-mail or phone, found by lookup token.
+    fn find_guest(
+        &self,
+        venue: VenueId,
+        email: Option<&Email>,
+        phone: Option<&Phone>,
+    ) -> Result<Option<GuestId>, Self::Error>;
     fn modify_reservation(
         &self,
         id: ReservationId,

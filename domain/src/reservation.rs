@@ -85,6 +85,8 @@ pub struct Reservation {
     pub id: ReservationId,
     pub venue_id: VenueId,
     pub resource_id: ResourceId,
+    /// Who booked; absent only for reservations made before guests existed.
+    pub guest_id: Option<crate::GuestId>,
     pub party_size: PartySize,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,

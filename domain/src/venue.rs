@@ -17,6 +17,8 @@ pub struct Venue {
     pub slug: Slug,
     pub name: String,
     pub time_zone: Tz,
+    /// Where phone numbers written without a country code are from.
+    pub country: Option<crate::Country>,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
 }
@@ -330,6 +332,7 @@ pub(crate) mod tests {
             slug: Slug::parse("test-venue").expect("valid slug"),
             name: "Test venue".to_owned(),
             time_zone: parse_time_zone(tz).expect("valid zone"),
+            country: None,
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

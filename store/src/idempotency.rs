@@ -22,7 +22,7 @@ pub fn fingerprint(parts: &[&dyn std::fmt::Display]) -> String {
 
 /// Claims `($operation, $key)` inside the current transaction. Evaluates to
 /// `None` when this request is the first (go ahead, then `record_answer!`),
-/// or to `Some(stored answer)` for a replay. Returns a `Conflict` error from
+/// or to `Some((stored answer, sealed manage token))` for a replay. Returns a `Conflict` error from
 /// the enclosing closure when the key was used for a different request.
 macro_rules! claim_key {
     ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $now:expr) => {{
@@ -39,28 +39,33 @@ macro_rules! claim_key {
         if inserted == 1 {
             None
         } else {
-            let (stored_hash, answer): (String, Option<String>) = k::idempotency_keys
-                .find(($operation, $key))
-                .select((k::request_hash, k::response))
-                .first($c)?;
+            let (stored_hash, answer, token_sealed): (String, Option<String>, Option<Vec<u8>>) =
+                k::idempotency_keys
+                    .find(($operation, $key))
+                    .select((k::request_hash, k::response, k::token_sealed))
+                    .first($c)?;
             if stored_hash != $hash {
                 return Err(StoreError::Domain(domain::DomainError::Conflict(
                     "this idempotency key was already used for a different request".to_owned(),
                 )));
             }
-            Some(answer.ok_or_else(|| {
+            let answer = answer.ok_or_else(|| {
                 StoreError::Corrupt(format!("idempotency key for {} has no answer", $operation))
-            })?)
+            })?;
+            Some((answer, token_sealed))
         }
     }};
 }
 pub(crate) use claim_key;
 
 macro_rules! record_answer {
-    ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr) => {{
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr) => {
+        record_answer!($c, $s, $operation, $key, $answer, None::<Vec<u8>>)
+    };
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr, $token_sealed:expr) => {{
         use $s::idempotency_keys::dsl as k;
         diesel::update(k::idempotency_keys.find(($operation, $key)))
-            .set(k::response.eq($answer))
+            .set((k::response.eq($answer), k::token_sealed.eq($token_sealed)))
             .execute($c)?;
     }};
 }

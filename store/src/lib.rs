@@ -2,7 +2,9 @@
 //! PostgreSQL (production), behind the ports declared in `domain`.
 
 mod connection;
+mod guests;
 mod idempotency;
+mod keys;
 mod reservations;
 mod rows;
 mod schema;
@@ -11,8 +13,10 @@ mod venues;
 use diesel::Connection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain::DomainError;
+use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
+pub use keys::RotationProgress;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -34,10 +38,29 @@ pub enum StoreError {
     Migration(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A sealed value failed to open: tampering, or a ciphertext moved
+    /// between rows or columns. Never answered with someone else's data.
+    #[error("integrity failure")]
+    Integrity(#[source] CryptoError),
+    #[error("encryption failed")]
+    Crypto(#[source] CryptoError),
+    /// The key ring does not fit the data: wrong master key, or a version the
+    /// database uses is missing.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// A concurrent writer won a race inside a transaction; the operation
     /// retries and never lets this escape.
     #[error("concurrent change ({0})")]
     Race(&'static str),
+}
+
+impl From<CryptoError> for StoreError {
+    fn from(error: CryptoError) -> Self {
+        match error {
+            CryptoError::Integrity { .. } => Self::Integrity(error),
+            other => Self::Crypto(other),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for StoreError {
@@ -106,15 +129,26 @@ impl WriteTransaction for diesel::SqliteConnection {
 pub struct Store {
     pool: Pool,
     backend: Backend,
+    keys: SharedKeyRing,
 }
 
 impl Store {
     /// Connects (failing with the driver's own reason) and builds the pool.
-    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
+    pub fn connect(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        keys: SharedKeyRing,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             pool: connection::build_pool(url, pool_size)?,
             backend: url.backend(),
+            keys,
         })
+    }
+
+    /// The key ring this store seals and opens with.
+    pub fn keys(&self) -> &SharedKeyRing {
+        &self.keys
     }
 
     pub fn backend(&self) -> Backend {

@@ -5,16 +5,27 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::ports::{NewReservation, ReservationChange, ReservationRepository};
+use domain::crypto::Field;
+use domain::ports::{
+    Booking, GuestRecord, NewReservation, ReservationChange, ReservationRepository,
+};
 use domain::{
-    BookingContext, DomainError, IdempotencyKey, Reservation, ReservationId, ReservationStatus,
-    Venue,
+    BookingContext, DomainError, Email, GuestId, IdempotencyKey, ManageToken, Phone, Reservation,
+    ReservationId, ReservationStatus, Venue, VenueId,
 };
 
+use crate::guests::{
+    GuestRow, db_version, find_guest_id, open_notes, open_text, seal_guest, tokens,
+};
 use crate::idempotency::{claim_key, fingerprint, record_answer};
-use crate::rows::{OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int};
+use crate::rows::{
+    OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int, reservation_columns,
+};
 use crate::venues::{load_occupancy, load_resources, load_venue};
 use crate::{Store, StoreError, WriteTransaction, on_backend};
+
+/// Keys the digest of a booking's guest details inside its fingerprint.
+const REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
 
 /// Attempts per request when a concurrent writer got in between the checks
 /// and the write; the next attempt sees what that writer committed.
@@ -26,14 +37,16 @@ enum Race {
     Overlap,
     /// The reservation changed since it was read.
     StaleVersion,
+    /// Another request created the same new guest at the same moment.
+    NewGuest,
 }
 
-enum Outcome {
-    Done(Reservation),
+enum Outcome<T> {
+    Done(T),
     Retry(Race),
 }
 
-fn retry_on_overlap(error: diesel::result::Error) -> Result<Outcome, StoreError> {
+fn retry_on_overlap<T>(error: diesel::result::Error) -> Result<Outcome<T>, StoreError> {
     match error {
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::ExclusionViolation,
@@ -55,6 +68,7 @@ fn from_answer(answer: &str) -> Result<Reservation, StoreError> {
 
 fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
     ReservationRow {
+        guest_id: reservation.guest_id.map(|id| id.to_string()),
         id: reservation.id.to_string(),
         venue_id: reservation.venue_id.to_string(),
         resource_id: reservation.resource_id.to_string(),
@@ -70,10 +84,10 @@ fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
 }
 
 impl Store {
-    fn with_retries(
+    fn with_retries<T>(
         &self,
-        mut attempt: impl FnMut() -> Result<Outcome, StoreError>,
-    ) -> Result<Reservation, StoreError> {
+        mut attempt: impl FnMut() -> Result<Outcome<T>, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut last = Race::Overlap;
         for _ in 0..ATTEMPTS {
             match attempt()? {
@@ -85,6 +99,10 @@ impl Store {
             Race::Overlap => DomainError::SlotTaken,
             Race::StaleVersion => DomainError::Conflict(
                 "the reservation was changed by someone else at the same time; try again"
+                    .to_owned(),
+            ),
+            Race::NewGuest => DomainError::Conflict(
+                "another booking for the same guest was made at the same time; try again"
                     .to_owned(),
             ),
         }
@@ -107,9 +125,76 @@ impl ReservationRepository for Store {
         let row: Option<ReservationRow> =
             on_backend!(&mut *connection, |c, s| s::reservations::table
                 .find(&id)
+                .select(reservation_columns!(s))
                 .first::<ReservationRow>(c)
                 .optional()?);
         row.map(Reservation::try_from).transpose()
+    }
+
+    fn reservation_by_token(&self, token: &ManageToken) -> Result<Option<Reservation>, StoreError> {
+        let hash = token.hash();
+        let mut connection = self.connection()?;
+        let found: Option<(ReservationRow, Option<Vec<u8>>)> =
+            on_backend!(&mut *connection, |c, s| {
+                s::reservations::table
+                    .filter(s::reservations::manage_token_hash.eq(&hash))
+                    .select((reservation_columns!(s), s::reservations::manage_token_hash))
+                    .first(c)
+                    .optional()?
+            });
+        match found {
+            Some((row, Some(stored))) if token.matches(&stored) => {
+                Ok(Some(Reservation::try_from(row)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn guest_record(&self, reservation: &Reservation) -> Result<Option<GuestRecord>, StoreError> {
+        let Some(guest_id) = reservation.guest_id else {
+            return Ok(None);
+        };
+        let guest_id = guest_id.to_string();
+        let reservation_id = reservation.id.to_string();
+        let mut connection = self.connection()?;
+        let (row, notes): (GuestRow, Option<Vec<u8>>) = on_backend!(&mut *connection, |c, s| {
+            let row: GuestRow = s::guests::table.find(&guest_id).first(c)?;
+            let notes: Option<Vec<u8>> = s::reservations::table
+                .find(&reservation_id)
+                .select(s::reservations::notes_sealed)
+                .first(c)?;
+            (row, notes)
+        });
+        let ring = self.keys().current();
+        Ok(Some(GuestRecord {
+            guest: row.open(&ring)?,
+            notes: open_notes(&ring, &reservation_id, notes.as_deref())?,
+        }))
+    }
+
+    fn find_guest(
+        &self,
+        venue: VenueId,
+        email: Option<&Email>,
+        phone: Option<&Phone>,
+    ) -> Result<Option<GuestId>, StoreError> {
+        let ring = self.keys().current();
+        let email_tokens = tokens(&ring, Field::GUEST_EMAIL, email.map(Email::expose))?;
+        let phone_tokens = tokens(&ring, Field::GUEST_PHONE, phone.map(Phone::expose))?;
+        let venue = venue.to_string();
+        let mut connection = self.connection()?;
+        let found: Option<String> = on_backend!(&mut *connection, |c, s| find_guest_id!(
+            c,
+            s,
+            &venue,
+            &email_tokens,
+            &phone_tokens
+        ));
+        found
+            .map(|id| {
+                GuestId::parse(&id).map_err(|_| StoreError::Corrupt(format!("guest id {id}")))
+            })
+            .transpose()
     }
 
     fn create_reservation(
@@ -117,8 +202,27 @@ impl ReservationRepository for Store {
         request: &NewReservation,
         key: &IdempotencyKey,
         now: DateTime<Utc>,
-    ) -> Result<Reservation, StoreError> {
+    ) -> Result<Booking, StoreError> {
         const OPERATION: &str = "createReservation";
+        let ring = self.keys().current();
+        let guest = &request.guest;
+        let email = guest.email.as_ref().map(Email::expose);
+        let phone = guest.phone.as_ref().map(Phone::expose);
+        // The guest's details take part in the fingerprint only through a
+        // keyed digest: a plain hash of an e-mail address can be guessed.
+        let guest_digest = hex::encode(
+            ring.lookup_token(
+                REQUEST_DIGEST,
+                format!(
+                    "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                    guest.name.expose(),
+                    email.unwrap_or_default(),
+                    phone.unwrap_or_default(),
+                    guest.notes.as_ref().map(|n| n.expose()).unwrap_or_default()
+                )
+                .as_bytes(),
+            )?,
+        );
         let hash = fingerprint(&[
             &request.venue_id,
             &request.starts_at.to_rfc3339(),
@@ -127,15 +231,36 @@ impl ReservationRepository for Store {
                 .resource_id
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+            &guest_digest,
         ]);
+        let email_tokens = tokens(&ring, Field::GUEST_EMAIL, email)?;
+        let phone_tokens = tokens(&ring, Field::GUEST_PHONE, phone)?;
+        let version = ring.current_version();
+        let answer_row = format!("{OPERATION}|{}", key.as_str());
         let venue_id = request.venue_id.to_string();
         let now = db_instant(now);
         self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                if let Some((answer, token_sealed)) =
+                    claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
                 {
-                    return Ok(Outcome::Done(from_answer(&answer)?));
+                    let sealed = token_sealed.ok_or_else(|| {
+                        StoreError::Corrupt("stored booking answer has no manage token".to_owned())
+                    })?;
+                    let token = ManageToken::parse(&open_text(
+                        &ring,
+                        Field::IDEMPOTENT_TOKEN,
+                        &answer_row,
+                        &sealed,
+                    )?)
+                    .map_err(|_| {
+                        StoreError::Corrupt("stored manage token is malformed".to_owned())
+                    })?;
+                    return Ok(Outcome::Done(Booking {
+                        reservation: from_answer(&answer)?,
+                        manage_token: token,
+                    }));
                 }
                 let venue: Venue =
                     load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
@@ -156,10 +281,55 @@ impl ReservationRepository for Store {
                     request.party_size,
                     request.resource_id,
                 )?;
+
+                // A returning guest (same e-mail or phone at this venue) is
+                // found by lookup token and linked, not stored twice.
+                let guest_id = match find_guest_id!(c, s, &venue_id, &email_tokens, &phone_tokens) {
+                    Some(id) => id,
+                    None => {
+                        let id = GuestId::new_random().to_string();
+                        let sealed = seal_guest(
+                            &ring,
+                            version,
+                            &id,
+                            &guest.name,
+                            guest.email.as_ref(),
+                            guest.phone.as_ref(),
+                        )?;
+                        use s::guests::dsl as g;
+                        let inserted = diesel::insert_into(g::guests)
+                            .values((
+                                g::id.eq(&id),
+                                g::venue_id.eq(&venue_id),
+                                g::key_version.eq(sealed.key_version),
+                                g::name_sealed.eq(sealed.name_sealed),
+                                g::email_sealed.eq(sealed.email_sealed),
+                                g::email_lookup.eq(sealed.email_lookup),
+                                g::phone_sealed.eq(sealed.phone_sealed),
+                                g::phone_lookup.eq(sealed.phone_lookup),
+                                g::created_at.eq(now),
+                                g::updated_at.eq(now),
+                            ))
+                            .execute(c);
+                        match inserted {
+                            Ok(_) => id,
+                            Err(diesel::result::Error::DatabaseError(
+                                diesel::result::DatabaseErrorKind::UniqueViolation,
+                                _,
+                            )) => return Err(RetryLater(Race::NewGuest).into()),
+                            Err(other) => return Err(other.into()),
+                        }
+                    }
+                };
+
                 let reservation = Reservation {
                     id: ReservationId::new_random(),
                     venue_id: venue.id,
                     resource_id: placement.resource_id,
+                    guest_id: Some(
+                        GuestId::parse(&guest_id)
+                            .map_err(|_| StoreError::Corrupt(format!("guest id {guest_id}")))?,
+                    ),
                     party_size: request.party_size,
                     starts_at: placement.starts_at,
                     ends_at: placement.ends_at,
@@ -169,32 +339,69 @@ impl ReservationRepository for Store {
                     updated_at: now,
                 };
                 let row = row_of(&reservation, 1);
+                let notes_sealed = guest
+                    .notes
+                    .as_ref()
+                    .map(|notes| {
+                        ring.seal_with(
+                            version,
+                            Field::RESERVATION_NOTES,
+                            &row.id,
+                            notes.expose().as_bytes(),
+                        )
+                    })
+                    .transpose()?;
+                let token = ManageToken::generate()?;
                 use s::reservations::dsl as r;
                 let inserted = diesel::insert_into(r::reservations)
                     .values((
-                        r::id.eq(&row.id),
-                        r::venue_id.eq(&row.venue_id),
-                        r::resource_id.eq(&row.resource_id),
-                        r::party_size.eq(row.party_size),
-                        r::starts_at.eq(row.starts_at),
-                        r::ends_at.eq(row.ends_at),
-                        r::blocked_until.eq(row.blocked_until),
-                        r::status.eq(&row.status),
-                        r::version.eq(row.version),
-                        r::created_at.eq(row.created_at),
-                        r::updated_at.eq(row.updated_at),
+                        (
+                            r::id.eq(&row.id),
+                            r::venue_id.eq(&row.venue_id),
+                            r::resource_id.eq(&row.resource_id),
+                            r::party_size.eq(row.party_size),
+                            r::starts_at.eq(row.starts_at),
+                            r::ends_at.eq(row.ends_at),
+                            r::blocked_until.eq(row.blocked_until),
+                            r::status.eq(&row.status),
+                            r::version.eq(row.version),
+                            r::created_at.eq(row.created_at),
+                            r::updated_at.eq(row.updated_at),
+                        ),
+                        (
+                            r::guest_id.eq(&row.guest_id),
+                            r::key_version.eq(notes_sealed.as_ref().map(|_| db_version(version))),
+                            r::notes_sealed.eq(notes_sealed),
+                            r::manage_token_hash.eq(token.hash()),
+                        ),
                     ))
                     .execute(c);
                 if let Err(error) = inserted {
                     // The transaction is aborted on PostgreSQL: give it up and
                     // let the next attempt read what the other writer did.
-                    return match retry_on_overlap(error)? {
+                    return match retry_on_overlap::<Booking>(error)? {
                         Outcome::Retry(race) => Err(RetryLater(race).into()),
                         done => Ok(done),
                     };
                 }
-                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
-                Ok(Outcome::Done(reservation))
+                let token_sealed = ring.seal_with(
+                    version,
+                    Field::IDEMPOTENT_TOKEN,
+                    &answer_row,
+                    token.expose().as_bytes(),
+                )?;
+                record_answer!(
+                    c,
+                    s,
+                    OPERATION,
+                    key.as_str(),
+                    to_answer(&row)?,
+                    Some(token_sealed)
+                );
+                Ok(Outcome::Done(Booking {
+                    reservation,
+                    manage_token: token,
+                }))
             }))
             .or_else(RetryLater::recover)
         })
@@ -223,11 +430,12 @@ impl ReservationRepository for Store {
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
                 if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
                 {
-                    return Ok(Outcome::Done(from_answer(&answer)?));
+                    return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
                 let row: ReservationRow = r::reservations
                     .find(&id)
+                    .select(reservation_columns!(s))
                     .first(c)
                     .optional()?
                     .ok_or(DomainError::not_found("reservation"))?;
@@ -303,11 +511,12 @@ impl ReservationRepository for Store {
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
                 if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
                 {
-                    return Ok(Outcome::Done(from_answer(&answer)?));
+                    return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
                 let row: ReservationRow = r::reservations
                     .find(&id)
+                    .select(reservation_columns!(s))
                     .first(c)
                     .optional()?
                     .ok_or(DomainError::not_found("reservation"))?;
@@ -345,14 +554,16 @@ impl From<RetryLater> for StoreError {
         StoreError::Race(match retry.0 {
             Race::Overlap => "overlap",
             Race::StaleVersion => "stale",
+            Race::NewGuest => "guest",
         })
     }
 }
 
 impl RetryLater {
-    fn recover(error: StoreError) -> Result<Outcome, StoreError> {
+    fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
         match error {
             StoreError::Race("overlap") => Ok(Outcome::Retry(Race::Overlap)),
+            StoreError::Race("guest") => Ok(Outcome::Retry(Race::NewGuest)),
             StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),
             other => Err(other),
         }

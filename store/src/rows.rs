@@ -28,6 +28,7 @@ pub struct VenueRow {
     pub max_advance_days: i32,
     pub _created_at: DateTime<Utc>,
     pub _updated_at: DateTime<Utc>,
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -51,8 +52,9 @@ pub struct ResourceRow {
     pub _updated_at: DateTime<Utc>,
 }
 
-/// Also the answer stored for an idempotent replay: the reservation as the
-/// first request left it.
+/// The non-personal columns of a reservation, selected with
+/// [`reservation_columns`]. Also the answer stored for an idempotent replay:
+/// the reservation as the first request left it.
 #[derive(Debug, Clone, Queryable, serde::Serialize, serde::Deserialize)]
 pub struct ReservationRow {
     pub id: String,
@@ -66,7 +68,30 @@ pub struct ReservationRow {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub guest_id: Option<String>,
 }
+
+/// The columns of [`ReservationRow`], in its order.
+macro_rules! reservation_columns {
+    ($s:ident) => {
+        (
+            $s::reservations::id,
+            $s::reservations::venue_id,
+            $s::reservations::resource_id,
+            $s::reservations::party_size,
+            $s::reservations::starts_at,
+            $s::reservations::ends_at,
+            $s::reservations::blocked_until,
+            $s::reservations::status,
+            $s::reservations::version,
+            $s::reservations::created_at,
+            $s::reservations::updated_at,
+            $s::reservations::guest_id,
+        )
+    };
+}
+pub(crate) use reservation_columns;
 
 fn corrupt(table: &str, id: &str, what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{table} {id}: {what}"))
@@ -124,6 +149,12 @@ impl VenueRow {
             id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
             slug: Slug::parse(&self.slug).map_err(&bad)?,
             time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,
+            country: self
+                .country
+                .as_deref()
+                .map(domain::Country::parse)
+                .transpose()
+                .map_err(&bad)?,
             schedule: WeeklySchedule::new(days).map_err(&bad)?,
             rules,
             name: self.name,
@@ -157,6 +188,12 @@ impl TryFrom<ReservationRow> for Reservation {
             id: ReservationId::parse(&row.id).map_err(|e| bad(e.to_string()))?,
             venue_id: VenueId::parse(&row.venue_id).map_err(|e| bad(e.to_string()))?,
             resource_id: ResourceId::parse(&row.resource_id).map_err(|e| bad(e.to_string()))?,
+            guest_id: row
+                .guest_id
+                .as_deref()
+                .map(domain::GuestId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
             party_size: PartySize::parse(i64::from(row.party_size))
                 .map_err(|e| bad(e.to_string()))?,
             status: ReservationStatus::parse(&row.status)

@@ -22,6 +22,7 @@ macro_rules! kluis_schema {
                 max_advance_days -> Integer,
                 created_at -> $Instant,
                 updated_at -> $Instant,
+                country -> Nullable<Text>,
             }
         }
 
@@ -65,6 +66,10 @@ macro_rules! kluis_schema {
                 version -> Integer,
                 created_at -> $Instant,
                 updated_at -> $Instant,
+                guest_id -> Nullable<Text>,
+                notes_sealed -> Nullable<Binary>,
+                manage_token_hash -> Nullable<Binary>,
+                key_version -> Nullable<Integer>,
             }
         }
 
@@ -77,6 +82,34 @@ macro_rules! kluis_schema {
                 request_hash -> Text,
                 response -> Nullable<Text>,
                 created_at -> $Instant,
+                token_sealed -> Nullable<Binary>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            guests (id) {
+                id -> Text,
+                venue_id -> Text,
+                key_version -> Integer,
+                name_sealed -> Binary,
+                email_sealed -> Nullable<Binary>,
+                email_lookup -> Nullable<Binary>,
+                phone_sealed -> Nullable<Binary>,
+                phone_lookup -> Nullable<Binary>,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            key_checks (version) {
+                version -> Integer,
+                check_sealed -> Binary,
+                created_at -> $Instant,
             }
         }
 
@@ -84,7 +117,8 @@ macro_rules! kluis_schema {
             venues,
             opening_hours,
             resources,
-            reservations
+            reservations,
+            guests
         );
     };
 }

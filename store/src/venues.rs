@@ -87,6 +87,7 @@ pub struct VenueDefinition {
     pub slug: Slug,
     pub name: String,
     pub time_zone: Tz,
+    pub country: Option<domain::Country>,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -136,6 +137,7 @@ impl Store {
                 let values = (
                     v::name.eq(&definition.name),
                     v::time_zone.eq(definition.time_zone.name()),
+                    v::country.eq(definition.country.map(domain::Country::code)),
                     v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
                     v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
                     v::buffer_minutes.eq(db_int(rules.buffer.get())),

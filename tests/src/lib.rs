@@ -50,6 +50,7 @@ capacity = 4
 slug = "lunch-room"
 name = "Lunch Room"
 time_zone = "Europe/Amsterdam"
+country = "NL"
 slot_interval_minutes = 30
 booking_duration_minutes = 60
 min_notice_minutes = 120
@@ -186,15 +187,19 @@ impl TestApp {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("kluis.db").display()),
             Backend::Postgres => tokio::task::spawn_blocking(fresh_postgres_schema).await??,
         };
+        let key_file = dir.path().join("kluis.key");
+        api::keys::generate_key_file(&key_file)?;
         let checked = Settings {
             database_url: database_url.clone(),
             bind: "127.0.0.1:0".to_owned(),
             env: options.env,
             pool_size: 8,
             log: "info".to_owned(),
+            master_key: None,
+            key_file: Some(key_file),
         }
         .check()?;
-        let store = api::open_store(&checked).await?;
+        let (store, _) = api::open_store(&checked).await?;
         api::import_venues(
             &store,
             api::import::parse("test-venues.toml", options.venues)?,
@@ -321,9 +326,15 @@ pub fn new_key() -> String {
 pub const CREATE: &str = r#"
 mutation Create($input: CreateReservationInput!, $key: String!) {
   createReservation(input: $input, idempotencyKey: $key) {
-    id status partySize startsAt endsAt resource { id slug }
+    manageToken
+    reservation { id status partySize startsAt endsAt resource { id slug } }
   }
 }"#;
+
+/// A guest for bookings whose guest does not matter to the test.
+pub fn guest() -> Value {
+    json!({ "name": "Test Guest", "email": "guest@example.org" })
+}
 
 /// Runs a test body against SQLite, and (ignored unless asked for) against
 /// PostgreSQL.

@@ -1,14 +1,33 @@
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, FixedOffset, Utc};
 use domain::ports::{NewReservation, ReservationChange, ReservationRepository, VenueRepository};
-use domain::{IdempotencyKey, PartySize, Reservation, ReservationId, ResourceId, VenueId};
+use domain::{
+    DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, ManageToken, PartySize,
+    PersonName, Phone, Reservation, ReservationId, ResourceId, VenueId,
+};
 use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::types::ReservationObject;
+use super::types::{Access, ReservationObject};
 use super::{blocking, store};
 
 pub struct Mutation;
+
+/// Who is booking. Everything here is personal data: it is stored
+/// encrypted and shown only to those allowed to see it.
+#[derive(InputObject)]
+pub struct GuestInput {
+    /// At most 200 characters.
+    pub name: String,
+    /// Trimmed and lower-cased; finds a returning guest.
+    pub email: Option<String>,
+    /// Read in the venue's country unless written with a country code;
+    /// stored in E.164 form.
+    pub phone: Option<String>,
+    /// Dietary, accessibility or other remarks, at most 1000 characters.
+    /// Never a card number.
+    pub notes: Option<String>,
+}
 
 #[derive(InputObject)]
 pub struct CreateReservationInput {
@@ -19,6 +38,7 @@ pub struct CreateReservationInput {
     /// A specific resource; without it the smallest free one that seats the
     /// party is chosen.
     pub resource_id: Option<ID>,
+    pub guest: GuestInput,
 }
 
 /// What to change; leave out what stays.
@@ -28,9 +48,18 @@ pub struct ModifyReservationInput {
     pub party_size: Option<i32>,
 }
 
+#[derive(SimpleObject)]
+pub struct CreateReservationPayload {
+    pub reservation: ReservationObject,
+    /// The guest's key to this reservation (`reservationByToken`, changes,
+    /// cancellation). Shown here only: kluis keeps just a hash of it.
+    pub manage_token: String,
+}
+
 /// Runs a booking operation and loads the venue the answer needs.
 async fn respond(
     ctx: &Context<'_>,
+    access: Access,
     work: impl FnOnce(&Store) -> Result<Reservation, StoreError> + Send + 'static,
 ) -> Result<ReservationObject> {
     let store = store(ctx).clone();
@@ -42,53 +71,106 @@ async fn respond(
         Ok((reservation, venue))
     })
     .await?;
-    Ok(ReservationObject { reservation, venue })
+    Ok(ReservationObject::new(reservation, venue, access))
+}
+
+/// Checks that a manage token belongs to the reservation with this id. A
+/// token for another reservation, or none at all, reads as not found.
+fn authorize(store: &Store, id: ReservationId, token: &ManageToken) -> Result<(), StoreError> {
+    match store.reservation_by_token(token)? {
+        Some(reservation) if reservation.id == id => Ok(()),
+        _ => Err(DomainError::not_found("reservation").into()),
+    }
+}
+
+fn guest_details(input: &GuestInput) -> Result<(PersonName, Option<Email>, Option<GuestNotes>)> {
+    let name = PersonName::parse("guest.name", &input.name).or_gql()?;
+    let email = input
+        .email
+        .as_deref()
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| Email::parse("guest.email", raw))
+        .transpose()
+        .or_gql()?;
+    let notes = match input.notes.as_deref() {
+        Some(raw) => GuestNotes::parse("guest.notes", raw).or_gql()?,
+        None => None,
+    };
+    Ok((name, email, notes))
 }
 
 #[Object]
 impl Mutation {
-    /// Books a slot. Retrying with the same `idempotencyKey` returns the
-    /// first answer; the same key with a different request is a CONFLICT.
+    /// Books a slot for a guest and returns, once, the guest's manage
+    /// token. Retrying with the same `idempotencyKey` returns the first
+    /// answer; the same key with a different request is a CONFLICT.
     async fn create_reservation(
         &self,
         ctx: &Context<'_>,
         input: CreateReservationInput,
         idempotency_key: String,
-    ) -> Result<ReservationObject> {
+    ) -> Result<CreateReservationPayload> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let request = NewReservation {
-            venue_id: VenueId::parse(&input.venue_id).or_gql()?,
-            starts_at: input.starts_at.with_timezone(&Utc),
-            party_size: PartySize::parse(i64::from(input.party_size)).or_gql()?,
-            resource_id: input
-                .resource_id
-                .map(|id| ResourceId::parse(&id))
-                .transpose()
-                .or_gql()?,
-        };
-        respond(ctx, move |store| {
-            store.create_reservation(&request, &key, Utc::now())
+        let venue_id = VenueId::parse(&input.venue_id).or_gql()?;
+        let starts_at = input.starts_at.with_timezone(&Utc);
+        let party_size = PartySize::parse(i64::from(input.party_size)).or_gql()?;
+        let resource_id = input
+            .resource_id
+            .map(|id| ResourceId::parse(&id))
+            .transpose()
+            .or_gql()?;
+        let (name, email, notes) = guest_details(&input.guest)?;
+        let raw_phone = input.guest.phone.filter(|raw| !raw.trim().is_empty());
+        let store = store(ctx).clone();
+        let (booking, venue) = blocking(move || {
+            let venue = store
+                .venue(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let phone = raw_phone
+                .as_deref()
+                .map(|raw| Phone::parse("guest.phone", raw, venue.country))
+                .transpose()?;
+            let request = NewReservation {
+                venue_id,
+                starts_at,
+                party_size,
+                resource_id,
+                guest: GuestDetails {
+                    name,
+                    email,
+                    phone,
+                    notes,
+                },
+            };
+            let booking = store.create_reservation(&request, &key, Utc::now())?;
+            Ok((booking, venue))
         })
-        .await
+        .await?;
+        Ok(CreateReservationPayload {
+            manage_token: booking.manage_token.expose().to_owned(),
+            reservation: ReservationObject::new(booking.reservation, venue, Access::Guest),
+        })
     }
 
     /// Moves a reservation or changes its party size, until the venue's
-    /// change deadline.
+    /// change deadline. Needs the reservation's manage token.
     async fn modify_reservation(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        manage_token: String,
         input: ModifyReservationInput,
         idempotency_key: String,
     ) -> Result<ReservationObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let id = ReservationId::parse(&id).or_gql()?;
         if input.starts_at.is_none() && input.party_size.is_none() {
             return Err(api_error(
                 Code::BadUserInput,
                 "input: give startsAt, partySize or both",
             ));
         }
+        let id = ReservationId::parse(&id).or_gql()?;
+        let token = ManageToken::parse(&manage_token).or_gql()?;
         let change = ReservationChange {
             starts_at: input.starts_at.map(|t| t.with_timezone(&Utc)),
             party_size: input
@@ -97,22 +179,27 @@ impl Mutation {
                 .transpose()
                 .or_gql()?,
         };
-        respond(ctx, move |store| {
+        respond(ctx, Access::Guest, move |store| {
+            authorize(store, id, &token)?;
             store.modify_reservation(id, &change, &key, Utc::now())
         })
         .await
     }
 
     /// Cancels a reservation, until the venue's cancellation deadline.
+    /// Needs the reservation's manage token.
     async fn cancel_reservation(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        manage_token: String,
         idempotency_key: String,
     ) -> Result<ReservationObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let id = ReservationId::parse(&id).or_gql()?;
-        respond(ctx, move |store| {
+        let token = ManageToken::parse(&manage_token).or_gql()?;
+        respond(ctx, Access::Guest, move |store| {
+            authorize(store, id, &token)?;
             store.cancel_reservation(id, &key, Utc::now())
         })
         .await

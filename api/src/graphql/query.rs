@@ -2,10 +2,11 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{NaiveDate, Utc};
 use domain::ports::{ReservationRepository, VenueRepository};
-use domain::{DomainError, PartySize, ReservationId, VenueId};
+use domain::{DomainError, ManageToken, PartySize, Reservation, ReservationId, VenueId};
+use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::types::{ReservationObject, ResourceObject, Slot, VenueObject, local};
+use super::types::{Access, ReservationObject, ResourceObject, Slot, VenueObject, local};
 use super::{DEFAULT_PAGE, MAX_PAGE, blocking, store};
 
 pub struct Query;
@@ -97,24 +98,41 @@ impl Query {
             .collect())
     }
 
-    /// One reservation, by its id.
+    /// One reservation, by its id: the booking facts, without guest data.
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<ReservationObject> {
         let id = ReservationId::parse(&id).or_gql()?;
-        load_reservation(ctx, id).await
+        load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await
+    }
+
+    /// The reservation a guest's manage token belongs to, with the guest's
+    /// own data. A token that matches nothing is NOT_FOUND.
+    async fn reservation_by_token(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> Result<ReservationObject> {
+        let token = ManageToken::parse(&token).or_gql()?;
+        load_reservation(ctx, Access::Guest, move |store| {
+            store.reservation_by_token(&token)
+        })
+        .await
     }
 }
 
-pub async fn load_reservation(ctx: &Context<'_>, id: ReservationId) -> Result<ReservationObject> {
+pub async fn load_reservation(
+    ctx: &Context<'_>,
+    access: Access,
+    find: impl FnOnce(&Store) -> Result<Option<Reservation>, StoreError> + Send + 'static,
+) -> Result<ReservationObject> {
     let store = store(ctx).clone();
     let (reservation, venue) = blocking(move || {
-        let reservation = store
-            .reservation(id)?
-            .ok_or(DomainError::not_found("reservation"))?;
+        let reservation = find(&store)?.ok_or(DomainError::not_found("reservation"))?;
+        let id = reservation.id;
         let venue = store
             .venue(reservation.venue_id)?
             .ok_or_else(|| store::StoreError::Corrupt(format!("reservation {id} has no venue")))?;
         Ok((reservation, venue))
     })
     .await?;
-    Ok(ReservationObject { reservation, venue })
+    Ok(ReservationObject::new(reservation, venue, access))
 }

@@ -5,7 +5,7 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
-use domain::ports::VenueRepository;
+use domain::ports::{GuestRecord, ReservationRepository, VenueRepository};
 use domain::{Reservation, ReservationStatus, Resource, ResourceKind, Venue};
 
 use super::{blocking, store};
@@ -192,9 +192,53 @@ pub struct Slot {
     pub free_resources: Vec<ResourceObject>,
 }
 
+/// How the caller reached a reservation, which decides whether its
+/// personal fields are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// By id: the booking facts only.
+    Public,
+    /// With its manage token (or by booking it): the guest's own data too.
+    Guest,
+}
+
 pub struct ReservationObject {
     pub reservation: Reservation,
     pub venue: Venue,
+    pub access: Access,
+    /// The decrypted guest, loaded once however many personal fields the
+    /// query asks for.
+    pub guest: tokio::sync::OnceCell<Option<GuestRecord>>,
+}
+
+impl ReservationObject {
+    pub fn new(reservation: Reservation, venue: Venue, access: Access) -> Self {
+        Self {
+            reservation,
+            venue,
+            access,
+            guest: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The guest record, for callers allowed to see it.
+    async fn guest_record(&self, ctx: &Context<'_>) -> Result<Option<&GuestRecord>> {
+        if self.access != Access::Guest {
+            return Err(super::errors::api_error(
+                super::errors::Code::Forbidden,
+                "guest data is shown only with the reservation's manage token",
+            ));
+        }
+        let record = self
+            .guest
+            .get_or_try_init(|| async {
+                let store = store(ctx).clone();
+                let reservation = self.reservation.clone();
+                blocking(move || store.guest_record(&reservation)).await
+            })
+            .await?;
+        Ok(record.as_ref())
+    }
 }
 
 #[Object(name = "Reservation")]
@@ -247,6 +291,38 @@ impl ReservationObject {
 
     async fn updated_at(&self) -> DateTime<FixedOffset> {
         local(self.reservation.updated_at, self.venue.time_zone)
+    }
+
+    /// Personal: the guest's name.
+    async fn guest_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self
+            .guest_record(ctx)
+            .await?
+            .map(|record| record.guest.name.expose().to_owned()))
+    }
+
+    /// Personal: the guest's e-mail address, normalized.
+    async fn guest_email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self
+            .guest_record(ctx)
+            .await?
+            .and_then(|record| record.guest.email.as_ref().map(|e| e.expose().to_owned())))
+    }
+
+    /// Personal: the guest's phone number in E.164 form.
+    async fn guest_phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self
+            .guest_record(ctx)
+            .await?
+            .and_then(|record| record.guest.phone.as_ref().map(|p| p.expose().to_owned())))
+    }
+
+    /// Personal: the guest's remarks for this reservation.
+    async fn notes(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self
+            .guest_record(ctx)
+            .await?
+            .and_then(|record| record.notes.as_ref().map(|n| n.expose().to_owned())))
     }
 }
 

@@ -1,12 +1,12 @@
 use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow, tomorrow_at,
+    Backend, CREATE, TestApp, both_backends, error_code, guest, new_key, tomorrow, tomorrow_at,
     tomorrow_local,
 };
 use serde_json::{Value, json};
 
 async fn book(app: &TestApp, venue: &str, starts_at: &str, size: i64) -> Result<Value> {
-    app.gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": size }, "key": new_key() }))
+    app.gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": size , "guest": guest()}, "key": new_key() }))
         .await
 }
 
@@ -41,7 +41,7 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
     }
     let venue = app.venue_id("one-table").await?;
     let answer = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "resourceId": unknown }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "resourceId": unknown }, "key": new_key() }))
         .await?;
     assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{answer}");
     assert_eq!(message(&answer), "resource not found");
@@ -132,7 +132,7 @@ async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
     let bad_time = book(&app, &venue, "tomorrow at ten", 2).await?;
     assert_eq!(error_code(&bad_time), Some("BAD_USER_INPUT"), "{bad_time}");
     let bad_key = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 }, "key": "x" }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest()}, "key": "x" }))
         .await?;
     assert_eq!(error_code(&bad_key), Some("BAD_USER_INPUT"), "{bad_key}");
     assert!(
@@ -141,7 +141,7 @@ async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
     );
     let nothing = app
         .gql(
-            "mutation M($id: ID!) { modifyReservation(id: $id, input: {}, idempotencyKey: \"abcdefgh\") { id } }",
+            "mutation M($id: ID!) { modifyReservation(id: $id, manageToken: \"kmt_x\", input: {}, idempotencyKey: \"abcdefgh\") { id } }",
             json!({ "id": uuid::Uuid::new_v4().to_string() }),
         )
         .await?;

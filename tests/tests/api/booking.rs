@@ -1,6 +1,6 @@
 use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow, tomorrow_at,
+    Backend, CREATE, TestApp, both_backends, error_code, guest, new_key, tomorrow, tomorrow_at,
 };
 use serde_json::json;
 
@@ -38,9 +38,9 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
     assert!(free.contains(&ten), "{free:?}");
 
     let created = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest()}, "key": new_key() }))
         .await?;
-    let reservation = &created["data"]["createReservation"];
+    let reservation = &created["data"]["createReservation"]["reservation"];
     assert_eq!(reservation["status"], "CONFIRMED", "{created}");
     assert_eq!(reservation["startsAt"], ten);
     assert_eq!(
@@ -49,6 +49,11 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
     );
     assert_eq!(reservation["resource"]["slug"], "table");
     let id = reservation["id"].as_str().unwrap_or_default().to_owned();
+    let token = created["data"]["createReservation"]["manageToken"].clone();
+    assert!(
+        token.as_str().is_some_and(|t| t.starts_with("kmt_")),
+        "{created}"
+    );
     assert_eq!(id.len(), 36, "ids are UUIDs: {id}");
 
     let free = free_starts(&app, &venue, 2).await?;
@@ -66,8 +71,8 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
 
     let modified = app
         .gql(
-            "mutation M($id: ID!, $key: String!, $at: DateTime!) { modifyReservation(id: $id, input: { startsAt: $at, partySize: 3 }, idempotencyKey: $key) { startsAt partySize } }",
-            json!({ "id": id, "key": new_key(), "at": tomorrow_at(14) }),
+            "mutation M($id: ID!, $t: String!, $key: String!, $at: DateTime!) { modifyReservation(id: $id, manageToken: $t, input: { startsAt: $at, partySize: 3 }, idempotencyKey: $key) { startsAt partySize } }",
+            json!({ "id": id, "t": token, "key": new_key(), "at": tomorrow_at(14) }),
         )
         .await?;
     assert_eq!(
@@ -82,7 +87,7 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
     assert!(free.contains(&ten), "the old slot was not released");
 
     let cancelled = app
-        .gql("mutation C($id: ID!, $key: String!) { cancelReservation(id: $id, idempotencyKey: $key) { status } }", json!({ "id": id, "key": new_key() }))
+        .gql("mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: $key) { status } }", json!({ "id": id, "t": token, "key": new_key() }))
         .await?;
     assert_eq!(
         cancelled["data"]["cancelReservation"]["status"], "CANCELLED",
@@ -91,7 +96,7 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
     assert_eq!(free_starts(&app, &venue, 2).await?.len(), 24);
 
     let again = app
-        .gql("mutation C($id: ID!, $key: String!) { cancelReservation(id: $id, idempotencyKey: $key) { status } }", json!({ "id": id, "key": new_key() }))
+        .gql("mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: $key) { status } }", json!({ "id": id, "t": token, "key": new_key() }))
         .await?;
     assert_eq!(error_code(&again), Some("CONFLICT"), "{again}");
     Ok(())
@@ -103,10 +108,10 @@ async fn back_to_back_bookings_both_succeed(backend: Backend) -> Result<()> {
     let venue = app.venue_id("one-table").await?;
     for hour in [10, 11] {
         let answer = app
-            .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2 }, "key": new_key() }))
+            .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2 , "guest": guest()}, "key": new_key() }))
             .await?;
         assert_eq!(
-            answer["data"]["createReservation"]["status"], "CONFIRMED",
+            answer["data"]["createReservation"]["reservation"]["status"], "CONFIRMED",
             "{hour}:00 {answer}"
         );
     }
@@ -138,10 +143,10 @@ async fn the_smallest_fitting_table_is_chosen_and_a_named_one_is_honoured(
     let starts_at = first["startsAt"].clone();
 
     let auto = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 2 }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 2 , "guest": guest()}, "key": new_key() }))
         .await?;
     assert_eq!(
-        auto["data"]["createReservation"]["resource"]["slug"], "two",
+        auto["data"]["createReservation"]["reservation"]["resource"]["slug"], "two",
         "{auto}"
     );
 
@@ -153,15 +158,15 @@ async fn the_smallest_fitting_table_is_chosen_and_a_named_one_is_honoured(
         .await?;
     let four = venue_answer["data"]["venue"]["resources"][1]["id"].clone();
     let named = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1, "resourceId": four }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1, "guest": guest(), "resourceId": four }, "key": new_key() }))
         .await?;
     assert_eq!(
-        named["data"]["createReservation"]["resource"]["slug"], "four",
+        named["data"]["createReservation"]["reservation"]["resource"]["slug"], "four",
         "{named}"
     );
 
     let full = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1 }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 1 , "guest": guest()}, "key": new_key() }))
         .await?;
     assert_eq!(error_code(&full), Some("SLOT_TAKEN"), "{full}");
     Ok(())

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, new_key, tomorrow_at};
+use kluis_tests::{Backend, CREATE, TestApp, both_backends, guest, new_key, tomorrow_at};
 use serde_json::{Value, json};
 
 /// 50 guests press "book" for the one table at the same moment.
@@ -12,7 +12,7 @@ async fn fifty_concurrent_bookings_of_one_slot_give_one_winner(backend: Backend)
         let url = format!("{}/graphql", app.address);
         let body = json!({
             "query": CREATE,
-            "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(19), "partySize": 2 }, "key": new_key() },
+            "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(19), "partySize": 2 , "guest": guest()}, "key": new_key() },
         });
         tasks.spawn(async move {
             let response = client.post(url).json(&body).send().await?;

@@ -1,5 +1,7 @@
 use anyhow::Result;
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at};
+use kluis_tests::{
+    Backend, CREATE, TestApp, both_backends, error_code, guest, new_key, tomorrow_at,
+};
 use serde_json::{Value, json};
 
 async fn a_replay_returns_the_first_answer_and_a_changed_request_conflicts(
@@ -8,7 +10,8 @@ async fn a_replay_returns_the_first_answer_and_a_changed_request_conflicts(
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
     let key = new_key();
-    let input = json!({ "venueId": venue, "startsAt": tomorrow_at(12), "partySize": 2 });
+    let input =
+        json!({ "venueId": venue, "startsAt": tomorrow_at(12), "partySize": 2 , "guest": guest()});
     let first = app
         .gql(CREATE, json!({ "input": input, "key": key }))
         .await?;
@@ -17,32 +20,39 @@ async fn a_replay_returns_the_first_answer_and_a_changed_request_conflicts(
         .await?;
     assert_eq!(first["data"], replay["data"], "{first} vs {replay}");
     assert!(
-        first["data"]["createReservation"]["id"].is_string(),
+        first["data"]["createReservation"]["reservation"]["id"].is_string(),
         "{first}"
     );
 
-    let changed = json!({ "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2 });
+    let changed =
+        json!({ "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2 , "guest": guest()});
     let conflict = app
         .gql(CREATE, json!({ "input": changed, "key": key }))
         .await?;
     assert_eq!(error_code(&conflict), Some("CONFLICT"), "{conflict}");
     assert_eq!(app.count_rows("reservations", "1 = 1")?, 1);
 
-    let id = first["data"]["createReservation"]["id"].clone();
-    let cancel = "mutation C($id: ID!, $key: String!) { cancelReservation(id: $id, idempotencyKey: $key) { status } }";
+    assert_eq!(
+        first["data"]["createReservation"]["manageToken"],
+        replay["data"]["createReservation"]["manageToken"],
+        "a retried booking must get its manage token back"
+    );
+    let id = first["data"]["createReservation"]["reservation"]["id"].clone();
+    let token = first["data"]["createReservation"]["manageToken"].clone();
+    let cancel = "mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: $key) { status } }";
     let cancel_key = new_key();
     let once = app
-        .gql(cancel, json!({ "id": id, "key": cancel_key }))
+        .gql(cancel, json!({ "id": id, "t": token, "key": cancel_key }))
         .await?;
     let twice = app
-        .gql(cancel, json!({ "id": id, "key": cancel_key }))
+        .gql(cancel, json!({ "id": id, "t": token, "key": cancel_key }))
         .await?;
     assert_eq!(once["data"], twice["data"], "{twice}");
     assert_eq!(twice["data"]["cancelReservation"]["status"], "CANCELLED");
 
-    let modify = "mutation M($id: ID!, $key: String!) { modifyReservation(id: $id, input: { partySize: 3 }, idempotencyKey: $key) { partySize } }";
+    let modify = "mutation M($id: ID!, $t: String!, $key: String!) { modifyReservation(id: $id, manageToken: $t, input: { partySize: 3 }, idempotencyKey: $key) { partySize } }";
     let reused = app
-        .gql(modify, json!({ "id": id, "key": cancel_key }))
+        .gql(modify, json!({ "id": id, "t": token, "key": cancel_key }))
         .await?;
     assert_eq!(
         error_code(&reused),
@@ -62,7 +72,7 @@ async fn concurrent_replays_create_one_reservation(backend: Backend) -> Result<(
     let key = new_key();
     let body = json!({
         "query": CREATE,
-        "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(15), "partySize": 2 }, "key": key },
+        "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(15), "partySize": 2 , "guest": guest()}, "key": key },
     });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -76,7 +86,7 @@ async fn concurrent_replays_create_one_reservation(backend: Backend) -> Result<(
     while let Some(result) = tasks.join_next().await {
         let answer = result??;
         assert!(answer.get("errors").is_none(), "{answer}");
-        ids.push(answer["data"]["createReservation"]["id"].clone());
+        ids.push(answer["data"]["createReservation"]["reservation"]["id"].clone());
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "{ids:?}");

@@ -1,0 +1,520 @@
+//! The key ring and field encryption. Pure: keys come in as bytes, nothing
+//! here reads files or the environment.
+//!
+//! * A master key is 64 random bytes with a version. Per-purpose, per-table,
+//!   per-column keys are derived from it with HKDF-SHA256, so one column's
+//!   key opens nothing else.
+//! * Sealed values (every personal field) are AES-SIV with a random nonce and
+//!   associated data `table | column | row id | key version`: a ciphertext
+//!   copied to another row or column fails to open. Layout:
+//!   `version (4 bytes, big-endian) | nonce (16) | SIV tag and ciphertext`.
+//! * Lookup tokens (e-mail and phone, which must be found again) are
+//!   deterministic AES-SIV of the normalized value with associated data
+//!   `table | column | key version` and their own derived key. Layout:
+//!   `version (4) | SIV tag and ciphertext`. Equal values give equal tokens,
+//!   which is exactly what they are for and all they reveal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use aes_siv::KeyInit;
+use aes_siv::siv::Aes256Siv;
+use hkdf::Hkdf;
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
+
+pub const MASTER_KEY_BYTES: usize = 64;
+const DERIVED_KEY_BYTES: usize = 64;
+const NONCE_BYTES: usize = 16;
+const VERSION_BYTES: usize = 4;
+const HKDF_SALT: &[u8] = b"kluis key ring v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The value does not open with the key and associated data it claims:
+    /// tampered, truncated, or copied from another row or column.
+    #[error("integrity check failed for {table}.{column} of row {row}")]
+    Integrity {
+        table: &'static str,
+        column: &'static str,
+        row: String,
+    },
+    #[error("key version {0} is not in the key ring")]
+    UnknownVersion(u32),
+    #[error("invalid key ring: {0}")]
+    InvalidKeyRing(String),
+    #[error("no randomness available from the operating system")]
+    Randomness,
+}
+
+/// A column that holds personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Field {
+    pub table: &'static str,
+    pub column: &'static str,
+}
+
+impl Field {
+    pub const GUEST_NAME: Self = Self::new("guests", "name");
+    pub const GUEST_EMAIL: Self = Self::new("guests", "email");
+    pub const GUEST_PHONE: Self = Self::new("guests", "phone");
+    pub const RESERVATION_NOTES: Self = Self::new("reservations", "notes");
+    /// A manage token kept with an idempotent answer, so that a retried
+    /// booking still gets its token back.
+    pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");
+
+    pub const fn new(table: &'static str, column: &'static str) -> Self {
+        Self { table, column }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Purpose {
+    Seal,
+    Lookup,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::Seal => b"seal",
+            Self::Lookup => b"lookup",
+        }
+    }
+}
+
+type DerivedKey = SecretBox<[u8; DERIVED_KEY_BYTES]>;
+
+/// Versioned master keys; the highest version is the one new values use.
+pub struct KeyRing {
+    masters: BTreeMap<u32, SecretBox<[u8; MASTER_KEY_BYTES]>>,
+    current: u32,
+    /// Derivation costs more than the encryption of a short field, so each
+    /// derived key is computed once.
+    derived: RwLock<HashMap<(u32, Purpose, Field), Arc<DerivedKey>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("versions", &self.masters.keys().collect::<Vec<_>>())
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Builds a ring from `(version, key)` pairs. Versions start at 1.
+    pub fn new(keys: Vec<(u32, [u8; MASTER_KEY_BYTES])>) -> Result<Self, CryptoError> {
+        let mut masters = BTreeMap::new();
+        for (version, key) in keys {
+            if version == 0 {
+                return Err(CryptoError::InvalidKeyRing(
+                    "key versions start at 1".to_owned(),
+                ));
+            }
+            if key.iter().all(|b| *b == 0) {
+                return Err(CryptoError::InvalidKeyRing(format!(
+                    "key version {version} is all zeros"
+                )));
+            }
+            if masters
+                .insert(version, SecretBox::new(Box::new(key)))
+                .is_some()
+            {
+                return Err(CryptoError::InvalidKeyRing(format!(
+                    "key version {version} appears twice"
+                )));
+            }
+        }
+        let current = *masters
+            .keys()
+            .next_back()
+            .ok_or_else(|| CryptoError::InvalidKeyRing("no key".to_owned()))?;
+        Ok(Self {
+            masters,
+            current,
+            derived: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// A ring with fixed, public keys: for tests only.
+    pub fn for_testing(versions: u32) -> Self {
+        let keys = (1..=versions.max(1))
+            .map(|version| {
+                let mut key = [0u8; MASTER_KEY_BYTES];
+                for (index, byte) in key.iter_mut().enumerate() {
+                    *byte = (index as u8).wrapping_mul(31).wrapping_add(version as u8);
+                }
+                (version, key)
+            })
+            .collect();
+        match Self::new(keys) {
+            Ok(ring) => ring,
+            Err(_) => unreachable!("test keys are valid"),
+        }
+    }
+
+    /// A fresh random master key.
+    pub fn generate_master_key() -> Result<[u8; MASTER_KEY_BYTES], CryptoError> {
+        let mut key = [0u8; MASTER_KEY_BYTES];
+        getrandom::fill(&mut key).map_err(|_| CryptoError::Randomness)?;
+        Ok(key)
+    }
+
+    pub fn current_version(&self) -> u32 {
+        self.current
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.masters.keys().copied()
+    }
+
+    fn key(
+        &self,
+        version: u32,
+        purpose: Purpose,
+        field: Field,
+    ) -> Result<Arc<DerivedKey>, CryptoError> {
+        let slot = (version, purpose, field);
+        if let Ok(cache) = self.derived.read()
+            && let Some(key) = cache.get(&slot)
+        {
+            return Ok(Arc::clone(key));
+        }
+        let master = self
+            .masters
+            .get(&version)
+            .ok_or(CryptoError::UnknownVersion(version))?;
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), master.expose_secret());
+        let mut okm = Box::new([0u8; DERIVED_KEY_BYTES]);
+        let info: [&[u8]; 5] = [
+            purpose.label(),
+            b"|",
+            field.table.as_bytes(),
+            b"|",
+            field.column.as_bytes(),
+        ];
+        hkdf.expand_multi_info(&info, okm.as_mut())
+            .map_err(|_| CryptoError::InvalidKeyRing("key derivation failed".to_owned()))?;
+        let key = Arc::new(SecretBox::new(okm));
+        if let Ok(mut cache) = self.derived.write() {
+            cache.insert(slot, Arc::clone(&key));
+        }
+        Ok(key)
+    }
+
+    fn cipher(
+        &self,
+        version: u32,
+        purpose: Purpose,
+        field: Field,
+    ) -> Result<Aes256Siv, CryptoError> {
+        let key = self.key(version, purpose, field)?;
+        Aes256Siv::new_from_slice(key.expose_secret())
+            .map_err(|_| CryptoError::InvalidKeyRing("derived key has the wrong length".to_owned()))
+    }
+
+    /// Seals a personal value for one column of one row with the current key.
+    pub fn seal(
+        &self,
+        field: Field,
+        row_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.seal_with(self.current, field, row_id, plaintext)
+    }
+
+    pub fn seal_with(
+        &self,
+        version: u32,
+        field: Field,
+        row_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Randomness)?;
+        let version_bytes = version.to_be_bytes();
+        let headers: [&[u8]; 6] = [
+            b"kluis/seal",
+            field.table.as_bytes(),
+            field.column.as_bytes(),
+            row_id.as_bytes(),
+            &version_bytes,
+            &nonce,
+        ];
+        let ciphertext = self
+            .cipher(version, Purpose::Seal, field)?
+            .encrypt(headers, plaintext)
+            .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
+        let mut sealed = Vec::with_capacity(VERSION_BYTES + NONCE_BYTES + ciphertext.len());
+        sealed.extend_from_slice(&version_bytes);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// Opens a sealed value, which must belong to this column of this row.
+    pub fn open(&self, field: Field, row_id: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let integrity = || CryptoError::Integrity {
+            table: field.table,
+            column: field.column,
+            row: row_id.to_owned(),
+        };
+        let version = version_of(sealed).ok_or_else(integrity)?;
+        let nonce = sealed
+            .get(VERSION_BYTES..VERSION_BYTES + NONCE_BYTES)
+            .ok_or_else(integrity)?;
+        let ciphertext = sealed
+            .get(VERSION_BYTES + NONCE_BYTES..)
+            .ok_or_else(integrity)?;
+        let version_bytes = version.to_be_bytes();
+        let headers: [&[u8]; 6] = [
+            b"kluis/seal",
+            field.table.as_bytes(),
+            field.column.as_bytes(),
+            row_id.as_bytes(),
+            &version_bytes,
+            nonce,
+        ];
+        self.cipher(version, Purpose::Seal, field)?
+            .decrypt(headers, ciphertext)
+            .map_err(|_| integrity())
+    }
+
+    /// The lookup token of a normalized value under one key version.
+    pub fn lookup_token_with(
+        &self,
+        version: u32,
+        field: Field,
+        normalized: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let version_bytes = version.to_be_bytes();
+        let headers: [&[u8]; 4] = [
+            b"kluis/lookup",
+            field.table.as_bytes(),
+            field.column.as_bytes(),
+            &version_bytes,
+        ];
+        let ciphertext = self
+            .cipher(version, Purpose::Lookup, field)?
+            .encrypt(headers, normalized)
+            .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
+        let mut token = Vec::with_capacity(VERSION_BYTES + ciphertext.len());
+        token.extend_from_slice(&version_bytes);
+        token.extend_from_slice(&ciphertext);
+        Ok(token)
+    }
+
+    /// The token new rows store.
+    pub fn lookup_token(&self, field: Field, normalized: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.lookup_token_with(self.current, field, normalized)
+    }
+
+    /// The tokens of a value under every key version, newest first: during a
+    /// rotation a row may still carry an older one.
+    pub fn lookup_tokens(
+        &self,
+        field: Field,
+        normalized: &[u8],
+    ) -> Result<Vec<Vec<u8>>, CryptoError> {
+        self.masters
+            .keys()
+            .rev()
+            .map(|version| self.lookup_token_with(*version, field, normalized))
+            .collect()
+    }
+}
+
+/// The key version a sealed value or lookup token was made with.
+pub fn version_of(ciphertext: &[u8]) -> Option<u32> {
+    let bytes: [u8; VERSION_BYTES] = ciphertext.get(..VERSION_BYTES)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// The key ring a running server uses. It can be replaced while the server
+/// runs (after a rotation added a version), and every reader sees either the
+/// old ring or the new one.
+#[derive(Debug, Clone)]
+pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
+
+impl SharedKeyRing {
+    pub fn new(ring: KeyRing) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(ring))))
+    }
+
+    pub fn current(&self) -> Arc<KeyRing> {
+        match self.0.read() {
+            Ok(ring) => Arc::clone(&ring),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace(&self, ring: KeyRing) {
+        match self.0.write() {
+            Ok(mut slot) => *slot = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROW: &str = "7a1c7d0e-8d55-4d7e-9d38-2f1f4c3a9b10";
+
+    #[test]
+    fn a_sealed_value_opens_in_its_own_row_and_column() {
+        let ring = KeyRing::for_testing(1);
+        let sealed = ring
+            .seal(Field::GUEST_NAME, ROW, b"Ada Lovelace")
+            .expect("seals");
+        assert_eq!(
+            ring.open(Field::GUEST_NAME, ROW, &sealed).expect("opens"),
+            b"Ada Lovelace"
+        );
+    }
+
+    #[test]
+    fn sealing_twice_gives_different_ciphertexts() {
+        let ring = KeyRing::for_testing(1);
+        let first = ring.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        let second = ring.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_row_or_column_does_not_open() {
+        let ring = KeyRing::for_testing(1);
+        let sealed = ring
+            .seal(Field::GUEST_EMAIL, ROW, b"ada@example.org")
+            .expect("seals");
+        assert!(matches!(
+            ring.open(Field::GUEST_EMAIL, "another-row", &sealed),
+            Err(CryptoError::Integrity { .. })
+        ));
+        assert!(matches!(
+            ring.open(Field::GUEST_NAME, ROW, &sealed),
+            Err(CryptoError::Integrity { .. })
+        ));
+    }
+
+    #[test]
+    fn a_flipped_bit_or_truncation_is_detected() {
+        let ring = KeyRing::for_testing(1);
+        let sealed = ring.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        for index in 0..sealed.len() {
+            let mut tampered = sealed.clone();
+            tampered[index] ^= 0x01;
+            assert!(
+                ring.open(Field::GUEST_NAME, ROW, &tampered).is_err(),
+                "byte {index}"
+            );
+        }
+        assert!(
+            ring.open(Field::GUEST_NAME, ROW, &sealed[..sealed.len() - 1])
+                .is_err()
+        );
+        assert!(ring.open(Field::GUEST_NAME, ROW, &[]).is_err());
+    }
+
+    #[test]
+    fn another_master_key_cannot_open_it() {
+        let sealed = KeyRing::for_testing(1)
+            .seal(Field::GUEST_NAME, ROW, b"Ada")
+            .expect("seals");
+        let other = KeyRing::new(vec![(1, [7u8; MASTER_KEY_BYTES])]).expect("valid");
+        assert!(other.open(Field::GUEST_NAME, ROW, &sealed).is_err());
+    }
+
+    #[test]
+    fn values_sealed_with_an_older_version_still_open_after_a_new_one_is_added() {
+        let old = KeyRing::for_testing(1);
+        let sealed = old.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        let rotated = KeyRing::for_testing(2);
+        assert_eq!(rotated.current_version(), 2);
+        assert_eq!(version_of(&sealed), Some(1));
+        assert_eq!(
+            rotated
+                .open(Field::GUEST_NAME, ROW, &sealed)
+                .expect("opens"),
+            b"Ada"
+        );
+        let resealed = rotated.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        assert_eq!(version_of(&resealed), Some(2));
+    }
+
+    #[test]
+    fn lookup_tokens_are_deterministic_per_column_and_version() {
+        let ring = KeyRing::for_testing(2);
+        let token = ring
+            .lookup_token(Field::GUEST_EMAIL, b"ada@example.org")
+            .expect("token");
+        assert_eq!(
+            token,
+            ring.lookup_token(Field::GUEST_EMAIL, b"ada@example.org")
+                .expect("token")
+        );
+        assert_ne!(
+            token,
+            ring.lookup_token(Field::GUEST_PHONE, b"ada@example.org")
+                .expect("token")
+        );
+        assert_ne!(
+            token,
+            ring.lookup_token(Field::GUEST_EMAIL, b"bob@example.org")
+                .expect("token")
+        );
+        let all = ring
+            .lookup_tokens(Field::GUEST_EMAIL, b"ada@example.org")
+            .expect("tokens");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], token);
+        assert_eq!(version_of(&all[1]), Some(1));
+    }
+
+    #[test]
+    fn lookup_tokens_do_not_contain_the_value() {
+        let ring = KeyRing::for_testing(1);
+        let token = ring
+            .lookup_token(Field::GUEST_EMAIL, b"ada@example.org")
+            .expect("token");
+        assert!(!token.windows(3).any(|w| w == b"ada"));
+    }
+
+    #[test]
+    fn key_rings_refuse_zero_versions_duplicates_and_empty_keys() {
+        assert!(KeyRing::new(vec![]).is_err());
+        assert!(KeyRing::new(vec![(0, [1; MASTER_KEY_BYTES])]).is_err());
+        assert!(KeyRing::new(vec![(1, [0; MASTER_KEY_BYTES])]).is_err());
+        assert!(
+            KeyRing::new(vec![(1, [1; MASTER_KEY_BYTES]), (1, [2; MASTER_KEY_BYTES])]).is_err()
+        );
+    }
+
+    #[test]
+    fn an_unknown_version_is_reported_as_such() {
+        let sealed = KeyRing::for_testing(3)
+            .seal(Field::GUEST_NAME, ROW, b"Ada")
+            .expect("seals");
+        assert!(matches!(
+            KeyRing::for_testing(2).open(Field::GUEST_NAME, ROW, &sealed),
+            Err(CryptoError::UnknownVersion(3))
+        ));
+    }
+
+    #[test]
+    fn the_debug_form_shows_versions_not_keys() {
+        let text = format!("{:?}", KeyRing::for_testing(2));
+        assert_eq!(text, "KeyRing { versions: [1, 2], current: 2, .. }");
+    }
+
+    #[test]
+    fn generated_master_keys_differ() {
+        assert_ne!(
+            KeyRing::generate_master_key().expect("random"),
+            KeyRing::generate_master_key().expect("random")
+        );
+    }
+}

@@ -1,0 +1,11 @@
+DROP TABLE key_checks;
+ALTER TABLE idempotency_keys DROP COLUMN token_sealed;
+DROP INDEX reservations_by_guest;
+DROP INDEX reservations_by_key_version;
+DROP INDEX reservations_by_manage_token;
+ALTER TABLE reservations DROP COLUMN key_version;
+ALTER TABLE reservations DROP COLUMN manage_token_hash;
+ALTER TABLE reservations DROP COLUMN notes_sealed;
+ALTER TABLE reservations DROP COLUMN guest_id;
+DROP TABLE guests;
+ALTER TABLE venues DROP COLUMN country;

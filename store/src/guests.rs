@@ -1,0 +1,183 @@
+//! Guests: personal data is sealed here, at the row boundary, and nowhere
+//! else. Rows hold ciphertexts and lookup tokens; the rest of the program
+//! sees domain types whose values are masked.
+
+use domain::crypto::{CryptoError, Field, KeyRing};
+use domain::{Email, Guest, GuestId, GuestNotes, PersonName, Phone, VenueId};
+
+use crate::StoreError;
+
+/// A guest's columns, sealed for one row.
+pub struct SealedGuest {
+    pub key_version: i32,
+    pub name_sealed: Vec<u8>,
+    pub email_sealed: Option<Vec<u8>>,
+    pub email_lookup: Option<Vec<u8>>,
+    pub phone_sealed: Option<Vec<u8>>,
+    pub phone_lookup: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct GuestRow {
+    pub id: String,
+    pub venue_id: String,
+    pub key_version: i32,
+    pub name_sealed: Vec<u8>,
+    pub email_sealed: Option<Vec<u8>>,
+    pub _email_lookup: Option<Vec<u8>>,
+    pub phone_sealed: Option<Vec<u8>>,
+    pub _phone_lookup: Option<Vec<u8>>,
+    pub _created_at: chrono::DateTime<chrono::Utc>,
+    pub _updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn db_version(version: u32) -> i32 {
+    i32::try_from(version).unwrap_or(i32::MAX)
+}
+
+/// A sealed value and its lookup token, both absent when the value is.
+type SealedAndToken = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn seal_optional(
+    keys: &KeyRing,
+    version: u32,
+    field: Field,
+    row: &str,
+    value: Option<&str>,
+) -> Result<SealedAndToken, CryptoError> {
+    match value {
+        None => Ok((None, None)),
+        Some(value) => Ok((
+            Some(keys.seal_with(version, field, row, value.as_bytes())?),
+            Some(keys.lookup_token_with(version, field, value.as_bytes())?),
+        )),
+    }
+}
+
+/// Seals a guest's name, e-mail and phone under one key version.
+pub fn seal_guest(
+    keys: &KeyRing,
+    version: u32,
+    id: &str,
+    name: &PersonName,
+    email: Option<&Email>,
+    phone: Option<&Phone>,
+) -> Result<SealedGuest, CryptoError> {
+    let (email_sealed, email_lookup) = seal_optional(
+        keys,
+        version,
+        Field::GUEST_EMAIL,
+        id,
+        email.map(Email::expose),
+    )?;
+    let (phone_sealed, phone_lookup) = seal_optional(
+        keys,
+        version,
+        Field::GUEST_PHONE,
+        id,
+        phone.map(Phone::expose),
+    )?;
+    Ok(SealedGuest {
+        key_version: db_version(version),
+        name_sealed: keys.seal_with(version, Field::GUEST_NAME, id, name.expose().as_bytes())?,
+        email_sealed,
+        email_lookup,
+        phone_sealed,
+        phone_lookup,
+    })
+}
+
+pub fn open_text(
+    keys: &KeyRing,
+    field: Field,
+    row: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    let bytes = keys.open(field, row, sealed)?;
+    String::from_utf8(bytes).map_err(|_| {
+        StoreError::Integrity(CryptoError::Integrity {
+            table: field.table,
+            column: field.column,
+            row: row.to_owned(),
+        })
+    })
+}
+
+impl GuestRow {
+    pub fn open(&self, keys: &KeyRing) -> Result<Guest, StoreError> {
+        let id = &self.id;
+        let optional =
+            |field: Field, sealed: &Option<Vec<u8>>| -> Result<Option<String>, StoreError> {
+                sealed
+                    .as_deref()
+                    .map(|bytes| open_text(keys, field, id, bytes))
+                    .transpose()
+            };
+        Ok(Guest {
+            id: GuestId::parse(id).map_err(|_| StoreError::Corrupt(format!("guest id {id}")))?,
+            venue_id: VenueId::parse(&self.venue_id)
+                .map_err(|_| StoreError::Corrupt(format!("guest {id} venue")))?,
+            name: PersonName::from_stored(open_text(
+                keys,
+                Field::GUEST_NAME,
+                id,
+                &self.name_sealed,
+            )?),
+            email: optional(Field::GUEST_EMAIL, &self.email_sealed)?.map(Email::from_stored),
+            phone: optional(Field::GUEST_PHONE, &self.phone_sealed)?.map(Phone::from_stored),
+        })
+    }
+}
+
+pub fn open_notes(
+    keys: &KeyRing,
+    reservation_id: &str,
+    sealed: Option<&[u8]>,
+) -> Result<Option<GuestNotes>, StoreError> {
+    sealed
+        .map(|bytes| {
+            open_text(keys, Field::RESERVATION_NOTES, reservation_id, bytes)
+                .map(GuestNotes::from_stored)
+        })
+        .transpose()
+}
+
+/// The lookup tokens under every key version in the ring, for finding a
+/// guest whose row may not be re-encrypted yet.
+pub fn tokens(
+    keys: &KeyRing,
+    field: Field,
+    value: Option<&str>,
+) -> Result<Vec<Vec<u8>>, CryptoError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(value) => keys.lookup_tokens(field, value.as_bytes()),
+    }
+}
+
+/// Finds a venue's guest by e-mail or phone lookup tokens: one indexed
+/// equality query per column, no decryption.
+macro_rules! find_guest_id {
+    ($c:expr, $s:ident, $venue_id:expr, $email_tokens:expr, $phone_tokens:expr) => {{
+        use $s::guests::dsl as g;
+        let mut found: Option<String> = None;
+        if !$email_tokens.is_empty() {
+            found = g::guests
+                .filter(g::venue_id.eq($venue_id))
+                .filter(g::email_lookup.eq_any($email_tokens))
+                .select(g::id)
+                .first::<String>($c)
+                .optional()?;
+        }
+        if found.is_none() && !$phone_tokens.is_empty() {
+            found = g::guests
+                .filter(g::venue_id.eq($venue_id))
+                .filter(g::phone_lookup.eq_any($phone_tokens))
+                .select(g::id)
+                .first::<String>($c)
+                .optional()?;
+        }
+        found
+    }};
+}
+pub(crate) use find_guest_id;
