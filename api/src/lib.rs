@@ -48,11 +48,19 @@ pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), S
     let checked = checked.clone();
     run_blocking(move || {
         let (ring, source) = keys::load(&checked)?;
-        let store = Store::connect(
-            &checked.database,
-            checked.settings.pool_size,
-            domain::crypto::SharedKeyRing::new(ring),
-        )?;
+        let shared = match source.file() {
+            Some(path) => {
+                let path = path.to_path_buf();
+                domain::crypto::SharedKeyRing::with_reloader(
+                    ring,
+                    std::sync::Arc::new(move || {
+                        keys::read_key_file(&path).map_err(|e| e.to_string())
+                    }),
+                )
+            }
+            None => domain::crypto::SharedKeyRing::new(ring),
+        };
+        let store = Store::connect(&checked.database, checked.settings.pool_size, shared)?;
         let applied = store.migrate()?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");

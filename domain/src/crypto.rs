@@ -332,28 +332,66 @@ pub fn version_of(ciphertext: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(bytes))
 }
 
+/// Re-reads the keys from wherever they came from.
+pub type Reloader = Arc<dyn Fn() -> Result<KeyRing, String> + Send + Sync>;
+
 /// The key ring a running server uses. It can be replaced while the server
 /// runs (after a rotation added a version), and every reader sees either the
 /// old ring or the new one.
-#[derive(Debug, Clone)]
-pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
+#[derive(Clone)]
+pub struct SharedKeyRing {
+    ring: Arc<RwLock<Arc<KeyRing>>>,
+    reloader: Option<Reloader>,
+}
+
+impl std::fmt::Debug for SharedKeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedKeyRing")
+            .field(&self.current())
+            .finish()
+    }
+}
 
 impl SharedKeyRing {
     pub fn new(ring: KeyRing) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(ring))))
+        Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+            reloader: None,
+        }
+    }
+
+    /// A ring that can re-read its source on demand: a node that meets a
+    /// version another node's rotation just added loads it at once.
+    pub fn with_reloader(ring: KeyRing, reloader: Reloader) -> Self {
+        Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+            reloader: Some(reloader),
+        }
     }
 
     pub fn current(&self) -> Arc<KeyRing> {
-        match self.0.read() {
+        match self.ring.read() {
             Ok(ring) => Arc::clone(&ring),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
     pub fn replace(&self, ring: KeyRing) {
-        match self.0.write() {
+        match self.ring.write() {
             Ok(mut slot) => *slot = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+    }
+
+    /// Re-reads the keys; false when there is no source to read or it
+    /// failed (the current ring then stays in force).
+    pub fn reload(&self) -> bool {
+        match self.reloader.as_ref().map(|reload| reload()) {
+            Some(Ok(ring)) => {
+                self.replace(ring);
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -151,6 +151,21 @@ impl Store {
         &self.keys
     }
 
+    /// Opens with the current ring; when a value is sealed with a version
+    /// the ring lacks (another node's rotation added it moments ago), the
+    /// keys are re-read once and the open retried.
+    pub(crate) fn opening<T>(
+        &self,
+        open: impl Fn(&domain::crypto::KeyRing) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match open(&self.keys.current()) {
+            Err(StoreError::Crypto(CryptoError::UnknownVersion(_))) if self.keys.reload() => {
+                open(&self.keys.current())
+            }
+            other => other,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

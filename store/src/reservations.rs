@@ -165,11 +165,12 @@ impl ReservationRepository for Store {
                 .first(c)?;
             (row, notes)
         });
-        let ring = self.keys().current();
-        Ok(Some(GuestRecord {
-            guest: row.open(&ring)?,
-            notes: open_notes(&ring, &reservation_id, notes.as_deref())?,
-        }))
+        self.opening(|ring| {
+            Ok(Some(GuestRecord {
+                guest: row.open(ring)?,
+                notes: open_notes(ring, &reservation_id, notes.as_deref())?,
+            }))
+        })
     }
 
     fn find_guest(

@@ -105,27 +105,80 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     database_url: String,
-    _dir: tempfile::TempDir,
+    checked: api::config::Checked,
+    dir: tempfile::TempDir,
+}
+
+/// Everything every server in this test process logged, at debug level for
+/// kluis's own crates: canary tests search it for personal data.
+static CAPTURED_LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct CaptureWriter {
+    echo: bool,
+}
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = CAPTURED_LOGS.lock() {
+            logs.extend_from_slice(buf);
+        }
+        if self.echo {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureWriter {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
 }
 
 fn init_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            tracing_subscriber_init();
-        }
+        // Logs are always captured; `TEST_LOG` also prints them.
+        let _ignored = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,api=debug,store=debug,domain=debug,kluis=debug",
+            ))
+            .with_ansi(false)
+            .with_writer(CaptureWriter {
+                echo: std::env::var_os("TEST_LOG").is_some(),
+            })
+            .try_init();
     });
 }
 
-fn tracing_subscriber_init() {
-    // Set by `TEST_LOG`; the filter comes from RUST_LOG or defaults to info.
-    let _ignored = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_test_writer()
-        .try_init();
+/// What the servers of this process have logged so far.
+pub fn captured_logs() -> Vec<u8> {
+    CAPTURED_LOGS
+        .lock()
+        .map(|logs| logs.clone())
+        .unwrap_or_default()
+}
+
+/// Fails when `needle` occurs in `haystack` as written, lower-cased or
+/// upper-cased.
+pub fn assert_absent(haystack: &[u8], needle: &str, place: &str) {
+    for form in [
+        needle.to_owned(),
+        needle.to_lowercase(),
+        needle.to_uppercase(),
+    ] {
+        let found = haystack
+            .windows(form.len())
+            .any(|window| window == form.as_bytes());
+        assert!(!found, "`{form}` found in {place}");
+    }
 }
 
 /// The PostgreSQL server tests run against.
@@ -205,7 +258,7 @@ impl TestApp {
             api::import::parse("test-venues.toml", options.venues)?,
         )
         .await?;
-        let application = api::Application::build(checked).await?;
+        let application = api::Application::build(checked.clone()).await?;
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Ok(Self {
@@ -213,8 +266,98 @@ impl TestApp {
             client: reqwest::Client::new(),
             backend,
             database_url,
-            _dir: dir,
+            checked,
+            dir,
         })
+    }
+
+    /// Runs `kluis keys rotate` against this server's database and key
+    /// file, as an operator would while the server serves.
+    pub async fn rotate_keys(&self) -> anyhow::Result<store::RotationProgress> {
+        Ok(api::rotate_keys(&self.checked, |_| {}).await?)
+    }
+
+    /// Every byte the database holds, as an attacker with the disk (or a
+    /// database dump) would see it: the SQLite files, or each column of
+    /// each table of this test's PostgreSQL schema as text.
+    pub fn raw_database(&self) -> anyhow::Result<Vec<u8>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut bytes = Vec::new();
+                for suffix in ["", "-wal", "-shm"] {
+                    let path = self.dir.path().join(format!("kluis.db{suffix}"));
+                    if let Ok(content) = std::fs::read(path) {
+                        bytes.extend(content);
+                    }
+                }
+                Ok(bytes)
+            }
+            Backend::Postgres => {
+                let columns = self.query_texts(
+                    "SELECT table_name || '.' || column_name || '.' || data_type AS value \
+                     FROM information_schema.columns WHERE table_schema = current_schema()",
+                )?;
+                let mut bytes = Vec::new();
+                for column in columns {
+                    let mut parts = column.splitn(3, '.');
+                    let (Some(table), Some(name), Some(kind)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        continue;
+                    };
+                    // Raw bytes of bytea columns, so plaintext would show as
+                    // plaintext; everything else as its text form.
+                    let expression = if kind == "bytea" {
+                        format!("encode({name}, 'escape')")
+                    } else {
+                        format!("{name}::text")
+                    };
+                    for value in self.query_texts(&format!(
+                        "SELECT COALESCE({expression}, '') AS value FROM {table}"
+                    ))? {
+                        bytes.extend(value.into_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// SQLite's query plan for a statement, one step per line.
+    pub fn explain_sqlite(&self, sql: &str) -> anyhow::Result<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Step {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let path = self.database_url.trim_start_matches("sqlite://");
+        let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut SqliteConnection::establish(path)?)?;
+        Ok(steps
+            .into_iter()
+            .map(|step| step.detail)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Runs a query whose one column is named `value` and reads it as text.
+    pub fn query_texts(&self, sql: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let rows: Vec<Text> = match self.backend {
+            Backend::Sqlite => {
+                let path = self.database_url.trim_start_matches("sqlite://");
+                diesel::sql_query(sql).load(&mut SqliteConnection::establish(path)?)?
+            }
+            Backend::Postgres => {
+                diesel::sql_query(sql).load(&mut PgConnection::establish(&self.database_url)?)?
+            }
+        };
+        Ok(rows.into_iter().map(|row| row.value).collect())
     }
 
     /// Sends a GraphQL request and returns the whole JSON answer.

@@ -5,6 +5,7 @@ mod api {
     mod bad_input;
     mod booking;
     mod concurrency;
+    mod guests;
     mod idempotency;
     mod limits;
 }

@@ -1,0 +1,458 @@
+use anyhow::Result;
+use kluis_tests::{
+    Backend, CREATE, TestApp, assert_absent, both_backends, captured_logs, error_code, new_key,
+    tomorrow_at,
+};
+use serde_json::{Value, json};
+
+const BY_TOKEN: &str = "query T($t: String!) { reservationByToken(token: $t) { id partySize guestName guestEmail guestPhone notes } }";
+
+async fn book_as(app: &TestApp, venue: &str, hour: u32, guest: Value) -> Result<Value> {
+    app.gql(
+        CREATE,
+        json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }),
+    )
+    .await
+}
+
+fn token_of(answer: &Value) -> String {
+    answer["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("lunch-room").await?;
+    let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
+    let booked = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2, "guest": {
+                "name": "  Grace Hopper ", "email": " Grace@Navy.MIL ", "phone": "06 1234 5678", "notes": "no shellfish" } },
+                "key": new_key() }),
+        )
+        .await?;
+    let token = token_of(&booked);
+    assert!(token.starts_with("kmt_"), "{booked}");
+    let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+
+    let mine = app.gql(BY_TOKEN, json!({ "t": token })).await?;
+    let reservation = &mine["data"]["reservationByToken"];
+    assert_eq!(reservation["id"], id, "{mine}");
+    assert_eq!(reservation["guestName"], "Grace Hopper");
+    assert_eq!(reservation["guestEmail"], "grace@navy.mil");
+    assert_eq!(
+        reservation["guestPhone"], "+31612345678",
+        "read in the venue's country"
+    );
+    assert_eq!(reservation["notes"], "no shellfish");
+
+    // By id: the booking facts answer, each personal field is FORBIDDEN.
+    let public = app
+        .gql(
+            "query R($id: ID!) { reservation(id: $id) { partySize guestName guestEmail } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(public["data"]["reservation"]["partySize"], 2, "{public}");
+    assert!(public["data"]["reservation"]["guestName"].is_null());
+    let errors = public["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 2, "{public}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "FORBIDDEN"),
+        "{public}"
+    );
+    assert!(!public.to_string().contains("Grace"));
+
+    for wrong in [
+        "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "kmt_short",
+        "",
+        "Grace",
+    ] {
+        let answer = app.gql(BY_TOKEN, json!({ "t": wrong })).await?;
+        assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{wrong}: {answer}");
+    }
+    let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\") { status } }";
+    let other = book_as(
+        &app,
+        &app.venue_id("one-table").await?,
+        9,
+        json!({ "name": "Someone Else" }),
+    )
+    .await?;
+    let refused = app
+        .gql(cancel, json!({ "id": id, "t": token_of(&other) }))
+        .await?;
+    assert_eq!(
+        error_code(&refused),
+        Some("NOT_FOUND"),
+        "another reservation's token: {refused}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_guest_reads_their_data_with_the_token_and_nobody_else_does,
+    a_guest_reads_their_data_with_the_token_and_nobody_else_does
+);
+
+async fn a_returning_guest_is_found_by_email_or_phone(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    book_as(
+        &app,
+        &venue,
+        8,
+        json!({ "name": "Alice", "email": "alice@example.com" }),
+    )
+    .await?;
+    book_as(
+        &app,
+        &venue,
+        9,
+        json!({ "name": "Alice A.", "email": " Alice@Example.COM " }),
+    )
+    .await?;
+    assert_eq!(
+        app.count_rows("guests", "1 = 1")?,
+        1,
+        "the same e-mail made two guests"
+    );
+    book_as(
+        &app,
+        &venue,
+        10,
+        json!({ "name": "Bob", "phone": "+44 20 7946 0958" }),
+    )
+    .await?;
+    book_as(
+        &app,
+        &venue,
+        11,
+        json!({ "name": "Bob", "phone": "+442079460958", "email": "bob@example.com" }),
+    )
+    .await?;
+    assert_eq!(
+        app.count_rows("guests", "1 = 1")?,
+        2,
+        "the same phone made two guests"
+    );
+    book_as(
+        &app,
+        &venue,
+        12,
+        json!({ "name": "Carol", "email": "carol@example.com" }),
+    )
+    .await?;
+    assert_eq!(app.count_rows("guests", "1 = 1")?, 3);
+    assert_eq!(app.count_rows("reservations", "guest_id IS NOT NULL")?, 5);
+    if backend == Backend::Sqlite {
+        // The store's lookup, as SQLite plans it: an index search, no scan.
+        let plan = app.explain_sqlite(
+            "SELECT id FROM guests WHERE venue_id = 'v' AND email_lookup IN (X'00', X'01') LIMIT 1",
+        )?;
+        assert!(
+            plan.contains("USING INDEX guests_by_email"),
+            "lookup is not an index search: {plan}"
+        );
+    }
+    Ok(())
+}
+both_backends!(
+    a_returning_guest_is_found_by_email_or_phone,
+    a_returning_guest_is_found_by_email_or_phone
+);
+
+async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let cases = [
+        (
+            json!({ "name": "Eve", "email": "eve-at-example.com" }),
+            "guest.email",
+            "eve-at-example",
+        ),
+        (
+            json!({ "name": "Eve", "phone": "call me maybe" }),
+            "guest.phone",
+            "maybe",
+        ),
+        (
+            json!({ "name": "Eve", "notes": "card 4111 1111 1111 1111 exp 12/29" }),
+            "guest.notes",
+            "4111",
+        ),
+        (json!({ "name": "4111111111111111" }), "guest.name", "4111"),
+        (
+            json!({ "name": "E".repeat(201) }),
+            "guest.name",
+            "EEEEEEEEEE",
+        ),
+        (
+            json!({ "name": "Eve", "notes": "n".repeat(1001) }),
+            "guest.notes",
+            "nnnnnnnnnn",
+        ),
+        (json!({ "name": "   " }), "guest.name", "xxxxxxxx"),
+    ];
+    for (guest, field, secret) in cases {
+        let answer = book_as(&app, &venue, 10, guest.clone()).await?;
+        assert_eq!(
+            error_code(&answer),
+            Some("BAD_USER_INPUT"),
+            "{guest}: {answer}"
+        );
+        assert_eq!(
+            answer["errors"][0]["extensions"]["field"], field,
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains(secret), "echoed: {answer}");
+    }
+    let card = book_as(
+        &app,
+        &venue,
+        10,
+        json!({ "name": "Eve", "notes": "4111-1111-1111-1111" }),
+    )
+    .await?;
+    assert!(
+        card["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("card numbers are never accepted here")
+    );
+    assert_eq!(app.count_rows("guests", "1 = 1")?, 0);
+    Ok(())
+}
+both_backends!(
+    bad_personal_data_is_refused_without_echoing_it,
+    bad_personal_data_is_refused_without_echoing_it
+);
+
+/// Unique values planted through the API must never appear in the
+/// database files or the logs, in any case.
+async fn planted_canaries_never_reach_the_disk_or_the_logs(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("lunch-room").await?;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let name = format!("Canaryname{tag}");
+    let email = format!("canary.{tag}@example.org");
+    let notes = format!("Canarynote{tag} allergic to peanuts");
+    let digits: String = tag
+        .bytes()
+        .map(|b| char::from(b'0' + b % 10))
+        .take(6)
+        .collect();
+    let phone = format!("+31612{digits}");
+    let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "13:00")?;
+    let booked = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2,
+            "guest": { "name": name, "email": email, "phone": phone, "notes": notes } }, "key": new_key() }))
+        .await?;
+    let token = token_of(&booked);
+    assert!(!token.is_empty(), "{booked}");
+    let read = app.gql(BY_TOKEN, json!({ "t": token })).await?;
+    assert_eq!(
+        read["data"]["reservationByToken"]["guestEmail"], email,
+        "{read}"
+    );
+    // Failures must not echo them either.
+    let refused = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 0,
+            "guest": { "name": name, "email": format!("{email}@@"), "notes": notes } }, "key": new_key() }))
+        .await?;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    let taken = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 4,
+            "guest": { "name": name, "email": email, "notes": notes } }, "key": new_key() }),
+        )
+        .await?;
+    assert!(!refused.to_string().contains(&tag) && !taken.to_string().contains(&tag));
+
+    let database = app.raw_database()?;
+    assert!(database.len() > 1000, "the raw database read looks empty");
+    let logs = captured_logs();
+    assert!(!logs.is_empty(), "no logs were captured");
+    for canary in [
+        &name,
+        &email,
+        &notes,
+        &phone,
+        &format!("Canarynote{tag}"),
+        &tag,
+    ] {
+        assert_absent(&database, canary, "the database");
+        assert_absent(&logs, canary, "the logs");
+    }
+    assert_absent(&database, token.trim_start_matches("kmt_"), "the database");
+    Ok(())
+}
+both_backends!(
+    planted_canaries_never_reach_the_disk_or_the_logs,
+    planted_canaries_never_reach_the_disk_or_the_logs
+);
+
+/// Swapping two guests' sealed e-mails in the database must make both fail
+/// to open, never show one guest the other's address.
+async fn swapped_ciphertexts_fail_instead_of_showing_someone_elses_data(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let ada = book_as(
+        &app,
+        &venue,
+        10,
+        json!({ "name": "Ada", "email": "ada@example.org" }),
+    )
+    .await?;
+    let bob = book_as(
+        &app,
+        &venue,
+        11,
+        json!({ "name": "Bob", "email": "bob@example.org" }),
+    )
+    .await?;
+    let ids = app.query_texts("SELECT id AS value FROM guests ORDER BY id")?;
+    anyhow::ensure!(ids.len() == 2, "expected two guests, found {ids:?}");
+    let (a, b) = (&ids[0], &ids[1]);
+    let (to_hex, from_hex) = match backend {
+        Backend::Sqlite => ("hex(email_sealed)", "X'{}'"),
+        Backend::Postgres => ("encode(email_sealed, 'hex')", "decode('{}', 'hex')"),
+    };
+    let sealed_of = |id: &str| -> Result<String> {
+        let values = app.query_texts(&format!(
+            "SELECT {to_hex} AS value FROM guests WHERE id = '{id}'"
+        ))?;
+        values
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no guest {id}"))
+    };
+    let (sealed_a, sealed_b) = (sealed_of(a)?, sealed_of(b)?);
+    for (id, sealed) in [(a, &sealed_b), (b, &sealed_a)] {
+        let literal = from_hex.replace("{}", sealed);
+        app.execute_sql(&format!(
+            "UPDATE guests SET email_sealed = {literal} WHERE id = '{id}'"
+        ))?;
+    }
+    for (booking, own, other) in [(&ada, "ada", "bob"), (&bob, "bob", "ada")] {
+        let answer = app.gql(BY_TOKEN, json!({ "t": token_of(booking) })).await?;
+        assert_eq!(error_code(&answer), Some("INTERNAL"), "{own}: {answer}");
+        let text = answer.to_string();
+        assert!(
+            !text.contains(&format!("{other}@example.org")),
+            "{own} saw {other}'s e-mail: {text}"
+        );
+        assert!(!text.contains("@example.org"), "{text}");
+    }
+    let logs = String::from_utf8_lossy(&captured_logs()).into_owned();
+    assert!(
+        logs.contains("integrity"),
+        "the integrity failure was not logged"
+    );
+    Ok(())
+}
+both_backends!(
+    swapped_ciphertexts_fail_instead_of_showing_someone_elses_data,
+    swapped_ciphertexts_fail_instead_of_showing_someone_elses_data
+);
+
+/// Rotation re-encrypts everything while readers keep reading; afterwards
+/// no row uses the old key version and every value still reads the same.
+async fn key_rotation_under_concurrent_reads_leaves_no_old_ciphertext(
+    backend: Backend,
+) -> Result<()> {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await?);
+    let venue = app.venue_id("one-table").await?;
+    let mut tokens = Vec::new();
+    for day_hour in 0..24 {
+        let booked = book_as(
+            &app,
+            &venue,
+            day_hour,
+            json!({ "name": format!("Guest {day_hour}"), "email": format!("g{day_hour}@example.org"),
+                    "phone": format!("+3161234{:04}", day_hour), "notes": format!("note {day_hour}") }),
+        )
+        .await?;
+        let token = token_of(&booked);
+        anyhow::ensure!(!token.is_empty(), "{booked}");
+        tokens.push((day_hour, token));
+    }
+    assert_eq!(app.count_rows("guests", "key_version = 1")?, 24);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for reader in 0..4 {
+        let app = std::sync::Arc::clone(&app);
+        let stop = std::sync::Arc::clone(&stop);
+        let tokens = tokens.clone();
+        readers.spawn(async move {
+            let mut reads = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads < 24 {
+                let (hour, token) = &tokens[(reads as usize + reader * 7) % tokens.len()];
+                let answer = app.gql(BY_TOKEN, json!({ "t": token })).await?;
+                let data = &answer["data"]["reservationByToken"];
+                anyhow::ensure!(
+                    answer.get("errors").is_none(),
+                    "read failed during rotation: {answer}"
+                );
+                anyhow::ensure!(
+                    data["guestEmail"] == format!("g{hour}@example.org"),
+                    "{answer}"
+                );
+                anyhow::ensure!(data["notes"] == format!("note {hour}"), "{answer}");
+                reads += 1;
+            }
+            anyhow::Ok(reads)
+        });
+    }
+    let progress = app.rotate_keys().await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    while let Some(reads) = readers.join_next().await {
+        total += reads??;
+    }
+    assert!(total >= 96, "readers did not run: {total}");
+    assert_eq!(progress.target_version, 2);
+    assert_eq!(progress.remaining, 0);
+    assert_eq!(app.count_rows("guests", "key_version <> 2")?, 0);
+    assert_eq!(app.count_rows("reservations", "key_version = 1")?, 0);
+    assert_eq!(app.count_rows("reservations", "key_version = 2")?, 24);
+    // Every ciphertext's own version prefix says 2 as well.
+    let prefixes = match backend {
+        Backend::Sqlite => app.query_texts("SELECT DISTINCT hex(substr(name_sealed, 1, 4)) || hex(substr(email_lookup, 1, 4)) AS value FROM guests")?,
+        Backend::Postgres => app.query_texts("SELECT DISTINCT upper(encode(substring(name_sealed from 1 for 4), 'hex') || encode(substring(email_lookup from 1 for 4), 'hex')) AS value FROM guests")?,
+    };
+    assert_eq!(prefixes, ["0000000200000002"]);
+    // Lookups work with the new tokens: a returning guest is still found.
+    let later = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%dT05:00:00Z")
+        .to_string();
+    let again = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": later, "partySize": 2,
+            "guest": { "name": "Guest 5 again", "email": " G5@example.org" } }, "key": new_key() }),
+        )
+        .await?;
+    assert!(again.get("errors").is_none(), "{again}");
+    assert_eq!(
+        app.count_rows("guests", "1 = 1")?,
+        24,
+        "the returning guest was not found after rotation"
+    );
+    Ok(())
+}
+both_backends!(
+    key_rotation_under_concurrent_reads_leaves_no_old_ciphertext,
+    key_rotation_under_concurrent_reads_leaves_no_old_ciphertext
+);
