@@ -32,6 +32,13 @@ pub struct Settings {
     pub master_key: Option<SecretSetting>,
     /// A key file (mode 0600) instead of `master_key`.
     pub key_file: Option<PathBuf>,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Set when a reverse proxy terminates TLS in front of kluis; production
+    /// refuses plain HTTP otherwise.
+    pub behind_proxy: bool,
 }
 
 /// A setting whose value must never be printed.
@@ -55,6 +62,9 @@ impl Default for Settings {
             log: "info".to_owned(),
             master_key: None,
             key_file: None,
+            tls_cert: None,
+            tls_key: None,
+            behind_proxy: false,
         }
     }
 }
@@ -99,6 +109,9 @@ impl Settings {
                 "log",
                 "master_key",
                 "key_file",
+                "tls_cert",
+                "tls_key",
+                "behind_proxy",
             ]))
             .extract::<Settings>()
             .map_err(describe)?
@@ -119,6 +132,18 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::new("log", format!("not a log filter: {e}")))?;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::new("tls_key", "is needed with tls_cert")),
+            (None, Some(_)) => return Err(ConfigError::new("tls_cert", "is needed with tls_key")),
+            (None, None) if self.env == Environment::Production && !self.behind_proxy => {
+                return Err(ConfigError::new(
+                    "tls_cert",
+                    "production serves HTTPS only: set tls_cert and tls_key, or behind_proxy = true \
+                     (KLUIS_BEHIND_PROXY=true) when a reverse proxy terminates TLS",
+                ));
+            }
+            _ => {}
+        }
         Ok(Checked {
             settings: self,
             database,
@@ -175,7 +200,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "kluis.toml",
-                "bind = \"127.0.0.1:9000\"\nenv = \"production\"",
+                "bind = \"127.0.0.1:9000\"\nenv = \"production\"\nbehind_proxy = true",
             )?;
             jail.set_env("KLUIS_BIND", "127.0.0.1:9100");
             let checked = Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
@@ -211,6 +236,25 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(settings.check().expect_err("invalid").key, "bind");
+    }
+
+    #[test]
+    fn production_refuses_plain_http_unless_behind_a_proxy() {
+        let plain = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        assert_eq!(plain.clone().check().expect_err("refused").key, "tls_cert");
+        let proxied = Settings {
+            behind_proxy: true,
+            ..plain.clone()
+        };
+        assert!(proxied.check().is_ok());
+        let half = Settings {
+            tls_cert: Some(PathBuf::from("cert.pem")),
+            ..plain
+        };
+        assert_eq!(half.check().expect_err("refused").key, "tls_key");
     }
 
     #[test]

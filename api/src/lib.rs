@@ -27,6 +27,8 @@ pub enum StartError {
     Import(#[from] import::ImportError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -88,6 +90,37 @@ pub async fn import_venues(
     run_blocking(move || Ok(store.import_venues(&definitions, chrono::Utc::now())?)).await
 }
 
+/// Reads a PEM certificate chain and private key into a rustls server
+/// configuration (ring provider, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1).
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| StartError::Tls(format!("cannot read certificate {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartError::Tls(format!("cannot read private key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StartError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, private_key)
+    .map_err(|e| StartError::Tls(format!("certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
@@ -122,21 +155,41 @@ impl Application {
                 source,
             })?
             .port();
+        let tls = match (&checked.settings.tls_cert, &checked.settings.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
+        let https = tls.is_some();
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(Some(store.clone()), env),
             store,
             env,
         });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-                .listen(listener)
-                .map_err(|source| StartError::Listen {
-                    address: checked.bind.to_string(),
-                    source,
-                })?
-                // In-flight requests get this long to finish after SIGTERM.
-                .shutdown_timeout(30)
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                // Browsers that once saw kluis over HTTPS never try plain HTTP.
+                .wrap(actix_web::middleware::Condition::new(
+                    https,
+                    actix_web::middleware::DefaultHeaders::new().add((
+                        "Strict-Transport-Security",
+                        "max-age=63072000; includeSubDomains",
+                    )),
+                ))
+                .configure(http::routes)
+        });
+        let listening = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        };
+        let server = listening
+            .map_err(|source| StartError::Listen {
+                address: checked.bind.to_string(),
+                source,
+            })?
+            // In-flight requests get this long to finish after SIGTERM.
+            .shutdown_timeout(30)
+            .run();
         Ok(Self { port, server })
     }
 

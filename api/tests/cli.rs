@@ -203,7 +203,9 @@ fn serve(
 ) {
     let mut command = kluis(dir);
     if let Some(key) = master_key {
-        command.env("KLUIS_MASTER_KEY", key);
+        command
+            .env("KLUIS_MASTER_KEY", key)
+            .env("KLUIS_BEHIND_PROXY", "true");
     }
     let mut child = command
         .arg("serve")
@@ -309,6 +311,7 @@ fn production_without_a_master_key_refuses_to_start() {
     let output = kluis(dir.path())
         .arg("serve")
         .env("KLUIS_ENV", "production")
+        .env("KLUIS_BEHIND_PROXY", "true")
         .output()
         .expect("run");
     let text = stderr(&output);
@@ -357,6 +360,81 @@ fn a_wrong_master_key_is_refused_before_anything_is_written() {
         before,
         "the database changed"
     );
+}
+
+#[test]
+fn production_refuses_plain_http_unless_told_a_proxy_terminates_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path())
+        .arg("serve")
+        .env("KLUIS_ENV", "production")
+        .env("KLUIS_MASTER_KEY", MASTER_KEY)
+        .output()
+        .expect("run");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("`tls_cert`") && text.contains("KLUIS_BEHIND_PROXY"),
+        "{text}"
+    );
+}
+
+#[test]
+fn key_rotation_from_the_command_line_reports_progress_and_finishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, port, _, _) = serve(dir.path(), "development", None);
+    assert!(get(port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(terminate(&mut child).success());
+    let output = kluis(dir.path())
+        .args(["keys", "rotate"])
+        .env("KLUIS_KEY_FILE", "kluis.key")
+        .output()
+        .expect("run");
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("rotation finished"), "{text}");
+    let keys = api::keys::read_key_file(&dir.path().join("kluis.key")).expect("key file");
+    assert_eq!(keys.versions().collect::<Vec<_>>(), vec![1, 2]);
+    // The same keys given through the environment cannot be rotated.
+    let file = std::fs::read_to_string(dir.path().join("kluis.key")).expect("key file");
+    let environment_keys: Vec<String> = file
+        .lines()
+        .filter_map(|line| line.split_once(" = "))
+        .map(|(version, key)| format!("{}:{}", version.trim_matches('"'), key.trim_matches('"')))
+        .collect();
+    let again = kluis(dir.path())
+        .args(["keys", "rotate"])
+        .env("KLUIS_MASTER_KEY", environment_keys.join(","))
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("needs a key file"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL"]
+fn postgres_connections_honour_sslmode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = std::env::var("KLUIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned());
+    let separator = if base.contains('?') { '&' } else { '?' };
+    // Verifying the server against a root certificate that does not exist
+    // must fail: proof that the URL's sslmode reaches libpq.
+    let output = kluis(dir.path())
+        .arg("migrate")
+        .env(
+            "KLUIS_DATABASE_URL",
+            format!("{base}{separator}sslmode=verify-full&sslrootcert=/nonexistent/root.crt"),
+        )
+        .output()
+        .expect("run");
+    let text = stderr(&output).to_lowercase();
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("ssl") || text.contains("root"), "{text}");
 }
 
 #[test]

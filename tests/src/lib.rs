@@ -217,6 +217,13 @@ fn fresh_postgres_schema() -> anyhow::Result<String> {
 pub struct Options {
     pub env: Environment,
     pub venues: &'static str,
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for a server that speaks HTTPS.
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for Options {
@@ -224,6 +231,7 @@ impl Default for Options {
         Self {
             env: Environment::Production,
             venues: ONE_TABLE_VENUE,
+            tls: None,
         }
     }
 }
@@ -250,6 +258,10 @@ impl TestApp {
             log: "info".to_owned(),
             master_key: None,
             key_file: Some(key_file),
+            tls_cert: options.tls.as_ref().map(|tls| tls.cert.clone()),
+            tls_key: options.tls.as_ref().map(|tls| tls.key.clone()),
+            // Tests speak plain HTTP on loopback unless they ask for TLS.
+            behind_proxy: true,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;

@@ -8,4 +8,5 @@ mod api {
     mod guests;
     mod idempotency;
     mod limits;
+    mod tls;
 }
