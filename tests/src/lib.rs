@@ -283,6 +283,11 @@ impl TestApp {
         })
     }
 
+    /// This server's key file.
+    pub fn key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("kluis.key")
+    }
+
     /// Runs `kluis keys rotate` against this server's database and key
     /// file, as an operator would while the server serves.
     pub async fn rotate_keys(&self) -> anyhow::Result<store::RotationProgress> {

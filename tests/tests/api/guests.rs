@@ -456,3 +456,37 @@ both_backends!(
     key_rotation_under_concurrent_reads_leaves_no_old_ciphertext,
     key_rotation_under_concurrent_reads_leaves_no_old_ciphertext
 );
+
+/// A rotation stopped after its new key was added (the process killed, the
+/// machine restarted) is finished by the next run, not started over with a
+/// third key.
+async fn an_interrupted_rotation_resumes_where_it_stopped(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    for hour in [8, 9, 10] {
+        book_as(
+            &app,
+            &venue,
+            hour,
+            json!({ "name": "Resumed", "email": format!("r{hour}@example.org"), "notes": "x" }),
+        )
+        .await?;
+    }
+    api::keys::add_key_version(&app.key_file())?;
+    assert_eq!(
+        app.count_rows("guests", "key_version = 1")?,
+        3,
+        "nothing was re-encrypted yet"
+    );
+    let progress = app.rotate_keys().await?;
+    assert_eq!(
+        (progress.target_version, progress.remaining, progress.done),
+        (2, 0, 6)
+    );
+    assert_eq!(app.count_rows("guests", "key_version = 2")?, 3);
+    Ok(())
+}
+both_backends!(
+    an_interrupted_rotation_resumes_where_it_stopped,
+    an_interrupted_rotation_resumes_where_it_stopped
+);
