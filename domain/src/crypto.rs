@@ -236,13 +236,7 @@ impl KeyRing {
     ) -> Result<Vec<u8>, CryptoError> {
         let nonce = fresh_nonce()?;
         let version_bytes = version.to_be_bytes();
-        let associated = associated_data(&[
-            b"kluis/seal",
-            field.table.as_bytes(),
-            field.column.as_bytes(),
-            row_id.as_bytes(),
-            &version_bytes,
-        ]);
+        let associated = seal_associated_data(field, row_id, &version_bytes);
         let headers: [&[u8]; 2] = [&associated, &nonce];
         let ciphertext = self
             .cipher(version, Purpose::Seal, field)?
@@ -270,13 +264,7 @@ impl KeyRing {
             .get(VERSION_BYTES + NONCE_BYTES..)
             .ok_or_else(integrity)?;
         let version_bytes = version.to_be_bytes();
-        let associated = associated_data(&[
-            b"kluis/seal",
-            field.table.as_bytes(),
-            field.column.as_bytes(),
-            row_id.as_bytes(),
-            &version_bytes,
-        ]);
+        let associated = seal_associated_data(field, row_id, &version_bytes);
         let headers: [&[u8]; 2] = [&associated, nonce];
         self.cipher(version, Purpose::Seal, field)?
             .decrypt(headers, ciphertext)
@@ -326,6 +314,21 @@ impl KeyRing {
             .map(|version| self.lookup_token_with(*version, field, normalized))
             .collect()
     }
+}
+
+/// What a sealed value is bound to: its column, its row and its key version.
+fn seal_associated_data(
+    field: Field,
+    row_id: &str,
+    version_bytes: &[u8; VERSION_BYTES],
+) -> Vec<u8> {
+    associated_data(&[
+        b"kluis/seal",
+        field.table.as_bytes(),
+        field.column.as_bytes(),
+        row_id.as_bytes(),
+        version_bytes,
+    ])
 }
 
 /// Joins associated-data parts with a length before each, so that no two

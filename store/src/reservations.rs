@@ -110,6 +110,20 @@ impl Store {
     }
 }
 
+/// Loads a reservation's row inside the transaction that will change it,
+/// with the version the change must still find.
+macro_rules! load_for_change {
+    ($c:expr, $s:ident, $id:expr) => {{
+        let row: ReservationRow = $s::reservations::table
+            .find($id)
+            .select(reservation_columns!($s))
+            .first($c)
+            .optional()?
+            .ok_or(DomainError::not_found("reservation"))?;
+        (row.version, row)
+    }};
+}
+
 /// Loads the venue a reservation belongs to, or reports corruption: the
 /// foreign key makes a missing venue impossible.
 fn venue_of(venue: Option<Venue>, reservation: &Reservation) -> Result<Venue, StoreError> {
@@ -434,13 +448,7 @@ impl ReservationRepository for Store {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let row: ReservationRow = r::reservations
-                    .find(&id)
-                    .select(reservation_columns!(s))
-                    .first(c)
-                    .optional()?
-                    .ok_or(DomainError::not_found("reservation"))?;
-                let version = row.version;
+                let (version, row) = load_for_change!(c, s, &id);
                 let current = Reservation::try_from(row)?;
                 let venue_id = current.venue_id.to_string();
                 let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
@@ -515,13 +523,7 @@ impl ReservationRepository for Store {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let row: ReservationRow = r::reservations
-                    .find(&id)
-                    .select(reservation_columns!(s))
-                    .first(c)
-                    .optional()?
-                    .ok_or(DomainError::not_found("reservation"))?;
-                let version = row.version;
+                let (version, row) = load_for_change!(c, s, &id);
                 let mut reservation = Reservation::try_from(row)?;
                 let venue_id = reservation.venue_id.to_string();
                 let venue = venue_of(load_venue!(c, s, &venue_id), &reservation)?;
