@@ -39,6 +39,10 @@ pub struct Settings {
     /// Set when a reverse proxy terminates TLS in front of kluis; production
     /// refuses plain HTTP otherwise.
     pub behind_proxy: bool,
+    /// The folder with `model.conf` and `policy.csv`, watched for edits.
+    pub policy_dir: PathBuf,
+    /// How long a staff session lasts, in hours.
+    pub session_hours: u32,
 }
 
 /// A setting whose value must never be printed.
@@ -65,6 +69,8 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             behind_proxy: false,
+            policy_dir: PathBuf::from("policies"),
+            session_hours: 12,
         }
     }
 }
@@ -112,6 +118,8 @@ impl Settings {
                 "tls_cert",
                 "tls_key",
                 "behind_proxy",
+                "policy_dir",
+                "session_hours",
             ]))
             .extract::<Settings>()
             .map_err(describe)?
@@ -127,6 +135,12 @@ impl Settings {
                 format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
             )
         })?;
+        if !(1..=720).contains(&self.session_hours) {
+            return Err(ConfigError::new(
+                "session_hours",
+                "must be between 1 and 720",
+            ));
+        }
         if !(1..=512).contains(&self.pool_size) {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }

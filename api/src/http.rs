@@ -18,6 +18,7 @@ pub struct ServerState {
     pub schema: KluisSchema,
     pub store: Store,
     pub env: Environment,
+    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -35,13 +36,68 @@ fn request_error(status: StatusCode, message: &str) -> HttpResponse {
     }))
 }
 
-async fn execute(state: &ServerState, request: async_graphql::Request) -> HttpResponse {
+/// Resolves the caller from the `Authorization` header, then runs the
+/// request as that principal. Credentials that were given but do not hold
+/// end the request with UNAUTHENTICATED and no hint which part was wrong.
+async fn execute(
+    state: &ServerState,
+    http: &HttpRequest,
+    request: async_graphql::Request,
+) -> HttpResponse {
+    let header = http
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|value| value.to_str().map(str::to_owned));
+    let header = match header {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return unauthenticated(),
+    };
+    let store = state.store.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())
+    })
+    .await;
+    let principal = match resolved {
+        Ok(Ok(principal)) => principal,
+        Ok(Err(crate::auth::AuthError::Unauthenticated)) => return unauthenticated(),
+        Ok(Err(crate::auth::AuthError::Store(error))) => {
+            let error = graphql::errors::internal_error(&error);
+            return HttpResponse::Ok()
+                .json(json!({ "errors": [error.into_server_error(Default::default())] }));
+        }
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    if principal.is_venue_bound() {
+        state.authorizer.ensure_current().await;
+    }
+    let address = http
+        .peer_addr()
+        .map(|peer| peer.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let request = request
+        .data(principal)
+        .data(graphql::access::ClientAddress(address));
     let mut response = state.schema.execute(request).await;
     graphql::ensure_codes(&mut response);
     HttpResponse::Ok().json(response)
 }
 
-async fn graphql_post(state: web::Data<ServerState>, body: web::Bytes) -> HttpResponse {
+fn unauthenticated() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "data": null,
+        "errors": [{
+            "message": "missing, malformed, expired or revoked credentials",
+            "extensions": { "code": "UNAUTHENTICATED" }
+        }]
+    }))
+}
+
+async fn graphql_post(
+    state: web::Data<ServerState>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(error) => {
@@ -58,7 +114,7 @@ async fn graphql_post(state: web::Data<ServerState>, body: web::Bytes) -> HttpRe
         );
     }
     match serde_json::from_value::<async_graphql::Request>(value) {
-        Ok(request) => execute(&state, request).await,
+        Ok(request) => execute(&state, &http, request).await,
         Err(error) => request_error(
             StatusCode::BAD_REQUEST,
             &format!("the request is not a GraphQL request: {error}"),
@@ -124,7 +180,7 @@ async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> Htt
             }
         }
     }
-    execute(&state, graphql_request).await
+    execute(&state, &request, graphql_request).await
 }
 
 /// The process is up.

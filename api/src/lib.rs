@@ -1,6 +1,8 @@
 //! The kluis server: configuration, start-up, HTTP routes and the GraphQL
 //! schema. The `kluis` binary in `main.rs` is a thin command line over this.
 
+pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -29,6 +31,8 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("access policy refused: {0}")]
+    Policy(String),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -160,10 +164,23 @@ impl Application {
             _ => None,
         };
         let https = tls.is_some();
+        let authorizer =
+            authz::Authorizer::load(&checked.settings.policy_dir, store.clone()).await?;
+        authorizer.watch();
         let state = web::Data::new(http::ServerState {
-            schema: graphql::build(Some(store.clone()), env),
+            schema: graphql::build(
+                Some(graphql::Services {
+                    store: store.clone(),
+                    authorizer: authorizer.clone(),
+                    session_length: chrono::Duration::hours(i64::from(
+                        checked.settings.session_hours,
+                    )),
+                }),
+                env,
+            ),
             store,
             env,
+            authorizer,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -252,4 +269,48 @@ pub async fn rotate_keys(
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
+}
+
+/// `kluis user add`: creates a staff account (the first admin, usually).
+pub async fn add_staff_account(
+    checked: &Checked,
+    email: &str,
+    password: &str,
+    role: &str,
+    venue: Option<&str>,
+) -> Result<String, AddStaffError> {
+    let email = domain::Email::parse("email", email)?;
+    let password = domain::auth::Password::parse(password)?;
+    let role = domain::auth::Role::parse(role)?;
+    if !role.is_assignable() {
+        return Err(AddStaffError::Domain(domain::DomainError::invalid(
+            "role",
+            "guest and anonymous cannot be assigned",
+        )));
+    }
+    let venue = match venue {
+        None | Some("*") => domain::auth::EVERY_VENUE.to_owned(),
+        Some(raw) => domain::VenueId::parse(raw)?.to_string(),
+    };
+    let (store, _) = open_store(checked).await?;
+    let id = run_blocking(move || {
+        let hash = password.hash().map_err(StoreError::Domain)?;
+        Ok(store.create_staff(
+            email.expose(),
+            &hash,
+            role.as_str(),
+            &venue,
+            chrono::Utc::now(),
+        )?)
+    })
+    .await?;
+    Ok(id)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddStaffError {
+    #[error(transparent)]
+    Domain(#[from] domain::DomainError),
+    #[error(transparent)]
+    Start(#[from] StartError),
 }

@@ -43,6 +43,78 @@ enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Manage staff accounts.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Manage partner API keys.
+    Apikey {
+        #[command(subcommand)]
+        action: ApiKeyCommand,
+    },
+    /// Check and explain the access policy.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// admin, manager or staff.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Venue id the role holds in; `*` (the default) for every venue.
+        #[arg(long)]
+        venue: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key for a partner platform; prints it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "partner")]
+        role: String,
+        /// A venue id the key may act for (repeat for several).
+        #[arg(long = "venue", required = true)]
+        venues: Vec<String>,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate policy files against the schema, offline.
+    Check {
+        /// The folder with model.conf and policy.csv (default: the
+        /// configured policy_dir).
+        dir: Option<PathBuf>,
+    },
+    /// Print the decision for one request and the lines that make it.
+    Explain {
+        /// `anonymous`, `guest`, `user:<id>` or `apikey:<id>`.
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "*")]
+        venue: String,
+        #[arg(long)]
+        object: String,
+        #[arg(long, default_value = "read")]
+        action: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +160,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Command::Policy {
+        action: PolicyCommand::Check { dir: Some(dir) },
+    } = &command
+    {
+        return check_policy(dir);
     }
     if let Command::Schema = command {
         // The SDL is the command's output, so it goes to stdout on purpose.
@@ -188,8 +266,134 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Schema | Command::Keys { .. } => Ok(()),
+        Command::User {
+            action: UserCommand::Add { email, role, venue },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let id =
+                api::add_staff_account(&checked, &email, password, &role, venue.as_deref()).await?;
+            tracing::info!(staff = %id, role = %role, "staff account created");
+            Ok(())
+        }
+        Command::Apikey { action } => apikey(&checked, action).await,
+        Command::Policy {
+            action: PolicyCommand::Check { dir: None },
+        } => match check_policy(&checked.settings.policy_dir) {
+            code if code == ExitCode::SUCCESS => Ok(()),
+            _ => Err(anyhow::anyhow!("the policy was refused")),
+        },
+        Command::Policy {
+            action:
+                PolicyCommand::Explain {
+                    subject,
+                    venue,
+                    object,
+                    action,
+                },
+        } => {
+            let (store, _) = api::open_store(&checked).await?;
+            let authorizer =
+                api::authz::Authorizer::load(&checked.settings.policy_dir, store).await?;
+            let (allowed, lines) = authorizer.explain(&subject, &venue, &object, &action);
+            let mut out = format!(
+                "{}: {subject} {action} {object} in {venue}\n",
+                if allowed { "ALLOW" } else { "DENY" }
+            );
+            for line in &lines {
+                out.push_str(&format!(
+                    "  policy.csv:{}: p, {}, {}, {}\n",
+                    line.line, line.role, line.object, line.action
+                ));
+            }
+            if lines.is_empty() {
+                out.push_str("  no permission line matches (deny by default)\n");
+            }
+            use std::io::Write;
+            std::io::stdout().write_all(out.as_bytes())?;
+            Ok(())
+        }
+        Command::Schema | Command::Keys { .. } | Command::Policy { .. } => Ok(()),
     }
+}
+
+/// `kluis policy check DIR`: the same messages the server logs.
+fn check_policy(dir: &std::path::Path) -> ExitCode {
+    match api::authz::check_dir(dir) {
+        Ok(policy) => {
+            eprintln!(
+                "kluis: policy in {} is valid ({} permission lines)",
+                dir.display(),
+                policy.permissions.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in errors {
+                eprintln!("kluis: {}: {error}", dir.display());
+            }
+            ExitCode::from(EXIT_BAD_SETTINGS)
+        }
+    }
+}
+
+async fn apikey(checked: &Checked, action: ApiKeyCommand) -> anyhow::Result<()> {
+    let (store, _) = api::open_store(checked).await?;
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    match action {
+        ApiKeyCommand::Create {
+            name,
+            role,
+            venues,
+            expires_in_days,
+        } => {
+            let role = domain::auth::Role::parse(&role)?;
+            let venues = venues
+                .iter()
+                .map(|v| domain::VenueId::parse(v).map(|id| id.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let expires_at = expires_in_days
+                .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+            let created = tokio::task::spawn_blocking(move || {
+                api::graphql::access::create_api_key(&store, &name, role, &venues, expires_at, None)
+            })
+            .await??;
+            writeln!(out, "{}", created.key)?;
+            eprintln!(
+                "kluis: API key {} created; the key above is shown once",
+                created.api_key.id.0
+            );
+        }
+        ApiKeyCommand::List => {
+            let keys = tokio::task::spawn_blocking(move || store.api_keys()).await??;
+            for key in keys {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.id,
+                    key.role,
+                    state,
+                    key.created_at.to_rfc3339(),
+                    key.name
+                )?;
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            let revoked =
+                tokio::task::spawn_blocking(move || store.revoke_api_key(&id, chrono::Utc::now()))
+                    .await??;
+            anyhow::ensure!(revoked, "no active key with that id");
+            eprintln!("kluis: revoked");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(checked: Checked) -> anyhow::Result<()> {

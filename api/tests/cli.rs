@@ -20,7 +20,13 @@ fn kluis(dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
-    command.env("KLUIS_LOG", "info").env_remove("RUST_LOG");
+    command
+        .env("KLUIS_LOG", "info")
+        .env(
+            "KLUIS_POLICY_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"),
+        )
+        .env_remove("RUST_LOG");
     command
 }
 

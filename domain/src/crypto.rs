@@ -64,6 +64,8 @@ impl Field {
     /// A manage token kept with an idempotent answer, so that a retried
     /// booking still gets its token back.
     pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");
+    /// Partner API key secrets, kept as keyed hashes.
+    pub const API_KEY_SECRET: Self = Self::new("api_keys", "secret");
 
     pub const fn new(table: &'static str, column: &'static str) -> Self {
         Self { table, column }
@@ -74,6 +76,7 @@ impl Field {
 enum Purpose {
     Seal,
     Lookup,
+    Hash,
 }
 
 impl Purpose {
@@ -81,6 +84,7 @@ impl Purpose {
         match self {
             Self::Seal => b"seal",
             Self::Lookup => b"lookup",
+            Self::Hash => b"hash",
         }
     }
 }
@@ -329,6 +333,25 @@ fn seal_associated_data(
         row_id.as_bytes(),
         version_bytes,
     ])
+}
+
+impl KeyRing {
+    /// HMAC-SHA256 of `data` under a key derived for one column and key
+    /// version: what is kept of secrets that must be recognised but never
+    /// recovered (API key secrets). Compare results in constant time.
+    pub fn keyed_hash(
+        &self,
+        version: u32,
+        field: Field,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        use hmac::{KeyInit as _, Mac};
+        let key = self.key(version, Purpose::Hash, field)?;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.expose_secret())
+            .map_err(|_| CryptoError::InvalidKeyRing("hash key has the wrong length".to_owned()))?;
+        mac.update(data);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
 }
 
 /// Joins associated-data parts with a length before each, so that no two
@@ -602,6 +625,30 @@ mod tests {
         assert_ne!(
             associated_data(&[b"ab", b"c"]),
             associated_data(&[b"a", b"bc"])
+        );
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_data_key_and_version() {
+        let ring = KeyRing::for_testing(2);
+        let hash = ring
+            .keyed_hash(1, Field::API_KEY_SECRET, b"secret")
+            .expect("hash");
+        assert_eq!(hash.len(), 32);
+        assert_eq!(
+            hash,
+            ring.keyed_hash(1, Field::API_KEY_SECRET, b"secret")
+                .expect("hash")
+        );
+        assert_ne!(
+            hash,
+            ring.keyed_hash(2, Field::API_KEY_SECRET, b"secret")
+                .expect("hash")
+        );
+        assert_ne!(
+            hash,
+            ring.keyed_hash(1, Field::API_KEY_SECRET, b"secreT")
+                .expect("hash")
         );
     }
 

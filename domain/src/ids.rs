@@ -39,6 +39,7 @@ random_id!(VenueId, "venue");
 random_id!(ResourceId, "resource");
 random_id!(ReservationId, "reservation");
 random_id!(GuestId, "guest");
+random_id!(StaffId, "staff account");
 
 #[cfg(test)]
 mod tests {

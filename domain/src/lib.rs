@@ -2,6 +2,7 @@
 //! checked `parse`, the venue's booking rules, the reservation state machine,
 //! availability (time-zone aware) and the ports the storage layer implements.
 
+pub mod auth;
 pub mod availability;
 pub mod crypto;
 pub mod error;
@@ -14,7 +15,7 @@ pub mod venue;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
 pub use error::DomainError;
-pub use ids::{GuestId, ReservationId, ResourceId, VenueId};
+pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
     Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName, Phone,
 };

@@ -1,6 +1,7 @@
 //! Persistence for kluis: Diesel over SQLite (embedded default) and
 //! PostgreSQL (production), behind the ports declared in `domain`.
 
+mod access;
 mod connection;
 mod guests;
 mod idempotency;
@@ -15,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain::DomainError;
 use domain::crypto::{CryptoError, SharedKeyRing};
 
+pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use keys::RotationProgress;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};

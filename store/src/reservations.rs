@@ -572,3 +572,75 @@ impl RetryLater {
         }
     }
 }
+
+impl Store {
+    /// A venue's reservations starting in `[from, until)`, in start order,
+    /// after a `(starts_at, id)` cursor, at most `limit`.
+    pub fn reservations_in(
+        &self,
+        venue: VenueId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let venue = venue.to_string();
+        let (from, until) = (db_instant(from), db_instant(until));
+        let mut connection = self.connection()?;
+        let rows: Vec<ReservationRow> = on_backend!(&mut *connection, |c, s| {
+            use s::reservations::dsl as r;
+            let mut query = r::reservations
+                .filter(r::venue_id.eq(&venue))
+                .filter(r::starts_at.ge(from))
+                .filter(r::starts_at.lt(until))
+                .select(reservation_columns!(s))
+                .order((r::starts_at, r::id))
+                .limit(limit)
+                .into_boxed();
+            if let Some((starts_at, id)) = &after {
+                let starts_at = db_instant(*starts_at);
+                query = query.filter(
+                    r::starts_at
+                        .gt(starts_at)
+                        .or(r::starts_at.eq(starts_at).and(r::id.gt(id.clone()))),
+                );
+            }
+            query.load::<ReservationRow>(c)?
+        });
+        rows.into_iter().map(Reservation::try_from).collect()
+    }
+
+    /// Moves a reservation through its life cycle (check-in, no-show,
+    /// completion) as venue staff record it.
+    pub fn set_reservation_status(
+        &self,
+        id: ReservationId,
+        next: ReservationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError> {
+        let id = id.to_string();
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::reservations::dsl as r;
+            let (version, row) = load_for_change!(c, s, &id);
+            let mut reservation = Reservation::try_from(row)?;
+            reservation.status = reservation.status.transition(next)?;
+            reservation.updated_at = now;
+            let updated = diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
+                .set((
+                    r::status.eq(reservation.status.as_str()),
+                    r::version.eq(version + 1),
+                    r::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            if updated != 1 {
+                return Err(StoreError::Domain(DomainError::Conflict(
+                    "the reservation was changed by someone else at the same time; try again"
+                        .to_owned(),
+                )));
+            }
+            Ok(reservation)
+        }))
+    }
+}

@@ -113,6 +113,76 @@ macro_rules! kluis_schema {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            staff_users (id) {
+                id -> Text,
+                email -> Text,
+                password_hash -> Text,
+                active -> Bool,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            role_assignments (subject, role, venue) {
+                subject -> Text,
+                role -> Text,
+                venue -> Text,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            authz_version (id) {
+                id -> Integer,
+                version -> BigInt,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            sessions (token_hash) {
+                token_hash -> Binary,
+                user_id -> Text,
+                created_at -> $Instant,
+                expires_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            api_keys (id) {
+                id -> Text,
+                name -> Text,
+                secret_hash -> Binary,
+                hash_version -> Integer,
+                role -> Text,
+                created_by -> Nullable<Text>,
+                created_at -> $Instant,
+                expires_at -> Nullable<$Instant>,
+                revoked_at -> Nullable<$Instant>,
+                last_used_at -> Nullable<$Instant>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            login_throttle (scope) {
+                scope -> Text,
+                failures -> Integer,
+                last_failure_at -> $Instant,
+                blocked_until -> Nullable<$Instant>,
+            }
+        }
+
         diesel::allow_tables_to_appear_in_same_query!(
             venues,
             opening_hours,

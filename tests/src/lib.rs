@@ -250,6 +250,13 @@ impl TestApp {
         };
         let key_file = dir.path().join("kluis.key");
         api::keys::generate_key_file(&key_file)?;
+        // Each test edits its own copy of the shipped policy.
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir_all(&policy_dir)?;
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        for file in ["model.conf", "policy.csv"] {
+            std::fs::copy(shipped.join(file), policy_dir.join(file))?;
+        }
         let checked = Settings {
             database_url: database_url.clone(),
             bind: "127.0.0.1:0".to_owned(),
@@ -262,6 +269,8 @@ impl TestApp {
             tls_key: options.tls.as_ref().map(|tls| tls.key.clone()),
             // Tests speak plain HTTP on loopback unless they ask for TLS.
             behind_proxy: true,
+            policy_dir,
+            session_hours: 12,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;
@@ -281,6 +290,53 @@ impl TestApp {
             checked,
             dir,
         })
+    }
+
+    /// This server's copy of the policy folder, for edit tests.
+    pub fn policy_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    /// Creates a staff account with a role in one venue (by slug) or every
+    /// venue, logs it in and returns its bearer token.
+    pub async fn staff(&self, role: &str, venue_slug: Option<&str>) -> anyhow::Result<String> {
+        let venue = match venue_slug {
+            Some(slug) => Some(self.venue_id(slug).await?),
+            None => None,
+        };
+        let email = format!("{role}.{}@staff.example", uuid::Uuid::new_v4().simple());
+        let password = "a long enough test password";
+        api::add_staff_account(&self.checked, &email, password, role, venue.as_deref()).await?;
+        let answer = self
+            .gql(
+                "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": password }),
+            )
+            .await?;
+        answer["data"]["login"]["token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("login failed: {answer}"))
+    }
+
+    /// Sends a GraphQL request with `Authorization: Bearer <token>`.
+    pub async fn gql_as(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "HTTP {status}: {body}");
+        Ok(body)
     }
 
     /// This server's key file.

@@ -1,6 +1,8 @@
 //! The GraphQL schema: queries, mutations, their limits and errors.
 
+pub mod access;
 pub mod errors;
+pub mod guard;
 mod limits;
 mod mutation;
 mod query;
@@ -12,8 +14,13 @@ use store::{Store, StoreError};
 use crate::config::Environment;
 pub use errors::{Code, ensure_codes};
 pub use limits::{MAX_ALIASES, MAX_DIRECTIVES};
-pub use mutation::Mutation;
-pub use query::Query;
+/// All queries: bookings and access control.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(query::BookingQuery, access::AccessQuery);
+
+/// All mutations: bookings and access control.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::BookingMutation, access::AccessMutation);
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -25,16 +32,26 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 pub const MAX_PAGE: i32 = 100;
 pub const DEFAULT_PAGE: i32 = 20;
 
-pub fn build(store: Option<Store>, env: Environment) -> KluisSchema {
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+/// What the schema's resolvers need at run time.
+pub struct Services {
+    pub store: Store,
+    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
+    pub session_length: chrono::Duration,
+}
+
+pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(limits::RequestLimits);
     if env == Environment::Production {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    if let Some(store) = store {
-        builder = builder.data(store);
+    if let Some(services) = services {
+        builder = builder
+            .data(services.store)
+            .data(services.authorizer)
+            .data(access::SessionLength(services.session_length));
     }
     builder.finish()
 }

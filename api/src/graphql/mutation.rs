@@ -8,10 +8,11 @@ use domain::{
 use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::types::{Access, ReservationObject};
-use super::{blocking, store};
+use super::types::{Access, ReservationObject, Status};
+use super::{blocking, guard, store};
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct BookingMutation;
 
 /// Who is booking. Everything here is personal data: it is stored
 /// encrypted and shown only to those allowed to see it.
@@ -100,7 +101,7 @@ fn guest_details(input: &GuestInput) -> Result<(PersonName, Option<Email>, Optio
 }
 
 #[Object]
-impl Mutation {
+impl BookingMutation {
     /// Books a slot for a guest and returns, once, the guest's manage
     /// token. Retrying with the same `idempotencyKey` returns the first
     /// answer; the same key with a different request is a CONFLICT.
@@ -112,6 +113,13 @@ impl Mutation {
     ) -> Result<CreateReservationPayload> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let venue_id = VenueId::parse(&input.venue_id).or_gql()?;
+        guard::require_in_venue(
+            ctx,
+            venue_id,
+            "Mutation.createReservation",
+            guard::EXECUTE,
+            "venue",
+        )?;
         let starts_at = input.starts_at.with_timezone(&Utc);
         let party_size = PartySize::parse(i64::from(input.party_size)).or_gql()?;
         let resource_id = input
@@ -153,12 +161,13 @@ impl Mutation {
     }
 
     /// Moves a reservation or changes its party size, until the venue's
-    /// change deadline. Needs the reservation's manage token.
+    /// change deadline: the guest with the manage token, or staff the
+    /// policy allows.
     async fn modify_reservation(
         &self,
         ctx: &Context<'_>,
         id: ID,
-        manage_token: String,
+        manage_token: Option<String>,
         input: ModifyReservationInput,
         idempotency_key: String,
     ) -> Result<ReservationObject> {
@@ -169,8 +178,6 @@ impl Mutation {
                 "input: give startsAt, partySize or both",
             ));
         }
-        let id = ReservationId::parse(&id).or_gql()?;
-        let token = ManageToken::parse(&manage_token).or_gql()?;
         let change = ReservationChange {
             starts_at: input.starts_at.map(|t| t.with_timezone(&Utc)),
             party_size: input
@@ -179,31 +186,92 @@ impl Mutation {
                 .transpose()
                 .or_gql()?,
         };
-        respond(ctx, Access::Guest, move |store| {
-            authorize(store, id, &token)?;
+        let (id, access) =
+            authorize_change(ctx, &id, manage_token, "Mutation.modifyReservation").await?;
+        respond(ctx, access, move |store| {
             store.modify_reservation(id, &change, &key, Utc::now())
         })
         .await
     }
 
-    /// Cancels a reservation, until the venue's cancellation deadline.
-    /// Needs the reservation's manage token.
+    /// Cancels a reservation, until the venue's cancellation deadline: the
+    /// guest with the manage token, or staff and partners the policy allows.
     async fn cancel_reservation(
         &self,
         ctx: &Context<'_>,
         id: ID,
-        manage_token: String,
+        manage_token: Option<String>,
         idempotency_key: String,
     ) -> Result<ReservationObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let id = ReservationId::parse(&id).or_gql()?;
-        let token = ManageToken::parse(&manage_token).or_gql()?;
-        respond(ctx, Access::Guest, move |store| {
-            authorize(store, id, &token)?;
+        let (id, access) =
+            authorize_change(ctx, &id, manage_token, "Mutation.cancelReservation").await?;
+        respond(ctx, access, move |store| {
             store.cancel_reservation(id, &key, Utc::now())
         })
         .await
     }
+
+    /// Records check-in, no-show or completion (venue staff).
+    async fn set_reservation_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: Status,
+    ) -> Result<ReservationObject> {
+        let (id, access) =
+            authorize_change(ctx, &id, None, "Mutation.setReservationStatus").await?;
+        let next = status.into();
+        respond(ctx, access, move |store| {
+            store.set_reservation_status(id, next, Utc::now())
+        })
+        .await
+    }
+}
+
+/// Decides who changes a reservation: with a manage token (argument or
+/// bearer) it is the guest, for their own reservation only; otherwise the
+/// caller, in the reservation's venue. A token that fits nothing, and a
+/// venue the caller cannot see, read as NOT_FOUND.
+async fn authorize_change(
+    ctx: &Context<'_>,
+    id: &ID,
+    manage_token: Option<String>,
+    object: &'static str,
+) -> Result<(ReservationId, Access)> {
+    let id = ReservationId::parse(id).or_gql()?;
+    let bearer_guest =
+        matches!(guard::principal(ctx), crate::auth::Principal::Guest(own) if *own == id);
+    let token = manage_token
+        .map(|raw| ManageToken::parse(&raw))
+        .transpose()
+        .or_gql()?;
+    let store = store(ctx).clone();
+    if token.is_some() || bearer_guest {
+        let venue = blocking(move || {
+            if let Some(token) = &token {
+                authorize(&store, id, token)?;
+            }
+            let reservation = store
+                .reservation(id)?
+                .ok_or(DomainError::not_found("reservation"))?;
+            Ok(reservation.venue_id)
+        })
+        .await?;
+        if !guard::allowed_as(ctx, "guest", Some(venue), object, guard::EXECUTE) {
+            return Err(guard::forbidden(object));
+        }
+        return Ok((id, Access::Guest));
+    }
+    let venue = blocking(move || {
+        Ok(store
+            .reservation(id)?
+            .ok_or(DomainError::not_found("reservation"))?
+            .venue_id)
+    })
+    .await?;
+    guard::require_in_venue(ctx, venue, object, guard::EXECUTE, "reservation")?;
+    Ok((id, Access::Public))
 }
 
 #[cfg(test)]

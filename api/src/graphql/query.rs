@@ -7,9 +7,10 @@ use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::types::{Access, ReservationObject, ResourceObject, Slot, VenueObject, local};
-use super::{DEFAULT_PAGE, MAX_PAGE, blocking, store};
+use super::{DEFAULT_PAGE, MAX_PAGE, blocking, guard, store};
 
-pub struct Query;
+#[derive(Default)]
+pub struct BookingQuery;
 
 /// Reads a page size, refusing what the limits do not allow.
 pub fn page_size(first: Option<i32>) -> Result<usize> {
@@ -24,7 +25,7 @@ pub fn page_size(first: Option<i32>) -> Result<usize> {
 }
 
 #[Object]
-impl Query {
+impl BookingQuery {
     async fn venue(&self, ctx: &Context<'_>, id: ID) -> Result<VenueObject> {
         let id = VenueId::parse(&id).or_gql()?;
         let store = store(ctx).clone();
@@ -98,10 +99,66 @@ impl Query {
             .collect())
     }
 
-    /// One reservation, by its id: the booking facts, without guest data.
+    /// One reservation, by its id, for those allowed to see its venue's
+    /// bookings. Which of its guest fields answer is the policy's call.
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<ReservationObject> {
+        const OBJECT: &str = "Query.reservation";
+        if !guard::principal(ctx).is_venue_bound() {
+            guard::require(ctx, None, OBJECT, guard::READ)?;
+        }
         let id = ReservationId::parse(&id).or_gql()?;
-        load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await
+        let found =
+            load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await?;
+        guard::require_in_venue(ctx, found.venue.id, OBJECT, guard::READ, "reservation")?;
+        Ok(found)
+    }
+
+    /// A venue's reservations on a local date, in start order (staff's day
+    /// sheet). `first` at most 100.
+    #[graphql(
+        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
+    )]
+    async fn reservations(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        date: NaiveDate,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ReservationObject, EmptyFields, EmptyFields>> {
+        let venue_id = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue_id, "Query.reservations", guard::READ, "venue")?;
+        let first = page_size(first)?;
+        let cursor = match after {
+            None => None,
+            Some(raw) => Some(parse_cursor(&raw)?),
+        };
+        let has_cursor = cursor.is_some();
+        let store = store(ctx).clone();
+        let limit = i64::try_from(first).unwrap_or(0) + 1;
+        let (venue, mut reservations) = blocking(move || {
+            let venue = store
+                .venue(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let from = venue.instant_at(date, domain::TimeOfDay::MIDNIGHT);
+            let until = venue.instant_at(date, domain::TimeOfDay::END_OF_DAY);
+            let list = store.reservations_in(venue_id, from, until, cursor, limit)?;
+            Ok((venue, list))
+        })
+        .await?;
+        let has_next_page = reservations.len() > first;
+        reservations.truncate(first);
+        let mut connection = Connection::new(has_cursor, has_next_page);
+        connection
+            .edges
+            .extend(reservations.into_iter().map(|reservation| {
+                let cursor = format!("{}|{}", reservation.starts_at.to_rfc3339(), reservation.id);
+                Edge::new(
+                    cursor,
+                    ReservationObject::new(reservation, venue.clone(), Access::Public),
+                )
+            }));
+        Ok(connection)
     }
 
     /// The reservation a guest's manage token belongs to, with the guest's
@@ -117,6 +174,14 @@ impl Query {
         })
         .await
     }
+}
+
+fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<Utc>, String)> {
+    let invalid = || api_error(Code::BadUserInput, "after: not a cursor from this list");
+    let (instant, id) = raw.split_once('|').ok_or_else(invalid)?;
+    let instant = chrono::DateTime::parse_from_rfc3339(instant).map_err(|_| invalid())?;
+    let id = ReservationId::parse(id).map_err(|_| invalid())?;
+    Ok((instant.with_timezone(&Utc), id.to_string()))
 }
 
 pub async fn load_reservation(

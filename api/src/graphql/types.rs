@@ -221,13 +221,33 @@ impl ReservationObject {
         }
     }
 
-    /// The guest record, for callers allowed to see it.
-    async fn guest_record(&self, ctx: &Context<'_>) -> Result<Option<&GuestRecord>> {
-        if self.access != Access::Guest {
-            return Err(super::errors::api_error(
-                super::errors::Code::Forbidden,
-                "guest data is shown only with the reservation's manage token",
-            ));
+    /// The Casbin subject for this reservation's fields: the guest when it
+    /// was reached with its own manage token, the caller otherwise. A guest
+    /// token for another reservation reaches nothing here.
+    fn subject(&self, ctx: &Context<'_>) -> Option<String> {
+        match (self.access, super::guard::principal(ctx)) {
+            (Access::Guest, _) => Some("guest".to_owned()),
+            (Access::Public, crate::auth::Principal::Guest(own)) => {
+                (*own == self.reservation.id).then(|| "guest".to_owned())
+            }
+            (Access::Public, principal) => Some(principal.subject()),
+        }
+    }
+
+    /// The guest record, for callers the policy lets read `object`; a
+    /// denied field is FORBIDDEN on its own and the rest still answers.
+    async fn personal(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+        let permitted = self.subject(ctx).is_some_and(|subject| {
+            super::guard::allowed_as(
+                ctx,
+                &subject,
+                Some(self.venue.id),
+                object,
+                super::guard::READ,
+            )
+        });
+        if !permitted {
+            return Err(super::guard::forbidden(object));
         }
         let record = self
             .guest
@@ -296,7 +316,7 @@ impl ReservationObject {
     /// Personal: the guest's name.
     async fn guest_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .guest_record(ctx)
+            .personal(ctx, "Reservation.guestName")
             .await?
             .map(|record| record.guest.name.expose().to_owned()))
     }
@@ -304,7 +324,7 @@ impl ReservationObject {
     /// Personal: the guest's e-mail address, normalized.
     async fn guest_email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .guest_record(ctx)
+            .personal(ctx, "Reservation.guestEmail")
             .await?
             .and_then(|record| record.guest.email.as_ref().map(|e| e.expose().to_owned())))
     }
@@ -312,7 +332,7 @@ impl ReservationObject {
     /// Personal: the guest's phone number in E.164 form.
     async fn guest_phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .guest_record(ctx)
+            .personal(ctx, "Reservation.guestPhone")
             .await?
             .and_then(|record| record.guest.phone.as_ref().map(|p| p.expose().to_owned())))
     }
@@ -320,7 +340,7 @@ impl ReservationObject {
     /// Personal: the guest's remarks for this reservation.
     async fn notes(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .guest_record(ctx)
+            .personal(ctx, "Reservation.notes")
             .await?
             .and_then(|record| record.notes.as_ref().map(|n| n.expose().to_owned())))
     }
@@ -336,6 +356,19 @@ pub enum Status {
     Completed,
     NoShow,
     Cancelled,
+}
+
+impl From<Status> for ReservationStatus {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Pending => Self::Pending,
+            Status::Confirmed => Self::Confirmed,
+            Status::CheckedIn => Self::CheckedIn,
+            Status::Completed => Self::Completed,
+            Status::NoShow => Self::NoShow,
+            Status::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
 impl From<ReservationStatus> for Status {

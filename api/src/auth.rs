@@ -1,0 +1,264 @@
+//! Who is calling: the principal behind a request's credentials, and
+//! logins with their throttling.
+
+use chrono::{DateTime, Utc};
+use domain::auth::{ApiKeyToken, SessionToken};
+use domain::crypto::Field;
+use domain::ports::ReservationRepository;
+use domain::{Email, ManageToken, ReservationId};
+use sha2::{Digest, Sha256};
+use store::{Store, StoreError};
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    /// Holder of a reservation's manage token: that reservation only.
+    Guest(ReservationId),
+    Staff {
+        id: String,
+        email: String,
+        /// Venues (or `*`) where the account holds any role.
+        venues: Vec<String>,
+        session: Vec<u8>,
+    },
+    ApiKey {
+        id: String,
+        venues: Vec<String>,
+    },
+}
+
+impl Principal {
+    /// The Casbin subject: a role for callers without an account, the
+    /// account otherwise.
+    pub fn subject(&self) -> String {
+        match self {
+            Self::Anonymous => "anonymous".to_owned(),
+            Self::Guest(_) => "guest".to_owned(),
+            Self::Staff { id, .. } => format!("user:{id}"),
+            Self::ApiKey { id, .. } => format!("apikey:{id}"),
+        }
+    }
+
+    /// Venues where this principal holds a role, for checks that concern no
+    /// one venue.
+    pub fn venues(&self) -> &[String] {
+        match self {
+            Self::Staff { venues, .. } | Self::ApiKey { venues, .. } => venues,
+            Self::Anonymous | Self::Guest(_) => &[],
+        }
+    }
+
+    /// Whether this principal's reach is bound to venues: then a venue
+    /// outside it does not exist for them.
+    pub fn is_venue_bound(&self) -> bool {
+        matches!(self, Self::Staff { .. } | Self::ApiKey { .. })
+    }
+}
+
+/// Credentials were given but do not hold. Deliberately without detail.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing, malformed, expired or revoked credentials")]
+    Unauthenticated,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Resolves the `Authorization` header (`Bearer <token>`) to a principal.
+/// Runs on the blocking pool: it reads the database.
+pub fn resolve(
+    store: &Store,
+    header: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Principal, AuthError> {
+    let Some(header) = header else {
+        return Ok(Principal::Anonymous);
+    };
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or(AuthError::Unauthenticated)?;
+    if let Some(session) = SessionToken::parse(token) {
+        let hash = session.hash();
+        let user = store
+            .session_user(&hash, now)?
+            .ok_or(AuthError::Unauthenticated)?;
+        let venues = venues_of(store, &format!("user:{}", user.id))?;
+        return Ok(Principal::Staff {
+            id: user.id,
+            email: user.email,
+            venues,
+            session: hash,
+        });
+    }
+    if let Some(key) = ApiKeyToken::parse(token) {
+        let row = store.api_key(&key.id)?.ok_or(AuthError::Unauthenticated)?;
+        let ring = store.keys().current();
+        let version = u32::try_from(row.hash_version).map_err(|_| AuthError::Unauthenticated)?;
+        let expected = ring
+            .keyed_hash(version, Field::API_KEY_SECRET, key.secret())
+            .map_err(|_| AuthError::Unauthenticated)?;
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(expected.as_slice(), row.secret_hash.as_slice()).into();
+        let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|expires| expires > now);
+        if !matches || !live {
+            return Err(AuthError::Unauthenticated);
+        }
+        store.touch_api_key(&row.id, now)?;
+        let venues = venues_of(store, &format!("apikey:{}", row.id))?;
+        return Ok(Principal::ApiKey { id: row.id, venues });
+    }
+    if token.starts_with("kmt_") {
+        let manage = ManageToken::parse(token).map_err(|_| AuthError::Unauthenticated)?;
+        let reservation = store
+            .reservation_by_token(&manage)?
+            .ok_or(AuthError::Unauthenticated)?;
+        return Ok(Principal::Guest(reservation.id));
+    }
+    Err(AuthError::Unauthenticated)
+}
+
+fn venues_of(store: &Store, subject: &str) -> Result<Vec<String>, StoreError> {
+    let mut venues: Vec<String> = store
+        .roles_of(subject)?
+        .into_iter()
+        .map(|a| a.venue)
+        .collect();
+    venues.sort();
+    venues.dedup();
+    Ok(venues)
+}
+
+/// Failed logins per account: a short wait from the third failure on,
+/// doubling each time, and a 15-minute lock at the tenth.
+pub fn account_backoff(failures: u32) -> Option<chrono::Duration> {
+    match failures {
+        0..=2 => None,
+        10.. => Some(chrono::Duration::minutes(15)),
+        n => Some(chrono::Duration::seconds(1 << (n - 3))),
+    }
+}
+
+/// Failed logins per client address: more room (many people behind one
+/// address), the same doubling, and a 15-minute block at the hundredth.
+pub fn address_backoff(failures: u32) -> Option<chrono::Duration> {
+    match failures {
+        0..=19 => None,
+        100.. => Some(chrono::Duration::minutes(15)),
+        n => Some(chrono::Duration::seconds(1 << ((n - 20).min(6)))),
+    }
+}
+
+/// Throttle scopes: a hash of the e-mail (kept whether or not an account
+/// has it, so that the answer never tells) and the client address.
+pub fn account_scope(email: &str) -> String {
+    format!(
+        "account:{}",
+        hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
+    )
+}
+
+pub fn address_scope(address: &str) -> String {
+    format!("address:{address}")
+}
+
+/// How a login attempt ended.
+pub enum LoginOutcome {
+    Success {
+        user_id: String,
+        token: SessionToken,
+        expires_at: DateTime<Utc>,
+    },
+    Refused,
+    /// Held back until then (too many failures of the account or address).
+    Throttled(DateTime<Utc>),
+}
+
+/// Checks a login attempt, counting failures per account and per address.
+/// Unknown e-mails cost and answer exactly like wrong passwords.
+pub fn login(
+    store: &Store,
+    email: &str,
+    password: &str,
+    address: &str,
+    session_length: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<LoginOutcome, StoreError> {
+    let account = account_scope(email);
+    let client = address_scope(address);
+    let forget = chrono::Duration::hours(1);
+    let held = [
+        store.throttled_until(&account, now)?,
+        store.throttled_until(&client, now)?,
+    ];
+    if let Some(until) = held.into_iter().flatten().max() {
+        // Trying again while held back counts as a failure too: a burst of
+        // attempts reaches the lock as fast as slow ones would.
+        let (_, account_until) =
+            store.record_login_failure(&account, account_backoff, forget, now)?;
+        let (_, address_until) =
+            store.record_login_failure(&client, address_backoff, forget, now)?;
+        let until = [Some(until), account_until, address_until]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(until);
+        return Ok(LoginOutcome::Throttled(until));
+    }
+    let user = match Email::parse("email", email) {
+        Ok(email) => store.staff_by_email(email.expose())?,
+        Err(_) => None,
+    };
+    let stored = user
+        .as_ref()
+        .filter(|u| u.active)
+        .map(|u| u.password_hash.as_str());
+    if domain::auth::verify_password(password, stored) {
+        let user_id = user.map(|u| u.id).unwrap_or_default();
+        store.clear_login_failures(&account)?;
+        let token = SessionToken::generate()?;
+        let expires_at = now + session_length;
+        store.create_session(&user_id, &token.hash(), now, expires_at)?;
+        return Ok(LoginOutcome::Success {
+            user_id,
+            token,
+            expires_at,
+        });
+    }
+    let (_, account_until) = store.record_login_failure(&account, account_backoff, forget, now)?;
+    let (_, address_until) = store.record_login_failure(&client, address_backoff, forget, now)?;
+    Ok(match account_until.into_iter().chain(address_until).max() {
+        Some(until) if until > now + chrono::Duration::seconds(1) => LoginOutcome::Throttled(until),
+        _ => LoginOutcome::Refused,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_lock_for_fifteen_minutes_at_the_tenth_failure() {
+        assert_eq!(account_backoff(2), None);
+        assert_eq!(account_backoff(3), Some(chrono::Duration::seconds(1)));
+        assert_eq!(account_backoff(5), Some(chrono::Duration::seconds(4)));
+        assert_eq!(account_backoff(9), Some(chrono::Duration::seconds(64)));
+        assert_eq!(account_backoff(10), Some(chrono::Duration::minutes(15)));
+    }
+
+    #[test]
+    fn addresses_get_more_room_but_the_same_doubling() {
+        assert_eq!(address_backoff(19), None);
+        assert_eq!(address_backoff(21), Some(chrono::Duration::seconds(2)));
+        assert_eq!(address_backoff(99), Some(chrono::Duration::seconds(64)));
+        assert_eq!(address_backoff(100), Some(chrono::Duration::minutes(15)));
+    }
+
+    #[test]
+    fn account_scopes_do_not_show_the_email() {
+        let scope = account_scope(" Ada@Example.org ");
+        assert_eq!(scope, account_scope("ada@example.org"));
+        assert!(!scope.contains("ada"));
+    }
+}

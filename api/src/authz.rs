@@ -1,0 +1,658 @@
+//! Casbin in kluis: the policy files admins edit, checked against the real
+//! schema before they are used, loaded together with the role assignments
+//! from the database, and swapped atomically when either changes. A broken
+//! file never takes the server down and never widens access: the previous
+//! policy stays in force and the rejection is logged and shown to admins.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi, RbacApi};
+use chrono::{DateTime, Utc};
+use domain::auth::{EVERY_VENUE, Role};
+use sha2::{Digest, Sha256};
+use store::Store;
+
+pub const MODEL_FILE: &str = "model.conf";
+pub const POLICY_FILE: &str = "policy.csv";
+pub const ACTIONS: [&str; 4] = ["read", "write", "execute", "*"];
+
+/// Why a policy was refused, pointing at the file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct PolicyError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+/// One permission line: a role may do an action on matching coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub line: usize,
+    pub role: String,
+    pub object: String,
+    pub action: String,
+}
+
+/// A policy that passed every check, ready to be enforced.
+#[derive(Debug, Clone)]
+pub struct CheckedPolicy {
+    model: String,
+    pub permissions: Vec<Permission>,
+    /// `g` lines written in the file itself (subject, role, venue).
+    pub file_assignments: Vec<(String, String, String)>,
+    pub hash: String,
+}
+
+/// Every `Type.field` coordinate of the schema, the objects a policy names.
+pub fn schema_coordinates() -> BTreeSet<String> {
+    let sdl = crate::graphql::sdl();
+    let mut coordinates = BTreeSet::new();
+    if let Ok(document) = async_graphql::parser::parse_schema(&sdl) {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        for definition in document.definitions {
+            if let TypeSystemDefinition::Type(ty) = definition
+                && let TypeKind::Object(object) = &ty.node.kind
+            {
+                for field in &object.fields {
+                    coordinates.insert(format!("{}.{}", ty.node.name.node, field.node.name.node));
+                }
+            }
+        }
+    }
+    coordinates
+}
+
+/// Casbin's `keyMatch`: `*` matches any run of characters.
+pub fn key_match(key: &str, pattern: &str) -> bool {
+    match pattern.split_once('*') {
+        None => key == pattern,
+        Some((prefix, _)) => key.starts_with(prefix),
+    }
+}
+
+fn normalized(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Checks model and policy text against the schema, offline. Used at start,
+/// on every reload and by `kluis policy check`.
+pub fn check(model: &str, policy: &str) -> Result<CheckedPolicy, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let model_error = |line: Option<usize>, reason: &str| PolicyError {
+        file: MODEL_FILE.to_owned(),
+        line,
+        reason: reason.to_owned(),
+    };
+    let effect_line = model.lines().enumerate().find(|(_, line)| {
+        line.trim_start().starts_with("e ") || line.trim_start().starts_with("e=")
+    });
+    match effect_line {
+        None => errors.push(model_error(None, "no policy effect (`e = ...`)")),
+        Some((index, line)) => {
+            // Only deny-by-default: casbin-rs reads other effects as
+            // allow-all or panics on ones it does not know.
+            if normalized(line) != "e=some(where(p.eft==allow))" {
+                errors.push(model_error(
+                    Some(index + 1),
+                    "unsupported effect: only `e = some(where (p.eft == allow))` (deny by default) is accepted",
+                ));
+            }
+        }
+    }
+    for required in [
+        "[request_definition]",
+        "[policy_definition]",
+        "[role_definition]",
+        "[matchers]",
+    ] {
+        if !model.contains(required) {
+            errors.push(model_error(None, &format!("missing section {required}")));
+        }
+    }
+
+    let coordinates = schema_coordinates();
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let mut permissions = Vec::new();
+    let mut file_assignments = Vec::new();
+    for (index, raw) in policy.lines().enumerate() {
+        let line = index + 1;
+        let text = raw.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        let error = |reason: String| PolicyError {
+            file: POLICY_FILE.to_owned(),
+            line: Some(line),
+            reason,
+        };
+        match fields.as_slice() {
+            ["p", role, object, action] => {
+                if !roles.contains(role) {
+                    errors.push(error(format!(
+                        "unknown role `{role}` (known: {})",
+                        roles.join(", ")
+                    )));
+                }
+                if !coordinates.iter().any(|c| key_match(c, object)) {
+                    errors.push(error(format!(
+                        "`{object}` names nothing in the GraphQL schema"
+                    )));
+                }
+                if !ACTIONS.contains(action) {
+                    errors.push(error(format!(
+                        "unknown action `{action}` (known: read, write, execute, *)"
+                    )));
+                }
+                permissions.push(Permission {
+                    line,
+                    role: (*role).to_owned(),
+                    object: (*object).to_owned(),
+                    action: (*action).to_owned(),
+                });
+            }
+            ["g", subject, role, venue] => {
+                if !roles.contains(role) {
+                    errors.push(error(format!("unknown role `{role}`")));
+                }
+                if subject.is_empty() || venue.is_empty() {
+                    errors.push(error(
+                        "a role assignment needs a subject and a venue (or *)".to_owned(),
+                    ));
+                }
+                file_assignments.push((
+                    (*subject).to_owned(),
+                    (*role).to_owned(),
+                    (*venue).to_owned(),
+                ));
+            }
+            _ => errors.push(error(
+                "expected `p, ROLE, OBJECT, ACTION` or `g, SUBJECT, ROLE, VENUE`".to_owned(),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let hash = hex::encode(Sha256::digest(format!("{model}\u{0}{policy}").as_bytes()));
+    Ok(CheckedPolicy {
+        model: model.to_owned(),
+        permissions,
+        file_assignments,
+        hash,
+    })
+}
+
+/// Reads and checks the two files of a policy folder.
+pub fn check_dir(dir: &Path) -> Result<CheckedPolicy, Vec<PolicyError>> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            vec![PolicyError {
+                file: name.to_owned(),
+                line: None,
+                reason: format!("cannot read {}: {e}", dir.join(name).display()),
+            }]
+        })
+    };
+    check(&read(MODEL_FILE)?, &read(POLICY_FILE)?)
+}
+
+/// A policy in force: the enforcer and what it was built from.
+pub struct Loaded {
+    enforcer: Enforcer,
+    pub hash: String,
+    pub loaded_at: DateTime<Utc>,
+    pub permissions: Vec<Permission>,
+}
+
+async fn build(
+    policy: &CheckedPolicy,
+    assignments: &[store::RoleAssignment],
+) -> Result<Loaded, PolicyError> {
+    let model_error = |e: casbin::Error| PolicyError {
+        file: MODEL_FILE.to_owned(),
+        line: None,
+        reason: e.to_string(),
+    };
+    let model = DefaultModel::from_str(&policy.model)
+        .await
+        .map_err(model_error)?;
+    let mut enforcer = Enforcer::new(model, MemoryAdapter::default())
+        .await
+        .map_err(model_error)?;
+    let rules: Vec<Vec<String>> = policy
+        .permissions
+        .iter()
+        .map(|p| vec![p.role.clone(), p.object.clone(), p.action.clone()])
+        .collect();
+    if !rules.is_empty() {
+        enforcer.add_policies(rules).await.map_err(model_error)?;
+    }
+    let mut grouping: Vec<Vec<String>> = policy
+        .file_assignments
+        .iter()
+        .map(|(s, r, v)| vec![s.clone(), r.clone(), v.clone()])
+        .collect();
+    grouping.extend(
+        assignments
+            .iter()
+            .map(|a| vec![a.subject.clone(), a.role.clone(), a.venue.clone()]),
+    );
+    grouping.sort();
+    grouping.dedup();
+    if !grouping.is_empty() {
+        enforcer
+            .add_grouping_policies(grouping)
+            .await
+            .map_err(model_error)?;
+    }
+    Ok(Loaded {
+        enforcer,
+        hash: policy.hash.clone(),
+        loaded_at: Utc::now(),
+        permissions: policy.permissions.clone(),
+    })
+}
+
+/// What admins see of the policy in force (`policyStatus`).
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub hash: String,
+    pub loaded_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+pub struct Authorizer {
+    dir: PathBuf,
+    store: Store,
+    current: RwLock<Arc<Loaded>>,
+    status: RwLock<Status>,
+    /// Role assignments as last loaded, and the database version they are.
+    assignments_version: RwLock<i64>,
+}
+
+fn join(errors: &[PolicyError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Authorizer {
+    /// Loads the policy at start; a broken policy here stops the start.
+    pub async fn load(dir: &Path, store: Store) -> Result<Arc<Self>, crate::StartError> {
+        let checked = check_dir(dir).map_err(|errors| crate::StartError::Policy(join(&errors)))?;
+        let (version, assignments) = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, store::StoreError>((store.authz_version()?, store.role_assignments()?))
+            })
+            .await
+            .map_err(|e| crate::StartError::Task(e.to_string()))??
+        };
+        let loaded = build(&checked, &assignments)
+            .await
+            .map_err(|error| crate::StartError::Policy(error.to_string()))?;
+        tracing::info!(hash = %&loaded.hash[..12], assignments = assignments.len(), "access policy loaded");
+        Ok(Arc::new(Self {
+            dir: dir.to_path_buf(),
+            store,
+            status: RwLock::new(Status {
+                hash: loaded.hash.clone(),
+                loaded_at: loaded.loaded_at,
+                last_error: None,
+                last_error_at: None,
+            }),
+            current: RwLock::new(Arc::new(loaded)),
+            assignments_version: RwLock::new(version),
+        }))
+    }
+
+    fn current(&self) -> Arc<Loaded> {
+        match self.current.read() {
+            Ok(loaded) => Arc::clone(&loaded),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self.status.read() {
+            Ok(status) => status.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the files and the role assignments and swaps the policy in
+    /// one step; on any error the old policy stays and the error is kept
+    /// for `policyStatus`.
+    pub async fn reload(&self) -> Result<(), String> {
+        let outcome = async {
+            let checked = check_dir(&self.dir).map_err(|errors| join(&errors))?;
+            let store = self.store.clone();
+            let (version, assignments) = tokio::task::spawn_blocking(move || {
+                Ok::<_, store::StoreError>((store.authz_version()?, store.role_assignments()?))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            let loaded = build(&checked, &assignments)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((version, loaded))
+        }
+        .await;
+        match outcome {
+            Ok((version, loaded)) => {
+                let changed = loaded.hash != self.current().hash;
+                if let Ok(mut status) = self.status.write() {
+                    status.hash = loaded.hash.clone();
+                    status.loaded_at = loaded.loaded_at;
+                    status.last_error = None;
+                    status.last_error_at = None;
+                }
+                if changed {
+                    tracing::info!(hash = %&loaded.hash[..12], "access policy reloaded");
+                }
+                if let Ok(mut slot) = self.current.write() {
+                    *slot = Arc::new(loaded);
+                }
+                if let Ok(mut seen) = self.assignments_version.write() {
+                    *seen = version;
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::error!(dir = %self.dir.display(), %reason, "policy change refused; the previous policy stays in force");
+                if let Ok(mut status) = self.status.write() {
+                    status.last_error = Some(reason.clone());
+                    status.last_error_at = Some(Utc::now());
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// Whether `subject` may `action` on `object` in `venue`.
+    pub fn allows(&self, subject: &str, venue: &str, object: &str, action: &str) -> bool {
+        self.current()
+            .enforcer
+            .enforce((subject, venue, object, action))
+            .unwrap_or(false)
+    }
+
+    /// Watches the policy folder (file events, SIGHUP) and the database's
+    /// role-assignment version, reloading on any change.
+    pub fn watch(self: &Arc<Self>) {
+        let (changed, mut notices) = tokio::sync::mpsc::channel::<()>(16);
+        let file_events = changed.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                let _ignored = file_events.try_send(());
+            }
+        });
+        let watcher = match watcher {
+            Ok(mut watcher) => {
+                use notify::Watcher;
+                match watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => Some(watcher),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the policy folder; edits apply on SIGHUP");
+                        None
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the policy folder; edits apply on SIGHUP");
+                None
+            }
+        };
+        #[cfg(unix)]
+        {
+            let hangups = changed.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                if let Ok(mut hangup) = signal(SignalKind::hangup()) {
+                    while hangup.recv().await.is_some() {
+                        let _ignored = hangups.try_send(());
+                    }
+                }
+            });
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _keep_watching = watcher;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let reload = tokio::select! {
+                    Some(()) = notices.recv() => {
+                        // Editors write in bursts; settle before reading.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        while notices.try_recv().is_ok() {}
+                        true
+                    }
+                    _ = tick.tick() => this.assignments_changed().await,
+                };
+                if reload {
+                    let _ignored = this.reload().await;
+                }
+            }
+        });
+    }
+
+    /// Reloads now if role assignments changed since the last load (on this
+    /// node or another), so that a role granted a moment ago counts on the
+    /// very next request.
+    pub async fn ensure_current(&self) {
+        if self.assignments_changed().await {
+            let _ignored = self.reload().await;
+        }
+    }
+
+    async fn assignments_changed(&self) -> bool {
+        let store = self.store.clone();
+        let version = tokio::task::spawn_blocking(move || store.authz_version()).await;
+        let seen = self.assignments_version.read().map(|v| *v).unwrap_or(0);
+        matches!(version, Ok(Ok(version)) if version != seen)
+    }
+
+    /// The permission lines that decide a request, for `policy explain`.
+    pub fn explain(
+        &self,
+        subject: &str,
+        venue: &str,
+        object: &str,
+        action: &str,
+    ) -> (bool, Vec<Permission>) {
+        let loaded = self.current();
+        let allowed = self.allows(subject, venue, object, action);
+        let matching = loaded
+            .permissions
+            .iter()
+            .filter(|p| key_match(object, &p.object) && (p.action == action || p.action == "*"))
+            .filter(|p| {
+                p.role == subject
+                    || loaded
+                        .enforcer
+                        .has_role_for_user(subject, &p.role, Some(venue))
+                    || loaded
+                        .enforcer
+                        .has_role_for_user(subject, &p.role, Some(EVERY_VENUE))
+            })
+            .cloned()
+            .collect();
+        (allowed, matching)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = include_str!("../../policies/model.conf");
+    const POLICY: &str = include_str!("../../policies/policy.csv");
+
+    #[test]
+    fn the_shipped_policy_passes_its_own_check() {
+        let checked = check(MODEL, POLICY).expect("valid");
+        assert!(checked.permissions.len() > 10);
+    }
+
+    #[test]
+    fn an_allow_all_effect_is_refused() {
+        let model = MODEL.replace(
+            "some(where (p.eft == allow))",
+            "!some(where (p.eft == deny))",
+        );
+        let errors = check(&model, POLICY).expect_err("refused");
+        assert!(
+            errors[0].to_string().starts_with("model.conf:"),
+            "{errors:?}"
+        );
+        assert!(errors[0].reason.contains("unsupported effect"));
+    }
+
+    #[test]
+    fn unknown_objects_actions_and_roles_name_their_line() {
+        let policy = "# comment\np, staff, Reservation.creditCard, read\np, staff, Query.reservation, peek\np, cook, Query.reservation, read\nnonsense\n";
+        let errors: Vec<String> = check(MODEL, policy)
+            .expect_err("refused")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            errors[0].starts_with("policy.csv:2: `Reservation.creditCard` names nothing"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("policy.csv:3: unknown action `peek`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("policy.csv:4: unknown role `cook`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].starts_with("policy.csv:5: expected"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn wildcards_must_match_something() {
+        assert!(check(MODEL, "p, admin, Reservation.*, read\n").is_ok());
+        assert!(check(MODEL, "p, admin, Nothing.*, read\n").is_err());
+    }
+
+    #[test]
+    fn the_schema_names_the_personal_fields() {
+        let coordinates = schema_coordinates();
+        for field in [
+            "Reservation.guestName",
+            "Reservation.guestEmail",
+            "Mutation.createReservation",
+            "Query.reservation",
+        ] {
+            assert!(coordinates.contains(field), "{field}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod enforcement_tests {
+    use super::*;
+
+    fn assignment(subject: &str, role: &str, venue: &str) -> store::RoleAssignment {
+        store::RoleAssignment {
+            subject: subject.to_owned(),
+            role: role.to_owned(),
+            venue: venue.to_owned(),
+        }
+    }
+
+    async fn loaded(assignments: &[store::RoleAssignment]) -> Loaded {
+        let policy = check(
+            include_str!("../../policies/model.conf"),
+            include_str!("../../policies/policy.csv"),
+        )
+        .expect("valid");
+        build(&policy, assignments).await.expect("builds")
+    }
+
+    fn allows(loaded: &Loaded, sub: &str, dom: &str, obj: &str, act: &str) -> bool {
+        loaded
+            .enforcer
+            .enforce((sub, dom, obj, act))
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn an_admin_of_every_venue_may_read_in_any_venue() {
+        let loaded = loaded(&[assignment("user:1", "admin", "*")]).await;
+        assert!(allows(
+            &loaded,
+            "user:1",
+            "venue-a",
+            "Query.reservation",
+            "read"
+        ));
+        assert!(allows(
+            &loaded,
+            "user:1",
+            "*",
+            "Mutation.createStaff",
+            "execute"
+        ));
+    }
+
+    #[tokio::test]
+    async fn staff_of_one_venue_read_names_there_and_nothing_elsewhere() {
+        let loaded = loaded(&[assignment("user:2", "staff", "venue-a")]).await;
+        assert!(allows(
+            &loaded,
+            "user:2",
+            "venue-a",
+            "Reservation.guestName",
+            "read"
+        ));
+        assert!(!allows(
+            &loaded,
+            "user:2",
+            "venue-a",
+            "Reservation.guestEmail",
+            "read"
+        ));
+        assert!(!allows(
+            &loaded,
+            "user:2",
+            "venue-b",
+            "Reservation.guestName",
+            "read"
+        ));
+    }
+
+    #[tokio::test]
+    async fn anonymous_may_book_but_not_read_reservations() {
+        let loaded = loaded(&[]).await;
+        assert!(allows(
+            &loaded,
+            "anonymous",
+            "venue-a",
+            "Mutation.createReservation",
+            "execute"
+        ));
+        assert!(!allows(
+            &loaded,
+            "anonymous",
+            "venue-a",
+            "Query.reservation",
+            "read"
+        ));
+    }
+}

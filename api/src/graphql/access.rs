@@ -1,0 +1,473 @@
+//! Logins, sessions, staff accounts, roles, partner API keys and the policy
+//! status: the GraphQL side of access control.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::auth::{ApiKeyToken, EVERY_VENUE, Password, Role};
+use domain::crypto::Field;
+use domain::{Email, VenueId};
+use store::{Store, StoreError};
+
+use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard::{EXECUTE, READ, principal, require};
+use super::{blocking, store};
+use crate::auth::{LoginOutcome, Principal};
+use crate::authz::Authorizer;
+
+/// The client's network address, for login throttling.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+/// How long a staff session lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLength(pub chrono::Duration);
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// Bearer token for `Authorization: Bearer …`. Shown once.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct RoleGrant {
+    pub role: String,
+    /// The venue, or `*` for every venue.
+    pub venue: String,
+}
+
+#[derive(SimpleObject)]
+pub struct StaffAccount {
+    pub id: ID,
+    pub email: String,
+    pub active: bool,
+    pub roles: Vec<RoleGrant>,
+}
+
+#[derive(SimpleObject)]
+pub struct ApiKeyInfo {
+    /// The public part of the key (`kls_<id>_…`).
+    pub id: ID,
+    pub name: String,
+    pub role: String,
+    pub venues: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    /// The whole key. Shown once: kluis keeps only a keyed hash of it.
+    pub key: String,
+    pub api_key: ApiKeyInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct PolicyStatus {
+    /// SHA-256 of the model and policy files in force.
+    pub hash: String,
+    pub loaded_at: DateTime<Utc>,
+    /// Why the last change was refused, if it was; the policy above stayed
+    /// in force.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateStaffInput {
+    pub email: String,
+    /// At least 12 characters, not one of the 10,000 most common passwords.
+    pub password: String,
+    /// admin, manager or staff.
+    pub role: String,
+    /// The venue the role holds in; none means every venue.
+    pub venue_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    /// Usually `partner`.
+    pub role: Option<String>,
+    /// The venues the key may act for; at least one.
+    pub venue_ids: Vec<ID>,
+    pub expires_in_days: Option<u32>,
+}
+
+fn staff_account(store: &Store, row: store::StaffRow) -> Result<StaffAccount, StoreError> {
+    let roles = store
+        .roles_of(&format!("user:{}", row.id))?
+        .into_iter()
+        .map(|a| RoleGrant {
+            role: a.role,
+            venue: a.venue,
+        })
+        .collect();
+    Ok(StaffAccount {
+        id: ID(row.id),
+        email: row.email,
+        active: row.active,
+        roles,
+    })
+}
+
+fn api_key_info(store: &Store, row: store::ApiKeyRow) -> Result<ApiKeyInfo, StoreError> {
+    let venues = store
+        .roles_of(&format!("apikey:{}", row.id))?
+        .into_iter()
+        .map(|a| a.venue)
+        .collect();
+    Ok(ApiKeyInfo {
+        id: ID(row.id),
+        name: row.name,
+        role: row.role,
+        venues,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        last_used_at: row.last_used_at,
+    })
+}
+
+fn venue_domain(venue: Option<&ID>) -> Result<String> {
+    match venue {
+        None => Ok(EVERY_VENUE.to_owned()),
+        Some(id) => Ok(VenueId::parse(id).or_gql()?.to_string()),
+    }
+}
+
+fn assignable(raw: &str) -> Result<Role> {
+    let role = Role::parse(raw).or_gql()?;
+    if !role.is_assignable() {
+        return Err(api_error(
+            Code::BadUserInput,
+            "role: guest and anonymous cannot be assigned",
+        ));
+    }
+    Ok(role)
+}
+
+/// Role changes take effect at once on this node (and within a second on
+/// the others, which watch the database's version).
+async fn refresh(ctx: &Context<'_>) {
+    if let Some(authorizer) = ctx.data_opt::<Arc<Authorizer>>() {
+        let _ignored = authorizer.reload().await;
+    }
+}
+
+#[derive(Default)]
+pub struct AccessQuery;
+
+#[Object]
+impl AccessQuery {
+    /// The staff account of the current session.
+    async fn me(&self, ctx: &Context<'_>) -> Result<StaffAccount> {
+        let Principal::Staff { id, .. } = principal(ctx) else {
+            return Err(api_error(Code::Unauthenticated, "log in first"));
+        };
+        require(ctx, None, "Query.me", READ)?;
+        let store = store(ctx).clone();
+        let id = id.clone();
+        blocking(move || {
+            let row = store
+                .staff_by_id(&id)?
+                .ok_or(domain::DomainError::not_found("staff account"))?;
+            staff_account(&store, row)
+        })
+        .await
+    }
+
+    /// The access policy in force and the last refused change.
+    async fn policy_status(&self, ctx: &Context<'_>) -> Result<PolicyStatus> {
+        require(ctx, None, "Query.policyStatus", READ)?;
+        let authorizer = ctx
+            .data_opt::<Arc<Authorizer>>()
+            .ok_or_else(|| api_error(Code::Internal, "no access policy loaded"))?;
+        let status = authorizer.status();
+        Ok(PolicyStatus {
+            hash: status.hash,
+            loaded_at: status.loaded_at,
+            last_error: status.last_error,
+            last_error_at: status.last_error_at,
+        })
+    }
+
+    async fn staff_accounts(&self, ctx: &Context<'_>) -> Result<Vec<StaffAccount>> {
+        require(ctx, None, "Query.staffAccounts", READ)?;
+        let store = store(ctx).clone();
+        blocking(move || {
+            store
+                .staff_list()?
+                .into_iter()
+                .map(|row| staff_account(&store, row))
+                .collect()
+        })
+        .await
+    }
+
+    async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyInfo>> {
+        require(ctx, None, "Query.apiKeys", READ)?;
+        let store = store(ctx).clone();
+        blocking(move || {
+            store
+                .api_keys()?
+                .into_iter()
+                .map(|row| api_key_info(&store, row))
+                .collect()
+        })
+        .await
+    }
+}
+
+#[derive(Default)]
+pub struct AccessMutation;
+
+#[Object]
+impl AccessMutation {
+    /// Starts a staff session. A wrong password and an unknown e-mail get
+    /// the same answer after the same time; repeated failures are held back
+    /// (RATE_LIMITED with `retryAfter` seconds) and the tenth locks the
+    /// account for 15 minutes.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<LoginPayload> {
+        require(ctx, None, "Mutation.login", EXECUTE)?;
+        let store = store(ctx).clone();
+        let address = ctx
+            .data_opt::<ClientAddress>()
+            .map(|a| a.0.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let length = ctx
+            .data_opt::<SessionLength>()
+            .map_or_else(|| chrono::Duration::hours(12), |l| l.0);
+        let now = Utc::now();
+        let outcome =
+            blocking(move || crate::auth::login(&store, &email, &password, &address, length, now))
+                .await?;
+        match outcome {
+            LoginOutcome::Success {
+                user_id,
+                token,
+                expires_at,
+            } => {
+                tracing::info!(staff = %user_id, "login");
+                Ok(LoginPayload {
+                    token: token.expose().to_owned(),
+                    expires_at,
+                })
+            }
+            LoginOutcome::Refused => Err(api_error(
+                Code::Unauthenticated,
+                "invalid e-mail or password",
+            )),
+            LoginOutcome::Throttled(until) => {
+                let seconds = (until - now).num_seconds().max(1);
+                Err(api_error(
+                    Code::RateLimited,
+                    format!("too many failed logins; try again in {seconds} s"),
+                )
+                .extend_with(move |_, extensions| extensions.set("retryAfter", seconds)))
+            }
+        }
+    }
+
+    /// Ends the current session.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Principal::Staff { session, .. } = principal(ctx) else {
+            return Err(api_error(Code::Unauthenticated, "log in first"));
+        };
+        let store = store(ctx).clone();
+        let session = session.clone();
+        blocking(move || store.delete_session(&session)).await
+    }
+
+    /// Creates a staff account (admins).
+    async fn create_staff(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateStaffInput,
+    ) -> Result<StaffAccount> {
+        require(ctx, None, "Mutation.createStaff", EXECUTE)?;
+        let email = Email::parse("email", &input.email).or_gql()?;
+        let password = Password::parse(&input.password).or_gql()?;
+        let role = assignable(&input.role)?;
+        let venue = venue_domain(input.venue_id.as_ref())?;
+        let store = store(ctx).clone();
+        let account = blocking(move || {
+            let hash = password.hash()?;
+            let id =
+                store.create_staff(email.expose(), &hash, role.as_str(), &venue, Utc::now())?;
+            let row = store
+                .staff_by_id(&id)?
+                .ok_or(domain::DomainError::not_found("staff account"))?;
+            staff_account(&store, row)
+        })
+        .await?;
+        refresh(ctx).await;
+        Ok(account)
+    }
+
+    /// Gives a staff account a role in a venue (or every venue).
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        role: String,
+        venue_id: Option<ID>,
+    ) -> Result<bool> {
+        require(ctx, None, "Mutation.assignRole", EXECUTE)?;
+        let role = assignable(&role)?;
+        let venue = venue_domain(venue_id.as_ref())?;
+        let store = store(ctx).clone();
+        blocking(move || {
+            store
+                .staff_by_id(&staff_id)?
+                .ok_or(domain::DomainError::not_found("staff account"))?;
+            store.assign_role(
+                &format!("user:{}", staff_id.0),
+                role.as_str(),
+                &venue,
+                Utc::now(),
+            )
+        })
+        .await?;
+        refresh(ctx).await;
+        Ok(true)
+    }
+
+    async fn remove_role(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        role: String,
+        venue_id: Option<ID>,
+    ) -> Result<bool> {
+        require(ctx, None, "Mutation.removeRole", EXECUTE)?;
+        let role = Role::parse(&role).or_gql()?;
+        let venue = venue_domain(venue_id.as_ref())?;
+        let store = store(ctx).clone();
+        let removed = blocking(move || {
+            store.remove_role(&format!("user:{}", staff_id.0), role.as_str(), &venue)
+        })
+        .await?;
+        refresh(ctx).await;
+        Ok(removed)
+    }
+
+    /// Deactivating an account ends its sessions at once.
+    async fn set_staff_active(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        active: bool,
+    ) -> Result<bool> {
+        require(ctx, None, "Mutation.setStaffActive", EXECUTE)?;
+        let store = store(ctx).clone();
+        blocking(move || store.set_staff_active(&staff_id, active, Utc::now())).await
+    }
+
+    /// Lifts the login lock and backoff of an e-mail address.
+    async fn unlock_login(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        require(ctx, None, "Mutation.unlockLogin", EXECUTE)?;
+        let store = store(ctx).clone();
+        blocking(move || store.clear_login_failures(&crate::auth::account_scope(&email))).await?;
+        Ok(true)
+    }
+
+    /// Creates an API key for a partner platform, bound to venues. The key
+    /// is in the answer once; kluis keeps a keyed hash.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> Result<CreatedApiKey> {
+        require(ctx, None, "Mutation.createApiKey", EXECUTE)?;
+        let name = domain::venue::check_display_name(&input.name)
+            .map_err(|reason| api_error(Code::BadUserInput, format!("name: {reason}")))?;
+        let role = assignable(input.role.as_deref().unwrap_or("partner"))?;
+        if input.venue_ids.is_empty() {
+            return Err(api_error(
+                Code::BadUserInput,
+                "venueIds: give at least one venue",
+            ));
+        }
+        let venues = input
+            .venue_ids
+            .iter()
+            .map(|id| VenueId::parse(id).map(|v| v.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .or_gql()?;
+        let expires_at = input
+            .expires_in_days
+            .map(|days| Utc::now() + chrono::Duration::days(i64::from(days.clamp(1, 3660))));
+        let created_by = match principal(ctx) {
+            Principal::Staff { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let store = store(ctx).clone();
+        let created = blocking(move || {
+            create_api_key(
+                &store,
+                &name,
+                role,
+                &venues,
+                expires_at,
+                created_by.as_deref(),
+            )
+        })
+        .await?;
+        refresh(ctx).await;
+        Ok(created)
+    }
+
+    /// Revokes a key at once.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        require(ctx, None, "Mutation.revokeApiKey", EXECUTE)?;
+        let store = store(ctx).clone();
+        let revoked = blocking(move || store.revoke_api_key(&id, Utc::now())).await?;
+        refresh(ctx).await;
+        Ok(revoked)
+    }
+}
+
+/// Creates and stores an API key; shared by the mutation and the CLI.
+pub fn create_api_key(
+    store: &Store,
+    name: &str,
+    role: Role,
+    venues: &[String],
+    expires_at: Option<DateTime<Utc>>,
+    created_by: Option<&str>,
+) -> Result<CreatedApiKey, StoreError> {
+    let (token, full) = ApiKeyToken::generate()?;
+    let ring = store.keys().current();
+    let version = ring.current_version();
+    let secret_hash = ring.keyed_hash(version, Field::API_KEY_SECRET, token.secret())?;
+    store.create_api_key(
+        &store::NewApiKey {
+            id: &token.id,
+            name,
+            secret_hash,
+            hash_version: i32::try_from(version).unwrap_or(i32::MAX),
+            role: role.as_str(),
+            venues,
+            created_by,
+            expires_at,
+        },
+        Utc::now(),
+    )?;
+    let row = store
+        .api_key(&token.id)?
+        .ok_or(domain::DomainError::not_found("api key"))?;
+    Ok(CreatedApiKey {
+        key: full,
+        api_key: api_key_info(store, row)?,
+    })
+}
