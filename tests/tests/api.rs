@@ -2,6 +2,7 @@
 //! capability.
 
 mod api {
+    mod access;
     mod bad_input;
     mod booking;
     mod concurrency;

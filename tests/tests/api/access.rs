@@ -1,0 +1,533 @@
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use kluis_tests::{
+    Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at, tomorrow_local,
+};
+use serde_json::{Value, json};
+
+const LOGIN: &str =
+    "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt } }";
+
+fn message(answer: &Value) -> String {
+    answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn book(app: &TestApp, slug: &str, starts_at: &str, token: Option<&str>) -> Result<Value> {
+    let venue = app.venue_id(slug).await?;
+    let variables = json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 2,
+        "guest": { "name": "Pat Partner", "email": "pat@example.org", "phone": "+31 6 1234 5678", "notes": "quiet table" } },
+        "key": new_key() });
+    match token {
+        Some(token) => app.gql_as(token, CREATE, variables).await,
+        None => app.gql(CREATE, variables).await,
+    }
+}
+
+async fn logins_sessions_and_logout(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app.staff("admin", None).await?;
+    let me = app
+        .gql_as(
+            &admin,
+            "{ me { email active roles { role venue } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        me["data"]["me"]["roles"],
+        json!([{ "role": "admin", "venue": "*" }]),
+        "{me}"
+    );
+
+    let created = app
+        .gql_as(
+            &admin,
+            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id email } }",
+            json!({ "i": { "email": "Sam@Example.org", "password": "a perfectly fine phrase", "role": "staff" } }),
+        )
+        .await?;
+    assert_eq!(
+        created["data"]["createStaff"]["email"], "sam@example.org",
+        "{created}"
+    );
+    let weak = app
+        .gql_as(
+            &admin,
+            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id } }",
+            json!({ "i": { "email": "weak@example.org", "password": "1q2w3e4r5t6y", "role": "staff" } }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&weak),
+        Some("BAD_USER_INPUT"),
+        "a common password was accepted: {weak}"
+    );
+
+    let wrong = app
+        .gql(
+            LOGIN,
+            json!({ "e": "sam@example.org", "p": "not the password" }),
+        )
+        .await?;
+    let unknown = app
+        .gql(
+            LOGIN,
+            json!({ "e": "nobody@example.org", "p": "not the password" }),
+        )
+        .await?;
+    assert_eq!(error_code(&wrong), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        wrong["errors"], unknown["errors"],
+        "an unknown e-mail must look like a wrong password"
+    );
+
+    let session = app
+        .gql(
+            LOGIN,
+            json!({ "e": " SAM@example.org ", "p": "a perfectly fine phrase" }),
+        )
+        .await?;
+    let token = session["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(token.starts_with("kst_"), "{session}");
+    let out = app.gql_as(&token, "mutation { logout }", json!({})).await?;
+    assert_eq!(out["data"]["logout"], true, "{out}");
+    let after = app.gql_as(&token, "{ me { email } }", json!({})).await?;
+    assert_eq!(error_code(&after), Some("UNAUTHENTICATED"), "{after}");
+
+    for header in [
+        "Bearer kst_garbage",
+        "Bearer kls_nope",
+        "Basic c2FtOnB3",
+        "Bearer ",
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("authorization", header)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await?;
+        let body: Value = response.json().await?;
+        assert_eq!(
+            error_code(&body),
+            Some("UNAUTHENTICATED"),
+            "{header}: {body}"
+        );
+        assert_eq!(
+            message(&body),
+            "missing, malformed, expired or revoked credentials"
+        );
+    }
+    Ok(())
+}
+both_backends!(logins_sessions_and_logout, logins_sessions_and_logout);
+
+/// Twelve wrong passwords in one request (aliases): each counts, the tenth
+/// locks the account, and even the right password then waits until an
+/// admin unlocks it.
+async fn repeated_failed_logins_lock_the_account(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app.staff("admin", None).await?;
+    app.gql_as(
+        &admin,
+        "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id } }",
+        json!({ "i": { "email": "target@example.org", "password": "the right passphrase", "role": "staff" } }),
+    )
+    .await?;
+    let attempts: Vec<String> = (0..12)
+        .map(|i| format!("a{i}: login(email: \"target@example.org\", password: \"guess number {i}\") {{ token }}"))
+        .collect();
+    let burst = app
+        .gql(&format!("mutation {{ {} }}", attempts.join(" ")), json!({}))
+        .await?;
+    let codes: Vec<&str> = burst["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["extensions"]["code"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(codes.len(), 12, "{burst}");
+    assert_eq!(&codes[..3], ["UNAUTHENTICATED"; 3], "{burst}");
+    assert!(codes[3..].iter().all(|c| *c == "RATE_LIMITED"), "{burst}");
+    let retry_after = burst["errors"][11]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap_or_default();
+    assert!(
+        retry_after > 14 * 60,
+        "locked for 15 minutes, not {retry_after} s"
+    );
+
+    let right = app
+        .gql(
+            LOGIN,
+            json!({ "e": "target@example.org", "p": "the right passphrase" }),
+        )
+        .await?;
+    assert_eq!(error_code(&right), Some("RATE_LIMITED"), "{right}");
+    let unlocked = app
+        .gql_as(
+            &admin,
+            "mutation { unlockLogin(email: \"target@example.org\") }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(unlocked["data"]["unlockLogin"], true, "{unlocked}");
+    let right = app
+        .gql(
+            LOGIN,
+            json!({ "e": "target@example.org", "p": "the right passphrase" }),
+        )
+        .await?;
+    assert!(right["data"]["login"]["token"].is_string(), "{right}");
+    Ok(())
+}
+both_backends!(
+    repeated_failed_logins_lock_the_account,
+    repeated_failed_logins_lock_the_account
+);
+
+async fn partner_keys_see_only_their_venues(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app.staff("admin", None).await?;
+    let lunch = app.venue_id("lunch-room").await?;
+    let created = app
+        .gql_as(
+            &admin,
+            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id role venues } } }",
+            json!({ "i": { "name": "Booking platform", "venueIds": [lunch] } }),
+        )
+        .await?;
+    let key = created["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.starts_with("kls_"), "{created}");
+    assert_eq!(
+        created["data"]["createApiKey"]["apiKey"]["venues"],
+        json!([lunch])
+    );
+
+    let here = book(
+        &app,
+        "lunch-room",
+        &tomorrow_local("Europe/Amsterdam", "12:00")?,
+        Some(&key),
+    )
+    .await?;
+    let here_id = here["data"]["createReservation"]["reservation"]["id"].clone();
+    assert!(here_id.is_string(), "{here}");
+    let elsewhere = book(&app, "one-table", &tomorrow_at(10), Some(&key)).await?;
+    assert_eq!(
+        error_code(&elsewhere),
+        Some("NOT_FOUND"),
+        "a key for another venue booked: {elsewhere}"
+    );
+    let theirs = book(&app, "one-table", &tomorrow_at(11), None).await?;
+    let theirs_id = theirs["data"]["createReservation"]["reservation"]["id"].clone();
+
+    let read = "query R($id: ID!) { reservation(id: $id) { partySize guestName guestEmail } }";
+    let own = app.gql_as(&key, read, json!({ "id": here_id })).await?;
+    assert_eq!(
+        own["data"]["reservation"]["guestName"], "Pat Partner",
+        "{own}"
+    );
+    assert_eq!(
+        own["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "partners see no e-mail: {own}"
+    );
+    let other = app.gql_as(&key, read, json!({ "id": theirs_id })).await?;
+    assert_eq!(
+        error_code(&other),
+        Some("NOT_FOUND"),
+        "another venue's reservation must not exist: {other}"
+    );
+    let probe = app
+        .gql_as(
+            &key,
+            read,
+            json!({ "id": uuid::Uuid::new_v4().to_string() }),
+        )
+        .await?;
+    assert_eq!(other["errors"][0]["message"], probe["errors"][0]["message"]);
+
+    let listed = app
+        .gql_as(&admin, "{ apiKeys { id lastUsedAt revokedAt } }", json!({}))
+        .await?;
+    assert!(
+        listed["data"]["apiKeys"][0]["lastUsedAt"].is_string(),
+        "{listed}"
+    );
+    let id = created["data"]["createApiKey"]["apiKey"]["id"].clone();
+    let revoked = app
+        .gql_as(
+            &admin,
+            "mutation R($id: ID!) { revokeApiKey(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(revoked["data"]["revokeApiKey"], true, "{revoked}");
+    let after = app.gql_as(&key, read, json!({ "id": here_id })).await?;
+    assert_eq!(error_code(&after), Some("UNAUTHENTICATED"), "{after}");
+    Ok(())
+}
+both_backends!(
+    partner_keys_see_only_their_venues,
+    partner_keys_see_only_their_venues
+);
+
+async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let booked = book(&app, "one-table", &tomorrow_at(12), None).await?;
+    let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let outsider = app.staff("manager", Some("lunch-room")).await?;
+    let insider = app.staff("staff", Some("one-table")).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { guestName } }";
+    let answer = app.gql_as(&outsider, read, json!({ "id": id })).await?;
+    assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{answer}");
+    let answer = app.gql_as(&insider, read, json!({ "id": id })).await?;
+    assert_eq!(
+        answer["data"]["reservation"]["guestName"], "Pat Partner",
+        "{answer}"
+    );
+    let venue = app.venue_id("one-table").await?;
+    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName notes } } } }";
+    let sheet = app
+        .gql_as(
+            &insider,
+            day,
+            json!({ "v": venue, "d": kluis_tests::tomorrow() }),
+        )
+        .await?;
+    assert_eq!(
+        sheet["data"]["reservations"]["edges"][0]["node"]["notes"], "quiet table",
+        "{sheet}"
+    );
+    let sheet = app
+        .gql_as(
+            &outsider,
+            day,
+            json!({ "v": venue, "d": kluis_tests::tomorrow() }),
+        )
+        .await?;
+    assert_eq!(error_code(&sheet), Some("NOT_FOUND"), "{sheet}");
+    let checked_in = app
+        .gql_as(
+            &insider,
+            "mutation S($id: ID!) { setReservationStatus(id: $id, status: CHECKED_IN) { status } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(
+        checked_in["data"]["setReservationStatus"]["status"], "CHECKED_IN",
+        "{checked_in}"
+    );
+    let anonymous = app
+        .gql(
+            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(error_code(&anonymous), Some("FORBIDDEN"), "{anonymous}");
+    Ok(())
+}
+both_backends!(
+    staff_of_another_venue_find_nothing,
+    staff_of_another_venue_find_nothing
+);
+
+/// The role × field matrix, generated from the schema and the shipped
+/// policy: every field of `Reservation` beyond the booking facts is
+/// personal, and each role must get exactly what `policy.csv` grants, over
+/// HTTP. A new field without a guard or a policy line fails here.
+#[tokio::test]
+async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field() -> Result<()> {
+    const BOOKING_FACTS: [&str; 9] = [
+        "id",
+        "venue",
+        "resource",
+        "partySize",
+        "startsAt",
+        "endsAt",
+        "status",
+        "createdAt",
+        "updatedAt",
+    ];
+    let personal: Vec<String> = api::authz::schema_coordinates()
+        .into_iter()
+        .filter_map(|c| c.strip_prefix("Reservation.").map(str::to_owned))
+        .filter(|field| !BOOKING_FACTS.contains(&field.as_str()))
+        .collect();
+    assert!(personal.len() >= 4, "{personal:?}");
+    let policy = api::authz::check(
+        include_str!("../../../policies/model.conf"),
+        include_str!("../../../policies/policy.csv"),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let grants = |role: &str, field: &str| {
+        policy.permissions.iter().any(|p| {
+            p.role == role
+                && api::authz::key_match(&format!("Reservation.{field}"), &p.object)
+                && (p.action == "read" || p.action == "*")
+        })
+    };
+
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let booked = book(&app, "one-table", &tomorrow_at(13), None).await?;
+    let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let manage = booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let admin = app.staff("admin", None).await?;
+    let venue = app.venue_id("one-table").await?;
+    let partner = app
+        .gql_as(
+            &admin,
+            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }",
+            json!({ "i": { "name": "matrix", "venueIds": [venue] } }),
+        )
+        .await?["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let callers = [
+        ("admin", admin.clone()),
+        ("manager", app.staff("manager", Some("one-table")).await?),
+        ("staff", app.staff("staff", Some("one-table")).await?),
+        ("partner", partner),
+        ("guest", manage),
+    ];
+    let selection = personal.join(" ");
+    let mut checked = BTreeSet::new();
+    for (role, token) in &callers {
+        let answer = app
+            .gql_as(
+                token,
+                &format!("query R($id: ID!) {{ reservation(id: $id) {{ id {selection} }} }}"),
+                json!({ "id": id }),
+            )
+            .await?;
+        let denied: BTreeSet<String> = answer["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["extensions"]["code"] == "FORBIDDEN")
+            .filter_map(|e| e["path"][1].as_str().map(str::to_owned))
+            .collect();
+        let whole_query_denied = answer["data"]["reservation"].is_null();
+        for field in &personal {
+            let expected = grants(role, field) && (*role != "guest");
+            let got = !whole_query_denied && !denied.contains(field);
+            assert_eq!(
+                got, expected,
+                "{role} reading Reservation.{field}: {answer}"
+            );
+            checked.insert((role.to_string(), field.clone()));
+        }
+    }
+    // The guest reads through their token, as the policy's guest role.
+    let manage = callers[4].1.clone();
+    let own = app
+        .gql(
+            &format!("query T($t: String!) {{ reservationByToken(token: $t) {{ {selection} }} }}"),
+            json!({ "t": manage }),
+        )
+        .await?;
+    for field in &personal {
+        assert_eq!(
+            own["data"]["reservationByToken"][field].is_null(),
+            !grants("guest", field),
+            "guest {field}: {own}"
+        );
+    }
+    assert_eq!(checked.len(), callers.len() * personal.len());
+    Ok(())
+}
+
+async fn policy_edits_apply_live_and_broken_ones_are_refused(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let booked = book(&app, "one-table", &tomorrow_at(14), None).await?;
+    let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let admin = app.staff("admin", None).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { guestEmail } }";
+    let before = app.gql_as(&staff, read, json!({ "id": id })).await?;
+    assert_eq!(error_code(&before), Some("FORBIDDEN"), "{before}");
+
+    let policy = app.policy_dir().join("policy.csv");
+    let original = std::fs::read_to_string(&policy)?;
+    std::fs::write(
+        &policy,
+        format!("{original}\np, staff, Reservation.guestEmail, read\n"),
+    )?;
+    let mut granted = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        granted = app.gql_as(&staff, read, json!({ "id": id })).await?;
+        if granted["data"]["reservation"]["guestEmail"] == "pat@example.org" {
+            break;
+        }
+    }
+    assert_eq!(
+        granted["data"]["reservation"]["guestEmail"], "pat@example.org",
+        "not applied within 2 s: {granted}"
+    );
+
+    std::fs::write(
+        &policy,
+        format!("{original}\np, staff, Reservation.creditCard, read\n"),
+    )?;
+    let mut status = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = app
+            .gql_as(&admin, "{ policyStatus { hash lastError } }", json!({}))
+            .await?;
+        if status["data"]["policyStatus"]["lastError"].is_string() {
+            break;
+        }
+    }
+    let last_error = status["data"]["policyStatus"]["lastError"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last_error.contains("Reservation.creditCard") && last_error.contains("policy.csv:"),
+        "{status}"
+    );
+    let still = app.gql_as(&staff, read, json!({ "id": id })).await?;
+    assert_eq!(
+        still["data"]["reservation"]["guestEmail"], "pat@example.org",
+        "the old policy must stay: {still}"
+    );
+    let model = app.policy_dir().join("model.conf");
+    let model_text = std::fs::read_to_string(&model)?;
+    std::fs::write(
+        &model,
+        model_text.replace(
+            "some(where (p.eft == allow))",
+            "!some(where (p.eft == deny))",
+        ),
+    )?;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let anonymous = app.gql(read, json!({ "id": id })).await?;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("FORBIDDEN"),
+        "a broken model widened access: {anonymous}"
+    );
+    Ok(())
+}
+both_backends!(
+    policy_edits_apply_live_and_broken_ones_are_refused,
+    policy_edits_apply_live_and_broken_ones_are_refused
+);
