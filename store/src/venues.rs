@@ -238,6 +238,18 @@ impl Store {
         }))
     }
 
+    /// The id of the venue with this slug.
+    pub fn venue_by_slug(&self, slug: &Slug) -> Result<Option<VenueId>, StoreError> {
+        let mut connection = self.connection()?;
+        let id: Option<String> = on_backend!(&mut *connection, |c, s| s::venues::table
+            .filter(s::venues::slug.eq(slug.as_str()))
+            .select(s::venues::id)
+            .first(c)
+            .optional()?);
+        id.map(|id| VenueId::parse(&id).map_err(|_| StoreError::Corrupt(format!("venue id {id}"))))
+            .transpose()
+    }
+
     /// Whether no venue exists yet (a fresh database).
     pub fn has_no_venues(&self) -> Result<bool, StoreError> {
         let mut connection = self.connection()?;

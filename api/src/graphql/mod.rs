@@ -7,6 +7,7 @@ mod limits;
 mod mutation;
 mod query;
 pub mod types;
+mod venues;
 
 use async_graphql::{Context, EmptySubscription, Schema};
 use store::{Store, StoreError};
@@ -20,7 +21,11 @@ pub struct Query(query::BookingQuery, access::AccessQuery);
 
 /// All mutations: bookings and access control.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(mutation::BookingMutation, access::AccessMutation);
+pub struct Mutation(
+    mutation::BookingMutation,
+    access::AccessMutation,
+    venues::VenueMutation,
+);
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
 

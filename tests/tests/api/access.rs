@@ -531,3 +531,99 @@ both_backends!(
     policy_edits_apply_live_and_broken_ones_are_refused,
     policy_edits_apply_live_and_broken_ones_are_refused
 );
+
+const SAVE_VENUE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id slug name resources { slug capacity } } }";
+
+fn venue_input(slug: &str, name: &str, zone: &str) -> Value {
+    json!({ "slug": slug, "name": name, "timeZone": zone, "country": "NL",
+        "openingHours": [{ "weekday": "MONDAY", "opens": "12:00", "closes": "14:00" }],
+        "resources": [{ "slug": "two", "name": "Table for two", "capacity": 2 },
+                      { "slug": "six", "name": "Big table", "kind": "TABLE", "capacity": 6 }] })
+}
+
+async fn managers_set_up_their_venue_and_admins_create_venues(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let manager = app.staff("manager", Some("lunch-room")).await?;
+    let staff = app.staff("staff", Some("lunch-room")).await?;
+    let admin = app.staff("admin", None).await?;
+
+    let updated = app
+        .gql_as(
+            &manager,
+            SAVE_VENUE,
+            json!({ "v": venue_input("lunch-room", "Lunch Room & Bar", "Europe/Amsterdam") }),
+        )
+        .await?;
+    assert_eq!(
+        updated["data"]["saveVenue"]["name"], "Lunch Room & Bar",
+        "{updated}"
+    );
+    assert_eq!(
+        updated["data"]["saveVenue"]["resources"],
+        json!([{ "slug": "two", "capacity": 2 }, { "slug": "six", "capacity": 6 }]),
+        "the old `four` table must be retired, the new one added"
+    );
+    let denied = app
+        .gql_as(
+            &staff,
+            SAVE_VENUE,
+            json!({ "v": venue_input("lunch-room", "Hijacked", "Europe/Amsterdam") }),
+        )
+        .await?;
+    assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+    let elsewhere = app
+        .gql_as(
+            &manager,
+            SAVE_VENUE,
+            json!({ "v": venue_input("one-table", "Mine now", "UTC") }),
+        )
+        .await?;
+    assert_eq!(error_code(&elsewhere), Some("NOT_FOUND"), "{elsewhere}");
+    let new_by_manager = app
+        .gql_as(
+            &manager,
+            SAVE_VENUE,
+            json!({ "v": venue_input("second-room", "Second", "UTC") }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&new_by_manager),
+        Some("FORBIDDEN"),
+        "{new_by_manager}"
+    );
+    let new_by_admin = app
+        .gql_as(
+            &admin,
+            SAVE_VENUE,
+            json!({ "v": venue_input("second-room", "Second", "Europe/Brussels") }),
+        )
+        .await?;
+    assert_eq!(
+        new_by_admin["data"]["saveVenue"]["slug"], "second-room",
+        "{new_by_admin}"
+    );
+    let broken = app
+        .gql_as(
+            &admin,
+            SAVE_VENUE,
+            json!({ "v": venue_input("third", "Third", "Mars/Olympus") }),
+        )
+        .await?;
+    assert_eq!(error_code(&broken), Some("BAD_USER_INPUT"), "{broken}");
+    assert_eq!(
+        broken["errors"][0]["extensions"]["field"], "timeZone",
+        "{broken}"
+    );
+    let anonymous = app
+        .gql(
+            SAVE_VENUE,
+            json!({ "v": venue_input("fourth", "Fourth", "UTC") }),
+        )
+        .await?;
+    assert_eq!(error_code(&anonymous), Some("FORBIDDEN"), "{anonymous}");
+    Ok(())
+}
+both_backends!(
+    managers_set_up_their_venue_and_admins_create_venues,
+    managers_set_up_their_venue_and_admins_create_venues
+);
