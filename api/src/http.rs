@@ -77,7 +77,8 @@ async fn execute(
         .unwrap_or_else(|| "unknown".to_owned());
     let request = request
         .data(principal)
-        .data(graphql::access::ClientAddress(address));
+        .data(graphql::access::ClientAddress(address))
+        .data(graphql::guard::Decisions::default());
     let mut response = state.schema.execute(request).await;
     graphql::ensure_codes(&mut response);
     HttpResponse::Ok().json(response)

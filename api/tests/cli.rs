@@ -477,3 +477,167 @@ fn keys_generate_writes_a_private_key_file_once() {
         "an existing key file was overwritten"
     );
 }
+
+fn kluis_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = kluis(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("run")
+}
+
+#[test]
+fn user_add_creates_the_first_admin_and_refuses_weak_passwords() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weak = kluis_with_stdin(
+        dir.path(),
+        &["user", "add", "--email", "root@example.org"],
+        "1q2w3e4r5t6y\n",
+    );
+    assert!(!weak.status.success());
+    assert!(
+        stderr(&weak).contains("most common passwords"),
+        "{}",
+        stderr(&weak)
+    );
+    let added = kluis_with_stdin(
+        dir.path(),
+        &["user", "add", "--email", "Root@Example.org"],
+        "a long admin passphrase\n",
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let store = open_store(dir.path());
+    let user = store
+        .staff_by_email("root@example.org")
+        .expect("query")
+        .expect("created");
+    let roles = store.roles_of(&format!("user:{}", user.id)).expect("roles");
+    assert_eq!(
+        (roles[0].role.as_str(), roles[0].venue.as_str()),
+        ("admin", "*")
+    );
+    assert!(user.password_hash.starts_with("$argon2id$"));
+}
+
+#[test]
+fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("venues.toml"), VENUES).expect("write");
+    let imported = kluis(dir.path())
+        .args(["venue", "import", "venues.toml"])
+        .output()
+        .expect("run");
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let venue = open_store(dir.path())
+        .venues(None, 1)
+        .expect("venues")
+        .items[0]
+        .id
+        .to_string();
+    let created = kluis(dir.path())
+        .args(["apikey", "create", "--name", "Platform", "--venue", &venue])
+        .output()
+        .expect("run");
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(domain::auth::ApiKeyToken::parse(&key).is_some(), "{key}");
+    let id = domain::auth::ApiKeyToken::parse(&key).expect("valid").id;
+    let listed = kluis(dir.path())
+        .args(["apikey", "list"])
+        .output()
+        .expect("run");
+    let listing = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listing.contains(&id) && listing.contains("active"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&key[21..40]), "the secret was listed");
+    let revoked = kluis(dir.path())
+        .args(["apikey", "revoke", &id])
+        .output()
+        .expect("run");
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let listed = kluis(dir.path())
+        .args(["apikey", "list"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("revoked"));
+}
+
+#[test]
+fn policy_check_names_file_and_line_and_explain_shows_the_deciding_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let ok = kluis(dir.path())
+        .args(["policy", "check"])
+        .arg(&shipped)
+        .output()
+        .expect("run");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::copy(shipped.join("model.conf"), broken.join("model.conf")).expect("copy");
+    std::fs::write(
+        broken.join("policy.csv"),
+        "p, staff, Query.reservation, read\np, staff, Guest.creditCard, read\n",
+    )
+    .expect("write");
+    let refused = kluis(dir.path())
+        .args(["policy", "check"])
+        .arg(&broken)
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("policy.csv:2: `Guest.creditCard` names nothing"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let allow = kluis(dir.path())
+        .args([
+            "policy",
+            "explain",
+            "--subject",
+            "anonymous",
+            "--object",
+            "Mutation.createReservation",
+            "--action",
+            "execute",
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&allow.stdout).into_owned();
+    assert!(
+        text.starts_with("ALLOW")
+            && text.contains("p, anonymous, Mutation.createReservation, execute"),
+        "{text}{}",
+        stderr(&allow)
+    );
+    let deny = kluis(dir.path())
+        .args([
+            "policy",
+            "explain",
+            "--subject",
+            "anonymous",
+            "--object",
+            "Reservation.guestEmail",
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&deny.stdout).into_owned();
+    assert!(
+        text.starts_with("DENY") && text.contains("deny by default"),
+        "{text}"
+    );
+}

@@ -16,6 +16,39 @@ pub const EXECUTE: &str = "execute";
 
 static ANONYMOUS: Principal = Principal::Anonymous;
 
+/// Decisions already taken in this request: a list of a hundred
+/// reservations asks the same few questions a hundred times.
+#[derive(Default)]
+pub struct Decisions(
+    std::sync::Mutex<std::collections::HashMap<(String, String, String, String), bool>>,
+);
+
+fn decide(
+    ctx: &Context<'_>,
+    authorizer: &Authorizer,
+    subject: &str,
+    venue: &str,
+    object: &str,
+    action: &str,
+) -> bool {
+    let key = (
+        subject.to_owned(),
+        venue.to_owned(),
+        object.to_owned(),
+        action.to_owned(),
+    );
+    let cache = ctx.data_opt::<Decisions>();
+    if let Some(known) = cache.and_then(|c| c.0.lock().ok().and_then(|map| map.get(&key).copied()))
+    {
+        return known;
+    }
+    let decision = authorizer.allows(subject, venue, object, action);
+    if let Some(Ok(mut map)) = cache.map(|c| c.0.lock()) {
+        map.insert(key, decision);
+    }
+    decision
+}
+
 pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
     ctx.data_opt::<Principal>().unwrap_or(&ANONYMOUS)
 }
@@ -33,13 +66,19 @@ pub fn allowed_as(
         return false;
     };
     match venue {
-        Some(venue) => authorizer.allows(subject, &venue.to_string(), object, action),
+        Some(venue) => decide(ctx, authorizer, subject, &venue.to_string(), object, action),
         None => {
-            authorizer.allows(subject, domain::auth::EVERY_VENUE, object, action)
-                || principal(ctx)
-                    .venues()
-                    .iter()
-                    .any(|venue| authorizer.allows(subject, venue, object, action))
+            decide(
+                ctx,
+                authorizer,
+                subject,
+                domain::auth::EVERY_VENUE,
+                object,
+                action,
+            ) || principal(ctx)
+                .venues()
+                .iter()
+                .any(|venue| decide(ctx, authorizer, subject, venue, object, action))
         }
     }
 }
