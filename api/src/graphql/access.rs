@@ -283,6 +283,7 @@ impl AccessMutation {
         let Principal::Staff { session, .. } = principal(ctx) else {
             return Err(api_error(Code::Unauthenticated, "log in first"));
         };
+        require(ctx, None, "Mutation.logout", EXECUTE)?;
         let store = store(ctx).clone();
         let session = session.clone();
         blocking(move || store.delete_session(&session)).await

@@ -87,8 +87,16 @@ pub fn allowed(ctx: &Context<'_>, venue: Option<VenueId>, object: &str, action: 
     allowed_as(ctx, &principal(ctx).subject(), venue, object, action)
 }
 
-pub fn forbidden(object: &str) -> async_graphql::Error {
-    api_error(Code::Forbidden, format!("not allowed: {object}"))
+/// The refusal: UNAUTHENTICATED for a caller who gave no credentials (they
+/// may be allowed once they do), FORBIDDEN for one who did.
+pub fn forbidden(ctx: &Context<'_>, object: &str) -> async_graphql::Error {
+    match principal(ctx) {
+        Principal::Anonymous => api_error(
+            Code::Unauthenticated,
+            format!("not allowed without credentials: {object}"),
+        ),
+        _ => api_error(Code::Forbidden, format!("not allowed: {object}")),
+    }
 }
 
 /// Requires a permission; FORBIDDEN on this field or mutation only.
@@ -101,7 +109,7 @@ pub fn require(
     if allowed(ctx, venue, object, action) {
         Ok(())
     } else {
-        Err(forbidden(object))
+        Err(forbidden(ctx, object))
     }
 }
 
@@ -128,6 +136,6 @@ pub fn require_in_venue(
             &domain::DomainError::not_found(entity),
         ))
     } else {
-        Err(forbidden(object))
+        Err(forbidden(ctx, object))
     }
 }

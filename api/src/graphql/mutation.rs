@@ -259,7 +259,7 @@ async fn authorize_change(
         })
         .await?;
         if !guard::allowed_as(ctx, "guest", Some(venue), object, guard::EXECUTE) {
-            return Err(guard::forbidden(object));
+            return Err(guard::forbidden(ctx, object));
         }
         return Ok((id, Access::Guest));
     }

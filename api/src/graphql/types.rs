@@ -247,7 +247,7 @@ impl ReservationObject {
             )
         });
         if !permitted {
-            return Err(super::guard::forbidden(object));
+            return Err(super::guard::forbidden(ctx, object));
         }
         let record = self
             .guest

@@ -227,7 +227,7 @@ impl VenueMutation {
                         .iter()
                         .any(|v| v == domain::auth::EVERY_VENUE)
                 {
-                    return Err(guard::forbidden(OBJECT));
+                    return Err(guard::forbidden(ctx, OBJECT));
                 }
             }
         }

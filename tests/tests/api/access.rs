@@ -337,7 +337,11 @@ async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
             json!({ "id": id }),
         )
         .await?;
-    assert_eq!(error_code(&anonymous), Some("FORBIDDEN"), "{anonymous}");
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
     Ok(())
 }
 both_backends!(
@@ -522,7 +526,7 @@ async fn policy_edits_apply_live_and_broken_ones_are_refused(backend: Backend) -
     let anonymous = app.gql(read, json!({ "id": id })).await?;
     assert_eq!(
         error_code(&anonymous),
-        Some("FORBIDDEN"),
+        Some("UNAUTHENTICATED"),
         "a broken model widened access: {anonymous}"
     );
     Ok(())
@@ -620,7 +624,11 @@ async fn managers_set_up_their_venue_and_admins_create_venues(backend: Backend) 
             json!({ "v": venue_input("fourth", "Fourth", "UTC") }),
         )
         .await?;
-    assert_eq!(error_code(&anonymous), Some("FORBIDDEN"), "{anonymous}");
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
     Ok(())
 }
 both_backends!(

@@ -58,7 +58,11 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
             json!({ "id": id }),
         )
         .await?;
-    assert_eq!(error_code(&anonymous), Some("FORBIDDEN"), "{anonymous}");
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
     // Venue staff: booking facts, name and notes; e-mail and phone are
     // FORBIDDEN field by field while the rest answers.
     let staff = app.staff("staff", Some("lunch-room")).await?;
