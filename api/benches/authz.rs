@@ -123,6 +123,8 @@ async fn run() -> anyhow::Result<()> {
         graphql::build(
             Some(Services {
                 store: store.clone(),
+                clock: api::clock::Clock::system(),
+                gateways: plugins::Gateways::default(),
                 authorizer,
                 session_length: chrono::Duration::hours(1),
             }),

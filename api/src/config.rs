@@ -43,6 +43,9 @@ pub struct Settings {
     pub policy_dir: PathBuf,
     /// How long a staff session lasts, in hours.
     pub session_hours: u32,
+    /// Payment gateways (`[payments.stripe]`, `[payments.onsite]`, ...).
+    #[serde(skip_serializing, default)]
+    pub payments: plugins::PaymentsConfig,
 }
 
 /// A setting whose value must never be printed.
@@ -71,6 +74,7 @@ impl Default for Settings {
             behind_proxy: false,
             policy_dir: PathBuf::from("policies"),
             session_hours: 12,
+            payments: plugins::PaymentsConfig::default(),
         }
     }
 }
@@ -121,6 +125,11 @@ impl Settings {
                 "policy_dir",
                 "session_hours",
             ]))
+            // Nested payment settings: KLUIS_PAYMENTS__STRIPE__SECRET_KEY.
+            .merge(
+                Env::prefixed("KLUIS_PAYMENTS__")
+                    .map(|key| format!("payments.{}", key.as_str().replace("__", ".")).into()),
+            )
             .extract::<Settings>()
             .map_err(describe)?
             .check()
@@ -269,6 +278,27 @@ mod tests {
             ..plain
         };
         assert_eq!(half.check().expect_err("refused").key, "tls_key");
+    }
+
+    #[test]
+    fn payment_gateways_come_from_the_file_or_nested_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kluis.toml", "[payments.onsite]\nenabled = true\n")?;
+            jail.set_env("KLUIS_PAYMENTS__STRIPE__SECRET_KEY", "sk_test_x");
+            jail.set_env("KLUIS_PAYMENTS__STRIPE__WEBHOOK_SECRET", "whsec_x");
+            let checked = Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
+            let payments = &checked.settings.payments;
+            assert!(payments.onsite.as_ref().is_some_and(|o| o.enabled));
+            assert_eq!(
+                payments.stripe.as_ref().map(|s| s.secret_key.as_str()),
+                Some("sk_test_x")
+            );
+            assert!(
+                !format!("{payments:?}").contains("sk_test_x"),
+                "secrets in Debug"
+            );
+            Ok(())
+        });
     }
 
     #[test]

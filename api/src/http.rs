@@ -19,13 +19,23 @@ pub struct ServerState {
     pub store: Store,
     pub env: Environment,
     pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
+    pub gateways: plugins::Gateways,
+    pub clock: crate::clock::Clock,
 }
+
+/// Provider webhooks are refused above this size, before verification.
+pub const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/graphql", web::post().to(graphql_post))
         .route("/graphql", web::get().to(graphql_get))
+        .service(
+            web::resource("/webhooks/{gateway}")
+                .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
+                .route(web::post().to(webhook)),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
 }
@@ -182,6 +192,90 @@ async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> Htt
         }
     }
     execute(&state, &request, graphql_request).await
+}
+
+/// A provider's webhook: verified (signature, freshness) before anything
+/// else, ignored when its event id was handled before, and then only a
+/// trigger to ask the provider for the truth about the payment it names.
+async fn webhook(
+    state: web::Data<ServerState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let name = path.into_inner();
+    let Some(gateway) = state.gateways.named(&name) else {
+        return HttpResponse::NotFound().json(json!({ "error": "no such payment gateway" }));
+    };
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let now = state.clock.now();
+    let event = match gateway.verify_webhook(&headers, &body, now).await {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(gateway = %name, %error, "webhook refused");
+            return HttpResponse::BadRequest().json(json!({ "error": error.to_string() }));
+        }
+    };
+    let store = state.store.clone();
+    let (provider, event_id, reference, payment_id) = (
+        name.clone(),
+        event.id.clone(),
+        event.reference.clone(),
+        event.payment_id.clone(),
+    );
+    let found = tokio::task::spawn_blocking(move || {
+        if !store.first_delivery(&provider, &event_id, now)? {
+            return Ok::<_, store::StoreError>(None);
+        }
+        let by_reference = match &reference {
+            Some(reference) => store.payment_by_reference(&provider, reference)?,
+            None => None,
+        };
+        // A start that timed out never learned its reference; the provider
+        // echoes kluis's payment id back in the event.
+        let by_id = match (&by_reference, &payment_id) {
+            (None, Some(id)) => store
+                .payment(id)?
+                .filter(|p| p.gateway == provider && p.reference.is_none()),
+            _ => None,
+        };
+        Ok(Some(by_reference.or(by_id)))
+    })
+    .await;
+    let payment = match found {
+        Ok(Ok(None)) => return HttpResponse::Ok().json(json!({ "status": "duplicate" })),
+        Ok(Ok(Some(None))) => return HttpResponse::Ok().json(json!({ "status": "ignored" })),
+        Ok(Ok(Some(Some(payment)))) => payment,
+        Ok(Err(error)) => {
+            graphql::errors::internal_error(&error);
+            return HttpResponse::InternalServerError().finish();
+        }
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    let hint = event.reference.as_deref();
+    match graphql::payments::settle(
+        &state.store,
+        gateway.as_ref(),
+        payment,
+        None,
+        hint,
+        "webhook",
+        now,
+    )
+    .await
+    {
+        Ok(_) => HttpResponse::Ok().json(json!({ "status": "processed" })),
+        // The provider retries a webhook that did not get a 2xx.
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "retry later" })),
+    }
 }
 
 /// The process is up.

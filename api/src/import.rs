@@ -53,6 +53,13 @@ struct VenueEntry {
     cancel_deadline_minutes: Option<Spanned<i64>>,
     max_party_size: Option<Spanned<i64>>,
     max_advance_days: Option<Spanned<i64>>,
+    /// `none` (default), `deposit` or `prepayment`.
+    payment: Option<Spanned<String>>,
+    /// In the currency's minor unit (cents).
+    payment_amount: Option<Spanned<i64>>,
+    payment_currency: Option<Spanned<String>>,
+    payment_per_guest: Option<bool>,
+    payment_hold_minutes: Option<Spanned<i64>>,
     #[serde(default)]
     opening_hours: Week,
     #[serde(default)]
@@ -244,6 +251,8 @@ fn venue(
         },
     };
 
+    let payments = payment_policy(report, &key, entry)?;
+
     let week = &entry.opening_hours;
     let days = [
         (&week.monday, "monday"),
@@ -296,10 +305,61 @@ fn venue(
         name,
         time_zone,
         country,
+        payments,
         rules,
         schedule,
         resources,
     })
+}
+
+fn payment_policy(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+) -> Result<domain::payments::PaymentPolicy, ImportError> {
+    use domain::payments::{Currency, Money, PaymentPolicy, PaymentRule};
+    let defaults = PaymentPolicy::default();
+    let hold = report.minutes(
+        &entry.payment_hold_minutes,
+        &key("payment_hold_minutes"),
+        defaults.hold,
+        1,
+        24 * 60,
+    )?;
+    let Some(kind) = &entry.payment else {
+        return Ok(PaymentPolicy { hold, ..defaults });
+    };
+    let currency = match &entry.payment_currency {
+        None => Currency::parse("EUR")
+            .map_err(|e| report.error(kind, &key("payment_currency"), e.to_string()))?,
+        Some(raw) => Currency::parse(raw.get_ref())
+            .map_err(|e| report.error(raw, &key("payment_currency"), e.to_string()))?,
+    };
+    let amount = match &entry.payment_amount {
+        None => {
+            return Err(report.error(
+                kind,
+                &key("payment_amount"),
+                "a payment rule needs payment_amount (in cents)",
+            ));
+        }
+        Some(raw) => Money::new(*raw.get_ref(), currency)
+            .map_err(|e| report.error(raw, &key("payment_amount"), e.to_string()))?,
+    };
+    let per_guest = entry.payment_per_guest.unwrap_or(false);
+    let rule = match kind.get_ref().as_str() {
+        "none" => PaymentRule::None,
+        "deposit" => PaymentRule::Deposit { amount, per_guest },
+        "prepayment" => PaymentRule::Prepayment { amount, per_guest },
+        other => {
+            return Err(report.error(
+                kind,
+                &key("payment"),
+                format!("`{other}` is not none, deposit or prepayment"),
+            ));
+        }
+    };
+    Ok(PaymentPolicy { rule, hold })
 }
 
 /// The venue seeded into an empty development database.

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod clock;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -33,6 +34,8 @@ pub enum StartError {
     Tls(String),
     #[error("access policy refused: {0}")]
     Policy(String),
+    #[error(transparent)]
+    Payments(#[from] plugins::PluginError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -94,6 +97,28 @@ pub async fn import_venues(
     run_blocking(move || Ok(store.import_venues(&definitions, chrono::Utc::now())?)).await
 }
 
+/// Gives back the slots of unpaid bookings whose deadline passed, every 30
+/// seconds, so availability shows them free again. (Bookings also release
+/// expired holds themselves before looking for a free slot.)
+fn release_holds_periodically(store: Store, clock: clock::Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let now = clock.now();
+            match tokio::task::spawn_blocking(move || store.release_expired_holds(now)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(released)) => {
+                    tracing::info!(released, "released unpaid holds past their deadline")
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "releasing expired holds failed"),
+                Err(error) => tracing::warn!(%error, "releasing expired holds failed"),
+            }
+        }
+    });
+}
+
 /// Reads a PEM certificate chain and private key into a rustls server
 /// configuration (ring provider, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1).
 fn tls_config(
@@ -133,6 +158,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(checked: Checked) -> Result<Self, StartError> {
+        Self::build_with_clock(checked, clock::Clock::system()).await
+    }
+
+    /// Builds with a given clock (tests move it to cross deadlines).
+    pub async fn build_with_clock(
+        checked: Checked,
+        clock: clock::Clock,
+    ) -> Result<Self, StartError> {
         let (store, key_source) = open_store(&checked).await?;
         keys::watch(&key_source, store.keys().clone());
         let env = checked.settings.env;
@@ -167,10 +200,17 @@ impl Application {
         let authorizer =
             authz::Authorizer::load(&checked.settings.policy_dir, store.clone()).await?;
         authorizer.watch();
+        let gateways = plugins::build_gateways(&checked.settings.payments)?;
+        if !gateways.names().is_empty() {
+            tracing::info!(gateways = ?gateways.names(), "payment gateways configured");
+        }
+        release_holds_periodically(store.clone(), clock.clone());
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {
                     store: store.clone(),
+                    clock: clock.clone(),
+                    gateways: gateways.clone(),
                     authorizer: authorizer.clone(),
                     session_length: chrono::Duration::hours(i64::from(
                         checked.settings.session_hours,
@@ -181,6 +221,8 @@ impl Application {
             store,
             env,
             authorizer,
+            gateways,
+            clock,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -673,6 +673,7 @@ mod tests {
             ends_at: starts_at + chrono::Duration::hours(1),
             blocked_until: starts_at + chrono::Duration::hours(1),
             status: ReservationStatus::Confirmed,
+            hold_until: None,
             created_at: now(),
             updated_at: now(),
         }

@@ -203,6 +203,9 @@ pub struct WebhookEvent {
     pub id: String,
     /// The provider reference of the payment it concerns, if any.
     pub reference: Option<String>,
+    /// kluis's own payment id, when the provider echoes it back (metadata):
+    /// finds a payment whose start timed out before its reference was known.
+    pub payment_id: Option<String>,
     pub kind: String,
 }
 
@@ -295,5 +298,115 @@ mod tests {
         for status in PaymentStatus::ALL {
             assert_eq!(PaymentStatus::parse(status.as_str()), Some(status));
         }
+    }
+}
+
+/// What a venue asks guests to pay when they book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentRule {
+    /// Nothing online.
+    None,
+    /// A deposit, per booking or per guest.
+    Deposit { amount: Money, per_guest: bool },
+    /// The full price up front, per booking or per guest.
+    Prepayment { amount: Money, per_guest: bool },
+}
+
+impl PaymentRule {
+    /// The amount a booking for this party must pay before it is confirmed.
+    pub fn due(&self, party: crate::PartySize) -> Result<Option<Money>, DomainError> {
+        match *self {
+            Self::None => Ok(None),
+            Self::Deposit { amount, per_guest } | Self::Prepayment { amount, per_guest } => {
+                let due = if per_guest {
+                    amount.times(party.get())?
+                } else {
+                    amount
+                };
+                Ok((!due.is_zero()).then_some(due))
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Deposit { .. } => "deposit",
+            Self::Prepayment { .. } => "prepayment",
+        }
+    }
+}
+
+/// A venue's payment rule and how long an unpaid booking holds its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPolicy {
+    pub rule: PaymentRule,
+    pub hold: crate::Minutes,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> Self {
+        Self {
+            rule: PaymentRule::None,
+            hold: crate::Minutes::new_unchecked(15),
+        }
+    }
+}
+
+/// A payment as kluis keeps it: provider, reference, amounts, status, and
+/// of the card at most brand and last four digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: String,
+    pub reservation_id: crate::ReservationId,
+    pub gateway: String,
+    pub reference: Option<String>,
+    pub amount: Money,
+    pub refunded: Money,
+    pub status: PaymentStatus,
+    pub failure_reason: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Payment {
+    /// What can still be refunded.
+    pub fn refundable(&self) -> i64 {
+        match self.status {
+            PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded => {
+                self.amount.minor() - self.refunded.minor()
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn per_guest_rules_multiply_by_the_party() {
+        let amount = Money::new(1_000, Currency::parse("EUR").expect("valid")).expect("valid");
+        let party = crate::PartySize::parse(4).expect("valid");
+        let per_guest = PaymentRule::Deposit {
+            amount,
+            per_guest: true,
+        };
+        assert_eq!(
+            per_guest.due(party).map(|m| m.map(|m| m.minor())),
+            Ok(Some(4_000))
+        );
+        let per_booking = PaymentRule::Prepayment {
+            amount,
+            per_guest: false,
+        };
+        assert_eq!(
+            per_booking.due(party).map(|m| m.map(|m| m.minor())),
+            Ok(Some(1_000))
+        );
+        assert_eq!(PaymentRule::None.due(party), Ok(None));
     }
 }

@@ -94,6 +94,8 @@ pub struct Reservation {
     /// until then.
     pub blocked_until: DateTime<Utc>,
     pub status: ReservationStatus,
+    /// A pending reservation holds its slot until then, waiting for payment.
+    pub hold_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

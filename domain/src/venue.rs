@@ -21,6 +21,7 @@ pub struct Venue {
     pub country: Option<crate::Country>,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
+    pub payments: crate::payments::PaymentPolicy,
 }
 
 /// How bookings at a venue work.
@@ -333,6 +334,7 @@ pub(crate) mod tests {
             name: "Test venue".to_owned(),
             time_zone: parse_time_zone(tz).expect("valid zone"),
             country: None,
+            payments: crate::payments::PaymentPolicy::default(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -6,6 +6,7 @@ mod connection;
 mod guests;
 mod idempotency;
 mod keys;
+mod payments;
 mod reservations;
 mod rows;
 mod schema;
@@ -19,6 +20,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use keys::RotationProgress;
+pub use payments::{BeginPayment, ProviderAnswer};
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

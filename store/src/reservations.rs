@@ -69,6 +69,7 @@ fn from_answer(answer: &str) -> Result<Reservation, StoreError> {
 fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
     ReservationRow {
         guest_id: reservation.guest_id.map(|id| id.to_string()),
+        hold_until: reservation.hold_until.map(db_instant),
         id: reservation.id.to_string(),
         venue_id: reservation.venue_id.to_string(),
         resource_id: reservation.resource_id.to_string(),
@@ -108,6 +109,34 @@ impl Store {
         }
         .into())
     }
+}
+
+/// Gives back the slots of pending reservations whose payment deadline has
+/// passed (of one venue, or all): they become cancelled.
+macro_rules! release_expired_holds {
+    ($c:expr, $s:ident, $venue:expr, $now:expr) => {{
+        use $s::reservations::dsl as held;
+        let venue: Option<&str> = $venue;
+        let expired = held::reservations
+            .filter(held::status.eq(ReservationStatus::Pending.as_str()))
+            .filter(held::hold_until.le(db_instant($now)));
+        match venue {
+            Some(venue) => diesel::update(expired.filter(held::venue_id.eq(venue)))
+                .set((
+                    held::status.eq(ReservationStatus::Cancelled.as_str()),
+                    held::hold_until.eq(None::<DateTime<Utc>>),
+                    held::version.eq(held::version + 1),
+                ))
+                .execute($c)?,
+            None => diesel::update(expired)
+                .set((
+                    held::status.eq(ReservationStatus::Cancelled.as_str()),
+                    held::hold_until.eq(None::<DateTime<Utc>>),
+                    held::version.eq(held::version + 1),
+                ))
+                .execute($c)?,
+        }
+    }};
 }
 
 /// Loads a reservation's row inside the transaction that will change it,
@@ -279,12 +308,15 @@ impl ReservationRepository for Store {
                 }
                 let venue: Venue =
                     load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
+                // Holds whose payment deadline passed give their slot back
+                // before anyone looks for a free one.
+                release_expired_holds!(c, s, Some(&venue_id), now);
                 let resources = load_resources!(c, s, &venue_id);
                 let blocked_until = request.starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
                 let occupied =
-                    load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "");
+                    load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now);
                 let placement = BookingContext {
                     venue: &venue,
                     resources: &resources,
@@ -350,8 +382,19 @@ impl ReservationRepository for Store {
                     ends_at: placement.ends_at,
                     blocked_until: placement.blocked_until,
                     status: ReservationStatus::Confirmed,
+                    hold_until: None,
                     created_at: now,
                     updated_at: now,
+                };
+                // A venue that wants money up front gets a pending booking
+                // that holds its slot until the payment deadline.
+                let reservation = match venue.payments.rule.due(request.party_size)? {
+                    Some(_) => Reservation {
+                        status: ReservationStatus::Pending,
+                        hold_until: Some(now + venue.payments.hold.duration()),
+                        ..reservation
+                    },
+                    None => reservation,
                 };
                 let row = row_of(&reservation, 1);
                 let notes_sealed = guest
@@ -388,6 +431,7 @@ impl ReservationRepository for Store {
                             r::key_version.eq(notes_sealed.as_ref().map(|_| db_version(version))),
                             r::notes_sealed.eq(notes_sealed),
                             r::manage_token_hash.eq(token.hash()),
+                            r::hold_until.eq(row.hold_until),
                         ),
                     ))
                     .execute(c);
@@ -458,7 +502,7 @@ impl ReservationRepository for Store {
                 let blocked_until = starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
-                let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id);
+                let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now);
                 let placement = BookingContext {
                     venue: &venue,
                     resources: &resources,
@@ -641,6 +685,18 @@ impl Store {
                 )));
             }
             Ok(reservation)
+        }))
+    }
+}
+
+impl Store {
+    /// Cancels every pending reservation whose payment deadline passed, so
+    /// its slot is free again; returns how many.
+    pub fn release_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            let released = release_expired_holds!(c, s, None, now);
+            Ok::<_, StoreError>(released)
         }))
     }
 }

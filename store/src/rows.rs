@@ -29,6 +29,11 @@ pub struct VenueRow {
     pub _created_at: DateTime<Utc>,
     pub _updated_at: DateTime<Utc>,
     pub country: Option<String>,
+    pub payment_rule: String,
+    pub payment_per_guest: bool,
+    pub payment_amount_minor: i64,
+    pub payment_currency: String,
+    pub payment_hold_minutes: i32,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -70,6 +75,8 @@ pub struct ReservationRow {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub guest_id: Option<String>,
+    #[serde(default)]
+    pub hold_until: Option<DateTime<Utc>>,
 }
 
 /// The columns of [`ReservationRow`], in its order.
@@ -88,6 +95,7 @@ macro_rules! reservation_columns {
             $s::reservations::created_at,
             $s::reservations::updated_at,
             $s::reservations::guest_id,
+            $s::reservations::hold_until,
         )
     };
 }
@@ -145,7 +153,20 @@ impl VenueRow {
         }
         .validate()
         .map_err(|e| bad(e.to_string()))?;
+        let amount = domain::payments::Currency::parse(&self.payment_currency)
+            .and_then(|currency| domain::payments::Money::new(self.payment_amount_minor, currency))
+            .map_err(|e| bad(e.to_string()))?;
+        let per_guest = self.payment_per_guest;
+        let payments = domain::payments::PaymentPolicy {
+            rule: match self.payment_rule.as_str() {
+                "deposit" => domain::payments::PaymentRule::Deposit { amount, per_guest },
+                "prepayment" => domain::payments::PaymentRule::Prepayment { amount, per_guest },
+                _ => domain::payments::PaymentRule::None,
+            },
+            hold: minutes("venue", id, self.payment_hold_minutes)?,
+        };
         Ok(Venue {
+            payments,
             id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
             slug: Slug::parse(&self.slug).map_err(&bad)?,
             time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,
@@ -201,6 +222,7 @@ impl TryFrom<ReservationRow> for Reservation {
             starts_at: row.starts_at,
             ends_at: row.ends_at,
             blocked_until: row.blocked_until,
+            hold_until: row.hold_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -23,6 +23,11 @@ macro_rules! kluis_schema {
                 created_at -> $Instant,
                 updated_at -> $Instant,
                 country -> Nullable<Text>,
+                payment_rule -> Text,
+                payment_per_guest -> Bool,
+                payment_amount_minor -> BigInt,
+                payment_currency -> Text,
+                payment_hold_minutes -> Integer,
             }
         }
 
@@ -70,6 +75,7 @@ macro_rules! kluis_schema {
                 notes_sealed -> Nullable<Binary>,
                 manage_token_hash -> Nullable<Binary>,
                 key_version -> Nullable<Integer>,
+                hold_until -> Nullable<$Instant>,
             }
         }
 
@@ -180,6 +186,50 @@ macro_rules! kluis_schema {
                 failures -> Integer,
                 last_failure_at -> $Instant,
                 blocked_until -> Nullable<$Instant>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            payments (id) {
+                id -> Text,
+                reservation_id -> Text,
+                gateway -> Text,
+                provider_reference -> Nullable<Text>,
+                amount_minor -> BigInt,
+                currency -> Text,
+                refunded_minor -> BigInt,
+                status -> Text,
+                failure_reason -> Nullable<Text>,
+                card_brand -> Nullable<Text>,
+                card_last4 -> Nullable<Text>,
+                idempotency_key -> Text,
+                request_hash -> Text,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            payment_events (payment_id, at) {
+                payment_id -> Text,
+                at -> $Instant,
+                status -> Text,
+                source -> Text,
+                detail -> Nullable<Text>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            webhook_events (provider, event_id) {
+                provider -> Text,
+                event_id -> Text,
+                received_at -> $Instant,
             }
         }
 

@@ -51,7 +51,7 @@ pub(crate) use load_resources;
 /// Loads the spans during which a venue's resources are taken by active
 /// reservations that overlap `[from, until)`.
 macro_rules! load_occupancy {
-    ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr) => {{
+    ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr, $now:expr) => {{
         use $s::reservations::dsl as r;
         let active: Vec<&str> = ReservationStatus::ACTIVE
             .iter()
@@ -63,6 +63,12 @@ macro_rules! load_occupancy {
             .filter(r::starts_at.lt(db_instant($until)))
             .filter(r::blocked_until.gt(db_instant($from)))
             .filter(r::id.ne($except))
+            // A hold whose payment deadline passed no longer holds.
+            .filter(
+                r::hold_until
+                    .is_null()
+                    .or(r::hold_until.gt(db_instant($now))),
+            )
             .select((r::resource_id, r::starts_at, r::blocked_until))
             .load($c)?;
         spans
@@ -88,6 +94,7 @@ pub struct VenueDefinition {
     pub name: String,
     pub time_zone: Tz,
     pub country: Option<domain::Country>,
+    pub payments: domain::payments::PaymentPolicy,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -149,9 +156,30 @@ impl Store {
                     v::max_advance_days.eq(db_int(rules.max_advance_days)),
                     v::updated_at.eq(now),
                 );
+                let (rule, per_guest, amount) = match definition.payments.rule {
+                    domain::payments::PaymentRule::None => ("none", false, None),
+                    domain::payments::PaymentRule::Deposit { amount, per_guest } => {
+                        ("deposit", per_guest, Some(amount))
+                    }
+                    domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
+                        ("prepayment", per_guest, Some(amount))
+                    }
+                };
+                let payment_values = (
+                    v::payment_rule.eq(rule),
+                    v::payment_per_guest.eq(per_guest),
+                    v::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
+                    v::payment_currency
+                        .eq(amount
+                            .map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
+                    v::payment_hold_minutes.eq(db_int(definition.payments.hold.get())),
+                );
                 let venue_id = match existing {
                     Some(id) => {
                         diesel::update(v::venues.find(&id)).set(values).execute(c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(payment_values)
+                            .execute(c)?;
                         report.venues_updated += 1;
                         id
                     }
@@ -164,6 +192,9 @@ impl Store {
                                 v::created_at.eq(now),
                                 values,
                             ))
+                            .execute(c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(payment_values)
                             .execute(c)?;
                         report.venues_created += 1;
                         id
@@ -325,7 +356,7 @@ impl VenueRepository for Store {
                         let until = *last
                             + venue.rules.booking_duration.duration()
                             + venue.rules.buffer.duration();
-                        load_occupancy!(c, s, &id, *from, until, "")
+                        load_occupancy!(c, s, &id, *from, until, "", now)
                     }
                     _ => Vec::new(),
                 };

@@ -100,6 +100,74 @@ name = "The table"
 capacity = 4
 "#;
 
+/// A venue that asks a 10 EUR deposit per guest, held 15 minutes.
+pub const DEPOSIT_VENUE: &str = r#"
+[[venue]]
+slug = "deposit-bistro"
+name = "Deposit Bistro"
+time_zone = "UTC"
+slot_interval_minutes = 60
+booking_duration_minutes = 60
+min_notice_minutes = 0
+max_party_size = 4
+payment = "deposit"
+payment_amount = 1000
+payment_currency = "EUR"
+payment_per_guest = true
+payment_hold_minutes = 15
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+
+[[venue.resource]]
+slug = "table"
+name = "The table"
+capacity = 4
+"#;
+
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_kluis_tests";
+
+/// Payment settings pointing Stripe at a local fake.
+pub fn stripe_config(
+    base_url: &str,
+    timeout_seconds: u64,
+) -> anyhow::Result<plugins::PaymentsConfig> {
+    let text = format!(
+        "[stripe]\nsecret_key = \"sk_test_kluis\"\nwebhook_secret = \"{STRIPE_WEBHOOK_SECRET}\"\n\
+         base_url = \"{base_url}\"\ntimeout_seconds = {timeout_seconds}\n[onsite]\nenabled = true\n"
+    );
+    toml_config(&text)
+}
+
+fn toml_config(text: &str) -> anyhow::Result<plugins::PaymentsConfig> {
+    use figment::providers::Format;
+    Ok(figment::Figment::from(figment::providers::Toml::string(text)).extract()?)
+}
+
+/// One of Stripe's own sample objects (`shared/specs/stripe`), with fields
+/// replaced.
+pub fn stripe_fixture(resource: &str, changes: Value) -> anyhow::Result<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/specs/stripe/fixtures3.json"
+    );
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut object = all["resources"][resource].clone();
+    if let (Some(target), Some(changes)) = (object.as_object_mut(), changes.as_object()) {
+        for (key, value) in changes {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    anyhow::ensure!(object.is_object(), "no Stripe fixture for {resource}");
+    Ok(object)
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -107,6 +175,7 @@ pub struct TestApp {
     database_url: String,
     checked: api::config::Checked,
     dir: tempfile::TempDir,
+    clock: api::clock::Clock,
 }
 
 /// Everything every server in this test process logged, at debug level for
@@ -218,6 +287,7 @@ pub struct Options {
     pub env: Environment,
     pub venues: &'static str,
     pub tls: Option<TlsFiles>,
+    pub payments: plugins::PaymentsConfig,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -232,6 +302,7 @@ impl Default for Options {
             env: Environment::Production,
             venues: ONE_TABLE_VENUE,
             tls: None,
+            payments: plugins::PaymentsConfig::default(),
         }
     }
 }
@@ -271,6 +342,7 @@ impl TestApp {
             behind_proxy: true,
             policy_dir,
             session_hours: 12,
+            payments: options.payments,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;
@@ -279,7 +351,9 @@ impl TestApp {
             api::import::parse("test-venues.toml", options.venues)?,
         )
         .await?;
-        let application = api::Application::build(checked.clone()).await?;
+        let clock = api::clock::Clock::system();
+        let application =
+            api::Application::build_with_clock(checked.clone(), clock.clone()).await?;
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Ok(Self {
@@ -289,7 +363,13 @@ impl TestApp {
             database_url,
             checked,
             dir,
+            clock,
         })
+    }
+
+    /// Moves the server's clock forward (hold deadlines, notice periods).
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
     }
 
     /// This server's copy of the policy folder, for edit tests.

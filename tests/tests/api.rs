@@ -9,5 +9,6 @@ mod api {
     mod guests;
     mod idempotency;
     mod limits;
+    mod payments;
     mod tls;
 }

@@ -5,6 +5,7 @@ pub mod errors;
 pub mod guard;
 mod limits;
 mod mutation;
+pub mod payments;
 mod query;
 pub mod types;
 mod venues;
@@ -25,6 +26,7 @@ pub struct Mutation(
     mutation::BookingMutation,
     access::AccessMutation,
     venues::VenueMutation,
+    payments::PaymentMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -40,6 +42,8 @@ pub const DEFAULT_PAGE: i32 = 20;
 /// What the schema's resolvers need at run time.
 pub struct Services {
     pub store: Store,
+    pub clock: crate::clock::Clock,
+    pub gateways: plugins::Gateways,
     pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
     pub session_length: chrono::Duration,
 }
@@ -55,6 +59,8 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
     if let Some(services) = services {
         builder = builder
             .data(services.store)
+            .data(services.clock)
+            .data(services.gateways)
             .data(services.authorizer)
             .data(access::SessionLength(services.session_length));
     }
@@ -64,6 +70,12 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
 /// The schema in SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
     build(None, Environment::Development).sdl()
+}
+
+/// The time the booking rules see.
+fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
+    ctx.data_opt::<crate::clock::Clock>()
+        .map_or_else(chrono::Utc::now, crate::clock::Clock::now)
 }
 
 fn store<'a>(ctx: &Context<'a>) -> &'a Store {

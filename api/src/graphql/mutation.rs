@@ -9,7 +9,7 @@ use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::types::{Access, ReservationObject, Status};
-use super::{blocking, guard, store};
+use super::{blocking, guard, now, store};
 
 #[derive(Default)]
 pub struct BookingMutation;
@@ -130,6 +130,7 @@ impl BookingMutation {
         let (name, email, notes) = guest_details(&input.guest)?;
         let raw_phone = input.guest.phone.filter(|raw| !raw.trim().is_empty());
         let store = store(ctx).clone();
+        let at = now(ctx);
         let (booking, venue) = blocking(move || {
             let venue = store
                 .venue(venue_id)?
@@ -150,7 +151,7 @@ impl BookingMutation {
                     notes,
                 },
             };
-            let booking = store.create_reservation(&request, &key, Utc::now())?;
+            let booking = store.create_reservation(&request, &key, at)?;
             Ok((booking, venue))
         })
         .await?;
@@ -188,8 +189,9 @@ impl BookingMutation {
         };
         let (id, access) =
             authorize_change(ctx, &id, manage_token, "Mutation.modifyReservation").await?;
+        let at = now(ctx);
         respond(ctx, access, move |store| {
-            store.modify_reservation(id, &change, &key, Utc::now())
+            store.modify_reservation(id, &change, &key, at)
         })
         .await
     }
@@ -206,8 +208,9 @@ impl BookingMutation {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let (id, access) =
             authorize_change(ctx, &id, manage_token, "Mutation.cancelReservation").await?;
+        let at = now(ctx);
         respond(ctx, access, move |store| {
-            store.cancel_reservation(id, &key, Utc::now())
+            store.cancel_reservation(id, &key, at)
         })
         .await
     }
@@ -222,8 +225,9 @@ impl BookingMutation {
         let (id, access) =
             authorize_change(ctx, &id, None, "Mutation.setReservationStatus").await?;
         let next = status.into();
+        let at = now(ctx);
         respond(ctx, access, move |store| {
-            store.set_reservation_status(id, next, Utc::now())
+            store.set_reservation_status(id, next, at)
         })
         .await
     }
@@ -233,7 +237,7 @@ impl BookingMutation {
 /// bearer) it is the guest, for their own reservation only; otherwise the
 /// caller, in the reservation's venue. A token that fits nothing, and a
 /// venue the caller cannot see, read as NOT_FOUND.
-async fn authorize_change(
+pub(super) async fn authorize_change(
     ctx: &Context<'_>,
     id: &ID,
     manage_token: Option<String>,

@@ -7,7 +7,7 @@ use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::types::{Access, ReservationObject, ResourceObject, Slot, VenueObject, local};
-use super::{DEFAULT_PAGE, MAX_PAGE, blocking, guard, store};
+use super::{DEFAULT_PAGE, MAX_PAGE, blocking, guard, now, store};
 
 #[derive(Default)]
 pub struct BookingQuery;
@@ -75,11 +75,12 @@ impl BookingQuery {
         let venue_id = VenueId::parse(&venue_id).or_gql()?;
         let party = PartySize::parse(i64::from(party_size)).or_gql()?;
         let store = store(ctx).clone();
+        let at = now(ctx);
         let (venue, resources, slots) = blocking(move || {
             let venue = store
                 .venue(venue_id)?
                 .ok_or(DomainError::not_found("venue"))?;
-            let slots = store.availability(venue_id, date, party, Utc::now())?;
+            let slots = store.availability(venue_id, date, party, at)?;
             let resources = store.resources(venue_id)?;
             Ok((venue, resources, slots))
         })

@@ -234,9 +234,9 @@ impl ReservationObject {
         }
     }
 
-    /// The guest record, for callers the policy lets read `object`; a
-    /// denied field is FORBIDDEN on its own and the rest still answers.
-    async fn personal(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+    /// Whether the policy lets this caller read `object` of this
+    /// reservation; FORBIDDEN (or UNAUTHENTICATED) on that field otherwise.
+    fn check(&self, ctx: &Context<'_>, object: &str) -> Result<()> {
         let permitted = self.subject(ctx).is_some_and(|subject| {
             super::guard::allowed_as(
                 ctx,
@@ -246,9 +246,17 @@ impl ReservationObject {
                 super::guard::READ,
             )
         });
-        if !permitted {
-            return Err(super::guard::forbidden(ctx, object));
+        if permitted {
+            Ok(())
+        } else {
+            Err(super::guard::forbidden(ctx, object))
         }
+    }
+
+    /// The guest record, for callers the policy lets read `object`; a
+    /// denied field is FORBIDDEN on its own and the rest still answers.
+    async fn personal(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+        self.check(ctx, object)?;
         let record = self
             .guest
             .get_or_try_init(|| async {
@@ -335,6 +343,19 @@ impl ReservationObject {
             .personal(ctx, "Reservation.guestPhone")
             .await?
             .and_then(|record| record.guest.phone.as_ref().map(|p| p.expose().to_owned())))
+    }
+
+    /// Until when an unpaid (pending) reservation holds its slot.
+    async fn hold_until(&self) -> Option<DateTime<FixedOffset>> {
+        self.reservation
+            .hold_until
+            .map(|at| local(at, self.venue.time_zone))
+    }
+
+    /// Payment data: amounts, status, provider, card brand and last four.
+    async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
+        self.check(ctx, "Reservation.payments")?;
+        super::payments::payments_of(ctx, self.reservation.id).await
     }
 
     /// Personal: the guest's remarks for this reservation.

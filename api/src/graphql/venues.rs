@@ -56,6 +56,47 @@ pub struct VenueInput {
     pub max_advance_days: Option<i32>,
     pub opening_hours: Vec<OpeningHoursInput>,
     pub resources: Vec<ResourceInput>,
+    /// What guests pay when they book; left out, the venue keeps its rule.
+    pub payment: Option<PaymentRuleInput>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    None,
+    Deposit,
+    Prepayment,
+}
+
+#[derive(InputObject)]
+pub struct PaymentRuleInput {
+    pub kind: PaymentKind,
+    /// In the currency's minor unit (cents).
+    pub amount: i32,
+    /// ISO 4217, e.g. EUR.
+    pub currency: String,
+    #[graphql(default)]
+    pub per_guest: bool,
+    /// How long an unpaid booking holds its slot (default 15).
+    pub hold_minutes: Option<i32>,
+}
+
+fn payment_policy(input: &PaymentRuleInput) -> Result<domain::payments::PaymentPolicy> {
+    use domain::payments::{Currency, Money, PaymentPolicy, PaymentRule};
+    let currency = Currency::parse(&input.currency).or_gql()?;
+    let amount = Money::new(i64::from(input.amount), currency).or_gql()?;
+    let per_guest = input.per_guest;
+    let rule = match input.kind {
+        PaymentKind::None => PaymentRule::None,
+        PaymentKind::Deposit => PaymentRule::Deposit { amount, per_guest },
+        PaymentKind::Prepayment => PaymentRule::Prepayment { amount, per_guest },
+    };
+    let hold = match input.hold_minutes {
+        None => PaymentPolicy::default().hold,
+        Some(minutes) => {
+            Minutes::parse("payment.holdMinutes", i64::from(minutes), 1, 24 * 60).or_gql()?
+        }
+    };
+    Ok(PaymentPolicy { rule, hold })
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> async_graphql::Error {
@@ -104,6 +145,12 @@ fn resource_kind(kind: Option<ResourceKindValue>) -> ResourceKind {
 
 /// Checks a venue input into a definition, naming the field at fault.
 pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
+    let payments = input
+        .payment
+        .as_ref()
+        .map(payment_policy)
+        .transpose()?
+        .unwrap_or_default();
     let defaults = BookingRules::restaurant_defaults();
     let limit = BookingRules::MAX_DURATION_MINUTES;
     let rules = BookingRules {
@@ -187,6 +234,7 @@ pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
         name: check_display_name(&input.name).map_err(|reason| invalid("name", reason))?,
         time_zone: parse_time_zone(&input.time_zone)
             .map_err(|reason| invalid("timeZone", reason))?,
+        payments,
         country: input
             .country
             .as_deref()
@@ -208,7 +256,8 @@ impl VenueMutation {
     /// managers and admins), all in one transaction.
     async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<VenueObject> {
         const OBJECT: &str = "Mutation.saveVenue";
-        let definition = definition(input)?;
+        let keeps_payment = input.payment.is_none();
+        let mut definition = definition(input)?;
         let slug = definition.slug.clone();
         let store = store(ctx).clone();
         let existing = {
@@ -217,7 +266,15 @@ impl VenueMutation {
             blocking(move || store.venue_by_slug(&slug)).await?
         };
         match existing {
-            Some(venue) => guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?,
+            Some(venue) => {
+                guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?;
+                if keeps_payment {
+                    let store = store.clone();
+                    if let Some(current) = blocking(move || store.venue(venue)).await? {
+                        definition.payments = current.payments;
+                    }
+                }
+            }
             // A new venue belongs to no one yet: only a role in every venue
             // may create one.
             None => {

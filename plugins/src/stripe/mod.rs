@@ -327,6 +327,11 @@ impl PaymentGateway for Stripe {
         let event: wire::Event = serde_json::from_slice(body)
             .map_err(|e| GatewayError::InvalidWebhook(format!("unreadable event: {e}")))?;
         let object = event.data.object;
+        let payment_id = object
+            .metadata
+            .get("kluis_payment_id")
+            .and_then(|value| value.as_str())
+            .map(str::to_owned);
         let reference = match object.object.as_deref() {
             Some("payment_intent") => object.id,
             _ => object.payment_intent,
@@ -334,6 +339,7 @@ impl PaymentGateway for Stripe {
         Ok(WebhookEvent {
             id: event.id,
             reference,
+            payment_id,
             kind: event.kind,
         })
     }

@@ -89,6 +89,8 @@ pub struct EventObject {
     pub object: Option<String>,
     /// Set on charges and refunds: the PaymentIntent they belong to.
     pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, serde_json::Value>,
 }
 
 impl PaymentError {

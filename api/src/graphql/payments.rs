@@ -1,0 +1,408 @@
+//! Payments over GraphQL: start, complete after a challenge, refund. The
+//! front-end's word never changes a payment: every state comes from the
+//! provider (its answer here, or a verified webhook).
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::payments::{
+    GatewayError, Money, NextAction, Payment, PaymentGateway, PaymentStep, StartPayment,
+};
+use domain::ports::{ReservationRepository, VenueRepository};
+use domain::{DomainError, IdempotencyKey, ReservationId};
+use store::{BeginPayment, ProviderAnswer, Store};
+
+use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard::{self, EXECUTE};
+use super::mutation::authorize_change;
+use super::{blocking, now, store};
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Money")]
+pub struct MoneyValue {
+    /// In the currency's minor unit (cents).
+    pub amount: i64,
+    pub currency: String,
+}
+
+impl From<Money> for MoneyValue {
+    fn from(money: Money) -> Self {
+        Self {
+            amount: money.minor(),
+            currency: money.currency().code().to_owned(),
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "PaymentStatus")]
+pub enum PaymentStatusValue {
+    RequiresAction,
+    Processing,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl From<domain::payments::PaymentStatus> for PaymentStatusValue {
+    fn from(status: domain::payments::PaymentStatus) -> Self {
+        use domain::payments::PaymentStatus as S;
+        match status {
+            S::RequiresAction => Self::RequiresAction,
+            S::Processing => Self::Processing,
+            S::Succeeded => Self::Succeeded,
+            S::Failed => Self::Failed,
+            S::Cancelled => Self::Cancelled,
+            S::Refunded => Self::Refunded,
+            S::PartiallyRefunded => Self::PartiallyRefunded,
+        }
+    }
+}
+
+/// A payment as kluis keeps it: no card number, CVC or expiry exists here.
+#[derive(SimpleObject)]
+#[graphql(name = "Payment")]
+pub struct PaymentObject {
+    pub id: ID,
+    pub gateway: String,
+    pub amount: MoneyValue,
+    pub refunded: MoneyValue,
+    pub status: PaymentStatusValue,
+    pub failure_reason: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Payment> for PaymentObject {
+    fn from(payment: Payment) -> Self {
+        Self {
+            id: ID(payment.id),
+            gateway: payment.gateway,
+            amount: payment.amount.into(),
+            refunded: payment.refunded.into(),
+            status: payment.status.into(),
+            failure_reason: payment.failure_reason,
+            card_brand: payment.card_brand,
+            card_last4: payment.card_last4,
+            created_at: payment.created_at,
+            updated_at: payment.updated_at,
+        }
+    }
+}
+
+/// What the front-end does next: nothing, wait, or run the challenge.
+#[derive(SimpleObject)]
+pub struct PaymentStepPayload {
+    pub payment: PaymentObject,
+    /// Send the guest here for 3D Secure or PayPal approval…
+    pub redirect_url: Option<String>,
+    /// …or hand this to Stripe.js `handleNextAction`.
+    pub client_secret: Option<String>,
+}
+
+fn payload(payment: Payment, step: Option<&PaymentStep>) -> PaymentStepPayload {
+    let (redirect_url, client_secret) = match step {
+        Some(PaymentStep::RequiresAction {
+            next_action: NextAction::RedirectToUrl(url),
+        }) => (Some(url.clone()), None),
+        Some(PaymentStep::RequiresAction {
+            next_action: NextAction::ClientSecret(secret),
+        }) => (None, Some(secret.clone())),
+        _ => (None, None),
+    };
+    PaymentStepPayload {
+        payment: payment.into(),
+        redirect_url,
+        client_secret,
+    }
+}
+
+fn gateways<'a>(ctx: &Context<'a>) -> Result<&'a plugins::Gateways> {
+    ctx.data_opt::<plugins::Gateways>().ok_or_else(|| {
+        api_error(
+            Code::BadUserInput,
+            "gateway: no payment gateway is configured on this server",
+        )
+    })
+}
+
+fn provider_error(error: GatewayError) -> async_graphql::Error {
+    match error {
+        GatewayError::Rejected(reason) => api_error(
+            Code::BadUserInput,
+            format!("the payment provider refused: {reason}"),
+        ),
+        GatewayError::Unsupported(reason) => api_error(Code::BadUserInput, reason),
+        other => super::errors::internal_error(&other),
+    }
+}
+
+/// Asks the provider and records its answer. A provider that is silent or
+/// down leaves the payment `processing`: a later refresh or webhook decides.
+pub async fn settle(
+    store: &Store,
+    gateway: &dyn PaymentGateway,
+    payment: Payment,
+    start: Option<StartPayment>,
+    reference_hint: Option<&str>,
+    source: &'static str,
+    at: DateTime<Utc>,
+) -> Result<PaymentStepPayload> {
+    let known = payment.reference.as_deref().or(reference_hint);
+    let answer = match (&start, known) {
+        (_, Some(reference)) => gateway.refresh(reference).await,
+        (Some(request), None) => gateway.start(request).await,
+        (None, None) => return Ok(payload(payment, None)),
+    };
+    let provider = match answer {
+        Ok(provider) => provider,
+        Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
+            tracing::warn!(payment = %payment.id, "payment provider silent; the payment stays processing");
+            return Ok(payload(payment, Some(&PaymentStep::Processing)));
+        }
+        Err(other) => return Err(provider_error(other)),
+    };
+    let store = store.clone();
+    let id = payment.id.clone();
+    let step = provider.step.clone();
+    let recorded = blocking(move || {
+        store.record_payment_answer(
+            &id,
+            &ProviderAnswer {
+                reference: Some(&provider.reference),
+                step: &provider.step,
+                card_brand: provider.card_brand.as_deref(),
+                card_last4: provider.card_last4.as_deref(),
+                source,
+            },
+            at,
+        )
+    })
+    .await?;
+    Ok(payload(recorded, Some(&step)))
+}
+
+fn start_request(payment: &Payment, token: &str, return_url: Option<String>) -> StartPayment {
+    StartPayment {
+        payment_id: payment.id.clone(),
+        amount: payment.amount,
+        token: token.to_owned(),
+        // The provider's own idempotency key follows kluis's payment: a
+        // retry never creates a second provider payment.
+        idempotency_key: format!("kluis-{}", payment.id),
+        return_url,
+        description: format!("Reservation {}", payment.reservation_id),
+    }
+}
+
+#[derive(Default)]
+pub struct PaymentMutation;
+
+#[Object]
+impl PaymentMutation {
+    /// Pays what the venue asks for a pending reservation, with a provider
+    /// token from the front-end (Stripe PaymentMethod id, `onsite`). Returns
+    /// the provider's answer: done, a challenge to run, processing, or
+    /// failed. Retrying with the same key never pays twice.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "GraphQL arguments of one mutation"
+    )]
+    async fn start_payment(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+        gateway: String,
+        token: String,
+        idempotency_key: String,
+        manage_token: Option<String>,
+        return_url: Option<String>,
+    ) -> Result<PaymentStepPayload> {
+        let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
+        let (id, _) =
+            authorize_change(ctx, &reservation_id, manage_token, "Mutation.startPayment").await?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        let (reservation, venue) = {
+            let store = store.clone();
+            blocking(move || {
+                let reservation = store
+                    .reservation(id)?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                let venue = store
+                    .venue(reservation.venue_id)?
+                    .ok_or(DomainError::not_found("venue"))?;
+                Ok((reservation, venue))
+            })
+            .await?
+        };
+        let provider = gateways(ctx)?
+            .for_venue(&gateway, &venue.id.to_string())
+            .or_gql()?;
+        provider.check_token(&token).or_gql()?;
+        let amount = venue
+            .payments
+            .rule
+            .due(reservation.party_size)
+            .or_gql()?
+            .ok_or_else(|| {
+                api_error(
+                    Code::BadUserInput,
+                    "reservationId: this venue takes no payment online",
+                )
+            })?;
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            format!("{id}\u{1f}{gateway}\u{1f}{token}\u{1f}{}", amount.minor()).as_bytes(),
+        ));
+        let begun = {
+            let store = store.clone();
+            let gateway = gateway.clone();
+            blocking(move || store.begin_payment(id, &gateway, amount, key.as_str(), &hash, at))
+                .await?
+        };
+        let payment = match begun {
+            BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
+        };
+        let request = start_request(&payment, &token, return_url);
+        settle(
+            &store,
+            provider.as_ref(),
+            payment,
+            Some(request),
+            None,
+            "start",
+            at,
+        )
+        .await
+    }
+
+    /// After the guest's challenge: asks the provider how the payment
+    /// stands. The front-end saying "done" proves nothing by itself.
+    async fn complete_payment(
+        &self,
+        ctx: &Context<'_>,
+        payment_id: ID,
+        manage_token: Option<String>,
+    ) -> Result<PaymentStepPayload> {
+        let store = store(ctx).clone();
+        let payment = {
+            let store = store.clone();
+            let id = payment_id.0.clone();
+            blocking(move || {
+                Ok(store
+                    .payment(&id)?
+                    .ok_or(DomainError::not_found("payment"))?)
+            })
+            .await?
+        };
+        let reservation = ID(payment.reservation_id.to_string());
+        authorize_change(ctx, &reservation, manage_token, "Mutation.completePayment").await?;
+        let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                format!(
+                    "gateway: `{}` is not configured on this server",
+                    payment.gateway
+                ),
+            )
+        })?;
+        settle(
+            &store,
+            provider.as_ref(),
+            payment,
+            None,
+            None,
+            "refresh",
+            now(ctx),
+        )
+        .await
+    }
+
+    /// Refunds part or all of a payment (managers). More than what is left
+    /// is refused before the provider is asked.
+    async fn refund_payment(
+        &self,
+        ctx: &Context<'_>,
+        payment_id: ID,
+        amount: i64,
+        idempotency_key: String,
+    ) -> Result<PaymentObject> {
+        let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
+        let store = store(ctx).clone();
+        let (payment, venue) = {
+            let store = store.clone();
+            let id = payment_id.0.clone();
+            blocking(move || {
+                let payment = store
+                    .payment(&id)?
+                    .ok_or(DomainError::not_found("payment"))?;
+                let reservation = store
+                    .reservation(payment.reservation_id)?
+                    .ok_or(DomainError::not_found("payment"))?;
+                Ok((payment, reservation.venue_id))
+            })
+            .await?
+        };
+        guard::require_in_venue(ctx, venue, "Mutation.refundPayment", EXECUTE, "payment")?;
+        let amount = Money::new(amount, payment.amount.currency()).or_gql()?;
+        if amount.is_zero() || amount.minor() > payment.refundable() {
+            return Err(api_error(
+                Code::BadUserInput,
+                format!(
+                    "amount: can refund between 0.01 and {} (paid {}, refunded {})",
+                    Money::new(payment.refundable(), payment.amount.currency())
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    payment.amount,
+                    payment.refunded
+                ),
+            ));
+        }
+        let reference = payment.reference.clone().ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                "paymentId: this payment never reached its provider",
+            )
+        })?;
+        let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                format!(
+                    "gateway: `{}` is not configured on this server",
+                    payment.gateway
+                ),
+            )
+        })?;
+        let refund = provider
+            .refund(
+                &reference,
+                amount,
+                &format!("kluis-refund-{}", key.as_str()),
+            )
+            .await
+            .map_err(provider_error)?;
+        if !refund.succeeded {
+            return Err(api_error(
+                Code::Conflict,
+                "the provider did not accept the refund",
+            ));
+        }
+        let at = now(ctx);
+        let id = payment.id.clone();
+        let recorded = blocking(move || store.record_refund(&id, refund.amount, at)).await?;
+        Ok(recorded.into())
+    }
+}
+
+/// Payments of a reservation, for `Reservation.payments`.
+pub async fn payments_of(
+    ctx: &Context<'_>,
+    reservation: ReservationId,
+) -> Result<Vec<PaymentObject>> {
+    let store = store(ctx).clone();
+    let payments = blocking(move || store.payments_of(reservation)).await?;
+    Ok(payments.into_iter().map(PaymentObject::from).collect())
+}

@@ -1,0 +1,10 @@
+DROP TABLE webhook_events;
+DROP TABLE payment_events;
+DROP TABLE payments;
+DROP INDEX reservations_by_hold;
+ALTER TABLE reservations DROP COLUMN hold_until;
+ALTER TABLE venues DROP COLUMN payment_hold_minutes;
+ALTER TABLE venues DROP COLUMN payment_currency;
+ALTER TABLE venues DROP COLUMN payment_amount_minor;
+ALTER TABLE venues DROP COLUMN payment_per_guest;
+ALTER TABLE venues DROP COLUMN payment_rule;

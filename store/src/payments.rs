@@ -1,0 +1,358 @@
+//! Payments as kluis keeps them, and the only places their state changes:
+//! a provider's answer or a verified webhook, recorded with its source in
+//! the status history.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use domain::payments::{Currency, Money, Payment, PaymentStatus, PaymentStep};
+use domain::{DomainError, ReservationId, ReservationStatus};
+
+use crate::rows::db_instant;
+use crate::{Store, StoreError, WriteTransaction, on_backend};
+
+#[derive(Debug, Clone, Queryable)]
+struct PaymentRow {
+    id: String,
+    reservation_id: String,
+    gateway: String,
+    provider_reference: Option<String>,
+    amount_minor: i64,
+    currency: String,
+    refunded_minor: i64,
+    status: String,
+    failure_reason: Option<String>,
+    card_brand: Option<String>,
+    card_last4: Option<String>,
+    _idempotency_key: String,
+    request_hash: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = StoreError;
+
+    fn try_from(row: PaymentRow) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("payment {}: {what}", row.id));
+        let currency = Currency::parse(&row.currency).map_err(|_| bad("currency"))?;
+        Ok(Payment {
+            reservation_id: ReservationId::parse(&row.reservation_id)
+                .map_err(|_| bad("reservation"))?,
+            amount: Money::new(row.amount_minor, currency).map_err(|_| bad("amount"))?,
+            refunded: Money::new(row.refunded_minor, currency).map_err(|_| bad("refunded"))?,
+            status: PaymentStatus::parse(&row.status).ok_or_else(|| bad("status"))?,
+            id: row.id,
+            gateway: row.gateway,
+            reference: row.provider_reference,
+            failure_reason: row.failure_reason,
+            card_brand: row.card_brand,
+            card_last4: row.card_last4,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// The outcome of asking to start a payment.
+#[derive(Debug, Clone)]
+pub enum BeginPayment {
+    /// A new payment: call the provider.
+    New(Payment),
+    /// The same request was made before under this key: no new provider
+    /// payment; refresh the existing one instead.
+    Existing(Payment),
+}
+
+/// A provider's answer to record.
+pub struct ProviderAnswer<'a> {
+    pub reference: Option<&'a str>,
+    pub step: &'a PaymentStep,
+    pub card_brand: Option<&'a str>,
+    pub card_last4: Option<&'a str>,
+    /// What said so: `start`, `refresh`, `webhook`, `capture`.
+    pub source: &'a str,
+}
+
+macro_rules! load_payment {
+    ($c:expr, $s:ident, $filter:expr) => {{
+        let row: Option<PaymentRow> = $s::payments::table
+            .filter($filter)
+            .first::<PaymentRow>($c)
+            .optional()?;
+        row.map(Payment::try_from).transpose()?
+    }};
+}
+
+impl Store {
+    /// Opens a payment for a reservation awaiting one, idempotently.
+    pub fn begin_payment(
+        &self,
+        reservation: ReservationId,
+        gateway: &str,
+        amount: Money,
+        idempotency_key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError> {
+        let now = db_instant(now);
+        let reservation_id = reservation.to_string();
+        let payment_id = domain::GuestId::new_random().to_string().replace('-', "");
+        let payment_id = format!("pay_{payment_id}");
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payments::dsl as p;
+            let existing: Option<PaymentRow> = p::payments
+                .filter(p::idempotency_key.eq(idempotency_key))
+                .first::<PaymentRow>(c)
+                .optional()?;
+            if let Some(row) = existing {
+                if row.request_hash != request_hash {
+                    return Err(StoreError::Domain(DomainError::Conflict(
+                        "this idempotency key was already used for a different payment".to_owned(),
+                    )));
+                }
+                return Ok(BeginPayment::Existing(Payment::try_from(row)?));
+            }
+            use s::reservations::dsl as r;
+            let (status, hold_until): (String, Option<DateTime<Utc>>) = r::reservations
+                .find(&reservation_id)
+                .select((r::status, r::hold_until))
+                .first(c)
+                .optional()?
+                .ok_or(DomainError::not_found("reservation"))?;
+            if status != ReservationStatus::Pending.as_str() {
+                return Err(DomainError::invalid(
+                    "reservationId",
+                    "this reservation is not awaiting a payment",
+                )
+                .into());
+            }
+            if hold_until.is_none_or(|until| until <= now) {
+                return Err(DomainError::invalid(
+                    "reservationId",
+                    "the payment deadline has passed and the slot was released; book again",
+                )
+                .into());
+            }
+            let others: Vec<String> = p::payments
+                .filter(p::reservation_id.eq(&reservation_id))
+                .select(p::status)
+                .load(c)?;
+            if others
+                .iter()
+                .any(|s| s == PaymentStatus::Succeeded.as_str())
+            {
+                return Err(
+                    DomainError::Conflict("this reservation is already paid".to_owned()).into(),
+                );
+            }
+            if others
+                .iter()
+                .filter_map(|s| PaymentStatus::parse(s))
+                .any(PaymentStatus::is_in_flight)
+            {
+                return Err(DomainError::Conflict(
+                    "a payment for this reservation is already under way; complete or wait for it"
+                        .to_owned(),
+                )
+                .into());
+            }
+            diesel::insert_into(p::payments)
+                .values((
+                    p::id.eq(&payment_id),
+                    p::reservation_id.eq(&reservation_id),
+                    p::gateway.eq(gateway),
+                    p::amount_minor.eq(amount.minor()),
+                    p::currency.eq(amount.currency().code()),
+                    p::refunded_minor.eq(0i64),
+                    p::status.eq(PaymentStatus::Processing.as_str()),
+                    p::idempotency_key.eq(idempotency_key),
+                    p::request_hash.eq(request_hash),
+                    p::created_at.eq(now),
+                    p::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            use s::payment_events::dsl as e;
+            diesel::insert_into(e::payment_events)
+                .values((
+                    e::payment_id.eq(&payment_id),
+                    e::at.eq(now),
+                    e::status.eq(PaymentStatus::Processing.as_str()),
+                    e::source.eq("created"),
+                ))
+                .execute(c)?;
+            let created = load_payment!(c, s, p::id.eq(&payment_id))
+                .ok_or(DomainError::not_found("payment"))?;
+            Ok(BeginPayment::New(created))
+        }))
+    }
+
+    /// Records what the provider said. A success confirms the reservation;
+    /// settled states are never undone by a late or repeated answer.
+    pub fn record_payment_answer(
+        &self,
+        payment_id: &str,
+        answer: &ProviderAnswer<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| {
+            c.write_transaction(|c| {
+            use s::payments::dsl as p;
+            let current = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            let next = answer.step.status();
+            let settled = matches!(
+                current.status,
+                PaymentStatus::Succeeded | PaymentStatus::Refunded | PaymentStatus::PartiallyRefunded
+            );
+            let status = if settled { current.status } else { next };
+            let reason = match answer.step {
+                PaymentStep::Failed { reason } if !settled => Some(reason.clone()),
+                _ => current.failure_reason.clone(),
+            };
+            diesel::update(p::payments.find(payment_id))
+                .set((
+                    p::status.eq(status.as_str()),
+                    p::provider_reference.eq(current.reference.as_deref().or(answer.reference)),
+                    p::failure_reason.eq(reason),
+                    p::card_brand.eq(answer.card_brand.or(current.card_brand.as_deref())),
+                    p::card_last4.eq(answer.card_last4.or(current.card_last4.as_deref())),
+                    p::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            use s::payment_events::dsl as e;
+            diesel::insert_into(e::payment_events)
+                .values((
+                    e::payment_id.eq(payment_id),
+                    e::at.eq(now),
+                    e::status.eq(next.as_str()),
+                    e::source.eq(answer.source),
+                ))
+                .execute(c)?;
+            if status == PaymentStatus::Succeeded && !settled {
+                use s::reservations::dsl as r;
+                let reservation = current.reservation_id.to_string();
+                let confirmed = diesel::update(
+                    r::reservations
+                        .find(&reservation)
+                        .filter(r::status.eq(ReservationStatus::Pending.as_str())),
+                )
+                .set((
+                    r::status.eq(ReservationStatus::Confirmed.as_str()),
+                    r::hold_until.eq(None::<DateTime<Utc>>),
+                    r::version.eq(r::version + 1),
+                    r::updated_at.eq(now),
+                ))
+                .execute(c)?;
+                if confirmed == 0 {
+                    tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refund due");
+                }
+            }
+            load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment").into())
+        })
+        })
+    }
+
+    /// Records a refund the provider accepted.
+    pub fn record_refund(
+        &self,
+        payment_id: &str,
+        amount: Money,
+        now: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payments::dsl as p;
+            let current = load_payment!(c, s, p::id.eq(payment_id))
+                .ok_or(DomainError::not_found("payment"))?;
+            if amount.minor() > current.refundable() {
+                return Err(
+                    DomainError::invalid("amount", "is more than what is left to refund").into(),
+                );
+            }
+            let refunded = current.refunded.minor() + amount.minor();
+            let status = if refunded == current.amount.minor() {
+                PaymentStatus::Refunded
+            } else {
+                PaymentStatus::PartiallyRefunded
+            };
+            diesel::update(p::payments.find(payment_id))
+                .set((
+                    p::refunded_minor.eq(refunded),
+                    p::status.eq(status.as_str()),
+                    p::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            use s::payment_events::dsl as e;
+            diesel::insert_into(e::payment_events)
+                .values((
+                    e::payment_id.eq(payment_id),
+                    e::at.eq(now),
+                    e::status.eq(status.as_str()),
+                    e::source.eq("refund"),
+                    e::detail.eq(Some(amount.to_string())),
+                ))
+                .execute(c)?;
+            load_payment!(c, s, p::id.eq(payment_id))
+                .ok_or(DomainError::not_found("payment").into())
+        }))
+    }
+
+    pub fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| load_payment!(
+            c,
+            s,
+            s::payments::id.eq(id)
+        )))
+    }
+
+    pub fn payment_by_reference(
+        &self,
+        gateway: &str,
+        reference: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| load_payment!(
+            c,
+            s,
+            s::payments::gateway
+                .eq(gateway)
+                .and(s::payments::provider_reference.eq(reference))
+        )))
+    }
+
+    pub fn payments_of(&self, reservation: ReservationId) -> Result<Vec<Payment>, StoreError> {
+        let id = reservation.to_string();
+        let mut connection = self.connection()?;
+        let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| s::payments::table
+            .filter(s::payments::reservation_id.eq(&id))
+            .order(s::payments::created_at)
+            .load::<PaymentRow>(c)?);
+        rows.into_iter().map(Payment::try_from).collect()
+    }
+
+    /// Records a webhook event id; false when it was handled before.
+    pub fn first_delivery(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        let inserted = on_backend!(&mut *connection, |c, s| diesel::insert_into(
+            s::webhook_events::table
+        )
+        .values((
+            s::webhook_events::provider.eq(provider),
+            s::webhook_events::event_id.eq(event_id),
+            s::webhook_events::received_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)?);
+        Ok(inserted == 1)
+    }
+}

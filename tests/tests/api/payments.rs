@@ -1,0 +1,504 @@
+use anyhow::{Context, Result};
+use api::config::Environment;
+use kluis_tests::{
+    Backend, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
+    error_code, new_key, stripe_config, stripe_fixture, tomorrow_at,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const START: &str = "mutation P($r: ID!, $g: String!, $t: String!, $k: String!, $m: String) { startPayment(reservationId: $r, gateway: $g, token: $t, idempotencyKey: $k, manageToken: $m) { redirectUrl clientSecret payment { id status amount { amount currency } cardBrand cardLast4 failureReason } } }";
+const COMPLETE: &str = "mutation C($p: ID!, $m: String) { completePayment(paymentId: $p, manageToken: $m) { payment { status } } }";
+const MINE: &str = "query T($t: String!) { reservationByToken(token: $t) { status holdUntil payments { status amount { amount } refunded { amount } } } }";
+
+struct Paying {
+    app: TestApp,
+    stripe: MockServer,
+}
+
+async fn paying(backend: Backend, timeout_seconds: u64) -> Result<Paying> {
+    let stripe = MockServer::start().await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: Environment::Production,
+            venues: DEPOSIT_VENUE,
+            tls: None,
+            payments: stripe_config(&stripe.uri(), timeout_seconds)?,
+        },
+    )
+    .await?;
+    Ok(Paying { app, stripe })
+}
+
+/// Books two people at the deposit venue: (reservation id, manage token).
+async fn book(app: &TestApp, hour: u32) -> Result<(Value, String)> {
+    let venue = app.venue_id("deposit-bistro").await?;
+    let booked = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
+            "guest": { "name": "Paula Payer", "email": "paula@example.org" } }, "key": new_key() }),
+        )
+        .await?;
+    let reservation = &booked["data"]["createReservation"]["reservation"];
+    anyhow::ensure!(
+        reservation["status"] == "PENDING",
+        "a deposit venue books pending: {booked}"
+    );
+    let token = booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    Ok((reservation["id"].clone(), token))
+}
+
+fn intent(id: &str, status: &str, extra: Value) -> Result<Value> {
+    let mut changes = json!({ "id": id, "status": status, "amount": 2000, "currency": "eur",
+        "payment_method": { "id": "pm_x", "object": "payment_method", "card": { "brand": "visa", "last4": "4242" } } });
+    if let (Some(target), Some(extra)) = (changes.as_object_mut(), extra.as_object()) {
+        target.extend(extra.clone());
+    }
+    stripe_fixture("payment_intent", changes)
+}
+
+/// The one POST kluis may make to start a payment: authenticated,
+/// idempotent, in minor units, with the PaymentMethod token only.
+fn start_matches(answer: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("authorization", "Bearer sk_test_kluis"))
+        .and(body_string_contains("amount=2000"))
+        .and(body_string_contains("currency=eur"))
+        .and(body_string_contains("payment_method=pm_card_visa"))
+        .respond_with(answer)
+}
+
+fn signed(body: &[u8], at: i64, secret: &str) -> String {
+    plugins::stripe::sign_webhook(secret, at, body)
+}
+
+async fn post_webhook(app: &TestApp, body: &[u8], signature: &str) -> Result<(u16, Value)> {
+    let response = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header("stripe-signature", signature)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_ok",
+        "succeeded",
+        json!({}),
+    )?))
+    .expect(1)
+    .mount(&stripe)
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_ok",
+            "succeeded",
+            json!({}),
+        )?))
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 10).await?;
+    let key = new_key();
+    let variables =
+        json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": key, "m": token });
+    let paid = app.gql(START, variables.clone()).await?;
+    let payment = &paid["data"]["startPayment"]["payment"];
+    assert_eq!(payment["status"], "SUCCEEDED", "{paid}");
+    assert_eq!(
+        payment["amount"],
+        json!({ "amount": 2000, "currency": "EUR" }),
+        "10 EUR per guest, 2 guests"
+    );
+    assert_eq!(
+        (payment["cardBrand"].as_str(), payment["cardLast4"].as_str()),
+        (Some("visa"), Some("4242"))
+    );
+    // The same request again: the same payment, no second provider call.
+    let again = app.gql(START, variables).await?;
+    assert_eq!(
+        again["data"]["startPayment"]["payment"]["id"], payment["id"],
+        "{again}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    assert!(mine["data"]["reservationByToken"]["holdUntil"].is_null());
+
+    let staff = app.staff("staff", Some("deposit-bistro")).await?;
+    let manager = app.staff("manager", Some("deposit-bistro")).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { partySize payments { status } } }";
+    let seen_by_staff = app
+        .gql_as(&staff, read, json!({ "id": reservation }))
+        .await?;
+    assert_eq!(
+        seen_by_staff["data"]["reservation"]["partySize"], 2,
+        "{seen_by_staff}"
+    );
+    assert_eq!(
+        error_code(&seen_by_staff),
+        Some("FORBIDDEN"),
+        "staff never see payment data: {seen_by_staff}"
+    );
+    let seen_by_manager = app
+        .gql_as(&manager, read, json!({ "id": reservation }))
+        .await?;
+    assert_eq!(
+        seen_by_manager["data"]["reservation"]["payments"][0]["status"], "SUCCEEDED",
+        "{seen_by_manager}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_deposit_paid_without_challenge_confirms_the_booking,
+    a_deposit_paid_without_challenge_confirms_the_booking
+);
+
+async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
+    backend: Backend,
+) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    let challenge = intent(
+        "pi_3ds",
+        "requires_action",
+        json!({ "next_action": { "type": "redirect_to_url",
+        "redirect_to_url": { "url": "https://hooks.stripe.com/3d_secure/pi_3ds", "return_url": "https://book.example/done" } } }),
+    )?;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge.clone()))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 11).await?;
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let step = &started["data"]["startPayment"];
+    assert_eq!(
+        step["redirectUrl"], "https://hooks.stripe.com/3d_secure/pi_3ds",
+        "{started}"
+    );
+    assert_eq!(step["payment"]["status"], "REQUIRES_ACTION");
+    let payment = step["payment"]["id"].clone();
+
+    // The front-end says "done" but Stripe still waits: nothing changes.
+    let still = Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_3ds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(challenge))
+        .up_to_n_times(1)
+        .mount_as_scoped(&stripe)
+        .await;
+    let claimed = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        claimed["data"]["completePayment"]["payment"]["status"], "REQUIRES_ACTION",
+        "{claimed}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(mine["data"]["reservationByToken"]["status"], "PENDING");
+    drop(still);
+
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_3ds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_3ds",
+            "succeeded",
+            json!({}),
+        )?))
+        .mount(&stripe)
+        .await;
+    let done = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
+        "{done}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    Ok(())
+}
+both_backends!(
+    three_d_secure_is_a_next_action_and_only_the_provider_settles_it,
+    three_d_secure_is_a_next_action_and_only_the_provider_settles_it
+);
+
+/// Stripe does not answer in time: the payment stays processing; a verified
+/// webhook settles it; forged, stale and repeated webhooks change nothing.
+async fn a_timeout_waits_for_the_webhook_and_bad_webhooks_change_nothing(
+    backend: Backend,
+) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 1).await?;
+    let intent_ok = intent("pi_slow", "succeeded", json!({}))?;
+    start_matches(
+        ResponseTemplate::new(200)
+            .set_body_json(intent_ok.clone())
+            .set_delay(std::time::Duration::from_secs(3)),
+    )
+    .mount(&stripe)
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_slow"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent_ok.clone()))
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 12).await?;
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    assert_eq!(
+        payment["status"], "PROCESSING",
+        "a timeout leaves the payment processing: {started}"
+    );
+    let mut object = intent_ok;
+    object["metadata"] = json!({ "kluis_payment_id": payment["id"] });
+    let event = stripe_fixture(
+        "event",
+        json!({ "id": "evt_slow", "type": "payment_intent.succeeded", "data": { "object": object } }),
+    )?;
+    let body = serde_json::to_vec(&event)?;
+    let now = chrono::Utc::now().timestamp();
+
+    let (status, _) = post_webhook(&app, &body, &signed(&body, now, "whsec_forged")).await?;
+    assert_eq!(status, 400, "a forged webhook");
+    let (status, _) = post_webhook(
+        &app,
+        &body,
+        &signed(&body, now - 400, STRIPE_WEBHOOK_SECRET),
+    )
+    .await?;
+    assert_eq!(status, 400, "a stale webhook");
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["status"], "PROCESSING",
+        "{mine}"
+    );
+    assert_eq!(mine["data"]["reservationByToken"]["status"], "PENDING");
+
+    let oversized = vec![b' '; 257 * 1024];
+    let (status, _) = post_webhook(
+        &app,
+        &oversized,
+        &signed(&oversized, now, STRIPE_WEBHOOK_SECRET),
+    )
+    .await?;
+    assert_eq!(status, 413, "an oversized webhook");
+
+    let (status, answer) =
+        post_webhook(&app, &body, &signed(&body, now, STRIPE_WEBHOOK_SECRET)).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("processed")),
+        "{answer}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["status"], "SUCCEEDED",
+        "{mine}"
+    );
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    let (status, answer) =
+        post_webhook(&app, &body, &signed(&body, now, STRIPE_WEBHOOK_SECRET)).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+    let again = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        again["data"], mine["data"],
+        "a duplicate webhook changed something"
+    );
+    Ok(())
+}
+both_backends!(
+    a_timeout_waits_for_the_webhook_and_bad_webhooks_change_nothing,
+    a_timeout_waits_for_the_webhook_and_bad_webhooks_change_nothing
+);
+
+async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    let intent_declined = stripe_fixture(
+        "payment_intent",
+        json!({ "id": "pi_no", "status": "requires_payment_method" }),
+    )?;
+    start_matches(ResponseTemplate::new(402).set_body_json(json!({ "error": { "type": "card_error",
+        "code": "card_declined", "decline_code": "insufficient_funds", "payment_intent": intent_declined } })))
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 13).await?;
+    let declined = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &declined["data"]["startPayment"]["payment"];
+    assert_eq!(
+        (
+            payment["status"].as_str(),
+            payment["failureReason"].as_str()
+        ),
+        (Some("FAILED"), Some("insufficient_funds")),
+        "{declined}"
+    );
+
+    let venue = app.venue_id("deposit-bistro").await?;
+    let other = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2,
+        "guest": { "name": "Next Guest" } }, "key": new_key() });
+    let blocked = app.gql(CREATE, other.clone()).await?;
+    assert_eq!(
+        error_code(&blocked),
+        Some("SLOT_TAKEN"),
+        "the hold still holds: {blocked}"
+    );
+    app.advance(chrono::Duration::minutes(16));
+    let freed = app.gql(CREATE, other).await?;
+    assert_eq!(
+        freed["data"]["createReservation"]["reservation"]["status"], "PENDING",
+        "{freed}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CANCELLED",
+        "{mine}"
+    );
+    let late = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    assert_eq!(error_code(&late), Some("BAD_USER_INPUT"), "{late}");
+    Ok(())
+}
+both_backends!(
+    a_decline_frees_the_slot_after_the_hold_deadline,
+    a_decline_frees_the_slot_after_the_hold_deadline
+);
+
+async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_paid",
+        "succeeded",
+        json!({}),
+    )?))
+    .mount(&stripe)
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_paid"))
+        .and(body_string_contains("amount=500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_1", "amount": 500, "currency": "eur" }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 14).await?;
+    let paid = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = paid["data"]["startPayment"]["payment"]["id"].clone();
+    let manager = app.staff("manager", Some("deposit-bistro")).await?;
+    let refund = "mutation R($p: ID!, $a: Int!, $k: String!) { refundPayment(paymentId: $p, amount: $a, idempotencyKey: $k) { status refunded { amount } } }";
+    let too_much = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 2001, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(error_code(&too_much), Some("BAD_USER_INPUT"), "{too_much}");
+    let part = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 500, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        part["data"]["refundPayment"]["status"], "PARTIALLY_REFUNDED",
+        "{part}"
+    );
+    assert_eq!(part["data"]["refundPayment"]["refunded"]["amount"], 500);
+    let staff = app.staff("staff", Some("deposit-bistro")).await?;
+    let denied = app
+        .gql_as(
+            &staff,
+            refund,
+            json!({ "p": payment, "a": 100, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+    Ok(())
+}
+both_backends!(
+    refunds_never_exceed_what_was_paid,
+    refunds_never_exceed_what_was_paid
+);
+
+#[tokio::test]
+async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_call() -> Result<()>
+{
+    let Paying { app, stripe } = paying(Backend::Sqlite, 5).await?;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 15).await?;
+    for (gateway, card, reason) in [
+        (
+            "bitcoin",
+            "pm_card_visa",
+            "`bitcoin` is not a payment gateway",
+        ),
+        ("paypal", "pm_card_visa", "`paypal` is not configured"),
+        ("stripe", "4242424242424242", "PaymentMethod id"),
+    ] {
+        let answer = app
+            .gql(
+                START,
+                json!({ "r": reservation, "g": gateway, "t": card, "k": new_key(), "m": token }),
+            )
+            .await?;
+        assert_eq!(error_code(&answer), Some("BAD_USER_INPUT"), "{answer}");
+        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{message}");
+        assert!(
+            !answer.to_string().contains("4242424242424242"),
+            "the card number was echoed"
+        );
+    }
+    let onsite = app
+        .gql(
+            START,
+            json!({ "r": reservation, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+        )
+        .await?;
+    assert_eq!(
+        onsite["data"]["startPayment"]["payment"]["status"], "PROCESSING",
+        "{onsite}"
+    );
+    Ok(())
+}
