@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 #[cfg(feature = "onsite")]
 pub mod onsite;
+#[cfg(feature = "paypal")]
+pub mod paypal;
 #[cfg(feature = "stripe")]
 pub mod stripe;
 
@@ -22,6 +24,8 @@ pub mod stripe;
 pub struct PaymentsConfig {
     #[cfg(feature = "stripe")]
     pub stripe: Option<stripe::StripeConfig>,
+    #[cfg(feature = "paypal")]
+    pub paypal: Option<paypal::PayPalConfig>,
     #[cfg(feature = "onsite")]
     pub onsite: Option<onsite::OnsiteConfig>,
     /// Venue id to the gateways it accepts; a venue not listed accepts
@@ -94,6 +98,10 @@ pub fn build_gateways(config: &PaymentsConfig) -> Result<Gateways, PluginError> 
     #[cfg(feature = "stripe")]
     if let Some(stripe) = &config.stripe {
         gateways.insert("stripe", Arc::new(stripe::Stripe::new(stripe.clone())?));
+    }
+    #[cfg(feature = "paypal")]
+    if let Some(paypal) = &config.paypal {
+        gateways.insert("paypal", Arc::new(paypal::PayPal::new(paypal.clone())?));
     }
     #[cfg(feature = "onsite")]
     if config.onsite.as_ref().is_some_and(|onsite| onsite.enabled) {
