@@ -53,7 +53,7 @@ struct VenueEntry {
     cancel_deadline_minutes: Option<Spanned<i64>>,
     max_party_size: Option<Spanned<i64>>,
     max_advance_days: Option<Spanned<i64>>,
-    /// `none` (default), `deposit` or `prepayment`.
+    /// `none` (default), `deposit`, `prepayment` or `guarantee`.
     payment: Option<Spanned<String>>,
     /// In the currency's minor unit (cents).
     payment_amount: Option<Spanned<i64>>,
@@ -351,11 +351,15 @@ fn payment_policy(
         "none" => PaymentRule::None,
         "deposit" => PaymentRule::Deposit { amount, per_guest },
         "prepayment" => PaymentRule::Prepayment { amount, per_guest },
+        "guarantee" => PaymentRule::Guarantee {
+            fee: amount,
+            per_guest,
+        },
         other => {
             return Err(report.error(
                 kind,
                 &key("payment"),
-                format!("`{other}` is not none, deposit or prepayment"),
+                format!("`{other}` is not none, deposit, prepayment or guarantee"),
             ));
         }
     };

@@ -163,9 +163,20 @@ impl PaymentStep {
     }
 }
 
+/// What a payment does at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Take the amount now.
+    Charge,
+    /// Save the card for a later no-show fee (the provider's setup flow);
+    /// nothing is charged.
+    SaveCard,
+}
+
 /// A request to take money for one payment.
 #[derive(Debug, Clone)]
 pub struct StartPayment {
+    pub purpose: Purpose,
     /// kluis's payment id, sent along as metadata and used to derive the
     /// provider idempotency key: a retry creates one provider payment.
     pub payment_id: String,
@@ -252,6 +263,14 @@ pub trait PaymentGateway: Send + Sync {
         idempotency_key: &str,
     ) -> Result<ProviderRefund, GatewayError>;
 
+    /// Charges a card saved by an earlier `SaveCard` payment (its provider
+    /// reference), without the guest present: the no-show fee.
+    async fn charge_saved(
+        &self,
+        saved: &str,
+        request: &StartPayment,
+    ) -> Result<ProviderPayment, GatewayError>;
+
     /// Verifies a webhook delivery (signature, freshness) and reads it.
     async fn verify_webhook(
         &self,
@@ -310,22 +329,43 @@ pub enum PaymentRule {
     Deposit { amount: Money, per_guest: bool },
     /// The full price up front, per booking or per guest.
     Prepayment { amount: Money, per_guest: bool },
+    /// A card kept on file; a manager may charge this fee after a no-show.
+    Guarantee { fee: Money, per_guest: bool },
+}
+
+/// What a booking must do before it is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    pub purpose: Purpose,
+    /// For a charge, the amount; for a saved card, the fee it may cost.
+    pub amount: Money,
 }
 
 impl PaymentRule {
-    /// The amount a booking for this party must pay before it is confirmed.
-    pub fn due(&self, party: crate::PartySize) -> Result<Option<Money>, DomainError> {
-        match *self {
-            Self::None => Ok(None),
+    /// What a booking for this party must pay or secure before it is
+    /// confirmed.
+    pub fn requirement(&self, party: crate::PartySize) -> Result<Option<Requirement>, DomainError> {
+        let (purpose, amount, per_guest) = match *self {
+            Self::None => return Ok(None),
             Self::Deposit { amount, per_guest } | Self::Prepayment { amount, per_guest } => {
-                let due = if per_guest {
-                    amount.times(party.get())?
-                } else {
-                    amount
-                };
-                Ok((!due.is_zero()).then_some(due))
+                (Purpose::Charge, amount, per_guest)
             }
-        }
+            Self::Guarantee { fee, per_guest } => (Purpose::SaveCard, fee, per_guest),
+        };
+        let amount = if per_guest {
+            amount.times(party.get())?
+        } else {
+            amount
+        };
+        Ok((!amount.is_zero()).then_some(Requirement { purpose, amount }))
+    }
+
+    /// The amount a booking must pay now, if any.
+    pub fn due(&self, party: crate::PartySize) -> Result<Option<Money>, DomainError> {
+        Ok(self
+            .requirement(party)?
+            .filter(|r| r.purpose == Purpose::Charge)
+            .map(|r| r.amount))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -333,6 +373,7 @@ impl PaymentRule {
             Self::None => "none",
             Self::Deposit { .. } => "deposit",
             Self::Prepayment { .. } => "prepayment",
+            Self::Guarantee { .. } => "guarantee",
         }
     }
 }
@@ -359,6 +400,8 @@ impl Default for PaymentPolicy {
 pub struct Payment {
     pub id: String,
     pub reservation_id: crate::ReservationId,
+    /// `charge`, `guarantee` (a saved card) or `no_show_fee`.
+    pub kind: String,
     pub gateway: String,
     pub reference: Option<String>,
     pub amount: Money,
@@ -372,8 +415,11 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// What can still be refunded.
+    /// What can still be refunded (a saved card moved no money).
     pub fn refundable(&self) -> i64 {
+        if self.kind == "guarantee" {
+            return 0;
+        }
         match self.status {
             PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded => {
                 self.amount.minor() - self.refunded.minor()

@@ -20,7 +20,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use keys::RotationProgress;
-pub use payments::{BeginPayment, ProviderAnswer};
+pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

@@ -14,6 +14,7 @@ use crate::{Store, StoreError, WriteTransaction, on_backend};
 struct PaymentRow {
     id: String,
     reservation_id: String,
+    kind: String,
     gateway: String,
     provider_reference: Option<String>,
     amount_minor: i64,
@@ -42,6 +43,7 @@ impl TryFrom<PaymentRow> for Payment {
             refunded: Money::new(row.refunded_minor, currency).map_err(|_| bad("refunded"))?,
             status: PaymentStatus::parse(&row.status).ok_or_else(|| bad("status"))?,
             id: row.id,
+            kind: row.kind,
             gateway: row.gateway,
             reference: row.provider_reference,
             failure_reason: row.failure_reason,
@@ -51,6 +53,18 @@ impl TryFrom<PaymentRow> for Payment {
             updated_at: row.updated_at,
         })
     }
+}
+
+/// A payment to open.
+pub struct NewPayment<'a> {
+    pub reservation: ReservationId,
+    /// `charge`, `guarantee` or `no_show_fee`.
+    pub kind: &'a str,
+    pub gateway: &'a str,
+    pub amount: Money,
+    pub idempotency_key: &'a str,
+    /// Same key, different request: refused.
+    pub request_hash: &'a str,
 }
 
 /// The outcome of asking to start a payment.
@@ -84,17 +98,22 @@ macro_rules! load_payment {
 }
 
 impl Store {
-    /// Opens a payment for a reservation awaiting one, idempotently.
+    /// Opens a payment for a reservation awaiting one (or, for a no-show
+    /// fee, marked no-show), idempotently.
     pub fn begin_payment(
         &self,
-        reservation: ReservationId,
-        gateway: &str,
-        amount: Money,
-        idempotency_key: &str,
-        request_hash: &str,
+        new: &NewPayment<'_>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
         let now = db_instant(now);
+        let NewPayment {
+            reservation,
+            kind,
+            gateway,
+            amount,
+            idempotency_key,
+            request_hash,
+        } = *new;
         let reservation_id = reservation.to_string();
         let payment_id = domain::GuestId::new_random().to_string().replace('-', "");
         let payment_id = format!("pay_{payment_id}");
@@ -120,31 +139,45 @@ impl Store {
                 .first(c)
                 .optional()?
                 .ok_or(DomainError::not_found("reservation"))?;
-            if status != ReservationStatus::Pending.as_str() {
-                return Err(DomainError::invalid(
-                    "reservationId",
-                    "this reservation is not awaiting a payment",
-                )
-                .into());
+            if kind == "no_show_fee" {
+                if status != ReservationStatus::NoShow.as_str() {
+                    return Err(DomainError::invalid(
+                        "reservationId",
+                        "a no-show fee is only for reservations marked no-show",
+                    )
+                    .into());
+                }
+            } else {
+                if status != ReservationStatus::Pending.as_str() {
+                    return Err(DomainError::invalid(
+                        "reservationId",
+                        "this reservation is not awaiting a payment",
+                    )
+                    .into());
+                }
+                if hold_until.is_none_or(|until| until <= now) {
+                    return Err(DomainError::invalid(
+                        "reservationId",
+                        "the payment deadline has passed and the slot was released; book again",
+                    )
+                    .into());
+                }
             }
-            if hold_until.is_none_or(|until| until <= now) {
-                return Err(DomainError::invalid(
-                    "reservationId",
-                    "the payment deadline has passed and the slot was released; book again",
-                )
-                .into());
-            }
+            // One of each kind: one deposit (or guarantee), one no-show fee.
             let others: Vec<String> = p::payments
                 .filter(p::reservation_id.eq(&reservation_id))
+                .filter(p::kind.eq(kind))
                 .select(p::status)
                 .load(c)?;
             if others
                 .iter()
                 .any(|s| s == PaymentStatus::Succeeded.as_str())
             {
-                return Err(
-                    DomainError::Conflict("this reservation is already paid".to_owned()).into(),
-                );
+                return Err(DomainError::Conflict(format!(
+                    "this reservation's {} is already done",
+                    kind.replace('_', " ")
+                ))
+                .into());
             }
             if others
                 .iter()
@@ -161,6 +194,7 @@ impl Store {
                 .values((
                     p::id.eq(&payment_id),
                     p::reservation_id.eq(&reservation_id),
+                    p::kind.eq(kind),
                     p::gateway.eq(gateway),
                     p::amount_minor.eq(amount.minor()),
                     p::currency.eq(amount.currency().code()),
@@ -230,7 +264,7 @@ impl Store {
                     e::source.eq(answer.source),
                 ))
                 .execute(c)?;
-            if status == PaymentStatus::Succeeded && !settled {
+            if status == PaymentStatus::Succeeded && !settled && current.kind != "no_show_fee" {
                 use s::reservations::dsl as r;
                 let reservation = current.reservation_id.to_string();
                 let confirmed = diesel::update(

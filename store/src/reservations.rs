@@ -388,7 +388,7 @@ impl ReservationRepository for Store {
                 };
                 // A venue that wants money up front gets a pending booking
                 // that holds its slot until the payment deadline.
-                let reservation = match venue.payments.rule.due(request.party_size)? {
+                let reservation = match venue.payments.rule.requirement(request.party_size)? {
                     Some(_) => Reservation {
                         status: ReservationStatus::Pending,
                         hold_until: Some(now + venue.payments.hold.duration()),

@@ -161,6 +161,10 @@ impl VenueRow {
             rule: match self.payment_rule.as_str() {
                 "deposit" => domain::payments::PaymentRule::Deposit { amount, per_guest },
                 "prepayment" => domain::payments::PaymentRule::Prepayment { amount, per_guest },
+                "guarantee" => domain::payments::PaymentRule::Guarantee {
+                    fee: amount,
+                    per_guest,
+                },
                 _ => domain::payments::PaymentRule::None,
             },
             hold: minutes("venue", id, self.payment_hold_minutes)?,

@@ -195,6 +195,7 @@ macro_rules! kluis_schema {
             payments (id) {
                 id -> Text,
                 reservation_id -> Text,
+                kind -> Text,
                 gateway -> Text,
                 provider_reference -> Nullable<Text>,
                 amount_minor -> BigInt,

@@ -164,6 +164,9 @@ impl Store {
                     domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
                         ("prepayment", per_guest, Some(amount))
                     }
+                    domain::payments::PaymentRule::Guarantee { fee, per_guest } => {
+                        ("guarantee", per_guest, Some(fee))
+                    }
                 };
                 let payment_values = (
                     v::payment_rule.eq(rule),

@@ -129,6 +129,33 @@ sunday = ["00:00-24:00"]
 slug = "table"
 name = "The table"
 capacity = 4
+
+[[venue]]
+slug = "guarantee-grill"
+name = "Guarantee Grill"
+time_zone = "UTC"
+slot_interval_minutes = 60
+booking_duration_minutes = 60
+min_notice_minutes = 0
+cancel_deadline_minutes = 0
+max_party_size = 4
+payment = "guarantee"
+payment_amount = 2500
+payment_currency = "EUR"
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+
+[[venue.resource]]
+slug = "table"
+name = "The table"
+capacity = 4
 "#;
 
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_kluis_tests";

@@ -27,6 +27,7 @@ pub struct Mutation(
     access::AccessMutation,
     venues::VenueMutation,
     payments::PaymentMutation,
+    payments::NoShowMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;

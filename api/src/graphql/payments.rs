@@ -5,11 +5,11 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::payments::{
-    GatewayError, Money, NextAction, Payment, PaymentGateway, PaymentStep, StartPayment,
+    GatewayError, Money, NextAction, Payment, PaymentGateway, PaymentStep, Purpose, StartPayment,
 };
 use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, IdempotencyKey, ReservationId};
-use store::{BeginPayment, ProviderAnswer, Store};
+use store::{BeginPayment, NewPayment, ProviderAnswer, Store};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
@@ -65,6 +65,9 @@ impl From<domain::payments::PaymentStatus> for PaymentStatusValue {
 #[graphql(name = "Payment")]
 pub struct PaymentObject {
     pub id: ID,
+    /// `charge`, `guarantee` (a card saved for a no-show fee; nothing
+    /// charged) or `no_show_fee`.
+    pub kind: String,
     pub gateway: String,
     pub amount: MoneyValue,
     pub refunded: MoneyValue,
@@ -80,6 +83,7 @@ impl From<Payment> for PaymentObject {
     fn from(payment: Payment) -> Self {
         Self {
             id: ID(payment.id),
+            kind: payment.kind,
             gateway: payment.gateway,
             amount: payment.amount.into(),
             refunded: payment.refunded.into(),
@@ -185,8 +189,14 @@ pub async fn settle(
     Ok(payload(recorded, Some(&step)))
 }
 
-fn start_request(payment: &Payment, token: &str, return_url: Option<String>) -> StartPayment {
+fn start_request(
+    payment: &Payment,
+    token: &str,
+    return_url: Option<String>,
+    purpose: Purpose,
+) -> StartPayment {
     StartPayment {
+        purpose,
         payment_id: payment.id.clone(),
         amount: payment.amount,
         token: token.to_owned(),
@@ -243,10 +253,10 @@ impl PaymentMutation {
             .for_venue(&gateway, &venue.id.to_string())
             .or_gql()?;
         provider.check_token(&token).or_gql()?;
-        let amount = venue
+        let requirement = venue
             .payments
             .rule
-            .due(reservation.party_size)
+            .requirement(reservation.party_size)
             .or_gql()?
             .ok_or_else(|| {
                 api_error(
@@ -254,19 +264,36 @@ impl PaymentMutation {
                     "reservationId: this venue takes no payment online",
                 )
             })?;
+        let amount = requirement.amount;
+        let kind = match requirement.purpose {
+            Purpose::Charge => "charge",
+            Purpose::SaveCard => "guarantee",
+        };
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
             format!("{id}\u{1f}{gateway}\u{1f}{token}\u{1f}{}", amount.minor()).as_bytes(),
         ));
         let begun = {
             let store = store.clone();
             let gateway = gateway.clone();
-            blocking(move || store.begin_payment(id, &gateway, amount, key.as_str(), &hash, at))
-                .await?
+            blocking(move || {
+                store.begin_payment(
+                    &NewPayment {
+                        reservation: id,
+                        kind,
+                        gateway: &gateway,
+                        amount,
+                        idempotency_key: key.as_str(),
+                        request_hash: &hash,
+                    },
+                    at,
+                )
+            })
+            .await?
         };
         let payment = match begun {
             BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
         };
-        let request = start_request(&payment, &token, return_url);
+        let request = start_request(&payment, &token, return_url, requirement.purpose);
         settle(
             &store,
             provider.as_ref(),
@@ -394,6 +421,144 @@ impl PaymentMutation {
         let id = payment.id.clone();
         let recorded = blocking(move || store.record_refund(&id, refund.amount, at)).await?;
         Ok(recorded.into())
+    }
+}
+
+#[derive(Default)]
+pub struct NoShowMutation;
+
+#[Object]
+impl NoShowMutation {
+    /// Charges the no-show fee to the card the guest left as guarantee
+    /// (managers; only for reservations marked no-show). Retrying with the
+    /// same key never charges twice.
+    async fn charge_no_show_fee(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+        idempotency_key: String,
+    ) -> Result<PaymentStepPayload> {
+        let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
+        let id = ReservationId::parse(&reservation_id).or_gql()?;
+        let store = store(ctx).clone();
+        let (reservation, venue, saved) = {
+            let store = store.clone();
+            blocking(move || {
+                let reservation = store
+                    .reservation(id)?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                let venue = store
+                    .venue(reservation.venue_id)?
+                    .ok_or(DomainError::not_found("venue"))?;
+                let saved = store.payments_of(id)?.into_iter().find(|p| {
+                    p.kind == "guarantee" && p.status == domain::payments::PaymentStatus::Succeeded
+                });
+                Ok((reservation, venue, saved))
+            })
+            .await?
+        };
+        guard::require_in_venue(
+            ctx,
+            venue.id,
+            "Mutation.chargeNoShowFee",
+            EXECUTE,
+            "reservation",
+        )?;
+        let fee = match venue
+            .payments
+            .rule
+            .requirement(reservation.party_size)
+            .or_gql()?
+        {
+            Some(requirement) if requirement.purpose == Purpose::SaveCard => requirement.amount,
+            _ => {
+                return Err(api_error(
+                    Code::BadUserInput,
+                    "reservationId: this venue takes no card guarantee",
+                ));
+            }
+        };
+        let saved = saved.ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                "reservationId: no card was saved for this reservation",
+            )
+        })?;
+        let saved_reference = saved.reference.clone().ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                "reservationId: no card was saved for this reservation",
+            )
+        })?;
+        let provider = gateways(ctx)?.named(&saved.gateway).ok_or_else(|| {
+            api_error(
+                Code::BadUserInput,
+                format!(
+                    "gateway: `{}` is not configured on this server",
+                    saved.gateway
+                ),
+            )
+        })?;
+        let at = now(ctx);
+        let hash = format!("no-show|{id}|{}", fee.minor());
+        let begun = {
+            let store = store.clone();
+            let gateway = saved.gateway.clone();
+            blocking(move || {
+                store.begin_payment(
+                    &NewPayment {
+                        reservation: id,
+                        kind: "no_show_fee",
+                        gateway: &gateway,
+                        amount: fee,
+                        idempotency_key: key.as_str(),
+                        request_hash: &hash,
+                    },
+                    at,
+                )
+            })
+            .await?
+        };
+        let payment = match begun {
+            BeginPayment::Existing(payment) if payment.reference.is_some() => {
+                return settle(
+                    &store,
+                    provider.as_ref(),
+                    payment,
+                    None,
+                    None,
+                    "refresh",
+                    at,
+                )
+                .await;
+            }
+            BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
+        };
+        let request = start_request(&payment, "saved card", None, Purpose::Charge);
+        let answer = match provider.charge_saved(&saved_reference, &request).await {
+            Ok(answer) => answer,
+            Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
+                return Ok(payload(payment, Some(&PaymentStep::Processing)));
+            }
+            Err(other) => return Err(provider_error(other)),
+        };
+        let step = answer.step.clone();
+        let id = payment.id.clone();
+        let recorded = blocking(move || {
+            store.record_payment_answer(
+                &id,
+                &ProviderAnswer {
+                    reference: Some(&answer.reference),
+                    step: &answer.step,
+                    card_brand: answer.card_brand.as_deref(),
+                    card_last4: answer.card_last4.as_deref(),
+                    source: "no_show_fee",
+                },
+                at,
+            )
+        })
+        .await?;
+        Ok(payload(recorded, Some(&step)))
     }
 }
 

@@ -65,6 +65,8 @@ pub enum PaymentKind {
     None,
     Deposit,
     Prepayment,
+    /// A card kept on file; `amount` is the no-show fee.
+    Guarantee,
 }
 
 #[derive(InputObject)]
@@ -89,6 +91,10 @@ fn payment_policy(input: &PaymentRuleInput) -> Result<domain::payments::PaymentP
         PaymentKind::None => PaymentRule::None,
         PaymentKind::Deposit => PaymentRule::Deposit { amount, per_guest },
         PaymentKind::Prepayment => PaymentRule::Prepayment { amount, per_guest },
+        PaymentKind::Guarantee => PaymentRule::Guarantee {
+            fee: amount,
+            per_guest,
+        },
     };
     let hold = match input.hold_minutes {
         None => PaymentPolicy::default().hold,

@@ -5,7 +5,7 @@
 -- What a venue asks guests to pay, and how long an unpaid booking holds
 -- its slot.
 ALTER TABLE venues ADD COLUMN payment_rule TEXT NOT NULL DEFAULT 'none'
-    CHECK (payment_rule IN ('none', 'deposit', 'prepayment'));
+    CHECK (payment_rule IN ('none', 'deposit', 'prepayment', 'guarantee'));
 ALTER TABLE venues ADD COLUMN payment_per_guest BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE venues ADD COLUMN payment_amount_minor BIGINT NOT NULL DEFAULT 0 CHECK (payment_amount_minor >= 0);
 ALTER TABLE venues ADD COLUMN payment_currency TEXT NOT NULL DEFAULT 'EUR';
@@ -18,6 +18,9 @@ CREATE INDEX reservations_by_hold ON reservations (status, hold_until);
 CREATE TABLE payments (
     id TEXT PRIMARY KEY NOT NULL,
     reservation_id TEXT NOT NULL REFERENCES reservations (id),
+    -- A charge, a card saved as a no-show guarantee (no money moved), or a
+    -- no-show fee charged to that card.
+    kind TEXT NOT NULL CHECK (kind IN ('charge', 'guarantee', 'no_show_fee')),
     gateway TEXT NOT NULL,
     provider_reference TEXT,
     amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),

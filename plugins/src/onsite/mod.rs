@@ -46,6 +46,11 @@ impl PaymentGateway for Onsite {
     }
 
     async fn start(&self, request: &StartPayment) -> Result<ProviderPayment, GatewayError> {
+        if request.purpose == domain::payments::Purpose::SaveCard {
+            return Err(GatewayError::Unsupported(
+                "a card guarantee needs an online gateway (stripe)",
+            ));
+        }
         Ok(payment(
             &format!("onsite_{}", request.payment_id),
             PaymentStep::Processing,
@@ -78,6 +83,14 @@ impl PaymentGateway for Onsite {
         Err(GatewayError::Unsupported(
             "on-site payments are refunded at the venue",
         ))
+    }
+
+    async fn charge_saved(
+        &self,
+        _saved: &str,
+        _request: &StartPayment,
+    ) -> Result<ProviderPayment, GatewayError> {
+        Err(GatewayError::Unsupported("on-site payment keeps no card"))
     }
 
     async fn verify_webhook(

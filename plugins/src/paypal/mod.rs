@@ -220,6 +220,11 @@ impl PaymentGateway for PayPal {
     }
 
     async fn start(&self, request: &StartPayment) -> Result<ProviderPayment, GatewayError> {
+        if request.purpose == domain::payments::Purpose::SaveCard {
+            return Err(GatewayError::Unsupported(
+                "card guarantees are taken with stripe",
+            ));
+        }
         let return_url = request
             .return_url
             .clone()
@@ -300,6 +305,16 @@ impl PaymentGateway for PayPal {
             amount,
             succeeded: matches!(refund.status.as_deref(), Some("COMPLETED" | "PENDING")),
         })
+    }
+
+    async fn charge_saved(
+        &self,
+        _saved: &str,
+        _request: &StartPayment,
+    ) -> Result<ProviderPayment, GatewayError> {
+        Err(GatewayError::Unsupported(
+            "card guarantees are taken with stripe",
+        ))
     }
 
     async fn verify_webhook(

@@ -43,6 +43,7 @@ fn gateway(server: &MockServer) -> PayPal {
 
 fn request(token: &str) -> StartPayment {
     StartPayment {
+        purpose: domain::payments::Purpose::Charge,
         payment_id: "pay_1".to_owned(),
         amount: Money::new(2_050, Currency::parse("EUR").expect("valid")).expect("valid"),
         token: token.to_owned(),

@@ -148,6 +148,65 @@ fn error_answer(status: reqwest::StatusCode, body: &[u8]) -> Failure {
     }
 }
 
+async fn read<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, GatewayError> {
+    let status = response.status();
+    let body = response.bytes().await.map_err(transport_error)?;
+    if !status.is_success() {
+        return Err(match error_answer(status, &body) {
+            Other(error) => error,
+            Declined(_, reason) => GatewayError::Rejected(reason),
+        });
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| GatewayError::Unavailable(format!("unreadable answer: {e}")))
+}
+
+impl Stripe {
+    /// The no-show guarantee: a Customer holding the guest's card through a
+    /// SetupIntent, nothing charged. The Customer carries no personal data,
+    /// only kluis's payment id.
+    async fn save_card(&self, request: &StartPayment) -> Result<ProviderPayment, GatewayError> {
+        let response = self
+            .http
+            .post(self.url("/v1/customers"))
+            .bearer_auth(&self.config.secret_key)
+            .header(
+                "Idempotency-Key",
+                format!("{}-customer", request.idempotency_key),
+            )
+            .form(&[("metadata[kluis_payment_id]", request.payment_id.as_str())])
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let customer: wire::Customer = read(response).await?;
+        let mut form: Vec<(&str, &str)> = vec![
+            ("customer", &customer.id),
+            ("payment_method", &request.token),
+            ("payment_method_types[]", "card"),
+            ("usage", "off_session"),
+            ("confirm", "true"),
+            ("metadata[kluis_payment_id]", &request.payment_id),
+        ];
+        if let Some(url) = &request.return_url {
+            form.push(("return_url", url));
+        }
+        let response = self
+            .http
+            .post(self.url("/v1/setup_intents"))
+            .bearer_auth(&self.config.secret_key)
+            .header("Idempotency-Key", &request.idempotency_key)
+            .form(&form)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read::<wire::SetupIntent>(response)
+            .await
+            .map(wire::SetupIntent::into_provider_payment)
+    }
+}
+
 /// Checks `Stripe-Signature: t=…,v1=…` over `"{t}.{body}"` with HMAC-SHA256,
 /// in constant time, within the tolerance.
 fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> Result<(), GatewayError> {
@@ -218,6 +277,9 @@ impl PaymentGateway for Stripe {
     }
 
     async fn start(&self, request: &StartPayment) -> Result<ProviderPayment, GatewayError> {
+        if request.purpose == domain::payments::Purpose::SaveCard {
+            return self.save_card(request).await;
+        }
         let amount = request.amount.minor().to_string();
         let currency = request.amount.currency().code().to_ascii_lowercase();
         let mut form: Vec<(&str, &str)> = vec![
@@ -243,6 +305,18 @@ impl PaymentGateway for Stripe {
     }
 
     async fn refresh(&self, reference: &str) -> Result<ProviderPayment, GatewayError> {
+        if reference.starts_with("seti_") {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/setup_intents/{reference}")))
+                .bearer_auth(&self.config.secret_key)
+                .send()
+                .await
+                .map_err(transport_error)?;
+            return read::<wire::SetupIntent>(response)
+                .await
+                .map(wire::SetupIntent::into_provider_payment);
+        }
         self.intent(
             self.http
                 .get(self.url(&format!("/v1/payment_intents/{reference}")))
@@ -307,6 +381,44 @@ impl PaymentGateway for Stripe {
         })
     }
 
+    /// Charges the card a SetupIntent saved, off-session.
+    async fn charge_saved(
+        &self,
+        saved: &str,
+        request: &StartPayment,
+    ) -> Result<ProviderPayment, GatewayError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/setup_intents/{saved}")))
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let setup: wire::SetupIntent = read(response).await?;
+        let (Some(customer), Some(method)) = (&setup.customer, &setup.payment_method) else {
+            return Err(GatewayError::Rejected("the saved card is gone".to_owned()));
+        };
+        let amount = request.amount.minor().to_string();
+        let currency = request.amount.currency().code().to_ascii_lowercase();
+        self.intent(
+            self.http
+                .post(self.url("/v1/payment_intents"))
+                .header("Idempotency-Key", &request.idempotency_key)
+                .form(&[
+                    ("amount", amount.as_str()),
+                    ("currency", currency.as_str()),
+                    ("customer", customer.id()),
+                    ("payment_method", method.id()),
+                    ("off_session", "true"),
+                    ("confirm", "true"),
+                    ("description", request.description.as_str()),
+                    ("metadata[kluis_payment_id]", request.payment_id.as_str()),
+                    ("expand[]", "payment_method"),
+                ]),
+        )
+        .await
+    }
+
     async fn verify_webhook(
         &self,
         headers: &[(String, String)],
@@ -333,7 +445,7 @@ impl PaymentGateway for Stripe {
             .and_then(|value| value.as_str())
             .map(str::to_owned);
         let reference = match object.object.as_deref() {
-            Some("payment_intent") => object.id,
+            Some("payment_intent" | "setup_intent") => object.id,
             _ => object.payment_intent,
         };
         Ok(WebhookEvent {

@@ -46,6 +46,7 @@ fn gateway(server: &MockServer, timeout_seconds: u64) -> Stripe {
 
 fn request() -> StartPayment {
     StartPayment {
+        purpose: domain::payments::Purpose::Charge,
         payment_id: "pay_1".to_owned(),
         amount: Money::new(2_500, Currency::parse("EUR").expect("valid")).expect("valid"),
         token: "pm_card_visa".to_owned(),
@@ -286,4 +287,70 @@ async fn only_payment_method_ids_are_accepted_as_tokens() {
     for bad in ["4242424242424242", "tok_visa", "pm_", "pm_bad token", ""] {
         assert!(stripe.check_token(bad).is_err(), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn a_guarantee_saves_the_card_and_a_no_show_fee_charges_it_off_session() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .and(header("idempotency-key", "start-pay_1-customer"))
+        .and(body_string_contains("metadata%5Bkluis_payment_id%5D=pay_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture(
+            "customer",
+            json!({ "id": "cus_1", "email": null, "name": null }),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let setup = fixture(
+        "setup_intent",
+        json!({ "id": "seti_1", "status": "succeeded", "customer": "cus_1", "payment_method": "pm_saved" }),
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/setup_intents"))
+        .and(header("idempotency-key", "start-pay_1"))
+        .and(body_string_contains("customer=cus_1"))
+        .and(body_string_contains("payment_method=pm_card_visa"))
+        .and(body_string_contains("usage=off_session"))
+        .and(body_string_contains("confirm=true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup.clone()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stripe = gateway(&server, 5);
+    let mut save = request();
+    save.purpose = domain::payments::Purpose::SaveCard;
+    let saved = stripe.start(&save).await.expect("answered");
+    assert_eq!(
+        (saved.reference.as_str(), &saved.step),
+        ("seti_1", &PaymentStep::Succeeded)
+    );
+
+    Mock::given(method("GET"))
+        .and(path("/v1/setup_intents/seti_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "fee-1"))
+        .and(body_string_contains("customer=cus_1"))
+        .and(body_string_contains("payment_method=pm_saved"))
+        .and(body_string_contains("off_session=true"))
+        .and(body_string_contains("amount=2500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture(
+            "payment_intent",
+            json!({ "id": "pi_fee", "status": "succeeded" }),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut fee = request();
+    fee.idempotency_key = "fee-1".to_owned();
+    let charged = stripe.charge_saved("seti_1", &fee).await.expect("charged");
+    assert_eq!(
+        (charged.reference.as_str(), &charged.step),
+        ("pi_fee", &PaymentStep::Succeeded)
+    );
 }

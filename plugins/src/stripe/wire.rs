@@ -153,3 +153,56 @@ impl PaymentIntent {
         }
     }
 }
+
+/// A SetupIntent: a card saved for later off-session charges.
+#[derive(Debug, Deserialize)]
+pub struct SetupIntent {
+    pub id: String,
+    pub status: String,
+    pub client_secret: Option<String>,
+    pub next_action: Option<WireNextAction>,
+    pub last_setup_error: Option<PaymentError>,
+    pub customer: Option<IdOrObject>,
+    pub payment_method: Option<IdOrObject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum IdOrObject {
+    Id(String),
+    Object { id: String },
+}
+
+impl IdOrObject {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Id(id) | Self::Object { id } => id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Customer {
+    pub id: String,
+}
+
+impl SetupIntent {
+    pub fn into_provider_payment(self) -> ProviderPayment {
+        // A SetupIntent moves through the same statuses as a PaymentIntent.
+        let step = PaymentIntent {
+            id: self.id.clone(),
+            status: self.status,
+            client_secret: self.client_secret,
+            next_action: self.next_action,
+            last_payment_error: self.last_setup_error,
+            payment_method: None,
+        }
+        .step();
+        ProviderPayment {
+            reference: self.id,
+            step,
+            card_brand: None,
+            card_last4: None,
+        }
+    }
+}

@@ -502,3 +502,122 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
     );
     Ok(())
 }
+
+/// A guarantee venue saves the card (nothing charged) to confirm the
+/// booking; after a no-show a manager charges the fee to that card.
+async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(stripe_fixture("customer", json!({ "id": "cus_1" }))?),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let setup = stripe_fixture(
+        "setup_intent",
+        json!({ "id": "seti_1", "status": "succeeded", "customer": "cus_1", "payment_method": "pm_saved" }),
+    )?;
+    Mock::given(method("POST"))
+        .and(path("/v1/setup_intents"))
+        .and(body_string_contains("usage=off_session"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup.clone()))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/setup_intents/seti_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(body_string_contains("off_session=true"))
+        .and(body_string_contains("amount=2500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_fee",
+            "succeeded",
+            json!({ "amount": 2500 }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let venue = app.venue_id("guarantee-grill").await?;
+    let booked = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(20), "partySize": 2,
+            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
+        )
+        .await?;
+    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let token = booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    assert_eq!(
+        booked["data"]["createReservation"]["reservation"]["status"], "PENDING",
+        "{booked}"
+    );
+    let saved = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    assert_eq!(
+        saved["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
+        "{saved}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+
+    let staff = app.staff("staff", Some("guarantee-grill")).await?;
+    let manager = app.staff("manager", Some("guarantee-grill")).await?;
+    let charge = "mutation F($r: ID!, $k: String!) { chargeNoShowFee(reservationId: $r, idempotencyKey: $k) { payment { kind status amount { amount } } } }";
+    let early = app
+        .gql_as(
+            &manager,
+            charge,
+            json!({ "r": reservation, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&early),
+        Some("BAD_USER_INPUT"),
+        "only after a no-show: {early}"
+    );
+    let marked = app
+        .gql_as(
+            &staff,
+            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            json!({ "id": reservation }),
+        )
+        .await?;
+    assert_eq!(
+        marked["data"]["setReservationStatus"]["status"], "NO_SHOW",
+        "{marked}"
+    );
+    let by_staff = app
+        .gql_as(&staff, charge, json!({ "r": reservation, "k": new_key() }))
+        .await?;
+    assert_eq!(error_code(&by_staff), Some("FORBIDDEN"), "{by_staff}");
+    let key = new_key();
+    let fee = app
+        .gql_as(&manager, charge, json!({ "r": reservation, "k": key }))
+        .await?;
+    let payment = &fee["data"]["chargeNoShowFee"]["payment"];
+    assert_eq!(
+        (payment["kind"].as_str(), payment["status"].as_str()),
+        (Some("no_show_fee"), Some("SUCCEEDED")),
+        "{fee}"
+    );
+    assert_eq!(payment["amount"]["amount"], 2500);
+    Ok(())
+}
+both_backends!(
+    a_card_guarantee_confirms_and_a_no_show_fee_charges_it,
+    a_card_guarantee_confirms_and_a_no_show_fee_charges_it
+);
