@@ -102,6 +102,10 @@ async fn run() -> anyhow::Result<()> {
                 phone: None,
                 notes: GuestNotes::parse("notes", "window, please")?,
             },
+            locale: domain::privacy::Locale::parse("en")?,
+            notice_version: None,
+            opt_ins: Vec::new(),
+            channel: "web".to_owned(),
         };
         store.create_reservation(
             &request,

@@ -60,6 +60,10 @@ struct VenueEntry {
     payment_currency: Option<Spanned<String>>,
     payment_per_guest: Option<bool>,
     payment_hold_minutes: Option<Spanned<i64>>,
+    /// `required`, `optional` (default) or `no` (not collected at all).
+    collect_email: Option<Spanned<String>>,
+    collect_phone: Option<Spanned<String>>,
+    collect_notes: Option<Spanned<String>>,
     #[serde(default)]
     opening_hours: Week,
     #[serde(default)]
@@ -252,6 +256,16 @@ fn venue(
     };
 
     let payments = payment_policy(report, &key, entry)?;
+    let field_rule = |raw: &Option<Spanned<String>>, name: &str| match raw {
+        None => Ok(domain::privacy::FieldRule::Optional),
+        Some(value) => domain::privacy::FieldRule::parse(value.get_ref())
+            .map_err(|r| report.error(value, &key(name), r)),
+    };
+    let guest_fields = domain::privacy::GuestFields {
+        email: field_rule(&entry.collect_email, "collect_email")?,
+        phone: field_rule(&entry.collect_phone, "collect_phone")?,
+        notes: field_rule(&entry.collect_notes, "collect_notes")?,
+    };
 
     let week = &entry.opening_hours;
     let days = [
@@ -306,6 +320,7 @@ fn venue(
         time_zone,
         country,
         payments,
+        guest_fields,
         rules,
         schedule,
         resources,

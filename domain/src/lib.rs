@@ -10,6 +10,7 @@ pub mod ids;
 pub mod payments;
 pub mod personal;
 pub mod ports;
+pub mod privacy;
 pub mod reservation;
 pub mod values;
 pub mod venue;

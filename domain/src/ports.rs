@@ -17,6 +17,15 @@ pub struct NewReservation {
     pub party_size: PartySize,
     pub resource_id: Option<ResourceId>,
     pub guest: GuestDetails,
+    /// The locale of the privacy notice the booking form showed.
+    pub locale: crate::privacy::Locale,
+    /// The version of that notice; must be the current one when the venue
+    /// has published a notice in this locale.
+    pub notice_version: Option<u32>,
+    /// Purposes beyond the booking the guest opted into (off by default).
+    pub opt_ins: Vec<crate::privacy::ConsentPurpose>,
+    /// Who booked: `web`, `partner:<key id>` or `staff:<account id>`.
+    pub channel: String,
 }
 
 /// A new booking and the token that lets its guest manage it. The token is

@@ -22,6 +22,8 @@ pub struct Venue {
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub payments: crate::payments::PaymentPolicy,
+    /// Which guest fields this venue collects at all.
+    pub guest_fields: crate::privacy::GuestFields,
 }
 
 /// How bookings at a venue work.
@@ -335,6 +337,7 @@ pub(crate) mod tests {
             time_zone: parse_time_zone(tz).expect("valid zone"),
             country: None,
             payments: crate::payments::PaymentPolicy::default(),
+            guest_fields: crate::privacy::GuestFields::default(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -7,6 +7,7 @@ mod guests;
 mod idempotency;
 mod keys;
 mod payments;
+mod privacy;
 mod reservations;
 mod rows;
 mod schema;
@@ -21,6 +22,7 @@ pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use keys::RotationProgress;
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
+pub use privacy::ConsentChange;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

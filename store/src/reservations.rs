@@ -276,6 +276,17 @@ impl ReservationRepository for Store {
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
             &guest_digest,
+            &request.locale.as_str(),
+            &request
+                .notice_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            &request
+                .opt_ins
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         ]);
         let email_tokens = tokens(&ring, Field::GUEST_EMAIL, email)?;
         let phone_tokens = tokens(&ring, Field::GUEST_PHONE, phone)?;
@@ -308,6 +319,12 @@ impl ReservationRepository for Store {
                 }
                 let venue: Venue =
                     load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
+                // Only the fields this venue collects, under its current
+                // privacy notice.
+                venue.guest_fields.check(guest)?;
+                let notice: Option<domain::privacy::PrivacyNotice> =
+                    crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str());
+                crate::privacy::check_notice(notice.as_ref(), request.notice_version)?;
                 // Holds whose payment deadline passed give their slot back
                 // before anyone looks for a free one.
                 release_expired_holds!(c, s, Some(&venue_id), now);
@@ -442,6 +459,21 @@ impl ReservationRepository for Store {
                         Outcome::Retry(race) => Err(RetryLater(race).into()),
                         done => Ok(done),
                     };
+                }
+                let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
+                    .chain(request.opt_ins.iter().copied());
+                for purpose in purposes {
+                    crate::privacy::append_consent!(
+                        c,
+                        s,
+                        &guest_id,
+                        &venue_id,
+                        purpose,
+                        true,
+                        request.channel.as_str(),
+                        notice.as_ref(),
+                        now
+                    );
                 }
                 let token_sealed = ring.seal_with(
                     version,

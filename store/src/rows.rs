@@ -34,6 +34,9 @@ pub struct VenueRow {
     pub payment_amount_minor: i64,
     pub payment_currency: String,
     pub payment_hold_minutes: i32,
+    pub collect_email: String,
+    pub collect_phone: String,
+    pub collect_notes: String,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -169,8 +172,15 @@ impl VenueRow {
             },
             hold: minutes("venue", id, self.payment_hold_minutes)?,
         };
+        let rule = |raw: &str| domain::privacy::FieldRule::parse(raw).map_err(&bad);
+        let guest_fields = domain::privacy::GuestFields {
+            email: rule(&self.collect_email)?,
+            phone: rule(&self.collect_phone)?,
+            notes: rule(&self.collect_notes)?,
+        };
         Ok(Venue {
             payments,
+            guest_fields,
             id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
             slug: Slug::parse(&self.slug).map_err(&bad)?,
             time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,

@@ -28,6 +28,9 @@ macro_rules! kluis_schema {
                 payment_amount_minor -> BigInt,
                 payment_currency -> Text,
                 payment_hold_minutes -> Integer,
+                collect_email -> Text,
+                collect_phone -> Text,
+                collect_notes -> Text,
             }
         }
 
@@ -231,6 +234,36 @@ macro_rules! kluis_schema {
                 provider -> Text,
                 event_id -> Text,
                 received_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            privacy_notices (venue_id, locale, version) {
+                venue_id -> Text,
+                locale -> Text,
+                version -> Integer,
+                text -> Text,
+                sha256 -> Text,
+                published_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            consents (id) {
+                id -> Text,
+                guest_id -> Text,
+                seq -> Integer,
+                venue_id -> Text,
+                purpose -> Text,
+                given -> Bool,
+                at -> $Instant,
+                channel -> Text,
+                notice_version -> Nullable<Integer>,
+                notice_sha256 -> Nullable<Text>,
             }
         }
 

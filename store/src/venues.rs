@@ -95,6 +95,7 @@ pub struct VenueDefinition {
     pub time_zone: Tz,
     pub country: Option<domain::Country>,
     pub payments: domain::payments::PaymentPolicy,
+    pub guest_fields: domain::privacy::GuestFields,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -168,6 +169,11 @@ impl Store {
                         ("guarantee", per_guest, Some(fee))
                     }
                 };
+                let field_values = (
+                    v::collect_email.eq(definition.guest_fields.email.as_str()),
+                    v::collect_phone.eq(definition.guest_fields.phone.as_str()),
+                    v::collect_notes.eq(definition.guest_fields.notes.as_str()),
+                );
                 let payment_values = (
                     v::payment_rule.eq(rule),
                     v::payment_per_guest.eq(per_guest),
@@ -182,6 +188,9 @@ impl Store {
                         diesel::update(v::venues.find(&id)).set(values).execute(c)?;
                         diesel::update(v::venues.find(&id))
                             .set(payment_values)
+                            .execute(c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(field_values)
                             .execute(c)?;
                         report.venues_updated += 1;
                         id
@@ -198,6 +207,9 @@ impl Store {
                             .execute(c)?;
                         diesel::update(v::venues.find(&id))
                             .set(payment_values)
+                            .execute(c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(field_values)
                             .execute(c)?;
                         report.venues_created += 1;
                         id

@@ -10,5 +10,6 @@ mod api {
     mod idempotency;
     mod limits;
     mod payments;
+    mod privacy;
     mod tls;
 }

@@ -6,6 +6,7 @@ pub mod guard;
 mod limits;
 mod mutation;
 pub mod payments;
+pub mod privacy;
 mod query;
 pub mod types;
 mod venues;
@@ -18,7 +19,11 @@ pub use errors::{Code, ensure_codes};
 pub use limits::{MAX_ALIASES, MAX_DIRECTIVES};
 /// All queries: bookings and access control.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(query::BookingQuery, access::AccessQuery);
+pub struct Query(
+    query::BookingQuery,
+    access::AccessQuery,
+    privacy::PrivacyQuery,
+);
 
 /// All mutations: bookings and access control.
 #[derive(async_graphql::MergedObject, Default)]
@@ -28,6 +33,7 @@ pub struct Mutation(
     venues::VenueMutation,
     payments::PaymentMutation,
     payments::NoShowMutation,
+    privacy::PrivacyMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -28,6 +28,12 @@ pub struct GuestInput {
     /// Dietary, accessibility or other remarks, at most 1000 characters.
     /// Never a card number.
     pub notes: Option<String>,
+    /// Opt-in to the venue's newsletter. Off unless the guest ticks it.
+    #[graphql(default)]
+    pub newsletter: bool,
+    /// Opt-in to marketing. Off unless the guest ticks it.
+    #[graphql(default)]
+    pub marketing: bool,
 }
 
 #[derive(InputObject)]
@@ -40,6 +46,12 @@ pub struct CreateReservationInput {
     /// party is chosen.
     pub resource_id: Option<ID>,
     pub guest: GuestInput,
+    /// The version of the privacy notice the form showed (`privacyNotice`).
+    /// Required once the venue has published one in this locale.
+    pub notice_version: Option<i32>,
+    /// The notice's locale.
+    #[graphql(default = "en")]
+    pub locale: String,
 }
 
 /// What to change; leave out what stays.
@@ -73,6 +85,15 @@ async fn respond(
     })
     .await?;
     Ok(ReservationObject::new(reservation, venue, access))
+}
+
+/// How a consent reached kluis, for the ledger.
+pub fn channel_of(principal: &crate::auth::Principal) -> String {
+    match principal {
+        crate::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
+        crate::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
+        crate::auth::Principal::Anonymous | crate::auth::Principal::Guest(_) => "web".to_owned(),
+    }
 }
 
 /// Checks that a manage token belongs to the reservation with this id. A
@@ -128,6 +149,22 @@ impl BookingMutation {
             .transpose()
             .or_gql()?;
         let (name, email, notes) = guest_details(&input.guest)?;
+        let locale = domain::privacy::Locale::parse(&input.locale).or_gql()?;
+        let notice_version = input
+            .notice_version
+            .map(|v| {
+                u32::try_from(v)
+                    .map_err(|_| api_error(Code::BadUserInput, "noticeVersion: must be positive"))
+            })
+            .transpose()?;
+        let mut opt_ins = Vec::new();
+        if input.guest.newsletter {
+            opt_ins.push(domain::privacy::ConsentPurpose::Newsletter);
+        }
+        if input.guest.marketing {
+            opt_ins.push(domain::privacy::ConsentPurpose::Marketing);
+        }
+        let channel = channel_of(guard::principal(ctx));
         let raw_phone = input.guest.phone.filter(|raw| !raw.trim().is_empty());
         let store = store(ctx).clone();
         let at = now(ctx);
@@ -150,6 +187,10 @@ impl BookingMutation {
                     phone,
                     notes,
                 },
+                locale,
+                notice_version,
+                opt_ins,
+                channel,
             };
             let booking = store.create_reservation(&request, &key, at)?;
             Ok((booking, venue))

@@ -352,6 +352,12 @@ impl ReservationObject {
             .map(|at| local(at, self.venue.time_zone))
     }
 
+    /// Personal: the guest's consent ledger at this venue (append-only).
+    async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::privacy::ConsentEntry>> {
+        self.check(ctx, "Reservation.consents")?;
+        super::privacy::consents_of(ctx, &self.reservation).await
+    }
+
     /// Payment data: amounts, status, provider, card brand and last four.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
         self.check(ctx, "Reservation.payments")?;

@@ -58,6 +58,31 @@ pub struct VenueInput {
     pub resources: Vec<ResourceInput>,
     /// What guests pay when they book; left out, the venue keeps its rule.
     pub payment: Option<PaymentRuleInput>,
+    /// Which guest fields the venue collects; left out, it keeps its rules.
+    pub guest_fields: Option<GuestFieldsInput>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRuleValue {
+    Required,
+    Optional,
+    /// Not collected: refused when given.
+    No,
+}
+
+#[derive(InputObject)]
+pub struct GuestFieldsInput {
+    pub email: FieldRuleValue,
+    pub phone: FieldRuleValue,
+    pub notes: FieldRuleValue,
+}
+
+fn field_rule(value: FieldRuleValue) -> domain::privacy::FieldRule {
+    match value {
+        FieldRuleValue::Required => domain::privacy::FieldRule::Required,
+        FieldRuleValue::Optional => domain::privacy::FieldRule::Optional,
+        FieldRuleValue::No => domain::privacy::FieldRule::NotCollected,
+    }
 }
 
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +176,15 @@ fn resource_kind(kind: Option<ResourceKindValue>) -> ResourceKind {
 
 /// Checks a venue input into a definition, naming the field at fault.
 pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
+    let guest_fields = input
+        .guest_fields
+        .as_ref()
+        .map(|fields| domain::privacy::GuestFields {
+            email: field_rule(fields.email),
+            phone: field_rule(fields.phone),
+            notes: field_rule(fields.notes),
+        })
+        .unwrap_or_default();
     let payments = input
         .payment
         .as_ref()
@@ -241,6 +275,7 @@ pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
         time_zone: parse_time_zone(&input.time_zone)
             .map_err(|reason| invalid("timeZone", reason))?,
         payments,
+        guest_fields,
         country: input
             .country
             .as_deref()
@@ -263,6 +298,7 @@ impl VenueMutation {
     async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<VenueObject> {
         const OBJECT: &str = "Mutation.saveVenue";
         let keeps_payment = input.payment.is_none();
+        let keeps_fields = input.guest_fields.is_none();
         let mut definition = definition(input)?;
         let slug = definition.slug.clone();
         let store = store(ctx).clone();
@@ -274,10 +310,15 @@ impl VenueMutation {
         match existing {
             Some(venue) => {
                 guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?;
-                if keeps_payment {
+                if keeps_payment || keeps_fields {
                     let store = store.clone();
                     if let Some(current) = blocking(move || store.venue(venue)).await? {
-                        definition.payments = current.payments;
+                        if keeps_payment {
+                            definition.payments = current.payments;
+                        }
+                        if keeps_fields {
+                            definition.guest_fields = current.guest_fields;
+                        }
                     }
                 }
             }

@@ -418,6 +418,8 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         .map(|field| {
             if field == "payments" {
                 "payments { id }".to_owned()
+            } else if field == "consents" {
+                "consents { purpose }".to_owned()
             } else {
                 field.clone()
             }
