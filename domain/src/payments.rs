@@ -263,6 +263,13 @@ pub trait PaymentGateway: Send + Sync {
         idempotency_key: &str,
     ) -> Result<ProviderRefund, GatewayError>;
 
+    /// Asks the provider to delete what it keeps of the guest behind a
+    /// payment (a saved card's customer object), for erasure. Providers
+    /// that keep nothing answer at once.
+    async fn forget(&self, _reference: &str) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
     /// Charges a card saved by an earlier `SaveCard` payment (its provider
     /// reference), without the guest present: the no-show fee.
     async fn charge_saved(

@@ -73,12 +73,14 @@ impl DatabaseUrl {
 /// Per-connection settings. SQLite keeps them per connection, so every pooled
 /// connection sets them: WAL lets readers run beside the writer, the busy
 /// timeout makes writers queue instead of failing, and foreign keys are off
-/// unless asked for.
+/// unless asked for, and secure_delete overwrites what erasure removes
+/// instead of leaving it in free pages.
 fn prepare(connection: &mut DbConnection) -> diesel::QueryResult<()> {
     match connection {
         DbConnection::Sqlite(c) => c.batch_execute(
             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+             PRAGMA secure_delete = ON;",
         ),
         DbConnection::Postgresql(c) => c.batch_execute("SET TIME ZONE 'UTC'"),
     }

@@ -29,7 +29,11 @@ pub struct GuestRow {
     pub _phone_lookup: Option<Vec<u8>>,
     pub _created_at: chrono::DateTime<chrono::Utc>,
     pub _updated_at: chrono::DateTime<chrono::Utc>,
+    pub erased_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// What an erased guest's name reads as.
+pub const ERASED: &str = "‹erased›";
 
 pub fn db_version(version: u32) -> i32 {
     i32::try_from(version).unwrap_or(i32::MAX)
@@ -106,6 +110,17 @@ pub fn open_text(
 impl GuestRow {
     pub fn open(&self, keys: &KeyRing) -> Result<Guest, StoreError> {
         let id = &self.id;
+        if self.erased_at.is_some() {
+            return Ok(Guest {
+                id: GuestId::parse(id)
+                    .map_err(|_| StoreError::Corrupt(format!("guest id {id}")))?,
+                venue_id: VenueId::parse(&self.venue_id)
+                    .map_err(|_| StoreError::Corrupt(format!("guest {id} venue")))?,
+                name: PersonName::from_stored(ERASED.to_owned()),
+                email: None,
+                phone: None,
+            });
+        }
         let optional =
             |field: Field, sealed: &Option<Vec<u8>>| -> Result<Option<String>, StoreError> {
                 sealed

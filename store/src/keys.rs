@@ -85,8 +85,10 @@ impl Store {
                 .filter(g::key_version.eq(current))
                 .count()
                 .get_result(c)?;
+            // Erased guests have nothing left to re-encrypt.
             let guests_left: i64 = g::guests
                 .filter(g::key_version.ne(current))
+                .filter(g::erased_at.is_null())
                 .count()
                 .get_result(c)?;
             let notes_done: i64 = r::reservations
@@ -206,6 +208,7 @@ impl StaleRows for diesel::PgConnection {
         use crate::schema::pg::guests::dsl as g;
         let query = g::guests
             .filter(g::key_version.ne(current))
+            .filter(g::erased_at.is_null())
             .order(g::id)
             .limit(ROTATION_BATCH);
         if skip_locked {
@@ -235,6 +238,7 @@ impl StaleRows for diesel::SqliteConnection {
         use crate::schema::sqlite::guests::dsl as g;
         g::guests
             .filter(g::key_version.ne(current))
+            .filter(g::erased_at.is_null())
             .order(g::id)
             .limit(ROTATION_BATCH)
             .load(self)

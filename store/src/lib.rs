@@ -3,6 +3,7 @@
 
 mod access;
 mod connection;
+mod erasure;
 mod guests;
 mod idempotency;
 mod keys;
@@ -20,6 +21,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
+pub use erasure::Erasure;
 pub use keys::RotationProgress;
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;

@@ -109,6 +109,7 @@ macro_rules! kluis_schema {
                 phone_lookup -> Nullable<Binary>,
                 created_at -> $Instant,
                 updated_at -> $Instant,
+                erased_at -> Nullable<$Instant>,
             }
         }
 

@@ -11,5 +11,6 @@ mod api {
     mod limits;
     mod payments;
     mod privacy;
+    mod rights;
     mod tls;
 }

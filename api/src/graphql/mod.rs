@@ -34,6 +34,7 @@ pub struct Mutation(
     payments::PaymentMutation,
     payments::NoShowMutation,
     privacy::PrivacyMutation,
+    privacy::RightsMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;

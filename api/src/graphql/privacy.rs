@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ports::ReservationRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
-use domain::{DomainError, ManageToken, VenueId};
+use domain::{DomainError, Email, ManageToken, Phone, VenueId};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
@@ -238,4 +238,228 @@ pub async fn consents_of(
     let store = store(ctx).clone();
     let entries = blocking(move || store.consents_of(guest, venue)).await?;
     Ok(entries.into_iter().map(ConsentEntry::from).collect())
+}
+
+#[derive(async_graphql::InputObject)]
+pub struct CorrectionInput {
+    pub name: String,
+    pub email: Option<String>,
+    /// Read in the venue's country unless written with a country code.
+    pub phone: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ErasureReport {
+    pub erased_at: DateTime<Utc>,
+    /// True when the data had already been erased: nothing more was done.
+    pub already_erased: bool,
+    pub reservations: u32,
+    /// Payment providers asked to delete their customer object.
+    pub providers_asked: u32,
+}
+
+/// The reservation and guest behind a manage token, for a right exercised
+/// as the guest; the policy must allow `object` for the guest role.
+async fn as_guest(
+    ctx: &Context<'_>,
+    manage_token: &str,
+    object: &str,
+) -> Result<(domain::Reservation, domain::GuestId)> {
+    let token = ManageToken::parse(manage_token).or_gql()?;
+    let store = store(ctx).clone();
+    let reservation = blocking(move || {
+        store
+            .reservation_by_token(&token)?
+            .ok_or_else(|| DomainError::not_found("reservation").into())
+    })
+    .await?;
+    if !guard::allowed_as(ctx, "guest", Some(reservation.venue_id), object, EXECUTE) {
+        return Err(guard::forbidden(ctx, object));
+    }
+    let guest = reservation
+        .guest_id
+        .ok_or_else(|| api_error(Code::BadUserInput, "this reservation has no guest record"))?;
+    Ok((reservation, guest))
+}
+
+#[derive(Default)]
+pub struct RightsMutation;
+
+#[Object]
+impl RightsMutation {
+    /// Everything kluis holds about the guest at this venue, decrypted, as
+    /// machine-readable JSON: profile, reservations, consents with notice
+    /// versions and payment metadata (the right of access and to
+    /// portability).
+    async fn export_my_data(
+        &self,
+        ctx: &Context<'_>,
+        manage_token: String,
+    ) -> Result<async_graphql::Json<serde_json::Value>> {
+        let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.exportMyData").await?;
+        let store = store(ctx).clone();
+        let export = blocking(move || {
+            let record = store.guest_record(&reservation)?;
+            let reservations = store.reservations_of_guest(guest)?;
+            let consents = store.consents_of(guest, reservation.venue_id)?;
+            let mut bookings = Vec::new();
+            let mut payments = Vec::new();
+            for booking in &reservations {
+                let notes = store
+                    .guest_record(booking)?
+                    .and_then(|r| r.notes)
+                    .map(|n| n.expose().to_owned());
+                bookings.push(serde_json::json!({
+                    "id": booking.id.to_string(),
+                    "venueId": booking.venue_id.to_string(),
+                    "startsAt": booking.starts_at,
+                    "endsAt": booking.ends_at,
+                    "partySize": booking.party_size.get(),
+                    "status": booking.status.as_str(),
+                    "notes": notes,
+                    "createdAt": booking.created_at,
+                }));
+                for payment in store.payments_of(booking.id)? {
+                    payments.push(serde_json::json!({
+                        "id": payment.id,
+                        "reservationId": booking.id.to_string(),
+                        "kind": payment.kind,
+                        "gateway": payment.gateway,
+                        "providerReference": payment.reference,
+                        "amount": payment.amount.minor(),
+                        "refunded": payment.refunded.minor(),
+                        "currency": payment.amount.currency().code(),
+                        "status": payment.status.as_str(),
+                        "cardBrand": payment.card_brand,
+                        "cardLast4": payment.card_last4,
+                        "createdAt": payment.created_at,
+                    }));
+                }
+            }
+            let profile = record.map(|r| {
+                serde_json::json!({
+                    "guestId": r.guest.id.to_string(),
+                    "name": r.guest.name.expose(),
+                    "email": r.guest.email.as_ref().map(Email::expose),
+                    "phone": r.guest.phone.as_ref().map(Phone::expose),
+                })
+            });
+            let consents: Vec<serde_json::Value> = consents
+                .into_iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "purpose": c.purpose.as_str(),
+                        "given": c.given,
+                        "at": c.at,
+                        "channel": c.channel,
+                        "noticeVersion": c.notice_version,
+                        "noticeSha256": c.notice_sha256,
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({
+                "format": "kluis-export-1",
+                "exportedAt": chrono::Utc::now(),
+                "profile": profile,
+                "reservations": bookings,
+                "consents": consents,
+                "payments": payments,
+            }))
+        })
+        .await?;
+        Ok(async_graphql::Json(export))
+    }
+
+    /// Corrects the guest's name, e-mail and phone (the right to
+    /// rectification); the venue's field rules apply as when booking.
+    async fn correct_my_data(
+        &self,
+        ctx: &Context<'_>,
+        manage_token: String,
+        input: CorrectionInput,
+    ) -> Result<bool> {
+        let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.correctMyData").await?;
+        let name = domain::PersonName::parse("name", &input.name).or_gql()?;
+        let email = input
+            .email
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| Email::parse("email", raw))
+            .transpose()
+            .or_gql()?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        blocking(move || {
+            use domain::ports::VenueRepository;
+            let venue = store
+                .venue(reservation.venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let phone = input
+                .phone
+                .as_deref()
+                .filter(|raw| !raw.trim().is_empty())
+                .map(|raw| Phone::parse("phone", raw, venue.country))
+                .transpose()?;
+            venue.guest_fields.check(&domain::GuestDetails {
+                name: name.clone(),
+                email: email.clone(),
+                phone: phone.clone(),
+                notes: None,
+            })?;
+            store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Erases the guest's personal data everywhere (the right to erasure):
+    /// name, contact details and notes are destroyed, payment providers are
+    /// asked to delete their customer object; amounts and dates stay for
+    /// the books under a pseudonym. Refused while a payment is in flight;
+    /// erasing twice is fine.
+    async fn erase_my_data(
+        &self,
+        ctx: &Context<'_>,
+        manage_token: String,
+    ) -> Result<ErasureReport> {
+        let (_, guest) = as_guest(ctx, &manage_token, "Mutation.eraseMyData").await?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        let (erasure, saved_cards) = blocking(move || {
+            let saved_cards: Vec<(String, String)> = store
+                .reservations_of_guest(guest)?
+                .into_iter()
+                .map(|booking| store.payments_of(booking.id))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .filter(|p| p.kind == "guarantee")
+                .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
+                .collect();
+            Ok((store.erase_guest(guest, at)?, saved_cards))
+        })
+        .await?;
+        let mut asked = 0u32;
+        if !erasure.already
+            && let Some(gateways) = ctx.data_opt::<plugins::Gateways>()
+        {
+            for (gateway, reference) in saved_cards {
+                if let Some(provider) = gateways.named(&gateway) {
+                    match provider.forget(&reference).await {
+                        Ok(()) => asked += 1,
+                        Err(error) => {
+                            tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!(guest = %guest, reservations = erasure.reservations, "guest data erased");
+        Ok(ErasureReport {
+            erased_at: erasure.erased_at,
+            already_erased: erasure.already,
+            reservations: u32::try_from(erasure.reservations).unwrap_or(u32::MAX),
+            providers_asked: asked,
+        })
+    }
 }

@@ -381,6 +381,40 @@ impl PaymentGateway for Stripe {
         })
     }
 
+    /// Deletes the Customer a saved card hangs on (erasure): Stripe then
+    /// keeps no way to charge or identify the guest through kluis.
+    async fn forget(&self, reference: &str) -> Result<(), GatewayError> {
+        if !reference.starts_with("seti_") {
+            return Ok(());
+        }
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/setup_intents/{reference}")))
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let setup: wire::SetupIntent = read(response).await?;
+        let Some(customer) = setup.customer else {
+            return Ok(());
+        };
+        let response = self
+            .http
+            .delete(self.url(&format!("/v1/customers/{}", customer.id())))
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(GatewayError::Unavailable(format!(
+                "customer deletion: HTTP {}",
+                response.status()
+            )))
+        }
+    }
+
     /// Charges the card a SetupIntent saved, off-session.
     async fn charge_saved(
         &self,

@@ -621,3 +621,41 @@ both_backends!(
     a_card_guarantee_confirms_and_a_no_show_fee_charges_it,
     a_card_guarantee_confirms_and_a_no_show_fee_charges_it
 );
+
+async fn erasure_waits_while_a_payment_is_in_flight(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 1).await?;
+    start_matches(
+        ResponseTemplate::new(200)
+            .set_body_json(intent("pi_slow", "succeeded", json!({}))?)
+            .set_delay(std::time::Duration::from_secs(3)),
+    )
+    .mount(&stripe)
+    .await;
+    let (reservation, token) = book(&app, 16).await?;
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    assert_eq!(
+        started["data"]["startPayment"]["payment"]["status"], "PROCESSING",
+        "{started}"
+    );
+    let erase = app
+        .gql(
+            "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }",
+            json!({ "t": token }),
+        )
+        .await?;
+    assert_eq!(error_code(&erase), Some("CONFLICT"), "{erase}");
+    let message = erase["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("payment is still in flight"), "{message}");
+    assert_eq!(
+        app.count_rows("guests", "erased_at IS NULL")?,
+        1,
+        "nothing was erased"
+    );
+    Ok(())
+}
+both_backends!(
+    erasure_waits_while_a_payment_is_in_flight,
+    erasure_waits_while_a_payment_is_in_flight
+);

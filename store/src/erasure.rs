@@ -1,0 +1,167 @@
+//! The right to be forgotten, and to be correct: a guest's personal fields
+//! are destroyed (erasure) or re-sealed (correction). What accounting needs
+//! stays, under the guest row's id as a pseudonym.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use domain::payments::PaymentStatus;
+use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation};
+
+use crate::guests::{GuestRow, seal_guest};
+use crate::rows::{ReservationRow, db_instant, reservation_columns};
+use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
+
+/// What an erasure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    pub erased_at: DateTime<Utc>,
+    /// The guest had been erased before: nothing more to do.
+    pub already: bool,
+    pub reservations: usize,
+}
+
+impl Store {
+    /// Every reservation of a guest, oldest first.
+    pub fn reservations_of_guest(&self, guest: GuestId) -> Result<Vec<Reservation>, StoreError> {
+        let guest = guest.to_string();
+        let mut connection = self.connection()?;
+        let rows: Vec<ReservationRow> =
+            on_backend!(&mut *connection, |c, s| s::reservations::table
+                .filter(s::reservations::guest_id.eq(&guest))
+                .order(s::reservations::starts_at)
+                .select(reservation_columns!(s))
+                .load::<ReservationRow>(c)?);
+        rows.into_iter().map(Reservation::try_from).collect()
+    }
+
+    /// Destroys a guest's personal fields everywhere: name, e-mail and phone
+    /// (sealed values and lookup tokens), reservation notes, card brand and
+    /// last four. Amounts, dates, statuses and provider references stay.
+    /// Refused while a payment is in flight; erasing twice is fine.
+    pub fn erase_guest(&self, guest: GuestId, now: DateTime<Utc>) -> Result<Erasure, StoreError> {
+        let now = db_instant(now);
+        let guest = guest.to_string();
+        let mut connection = self.connection()?;
+        let erasure = on_backend!(&mut *connection, |c, s| {
+            c.write_transaction(|c| {
+            use s::guests::dsl as g;
+            let row: GuestRow = g::guests
+                .find(&guest)
+                .first(c)
+                .optional()?
+                .ok_or(DomainError::not_found("guest"))?;
+            use s::reservations::dsl as r;
+            let reservations: Vec<String> = r::reservations
+                .filter(r::guest_id.eq(&guest))
+                .select(r::id)
+                .load(c)?;
+            if let Some(erased_at) = row.erased_at {
+                return Ok::<_, StoreError>(Erasure {
+                    erased_at,
+                    already: true,
+                    reservations: reservations.len(),
+                });
+            }
+            use s::payments::dsl as p;
+            let statuses: Vec<String> = p::payments
+                .filter(p::reservation_id.eq_any(&reservations))
+                .select(p::status)
+                .load(c)?;
+            if statuses.iter().filter_map(|s| PaymentStatus::parse(s)).any(PaymentStatus::is_in_flight) {
+                return Err(DomainError::Conflict(
+                    "a payment is still in flight; erasure waits until it has settled (ask again in a few minutes)".to_owned(),
+                )
+                .into());
+            }
+            diesel::update(g::guests.find(&guest))
+                .set((
+                    g::name_sealed.eq(Vec::<u8>::new()),
+                    g::email_sealed.eq(None::<Vec<u8>>),
+                    g::email_lookup.eq(None::<Vec<u8>>),
+                    g::phone_sealed.eq(None::<Vec<u8>>),
+                    g::phone_lookup.eq(None::<Vec<u8>>),
+                    g::erased_at.eq(Some(now)),
+                    g::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            diesel::update(r::reservations.filter(r::guest_id.eq(&guest)))
+                .set((r::notes_sealed.eq(None::<Vec<u8>>), r::key_version.eq(None::<i32>)))
+                .execute(c)?;
+            diesel::update(p::payments.filter(p::reservation_id.eq_any(&reservations)))
+                .set((p::card_brand.eq(None::<String>), p::card_last4.eq(None::<String>)))
+                .execute(c)?;
+            Ok(Erasure {
+                erased_at: now,
+                already: false,
+                reservations: reservations.len(),
+            })
+        })
+        })?;
+        if self.backend() == Backend::Sqlite && !erasure.already {
+            // The old page versions sit in the write-ahead log until a
+            // checkpoint; secure_delete has zeroed them in the page itself.
+            use diesel::connection::SimpleConnection;
+            if let crate::DbConnection::Sqlite(c) = &mut *connection {
+                c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            }
+        }
+        Ok(erasure)
+    }
+
+    /// Replaces a guest's name, e-mail and phone (the right to
+    /// rectification), sealed anew with the current key.
+    pub fn correct_guest(
+        &self,
+        guest: GuestId,
+        name: &PersonName,
+        email: Option<&Email>,
+        phone: Option<&Phone>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = db_instant(now);
+        let id = guest.to_string();
+        let ring = self.keys().current();
+        let version = ring.current_version();
+        let sealed = seal_guest(&ring, version, &id, name, email, phone)?;
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::guests::dsl as g;
+            let erased: Option<Option<DateTime<Utc>>> = g::guests
+                .find(&id)
+                .select(g::erased_at)
+                .first(c)
+                .optional()?;
+            match erased {
+                None => return Err(DomainError::not_found("guest").into()),
+                Some(Some(_)) => {
+                    return Err(
+                        DomainError::Conflict("this guest's data was erased".to_owned()).into(),
+                    );
+                }
+                Some(None) => {}
+            }
+            let updated = diesel::update(g::guests.find(&id))
+                .set((
+                    g::key_version.eq(sealed.key_version),
+                    g::name_sealed.eq(&sealed.name_sealed),
+                    g::email_sealed.eq(&sealed.email_sealed),
+                    g::email_lookup.eq(&sealed.email_lookup),
+                    g::phone_sealed.eq(&sealed.phone_sealed),
+                    g::phone_lookup.eq(&sealed.phone_lookup),
+                    g::updated_at.eq(now),
+                ))
+                .execute(c);
+            match updated {
+                Ok(_) => Ok(()),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Err(DomainError::Conflict(
+                    "another guest of this venue already has this e-mail or phone".to_owned(),
+                )
+                .into()),
+                Err(other) => Err(other.into()),
+            }
+        }))
+    }
+}

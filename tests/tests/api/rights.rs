@@ -1,0 +1,206 @@
+use anyhow::{Context, Result};
+use kluis_tests::{Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at};
+use serde_json::{Value, json};
+
+const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
+const ERASE: &str =
+    "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased reservations } }";
+const MINE: &str =
+    "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
+
+async fn book(app: &TestApp, hour: u32, guest: Value) -> Result<(Value, String)> {
+    let venue = app.venue_id("one-table").await?;
+    let booked = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }))
+        .await?;
+    let token = booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .with_context(|| format!("{booked}"))?
+        .to_owned();
+    Ok((
+        booked["data"]["createReservation"]["reservation"]["id"].clone(),
+        token,
+    ))
+}
+
+async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let guest = json!({ "name": "Eva Export", "email": "eva@example.org", "phone": "+31 6 1234 5678", "notes": "vegan", "newsletter": true });
+    let (first, token) = book(&app, 10, guest.clone()).await?;
+    book(&app, 11, guest).await?;
+    let export = app.gql(EXPORT, json!({ "t": token })).await?;
+    let data = &export["data"]["exportMyData"];
+    assert_eq!(data["profile"]["name"], "Eva Export", "{export}");
+    assert_eq!(data["profile"]["email"], "eva@example.org");
+    assert_eq!(data["profile"]["phone"], "+31612345678");
+    let reservations = data["reservations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        reservations.len(),
+        2,
+        "both bookings of the returning guest: {export}"
+    );
+    assert_eq!(reservations[0]["id"], first);
+    assert_eq!(reservations[0]["notes"], "vegan");
+    let purposes: Vec<&str> = data["consents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["purpose"].as_str())
+        .collect();
+    assert!(
+        purposes.contains(&"booking") && purposes.contains(&"newsletter"),
+        "{export}"
+    );
+    assert!(data["payments"].as_array().is_some_and(Vec::is_empty));
+    let wrong = app
+        .gql(
+            EXPORT,
+            json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+        )
+        .await?;
+    assert_eq!(error_code(&wrong), Some("NOT_FOUND"), "{wrong}");
+    Ok(())
+}
+both_backends!(
+    a_guest_exports_everything_kluis_holds,
+    a_guest_exports_everything_kluis_holds
+);
+
+async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (_, token) = book(
+        &app,
+        10,
+        json!({ "name": "Cor Rection", "email": "cor@example.org" }),
+    )
+    .await?;
+    let correct = "mutation C($t: String!, $i: CorrectionInput!) { correctMyData(manageToken: $t, input: $i) }";
+    let done = app
+        .gql(
+            correct,
+            json!({ "t": token, "i": { "name": "Cor Rected", "email": "Cor.New@Example.org" } }),
+        )
+        .await?;
+    assert_eq!(done["data"]["correctMyData"], true, "{done}");
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["guestName"], "Cor Rected",
+        "{mine}"
+    );
+    assert_eq!(
+        mine["data"]["reservationByToken"]["guestEmail"],
+        "cor.new@example.org"
+    );
+    // The new address finds the guest; the old one no longer does.
+    book(
+        &app,
+        11,
+        json!({ "name": "Cor", "email": "cor.new@example.org" }),
+    )
+    .await?;
+    assert_eq!(app.count_rows("guests", "1 = 1")?, 1);
+    book(
+        &app,
+        12,
+        json!({ "name": "Cor", "email": "cor@example.org" }),
+    )
+    .await?;
+    assert_eq!(app.count_rows("guests", "1 = 1")?, 2);
+    let bad = app
+        .gql(
+            correct,
+            json!({ "t": token, "i": { "name": "x", "email": "not-an-email" } }),
+        )
+        .await?;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    Ok(())
+}
+both_backends!(a_guest_corrects_their_data, a_guest_corrects_their_data);
+
+/// Erasure destroys the sealed values and lookup tokens (gone from the
+/// database file too), keeps the booking facts, and can be asked twice.
+async fn erasure_leaves_no_trace_and_is_idempotent(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (reservation, token) = book(&app, 10, json!({ "name": "Erik Erase", "email": "erik@example.org", "phone": "+31 6 8765 4321", "notes": "window" })).await?;
+    let hex_of = |column: &str| -> Result<String> {
+        let expression = match backend {
+            Backend::Sqlite => format!("lower(hex({column}))"),
+            Backend::Postgres => format!("encode({column}, 'hex')"),
+        };
+        app.query_texts(&format!("SELECT {expression} AS value FROM guests"))?
+            .into_iter()
+            .next()
+            .context("no guest")
+    };
+    let before = [
+        hex_of("name_sealed")?,
+        hex_of("email_lookup")?,
+        hex_of("phone_sealed")?,
+    ];
+
+    let erased = app.gql(ERASE, json!({ "t": token })).await?;
+    assert_eq!(
+        erased["data"]["eraseMyData"],
+        json!({ "alreadyErased": false, "reservations": 1 }),
+        "{erased}"
+    );
+    // Right after erasure, the database (SQLite file and write-ahead log, or
+    // every PostgreSQL column) no longer holds the sealed values or tokens.
+    let raw = app.raw_database()?;
+    for sealed in &before {
+        let bytes = hex::decode(sealed)?;
+        assert!(bytes.len() >= 16);
+        let found = raw.windows(bytes.len()).any(|w| w == bytes.as_slice())
+            || String::from_utf8_lossy(&raw).contains(sealed.as_str());
+        assert!(!found, "erased ciphertext still in the database");
+    }
+    let again = app.gql(ERASE, json!({ "t": token })).await?;
+    assert_eq!(
+        again["data"]["eraseMyData"]["alreadyErased"], true,
+        "{again}"
+    );
+
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"],
+        json!({ "guestName": "‹erased›", "guestEmail": null, "notes": null }),
+        "{mine}"
+    );
+    let admin = app.staff("admin", None).await?;
+    let facts = app
+        .gql_as(
+            &admin,
+            "query R($id: ID!) { reservation(id: $id) { partySize status startsAt } }",
+            json!({ "id": reservation }),
+        )
+        .await?;
+    assert_eq!(
+        facts["data"]["reservation"]["partySize"], 2,
+        "booking facts stay: {facts}"
+    );
+
+    // A lookup by the old e-mail finds nothing: a new booking is a new guest.
+    book(
+        &app,
+        11,
+        json!({ "name": "Someone", "email": "erik@example.org" }),
+    )
+    .await?;
+    assert_eq!(app.count_rows("guests", "1 = 1")?, 2);
+    assert_eq!(
+        app.count_rows(
+            "guests",
+            "erased_at IS NOT NULL AND email_lookup IS NULL AND phone_lookup IS NULL"
+        )?,
+        1
+    );
+    assert_eq!(
+        app.count_rows("reservations", "notes_sealed IS NOT NULL")?,
+        0
+    );
+    Ok(())
+}
+both_backends!(
+    erasure_leaves_no_trace_and_is_idempotent,
+    erasure_leaves_no_trace_and_is_idempotent
+);
