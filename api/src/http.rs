@@ -85,12 +85,28 @@ async fn execute(
         .peer_addr()
         .map(|peer| peer.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned());
+    let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
     let request = request
         .data(principal)
         .data(graphql::access::ClientAddress(address))
-        .data(graphql::guard::Decisions::default());
+        .data(graphql::guard::Decisions::default())
+        .data(std::sync::Arc::clone(&trail));
     let mut response = state.schema.execute(request).await;
     graphql::ensure_codes(&mut response);
+    // Personal data leaves only once its reading is on the record.
+    let events = trail.take();
+    if !events.is_empty() {
+        let store = state.store.clone();
+        let now = state.clock.now();
+        match tokio::task::spawn_blocking(move || store.audit(&events, now)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let error = graphql::errors::internal_error(&error);
+                return HttpResponse::Ok().json(json!({ "data": null, "errors": [error.into_server_error(Default::default())] }));
+            }
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        }
+    }
     HttpResponse::Ok().json(response)
 }
 

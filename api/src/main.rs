@@ -58,6 +58,17 @@ enum Command {
         #[command(subcommand)]
         action: PolicyCommand,
     },
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; name the first modified or missing entry.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -313,6 +324,25 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             use std::io::Write;
             std::io::stdout().write_all(out.as_bytes())?;
             Ok(())
+        }
+        Command::Audit {
+            action: AuditCommand::Verify,
+        } => {
+            let (store, _) = api::open_store(&checked).await?;
+            let (entries, broken) =
+                tokio::task::spawn_blocking(move || store.verify_audit()).await??;
+            match broken {
+                None => {
+                    tracing::info!(entries, "the audit trail is intact");
+                    Ok(())
+                }
+                Some(store::BrokenLink::Modified { seq }) => {
+                    anyhow::bail!("the audit trail is broken: entry {seq} was modified")
+                }
+                Some(store::BrokenLink::Missing { seq, expected }) => anyhow::bail!(
+                    "the audit trail is broken at entry {seq}: entry {expected} is missing or was altered"
+                ),
+            }
         }
         Command::Schema | Command::Keys { .. } | Command::Policy { .. } => Ok(()),
     }

@@ -2,6 +2,7 @@
 //! PostgreSQL (production), behind the ports declared in `domain`.
 
 mod access;
+mod audit;
 mod connection;
 mod erasure;
 mod guests;
@@ -20,6 +21,7 @@ use domain::DomainError;
 use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
+pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::Erasure;
 pub use keys::RotationProgress;

@@ -268,6 +268,22 @@ macro_rules! kluis_schema {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            audit_log (seq) {
+                seq -> BigInt,
+                at -> $Instant,
+                principal -> Text,
+                action -> Text,
+                object -> Text,
+                fields -> Text,
+                venue_id -> Nullable<Text>,
+                prev_hash -> Text,
+                hash -> Text,
+            }
+        }
+
         diesel::allow_tables_to_appear_in_same_query!(
             venues,
             opening_hours,

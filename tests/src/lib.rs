@@ -399,6 +399,12 @@ impl TestApp {
         self.clock.advance(by);
     }
 
+    /// Recomputes the audit trail's hash chain, as `kluis audit verify`.
+    pub async fn verify_audit(&self) -> anyhow::Result<(u64, Option<store::BrokenLink>)> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        Ok(tokio::task::spawn_blocking(move || store.verify_audit()).await??)
+    }
+
     /// This server's copy of the policy folder, for edit tests.
     pub fn policy_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("policies")

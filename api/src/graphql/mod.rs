@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries, mutations, their limits and errors.
 
 pub mod access;
+pub mod audit;
 pub mod errors;
 pub mod guard;
 mod limits;
@@ -23,6 +24,7 @@ pub struct Query(
     query::BookingQuery,
     access::AccessQuery,
     privacy::PrivacyQuery,
+    audit::AuditQuery,
 );
 
 /// All mutations: bookings and access control.

@@ -298,7 +298,44 @@ impl RightsMutation {
     ) -> Result<async_graphql::Json<serde_json::Value>> {
         let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.exportMyData").await?;
         let store = store(ctx).clone();
+        let at = now(ctx);
         let export = blocking(move || {
+            let reservations_of_guest = store.reservations_of_guest(guest)?;
+            let mut objects: Vec<String> = reservations_of_guest
+                .iter()
+                .map(|r| format!("reservation:{}", r.id))
+                .collect();
+            objects.push(format!("guest:{guest}"));
+            store.audit(
+                &[store::AuditEvent {
+                    principal: "guest".to_owned(),
+                    action: "export".to_owned(),
+                    object: format!("guest:{guest}"),
+                    fields: "profile,reservations,consents,payments".to_owned(),
+                    venue_id: Some(reservation.venue_id.to_string()),
+                }],
+                at,
+            )?;
+            let access_log: Vec<serde_json::Value> = store
+                .audit_entries(
+                    &store::AuditFilter {
+                        objects,
+                        ..store::AuditFilter::default()
+                    },
+                    None,
+                    10_000,
+                )?
+                .into_iter()
+                .map(|entry| {
+                    serde_json::json!({
+                        "at": entry.at,
+                        "who": entry.principal,
+                        "action": entry.action,
+                        "object": entry.object,
+                        "fields": entry.fields.split(',').collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
             let record = store.guest_record(&reservation)?;
             let reservations = store.reservations_of_guest(guest)?;
             let consents = store.consents_of(guest, reservation.venue_id)?;
@@ -364,6 +401,7 @@ impl RightsMutation {
                 "reservations": bookings,
                 "consents": consents,
                 "payments": payments,
+                "accessLog": access_log,
             }))
         })
         .await?;
@@ -406,7 +444,17 @@ impl RightsMutation {
                 phone: phone.clone(),
                 notes: None,
             })?;
-            store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)
+            store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)?;
+            store.audit(
+                &[store::AuditEvent {
+                    principal: "guest".to_owned(),
+                    action: "correct".to_owned(),
+                    object: format!("guest:{guest}"),
+                    fields: "name,email,phone".to_owned(),
+                    venue_id: Some(venue.id.to_string()),
+                }],
+                at,
+            )
         })
         .await?;
         Ok(true)
@@ -436,7 +484,20 @@ impl RightsMutation {
                 .filter(|p| p.kind == "guarantee")
                 .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
                 .collect();
-            Ok((store.erase_guest(guest, at)?, saved_cards))
+            let erasure = store.erase_guest(guest, at)?;
+            if !erasure.already {
+                store.audit(
+                    &[store::AuditEvent {
+                        principal: "guest".to_owned(),
+                        action: "erase".to_owned(),
+                        object: format!("guest:{guest}"),
+                        fields: "name,email,phone,notes,card".to_owned(),
+                        venue_id: None,
+                    }],
+                    at,
+                )?;
+            }
+            Ok((erasure, saved_cards))
         })
         .await?;
         let mut asked = 0u32;

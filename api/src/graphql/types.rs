@@ -237,20 +237,31 @@ impl ReservationObject {
     /// Whether the policy lets this caller read `object` of this
     /// reservation; FORBIDDEN (or UNAUTHENTICATED) on that field otherwise.
     fn check(&self, ctx: &Context<'_>, object: &str) -> Result<()> {
-        let permitted = self.subject(ctx).is_some_and(|subject| {
+        let subject = self.subject(ctx);
+        let permitted = subject.as_ref().is_some_and(|subject| {
             super::guard::allowed_as(
                 ctx,
-                &subject,
+                subject,
                 Some(self.venue.id),
                 object,
                 super::guard::READ,
             )
         });
-        if permitted {
-            Ok(())
-        } else {
-            Err(super::guard::forbidden(ctx, object))
+        if !permitted {
+            return Err(super::guard::forbidden(ctx, object));
         }
+        // Every personal field read is on the record: who, which
+        // reservation, which field; never the value.
+        let field = object.rsplit('.').next().unwrap_or(object);
+        super::audit::record(
+            ctx,
+            subject.as_deref().unwrap_or("anonymous"),
+            "read",
+            format!("reservation:{}", self.reservation.id),
+            field,
+            Some(self.venue.id.to_string()),
+        );
+        Ok(())
     }
 
     /// The guest record, for callers the policy lets read `object`; a

@@ -204,3 +204,102 @@ both_backends!(
     erasure_leaves_no_trace_and_is_idempotent,
     erasure_leaves_no_trace_and_is_idempotent
 );
+
+/// Every read of personal data is on a hash-chained record that holds ids,
+/// never values; the guest sees it in the export; tampering is detected.
+async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (reservation, token) = book(
+        &app,
+        10,
+        json!({ "name": "Audrey Audit", "email": "audrey@example.org", "notes": "shy" }),
+    )
+    .await?;
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let read = app
+        .gql_as(
+            &staff,
+            "query R($id: ID!) { reservation(id: $id) { guestName notes partySize } }",
+            json!({ "id": reservation }),
+        )
+        .await?;
+    assert_eq!(
+        read["data"]["reservation"]["guestName"], "Audrey Audit",
+        "{read}"
+    );
+    let me = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
+    let staff_id = me["data"]["me"]["id"]
+        .as_str()
+        .context("staff id")?
+        .to_owned();
+
+    let admin = app.staff("admin", None).await?;
+    let log = app
+        .gql_as(
+            &admin,
+            "query L($o: String) { auditLog(object: $o) { principal action object fields } }",
+            json!({ "o": format!("reservation:{}", reservation.as_str().unwrap_or_default()) }),
+        )
+        .await?;
+    let entries = log["data"]["auditLog"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_staff = entries
+        .iter()
+        .find(|e| e["principal"] == format!("user:{staff_id}"))
+        .with_context(|| format!("{log}"))?;
+    assert_eq!(by_staff["action"], "read");
+    assert_eq!(by_staff["fields"], json!(["guestName", "notes"]));
+    let text = app
+        .query_texts("SELECT principal || action || object || fields AS value FROM audit_log")?
+        .join("|");
+    assert!(
+        !text.contains("Audrey") && !text.contains("audrey@") && !text.contains("shy"),
+        "values in the trail: {text}"
+    );
+    let denied = app
+        .gql_as(&staff, "{ auditLog { seq } }", json!({}))
+        .await?;
+    assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+
+    let export = app.gql(EXPORT, json!({ "t": token })).await?;
+    let access = export["data"]["exportMyData"]["accessLog"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        access
+            .iter()
+            .any(|e| e["who"] == format!("user:{staff_id}")),
+        "the guest sees who read their data: {export}"
+    );
+
+    assert_eq!(
+        app.verify_audit().await?.1,
+        None,
+        "an untouched chain verifies"
+    );
+    app.execute_sql("UPDATE audit_log SET principal = 'user:nobody' WHERE seq = 1")?;
+    assert_eq!(
+        app.verify_audit().await?.1,
+        Some(store::BrokenLink::Modified { seq: 1 })
+    );
+    app.execute_sql("UPDATE audit_log SET principal = (SELECT principal FROM audit_log WHERE seq = 2) WHERE seq = 1")?;
+    app.execute_sql("DELETE FROM audit_log WHERE seq = 2")?;
+    let broken = app.verify_audit().await?.1;
+    assert!(
+        matches!(
+            broken,
+            Some(store::BrokenLink::Modified { seq: 1 }) | Some(store::BrokenLink::Missing { .. })
+        ),
+        "{broken:?}"
+    );
+    Ok(())
+}
+both_backends!(
+    reads_of_personal_data_are_audited_and_the_chain_detects_tampering,
+    reads_of_personal_data_are_audited_and_the_chain_detects_tampering
+);

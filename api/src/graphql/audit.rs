@@ -1,0 +1,119 @@
+//! Collecting the audit trail of a request: personal fields note who read
+//! what while the query runs; the HTTP layer appends it all before the
+//! answer leaves, and answers with an error when it cannot.
+
+use std::sync::Mutex;
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use store::{AuditEvent, AuditFilter};
+
+use super::guard::{self, READ};
+use super::{blocking, store};
+
+/// The accesses of one request, merged per (principal, action, object).
+#[derive(Default)]
+pub struct AuditTrail(Mutex<Vec<AuditEvent>>);
+
+impl AuditTrail {
+    pub fn take(&self) -> Vec<AuditEvent> {
+        self.0
+            .lock()
+            .map(|mut events| std::mem::take(&mut *events))
+            .unwrap_or_default()
+    }
+}
+
+/// Notes that `principal` read `field` of `object`.
+pub fn record(
+    ctx: &Context<'_>,
+    principal: &str,
+    action: &str,
+    object: String,
+    field: &str,
+    venue: Option<String>,
+) {
+    let Some(trail) = ctx.data_opt::<std::sync::Arc<AuditTrail>>() else {
+        return;
+    };
+    let Ok(mut events) = trail.0.lock() else {
+        return;
+    };
+    match events
+        .iter_mut()
+        .find(|e| e.principal == principal && e.action == action && e.object == object)
+    {
+        Some(event) => {
+            if !event.fields.split(',').any(|f| f == field) {
+                event.fields.push(',');
+                event.fields.push_str(field);
+            }
+        }
+        None => events.push(AuditEvent {
+            principal: principal.to_owned(),
+            action: action.to_owned(),
+            object,
+            fields: field.to_owned(),
+            venue_id: venue,
+        }),
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEntryObject {
+    /// Position in the chain; pass as `before` for the next page.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub principal: String,
+    pub action: String,
+    pub object: String,
+    pub fields: Vec<String>,
+    pub venue_id: Option<ID>,
+    pub hash: String,
+}
+
+impl From<store::AuditEntry> for AuditEntryObject {
+    fn from(entry: store::AuditEntry) -> Self {
+        Self {
+            seq: entry.seq,
+            at: entry.at,
+            principal: entry.principal,
+            action: entry.action,
+            object: entry.object,
+            fields: entry.fields.split(',').map(str::to_owned).collect(),
+            venue_id: entry.venue_id.map(ID),
+            hash: entry.hash,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The audit trail, newest first (admins). Filter by principal
+    /// (`user:<id>`, `apikey:<id>`, `guest`), object
+    /// (`reservation:<id>`, `guest:<id>`) or action; page with `before`.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        before: Option<i64>,
+        principal: Option<String>,
+        object: Option<String>,
+        action: Option<String>,
+    ) -> Result<Vec<AuditEntryObject>> {
+        guard::require(ctx, None, "Query.auditLog", READ)?;
+        let limit = i64::from(super::query::page_size(Some(first)).map(|n| n as i32)?);
+        let store = store(ctx).clone();
+        let filter = AuditFilter {
+            principal,
+            object,
+            action,
+            objects: Vec::new(),
+        };
+        let entries = blocking(move || store.audit_entries(&filter, before, limit)).await?;
+        Ok(entries.into_iter().map(AuditEntryObject::from).collect())
+    }
+}
