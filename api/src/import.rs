@@ -64,6 +64,8 @@ struct VenueEntry {
     collect_email: Option<Spanned<String>>,
     collect_phone: Option<Spanned<String>>,
     collect_notes: Option<Spanned<String>>,
+    /// Days after a guest's last visit until they are anonymized (365).
+    retention_days: Option<Spanned<i64>>,
     #[serde(default)]
     opening_hours: Week,
     #[serde(default)]
@@ -324,6 +326,11 @@ fn venue(
         rules,
         schedule,
         resources,
+        retention_days: match &entry.retention_days {
+            None => domain::Venue::DEFAULT_RETENTION_DAYS,
+            Some(days) => domain::Venue::check_retention_days(*days.get_ref())
+                .map_err(|r| report.error(days, &key("retention_days"), r))?,
+        },
     })
 }
 

@@ -119,6 +119,24 @@ fn release_holds_periodically(store: Store, clock: clock::Clock) {
     });
 }
 
+/// Anonymizes guests past their venue's retention limit once an hour (and
+/// once at start-up), so no one has to remember to run it.
+fn apply_retention_periodically(store: Store, clock: clock::Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let now = clock.now();
+            match tokio::task::spawn_blocking(move || store.run_retention(now, false)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "retention run failed"),
+                Err(error) => tracing::warn!(%error, "retention run failed"),
+            }
+        }
+    });
+}
+
 /// Reads a PEM certificate chain and private key into a rustls server
 /// configuration (ring provider, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1).
 fn tls_config(
@@ -205,6 +223,7 @@ impl Application {
             tracing::info!(gateways = ?gateways.names(), "payment gateways configured");
         }
         release_holds_periodically(store.clone(), clock.clone());
+        apply_retention_periodically(store.clone(), clock.clone());
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {

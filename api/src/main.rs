@@ -63,6 +63,23 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Apply the venues' retention limits now (the server also does so
+    /// hourly).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Anonymize every guest whose last visit is older than their venue's
+    /// `retention_days`.
+    Run {
+        /// Only count who would be anonymized.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -323,6 +340,22 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             }
             use std::io::Write;
             std::io::stdout().write_all(out.as_bytes())?;
+            Ok(())
+        }
+        Command::Retention {
+            action: RetentionCommand::Run { dry_run },
+        } => {
+            let (store, _) = api::open_store(&checked).await?;
+            let run = tokio::task::spawn_blocking(move || {
+                store.run_retention(chrono::Utc::now(), dry_run)
+            })
+            .await??;
+            if dry_run {
+                tracing::info!(
+                    due = run.due,
+                    "guests past their venue's retention limit (dry run: nothing changed)"
+                );
+            }
             Ok(())
         }
         Command::Audit {

@@ -24,6 +24,9 @@ pub struct Venue {
     pub payments: crate::payments::PaymentPolicy,
     /// Which guest fields this venue collects at all.
     pub guest_fields: crate::privacy::GuestFields,
+    /// Days after a guest's last visit until their personal data is
+    /// anonymized.
+    pub retention_days: u32,
 }
 
 /// How bookings at a venue work.
@@ -197,6 +200,24 @@ pub fn parse_time_zone(raw: &str) -> Result<Tz, String> {
 }
 
 impl Venue {
+    /// A year: long enough for returning guests and disputes, short enough
+    /// that a one-off guest is not kept for ever.
+    pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+    /// Ten years, the longest bookkeeping duty we know of in the EU.
+    pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+    pub fn check_retention_days(days: i64) -> Result<u32, String> {
+        u32::try_from(days)
+            .ok()
+            .filter(|d| (1..=Self::MAX_RETENTION_DAYS).contains(d))
+            .ok_or_else(|| {
+                format!(
+                    "retention must be between 1 and {} days",
+                    Self::MAX_RETENTION_DAYS
+                )
+            })
+    }
+
     /// The instant at which a local wall-clock time happens at this venue.
     /// A time skipped by a daylight-saving jump is moved forward by the
     /// length of the gap, as the clocks were; a repeated one maps to its
@@ -338,6 +359,7 @@ pub(crate) mod tests {
             country: None,
             payments: crate::payments::PaymentPolicy::default(),
             guest_fields: crate::privacy::GuestFields::default(),
+            retention_days: 365,
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -165,3 +165,112 @@ impl Store {
         }))
     }
 }
+
+/// A guest id (none once detached) and when one of their bookings ends.
+type GuestVisit = (Option<String>, DateTime<Utc>);
+
+/// What a retention run did (or, dry, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionRun {
+    /// Guests past their venue's retention limit.
+    pub due: usize,
+    pub anonymized: usize,
+    /// Left for a later run: a payment of theirs is still in flight.
+    pub waiting: usize,
+}
+
+impl Store {
+    /// Guests whose last visit ended longer ago than their venue keeps
+    /// data, not yet erased.
+    pub fn retention_due(&self, now: DateTime<Utc>) -> Result<Vec<GuestId>, StoreError> {
+        let mut connection = self.connection()?;
+        // SQLite keeps instants as text, which has no MAX aggregate in
+        // Diesel; the latest visit per guest is found here instead.
+        let (visits, limits): (Vec<GuestVisit>, Vec<(String, i32)>) =
+            on_backend!(&mut *connection, |c, s| {
+                use s::reservations::dsl as r;
+                let visits = r::reservations
+                    .filter(r::guest_id.is_not_null())
+                    .select((r::guest_id, r::ends_at))
+                    .load(c)?;
+                let limits = s::venues::table
+                    .select((s::venues::id, s::venues::retention_days))
+                    .load(c)?;
+                (visits, limits)
+            });
+        let mut last_visits: std::collections::HashMap<String, DateTime<Utc>> =
+            std::collections::HashMap::new();
+        for (guest, ends_at) in visits {
+            if let Some(guest) = guest {
+                let last = last_visits.entry(guest).or_insert(ends_at);
+                *last = (*last).max(ends_at);
+            }
+        }
+        let mut connection = self.connection()?;
+        let guests: Vec<(String, String)> = on_backend!(&mut *connection, |c, s| s::guests::table
+            .filter(s::guests::erased_at.is_null())
+            .select((s::guests::id, s::guests::venue_id))
+            .load(c)?);
+        let due = guests
+            .into_iter()
+            .filter_map(|(guest, venue)| {
+                let days = limits
+                    .iter()
+                    .find(|(id, _)| *id == venue)
+                    .map(|(_, d)| *d)?;
+                let last = *last_visits.get(&guest)?;
+                (last + chrono::Duration::days(i64::from(days)) < now).then_some(guest)
+            })
+            .filter_map(|guest| GuestId::parse(&guest).ok())
+            .collect();
+        Ok(due)
+    }
+
+    /// Anonymizes guests past their venue's retention limit, in batches.
+    /// Erasure is idempotent, so two nodes running this at once anonymize
+    /// each guest once; guests with a payment in flight wait for a later
+    /// run. Logs counts, never identities.
+    pub fn run_retention(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<RetentionRun, StoreError> {
+        let due = self.retention_due(now)?;
+        let mut run = RetentionRun {
+            due: due.len(),
+            ..RetentionRun::default()
+        };
+        if dry_run {
+            return Ok(run);
+        }
+        for batch in due.chunks(100) {
+            for guest in batch {
+                match self.erase_guest(*guest, now) {
+                    Ok(erasure) if !erasure.already => {
+                        run.anonymized += 1;
+                        self.audit(
+                            &[crate::AuditEvent {
+                                principal: "retention".to_owned(),
+                                action: "erase".to_owned(),
+                                object: format!("guest:{guest}"),
+                                fields: "name,email,phone,notes,card".to_owned(),
+                                venue_id: None,
+                            }],
+                            now,
+                        )?;
+                    }
+                    Ok(_) => {}
+                    Err(StoreError::Domain(DomainError::Conflict(_))) => run.waiting += 1,
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        tracing::info!(
+            due = run.due,
+            anonymized = run.anonymized,
+            waiting = run.waiting,
+            "retention run"
+        );
+        Ok(run)
+    }
+}

@@ -23,7 +23,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
-pub use erasure::Erasure;
+pub use erasure::{Erasure, RetentionRun};
 pub use keys::RotationProgress;
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;

@@ -37,6 +37,7 @@ pub struct VenueRow {
     pub collect_email: String,
     pub collect_phone: String,
     pub collect_notes: String,
+    pub retention_days: i32,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -181,6 +182,7 @@ impl VenueRow {
         Ok(Venue {
             payments,
             guest_fields,
+            retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
             slug: Slug::parse(&self.slug).map_err(&bad)?,
             time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,

@@ -31,6 +31,7 @@ macro_rules! kluis_schema {
                 collect_email -> Text,
                 collect_phone -> Text,
                 collect_notes -> Text,
+                retention_days -> Integer,
             }
         }
 

@@ -96,6 +96,7 @@ pub struct VenueDefinition {
     pub country: Option<domain::Country>,
     pub payments: domain::payments::PaymentPolicy,
     pub guest_fields: domain::privacy::GuestFields,
+    pub retention_days: u32,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -170,6 +171,7 @@ impl Store {
                     }
                 };
                 let field_values = (
+                    v::retention_days.eq(db_int(definition.retention_days)),
                     v::collect_email.eq(definition.guest_fields.email.as_str()),
                     v::collect_phone.eq(definition.guest_fields.phone.as_str()),
                     v::collect_notes.eq(definition.guest_fields.notes.as_str()),

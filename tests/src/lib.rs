@@ -405,6 +405,18 @@ impl TestApp {
         Ok(tokio::task::spawn_blocking(move || store.verify_audit()).await??)
     }
 
+    /// Applies the retention limits as of `days` days from now, as the
+    /// hourly job and `kluis retention run` do.
+    pub async fn run_retention(
+        &self,
+        days: i64,
+        dry_run: bool,
+    ) -> anyhow::Result<store::RetentionRun> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let at = chrono::Utc::now() + chrono::Duration::days(days);
+        Ok(tokio::task::spawn_blocking(move || store.run_retention(at, dry_run)).await??)
+    }
+
     /// This server's copy of the policy folder, for edit tests.
     pub fn policy_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("policies")

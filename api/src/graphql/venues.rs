@@ -60,6 +60,9 @@ pub struct VenueInput {
     pub payment: Option<PaymentRuleInput>,
     /// Which guest fields the venue collects; left out, it keeps its rules.
     pub guest_fields: Option<GuestFieldsInput>,
+    /// Days after a guest's last visit until their personal data is
+    /// anonymized; 365 when left out.
+    pub retention_days: Option<i32>,
 }
 
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +288,12 @@ pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
         rules,
         schedule: WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason))?,
         resources,
+        retention_days: input
+            .retention_days
+            .map_or(Ok(domain::Venue::DEFAULT_RETENTION_DAYS), |days| {
+                domain::Venue::check_retention_days(i64::from(days))
+            })
+            .map_err(|reason| invalid("retentionDays", reason))?,
     })
 }
 

@@ -303,3 +303,62 @@ both_backends!(
     reads_of_personal_data_are_audited_and_the_chain_detects_tampering,
     reads_of_personal_data_are_audited_and_the_chain_detects_tampering
 );
+
+/// Guests are anonymized once their last visit is older than the venue's
+/// retention limit, not before; the run is audited and safe to repeat.
+async fn retention_anonymizes_guests_past_the_venue_limit(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    app.execute_sql("UPDATE venues SET retention_days = 30")?;
+    let (_, token) = book(
+        &app,
+        10,
+        json!({ "name": "Rita Retention", "email": "rita@example.org", "notes": "allergic" }),
+    )
+    .await?;
+    book(
+        &app,
+        11,
+        json!({ "name": "Otto Other", "phone": "+31 6 1111 2222" }),
+    )
+    .await?;
+
+    let early = app.run_retention(20, false).await?;
+    assert_eq!((early.due, early.anonymized), (0, 0), "{early:?}");
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["guestName"], "Rita Retention",
+        "{mine}"
+    );
+
+    let dry = app.run_retention(40, true).await?;
+    assert_eq!(
+        (dry.due, dry.anonymized),
+        (2, 0),
+        "a dry run changes nothing"
+    );
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 2);
+
+    let run = app.run_retention(40, false).await?;
+    assert_eq!((run.due, run.anonymized, run.waiting), (2, 2, 0), "{run:?}");
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 0);
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    let reservation = &mine["data"]["reservationByToken"];
+    assert_ne!(reservation["guestName"], "Rita Retention", "{mine}");
+    assert!(
+        reservation["guestEmail"].is_null() && reservation["notes"].is_null(),
+        "{mine}"
+    );
+    assert_eq!(
+        app.count_rows("audit_log", "principal = 'retention' AND action = 'erase'")?,
+        2
+    );
+
+    let again = app.run_retention(40, false).await?;
+    assert_eq!((again.due, again.anonymized), (0, 0), "{again:?}");
+    assert_eq!(app.verify_audit().await?.1, None);
+    Ok(())
+}
+both_backends!(
+    retention_anonymizes_guests_past_the_venue_limit,
+    retention_anonymizes_guests_past_the_venue_limit
+);
