@@ -39,28 +39,38 @@ impl Store {
     /// last four. Amounts, dates, statuses and provider references stay.
     /// Refused while a payment is in flight; erasing twice is fine.
     pub fn erase_guest(&self, guest: GuestId, now: DateTime<Utc>) -> Result<Erasure, StoreError> {
+        self.erase(guest, now, false)?
+            .ok_or_else(|| DomainError::not_found("guest").into())
+    }
+
+    /// Erases a guest, or on PostgreSQL with `skip_locked` gives `None`
+    /// when another node holds the guest's row (it is erasing them).
+    fn erase(
+        &self,
+        guest: GuestId,
+        now: DateTime<Utc>,
+        skip_locked: bool,
+    ) -> Result<Option<Erasure>, StoreError> {
         let now = db_instant(now);
         let guest = guest.to_string();
         let mut connection = self.connection()?;
         let erasure = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let row: GuestRow = g::guests
-                .find(&guest)
-                .first(c)
-                .optional()?
-                .ok_or(DomainError::not_found("guest"))?;
+            let Some(row) = c.lock_guest(&guest, skip_locked)? else {
+                return Ok::<_, StoreError>(None);
+            };
             use s::reservations::dsl as r;
             let reservations: Vec<String> = r::reservations
                 .filter(r::guest_id.eq(&guest))
                 .select(r::id)
                 .load(c)?;
             if let Some(erased_at) = row.erased_at {
-                return Ok::<_, StoreError>(Erasure {
+                return Ok(Some(Erasure {
                     erased_at,
                     already: true,
                     reservations: reservations.len(),
-                });
+                }));
             }
             use s::payments::dsl as p;
             let statuses: Vec<String> = p::payments
@@ -90,14 +100,14 @@ impl Store {
             diesel::update(p::payments.filter(p::reservation_id.eq_any(&reservations)))
                 .set((p::card_brand.eq(None::<String>), p::card_last4.eq(None::<String>)))
                 .execute(c)?;
-            Ok(Erasure {
+            Ok(Some(Erasure {
                 erased_at: now,
                 already: false,
                 reservations: reservations.len(),
-            })
+            }))
         })
         })?;
-        if self.backend() == Backend::Sqlite && !erasure.already {
+        if self.backend() == Backend::Sqlite && erasure.as_ref().is_some_and(|e| !e.already) {
             // The old page versions sit in the write-ahead log until a
             // checkpoint; secure_delete has zeroed them in the page itself.
             use diesel::connection::SimpleConnection;
@@ -177,6 +187,8 @@ pub struct RetentionRun {
     pub anonymized: usize,
     /// Left for a later run: a payment of theirs is still in flight.
     pub waiting: usize,
+    /// Being anonymized by another node's run at the same moment.
+    pub taken_by_another_node: usize,
 }
 
 impl Store {
@@ -245,8 +257,10 @@ impl Store {
         }
         for batch in due.chunks(100) {
             for guest in batch {
-                match self.erase_guest(*guest, now) {
-                    Ok(erasure) if !erasure.already => {
+                let skip_locked = self.backend() == Backend::Postgresql;
+                match self.erase(*guest, now, skip_locked) {
+                    Ok(None) => run.taken_by_another_node += 1,
+                    Ok(Some(erasure)) if !erasure.already => {
                         run.anonymized += 1;
                         self.audit(
                             &[crate::AuditEvent {
@@ -259,7 +273,7 @@ impl Store {
                             now,
                         )?;
                     }
-                    Ok(_) => {}
+                    Ok(Some(_)) => {}
                     Err(StoreError::Domain(DomainError::Conflict(_))) => run.waiting += 1,
                     Err(other) => return Err(other),
                 }
@@ -272,5 +286,34 @@ impl Store {
             "retention run"
         );
         Ok(run)
+    }
+}
+
+/// Reads a guest's row for erasure, locked so that concurrent erasures of
+/// the same guest (two API nodes, a guest and the retention job) take
+/// turns; SQLite's `BEGIN IMMEDIATE` already serializes writers.
+trait LockGuest: Connection + Sized {
+    /// `None` when the guest does not exist or, with `skip_locked` on
+    /// PostgreSQL, another transaction holds their row.
+    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError>;
+}
+
+impl LockGuest for diesel::PgConnection {
+    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
+        use crate::schema::pg::guests::dsl as g;
+        let query = g::guests.find(id).for_update();
+        let row = if skip_locked {
+            query.skip_locked().first(self).optional()?
+        } else {
+            query.first(self).optional()?
+        };
+        Ok(row)
+    }
+}
+
+impl LockGuest for diesel::SqliteConnection {
+    fn lock_guest(&mut self, id: &str, _skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
+        use crate::schema::sqlite::guests::dsl as g;
+        Ok(g::guests.find(id).first(self).optional()?)
     }
 }

@@ -604,6 +604,17 @@ impl TestApp {
         })
     }
 
+    /// Opens a PostgreSQL transaction that runs `sql` (e.g. a `SELECT … FOR
+    /// UPDATE`) and stays open, holding its locks, until the connection is
+    /// dropped: another API node busy with those rows.
+    pub fn hold_postgres_locks(&self, sql: &str) -> anyhow::Result<PgConnection> {
+        anyhow::ensure!(self.backend == Backend::Postgres, "PostgreSQL only");
+        let mut connection = PgConnection::establish(&self.database_url)?;
+        diesel::sql_query("BEGIN").execute(&mut connection)?;
+        diesel::sql_query(sql).execute(&mut connection)?;
+        Ok(connection)
+    }
+
     /// Counts rows of a table matching an SQL condition.
     pub fn count_rows(&self, table: &str, condition: &str) -> anyhow::Result<i64> {
         #[derive(diesel::QueryableByName)]

@@ -362,3 +362,38 @@ both_backends!(
     retention_anonymizes_guests_past_the_venue_limit,
     retention_anonymizes_guests_past_the_venue_limit
 );
+
+/// Two API nodes run retention at once: a guest whose row the other node
+/// holds is skipped (`FOR UPDATE SKIP LOCKED`), not waited for or erased
+/// twice, and is picked up by a later run if that node gave up.
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn retention_skips_guests_another_node_is_anonymizing() -> Result<()> {
+    let app = TestApp::spawn(Backend::Postgres).await?;
+    app.execute_sql("UPDATE venues SET retention_days = 30")?;
+    book(
+        &app,
+        10,
+        json!({ "name": "Nadia Node", "email": "nadia@example.org" }),
+    )
+    .await?;
+    book(
+        &app,
+        11,
+        json!({ "name": "Niels Node", "email": "niels@example.org" }),
+    )
+    .await?;
+    let other_node =
+        app.hold_postgres_locks("SELECT id FROM guests ORDER BY id LIMIT 1 FOR UPDATE")?;
+    let run = app.run_retention(40, false).await?;
+    assert_eq!(
+        (run.due, run.anonymized, run.taken_by_another_node),
+        (2, 1, 1),
+        "{run:?}"
+    );
+    drop(other_node);
+    let later = app.run_retention(40, false).await?;
+    assert_eq!((later.due, later.anonymized), (1, 1), "{later:?}");
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 0);
+    Ok(())
+}
