@@ -297,115 +297,7 @@ impl RightsMutation {
         manage_token: String,
     ) -> Result<async_graphql::Json<serde_json::Value>> {
         let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.exportMyData").await?;
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        let export = blocking(move || {
-            let reservations_of_guest = store.reservations_of_guest(guest)?;
-            let mut objects: Vec<String> = reservations_of_guest
-                .iter()
-                .map(|r| format!("reservation:{}", r.id))
-                .collect();
-            objects.push(format!("guest:{guest}"));
-            store.audit(
-                &[store::AuditEvent {
-                    principal: "guest".to_owned(),
-                    action: "export".to_owned(),
-                    object: format!("guest:{guest}"),
-                    fields: "profile,reservations,consents,payments".to_owned(),
-                    venue_id: Some(reservation.venue_id.to_string()),
-                }],
-                at,
-            )?;
-            let access_log: Vec<serde_json::Value> = store
-                .audit_entries(
-                    &store::AuditFilter {
-                        objects,
-                        ..store::AuditFilter::default()
-                    },
-                    None,
-                    10_000,
-                )?
-                .into_iter()
-                .map(|entry| {
-                    serde_json::json!({
-                        "at": entry.at,
-                        "who": entry.principal,
-                        "action": entry.action,
-                        "object": entry.object,
-                        "fields": entry.fields.split(',').collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let record = store.guest_record(&reservation)?;
-            let reservations = store.reservations_of_guest(guest)?;
-            let consents = store.consents_of(guest, reservation.venue_id)?;
-            let mut bookings = Vec::new();
-            let mut payments = Vec::new();
-            for booking in &reservations {
-                let notes = store
-                    .guest_record(booking)?
-                    .and_then(|r| r.notes)
-                    .map(|n| n.expose().to_owned());
-                bookings.push(serde_json::json!({
-                    "id": booking.id.to_string(),
-                    "venueId": booking.venue_id.to_string(),
-                    "startsAt": booking.starts_at,
-                    "endsAt": booking.ends_at,
-                    "partySize": booking.party_size.get(),
-                    "status": booking.status.as_str(),
-                    "notes": notes,
-                    "createdAt": booking.created_at,
-                }));
-                for payment in store.payments_of(booking.id)? {
-                    payments.push(serde_json::json!({
-                        "id": payment.id,
-                        "reservationId": booking.id.to_string(),
-                        "kind": payment.kind,
-                        "gateway": payment.gateway,
-                        "providerReference": payment.reference,
-                        "amount": payment.amount.minor(),
-                        "refunded": payment.refunded.minor(),
-                        "currency": payment.amount.currency().code(),
-                        "status": payment.status.as_str(),
-                        "cardBrand": payment.card_brand,
-                        "cardLast4": payment.card_last4,
-                        "createdAt": payment.created_at,
-                    }));
-                }
-            }
-            let profile = record.map(|r| {
-                serde_json::json!({
-                    "guestId": r.guest.id.to_string(),
-                    "name": r.guest.name.expose(),
-                    "email": r.guest.email.as_ref().map(Email::expose),
-                    "phone": r.guest.phone.as_ref().map(Phone::expose),
-                })
-            });
-            let consents: Vec<serde_json::Value> = consents
-                .into_iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "purpose": c.purpose.as_str(),
-                        "given": c.given,
-                        "at": c.at,
-                        "channel": c.channel,
-                        "noticeVersion": c.notice_version,
-                        "noticeSha256": c.notice_sha256,
-                    })
-                })
-                .collect();
-            Ok(serde_json::json!({
-                "format": "kluis-export-1",
-                "exportedAt": chrono::Utc::now(),
-                "profile": profile,
-                "reservations": bookings,
-                "consents": consents,
-                "payments": payments,
-                "accessLog": access_log,
-            }))
-        })
-        .await?;
-        Ok(async_graphql::Json(export))
+        export(ctx, "guest".to_owned(), reservation, guest).await
     }
 
     /// Corrects the guest's name, e-mail and phone (the right to
@@ -417,47 +309,7 @@ impl RightsMutation {
         input: CorrectionInput,
     ) -> Result<bool> {
         let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.correctMyData").await?;
-        let name = domain::PersonName::parse("name", &input.name).or_gql()?;
-        let email = input
-            .email
-            .as_deref()
-            .filter(|raw| !raw.trim().is_empty())
-            .map(|raw| Email::parse("email", raw))
-            .transpose()
-            .or_gql()?;
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        blocking(move || {
-            use domain::ports::VenueRepository;
-            let venue = store
-                .venue(reservation.venue_id)?
-                .ok_or(DomainError::not_found("venue"))?;
-            let phone = input
-                .phone
-                .as_deref()
-                .filter(|raw| !raw.trim().is_empty())
-                .map(|raw| Phone::parse("phone", raw, venue.country))
-                .transpose()?;
-            venue.guest_fields.check(&domain::GuestDetails {
-                name: name.clone(),
-                email: email.clone(),
-                phone: phone.clone(),
-                notes: None,
-            })?;
-            store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)?;
-            store.audit(
-                &[store::AuditEvent {
-                    principal: "guest".to_owned(),
-                    action: "correct".to_owned(),
-                    object: format!("guest:{guest}"),
-                    fields: "name,email,phone".to_owned(),
-                    venue_id: Some(venue.id.to_string()),
-                }],
-                at,
-            )
-        })
-        .await?;
-        Ok(true)
+        correct(ctx, "guest".to_owned(), reservation, guest, input).await
     }
 
     /// Erases the guest's personal data everywhere (the right to erasure):
@@ -471,56 +323,289 @@ impl RightsMutation {
         manage_token: String,
     ) -> Result<ErasureReport> {
         let (_, guest) = as_guest(ctx, &manage_token, "Mutation.eraseMyData").await?;
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        let (erasure, saved_cards) = blocking(move || {
-            let saved_cards: Vec<(String, String)> = store
-                .reservations_of_guest(guest)?
-                .into_iter()
-                .map(|booking| store.payments_of(booking.id))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .flatten()
-                .filter(|p| p.kind == "guarantee")
-                .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
-                .collect();
-            let erasure = store.erase_guest(guest, at)?;
-            if !erasure.already {
-                store.audit(
-                    &[store::AuditEvent {
-                        principal: "guest".to_owned(),
-                        action: "erase".to_owned(),
-                        object: format!("guest:{guest}"),
-                        fields: "name,email,phone,notes,card".to_owned(),
-                        venue_id: None,
-                    }],
-                    at,
-                )?;
+        erase(ctx, "guest".to_owned(), guest).await
+    }
+
+    /// `exportMyData` run by venue staff for the guest of this reservation,
+    /// who asked in person or by letter; audited under the staff account.
+    async fn export_guest_data(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<async_graphql::Json<serde_json::Value>> {
+        let (who, reservation, guest) =
+            as_staff(ctx, &reservation_id, "Mutation.exportGuestData").await?;
+        export(ctx, who, reservation, guest).await
+    }
+
+    /// `correctMyData` run by venue staff on the guest's request; audited.
+    async fn correct_guest_data(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+        input: CorrectionInput,
+    ) -> Result<bool> {
+        let (who, reservation, guest) =
+            as_staff(ctx, &reservation_id, "Mutation.correctGuestData").await?;
+        correct(ctx, who, reservation, guest, input).await
+    }
+
+    /// `eraseMyData` run by venue staff on the guest's request; audited.
+    async fn erase_guest_data(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<ErasureReport> {
+        let (who, _, guest) = as_staff(ctx, &reservation_id, "Mutation.eraseGuestData").await?;
+        erase(ctx, who, guest).await
+    }
+}
+
+/// The reservation and guest a staff member acts for, with the audit name
+/// of that staff member; the policy must allow `object` in its venue.
+async fn as_staff(
+    ctx: &Context<'_>,
+    reservation_id: &str,
+    object: &str,
+) -> Result<(String, domain::Reservation, domain::GuestId)> {
+    let id = domain::ReservationId::parse(reservation_id).or_gql()?;
+    let store = store(ctx).clone();
+    let reservation = blocking(move || {
+        store
+            .reservation(id)?
+            .ok_or_else(|| DomainError::not_found("reservation").into())
+    })
+    .await?;
+    guard::require_in_venue(ctx, reservation.venue_id, object, EXECUTE, "reservation")?;
+    let guest = reservation
+        .guest_id
+        .ok_or_else(|| api_error(Code::BadUserInput, "this reservation has no guest record"))?;
+    Ok((guard::principal(ctx).subject(), reservation, guest))
+}
+
+/// Everything kluis holds about a guest at the reservation's venue, as
+/// JSON, audited as an export by `who`.
+async fn export(
+    ctx: &Context<'_>,
+    who: String,
+    reservation: domain::Reservation,
+    guest: domain::GuestId,
+) -> Result<async_graphql::Json<serde_json::Value>> {
+    let store = store(ctx).clone();
+    let at = now(ctx);
+    let export = blocking(move || {
+        let reservations_of_guest = store.reservations_of_guest(guest)?;
+        let mut objects: Vec<String> = reservations_of_guest
+            .iter()
+            .map(|r| format!("reservation:{}", r.id))
+            .collect();
+        objects.push(format!("guest:{guest}"));
+        store.audit(
+            &[store::AuditEvent {
+                principal: who.clone(),
+                action: "export".to_owned(),
+                object: format!("guest:{guest}"),
+                fields: "profile,reservations,consents,payments".to_owned(),
+                venue_id: Some(reservation.venue_id.to_string()),
+            }],
+            at,
+        )?;
+        let access_log: Vec<serde_json::Value> = store
+            .audit_entries(
+                &store::AuditFilter {
+                    objects,
+                    ..store::AuditFilter::default()
+                },
+                None,
+                10_000,
+            )?
+            .into_iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "at": entry.at,
+                    "who": entry.principal,
+                    "action": entry.action,
+                    "object": entry.object,
+                    "fields": entry.fields.split(',').collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let record = store.guest_record(&reservation)?;
+        let reservations = store.reservations_of_guest(guest)?;
+        let consents = store.consents_of(guest, reservation.venue_id)?;
+        let mut bookings = Vec::new();
+        let mut payments = Vec::new();
+        for booking in &reservations {
+            let notes = store
+                .guest_record(booking)?
+                .and_then(|r| r.notes)
+                .map(|n| n.expose().to_owned());
+            bookings.push(serde_json::json!({
+                "id": booking.id.to_string(),
+                "venueId": booking.venue_id.to_string(),
+                "startsAt": booking.starts_at,
+                "endsAt": booking.ends_at,
+                "partySize": booking.party_size.get(),
+                "status": booking.status.as_str(),
+                "notes": notes,
+                "createdAt": booking.created_at,
+            }));
+            for payment in store.payments_of(booking.id)? {
+                payments.push(serde_json::json!({
+                    "id": payment.id,
+                    "reservationId": booking.id.to_string(),
+                    "kind": payment.kind,
+                    "gateway": payment.gateway,
+                    "providerReference": payment.reference,
+                    "amount": payment.amount.minor(),
+                    "refunded": payment.refunded.minor(),
+                    "currency": payment.amount.currency().code(),
+                    "status": payment.status.as_str(),
+                    "cardBrand": payment.card_brand,
+                    "cardLast4": payment.card_last4,
+                    "createdAt": payment.created_at,
+                }));
             }
-            Ok((erasure, saved_cards))
-        })
-        .await?;
-        let mut asked = 0u32;
-        if !erasure.already
-            && let Some(gateways) = ctx.data_opt::<plugins::Gateways>()
-        {
-            for (gateway, reference) in saved_cards {
-                if let Some(provider) = gateways.named(&gateway) {
-                    match provider.forget(&reference).await {
-                        Ok(()) => asked += 1,
-                        Err(error) => {
-                            tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
-                        }
+        }
+        let profile = record.map(|r| {
+            serde_json::json!({
+                "guestId": r.guest.id.to_string(),
+                "name": r.guest.name.expose(),
+                "email": r.guest.email.as_ref().map(Email::expose),
+                "phone": r.guest.phone.as_ref().map(Phone::expose),
+            })
+        });
+        let consents: Vec<serde_json::Value> = consents
+            .into_iter()
+            .map(|c| {
+                serde_json::json!({
+                    "purpose": c.purpose.as_str(),
+                    "given": c.given,
+                    "at": c.at,
+                    "channel": c.channel,
+                    "noticeVersion": c.notice_version,
+                    "noticeSha256": c.notice_sha256,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "format": "kluis-export-1",
+            "exportedAt": chrono::Utc::now(),
+            "profile": profile,
+            "reservations": bookings,
+            "consents": consents,
+            "payments": payments,
+            "accessLog": access_log,
+        }))
+    })
+    .await?;
+    Ok(async_graphql::Json(export))
+}
+
+/// Replaces a guest's name, e-mail and phone, audited as a correction by
+/// `who`; the venue's field rules apply as when booking.
+async fn correct(
+    ctx: &Context<'_>,
+    who: String,
+    reservation: domain::Reservation,
+    guest: domain::GuestId,
+    input: CorrectionInput,
+) -> Result<bool> {
+    let name = domain::PersonName::parse("name", &input.name).or_gql()?;
+    let email = input
+        .email
+        .as_deref()
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| Email::parse("email", raw))
+        .transpose()
+        .or_gql()?;
+    let store = store(ctx).clone();
+    let at = now(ctx);
+    blocking(move || {
+        use domain::ports::VenueRepository;
+        let venue = store
+            .venue(reservation.venue_id)?
+            .ok_or(DomainError::not_found("venue"))?;
+        let phone = input
+            .phone
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| Phone::parse("phone", raw, venue.country))
+            .transpose()?;
+        venue.guest_fields.check(&domain::GuestDetails {
+            name: name.clone(),
+            email: email.clone(),
+            phone: phone.clone(),
+            notes: None,
+        })?;
+        store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)?;
+        store.audit(
+            &[store::AuditEvent {
+                principal: who.clone(),
+                action: "correct".to_owned(),
+                object: format!("guest:{guest}"),
+                fields: "name,email,phone".to_owned(),
+                venue_id: Some(venue.id.to_string()),
+            }],
+            at,
+        )
+    })
+    .await?;
+    Ok(true)
+}
+
+/// Erases a guest's personal data everywhere, audited as an erasure by
+/// `who`, and asks payment providers to delete their customer objects.
+async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result<ErasureReport> {
+    let store = store(ctx).clone();
+    let at = now(ctx);
+    let (erasure, saved_cards) = blocking(move || {
+        let saved_cards: Vec<(String, String)> = store
+            .reservations_of_guest(guest)?
+            .into_iter()
+            .map(|booking| store.payments_of(booking.id))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .filter(|p| p.kind == "guarantee")
+            .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
+            .collect();
+        let erasure = store.erase_guest(guest, at)?;
+        if !erasure.already {
+            store.audit(
+                &[store::AuditEvent {
+                    principal: who.clone(),
+                    action: "erase".to_owned(),
+                    object: format!("guest:{guest}"),
+                    fields: "name,email,phone,notes,card".to_owned(),
+                    venue_id: None,
+                }],
+                at,
+            )?;
+        }
+        Ok((erasure, saved_cards))
+    })
+    .await?;
+    let mut asked = 0u32;
+    if !erasure.already
+        && let Some(gateways) = ctx.data_opt::<plugins::Gateways>()
+    {
+        for (gateway, reference) in saved_cards {
+            if let Some(provider) = gateways.named(&gateway) {
+                match provider.forget(&reference).await {
+                    Ok(()) => asked += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
                     }
                 }
             }
         }
-        tracing::info!(guest = %guest, reservations = erasure.reservations, "guest data erased");
-        Ok(ErasureReport {
-            erased_at: erasure.erased_at,
-            already_erased: erasure.already,
-            reservations: u32::try_from(erasure.reservations).unwrap_or(u32::MAX),
-            providers_asked: asked,
-        })
     }
+    tracing::info!(guest = %guest, reservations = erasure.reservations, "guest data erased");
+    Ok(ErasureReport {
+        erased_at: erasure.erased_at,
+        already_erased: erasure.already,
+        reservations: u32::try_from(erasure.reservations).unwrap_or(u32::MAX),
+        providers_asked: asked,
+    })
 }

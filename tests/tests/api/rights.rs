@@ -397,3 +397,80 @@ async fn retention_skips_guests_another_node_is_anonymizing() -> Result<()> {
     assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 0);
     Ok(())
 }
+
+/// A guest who asks at the desk: a manager of the venue exports, corrects
+/// and erases for them, each audited under the manager's account; staff
+/// without the role are refused and other venues' managers find nothing.
+async fn managers_exercise_rights_for_a_guest_on_request(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (reservation, token) = book(
+        &app,
+        10,
+        json!({ "name": "Desk Dora", "email": "dora@example.org" }),
+    )
+    .await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let elsewhere = app.staff("manager", Some("lunch-room")).await?;
+    let export = "mutation E($r: ID!) { exportGuestData(reservationId: $r) }";
+    let correct = "mutation C($r: ID!, $i: CorrectionInput!) { correctGuestData(reservationId: $r, input: $i) }";
+    let erase =
+        "mutation X($r: ID!) { eraseGuestData(reservationId: $r) { alreadyErased reservations } }";
+    let args = json!({ "r": reservation });
+
+    let refused = app.gql_as(&staff, export, args.clone()).await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let other = app.gql_as(&elsewhere, erase, args.clone()).await?;
+    assert_eq!(error_code(&other), Some("NOT_FOUND"), "{other}");
+    let anonymous = app.gql(export, args.clone()).await?;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
+
+    let exported = app.gql_as(&manager, export, args.clone()).await?;
+    assert_eq!(
+        exported["data"]["exportGuestData"]["profile"]["email"], "dora@example.org",
+        "{exported}"
+    );
+    let corrected = app
+        .gql_as(
+            &manager,
+            correct,
+            json!({ "r": reservation, "i": { "name": "Dora Desk", "email": "dora@example.org" } }),
+        )
+        .await?;
+    assert_eq!(corrected["data"]["correctGuestData"], true, "{corrected}");
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["guestName"], "Dora Desk",
+        "{mine}"
+    );
+    let erased = app.gql_as(&manager, erase, args.clone()).await?;
+    assert_eq!(
+        erased["data"]["eraseGuestData"],
+        json!({ "alreadyErased": false, "reservations": 1 }),
+        "{erased}"
+    );
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 0);
+    for action in ["export", "correct", "erase"] {
+        assert_eq!(
+            app.count_rows(
+                "audit_log",
+                &format!("principal LIKE 'user:%' AND action = '{action}'")
+            )?,
+            1,
+            "{action} is audited under the manager's account"
+        );
+    }
+    assert_eq!(
+        app.count_rows("audit_log", "principal = 'guest' AND action <> 'read'")?,
+        0
+    );
+    Ok(())
+}
+both_backends!(
+    managers_exercise_rights_for_a_guest_on_request,
+    managers_exercise_rights_for_a_guest_on_request
+);
