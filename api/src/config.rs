@@ -43,6 +43,13 @@ pub struct Settings {
     pub policy_dir: PathBuf,
     /// How long a staff session lasts, in hours.
     pub session_hours: u32,
+    /// Where e-mail leaves: `smtp://host:25`, `smtps://user:pass@host` or
+    /// `smtp://user:pass@host:587?tls=required`. Unset in development,
+    /// messages go to the log (recipient masked, body withheld).
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretSetting>,
+    /// The `From` of every e-mail.
+    pub mail_from: String,
     /// Payment gateways (`[payments.stripe]`, `[payments.onsite]`, ...).
     #[serde(skip_serializing, default)]
     pub payments: plugins::PaymentsConfig,
@@ -74,6 +81,8 @@ impl Default for Settings {
             behind_proxy: false,
             policy_dir: PathBuf::from("policies"),
             session_hours: 12,
+            smtp_url: None,
+            mail_from: "kluis <noreply@localhost>".to_owned(),
             payments: plugins::PaymentsConfig::default(),
         }
     }

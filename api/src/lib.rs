@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod http;
 pub mod import;
 pub mod keys;
+pub mod mail;
 
 use std::net::TcpListener;
 
@@ -36,6 +37,8 @@ pub enum StartError {
     Policy(String),
     #[error(transparent)]
     Payments(#[from] plugins::PluginError),
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -224,6 +227,12 @@ impl Application {
         }
         release_holds_periodically(store.clone(), clock.clone());
         apply_retention_periodically(store.clone(), clock.clone());
+        match mail::Transport::from_settings(&checked.settings)? {
+            Some(transport) => mail::deliver_periodically(store.clone(), transport, clock.clone()),
+            None => {
+                tracing::warn!("no smtp_url: e-mails wait in the outbox until one is configured")
+            }
+        }
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {

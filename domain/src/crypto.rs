@@ -61,6 +61,8 @@ impl Field {
     pub const GUEST_EMAIL: Self = Self::new("guests", "email");
     pub const GUEST_PHONE: Self = Self::new("guests", "phone");
     pub const RESERVATION_NOTES: Self = Self::new("reservations", "notes");
+    /// Recipient, subject and body of a message waiting in the outbox.
+    pub const OUTBOX_MESSAGE: Self = Self::new("outbox", "message");
     /// A manage token kept with an idempotent answer, so that a retried
     /// booking still gets its token back.
     pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");

@@ -285,6 +285,23 @@ macro_rules! kluis_schema {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            outbox (id) {
+                id -> Text,
+                purpose -> Text,
+                venue_id -> Nullable<Text>,
+                message_sealed -> Binary,
+                status -> Text,
+                attempts -> Integer,
+                next_attempt_at -> $Instant,
+                last_error -> Nullable<Text>,
+                created_at -> $Instant,
+                sent_at -> Nullable<$Instant>,
+            }
+        }
+
         diesel::allow_tables_to_appear_in_same_query!(
             venues,
             opening_hours,

@@ -369,6 +369,10 @@ impl TestApp {
             behind_proxy: true,
             policy_dir,
             session_hours: 12,
+            // No worker: tests deliver the outbox themselves, when they
+            // choose (`deliver_mail`).
+            smtp_url: None,
+            mail_from: "kluis <noreply@kluis.test>".to_owned(),
             payments: options.payments,
         }
         .check()?;
@@ -415,6 +419,49 @@ impl TestApp {
         let (store, _) = api::open_store(&self.checked).await?;
         let at = chrono::Utc::now() + chrono::Duration::days(days);
         Ok(tokio::task::spawn_blocking(move || store.run_retention(at, dry_run)).await??)
+    }
+
+    /// Queues an e-mail in this server's outbox.
+    pub async fn enqueue_mail(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> anyhow::Result<String> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let mail = store::Mail {
+            to: domain_email(to)?,
+            subject: subject.to_owned(),
+            body: body.to_owned(),
+        };
+        let now = self.clock.now();
+        Ok(
+            tokio::task::spawn_blocking(move || store.enqueue_mail("test", None, &mail, now))
+                .await??,
+        )
+    }
+
+    /// One delivery pass over the outbox through `smtp_url`, as the
+    /// server's worker makes every few seconds, at the app clock's now.
+    pub async fn deliver_mail(&self, smtp_url: &str) -> anyhow::Result<api::mail::Delivery> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let mut settings = self.checked.settings.clone();
+        settings.smtp_url = Some(
+            figment::Figment::from(figment::providers::Serialized::default(
+                "smtp_url", smtp_url,
+            ))
+            .extract_inner("smtp_url")?,
+        );
+        let transport = api::mail::Transport::from_settings(&settings)?
+            .ok_or_else(|| anyhow::anyhow!("no transport"))?;
+        Ok(api::mail::deliver_due(&store, &transport, self.clock.now()).await?)
+    }
+
+    /// Where an outbox message stands.
+    pub async fn outbox_status(&self, id: &str) -> anyhow::Result<Option<store::OutboxStatus>> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let id = id.to_owned();
+        Ok(tokio::task::spawn_blocking(move || store.outbox_status(&id)).await??)
     }
 
     /// This server's copy of the policy folder, for edit tests.
@@ -706,4 +753,95 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+fn domain_email(raw: &str) -> anyhow::Result<domain::Email> {
+    Ok(domain::Email::parse("email", raw)?)
+}
+
+/// A mail server on loopback that speaks just enough SMTP for lettre,
+/// keeps what it receives, and can refuse the first messages for now
+/// (`451`) to exercise retries.
+pub struct FakeSmtp {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    refusals_left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeSmtp {
+    pub async fn start(refuse_first: usize) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("smtp://127.0.0.1:{}", listener.local_addr()?.port());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refusals_left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(refuse_first));
+        let (inbox, refusals) = (received.clone(), refusals_left.clone());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (inbox, refusals) = (inbox.clone(), refusals.clone());
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+                    let mut data: Option<String> = None;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if let Some(body) = data.as_mut() {
+                            if line == "." {
+                                if let Ok(mut inbox) = inbox.lock() {
+                                    inbox.push(std::mem::take(body));
+                                }
+                                data = None;
+                                let _ = write.write_all(b"250 queued\r\n").await;
+                            } else {
+                                body.push_str(&line);
+                                body.push('\n');
+                            }
+                            continue;
+                        }
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let answer: &[u8] = match verb.as_str() {
+                            "EHLO" | "HELO" => b"250-fake\r\n250 8BITMIME\r\n",
+                            "MAIL" => {
+                                let refuse = refusals
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok();
+                                if refuse {
+                                    b"451 try again later\r\n"
+                                } else {
+                                    b"250 ok\r\n"
+                                }
+                            }
+                            "RCPT" | "RSET" | "NOOP" => b"250 ok\r\n",
+                            "DATA" => {
+                                data = Some(String::new());
+                                b"354 go ahead\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"502 not implemented\r\n",
+                        };
+                        let _ = write.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            url,
+            received,
+            refusals_left,
+        })
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.received.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn refusals_left(&self) -> usize {
+        self.refusals_left.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -1,0 +1,300 @@
+//! The outbox: messages written in the same breath as the change that
+//! causes them, and delivered by a worker that retries with backoff. The
+//! message is sealed while it waits and destroyed once it has left.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use domain::Email;
+use domain::crypto::Field;
+
+use crate::rows::db_instant;
+use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
+
+/// Attempts before a message is given up (about a day of backoff).
+pub const MAX_ATTEMPTS: i32 = 10;
+/// How long a worker owns the messages it claimed before another node may
+/// try them: longer than one SMTP conversation.
+const LEASE_SECONDS: i64 = 5 * 60;
+
+/// An e-mail to send. Its body may name the guest, so it is never printed.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Mail {
+    #[serde(with = "email_text")]
+    pub to: Email,
+    pub subject: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("body", &"‹withheld›")
+            .finish()
+    }
+}
+
+mod email_text {
+    use domain::Email;
+
+    pub fn serialize<S: serde::Serializer>(email: &Email, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(email.expose())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Email, D::Error> {
+        let raw = <String as serde::Deserialize>::deserialize(d)?;
+        Ok(Email::from_stored(raw))
+    }
+}
+
+/// A message a worker claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct DueMail {
+    pub id: String,
+    pub purpose: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    pub mail: Mail,
+}
+
+/// Where a message stands, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStatus {
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub has_content: bool,
+}
+
+/// How long to wait after the given number of failed attempts: 30 s,
+/// doubling, at most six hours.
+pub fn retry_delay(failed_attempts: i32) -> chrono::Duration {
+    let doublings = u32::try_from(failed_attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let seconds = 30i64.saturating_mul(1i64 << doublings.min(20));
+    chrono::Duration::seconds(seconds.min(6 * 60 * 60))
+}
+
+impl Store {
+    /// Queues an e-mail; it is sealed to its row before it is written.
+    pub fn enqueue_mail(
+        &self,
+        purpose: &str,
+        venue: Option<domain::VenueId>,
+        mail: &Mail,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let plaintext = serde_json::to_vec(mail)
+            .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
+        let sealed = self
+            .keys()
+            .current()
+            .seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
+        let now = db_instant(now);
+        let venue = venue.map(|v| v.to_string());
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| {
+            use s::outbox::dsl as o;
+            diesel::insert_into(o::outbox)
+                .values((
+                    o::id.eq(&id),
+                    o::purpose.eq(purpose),
+                    o::venue_id.eq(&venue),
+                    o::message_sealed.eq(&sealed),
+                    o::status.eq("pending"),
+                    o::attempts.eq(0),
+                    o::next_attempt_at.eq(now),
+                    o::created_at.eq(now),
+                ))
+                .execute(c)?;
+        });
+        Ok(id)
+    }
+
+    /// Claims up to `limit` messages that are due, for `LEASE_SECONDS`:
+    /// several nodes each get different ones (`SKIP LOCKED` on
+    /// PostgreSQL; SQLite has one writer at a time).
+    pub fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueMail>, StoreError> {
+        let now = db_instant(now);
+        let lease_until = now + chrono::Duration::seconds(LEASE_SECONDS);
+        let skip_locked = self.backend() == Backend::Postgresql;
+        let mut connection = self.connection()?;
+        let claimed: Vec<ClaimedRow> = on_backend!(&mut *connection, |c, s| {
+            c.write_transaction(|c| {
+                let rows = c.due_rows(now, limit, skip_locked)?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
+                use s::outbox::dsl as o;
+                diesel::update(o::outbox.filter(o::id.eq_any(ids)))
+                    .set(o::next_attempt_at.eq(lease_until))
+                    .execute(c)?;
+                Ok::<_, StoreError>(rows)
+            })?
+        });
+        claimed
+            .into_iter()
+            .map(|(id, purpose, attempts, sealed)| {
+                let plaintext =
+                    self.opening(|ring| Ok(ring.open(Field::OUTBOX_MESSAGE, &id, &sealed)?))?;
+                let mail: Mail = serde_json::from_slice(&plaintext)
+                    .map_err(|_| StoreError::Corrupt(format!("outbox message {id}")))?;
+                Ok(DueMail {
+                    id,
+                    purpose,
+                    attempts,
+                    mail,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a message delivered and destroys its content.
+    pub fn mail_sent(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| {
+            use s::outbox::dsl as o;
+            diesel::update(o::outbox.find(id))
+                .set((
+                    o::status.eq("sent"),
+                    o::sent_at.eq(Some(now)),
+                    o::message_sealed.eq(Vec::<u8>::new()),
+                    o::attempts.eq(o::attempts + 1),
+                ))
+                .execute(c)?;
+        });
+        Ok(())
+    }
+
+    /// Records a failed attempt: the message is tried again after a
+    /// growing delay, or after `MAX_ATTEMPTS` given up and destroyed.
+    /// `reason` must not contain personal data (the recipient's address).
+    pub fn mail_failed(
+        &self,
+        due: &DueMail,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let attempts = due.attempts.saturating_add(1);
+        let next = db_instant(now + retry_delay(attempts));
+        let reason: String = reason.chars().take(500).collect();
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| {
+            use s::outbox::dsl as o;
+            if attempts >= MAX_ATTEMPTS {
+                diesel::update(o::outbox.find(&due.id))
+                    .set((
+                        o::status.eq("dead"),
+                        o::attempts.eq(attempts),
+                        o::last_error.eq(Some(&reason)),
+                        o::message_sealed.eq(Vec::<u8>::new()),
+                    ))
+                    .execute(c)?;
+            } else {
+                diesel::update(o::outbox.find(&due.id))
+                    .set((
+                        o::attempts.eq(attempts),
+                        o::next_attempt_at.eq(next),
+                        o::last_error.eq(Some(&reason)),
+                    ))
+                    .execute(c)?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Where a message stands.
+    pub fn outbox_status(&self, id: &str) -> Result<Option<OutboxStatus>, StoreError> {
+        let mut connection = self.connection()?;
+        let row: Option<(String, i32, Option<String>, Vec<u8>)> =
+            on_backend!(&mut *connection, |c, s| {
+                use s::outbox::dsl as o;
+                o::outbox
+                    .find(id)
+                    .select((o::status, o::attempts, o::last_error, o::message_sealed))
+                    .first(c)
+                    .optional()?
+            });
+        Ok(
+            row.map(|(status, attempts, last_error, sealed)| OutboxStatus {
+                status,
+                attempts,
+                last_error,
+                has_content: !sealed.is_empty(),
+            }),
+        )
+    }
+}
+
+/// Id, purpose, attempts so far and the sealed message.
+type ClaimedRow = (String, String, i32, Vec<u8>);
+
+/// Pending messages that are due, oldest first; on PostgreSQL rows another
+/// node is claiming are skipped rather than waited for.
+trait DueRows: Connection + Sized {
+    fn due_rows(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<ClaimedRow>>;
+}
+
+impl DueRows for diesel::PgConnection {
+    fn due_rows(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<ClaimedRow>> {
+        use crate::schema::pg::outbox::dsl as o;
+        let query = o::outbox
+            .filter(o::status.eq("pending"))
+            .filter(o::next_attempt_at.le(now))
+            .order(o::next_attempt_at)
+            .limit(limit)
+            .select((o::id, o::purpose, o::attempts, o::message_sealed));
+        if skip_locked {
+            query.for_update().skip_locked().load(self)
+        } else {
+            query.load(self)
+        }
+    }
+}
+
+impl DueRows for diesel::SqliteConnection {
+    fn due_rows(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+        _skip_locked: bool,
+    ) -> QueryResult<Vec<ClaimedRow>> {
+        use crate::schema::sqlite::outbox::dsl as o;
+        o::outbox
+            .filter(o::status.eq("pending"))
+            .filter(o::next_attempt_at.le(now))
+            .order(o::next_attempt_at)
+            .limit(limit)
+            .select((o::id, o::purpose, o::attempts, o::message_sealed))
+            .load(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_six_hours() {
+        assert_eq!(retry_delay(1).num_seconds(), 30);
+        assert_eq!(retry_delay(2).num_seconds(), 60);
+        assert_eq!(retry_delay(5).num_seconds(), 480);
+        assert_eq!(retry_delay(MAX).num_seconds(), 6 * 60 * 60);
+    }
+
+    const MAX: i32 = 20;
+}
