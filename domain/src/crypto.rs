@@ -61,6 +61,8 @@ impl Field {
     pub const GUEST_EMAIL: Self = Self::new("guests", "email");
     pub const GUEST_PHONE: Self = Self::new("guests", "phone");
     pub const RESERVATION_NOTES: Self = Self::new("reservations", "notes");
+    /// A one-time code sent to a guest who lost their manage token.
+    pub const ACCESS_CODE: Self = Self::new("access_codes", "code");
     /// Recipient, subject and body of a message waiting in the outbox.
     pub const OUTBOX_MESSAGE: Self = Self::new("outbox", "message");
     /// A manage token kept with an idempotent answer, so that a retried

@@ -2,6 +2,7 @@
 //! PostgreSQL (production), behind the ports declared in `domain`.
 
 mod access;
+mod access_codes;
 mod audit;
 mod connection;
 mod erasure;
@@ -22,6 +23,7 @@ use domain::DomainError;
 use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
+pub use access_codes::{CODE_ATTEMPTS, IssuedCode, Redemption};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, RetentionRun};

@@ -302,6 +302,21 @@ macro_rules! kluis_schema {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            access_codes (id) {
+                id -> Text,
+                guest_id -> Text,
+                code_hash -> Binary,
+                key_version -> Integer,
+                attempts -> Integer,
+                expires_at -> $Instant,
+                used_at -> Nullable<$Instant>,
+                created_at -> $Instant,
+            }
+        }
+
         diesel::allow_tables_to_appear_in_same_query!(
             venues,
             opening_hours,

@@ -326,6 +326,79 @@ impl RightsMutation {
         erase(ctx, "guest".to_owned(), guest).await
     }
 
+    /// For a guest who lost their manage token: sends a one-time code to
+    /// the e-mail address they booked with at this venue, valid for 15
+    /// minutes. Always answers `true`, so the answer does not tell whether
+    /// the address is known; at most three codes per hour are sent.
+    async fn request_access_code(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        email: String,
+    ) -> Result<bool> {
+        let venue = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue, "Mutation.requestAccessCode", EXECUTE, "venue")?;
+        let email = Email::parse("email", &email).or_gql()?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        blocking(move || {
+            if let Some(issued) = store.issue_access_code(venue, &email, at)? {
+                store.enqueue_mail(
+                    "access_code",
+                    Some(venue),
+                    &store::Mail {
+                        to: issued.to,
+                        subject: "Your access code".to_owned(),
+                        body: format!(
+                            "Your code to see or change your booking data is {}.\n\
+                             It works for 15 minutes. If you did not ask for it, ignore this message.\n",
+                            issued.code.expose()
+                        ),
+                    },
+                    at,
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Redeems a code from `requestAccessCode`: answers a fresh manage
+    /// token for the guest's latest booking (the lost one stops working),
+    /// to use with `exportMyData`, `correctMyData` and `eraseMyData`. A
+    /// wrong code is NOT_FOUND; after five wrong tries the code is dead
+    /// (RATE_LIMITED) and a new one must be requested.
+    async fn redeem_access_code(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        email: String,
+        code: String,
+    ) -> Result<String> {
+        let venue = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue, "Mutation.redeemAccessCode", EXECUTE, "venue")?;
+        let email = Email::parse("email", &email).or_gql()?;
+        if code.len() > 32 {
+            return Err(api_error(Code::BadUserInput, "code: too long"));
+        }
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        let redemption =
+            blocking(move || store.redeem_access_code(venue, &email, &code, at)).await?;
+        match redemption {
+            store::Redemption::Token(token) => Ok(token.expose().to_owned()),
+            store::Redemption::NotFound => Err(api_error(
+                Code::NotFound,
+                "no such code for this address; codes work for 15 minutes",
+            )),
+            store::Redemption::Exhausted => Err(api_error(
+                Code::RateLimited,
+                "too many wrong codes: request a new one",
+            )),
+        }
+    }
+
     /// `exportMyData` run by venue staff for the guest of this reservation,
     /// who asked in person or by letter; audited under the staff account.
     async fn export_guest_data(

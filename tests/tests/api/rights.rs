@@ -474,3 +474,104 @@ both_backends!(
     managers_exercise_rights_for_a_guest_on_request,
     managers_exercise_rights_for_a_guest_on_request
 );
+
+/// A guest who lost their manage token asks for a code by e-mail, gets it
+/// through the outbox and trades it for a fresh token; the lost one stops
+/// working. Unknown addresses get the same answer and no mail; wrong
+/// codes are NOT_FOUND and the fifth kills the code.
+async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let (_, lost) = book(
+        &app,
+        10,
+        json!({ "name": "Lotte Lost", "email": "lotte@example.org" }),
+    )
+    .await?;
+    let request = "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
+    let redeem = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
+    let smtp = kluis_tests::FakeSmtp::start(0).await?;
+
+    let unknown = app
+        .gql(request, json!({ "v": venue, "e": "nobody@example.org" }))
+        .await?;
+    assert_eq!(unknown["data"]["requestAccessCode"], true, "{unknown}");
+    assert_eq!(
+        app.deliver_mail(&smtp.url).await?.sent,
+        0,
+        "no mail for an unknown address"
+    );
+
+    let asked = app
+        .gql(request, json!({ "v": venue, "e": "Lotte@Example.org" }))
+        .await?;
+    assert_eq!(asked["data"]["requestAccessCode"], true, "{asked}");
+    assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
+    let message = smtp.messages().join("\n");
+    assert!(message.contains("lotte@example.org"), "{message}");
+    let code: String = message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 6)
+        .context("no six-digit code in the mail")?
+        .to_owned();
+    let wrong_code = if code == "000000" { "111111" } else { "000000" };
+    let wrong = app
+        .gql(
+            redeem,
+            json!({ "v": venue, "e": "lotte@example.org", "c": wrong_code }),
+        )
+        .await?;
+    assert_eq!(error_code(&wrong), Some("NOT_FOUND"), "{wrong}");
+    let redeemed = app
+        .gql(
+            redeem,
+            json!({ "v": venue, "e": "lotte@example.org", "c": code }),
+        )
+        .await?;
+    let fresh = redeemed["data"]["redeemAccessCode"]
+        .as_str()
+        .with_context(|| format!("{redeemed}"))?
+        .to_owned();
+    let export = app.gql(EXPORT, json!({ "t": fresh })).await?;
+    assert_eq!(
+        export["data"]["exportMyData"]["profile"]["name"], "Lotte Lost",
+        "{export}"
+    );
+    let old = app.gql(EXPORT, json!({ "t": lost })).await?;
+    assert_eq!(
+        error_code(&old),
+        Some("NOT_FOUND"),
+        "the lost token stops working: {old}"
+    );
+    let reused = app
+        .gql(
+            redeem,
+            json!({ "v": venue, "e": "lotte@example.org", "c": code }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&reused),
+        Some("NOT_FOUND"),
+        "a code works once: {reused}"
+    );
+
+    app.gql(request, json!({ "v": venue, "e": "lotte@example.org" }))
+        .await?;
+    let mut last = Value::Null;
+    for _ in 0..store::CODE_ATTEMPTS {
+        last = app
+            .gql(
+                redeem,
+                json!({ "v": venue, "e": "lotte@example.org", "c": "999999x" }),
+            )
+            .await?;
+    }
+    assert_eq!(error_code(&last), Some("RATE_LIMITED"), "{last}");
+    let database = app.raw_database()?;
+    kluis_tests::assert_absent(&database, "lotte@example.org", "the database");
+    Ok(())
+}
+both_backends!(
+    a_guest_without_their_token_gets_in_with_an_emailed_code,
+    a_guest_without_their_token_gets_in_with_an_emailed_code
+);
