@@ -4,6 +4,7 @@
 mod access;
 mod access_codes;
 mod audit;
+mod breaches;
 mod connection;
 mod erasure;
 mod guests;
@@ -25,6 +26,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use access_codes::{CODE_ATTEMPTS, IssuedCode, Redemption};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
+pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, RetentionRun};
 pub use keys::RotationProgress;

@@ -317,6 +317,36 @@ macro_rules! kluis_schema {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            breaches (id) {
+                id -> Text,
+                discovered_at -> $Instant,
+                nature -> Text,
+                data_categories -> Text,
+                approx_people -> Integer,
+                approx_records -> Integer,
+                consequences -> Text,
+                measures -> Text,
+                contact -> Text,
+                reported_at -> Nullable<$Instant>,
+                recorded_by -> Text,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            breach_notices (breach_id, guest_id) {
+                breach_id -> Text,
+                guest_id -> Text,
+                outbox_id -> Text,
+                notified_at -> $Instant,
+            }
+        }
+
         diesel::allow_tables_to_appear_in_same_query!(
             venues,
             opening_hours,

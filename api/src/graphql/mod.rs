@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod breaches;
 pub mod errors;
 pub mod guard;
 mod limits;
@@ -25,6 +26,7 @@ pub struct Query(
     access::AccessQuery,
     privacy::PrivacyQuery,
     audit::AuditQuery,
+    breaches::BreachQuery,
 );
 
 /// All mutations: bookings and access control.
@@ -37,6 +39,7 @@ pub struct Mutation(
     payments::NoShowMutation,
     privacy::PrivacyMutation,
     privacy::RightsMutation,
+    breaches::BreachMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -575,3 +575,106 @@ both_backends!(
     a_guest_without_their_token_gets_in_with_an_emailed_code,
     a_guest_without_their_token_gets_in_with_an_emailed_code
 );
+
+/// An admin records a breach, sees the 72-hour deadline judged, and
+/// notifies the guests who booked in the affected window, once each, by
+/// e-mail through the outbox, with their name in the message.
+async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    book(
+        &app,
+        10,
+        json!({ "name": "Bert Breach", "email": "bert@example.org" }),
+    )
+    .await?;
+    book(
+        &app,
+        12,
+        json!({ "name": "Paula Phone", "phone": "+31 6 2222 3333" }),
+    )
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let staff = app.staff("manager", Some("one-table")).await?;
+    let record = "mutation B($i: BreachInput!) { recordBreach(input: $i) { id authorityDeadline deadlineMet } }";
+    let input = |hours_ago: i64| {
+        json!({ "i": {
+            "discoveredAt": (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).to_rfc3339(),
+            "nature": "A laptop with an export was stolen",
+            "dataCategories": "names, e-mail addresses",
+            "approxPeople": 2, "approxRecords": 2,
+            "likelyConsequences": "phishing",
+            "measuresTaken": "keys rotated, guests told",
+            "contact": "privacy@venue.example"
+        } })
+    };
+    let refused = app.gql_as(&staff, record, input(1)).await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+
+    let late = app.gql_as(&admin, record, input(80)).await?;
+    assert_eq!(
+        late["data"]["recordBreach"]["deadlineMet"], false,
+        "past 72 h unreported: {late}"
+    );
+    let fresh = app.gql_as(&admin, record, input(1)).await?;
+    assert!(
+        fresh["data"]["recordBreach"]["deadlineMet"].is_null(),
+        "{fresh}"
+    );
+    let id = fresh["data"]["recordBreach"]["id"].clone();
+    let reported = app
+        .gql_as(&admin, "mutation R($id: ID!) { reportBreachToAuthority(id: $id) { deadlineMet reportedToAuthorityAt } }", json!({ "id": id }))
+        .await?;
+    assert_eq!(
+        reported["data"]["reportBreachToAuthority"]["deadlineMet"], true,
+        "{reported}"
+    );
+
+    let notify = "mutation N($id: ID!, $a: AffectedGuestsInput!) { notifyBreach(id: $id, affected: $a, subject: \"About your data\", message: \"Dear {name}, a laptop was stolen.\") }";
+    let window = json!({ "venueId": venue, "from": chrono::Utc::now().to_rfc3339(), "until": (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339() });
+    let told = app
+        .gql_as(&admin, notify, json!({ "id": id, "a": window }))
+        .await?;
+    assert_eq!(
+        told["data"]["notifyBreach"], 1,
+        "only the guest with an e-mail: {told}"
+    );
+    let again = app
+        .gql_as(&admin, notify, json!({ "id": id, "a": window }))
+        .await?;
+    assert_eq!(again["data"]["notifyBreach"], 0, "told once: {again}");
+    let bad = app
+        .gql_as(
+            &admin,
+            notify,
+            json!({ "id": id, "a": { "venueId": venue } }),
+        )
+        .await?;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    kluis_tests::assert_absent(&app.raw_database()?, "Dear Bert", "the database");
+
+    let smtp = kluis_tests::FakeSmtp::start(0).await?;
+    assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
+    let mail = smtp.messages().join("\n");
+    assert!(
+        mail.contains("bert@example.org") && mail.contains("Dear Bert Breach"),
+        "{mail}"
+    );
+    let list = app
+        .gql_as(
+            &admin,
+            "{ breaches { guestsNotified deadlineMet } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(list["data"]["breaches"][0]["guestsNotified"], 1, "{list}");
+    assert_eq!(
+        app.count_rows("audit_log", "action = 'notify' AND principal LIKE 'user:%'")?,
+        1
+    );
+    Ok(())
+}
+both_backends!(
+    breaches_are_registered_and_guests_notified,
+    breaches_are_registered_and_guests_notified
+);

@@ -1,0 +1,295 @@
+//! The breach register over GraphQL (admins): record an incident with the
+//! Art. 33(3) items, note when the authority was told, and notify the
+//! affected guests through the outbox.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::ports::ReservationRepository;
+use domain::{DomainError, ReservationId, VenueId};
+
+use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard::{self, EXECUTE, READ};
+use super::{blocking, now, store};
+
+/// A personal data breach and what was done about it.
+#[derive(SimpleObject)]
+pub struct BreachObject {
+    pub id: ID,
+    pub discovered_at: DateTime<Utc>,
+    /// What happened.
+    pub nature: String,
+    /// Which kinds of personal data, e.g. `names, e-mail addresses`.
+    pub data_categories: String,
+    pub approx_people: i32,
+    pub approx_records: i32,
+    pub likely_consequences: String,
+    pub measures_taken: String,
+    /// The privacy officer or other contact point.
+    pub contact: String,
+    pub reported_to_authority_at: Option<DateTime<Utc>>,
+    /// 72 hours after discovery (Art. 33(1)).
+    pub authority_deadline: DateTime<Utc>,
+    /// Null while the authority has not been told and there is still time.
+    pub deadline_met: Option<bool>,
+    pub recorded_by: String,
+    /// Guests notified so far.
+    pub guests_notified: i64,
+}
+
+fn object(breach: store::Breach, notified: i64, now: DateTime<Utc>) -> BreachObject {
+    BreachObject {
+        id: ID(breach.id.clone()),
+        discovered_at: breach.discovered_at,
+        authority_deadline: breach.authority_deadline(),
+        deadline_met: breach.deadline_met(now),
+        nature: breach.nature,
+        data_categories: breach.data_categories,
+        approx_people: breach.approx_people,
+        approx_records: breach.approx_records,
+        likely_consequences: breach.consequences,
+        measures_taken: breach.measures,
+        contact: breach.contact,
+        reported_to_authority_at: breach.reported_at,
+        recorded_by: breach.recorded_by,
+        guests_notified: notified,
+    }
+}
+
+#[derive(InputObject)]
+pub struct BreachInput {
+    pub discovered_at: DateTime<Utc>,
+    pub nature: String,
+    pub data_categories: String,
+    pub approx_people: i32,
+    pub approx_records: i32,
+    pub likely_consequences: String,
+    pub measures_taken: String,
+    pub contact: String,
+}
+
+/// Who is told: the guests with bookings at a venue in a time window,
+/// and/or the guests of listed reservations.
+#[derive(InputObject)]
+pub struct AffectedGuestsInput {
+    pub venue_id: Option<ID>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    #[graphql(default)]
+    pub reservation_ids: Vec<ID>,
+}
+
+fn text(field: &str, raw: &str, limit: usize) -> Result<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > limit {
+        return Err(api_error(
+            Code::BadUserInput,
+            format!("{field}: must be 1 to {limit} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[derive(Default)]
+pub struct BreachQuery;
+
+#[Object]
+impl BreachQuery {
+    /// The breach register, newest discovery first (admins).
+    async fn breaches(&self, ctx: &Context<'_>) -> Result<Vec<BreachObject>> {
+        guard::require(ctx, None, "Query.breaches", READ)?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        blocking(move || {
+            store
+                .breaches()?
+                .into_iter()
+                .map(|breach| {
+                    let notified = store.breach_notice_count(&breach.id)?;
+                    Ok(object(breach, notified, at))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+#[derive(Default)]
+pub struct BreachMutation;
+
+#[Object]
+impl BreachMutation {
+    /// Records a breach with what Art. 33(3) asks the authority be told.
+    async fn record_breach(&self, ctx: &Context<'_>, input: BreachInput) -> Result<BreachObject> {
+        guard::require(ctx, None, "Mutation.recordBreach", EXECUTE)?;
+        let at = now(ctx);
+        if input.discovered_at > at {
+            return Err(api_error(Code::BadUserInput, "discoveredAt: in the future"));
+        }
+        if input.approx_people < 0 || input.approx_records < 0 {
+            return Err(api_error(
+                Code::BadUserInput,
+                "approxPeople, approxRecords: must not be negative",
+            ));
+        }
+        let breach = store::NewBreach {
+            discovered_at: input.discovered_at,
+            nature: text("nature", &input.nature, 4000)?,
+            data_categories: text("dataCategories", &input.data_categories, 1000)?,
+            approx_people: input.approx_people,
+            approx_records: input.approx_records,
+            consequences: text("likelyConsequences", &input.likely_consequences, 4000)?,
+            measures: text("measuresTaken", &input.measures_taken, 4000)?,
+            contact: text("contact", &input.contact, 500)?,
+            recorded_by: guard::principal(ctx).subject(),
+        };
+        let store = store(ctx).clone();
+        blocking(move || Ok(object(store.record_breach(&breach, at)?, 0, at))).await
+    }
+
+    /// Notes when the supervisory authority was told (now when left out);
+    /// the first date stands.
+    async fn report_breach_to_authority(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reported_at: Option<DateTime<Utc>>,
+    ) -> Result<BreachObject> {
+        guard::require(ctx, None, "Mutation.reportBreachToAuthority", EXECUTE)?;
+        let at = now(ctx);
+        let reported = reported_at.unwrap_or(at);
+        if reported > at {
+            return Err(api_error(Code::BadUserInput, "reportedAt: in the future"));
+        }
+        let store = store(ctx).clone();
+        blocking(move || {
+            let breach = store
+                .breach_reported(&id, reported)?
+                .ok_or(DomainError::not_found("breach"))?;
+            let notified = store.breach_notice_count(&breach.id)?;
+            Ok(object(breach, notified, at))
+        })
+        .await
+    }
+
+    /// E-mails the affected guests a notice (Art. 34); `{name}` in the
+    /// message is replaced by each guest's name. Guests without an e-mail
+    /// address or already told of this breach are skipped. Answers how
+    /// many were notified now.
+    async fn notify_breach(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        affected: AffectedGuestsInput,
+        subject: String,
+        message: String,
+    ) -> Result<i32> {
+        guard::require(ctx, None, "Mutation.notifyBreach", EXECUTE)?;
+        let subject = text("subject", &subject, 200)?;
+        let message = text("message", &message, 20_000)?;
+        let window = match (&affected.venue_id, affected.from, affected.until) {
+            (Some(venue), Some(from), Some(until)) if from < until => {
+                let venue = VenueId::parse(venue).or_gql()?;
+                guard::require(ctx, Some(venue), "Mutation.notifyBreach", EXECUTE)?;
+                Some((venue, from, until))
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(api_error(
+                    Code::BadUserInput,
+                    "affected: venueId, from and until go together, with from before until",
+                ));
+            }
+        };
+        if window.is_none() && affected.reservation_ids.is_empty() {
+            return Err(api_error(
+                Code::BadUserInput,
+                "affected: name a venue and window or reservations",
+            ));
+        }
+        let listed = affected
+            .reservation_ids
+            .iter()
+            .map(|raw| ReservationId::parse(raw).or_gql())
+            .collect::<Result<Vec<_>>>()?;
+        let store = store(ctx).clone();
+        let lookup = store.clone();
+        let reservations = blocking(move || {
+            let mut found = Vec::new();
+            if let Some((venue, from, until)) = window {
+                let mut after = None;
+                loop {
+                    let page = lookup.reservations_in(venue, from, until, after, 500)?;
+                    let Some(last) = page.last() else { break };
+                    after = Some((last.starts_at, last.id.to_string()));
+                    found.extend(page);
+                }
+            }
+            for id in listed {
+                found.push(
+                    lookup
+                        .reservation(id)?
+                        .ok_or(DomainError::not_found("reservation"))?,
+                );
+            }
+            Ok(found)
+        })
+        .await?;
+        for reservation in &reservations {
+            guard::require_in_venue(
+                ctx,
+                reservation.venue_id,
+                "Mutation.notifyBreach",
+                EXECUTE,
+                "reservation",
+            )?;
+        }
+        let who = guard::principal(ctx).subject();
+        let at = now(ctx);
+        let breach_id = id.to_string();
+        blocking(move || {
+            if store.breach(&breach_id)?.is_none() {
+                return Err(DomainError::not_found("breach").into());
+            }
+            let mut notified = 0i32;
+            let mut seen = std::collections::HashSet::new();
+            let mut events = Vec::new();
+            for reservation in reservations {
+                let Some(guest) = reservation.guest_id else {
+                    continue;
+                };
+                if !seen.insert(guest) || store.breach_notified(&breach_id, &guest.to_string())? {
+                    continue;
+                }
+                let Some(record) = store.guest_record(&reservation)? else {
+                    continue;
+                };
+                let Some(email) = record.guest.email.clone() else {
+                    continue;
+                };
+                let outbox_id = store.enqueue_mail(
+                    "breach_notice",
+                    Some(reservation.venue_id),
+                    &store::Mail {
+                        to: email,
+                        subject: subject.clone(),
+                        body: message.replace("{name}", record.guest.name.expose()),
+                    },
+                    at,
+                )?;
+                if store.breach_notice_sent(&breach_id, &guest.to_string(), &outbox_id, at)? {
+                    notified += 1;
+                    events.push(store::AuditEvent {
+                        principal: who.clone(),
+                        action: "notify".to_owned(),
+                        object: format!("guest:{guest}"),
+                        fields: "name,email".to_owned(),
+                        venue_id: Some(reservation.venue_id.to_string()),
+                    });
+                }
+            }
+            store.audit(&events, at)?;
+            Ok(notified)
+        })
+        .await
+    }
+}

@@ -1,0 +1,1 @@
+DROP TABLE breach_notices; DROP TABLE breaches;
