@@ -122,9 +122,30 @@ fn release_holds_periodically(store: Store, clock: clock::Clock) {
     });
 }
 
+/// Asks the payment providers to delete the customer objects behind saved
+/// cards; answers how many did. A provider that fails is logged (with the
+/// gateway, not the guest) and not retried: the card data is theirs.
+pub async fn forget_saved_cards(
+    gateways: &plugins::Gateways,
+    saved_cards: &[(String, String)],
+) -> u32 {
+    let mut asked = 0u32;
+    for (gateway, reference) in saved_cards {
+        if let Some(provider) = gateways.named(gateway) {
+            match provider.forget(reference).await {
+                Ok(()) => asked += 1,
+                Err(error) => {
+                    tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
+                }
+            }
+        }
+    }
+    asked
+}
+
 /// Anonymizes guests past their venue's retention limit once an hour (and
 /// once at start-up), so no one has to remember to run it.
-fn apply_retention_periodically(store: Store, clock: clock::Clock) {
+fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plugins::Gateways) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
         loop {
@@ -132,7 +153,9 @@ fn apply_retention_periodically(store: Store, clock: clock::Clock) {
             let store = store.clone();
             let now = clock.now();
             match tokio::task::spawn_blocking(move || store.run_retention(now, false)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(run)) => {
+                    forget_saved_cards(&gateways, &run.saved_cards).await;
+                }
                 Ok(Err(error)) => tracing::warn!(%error, "retention run failed"),
                 Err(error) => tracing::warn!(%error, "retention run failed"),
             }
@@ -226,7 +249,7 @@ impl Application {
             tracing::info!(gateways = ?gateways.names(), "payment gateways configured");
         }
         release_holds_periodically(store.clone(), clock.clone());
-        apply_retention_periodically(store.clone(), clock.clone());
+        apply_retention_periodically(store.clone(), clock.clone(), gateways.clone());
         match mail::Transport::from_settings(&checked.settings)? {
             Some(transport) => mail::deliver_periodically(store.clone(), transport, clock.clone()),
             None => {

@@ -350,6 +350,11 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 store.run_retention(chrono::Utc::now(), dry_run)
             })
             .await??;
+            if !run.saved_cards.is_empty() {
+                let gateways = plugins::build_gateways(&checked.settings.payments)?;
+                let asked = api::forget_saved_cards(&gateways, &run.saved_cards).await;
+                tracing::info!(asked, "payment providers asked to delete saved cards");
+            }
             if dry_run {
                 tracing::info!(
                     due = run.due,

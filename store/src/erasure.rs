@@ -180,7 +180,7 @@ impl Store {
 type GuestVisit = (Option<String>, DateTime<Utc>);
 
 /// What a retention run did (or, dry, would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetentionRun {
     /// Guests past their venue's retention limit.
     pub due: usize,
@@ -189,9 +189,27 @@ pub struct RetentionRun {
     pub waiting: usize,
     /// Being anonymized by another node's run at the same moment.
     pub taken_by_another_node: usize,
+    /// (gateway, provider reference) of the anonymized guests' saved
+    /// cards: the caller asks the providers to forget them.
+    pub saved_cards: Vec<(String, String)>,
 }
 
 impl Store {
+    /// (gateway, provider reference) of a guest's saved cards (no-show
+    /// guarantees): what the providers are asked to delete on erasure.
+    pub fn saved_cards_of(&self, guest: GuestId) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .reservations_of_guest(guest)?
+            .into_iter()
+            .map(|booking| self.payments_of(booking.id))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .filter(|p| p.kind == "guarantee")
+            .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
+            .collect())
+    }
+
     /// Guests whose last visit ended longer ago than their venue keeps
     /// data, not yet erased.
     pub fn retention_due(&self, now: DateTime<Utc>) -> Result<Vec<GuestId>, StoreError> {
@@ -258,10 +276,12 @@ impl Store {
         for batch in due.chunks(100) {
             for guest in batch {
                 let skip_locked = self.backend() == Backend::Postgresql;
+                let saved_cards = self.saved_cards_of(*guest)?;
                 match self.erase(*guest, now, skip_locked) {
                     Ok(None) => run.taken_by_another_node += 1,
                     Ok(Some(erasure)) if !erasure.already => {
                         run.anonymized += 1;
+                        run.saved_cards.extend(saved_cards);
                         self.audit(
                             &[crate::AuditEvent {
                                 principal: "retention".to_owned(),

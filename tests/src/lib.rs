@@ -418,7 +418,10 @@ impl TestApp {
     ) -> anyhow::Result<store::RetentionRun> {
         let (store, _) = api::open_store(&self.checked).await?;
         let at = chrono::Utc::now() + chrono::Duration::days(days);
-        Ok(tokio::task::spawn_blocking(move || store.run_retention(at, dry_run)).await??)
+        let run = tokio::task::spawn_blocking(move || store.run_retention(at, dry_run)).await??;
+        let gateways = plugins::build_gateways(&self.checked.settings.payments)?;
+        api::forget_saved_cards(&gateways, &run.saved_cards).await;
+        Ok(run)
     }
 
     /// Queues an e-mail in this server's outbox.

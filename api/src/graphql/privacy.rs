@@ -633,16 +633,7 @@ async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result
     let store = store(ctx).clone();
     let at = now(ctx);
     let (erasure, saved_cards) = blocking(move || {
-        let saved_cards: Vec<(String, String)> = store
-            .reservations_of_guest(guest)?
-            .into_iter()
-            .map(|booking| store.payments_of(booking.id))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .filter(|p| p.kind == "guarantee")
-            .filter_map(|p| p.reference.map(|reference| (p.gateway, reference)))
-            .collect();
+        let saved_cards = store.saved_cards_of(guest)?;
         let erasure = store.erase_guest(guest, at)?;
         if !erasure.already {
             store.audit(
@@ -659,21 +650,14 @@ async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result
         Ok((erasure, saved_cards))
     })
     .await?;
-    let mut asked = 0u32;
-    if !erasure.already
-        && let Some(gateways) = ctx.data_opt::<plugins::Gateways>()
-    {
-        for (gateway, reference) in saved_cards {
-            if let Some(provider) = gateways.named(&gateway) {
-                match provider.forget(&reference).await {
-                    Ok(()) => asked += 1,
-                    Err(error) => {
-                        tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
-                    }
-                }
-            }
+    let asked = if erasure.already {
+        0
+    } else {
+        match ctx.data_opt::<plugins::Gateways>() {
+            Some(gateways) => crate::forget_saved_cards(gateways, &saved_cards).await,
+            None => 0,
         }
-    }
+    };
     tracing::info!(guest = %guest, reservations = erasure.reservations, "guest data erased");
     Ok(ErasureReport {
         erased_at: erasure.erased_at,

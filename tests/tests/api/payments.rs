@@ -615,6 +615,24 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         "{fee}"
     );
     assert_eq!(payment["amount"]["amount"], 2500);
+
+    // A year on, retention anonymizes the guest and asks Stripe to delete
+    // the customer that holds the saved card.
+    Mock::given(method("DELETE"))
+        .and(path("/v1/customers/cus_1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "id": "cus_1", "object": "customer", "deleted": true })),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let run = app.run_retention(400, false).await?;
+    assert_eq!(run.anonymized, 1, "{run:?}");
+    assert_eq!(
+        run.saved_cards,
+        vec![("stripe".to_owned(), "seti_1".to_owned())]
+    );
     Ok(())
 }
 both_backends!(
