@@ -48,6 +48,64 @@ mod email_text {
     }
 }
 
+/// Queues a sealed message on a connection, inside whatever transaction
+/// it is in (so that a message exists exactly when its cause does).
+macro_rules! insert_mail {
+    ($c:expr, $s:ident, $id:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {{
+        use $s::outbox::dsl as o;
+        diesel::insert_into(o::outbox)
+            .values((
+                o::id.eq($id),
+                o::purpose.eq($purpose),
+                o::venue_id.eq($venue),
+                o::message_sealed.eq($sealed),
+                o::status.eq("pending"),
+                o::attempts.eq(0),
+                o::next_attempt_at.eq($now),
+                o::created_at.eq($now),
+            ))
+            .execute($c)?;
+    }};
+}
+pub(crate) use insert_mail;
+
+/// A new outbox id and the message sealed to it.
+pub(crate) fn seal_mail(
+    ring: &domain::crypto::KeyRing,
+    mail: &Mail,
+) -> Result<(String, Vec<u8>), StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let plaintext = serde_json::to_vec(mail)
+        .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
+    let sealed = ring.seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
+    Ok((id, sealed))
+}
+
+/// The confirmation a guest with an e-mail address gets: when, where, and
+/// the manage token that lets them change, cancel, export or erase.
+pub(crate) fn booking_confirmation(
+    venue: &domain::Venue,
+    reservation: &domain::Reservation,
+    token: &domain::ManageToken,
+    to: Email,
+) -> Mail {
+    let local = reservation.starts_at.with_timezone(&venue.time_zone);
+    Mail {
+        to,
+        subject: format!("Your booking at {}", venue.name),
+        body: format!(
+            "Your booking at {} is received: {} for {} people.\n\n\
+             Your manage token: {}\n\
+             Keep it: with it you can change or cancel the booking, and see, \
+             export, correct or erase the data we hold about you.\n",
+            venue.name,
+            local.format("%A %e %B %Y, %H:%M (%Z)"),
+            reservation.party_size.get(),
+            token.expose(),
+        ),
+    }
+}
+
 /// A message a worker claimed for delivery.
 #[derive(Debug, Clone)]
 pub struct DueMail {
@@ -84,30 +142,12 @@ impl Store {
         mail: &Mail,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let plaintext = serde_json::to_vec(mail)
-            .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
-        let sealed = self
-            .keys()
-            .current()
-            .seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
+        let (id, sealed) = seal_mail(&self.keys().current(), mail)?;
         let now = db_instant(now);
         let venue = venue.map(|v| v.to_string());
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
-            use s::outbox::dsl as o;
-            diesel::insert_into(o::outbox)
-                .values((
-                    o::id.eq(&id),
-                    o::purpose.eq(purpose),
-                    o::venue_id.eq(&venue),
-                    o::message_sealed.eq(&sealed),
-                    o::status.eq("pending"),
-                    o::attempts.eq(0),
-                    o::next_attempt_at.eq(now),
-                    o::created_at.eq(now),
-                ))
-                .execute(c)?;
+            insert_mail!(c, s, &id, purpose, venue.as_ref(), &sealed, now);
         });
         Ok(id)
     }

@@ -489,6 +489,22 @@ impl ReservationRepository for Store {
                     to_answer(&row)?,
                     Some(token_sealed)
                 );
+                // In the booking's own transaction: a confirmation is
+                // queued exactly when the booking exists.
+                if let Some(email) = guest.email.clone() {
+                    let mail =
+                        crate::outbox::booking_confirmation(&venue, &reservation, &token, email);
+                    let (mail_id, sealed) = crate::outbox::seal_mail(&ring, &mail)?;
+                    crate::outbox::insert_mail!(
+                        c,
+                        s,
+                        &mail_id,
+                        "booking_confirmation",
+                        Some(&venue_id),
+                        &sealed,
+                        now
+                    );
+                }
                 Ok(Outcome::Done(Booking {
                     reservation,
                     manage_token: token,

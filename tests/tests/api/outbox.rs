@@ -84,3 +84,40 @@ both_backends!(
     undeliverable_mail_is_given_up_and_destroyed,
     undeliverable_mail_is_given_up_and_destroyed
 );
+
+/// A guest with an e-mail address gets a confirmation with their manage
+/// token, queued in the booking's own transaction: once per booking, not
+/// again when the request is retried with the same idempotency key.
+async fn a_booking_with_an_email_is_confirmed_once(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let key = kluis_tests::new_key();
+    let input = serde_json::json!({ "input": { "venueId": venue, "startsAt": kluis_tests::tomorrow_at(10), "partySize": 2,
+        "guest": { "name": "Connie Confirm", "email": "connie@example.org" } }, "key": key });
+    let booked = app.gql(kluis_tests::CREATE, input.clone()).await?;
+    let token = booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("{booked}"))?
+        .to_owned();
+    app.gql(kluis_tests::CREATE, input).await?;
+    app.gql(kluis_tests::CREATE, serde_json::json!({ "input": { "venueId": venue, "startsAt": kluis_tests::tomorrow_at(12), "partySize": 2,
+        "guest": { "name": "Ned Nomail" } }, "key": kluis_tests::new_key() })).await?;
+    assert_eq!(
+        app.count_rows("outbox", "purpose = 'booking_confirmation'")?,
+        1
+    );
+    assert_absent(&app.raw_database()?, &token, "the database");
+
+    let smtp = FakeSmtp::start(0).await?;
+    assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
+    let mail = smtp.messages().join("\n");
+    assert!(
+        mail.contains("connie@example.org") && mail.contains(&token) && mail.contains("2 people"),
+        "{mail}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_booking_with_an_email_is_confirmed_once,
+    a_booking_with_an_email_is_confirmed_once
+);
