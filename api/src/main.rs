@@ -360,6 +360,12 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                     due = run.due,
                     "guests past their venue's retention limit (dry run: nothing changed)"
                 );
+            } else {
+                tracing::info!(
+                    anonymized = run.anonymized,
+                    waiting_for_payments = run.waiting,
+                    "retention applied"
+                );
             }
             Ok(())
         }

@@ -299,12 +299,18 @@ impl Store {
                 }
             }
         }
-        tracing::info!(
-            due = run.due,
-            anonymized = run.anonymized,
-            waiting = run.waiting,
-            "retention run"
-        );
+        // An hourly job with nothing to do should not fill the log.
+        if run.due > 0 {
+            tracing::info!(
+                due = run.due,
+                anonymized = run.anonymized,
+                waiting = run.waiting,
+                taken_by_another_node = run.taken_by_another_node,
+                "retention run"
+            );
+        } else {
+            tracing::debug!("retention run: nobody is past their venue's limit");
+        }
         Ok(run)
     }
 }
