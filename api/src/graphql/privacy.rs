@@ -1,6 +1,6 @@
 //! Privacy notices and the consent ledger over GraphQL.
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ports::ReservationRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
@@ -258,6 +258,42 @@ pub struct ErasureReport {
     pub providers_asked: u32,
 }
 
+/// Wrong manage tokens and access codes, counted per client address: a
+/// guesser is held back like a password guesser (from the 20th failure
+/// within an hour, doubling, 15 minutes at the 100th).
+fn wrong_secret_scope(ctx: &Context<'_>) -> String {
+    let address = ctx
+        .data_opt::<super::access::ClientAddress>()
+        .map_or("unknown", |a| a.0.as_str());
+    format!("guest-secret:{}", crate::auth::address_scope(address))
+}
+
+/// Counts a failure; answers until when the address is held back (`at`
+/// when it is not).
+fn count_wrong_secret(
+    store: &store::Store,
+    scope: &str,
+    at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, store::StoreError> {
+    store
+        .record_login_failure(
+            scope,
+            crate::auth::address_backoff,
+            chrono::Duration::hours(1),
+            at,
+        )
+        .map(|(_, until)| until.unwrap_or(at))
+}
+
+fn held_back(until: DateTime<Utc>, at: DateTime<Utc>) -> async_graphql::Error {
+    let seconds = (until - at).num_seconds().max(1);
+    api_error(
+        Code::RateLimited,
+        format!("too many wrong tokens or codes from here; try again in {seconds} s"),
+    )
+    .extend_with(move |_, extensions| extensions.set("retryAfter", seconds))
+}
+
 /// The reservation and guest behind a manage token, for a right exercised
 /// as the guest; the policy must allow `object` for the guest role.
 async fn as_guest(
@@ -267,12 +303,24 @@ async fn as_guest(
 ) -> Result<(domain::Reservation, domain::GuestId)> {
     let token = ManageToken::parse(manage_token).or_gql()?;
     let store = store(ctx).clone();
+    let scope = wrong_secret_scope(ctx);
+    let at = now(ctx);
     let reservation = blocking(move || {
-        store
-            .reservation_by_token(&token)?
-            .ok_or_else(|| DomainError::not_found("reservation").into())
+        if let Some(until) = store.throttled_until(&scope, at)? {
+            // Asking again while held back counts too: a burst reaches the
+            // long wait as fast as patient guessing would.
+            return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
+        }
+        match store.reservation_by_token(&token)? {
+            Some(reservation) => Ok(Ok(reservation)),
+            None => {
+                count_wrong_secret(&store, &scope, at)?;
+                Err(DomainError::not_found("reservation").into())
+            }
+        }
     })
-    .await?;
+    .await?
+    .map_err(|until| held_back(until, at))?;
     if !guard::allowed_as(ctx, "guest", Some(reservation.venue_id), object, EXECUTE) {
         return Err(guard::forbidden(ctx, object));
     }
@@ -384,8 +432,19 @@ impl RightsMutation {
         }
         let store = store(ctx).clone();
         let at = now(ctx);
-        let redemption =
-            blocking(move || store.redeem_access_code(venue, &email, &code, at)).await?;
+        let scope = wrong_secret_scope(ctx);
+        let redemption = blocking(move || {
+            if let Some(until) = store.throttled_until(&scope, at)? {
+                return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
+            }
+            let redemption = store.redeem_access_code(venue, &email, &code, at)?;
+            if !matches!(redemption, store::Redemption::Token(_)) {
+                count_wrong_secret(&store, &scope, at)?;
+            }
+            Ok(Ok(redemption))
+        })
+        .await?
+        .map_err(|until| held_back(until, at))?;
         match redemption {
             store::Redemption::Token(token) => Ok(token.expose().to_owned()),
             store::Redemption::NotFound => Err(api_error(

@@ -687,3 +687,38 @@ both_backends!(
     breaches_are_registered_and_guests_notified,
     breaches_are_registered_and_guests_notified
 );
+
+/// Guessing manage tokens is held back like guessing passwords: from one
+/// address, wrong tokens from the 20th on earn a growing wait (and asking
+/// while held back counts too); then even a right token waits, with
+/// `retryAfter`.
+async fn guessing_manage_tokens_is_rate_limited(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (_, token) = book(&app, 10, json!({ "name": "Gus Guess" })).await?;
+    let wrong = json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
+    for attempt in 1..20 {
+        let answer = app.gql(EXPORT, wrong.clone()).await?;
+        assert_eq!(
+            error_code(&answer),
+            Some("NOT_FOUND"),
+            "attempt {attempt}: {answer}"
+        );
+    }
+    // Seven more push the wait past a minute, whatever the machine's speed.
+    for _ in 20..=26 {
+        app.gql(EXPORT, wrong.clone()).await?;
+    }
+    let blocked = app.gql(EXPORT, json!({ "t": token })).await?;
+    assert_eq!(error_code(&blocked), Some("RATE_LIMITED"), "{blocked}");
+    assert!(
+        blocked["errors"][0]["extensions"]["retryAfter"]
+            .as_i64()
+            .is_some_and(|s| s >= 30),
+        "{blocked}"
+    );
+    Ok(())
+}
+both_backends!(
+    guessing_manage_tokens_is_rate_limited,
+    guessing_manage_tokens_is_rate_limited
+);
