@@ -123,53 +123,48 @@ impl Store {
         self.breach(id)
     }
 
-    /// Notes that a guest was sent a notice; `false` when they already
-    /// had one for this breach (they are told once).
-    pub fn breach_notice_sent(
+    /// Queues a breach notice for a guest and records that they were told,
+    /// in one transaction: a guest is told once per breach (`false` when
+    /// they already were, and nothing is queued), and a notice is queued
+    /// exactly when it is recorded.
+    pub fn queue_breach_notice(
         &self,
         breach: &str,
         guest: &str,
-        outbox_id: &str,
+        venue: &str,
+        mail: &crate::Mail,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let now = db_instant(now);
+        let (mail_id, sealed) = crate::outbox::seal_mail(&self.keys().current(), mail)?;
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| c.write_transaction(
             |c| {
                 use s::breach_notices::dsl as n;
-                let already: i64 = n::breach_notices
-                    .filter(n::breach_id.eq(breach))
-                    .filter(n::guest_id.eq(guest))
-                    .count()
-                    .get_result(c)?;
-                if already > 0 {
-                    return Ok::<_, StoreError>(false);
-                }
-                diesel::insert_into(n::breach_notices)
+                let recorded = diesel::insert_into(n::breach_notices)
                     .values((
                         n::breach_id.eq(breach),
                         n::guest_id.eq(guest),
-                        n::outbox_id.eq(outbox_id),
+                        n::outbox_id.eq(&mail_id),
                         n::notified_at.eq(now),
                     ))
+                    .on_conflict_do_nothing()
                     .execute(c)?;
+                if recorded == 0 {
+                    return Ok::<_, StoreError>(false);
+                }
+                crate::outbox::insert_mail!(
+                    c,
+                    s,
+                    &mail_id,
+                    "breach_notice",
+                    Some(venue),
+                    &sealed,
+                    now
+                );
                 Ok(true)
             }
         ))?)
-    }
-
-    /// Whether a guest was already told of this breach.
-    pub fn breach_notified(&self, breach: &str, guest: &str) -> Result<bool, StoreError> {
-        let mut connection = self.connection()?;
-        let count: i64 = on_backend!(&mut *connection, |c, s| {
-            use s::breach_notices::dsl as n;
-            n::breach_notices
-                .filter(n::breach_id.eq(breach))
-                .filter(n::guest_id.eq(guest))
-                .count()
-                .get_result(c)?
-        });
-        Ok(count > 0)
     }
 
     /// How many guests were told of a breach.

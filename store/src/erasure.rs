@@ -236,7 +236,6 @@ impl Store {
                 *last = (*last).max(ends_at);
             }
         }
-        let mut connection = self.connection()?;
         let guests: Vec<(String, String)> = on_backend!(&mut *connection, |c, s| s::guests::table
             .filter(s::guests::erased_at.is_null())
             .select((s::guests::id, s::guests::venue_id))

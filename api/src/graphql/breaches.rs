@@ -257,7 +257,7 @@ impl BreachMutation {
                 let Some(guest) = reservation.guest_id else {
                     continue;
                 };
-                if !seen.insert(guest) || store.breach_notified(&breach_id, &guest.to_string())? {
+                if !seen.insert(guest) {
                     continue;
                 }
                 let Some(record) = store.guest_record(&reservation)? else {
@@ -266,24 +266,20 @@ impl BreachMutation {
                 let Some(email) = record.guest.email.clone() else {
                     continue;
                 };
-                let outbox_id = store.enqueue_mail(
-                    "breach_notice",
-                    Some(reservation.venue_id),
-                    &store::Mail {
-                        to: email,
-                        subject: subject.clone(),
-                        body: message.replace("{name}", record.guest.name.expose()),
-                    },
-                    at,
-                )?;
-                if store.breach_notice_sent(&breach_id, &guest.to_string(), &outbox_id, at)? {
+                let mail = store::Mail {
+                    to: email,
+                    subject: subject.clone(),
+                    body: message.replace("{name}", record.guest.name.expose()),
+                };
+                let venue = reservation.venue_id.to_string();
+                if store.queue_breach_notice(&breach_id, &guest.to_string(), &venue, &mail, at)? {
                     notified += 1;
                     events.push(store::AuditEvent {
                         principal: who.clone(),
                         action: "notify".to_owned(),
                         object: format!("guest:{guest}"),
                         fields: "name,email".to_owned(),
-                        venue_id: Some(reservation.venue_id.to_string()),
+                        venue_id: Some(venue),
                     });
                 }
             }

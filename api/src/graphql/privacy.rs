@@ -526,8 +526,8 @@ async fn export(
     let store = store(ctx).clone();
     let at = now(ctx);
     let export = blocking(move || {
-        let reservations_of_guest = store.reservations_of_guest(guest)?;
-        let mut objects: Vec<String> = reservations_of_guest
+        let reservations = store.reservations_of_guest(guest)?;
+        let mut objects: Vec<String> = reservations
             .iter()
             .map(|r| format!("reservation:{}", r.id))
             .collect();
@@ -563,7 +563,6 @@ async fn export(
             })
             .collect();
         let record = store.guest_record(&reservation)?;
-        let reservations = store.reservations_of_guest(guest)?;
         let consents = store.consents_of(guest, reservation.venue_id)?;
         let mut bookings = Vec::new();
         let mut payments = Vec::new();
