@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod mail;
+pub mod outbox;
 
 use std::net::TcpListener;
 
@@ -250,12 +251,11 @@ impl Application {
         }
         release_holds_periodically(store.clone(), clock.clone());
         apply_retention_periodically(store.clone(), clock.clone(), gateways.clone());
-        match mail::Transport::from_settings(&checked.settings)? {
-            Some(transport) => mail::deliver_periodically(store.clone(), transport, clock.clone()),
-            None => {
-                tracing::warn!("no smtp_url: e-mails wait in the outbox until one is configured")
-            }
+        let couriers = outbox::Couriers::from_settings(&checked.settings)?;
+        if couriers.mail.is_none() {
+            tracing::warn!("no smtp_url: e-mails wait in the outbox until one is configured");
         }
+        outbox::deliver_periodically(store.clone(), couriers, clock.clone());
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {

@@ -1,10 +1,9 @@
-//! Delivering the outbox: SMTP through lettre when configured, the log in
-//! development. One pass claims what is due, sends it and records the
-//! outcome; the server runs a pass every few seconds.
+//! E-mail out of the outbox: SMTP through lettre when configured, the log
+//! in development.
 
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
-use store::{DueMail, Store};
+use store::Mail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -12,6 +11,8 @@ pub enum MailError {
     SmtpUrl(String),
     #[error("invalid setting `mail_from`: {0}")]
     From(String),
+    #[error("the HTTP client for webhooks could not be built")]
+    Http,
 }
 
 /// How messages leave this node.
@@ -51,21 +52,22 @@ impl Transport {
         }
     }
 
-    async fn send(&self, due: &DueMail) -> Result<(), String> {
+    /// Sends one message; the error names the kind of failure only (the
+    /// server's own words may echo the address).
+    pub(crate) async fn send(&self, id: &str, purpose: &str, mail: &Mail) -> Result<(), String> {
         match self {
             Self::Log => {
                 tracing::info!(
-                    id = %due.id,
-                    purpose = %due.purpose,
-                    to = %due.mail.to,
-                    subject = %due.mail.subject,
+                    %id,
+                    %purpose,
+                    to = %mail.to,
+                    subject = %mail.subject,
                     "e-mail delivered to the log (no smtp_url in development; body withheld)"
                 );
                 Ok(())
             }
             Self::Smtp { mailer, from } => {
-                let to: lettre::message::Mailbox = due
-                    .mail
+                let to: lettre::message::Mailbox = mail
                     .to
                     .expose()
                     .parse()
@@ -73,9 +75,9 @@ impl Transport {
                 let message = lettre::Message::builder()
                     .from(from.clone())
                     .to(to)
-                    .subject(due.mail.subject.clone())
+                    .subject(mail.subject.clone())
                     .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                    .body(due.mail.body.clone())
+                    .body(mail.body.clone())
                     .map_err(|_| "the message could not be built".to_owned())?;
                 mailer
                     .send(message)
@@ -99,57 +101,4 @@ fn smtp_failure(error: &lettre::transport::smtp::Error) -> String {
     } else {
         "could not reach the mail server".to_owned()
     }
-}
-
-/// What one delivery pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
-    pub sent: usize,
-    pub failed: usize,
-}
-
-/// Sends every message that is due now, once.
-pub async fn deliver_due(
-    store: &Store,
-    transport: &Transport,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Delivery, store::StoreError> {
-    let claimer = store.clone();
-    let due = tokio::task::spawn_blocking(move || claimer.claim_due_mail(now, 50))
-        .await
-        .map_err(|_| store::StoreError::Corrupt("the delivery task stopped".to_owned()))??;
-    let mut delivery = Delivery::default();
-    for message in due {
-        let outcome = transport.send(&message).await;
-        let recorder = store.clone();
-        let counted = outcome.is_ok();
-        tokio::task::spawn_blocking(move || match outcome {
-            Ok(()) => recorder.mail_sent(&message.id, now),
-            Err(reason) => {
-                tracing::warn!(id = %message.id, attempt = message.attempts + 1, %reason, "e-mail delivery failed");
-                recorder.mail_failed(&message, &reason, now)
-            }
-        })
-        .await
-        .map_err(|_| store::StoreError::Corrupt("the delivery task stopped".to_owned()))??;
-        if counted {
-            delivery.sent += 1;
-        } else {
-            delivery.failed += 1;
-        }
-    }
-    Ok(delivery)
-}
-
-/// Runs a delivery pass every five seconds.
-pub fn deliver_periodically(store: Store, transport: Transport, clock: crate::clock::Clock) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            if let Err(error) = deliver_due(&store, &transport, clock.now()).await {
-                tracing::warn!(%error, "e-mail delivery pass failed");
-            }
-        }
-    });
 }

@@ -65,6 +65,8 @@ impl Field {
     pub const ACCESS_CODE: Self = Self::new("access_codes", "code");
     /// Recipient, subject and body of a message waiting in the outbox.
     pub const OUTBOX_MESSAGE: Self = Self::new("outbox", "message");
+    /// The secret a venue's webhook messages are signed with.
+    pub const WEBHOOK_SECRET: Self = Self::new("venue_webhooks", "secret");
     /// A manage token kept with an idempotent answer, so that a retried
     /// booking still gets its token back.
     pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod reservation;
 pub mod values;
 pub mod venue;
+pub mod webhooks;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
 pub use error::DomainError;

@@ -17,6 +17,7 @@ mod reservations;
 mod rows;
 mod schema;
 mod venues;
+mod webhooks;
 
 use diesel::Connection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -30,10 +31,14 @@ pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, RetentionRun};
 pub use keys::RotationProgress;
-pub use outbox::{DueMail, MAX_ATTEMPTS, Mail, OutboxStatus, retry_delay};
+pub use outbox::{
+    DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
+    retry_delay,
+};
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
+pub use webhooks::VenueWebhook;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");

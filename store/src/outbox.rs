@@ -1,4 +1,4 @@
-//! The outbox: messages written in the same breath as the change that
+//! The outbox: e-mails and webhooks written in the same breath as the change that
 //! causes them, and delivered by a worker that retries with backoff. The
 //! message is sealed while it waits and destroyed once it has left.
 
@@ -48,14 +48,22 @@ mod email_text {
     }
 }
 
-/// Queues a sealed message on a connection, inside whatever transaction
-/// it is in (so that a message exists exactly when its cause does).
+/// Queues a sealed e-mail on a connection, inside whatever transaction it
+/// is in (so that a message exists exactly when its cause does).
 macro_rules! insert_mail {
-    ($c:expr, $s:ident, $id:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {{
+    ($c:expr, $s:ident, $id:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {
+        $crate::outbox::insert_message!($c, $s, $id, "email", $purpose, $venue, $sealed, $now)
+    };
+}
+pub(crate) use insert_mail;
+
+macro_rules! insert_message {
+    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {{
         use $s::outbox::dsl as o;
         diesel::insert_into(o::outbox)
             .values((
                 o::id.eq($id),
+                o::kind.eq($kind),
                 o::purpose.eq($purpose),
                 o::venue_id.eq($venue),
                 o::message_sealed.eq($sealed),
@@ -67,18 +75,132 @@ macro_rules! insert_mail {
             .execute($c)?;
     }};
 }
-pub(crate) use insert_mail;
+pub(crate) use insert_message;
+
+/// Queues a reservation event for the venue's webhook, in the change's own
+/// transaction, when the venue has one.
+macro_rules! queue_reservation_event {
+    ($c:expr, $s:ident, $ring:expr, $reservation:expr, $event:expr, $now:expr) => {{
+        let venue_id = $reservation.venue_id.to_string();
+        let subscribed: i64 = {
+            use $s::venue_webhooks::dsl as w;
+            w::venue_webhooks
+                .filter(w::venue_id.eq(&venue_id))
+                .count()
+                .get_result($c)?
+        };
+        if subscribed > 0 {
+            let webhook =
+                $crate::outbox::Webhook::reservation(&venue_id, $event, $reservation, $now)?;
+            let (id, sealed) =
+                $crate::outbox::seal_message($ring, &$crate::outbox::Outgoing::Webhook(webhook))?;
+            $crate::outbox::insert_message!(
+                $c,
+                $s,
+                &id,
+                "webhook",
+                $event.name(),
+                Some(&venue_id),
+                &sealed,
+                $now
+            );
+        }
+    }};
+}
+pub(crate) use queue_reservation_event;
+
+/// A signed HTTP POST to an endpoint. It holds ids, times and counts only;
+/// it is sealed anyway, like everything in the outbox.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    pub target: WebhookTarget,
+    /// `reservation.created`, ...
+    pub event: String,
+    pub occurred_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// Whose endpoint a webhook goes to. Looked up when it is sent, so that a
+/// changed URL or secret applies to messages still waiting.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WebhookTarget {
+    Venue { venue_id: String },
+}
+
+impl Webhook {
+    pub(crate) fn reservation(
+        venue_id: &str,
+        event: domain::webhooks::ReservationEvent,
+        reservation: &domain::Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let data = serde_json::to_value(domain::webhooks::ReservationEventData::from(reservation))
+            .map_err(|_| StoreError::Corrupt("a reservation event".to_owned()))?;
+        Ok(Self {
+            target: WebhookTarget::Venue {
+                venue_id: venue_id.to_owned(),
+            },
+            event: event.name().to_owned(),
+            occurred_at: now,
+            data,
+        })
+    }
+}
+
+/// What waits in the outbox.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Email(Mail),
+    Webhook(Webhook),
+}
+
+/// The kinds of message, as the `kind` column names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    Email,
+    Webhook,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+impl Outgoing {
+    pub fn kind(&self) -> OutboxKind {
+        match self {
+            Self::Email(_) => OutboxKind::Email,
+            Self::Webhook(_) => OutboxKind::Webhook,
+        }
+    }
+}
 
 /// A new outbox id and the message sealed to it.
+pub(crate) fn seal_message(
+    ring: &domain::crypto::KeyRing,
+    message: &Outgoing,
+) -> Result<(String, Vec<u8>), StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let plaintext = match message {
+        Outgoing::Email(mail) => serde_json::to_vec(mail),
+        Outgoing::Webhook(webhook) => serde_json::to_vec(webhook),
+    }
+    .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
+    let sealed = ring.seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
+    Ok((id, sealed))
+}
+
+/// A new outbox id and the e-mail sealed to it.
 pub(crate) fn seal_mail(
     ring: &domain::crypto::KeyRing,
     mail: &Mail,
 ) -> Result<(String, Vec<u8>), StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let plaintext = serde_json::to_vec(mail)
-        .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
-    let sealed = ring.seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
-    Ok((id, sealed))
+    seal_message(ring, &Outgoing::Email(mail.clone()))
 }
 
 /// The confirmation a guest with an e-mail address gets: when, where, and
@@ -108,12 +230,12 @@ pub(crate) fn booking_confirmation(
 
 /// A message a worker claimed for delivery.
 #[derive(Debug, Clone)]
-pub struct DueMail {
+pub struct DueMessage {
     pub id: String,
     pub purpose: String,
     /// Attempts made before this one.
     pub attempts: i32,
-    pub mail: Mail,
+    pub message: Outgoing,
 }
 
 /// Where a message stands, for operators and tests.
@@ -134,20 +256,21 @@ pub fn retry_delay(failed_attempts: i32) -> chrono::Duration {
 }
 
 impl Store {
-    /// Queues an e-mail; it is sealed to its row before it is written.
-    pub fn enqueue_mail(
+    /// Queues a message; it is sealed to its row before it is written.
+    pub fn enqueue(
         &self,
         purpose: &str,
         venue: Option<domain::VenueId>,
-        mail: &Mail,
+        message: &Outgoing,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let (id, sealed) = seal_mail(&self.keys().current(), mail)?;
+        let (id, sealed) = seal_message(&self.keys().current(), message)?;
+        let kind = message.kind().as_str();
         let now = db_instant(now);
         let venue = venue.map(|v| v.to_string());
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
-            insert_mail!(c, s, &id, purpose, venue.as_ref(), &sealed, now);
+            insert_message!(c, s, &id, kind, purpose, venue.as_ref(), &sealed, now);
         });
         Ok(id)
     }
@@ -155,18 +278,22 @@ impl Store {
     /// Claims up to `limit` messages that are due, for `LEASE_SECONDS`:
     /// several nodes each get different ones (`SKIP LOCKED` on
     /// PostgreSQL; SQLite has one writer at a time).
-    pub fn claim_due_mail(
+    /// Only messages of the given kinds are claimed: a node without SMTP
+    /// leaves e-mails for one that has it.
+    pub fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: i64,
-    ) -> Result<Vec<DueMail>, StoreError> {
+        kinds: &[OutboxKind],
+    ) -> Result<Vec<DueMessage>, StoreError> {
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let now = db_instant(now);
         let lease_until = now + chrono::Duration::seconds(LEASE_SECONDS);
         let skip_locked = self.backend() == Backend::Postgresql;
         let mut connection = self.connection()?;
         let claimed: Vec<ClaimedRow> = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
-                let rows = c.due_rows(now, limit, skip_locked)?;
+                let rows = c.due_rows(now, limit, &kinds, skip_locked)?;
                 let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
                 use s::outbox::dsl as o;
                 diesel::update(o::outbox.filter(o::id.eq_any(ids)))
@@ -177,23 +304,27 @@ impl Store {
         });
         claimed
             .into_iter()
-            .map(|(id, purpose, attempts, sealed)| {
+            .map(|(id, kind, purpose, attempts, sealed)| {
                 let plaintext =
                     self.opening(|ring| Ok(ring.open(Field::OUTBOX_MESSAGE, &id, &sealed)?))?;
-                let mail: Mail = serde_json::from_slice(&plaintext)
-                    .map_err(|_| StoreError::Corrupt(format!("outbox message {id}")))?;
-                Ok(DueMail {
+                let corrupt = |_| StoreError::Corrupt(format!("outbox message {id}"));
+                let message = if kind == OutboxKind::Webhook.as_str() {
+                    Outgoing::Webhook(serde_json::from_slice(&plaintext).map_err(corrupt)?)
+                } else {
+                    Outgoing::Email(serde_json::from_slice(&plaintext).map_err(corrupt)?)
+                };
+                Ok(DueMessage {
                     id,
                     purpose,
                     attempts,
-                    mail,
+                    message,
                 })
             })
             .collect()
     }
 
     /// Marks a message delivered and destroys its content.
-    pub fn mail_sent(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn delivered(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
@@ -213,10 +344,12 @@ impl Store {
     /// Records a failed attempt: the message is tried again after a
     /// growing delay, or after `MAX_ATTEMPTS` given up and destroyed.
     /// `reason` must not contain personal data (the recipient's address).
-    pub fn mail_failed(
+    /// `give_up` ends it at once (nothing would change by waiting).
+    pub fn delivery_failed(
         &self,
-        due: &DueMail,
+        due: &DueMessage,
         reason: &str,
+        give_up: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let attempts = due.attempts.saturating_add(1);
@@ -225,7 +358,7 @@ impl Store {
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
             use s::outbox::dsl as o;
-            if attempts >= MAX_ATTEMPTS {
+            if give_up || attempts >= MAX_ATTEMPTS {
                 diesel::update(o::outbox.find(&due.id))
                     .set((
                         o::status.eq("dead"),
@@ -270,8 +403,8 @@ impl Store {
     }
 }
 
-/// Id, purpose, attempts so far and the sealed message.
-type ClaimedRow = (String, String, i32, Vec<u8>);
+/// Id, kind, purpose, attempts so far and the sealed message.
+type ClaimedRow = (String, String, String, i32, Vec<u8>);
 
 /// Pending messages that are due, oldest first; on PostgreSQL rows another
 /// node is claiming are skipped rather than waited for.
@@ -280,6 +413,7 @@ trait DueRows: Connection + Sized {
         &mut self,
         now: DateTime<Utc>,
         limit: i64,
+        kinds: &[&str],
         skip_locked: bool,
     ) -> QueryResult<Vec<ClaimedRow>>;
 }
@@ -289,15 +423,17 @@ impl DueRows for diesel::PgConnection {
         &mut self,
         now: DateTime<Utc>,
         limit: i64,
+        kinds: &[&str],
         skip_locked: bool,
     ) -> QueryResult<Vec<ClaimedRow>> {
         use crate::schema::pg::outbox::dsl as o;
         let query = o::outbox
             .filter(o::status.eq("pending"))
+            .filter(o::kind.eq_any(kinds))
             .filter(o::next_attempt_at.le(now))
             .order(o::next_attempt_at)
             .limit(limit)
-            .select((o::id, o::purpose, o::attempts, o::message_sealed));
+            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed));
         if skip_locked {
             query.for_update().skip_locked().load(self)
         } else {
@@ -311,15 +447,17 @@ impl DueRows for diesel::SqliteConnection {
         &mut self,
         now: DateTime<Utc>,
         limit: i64,
+        kinds: &[&str],
         _skip_locked: bool,
     ) -> QueryResult<Vec<ClaimedRow>> {
         use crate::schema::sqlite::outbox::dsl as o;
         o::outbox
             .filter(o::status.eq("pending"))
+            .filter(o::kind.eq_any(kinds))
             .filter(o::next_attempt_at.le(now))
             .order(o::next_attempt_at)
             .limit(limit)
-            .select((o::id, o::purpose, o::attempts, o::message_sealed))
+            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed))
             .load(self)
     }
 }

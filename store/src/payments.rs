@@ -281,6 +281,20 @@ impl Store {
                 .execute(c)?;
                 if confirmed == 0 {
                     tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refund due");
+                } else {
+                    let row: crate::rows::ReservationRow = r::reservations
+                        .find(&reservation)
+                        .select(crate::rows::reservation_columns!(s))
+                        .first(c)?;
+                    let confirmed = domain::Reservation::try_from(row)?;
+                    crate::outbox::queue_reservation_event!(
+                        c,
+                        s,
+                        &self.keys().current(),
+                        &confirmed,
+                        domain::webhooks::ReservationEvent::StatusChanged,
+                        now
+                    );
                 }
             }
             load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment").into())

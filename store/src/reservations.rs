@@ -9,6 +9,7 @@ use domain::crypto::Field;
 use domain::ports::{
     Booking, GuestRecord, NewReservation, ReservationChange, ReservationRepository,
 };
+use domain::webhooks::ReservationEvent;
 use domain::{
     BookingContext, DomainError, Email, GuestId, IdempotencyKey, ManageToken, Phone, Reservation,
     ReservationId, ReservationStatus, Venue, VenueId,
@@ -505,6 +506,14 @@ impl ReservationRepository for Store {
                         now
                     );
                 }
+                crate::outbox::queue_reservation_event!(
+                    c,
+                    s,
+                    &ring,
+                    &reservation,
+                    ReservationEvent::Created,
+                    now
+                );
                 Ok(Outcome::Done(Booking {
                     reservation,
                     manage_token: token,
@@ -591,6 +600,14 @@ impl ReservationRepository for Store {
                     }
                 }
                 record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                crate::outbox::queue_reservation_event!(
+                    c,
+                    s,
+                    &self.keys().current(),
+                    &changed,
+                    ReservationEvent::Changed,
+                    now
+                );
                 Ok(Outcome::Done(changed))
             }))
             .or_else(RetryLater::recover)
@@ -633,6 +650,14 @@ impl ReservationRepository for Store {
                     return Err(RetryLater(Race::StaleVersion).into());
                 }
                 record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                crate::outbox::queue_reservation_event!(
+                    c,
+                    s,
+                    &self.keys().current(),
+                    &reservation,
+                    ReservationEvent::Cancelled,
+                    now
+                );
                 Ok(Outcome::Done(reservation))
             }))
             .or_else(RetryLater::recover)
@@ -732,6 +757,14 @@ impl Store {
                         .to_owned(),
                 )));
             }
+            crate::outbox::queue_reservation_event!(
+                c,
+                s,
+                &self.keys().current(),
+                &reservation,
+                ReservationEvent::StatusChanged,
+                now
+            );
             Ok(reservation)
         }))
     }

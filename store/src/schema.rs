@@ -299,6 +299,18 @@ macro_rules! kluis_schema {
                 last_error -> Nullable<Text>,
                 created_at -> $Instant,
                 sent_at -> Nullable<$Instant>,
+                kind -> Text,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            venue_webhooks (venue_id) {
+                venue_id -> Text,
+                url -> Text,
+                secret_sealed -> Binary,
+                created_at -> $Instant,
             }
         }
 

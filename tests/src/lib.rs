@@ -399,6 +399,11 @@ impl TestApp {
     }
 
     /// Moves the server's clock forward (hold deadlines, notice periods).
+    /// The server's clock now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.advance(by);
     }
@@ -438,15 +443,15 @@ impl TestApp {
             body: body.to_owned(),
         };
         let now = self.clock.now();
-        Ok(
-            tokio::task::spawn_blocking(move || store.enqueue_mail("test", None, &mail, now))
-                .await??,
-        )
+        Ok(tokio::task::spawn_blocking(move || {
+            store.enqueue("test", None, &store::Outgoing::Email(mail), now)
+        })
+        .await??)
     }
 
     /// One delivery pass over the outbox through `smtp_url`, as the
     /// server's worker makes every few seconds, at the app clock's now.
-    pub async fn deliver_mail(&self, smtp_url: &str) -> anyhow::Result<api::mail::Delivery> {
+    pub async fn deliver_mail(&self, smtp_url: &str) -> anyhow::Result<api::outbox::Delivery> {
         let (store, _) = api::open_store(&self.checked).await?;
         let mut settings = self.checked.settings.clone();
         settings.smtp_url = Some(
@@ -455,9 +460,19 @@ impl TestApp {
             ))
             .extract_inner("smtp_url")?,
         );
-        let transport = api::mail::Transport::from_settings(&settings)?
-            .ok_or_else(|| anyhow::anyhow!("no transport"))?;
-        Ok(api::mail::deliver_due(&store, &transport, self.clock.now()).await?)
+        let couriers = api::outbox::Couriers::from_settings(&settings)?;
+        Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
+    }
+
+    /// One delivery pass as a node without SMTP in production makes it:
+    /// webhooks leave, e-mails stay.
+    pub async fn deliver_webhooks(&self) -> anyhow::Result<api::outbox::Delivery> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let couriers = api::outbox::Couriers {
+            mail: None,
+            webhooks: api::outbox::WebhookClient::new()?,
+        };
+        Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
     }
 
     /// Where an outbox message stands.

@@ -14,4 +14,5 @@ mod api {
     mod privacy;
     mod rights;
     mod tls;
+    mod webhooks;
 }

@@ -12,6 +12,7 @@ pub mod privacy;
 mod query;
 pub mod types;
 mod venues;
+mod webhooks;
 
 use async_graphql::{Context, EmptySubscription, Schema};
 use store::{Store, StoreError};
@@ -27,6 +28,7 @@ pub struct Query(
     privacy::PrivacyQuery,
     audit::AuditQuery,
     breaches::BreachQuery,
+    webhooks::WebhookQuery,
 );
 
 /// All mutations: bookings and access control.
@@ -40,6 +42,7 @@ pub struct Mutation(
     privacy::PrivacyMutation,
     privacy::RightsMutation,
     breaches::BreachMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -391,10 +391,10 @@ impl RightsMutation {
         let at = now(ctx);
         blocking(move || {
             if let Some(issued) = store.issue_access_code(venue, &email, at)? {
-                store.enqueue_mail(
+                store.enqueue(
                     "access_code",
                     Some(venue),
-                    &store::Mail {
+                    &store::Outgoing::Email(store::Mail {
                         to: issued.to,
                         subject: "Your access code".to_owned(),
                         body: format!(
@@ -402,7 +402,7 @@ impl RightsMutation {
                              It works for 15 minutes. If you did not ask for it, ignore this message.\n",
                             issued.code.expose()
                         ),
-                    },
+                    }),
                     at,
                 )?;
             }

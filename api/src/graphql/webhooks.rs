@@ -1,0 +1,143 @@
+//! A venue's webhook: where it hears about its bookings (created, changed,
+//! cancelled, status changes) as signed JSON holding ids and times only.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::VenueId;
+use domain::ports::VenueRepository;
+use secrecy::ExposeSecret;
+
+use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard::{self, EXECUTE, READ};
+use super::{blocking, now, store};
+
+/// Longer URLs are refused rather than stored.
+const MAX_URL_LENGTH: usize = 2_000;
+
+/// A venue's endpoint as its managers see it: never the secret.
+#[derive(SimpleObject)]
+pub struct VenueWebhook {
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A freshly made endpoint, with the signing secret shown this once.
+#[derive(SimpleObject)]
+pub struct VenueWebhookSecret {
+    pub url: String,
+    /// Verify each message's `Kluis-Signature` header with it: HMAC-SHA256
+    /// over `<t>.<body>`, see the README. It is not shown again; setting
+    /// the webhook again makes a new one.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Accepts `https://` anywhere and `http://` only to this machine (a local
+/// relay, or tests): messages are signed but not encrypted by us. No user
+/// name or password in the URL: it is stored and shown as is.
+fn check_url(raw: &str) -> Result<String> {
+    let invalid = |reason: &str| api_error(Code::BadUserInput, format!("url: {reason}"));
+    if raw.len() > MAX_URL_LENGTH {
+        return Err(invalid("too long"));
+    }
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
+    let host = url.host_str().ok_or_else(|| invalid("needs a host"))?;
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(invalid("must use https:// (http:// only to localhost)")),
+        _ => return Err(invalid("must be an https:// URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not contain a user name or password"));
+    }
+    Ok(url.to_string())
+}
+
+async fn existing_venue(ctx: &Context<'_>, venue_id: &ID) -> Result<VenueId> {
+    let venue = VenueId::parse(venue_id).or_gql()?;
+    let store = store(ctx).clone();
+    blocking(move || store.venue(venue))
+        .await?
+        .ok_or_else(|| api_error(Code::NotFound, "no such venue"))?;
+    Ok(venue)
+}
+
+#[derive(Default)]
+pub struct WebhookQuery;
+
+#[Object]
+impl WebhookQuery {
+    /// The venue's webhook endpoint, if it has one.
+    async fn venue_webhook(&self, ctx: &Context<'_>, venue_id: ID) -> Result<Option<VenueWebhook>> {
+        let venue = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue, "Query.venueWebhook", READ, "venue")?;
+        let store = store(ctx).clone();
+        let endpoint = blocking(move || store.venue_webhook(&venue.to_string())).await?;
+        Ok(endpoint.map(|endpoint| VenueWebhook {
+            url: endpoint.url,
+            created_at: endpoint.created_at,
+        }))
+    }
+}
+
+#[derive(Default)]
+pub struct WebhookMutation;
+
+#[Object]
+impl WebhookMutation {
+    /// Sends the venue's booking events to `url`, signed with a new secret
+    /// (returned this once). Replaces an earlier endpoint and its secret.
+    async fn set_venue_webhook(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        url: String,
+    ) -> Result<VenueWebhookSecret> {
+        let venue = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue, "Mutation.setVenueWebhook", EXECUTE, "venue")?;
+        let url = check_url(&url)?;
+        existing_venue(ctx, &venue_id).await?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        let saved = url.clone();
+        let endpoint = blocking(move || store.set_venue_webhook(venue, &saved, at)).await?;
+        Ok(VenueWebhookSecret {
+            url: endpoint.url,
+            secret: endpoint.secret.expose_secret().to_owned(),
+            created_at: endpoint.created_at,
+        })
+    }
+
+    /// Stops the venue's webhook; answers whether there was one.
+    async fn remove_venue_webhook(&self, ctx: &Context<'_>, venue_id: ID) -> Result<bool> {
+        let venue = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(ctx, venue, "Mutation.removeVenueWebhook", EXECUTE, "venue")?;
+        let store = store(ctx).clone();
+        blocking(move || store.remove_venue_webhook(venue)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn https_anywhere_and_http_only_to_this_machine() {
+        assert!(check_url("https://hooks.example.com/kluis").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(check_url("http://localhost/hook").is_ok());
+        assert!(check_url("http://[::1]:9000/").is_ok());
+        assert!(check_url("http://hooks.example.com/kluis").is_err());
+        assert!(check_url("ftp://hooks.example.com/").is_err());
+        assert!(check_url("https://user:pw@hooks.example.com/").is_err());
+        assert!(check_url("not a url").is_err());
+        assert!(check_url(&format!("https://example.com/{}", "a".repeat(2_100))).is_err());
+    }
+}
