@@ -348,12 +348,30 @@ pub async fn rotate_keys(
             "resuming an unfinished rotation"
         );
     }
+    let mut resealed: u64 = 0;
     loop {
-        let store = store.clone();
+        let batch = store.clone();
         let (moved, progress) =
-            run_blocking(move || Ok((store.rotate_batch()?, store.rotation_progress()?))).await?;
+            run_blocking(move || Ok((batch.rotate_batch()?, batch.rotation_progress()?))).await?;
+        resealed += moved;
         report(progress);
         if progress.remaining == 0 {
+            // Rotation opens every guest's sealed fields: one entry in the
+            // trail says who did it and when (the rows are all of them).
+            let store = store.clone();
+            run_blocking(move || {
+                Ok(store.audit(
+                    &[store::AuditEvent {
+                        principal: "cli".to_owned(),
+                        action: "rotate".to_owned(),
+                        object: format!("keys:v{}", progress.target_version),
+                        fields: format!("name,email,phone,notes;rows={resealed}"),
+                        venue_id: None,
+                    }],
+                    chrono::Utc::now(),
+                )?)
+            })
+            .await?;
             return Ok(progress);
         }
         if moved == 0 {

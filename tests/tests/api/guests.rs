@@ -507,6 +507,15 @@ async fn an_interrupted_rotation_resumes_where_it_stopped(backend: Backend) -> R
         (2, 0, 6)
     );
     assert_eq!(app.count_rows("guests", "key_version = 2")?, 3);
+    // Rotation opened every sealed field: the trail says so, once.
+    assert_eq!(
+        app.count_rows(
+            "audit_log",
+            "principal = 'cli' AND action = 'rotate' AND object = 'keys:v2'"
+        )?,
+        1
+    );
+    assert_eq!(app.verify_audit().await?.1, None);
     Ok(())
 }
 both_backends!(
