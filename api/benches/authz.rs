@@ -131,6 +131,7 @@ async fn run() -> anyhow::Result<()> {
                 gateways: plugins::Gateways::default(),
                 authorizer,
                 session_length: chrono::Duration::hours(1),
+                monitor: None,
             }),
             Environment::Production,
         )

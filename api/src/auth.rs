@@ -179,6 +179,7 @@ pub enum LoginOutcome {
 /// Unknown e-mails cost and answer exactly like wrong passwords.
 pub fn login(
     store: &Store,
+    monitor: Option<&crate::monitor::Monitor>,
     email: &str,
     password: &str,
     address: &str,
@@ -195,10 +196,23 @@ pub fn login(
     if let Some(until) = held.into_iter().flatten().max() {
         // Trying again while held back counts as a failure too: a burst of
         // attempts reaches the lock as fast as slow ones would.
-        let (_, account_until) =
+        let (account_failures, account_until) =
             store.record_login_failure(&account, account_backoff, forget, now)?;
-        let (_, address_until) =
+        let (address_failures, address_until) =
             store.record_login_failure(&client, address_backoff, forget, now)?;
+        if let Some(monitor) = monitor {
+            let user = match Email::parse("email", email) {
+                Ok(email) => store.staff_by_email(email.expose())?.map(|u| u.id),
+                Err(_) => None,
+            };
+            monitor.login_failed(
+                user.as_deref(),
+                account_failures,
+                address,
+                address_failures,
+                now,
+            );
+        }
         let until = [Some(until), account_until, address_until]
             .into_iter()
             .flatten()
@@ -216,6 +230,10 @@ pub fn login(
         .map(|u| u.password_hash.as_str());
     if domain::auth::verify_password(password, stored) {
         let user_id = user.map(|u| u.id).unwrap_or_default();
+        if let Some(monitor) = monitor {
+            let failures_before = store.login_failures(&account, forget, now)?;
+            monitor.login_succeeded(&user_id, failures_before, now);
+        }
         store.clear_login_failures(&account)?;
         let token = SessionToken::generate()?;
         let expires_at = now + session_length;
@@ -226,8 +244,14 @@ pub fn login(
             expires_at,
         });
     }
-    let (_, account_until) = store.record_login_failure(&account, account_backoff, forget, now)?;
-    let (_, address_until) = store.record_login_failure(&client, address_backoff, forget, now)?;
+    let (account_failures, account_until) =
+        store.record_login_failure(&account, account_backoff, forget, now)?;
+    let (address_failures, address_until) =
+        store.record_login_failure(&client, address_backoff, forget, now)?;
+    if let Some(monitor) = monitor {
+        let user = user.as_ref().map(|u| u.id.as_str());
+        monitor.login_failed(user, account_failures, address, address_failures, now);
+    }
     Ok(match account_until.into_iter().chain(address_until).max() {
         Some(until) if until > now + chrono::Duration::seconds(1) => LoginOutcome::Throttled(until),
         _ => LoginOutcome::Refused,

@@ -277,6 +277,8 @@ pub struct Authorizer {
     status: RwLock<Status>,
     /// Role assignments as last loaded, and the database version they are.
     assignments_version: RwLock<i64>,
+    /// Told when an edited policy is refused (set once the server runs).
+    monitor: std::sync::OnceLock<crate::monitor::Monitor>,
 }
 
 fn join(errors: &[PolicyError]) -> String {
@@ -315,6 +317,7 @@ impl Authorizer {
             }),
             current: RwLock::new(Arc::new(loaded)),
             assignments_version: RwLock::new(version),
+            monitor: std::sync::OnceLock::new(),
         }))
     }
 
@@ -373,6 +376,11 @@ impl Authorizer {
             }
             Err(reason) => {
                 tracing::error!(dir = %self.dir.display(), %reason, "policy change refused; the previous policy stays in force");
+                if let Some(monitor) = self.monitor.get().cloned() {
+                    let _recorded =
+                        tokio::task::spawn_blocking(move || monitor.policy_rejected(Utc::now()))
+                            .await;
+                }
                 if let Ok(mut status) = self.status.write() {
                     status.last_error = Some(reason.clone());
                     status.last_error_at = Some(Utc::now());
@@ -392,7 +400,13 @@ impl Authorizer {
             current: RwLock::new(self.current()),
             status: RwLock::new(self.status()),
             assignments_version: RwLock::new(0),
+            monitor: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Who hears about refused policy edits.
+    pub fn set_monitor(&self, monitor: crate::monitor::Monitor) {
+        let _already_set = self.monitor.set(monitor);
     }
 
     /// Whether `subject` may `action` on `object` in `venue`.

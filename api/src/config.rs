@@ -53,6 +53,137 @@ pub struct Settings {
     /// Payment gateways (`[payments.stripe]`, `[payments.onsite]`, ...).
     #[serde(skip_serializing, default)]
     pub payments: plugins::PaymentsConfig,
+    /// Suspicious-activity rules, their thresholds and where alerts go
+    /// (`[monitoring]`).
+    #[serde(default)]
+    pub monitoring: Monitoring,
+}
+
+/// What a principal that trips the bulk-read rule gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkReadResponse {
+    /// Every request refused (RATE_LIMITED) for `throttle_minutes`, or
+    /// until an admin lifts it.
+    Throttle,
+    /// Refused until an admin lifts it.
+    Suspend,
+    /// An alert, nothing more.
+    Alert,
+}
+
+/// Thresholds of the detection rules (README, "Security monitoring").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// Failed logins of one account within the window that raise an alert.
+    pub failed_logins_per_account: u32,
+    /// Failed logins from one client address within the window.
+    pub failed_logins_per_address: u32,
+    pub failed_login_window_minutes: u32,
+    /// Distinct reservations whose personal fields one principal reads
+    /// within `bulk_read_minutes`.
+    pub bulk_read_records: u32,
+    pub bulk_read_minutes: u32,
+    pub bulk_read_response: BulkReadResponse,
+    pub throttle_minutes: u32,
+    /// Exports (and erasures) by one account or key within an hour.
+    pub exports_per_hour: u32,
+    pub erasures_per_hour: u32,
+    /// Where new alerts are posted (signed like venue webhooks).
+    pub alert_webhook_url: Option<String>,
+    #[serde(skip_serializing)]
+    pub alert_webhook_secret: Option<SecretSetting>,
+    /// Who gets an e-mail for each new alert.
+    pub alert_emails: Vec<String>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            failed_logins_per_account: 5,
+            failed_logins_per_address: 20,
+            failed_login_window_minutes: 15,
+            bulk_read_records: 50,
+            bulk_read_minutes: 10,
+            bulk_read_response: BulkReadResponse::Throttle,
+            throttle_minutes: 60,
+            exports_per_hour: 20,
+            erasures_per_hour: 20,
+            alert_webhook_url: None,
+            alert_webhook_secret: None,
+            alert_emails: Vec::new(),
+        }
+    }
+}
+
+impl Monitoring {
+    fn check(&self) -> Result<(), ConfigError> {
+        let ranges = [
+            (
+                "failed_logins_per_account",
+                self.failed_logins_per_account,
+                1,
+                10_000,
+            ),
+            (
+                "failed_logins_per_address",
+                self.failed_logins_per_address,
+                1,
+                100_000,
+            ),
+            (
+                "failed_login_window_minutes",
+                self.failed_login_window_minutes,
+                1,
+                1_440,
+            ),
+            ("bulk_read_records", self.bulk_read_records, 1, 1_000_000),
+            ("bulk_read_minutes", self.bulk_read_minutes, 1, 1_440),
+            ("throttle_minutes", self.throttle_minutes, 1, 10_080),
+            ("exports_per_hour", self.exports_per_hour, 1, 100_000),
+            ("erasures_per_hour", self.erasures_per_hour, 1, 100_000),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(
+                    &format!("monitoring.{key}"),
+                    format!("must be between {min} and {max}, not {value}"),
+                ));
+            }
+        }
+        match (&self.alert_webhook_url, &self.alert_webhook_secret) {
+            (Some(url), Some(_)) => {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|_| ConfigError::new("monitoring.alert_webhook_url", "not a URL"))?;
+                if !matches!(parsed.scheme(), "https" | "http") {
+                    return Err(ConfigError::new(
+                        "monitoring.alert_webhook_url",
+                        "must be an https:// URL",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "monitoring.alert_webhook_secret",
+                    "is needed with alert_webhook_url (receivers check signatures with it)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "monitoring.alert_webhook_url",
+                    "is needed with alert_webhook_secret",
+                ));
+            }
+            (None, None) => {}
+        }
+        for email in &self.alert_emails {
+            domain::Email::parse("alert_emails", email).map_err(|_| {
+                ConfigError::new("monitoring.alert_emails", "holds an invalid e-mail address")
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// A setting whose value must never be printed.
@@ -84,6 +215,7 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "kluis <noreply@localhost>".to_owned(),
             payments: plugins::PaymentsConfig::default(),
+            monitoring: Monitoring::default(),
         }
     }
 }
@@ -139,6 +271,11 @@ impl Settings {
                 Env::prefixed("KLUIS_PAYMENTS__")
                     .map(|key| format!("payments.{}", key.as_str().replace("__", ".")).into()),
             )
+            // Monitoring: KLUIS_MONITORING__BULK_READ_RECORDS.
+            .merge(
+                Env::prefixed("KLUIS_MONITORING__")
+                    .map(|key| format!("monitoring.{}", key.as_str().replace("__", ".")).into()),
+            )
             .extract::<Settings>()
             .map_err(describe)?
             .check()
@@ -162,6 +299,7 @@ impl Settings {
         if !(1..=512).contains(&self.pool_size) {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }
+        self.monitoring.check()?;
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::new("log", format!("not a log filter: {e}")))?;
         match (&self.tls_cert, &self.tls_key) {
@@ -306,6 +444,29 @@ mod tests {
                 !format!("{payments:?}").contains("sk_test_x"),
                 "secrets in Debug"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_monitoring_thresholds_are_named_at_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kluis.toml", "[monitoring]\nbulk_read_records = 0\n")?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "monitoring.bulk_read_records");
+            jail.create_file("kluis.toml", "[monitoring]\nbulk_read_records = \"many\"\n")?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert!(error.key.contains("bulk_read_records"), "{error}");
+            jail.create_file(
+                "kluis.toml",
+                "[monitoring]\nalert_webhook_url = \"https://alerts.example\"\n",
+            )?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "monitoring.alert_webhook_secret");
+            jail.set_env("KLUIS_MONITORING__FAILED_LOGINS_PER_ACCOUNT", "0");
+            jail.create_file("kluis.toml", "")?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "monitoring.failed_logins_per_account");
             Ok(())
         });
     }

@@ -21,6 +21,7 @@ pub struct ServerState {
     pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
     pub gateways: plugins::Gateways,
     pub clock: crate::clock::Clock,
+    pub monitor: Option<crate::monitor::Monitor>,
 }
 
 /// Provider webhooks are refused above this size, before verification.
@@ -64,12 +65,22 @@ async fn execute(
         Some(Err(_)) => return unauthenticated(),
     };
     let store = state.store.clone();
+    let now = state.clock.now();
     let resolved = tokio::task::spawn_blocking(move || {
-        crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())
+        let principal = crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
+        // A principal held back by an automatic response (bulk reads) is
+        // refused before anything runs.
+        let hold = if principal.is_venue_bound() {
+            store.principal_hold(&principal.subject(), now)?
+        } else {
+            None
+        };
+        Ok::<_, crate::auth::AuthError>((principal, hold))
     })
     .await;
     let principal = match resolved {
-        Ok(Ok(principal)) => principal,
+        Ok(Ok((_, Some(hold)))) => return held_back(&hold, now),
+        Ok(Ok((principal, None))) => principal,
         Ok(Err(crate::auth::AuthError::Unauthenticated)) => return unauthenticated(),
         Ok(Err(crate::auth::AuthError::Store(error))) => {
             let error = graphql::errors::internal_error(&error);
@@ -86,6 +97,7 @@ async fn execute(
         .map(|peer| peer.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned());
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
+    let watched = principal.clone();
     let request = request
         .data(principal)
         .data(graphql::access::ClientAddress(address))
@@ -93,12 +105,31 @@ async fn execute(
         .data(std::sync::Arc::clone(&trail));
     let mut response = state.schema.execute(request).await;
     graphql::ensure_codes(&mut response);
+    let integrity_failures = graphql::errors::take_integrity_marks(&mut response);
+    if integrity_failures > 0
+        && let Some(monitor) = state.monitor.clone()
+    {
+        let subject = watched.subject();
+        let now = state.clock.now();
+        let _recorded = tokio::task::spawn_blocking(move || {
+            monitor.integrity_failures(&subject, integrity_failures, now);
+        })
+        .await;
+    }
     // Personal data leaves only once its reading is on the record.
     let events = trail.take();
     if !events.is_empty() {
         let store = state.store.clone();
         let now = state.clock.now();
-        match tokio::task::spawn_blocking(move || store.audit(&events, now)).await {
+        let monitor = state.monitor.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.audit(&events, now)?;
+            if let Some(monitor) = monitor {
+                monitor.after_request(&watched, &events, now);
+            }
+            Ok::<_, store::StoreError>(())
+        });
+        match written.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 let error = graphql::errors::internal_error(&error);
@@ -108,6 +139,29 @@ async fn execute(
         }
     }
     HttpResponse::Ok().json(response)
+}
+
+/// The answer to a principal that is throttled or suspended.
+fn held_back(hold: &store::Hold, now: chrono::DateTime<chrono::Utc>) -> HttpResponse {
+    match hold.until {
+        Some(until) => {
+            let seconds = (until - now).num_seconds().max(1);
+            HttpResponse::Ok().json(json!({
+                "data": null,
+                "errors": [{
+                    "message": format!("held back after unusual activity (alert {}); try again in {seconds} s or ask an admin", hold.alert_id),
+                    "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds, "alertId": hold.alert_id }
+                }]
+            }))
+        }
+        None => HttpResponse::Ok().json(json!({
+            "data": null,
+            "errors": [{
+                "message": format!("suspended after unusual activity (alert {}); an admin can lift it", hold.alert_id),
+                "extensions": { "code": "FORBIDDEN", "alertId": hold.alert_id }
+            }]
+        })),
+    }
 }
 
 fn unauthenticated() -> HttpResponse {

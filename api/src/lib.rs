@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod mail;
+pub mod monitor;
 pub mod outbox;
 
 use std::net::TcpListener;
@@ -242,8 +243,10 @@ impl Application {
             _ => None,
         };
         let https = tls.is_some();
+        let monitor = monitor::Monitor::new(store.clone(), &checked.settings.monitoring);
         let authorizer =
             authz::Authorizer::load(&checked.settings.policy_dir, store.clone()).await?;
+        authorizer.set_monitor(monitor.clone());
         authorizer.watch();
         let gateways = plugins::build_gateways(&checked.settings.payments)?;
         if !gateways.names().is_empty() {
@@ -266,6 +269,7 @@ impl Application {
                     session_length: chrono::Duration::hours(i64::from(
                         checked.settings.session_hours,
                     )),
+                    monitor: Some(monitor.clone()),
                 }),
                 env,
             ),
@@ -274,6 +278,7 @@ impl Application {
             authorizer,
             gateways,
             clock,
+            monitor: Some(monitor),
         });
         let server = HttpServer::new(move || {
             App::new()

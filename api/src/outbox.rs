@@ -24,9 +24,19 @@ pub struct Couriers {
 
 impl Couriers {
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, MailError> {
+        let alerts = match (
+            &settings.monitoring.alert_webhook_url,
+            &settings.monitoring.alert_webhook_secret,
+        ) {
+            (Some(url), Some(secret)) => Some(Endpoint {
+                url: url.clone(),
+                secret: secret.0.clone(),
+            }),
+            _ => None,
+        };
         Ok(Self {
             mail: Transport::from_settings(settings)?,
-            webhooks: WebhookClient::new()?,
+            webhooks: WebhookClient::new()?.with_alert_endpoint(alerts),
         })
     }
 
@@ -44,6 +54,15 @@ impl Couriers {
 #[derive(Clone)]
 pub struct WebhookClient {
     http: reqwest::Client,
+    /// Where alerts go, from the settings.
+    alerts: Option<Endpoint>,
+}
+
+/// A URL and the secret messages to it are signed with.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub secret: secrecy::SecretString,
 }
 
 impl WebhookClient {
@@ -57,7 +76,36 @@ impl WebhookClient {
             .user_agent(concat!("kluis/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| MailError::Http)?;
-        Ok(Self { http })
+        Ok(Self { http, alerts: None })
+    }
+
+    pub fn with_alert_endpoint(mut self, alerts: Option<Endpoint>) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    async fn endpoint(&self, store: &Store, target: &WebhookTarget) -> Result<Endpoint, Failure> {
+        match target {
+            WebhookTarget::Alerts => self
+                .alerts
+                .clone()
+                .ok_or_else(|| Failure::GiveUp("no alert webhook is configured".to_owned())),
+            WebhookTarget::Venue { venue_id } => {
+                let lookup = store.clone();
+                let venue = venue_id.clone();
+                let endpoint = tokio::task::spawn_blocking(move || lookup.venue_webhook(&venue))
+                    .await
+                    .map_err(|_| Failure::Retry("the delivery task stopped".to_owned()))?
+                    .map_err(|_| Failure::Retry("the endpoint could not be read".to_owned()))?
+                    .ok_or_else(|| {
+                        Failure::GiveUp("the venue no longer has a webhook".to_owned())
+                    })?;
+                Ok(Endpoint {
+                    url: endpoint.url,
+                    secret: endpoint.secret,
+                })
+            }
+        }
     }
 
     async fn post(
@@ -67,14 +115,7 @@ impl WebhookClient {
         webhook: &Webhook,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
-        let WebhookTarget::Venue { venue_id } = &webhook.target;
-        let lookup = store.clone();
-        let venue = venue_id.clone();
-        let endpoint = tokio::task::spawn_blocking(move || lookup.venue_webhook(&venue))
-            .await
-            .map_err(|_| Failure::Retry("the delivery task stopped".to_owned()))?
-            .map_err(|_| Failure::Retry("the endpoint could not be read".to_owned()))?
-            .ok_or_else(|| Failure::GiveUp("the venue no longer has a webhook".to_owned()))?;
+        let endpoint = self.endpoint(store, &webhook.target).await?;
         let body = serde_json::to_vec(&serde_json::json!({
             "id": id,
             "type": webhook.event,

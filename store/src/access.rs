@@ -412,6 +412,30 @@ impl Store {
         Ok(until.flatten().filter(|until| *until > now))
     }
 
+    /// A scope's failures that still count (none after `forget_after`
+    /// without one).
+    pub fn login_failures(
+        &self,
+        scope: &str,
+        forget_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let mut connection = self.connection()?;
+        let row: Option<(i32, DateTime<Utc>)> =
+            on_backend!(&mut *connection, |c, s| s::login_throttle::table
+                .find(scope)
+                .select((
+                    s::login_throttle::failures,
+                    s::login_throttle::last_failure_at
+                ))
+                .first(c)
+                .optional()?);
+        Ok(match row {
+            Some((count, last)) if now - last < forget_after => u32::try_from(count).unwrap_or(0),
+            _ => 0,
+        })
+    }
+
     /// Counts a failure of a scope and returns until when it is held back.
     /// Failures older than `forget_after` no longer count.
     pub fn record_login_failure(

@@ -3,6 +3,7 @@
 
 mod access;
 mod access_codes;
+mod alerts;
 mod audit;
 mod breaches;
 mod connection;
@@ -26,6 +27,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use access_codes::{CODE_ATTEMPTS, IssuedCode, Redemption};
+pub use alerts::{Alert, AlertNotices, Hold, NewAlert, Raised};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};

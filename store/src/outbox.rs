@@ -125,7 +125,11 @@ pub struct Webhook {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WebhookTarget {
-    Venue { venue_id: String },
+    Venue {
+        venue_id: String,
+    },
+    /// The alert endpoint of the settings (`monitoring.alert_webhook_url`).
+    Alerts,
 }
 
 impl Webhook {

@@ -306,6 +306,36 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            alerts (id) {
+                id -> Text,
+                rule -> Text,
+                principal -> Text,
+                venue_id -> Nullable<Text>,
+                observed -> Integer,
+                triggers -> Integer,
+                first_at -> $Instant,
+                last_at -> $Instant,
+                status -> Text,
+                acknowledged_by -> Nullable<Text>,
+                acknowledged_at -> Nullable<$Instant>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            principal_holds (principal) {
+                principal -> Text,
+                kind -> Text,
+                until -> Nullable<$Instant>,
+                alert_id -> Text,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             venue_webhooks (venue_id) {
                 venue_id -> Text,
                 url -> Text,

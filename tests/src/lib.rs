@@ -315,6 +315,7 @@ pub struct Options {
     pub venues: &'static str,
     pub tls: Option<TlsFiles>,
     pub payments: plugins::PaymentsConfig,
+    pub monitoring: api::config::Monitoring,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -330,6 +331,7 @@ impl Default for Options {
             venues: ONE_TABLE_VENUE,
             tls: None,
             payments: plugins::PaymentsConfig::default(),
+            monitoring: api::config::Monitoring::default(),
         }
     }
 }
@@ -374,6 +376,7 @@ impl TestApp {
             smtp_url: None,
             mail_from: "kluis <noreply@kluis.test>".to_owned(),
             payments: options.payments,
+            monitoring: options.monitoring,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;
@@ -468,10 +471,8 @@ impl TestApp {
     /// webhooks leave, e-mails stay.
     pub async fn deliver_webhooks(&self) -> anyhow::Result<api::outbox::Delivery> {
         let (store, _) = api::open_store(&self.checked).await?;
-        let couriers = api::outbox::Couriers {
-            mail: None,
-            webhooks: api::outbox::WebhookClient::new()?,
-        };
+        let mut couriers = api::outbox::Couriers::from_settings(&self.checked.settings)?;
+        couriers.mail = None;
         Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
     }
 
@@ -490,6 +491,16 @@ impl TestApp {
     /// Creates a staff account with a role in one venue (by slug) or every
     /// venue, logs it in and returns its bearer token.
     pub async fn staff(&self, role: &str, venue_slug: Option<&str>) -> anyhow::Result<String> {
+        let (email, password) = self.staff_account(role, venue_slug).await?;
+        self.login(&email, &password).await
+    }
+
+    /// Creates a staff account; answers its e-mail and password.
+    pub async fn staff_account(
+        &self,
+        role: &str,
+        venue_slug: Option<&str>,
+    ) -> anyhow::Result<(String, String)> {
         let venue = match venue_slug {
             Some(slug) => Some(self.venue_id(slug).await?),
             None => None,
@@ -497,6 +508,11 @@ impl TestApp {
         let email = format!("{role}.{}@staff.example", uuid::Uuid::new_v4().simple());
         let password = "a long enough test password";
         api::add_staff_account(&self.checked, &email, password, role, venue.as_deref()).await?;
+        Ok((email, password.to_owned()))
+    }
+
+    /// Logs in; answers the session token.
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
         let answer = self
             .gql(
                 "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",

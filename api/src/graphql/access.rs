@@ -248,9 +248,19 @@ impl AccessMutation {
             .data_opt::<SessionLength>()
             .map_or_else(|| chrono::Duration::hours(12), |l| l.0);
         let now = Utc::now();
-        let outcome =
-            blocking(move || crate::auth::login(&store, &email, &password, &address, length, now))
-                .await?;
+        let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
+        let outcome = blocking(move || {
+            crate::auth::login(
+                &store,
+                monitor.as_ref(),
+                &email,
+                &password,
+                &address,
+                length,
+                now,
+            )
+        })
+        .await?;
         match outcome {
             LoginOutcome::Success {
                 user_id,

@@ -71,11 +71,32 @@ pub fn internal_error(error: &(dyn std::error::Error + 'static)) -> Error {
     )
 }
 
+/// Marks an integrity failure for the HTTP layer, which raises the alert
+/// with the caller's identity and removes the mark before answering.
+pub const INTEGRITY_MARK: &str = "kluisIntegrity";
+
 pub fn store_error(error: StoreError) -> Error {
     match error {
         StoreError::Domain(domain) => domain_error(&domain),
+        StoreError::Integrity(_) => {
+            internal_error(&error).extend_with(|_, extensions| extensions.set(INTEGRITY_MARK, true))
+        }
         other => internal_error(&other),
     }
+}
+
+/// Removes the integrity marks from an answer; returns how many there were.
+pub fn take_integrity_marks(response: &mut async_graphql::Response) -> i64 {
+    let mut marked = 0;
+    for error in &mut response.errors {
+        if let Some(extensions) = error.extensions.as_mut()
+            && extensions.get(INTEGRITY_MARK).is_some()
+        {
+            extensions.unset(INTEGRITY_MARK);
+            marked += 1;
+        }
+    }
+    marked
 }
 
 /// `?`-friendly conversion for results from the store.

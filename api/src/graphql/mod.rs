@@ -1,6 +1,7 @@
 //! The GraphQL schema: queries, mutations, their limits and errors.
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod breaches;
 pub mod errors;
@@ -29,6 +30,7 @@ pub struct Query(
     audit::AuditQuery,
     breaches::BreachQuery,
     webhooks::WebhookQuery,
+    alerts::AlertQuery,
 );
 
 /// All mutations: bookings and access control.
@@ -43,6 +45,7 @@ pub struct Mutation(
     privacy::RightsMutation,
     breaches::BreachMutation,
     webhooks::WebhookMutation,
+    alerts::AlertMutation,
 );
 
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -62,6 +65,8 @@ pub struct Services {
     pub gateways: plugins::Gateways,
     pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
     pub session_length: chrono::Duration,
+    /// The detection rules; `None` runs without them (benchmarks).
+    pub monitor: Option<crate::monitor::Monitor>,
 }
 
 pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
@@ -79,6 +84,9 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
             .data(services.gateways)
             .data(services.authorizer)
             .data(access::SessionLength(services.session_length));
+        if let Some(monitor) = services.monitor {
+            builder = builder.data(monitor);
+        }
     }
     builder.finish()
 }

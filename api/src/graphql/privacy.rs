@@ -525,6 +525,7 @@ async fn export(
 ) -> Result<async_graphql::Json<serde_json::Value>> {
     let store = store(ctx).clone();
     let at = now(ctx);
+    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
     let export = blocking(move || {
         let reservations = store.reservations_of_guest(guest)?;
         let mut objects: Vec<String> = reservations
@@ -542,6 +543,10 @@ async fn export(
             }],
             at,
         )?;
+        if let Some(monitor) = &monitor {
+            let venue = reservation.venue_id.to_string();
+            monitor.rights_exercised(&who, "export", Some(&venue), at);
+        }
         let access_log: Vec<serde_json::Value> = store
             .audit_entries(
                 &store::AuditFilter {
@@ -690,6 +695,7 @@ async fn correct(
 async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result<ErasureReport> {
     let store = store(ctx).clone();
     let at = now(ctx);
+    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
     let (erasure, saved_cards) = blocking(move || {
         let saved_cards = store.saved_cards_of(guest)?;
         let erasure = store.erase_guest(guest, at)?;
@@ -704,6 +710,9 @@ async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result
                 }],
                 at,
             )?;
+            if let Some(monitor) = &monitor {
+                monitor.rights_exercised(&who, "erase", None, at);
+            }
         }
         Ok((erasure, saved_cards))
     })

@@ -522,6 +522,14 @@ async fn policy_edits_apply_live_and_broken_ones_are_refused(backend: Backend) -
         last_error.contains("Reservation.creditCard") && last_error.contains("policy.csv:"),
         "{status}"
     );
+    // A refused edit is an alert too: someone changed who may see what.
+    assert_eq!(
+        app.count_rows(
+            "alerts",
+            "rule = 'policy_rejected' AND principal = 'system' AND status = 'open'"
+        )?,
+        1
+    );
     let still = app.gql_as(&staff, read, json!({ "id": id })).await?;
     assert_eq!(
         still["data"]["reservation"]["guestEmail"], "pat@example.org",

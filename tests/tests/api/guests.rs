@@ -376,7 +376,17 @@ async fn swapped_ciphertexts_fail_instead_of_showing_someone_elses_data(
             "{own} saw {other}'s e-mail: {text}"
         );
         assert!(!text.contains("@example.org"), "{text}");
+        assert!(
+            !text.contains("kluisIntegrity"),
+            "the mark is internal: {text}"
+        );
     }
+    // Both failures are one open alert, counted twice.
+    let triggers = app.query_texts(
+        "SELECT CAST(triggers AS TEXT) AS value FROM alerts \
+         WHERE rule = 'integrity_failure' AND principal = 'anonymous' AND status = 'open'",
+    )?;
+    assert_eq!(triggers, ["2"]);
     let logs = String::from_utf8_lossy(&captured_logs()).into_owned();
     assert!(
         logs.contains("integrity"),

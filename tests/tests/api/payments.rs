@@ -26,6 +26,7 @@ async fn paying(backend: Backend, timeout_seconds: u64) -> Result<Paying> {
             venues: DEPOSIT_VENUE,
             tls: None,
             payments: stripe_config(&stripe.uri(), timeout_seconds)?,
+            ..Options::default()
         },
     )
     .await?;

@@ -1,0 +1,255 @@
+//! Watching the door: the detection rules, run where the events happen
+//! (logins, the audit trail of each request, policy reloads, integrity
+//! failures). Counts come from the database, so the rules hold across
+//! nodes. A rule that cannot be evaluated is logged and never fails the
+//! request that triggered it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::crypto::Field;
+use store::{AlertNotices, AuditEvent, NewAlert, Store};
+
+use crate::auth::Principal;
+use crate::config::{BulkReadResponse, Monitoring};
+
+/// The rules, as alerts name them.
+pub mod rules {
+    pub const FAILED_LOGINS_ACCOUNT: &str = "failed_logins_account";
+    pub const FAILED_LOGINS_ADDRESS: &str = "failed_logins_address";
+    pub const LOGIN_AFTER_FAILURES: &str = "login_after_failures";
+    pub const BULK_READ: &str = "bulk_read";
+    pub const EXPORT_RATE: &str = "export_rate";
+    pub const ERASURE_RATE: &str = "erasure_rate";
+    pub const POLICY_REJECTED: &str = "policy_rejected";
+    pub const INTEGRITY_FAILURE: &str = "integrity_failure";
+
+    pub const ALL: [&str; 8] = [
+        FAILED_LOGINS_ACCOUNT,
+        FAILED_LOGINS_ADDRESS,
+        LOGIN_AFTER_FAILURES,
+        BULK_READ,
+        EXPORT_RATE,
+        ERASURE_RATE,
+        POLICY_REJECTED,
+        INTEGRITY_FAILURE,
+    ];
+}
+
+/// A client address stands in alerts as a keyed hash: alerts leave the
+/// server (webhook, e-mail), and an address is personal data. The same
+/// address gives the same pseudonym while the key version stays.
+const CLIENT_ADDRESS: Field = Field::new("alerts", "client_address");
+
+#[derive(Clone)]
+pub struct Monitor {
+    store: Store,
+    rules: Arc<Monitoring>,
+    notices: Arc<AlertNotices>,
+}
+
+impl Monitor {
+    pub fn new(store: Store, rules: &Monitoring) -> Self {
+        let notices = AlertNotices {
+            webhook: rules.alert_webhook_url.is_some(),
+            // Checked when the settings were loaded.
+            emails: rules
+                .alert_emails
+                .iter()
+                .filter_map(|raw| domain::Email::parse("alert_emails", raw).ok())
+                .collect(),
+        };
+        Self {
+            store,
+            rules: Arc::new(rules.clone()),
+            notices: Arc::new(notices),
+        }
+    }
+
+    fn raise(
+        &self,
+        rule: &str,
+        principal: &str,
+        venue: Option<&str>,
+        observed: i64,
+        now: DateTime<Utc>,
+    ) -> Option<store::Raised> {
+        let alert = NewAlert {
+            rule: rule.to_owned(),
+            principal: principal.to_owned(),
+            venue_id: venue.map(str::to_owned),
+            observed,
+        };
+        match self.store.raise_alert(&alert, &self.notices, now) {
+            Ok(raised) => {
+                if raised.opened {
+                    tracing::warn!(%rule, %principal, observed, alert = %raised.id, "alert opened");
+                }
+                Some(raised)
+            }
+            Err(error) => {
+                tracing::error!(%rule, %error, "an alert could not be recorded");
+                None
+            }
+        }
+    }
+
+    /// The pseudonym of a client address in alerts.
+    pub fn address_pseudonym(&self, address: &str) -> String {
+        let ring = self.store.keys().current();
+        match ring.keyed_hash(ring.current_version(), CLIENT_ADDRESS, address.as_bytes()) {
+            Ok(hash) => format!("address:{}", hex::encode(&hash[..hash.len().min(8)])),
+            Err(_) => "address:unknown".to_owned(),
+        }
+    }
+
+    /// After a failed login: bursts per account and per client address.
+    pub fn login_failed(
+        &self,
+        user: Option<&str>,
+        account_failures: u32,
+        address: &str,
+        address_failures: u32,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(user) = user
+            && account_failures >= self.rules.failed_logins_per_account
+        {
+            self.raise(
+                rules::FAILED_LOGINS_ACCOUNT,
+                &format!("user:{user}"),
+                None,
+                i64::from(account_failures),
+                now,
+            );
+        }
+        if address_failures >= self.rules.failed_logins_per_address {
+            self.raise(
+                rules::FAILED_LOGINS_ADDRESS,
+                &self.address_pseudonym(address),
+                None,
+                i64::from(address_failures),
+                now,
+            );
+        }
+    }
+
+    /// After a successful login: one right after a burst of failures may
+    /// be the burst that worked.
+    pub fn login_succeeded(&self, user: &str, failures_before: u32, now: DateTime<Utc>) {
+        if failures_before >= self.rules.failed_logins_per_account {
+            self.raise(
+                rules::LOGIN_AFTER_FAILURES,
+                &format!("user:{user}"),
+                None,
+                i64::from(failures_before),
+                now,
+            );
+        }
+    }
+
+    /// After a request's audit trail was written: bulk reads by accounts
+    /// and API keys (guests share one principal and reach only their own
+    /// data).
+    pub fn after_request(&self, principal: &Principal, events: &[AuditEvent], now: DateTime<Utc>) {
+        if !matches!(
+            principal,
+            Principal::Staff { .. } | Principal::ApiKey { .. }
+        ) {
+            return;
+        }
+        let subject = principal.subject();
+        let own = |event: &&AuditEvent| event.principal == subject;
+        let venue = events
+            .iter()
+            .filter(own)
+            .find_map(|event| event.venue_id.as_deref());
+        if events
+            .iter()
+            .filter(own)
+            .any(|event| event.action == "read")
+        {
+            self.bulk_read(principal, &subject, venue, now);
+        }
+    }
+
+    /// After an export or erasure by `subject` was audited: above the
+    /// hourly rate, an alert. Accounts and API keys only.
+    pub fn rights_exercised(
+        &self,
+        subject: &str,
+        action: &str,
+        venue: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        if !(subject.starts_with("user:") || subject.starts_with("apikey:")) {
+            return;
+        }
+        let (rule, limit) = match action {
+            "export" => (rules::EXPORT_RATE, self.rules.exports_per_hour),
+            "erase" => (rules::ERASURE_RATE, self.rules.erasures_per_hour),
+            _ => return,
+        };
+        let since = now - chrono::Duration::hours(1);
+        match self.store.actions_since(subject, action, since) {
+            Ok(count) if count > i64::from(limit) => {
+                self.raise(rule, subject, venue, count, now);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%rule, %error, "a rule could not be evaluated"),
+        }
+    }
+
+    fn bulk_read(
+        &self,
+        principal: &Principal,
+        subject: &str,
+        venue: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        let since = now - chrono::Duration::minutes(i64::from(self.rules.bulk_read_minutes));
+        let count = match self.store.distinct_reads_since(subject, since) {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::error!(rule = rules::BULK_READ, %error, "a rule could not be evaluated");
+                return;
+            }
+        };
+        if count <= i64::from(self.rules.bulk_read_records) {
+            return;
+        }
+        let Some(raised) = self.raise(rules::BULK_READ, subject, venue, count, now) else {
+            return;
+        };
+        let hold = match (self.rules.bulk_read_response, principal) {
+            (BulkReadResponse::Alert, _) => None,
+            (BulkReadResponse::Suspend, Principal::ApiKey { .. }) => Some(("suspend", None)),
+            // Accounts are throttled, not locked out: an admin may need
+            // to log in to see why.
+            (BulkReadResponse::Suspend | BulkReadResponse::Throttle, _) => Some((
+                "throttle",
+                Some(now + chrono::Duration::minutes(i64::from(self.rules.throttle_minutes))),
+            )),
+        };
+        if let Some((kind, until)) = hold {
+            match self
+                .store
+                .hold_principal(subject, kind, until, &raised.id, now)
+            {
+                Ok(()) => tracing::warn!(principal = %subject, %kind, "principal held back"),
+                Err(error) => tracing::error!(%error, "a principal could not be held back"),
+            }
+        }
+    }
+
+    /// The policy files were edited into something that does not load.
+    pub fn policy_rejected(&self, now: DateTime<Utc>) {
+        self.raise(rules::POLICY_REJECTED, "system", None, 1, now);
+    }
+
+    /// Sealed values failed their integrity check while serving
+    /// `principal`: tampering, or rows moved between records.
+    pub fn integrity_failures(&self, principal: &str, count: i64, now: DateTime<Utc>) {
+        self.raise(rules::INTEGRITY_FAILURE, principal, None, count, now);
+    }
+}

@@ -1,0 +1,364 @@
+//! Alerts about suspicious activity, and the holds (throttle, suspension)
+//! put on the principals that raised them. Ids and counts only.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use domain::Email;
+
+use crate::outbox::{Mail, Outgoing, Webhook, WebhookTarget, insert_message, seal_message};
+use crate::rows::db_instant;
+use crate::{Store, StoreError, WriteTransaction, on_backend};
+
+/// What tripped: the rule, who, where, and the count that crossed the
+/// threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub rule: String,
+    /// `user:<id>`, `apikey:<id>`, `address:<keyed hash>`, `system`.
+    pub principal: String,
+    pub venue_id: Option<String>,
+    pub observed: i64,
+}
+
+/// Who hears about a newly opened alert (repeats of an open one are only
+/// counted).
+#[derive(Debug, Clone, Default)]
+pub struct AlertNotices {
+    /// Queue a webhook to the alert endpoint of the settings.
+    pub webhook: bool,
+    pub emails: Vec<Email>,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Alert {
+    pub id: String,
+    pub rule: String,
+    pub principal: String,
+    pub venue_id: Option<String>,
+    pub observed: i32,
+    pub triggers: i32,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub status: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of raising: the alert's id, and whether it is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    pub id: String,
+    pub opened: bool,
+}
+
+/// A principal held back by an automatic response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// `throttle` or `suspend`.
+    pub kind: String,
+    /// `None`: until an admin lifts it.
+    pub until: Option<DateTime<Utc>>,
+    pub alert_id: String,
+}
+
+macro_rules! alert_columns {
+    ($s:ident) => {
+        (
+            $s::alerts::id,
+            $s::alerts::rule,
+            $s::alerts::principal,
+            $s::alerts::venue_id,
+            $s::alerts::observed,
+            $s::alerts::triggers,
+            $s::alerts::first_at,
+            $s::alerts::last_at,
+            $s::alerts::status,
+            $s::alerts::acknowledged_by,
+            $s::alerts::acknowledged_at,
+        )
+    };
+}
+
+fn notice_mail(alert: &NewAlert, id: &str, now: DateTime<Utc>, to: Email) -> Mail {
+    Mail {
+        to,
+        subject: format!("kluis alert: {}", alert.rule),
+        body: format!(
+            "kluis opened an alert.\n\n\
+             rule: {}\nprincipal: {}\nvenue: {}\ncount: {}\nat: {}\nalert id: {}\n\n\
+             Look at it with the `alerts` query and acknowledge it with \
+             `acknowledgeAlert` once handled.\n",
+            alert.rule,
+            alert.principal,
+            alert.venue_id.as_deref().unwrap_or("-"),
+            alert.observed,
+            now.to_rfc3339(),
+            id,
+        ),
+    }
+}
+
+fn is_unique_violation(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+impl Store {
+    /// Opens an alert, or counts another trip of the open one for the same
+    /// rule and principal; a newly opened alert is queued to `notices` in
+    /// the same transaction.
+    pub fn raise_alert(
+        &self,
+        alert: &NewAlert,
+        notices: &AlertNotices,
+        now: DateTime<Utc>,
+    ) -> Result<Raised, StoreError> {
+        let now = db_instant(now);
+        let observed = i32::try_from(alert.observed).unwrap_or(i32::MAX);
+        let ring = self.keys().current();
+        // Two nodes may open the same alert at once: the unique index lets
+        // one win, and the other's second try finds it open.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut connection = self.connection()?;
+            let result = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+                use s::alerts::dsl as a;
+                let open: Option<(String, i32)> = a::alerts
+                    .filter(a::rule.eq(&alert.rule))
+                    .filter(a::principal.eq(&alert.principal))
+                    .filter(a::status.eq("open"))
+                    .select((a::id, a::observed))
+                    .first(c)
+                    .optional()?;
+                if let Some((id, seen)) = open {
+                    diesel::update(a::alerts.find(&id))
+                        .set((
+                            a::triggers.eq(a::triggers + 1),
+                            a::observed.eq(seen.max(observed)),
+                            a::last_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    return Ok::<_, StoreError>(Raised { id, opened: false });
+                }
+                let id = uuid::Uuid::new_v4().to_string();
+                diesel::insert_into(a::alerts)
+                    .values((
+                        a::id.eq(&id),
+                        a::rule.eq(&alert.rule),
+                        a::principal.eq(&alert.principal),
+                        a::venue_id.eq(alert.venue_id.as_ref()),
+                        a::observed.eq(observed),
+                        a::triggers.eq(1),
+                        a::first_at.eq(now),
+                        a::last_at.eq(now),
+                        a::status.eq("open"),
+                    ))
+                    .execute(c)?;
+                let mut messages = Vec::new();
+                if notices.webhook {
+                    messages.push(Outgoing::Webhook(Webhook {
+                        target: WebhookTarget::Alerts,
+                        event: "alert.opened".to_owned(),
+                        occurred_at: now,
+                        data: serde_json::json!({
+                            "alert_id": id,
+                            "rule": alert.rule,
+                            "principal": alert.principal,
+                            "venue_id": alert.venue_id,
+                            "observed": alert.observed,
+                            "first_at": now.to_rfc3339(),
+                        }),
+                    }));
+                }
+                for to in &notices.emails {
+                    messages.push(Outgoing::Email(notice_mail(alert, &id, now, to.clone())));
+                }
+                for message in &messages {
+                    let (message_id, sealed) = seal_message(&ring, message)?;
+                    insert_message!(
+                        c,
+                        s,
+                        &message_id,
+                        message.kind().as_str(),
+                        "alert",
+                        alert.venue_id.as_ref(),
+                        &sealed,
+                        now
+                    );
+                }
+                Ok(Raised { id, opened: true })
+            }));
+            match result {
+                Err(error) if attempt < 3 && is_unique_violation(&error) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Alerts, newest first; `status` filters (`open`, `acknowledged`).
+    pub fn alerts(
+        &self,
+        status: Option<&str>,
+        before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::alerts::dsl as a;
+            let mut query = a::alerts
+                .order((a::last_at.desc(), a::id.desc()))
+                .limit(limit)
+                .select(alert_columns!(s))
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(a::status.eq(status));
+            }
+            if let Some(before) = before {
+                query = query.filter(a::last_at.lt(before));
+            }
+            query.load::<Alert>(c)?
+        }))
+    }
+
+    /// Marks an alert handled; a later trip of the same rule opens a new
+    /// one. `None` when there is no such alert.
+    pub fn acknowledge_alert(
+        &self,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alert>, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| c.write_transaction(
+            |c| {
+                use s::alerts::dsl as a;
+                diesel::update(a::alerts.find(id).filter(a::status.eq("open")))
+                    .set((
+                        a::status.eq("acknowledged"),
+                        a::acknowledged_by.eq(Some(by)),
+                        a::acknowledged_at.eq(Some(now)),
+                    ))
+                    .execute(c)?;
+                Ok::<_, StoreError>(
+                    a::alerts
+                        .find(id)
+                        .select(alert_columns!(s))
+                        .first::<Alert>(c)
+                        .optional()?,
+                )
+            }
+        ))?)
+    }
+
+    /// Holds a principal back (replacing an earlier hold).
+    pub fn hold_principal(
+        &self,
+        principal: &str,
+        kind: &str,
+        until: Option<DateTime<Utc>>,
+        alert_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = db_instant(now);
+        let until = until.map(db_instant);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::principal_holds::dsl as h;
+            diesel::delete(h::principal_holds.find(principal)).execute(c)?;
+            diesel::insert_into(h::principal_holds)
+                .values((
+                    h::principal.eq(principal),
+                    h::kind.eq(kind),
+                    h::until.eq(until),
+                    h::alert_id.eq(alert_id),
+                    h::created_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok::<_, StoreError>(())
+        }))
+    }
+
+    /// The hold on a principal that is in force now, if any.
+    pub fn principal_hold(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Hold>, StoreError> {
+        let mut connection = self.connection()?;
+        let row: Option<(String, Option<DateTime<Utc>>, String)> =
+            on_backend!(&mut *connection, |c, s| {
+                use s::principal_holds::dsl as h;
+                h::principal_holds
+                    .find(principal)
+                    .select((h::kind, h::until, h::alert_id))
+                    .first(c)
+                    .optional()?
+            });
+        Ok(row
+            .filter(|(_, until, _)| until.is_none_or(|until| until > now))
+            .map(|(kind, until, alert_id)| Hold {
+                kind,
+                until,
+                alert_id,
+            }))
+    }
+
+    /// Lifts a hold; answers whether there was one.
+    pub fn lift_hold(&self, principal: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection()?;
+        let lifted = on_backend!(&mut *connection, |c, s| {
+            use s::principal_holds::dsl as h;
+            diesel::delete(h::principal_holds.find(principal)).execute(c)?
+        });
+        Ok(lifted > 0)
+    }
+
+    /// How many distinct records `principal` read personal fields of since
+    /// `since` (from the audit trail, so it holds across nodes).
+    pub fn distinct_reads_since(
+        &self,
+        principal: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use diesel::expression_methods::AggregateExpressionMethods as _;
+            use s::audit_log::dsl as l;
+            l::audit_log
+                .filter(l::principal.eq(principal))
+                .filter(l::action.eq("read"))
+                .filter(l::at.ge(since))
+                .select(diesel::dsl::count(l::object).aggregate_distinct())
+                .first::<i64>(c)?
+        }))
+    }
+
+    /// How many `action` entries (`export`, `erase`) `principal` has in the
+    /// trail since `since`.
+    pub fn actions_since(
+        &self,
+        principal: &str,
+        action: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::audit_log::dsl as l;
+            l::audit_log
+                .filter(l::principal.eq(principal))
+                .filter(l::action.eq(action))
+                .filter(l::at.ge(since))
+                .count()
+                .get_result::<i64>(c)?
+        }))
+    }
+}

@@ -1,0 +1,315 @@
+use anyhow::{Context as _, Result};
+use kluis_tests::{
+    Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, guest,
+    new_key, tomorrow, tomorrow_at,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ALERTS: &str = "query A($s: AlertStatus) { alerts(status: $s) { id rule principal observed triggers status acknowledgedBy venueId } }";
+const WRONG: &str =
+    "mutation L($e: String!) { login(email: $e, password: \"not the password\") { token } }";
+
+async fn watched(
+    backend: Backend,
+    change: impl FnOnce(&mut api::config::Monitoring),
+) -> Result<TestApp> {
+    let mut monitoring = api::config::Monitoring::default();
+    change(&mut monitoring);
+    TestApp::spawn_with(
+        backend,
+        Options {
+            monitoring,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+async fn alerts(app: &TestApp, admin: &str) -> Result<Vec<Value>> {
+    let answer = app.gql_as(admin, ALERTS, json!({})).await?;
+    answer["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("{answer}"))
+}
+
+fn with_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    alerts.iter().filter(|a| a["rule"] == rule).collect()
+}
+
+/// Failed logins of one account raise one alert however often they go on;
+/// the login that finally works raises another. The alert goes out to the
+/// configured webhook (signed) and admin e-mail, with ids and counts only;
+/// an admin acknowledges it.
+async fn a_burst_of_failed_logins_raises_one_alert_and_is_pushed(backend: Backend) -> Result<()> {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let hook_url = receiver.uri();
+    let secret: api::config::SecretSetting = serde_json::from_value(json!("whsec_alerts_test"))?;
+    let app = watched(backend, |m| {
+        m.failed_logins_per_account = 2;
+        m.alert_webhook_url = Some(hook_url);
+        m.alert_webhook_secret = Some(secret);
+        m.alert_emails = vec!["security@venue.example".to_owned()];
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let (email, password) = app.staff_account("manager", Some("one-table")).await?;
+    for _ in 0..2 {
+        let refused = app.gql(WRONG, json!({ "e": email })).await?;
+        assert_eq!(error_code(&refused), Some("UNAUTHENTICATED"), "{refused}");
+    }
+    let all = alerts(&app, &admin).await?;
+    let burst = with_rule(&all, "failed_logins_account");
+    assert_eq!(burst.len(), 1, "{all:?}");
+    let principal = burst[0]["principal"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(principal.starts_with("user:"), "{principal}");
+    assert_eq!(burst[0]["observed"], 2);
+
+    app.login(&email, &password).await?;
+    let all = alerts(&app, &admin).await?;
+    let after = with_rule(&all, "login_after_failures");
+    assert_eq!(after.len(), 1, "{all:?}");
+    assert_eq!(after[0]["principal"], principal.as_str());
+
+    // Two new alerts: each goes to the webhook and to the admin address.
+    let pass = app.deliver_webhooks().await?;
+    assert_eq!((pass.sent, pass.failed), (2, 0));
+    let requests = receiver.received_requests().await.context("recorded")?;
+    let now = app.now().timestamp();
+    for request in &requests {
+        let signature = request
+            .headers
+            .get("kluis-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(domain::webhooks::verify(
+            b"whsec_alerts_test",
+            signature,
+            &request.body,
+            now
+        ));
+        let body: Value = serde_json::from_slice(&request.body)?;
+        assert_eq!(body["type"], "alert.opened");
+        assert_eq!(body["data"]["principal"], principal.as_str());
+        assert_absent(&request.body, &email, "the alert webhook");
+    }
+    let smtp = FakeSmtp::start(0).await?;
+    let mailed = app.deliver_mail(&smtp.url).await?;
+    assert_eq!(mailed.sent, 2);
+    let messages = smtp.messages();
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains("security@venue.example"))
+    );
+    assert!(messages.iter().any(|m| m.contains("failed_logins_account")));
+    assert!(messages.iter().all(|m| !m.contains(&email)), "{messages:?}");
+
+    let id = burst[0]["id"].clone();
+    let acknowledged = app
+        .gql_as(
+            &admin,
+            "mutation K($id: ID!) { acknowledgeAlert(id: $id) { status acknowledgedBy } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(
+        acknowledged["data"]["acknowledgeAlert"]["status"], "ACKNOWLEDGED",
+        "{acknowledged}"
+    );
+    let open = app.gql_as(&admin, ALERTS, json!({ "s": "OPEN" })).await?;
+    let open = open["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(with_rule(&open, "failed_logins_account").is_empty());
+
+    let manager = app.login(&email, &password).await?;
+    let denied = app.gql_as(&manager, ALERTS, json!({})).await?;
+    assert_eq!(
+        error_code(&denied),
+        Some("FORBIDDEN"),
+        "admins only: {denied}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_burst_of_failed_logins_raises_one_alert_and_is_pushed,
+    a_burst_of_failed_logins_raises_one_alert_and_is_pushed
+);
+
+/// Guessing from one address across many accounts: one alert for the
+/// address, named by a pseudonym, never the address itself; repeats are
+/// grouped into it.
+async fn failed_logins_from_one_address_are_grouped_under_a_pseudonym(
+    backend: Backend,
+) -> Result<()> {
+    let app = watched(backend, |m| m.failed_logins_per_address = 3).await?;
+    let admin = app.staff("admin", None).await?;
+    for n in 0..5 {
+        app.gql(WRONG, json!({ "e": format!("nobody{n}@example.org") }))
+            .await?;
+    }
+    let all = alerts(&app, &admin).await?;
+    let from_address = with_rule(&all, "failed_logins_address");
+    assert_eq!(from_address.len(), 1, "{all:?}");
+    let principal = from_address[0]["principal"].as_str().unwrap_or_default();
+    assert!(
+        principal.starts_with("address:") && !principal.contains("127.0.0.1"),
+        "{principal}"
+    );
+    assert_eq!(from_address[0]["triggers"], 3, "failures 3, 4 and 5");
+    assert_eq!(from_address[0]["observed"], 5);
+    Ok(())
+}
+both_backends!(
+    failed_logins_from_one_address_are_grouped_under_a_pseudonym,
+    failed_logins_from_one_address_are_grouped_under_a_pseudonym
+);
+
+async fn book_guests(
+    app: &TestApp,
+    venue: &str,
+    hours: std::ops::Range<u32>,
+) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for hour in hours {
+        let created = app
+            .gql(
+                CREATE,
+                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest() }, "key": new_key() }),
+            )
+            .await?;
+        ids.push(
+            created["data"]["createReservation"]["reservation"]["id"]
+                .as_str()
+                .with_context(|| format!("{created}"))?
+                .to_owned(),
+        );
+    }
+    Ok(ids)
+}
+
+const DAY: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName } } } }";
+
+/// A manager reading the names of more guests than the threshold in the
+/// window raises `bulk_read` and is throttled at once: the next request is
+/// RATE_LIMITED with a retry-after, until an admin lifts the hold.
+async fn bulk_reads_throttle_the_reader_until_an_admin_lifts_it(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| m.bulk_read_records = 3).await?;
+    let venue = app.venue_id("one-table").await?;
+    book_guests(&app, &venue, 8..13).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let admin = app.staff("admin", None).await?;
+
+    let read = app
+        .gql_as(&manager, DAY, json!({ "v": venue, "d": tomorrow() }))
+        .await?;
+    let edges = read["data"]["reservations"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(edges.len(), 5, "the read itself is answered: {read}");
+    let all = alerts(&app, &admin).await?;
+    let bulk = with_rule(&all, "bulk_read");
+    assert_eq!(bulk.len(), 1, "{all:?}");
+    assert_eq!(bulk[0]["observed"], 5);
+    assert_eq!(bulk[0]["venueId"], venue.as_str());
+
+    let held = app
+        .gql_as(&manager, DAY, json!({ "v": venue, "d": tomorrow() }))
+        .await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    let retry = held["errors"][0]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(retry > 59 * 60, "throttled for the configured hour: {held}");
+
+    let principal = bulk[0]["principal"].clone();
+    let lifted = app
+        .gql_as(
+            &admin,
+            "mutation H($p: String!) { liftHold(principal: $p) }",
+            json!({ "p": principal }),
+        )
+        .await?;
+    assert_eq!(lifted["data"]["liftHold"], true, "{lifted}");
+    let again = app.gql_as(&manager, "{ me { id } }", json!({})).await?;
+    assert!(again["errors"].is_null(), "{again}");
+    Ok(())
+}
+both_backends!(
+    bulk_reads_throttle_the_reader_until_an_admin_lifts_it,
+    bulk_reads_throttle_the_reader_until_an_admin_lifts_it
+);
+
+/// With `bulk_read_response = "alert"` the reader is only reported; a
+/// reader under the threshold is not reported at all.
+async fn bulk_reads_can_be_only_reported(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| {
+        m.bulk_read_records = 3;
+        m.bulk_read_response = api::config::BulkReadResponse::Alert;
+    })
+    .await?;
+    let venue = app.venue_id("one-table").await?;
+    let ids = book_guests(&app, &venue, 8..13).await?;
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let admin = app.staff("admin", None).await?;
+    let one = "query R($id: ID!) { reservation(id: $id) { guestName } }";
+    for id in &ids[..3] {
+        app.gql_as(&staff, one, json!({ "id": id })).await?;
+    }
+    assert!(
+        with_rule(&alerts(&app, &admin).await?, "bulk_read").is_empty(),
+        "three is not more than three"
+    );
+    let read = app
+        .gql_as(&staff, DAY, json!({ "v": venue, "d": tomorrow() }))
+        .await?;
+    assert!(read["errors"].is_null(), "{read}");
+    assert_eq!(
+        with_rule(&alerts(&app, &admin).await?, "bulk_read").len(),
+        1
+    );
+    let still = app
+        .gql_as(&staff, DAY, json!({ "v": venue, "d": tomorrow() }))
+        .await?;
+    assert!(still["errors"].is_null(), "not held back: {still}");
+    Ok(())
+}
+both_backends!(
+    bulk_reads_can_be_only_reported,
+    bulk_reads_can_be_only_reported
+);
+
+/// Exports of guest data by one account above the hourly rate.
+async fn exports_above_the_rate_raise_an_alert(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| m.exports_per_hour = 1).await?;
+    let venue = app.venue_id("one-table").await?;
+    let ids = book_guests(&app, &venue, 8..10).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let admin = app.staff("admin", None).await?;
+    let export = "mutation E($r: ID!) { exportGuestData(reservationId: $r) }";
+    let first = app.gql_as(&manager, export, json!({ "r": ids[0] })).await?;
+    assert!(first["errors"].is_null(), "{first}");
+    assert!(with_rule(&alerts(&app, &admin).await?, "export_rate").is_empty());
+    app.gql_as(&manager, export, json!({ "r": ids[1] })).await?;
+    let all = alerts(&app, &admin).await?;
+    let rate = with_rule(&all, "export_rate");
+    assert_eq!(rate.len(), 1, "{all:?}");
+    assert_eq!(rate[0]["observed"], 2);
+    Ok(())
+}
+both_backends!(
+    exports_above_the_rate_raise_an_alert,
+    exports_above_the_rate_raise_an_alert
+);
