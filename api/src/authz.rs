@@ -365,6 +365,9 @@ impl Authorizer {
                 }
                 if changed {
                     tracing::info!(hash = %&loaded.hash[..12], "access policy reloaded");
+                    if let Some(monitor) = self.monitor.get() {
+                        monitor.policy_reloaded();
+                    }
                 }
                 if let Ok(mut slot) = self.current.write() {
                     *slot = Arc::new(loaded);

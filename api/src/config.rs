@@ -53,10 +53,27 @@ pub struct Settings {
     /// Payment gateways (`[payments.stripe]`, `[payments.onsite]`, ...).
     #[serde(skip_serializing, default)]
     pub payments: plugins::PaymentsConfig,
+    /// A separate plain-HTTP address that serves only `/metrics` (an
+    /// internal network), e.g. `10.0.0.5:9090`.
+    pub metrics_bind: Option<String>,
+    /// A bearer token `/metrics` asks for. Without it and without
+    /// `metrics_bind`, `/metrics` is served in development only.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretSetting>,
+    /// `text` (default) or `json`: one JSON object per line, with the
+    /// request id of each request's lines.
+    pub log_format: LogFormat,
     /// Suspicious-activity rules, their thresholds and where alerts go
     /// (`[monitoring]`).
     #[serde(default)]
     pub monitoring: Monitoring,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What a principal that trips the bulk-read rule gets.
@@ -215,6 +232,9 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "kluis <noreply@localhost>".to_owned(),
             payments: plugins::PaymentsConfig::default(),
+            metrics_bind: None,
+            metrics_token: None,
+            log_format: LogFormat::Text,
             monitoring: Monitoring::default(),
         }
     }
@@ -245,6 +265,7 @@ pub struct Checked {
     pub settings: Settings,
     pub database: DatabaseUrl,
     pub bind: SocketAddr,
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -265,6 +286,11 @@ impl Settings {
                 "behind_proxy",
                 "policy_dir",
                 "session_hours",
+                "smtp_url",
+                "mail_from",
+                "metrics_bind",
+                "metrics_token",
+                "log_format",
             ]))
             // Nested payment settings: KLUIS_PAYMENTS__STRIPE__SECRET_KEY.
             .merge(
@@ -300,6 +326,15 @@ impl Settings {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }
         self.monitoring.check()?;
+        let metrics_bind = match &self.metrics_bind {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                ConfigError::new(
+                    "metrics_bind",
+                    format!("`{raw}` is not an address like 127.0.0.1:9090"),
+                )
+            })?),
+        };
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::new("log", format!("not a log filter: {e}")))?;
         match (&self.tls_cert, &self.tls_key) {
@@ -318,6 +353,7 @@ impl Settings {
             settings: self,
             database,
             bind,
+            metrics_bind,
         })
     }
 }

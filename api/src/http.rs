@@ -22,6 +22,27 @@ pub struct ServerState {
     pub gateways: plugins::Gateways,
     pub clock: crate::clock::Clock,
     pub monitor: Option<crate::monitor::Monitor>,
+    pub metrics: crate::metrics::Metrics,
+    pub metrics_access: MetricsAccess,
+}
+
+/// Who may read `/metrics`.
+#[derive(Clone)]
+pub struct MetricsAccess {
+    /// Asked of every scrape when set.
+    pub token: Option<secrecy::SecretString>,
+    /// Without a token: served on the main listener (development without
+    /// a separate metrics address).
+    pub open_on_main: bool,
+}
+
+/// Marks the listener on `metrics_bind`, which serves `/metrics` only.
+#[derive(Clone, Copy)]
+pub struct MetricsListener;
+
+/// The routes of the `metrics_bind` listener.
+pub fn metrics_routes(config: &mut web::ServiceConfig) {
+    config.route("/metrics", web::get().to(metrics));
 }
 
 /// Provider webhooks are refused above this size, before verification.
@@ -37,6 +58,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
                 .route(web::post().to(webhook)),
         )
+        .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
 }
@@ -50,11 +72,34 @@ fn request_error(status: StatusCode, message: &str) -> HttpResponse {
 /// Resolves the caller from the `Authorization` header, then runs the
 /// request as that principal. Credentials that were given but do not hold
 /// end the request with UNAUTHENTICATED and no hint which part was wrong.
+/// Runs a request inside a span carrying a fresh request id, which every
+/// log line of the request shows and the answer returns as `X-Request-Id`.
 async fn execute(
     state: &ServerState,
     http: &HttpRequest,
     request: async_graphql::Request,
 ) -> HttpResponse {
+    use tracing::Instrument as _;
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut response = execute_as_caller(state, http, request)
+        .instrument(span)
+        .await;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            value,
+        );
+    }
+    response
+}
+
+async fn execute_as_caller(
+    state: &ServerState,
+    http: &HttpRequest,
+    request: async_graphql::Request,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
     let header = http
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -98,6 +143,7 @@ async fn execute(
         .unwrap_or_else(|| "unknown".to_owned());
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
     let watched = principal.clone();
+    let operation = request.operation_name.clone();
     let request = request
         .data(principal)
         .data(graphql::access::ClientAddress(address))
@@ -105,6 +151,19 @@ async fn execute(
         .data(std::sync::Arc::clone(&trail));
     let mut response = state.schema.execute(request).await;
     graphql::ensure_codes(&mut response);
+    let codes = response.errors.iter().filter_map(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .and_then(|code| match code {
+                async_graphql::Value::String(code) => Some(code.as_str()),
+                _ => None,
+            })
+    });
+    state
+        .metrics
+        .observe_request(operation.as_deref(), started.elapsed().as_secs_f64(), codes);
     let integrity_failures = graphql::errors::take_integrity_marks(&mut response);
     if integrity_failures > 0
         && let Some(monitor) = state.monitor.clone()
@@ -349,6 +408,43 @@ async fn webhook(
 }
 
 /// The process is up.
+/// Prometheus text exposition, for whoever `MetricsAccess` lets in.
+async fn metrics(state: web::Data<ServerState>, http: HttpRequest) -> HttpResponse {
+    let access = &state.metrics_access;
+    let allowed = match &access.token {
+        Some(token) => {
+            use secrecy::ExposeSecret;
+            let given = http
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let matches: bool =
+                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose_secret().as_bytes())
+                    .into();
+            if !matches {
+                return HttpResponse::Unauthorized()
+                    .insert_header(("WWW-Authenticate", "Bearer"))
+                    .finish();
+            }
+            true
+        }
+        None => access.open_on_main || http.app_data::<MetricsListener>().is_some(),
+    };
+    if !allowed {
+        return HttpResponse::NotFound().finish();
+    }
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics.render(&store)).await {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(text),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod monitor;
 pub mod outbox;
 
@@ -43,6 +44,8 @@ pub enum StartError {
     Mail(#[from] mail::MailError),
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
 }
 
 impl StartError {
@@ -200,6 +203,8 @@ fn tls_config(
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    metrics_server: Option<actix_web::dev::Server>,
+    metrics_port: Option<u16>,
 }
 
 impl Application {
@@ -243,7 +248,12 @@ impl Application {
             _ => None,
         };
         let https = tls.is_some();
-        let monitor = monitor::Monitor::new(store.clone(), &checked.settings.monitoring);
+        let metrics = metrics::Metrics::new()?;
+        let monitor = monitor::Monitor::new(
+            store.clone(),
+            &checked.settings.monitoring,
+            Some(metrics.clone()),
+        );
         let authorizer =
             authz::Authorizer::load(&checked.settings.policy_dir, store.clone()).await?;
         authorizer.set_monitor(monitor.clone());
@@ -279,7 +289,17 @@ impl Application {
             gateways,
             clock,
             monitor: Some(monitor),
+            metrics,
+            metrics_access: http::MetricsAccess {
+                token: checked
+                    .settings
+                    .metrics_token
+                    .as_ref()
+                    .map(|token| token.0.clone()),
+                open_on_main: env == Environment::Development && checked.metrics_bind.is_none(),
+            },
         });
+        let metrics_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -305,15 +325,51 @@ impl Application {
             // In-flight requests get this long to finish after SIGTERM.
             .shutdown_timeout(30)
             .run();
-        Ok(Self { port, server })
+        let (metrics_server, metrics_port) = match checked.metrics_bind {
+            None => (None, None),
+            Some(address) => {
+                let listen_error = |source| StartError::Listen {
+                    address: address.to_string(),
+                    source,
+                };
+                let listener = TcpListener::bind(address).map_err(listen_error)?;
+                let port = listener.local_addr().map_err(listen_error)?.port();
+                let state = metrics_state;
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .app_data(http::MetricsListener)
+                        .configure(http::metrics_routes)
+                })
+                .workers(1)
+                .listen(listener)
+                .map_err(listen_error)?
+                .run();
+                (Some(server), Some(port))
+            }
+        };
+        Ok(Self {
+            port,
+            server,
+            metrics_server,
+            metrics_port,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of the `metrics_bind` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     /// Serves until SIGTERM or SIGINT, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if let Some(metrics) = self.metrics_server {
+            tokio::spawn(metrics);
+        }
         self.server.await
     }
 }

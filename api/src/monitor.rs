@@ -46,10 +46,11 @@ pub struct Monitor {
     store: Store,
     rules: Arc<Monitoring>,
     notices: Arc<AlertNotices>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Monitor {
-    pub fn new(store: Store, rules: &Monitoring) -> Self {
+    pub fn new(store: Store, rules: &Monitoring, metrics: Option<crate::metrics::Metrics>) -> Self {
         let notices = AlertNotices {
             webhook: rules.alert_webhook_url.is_some(),
             // Checked when the settings were loaded.
@@ -63,6 +64,7 @@ impl Monitor {
             store,
             rules: Arc::new(rules.clone()),
             notices: Arc::new(notices),
+            metrics,
         }
     }
 
@@ -74,6 +76,9 @@ impl Monitor {
         observed: i64,
         now: DateTime<Utc>,
     ) -> Option<store::Raised> {
+        if let Some(metrics) = &self.metrics {
+            metrics.alert(rule);
+        }
         let alert = NewAlert {
             rule: rule.to_owned(),
             principal: principal.to_owned(),
@@ -244,7 +249,17 @@ impl Monitor {
 
     /// The policy files were edited into something that does not load.
     pub fn policy_rejected(&self, now: DateTime<Utc>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.policy_reload(false);
+        }
         self.raise(rules::POLICY_REJECTED, "system", None, 1, now);
+    }
+
+    /// An edited policy is in force.
+    pub fn policy_reloaded(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.policy_reload(true);
+        }
     }
 
     /// Sealed values failed their integrity check while serving

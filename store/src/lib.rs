@@ -210,6 +210,30 @@ impl Store {
         Ok(applied.iter().map(ToString::to_string).collect())
     }
 
+    /// Connections open, of them idle, and the most the pool opens.
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
+    /// Messages waiting in the outbox, per kind.
+    pub fn outbox_backlog(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use diesel::prelude::*;
+            use s::outbox::dsl as o;
+            o::outbox
+                .filter(o::status.eq("pending"))
+                .group_by(o::kind)
+                .select((o::kind, diesel::dsl::count_star()))
+                .load::<(String, i64)>(c)?
+        }))
+    }
+
     /// Whether the database answers a trivial query.
     pub fn ping(&self) -> Result<(), StoreError> {
         use diesel::r2d2::R2D2Connection;

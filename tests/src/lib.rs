@@ -197,6 +197,8 @@ pub fn stripe_fixture(resource: &str, changes: Value) -> anyhow::Result<Value> {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of the `metrics_bind` listener, if asked for.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub backend: Backend,
     database_url: String,
@@ -316,6 +318,8 @@ pub struct Options {
     pub tls: Option<TlsFiles>,
     pub payments: plugins::PaymentsConfig,
     pub monitoring: api::config::Monitoring,
+    pub metrics_bind: Option<String>,
+    pub metrics_token: Option<api::config::SecretSetting>,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -332,6 +336,8 @@ impl Default for Options {
             tls: None,
             payments: plugins::PaymentsConfig::default(),
             monitoring: api::config::Monitoring::default(),
+            metrics_bind: None,
+            metrics_token: None,
         }
     }
 }
@@ -376,6 +382,9 @@ impl TestApp {
             smtp_url: None,
             mail_from: "kluis <noreply@kluis.test>".to_owned(),
             payments: options.payments,
+            metrics_bind: options.metrics_bind.clone(),
+            metrics_token: options.metrics_token.clone(),
+            log_format: api::config::LogFormat::Text,
             monitoring: options.monitoring,
         }
         .check()?;
@@ -389,8 +398,12 @@ impl TestApp {
         let application =
             api::Application::build_with_clock(checked.clone(), clock.clone()).await?;
         let address = format!("http://127.0.0.1:{}", application.port());
+        let metrics_address = application
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         tokio::spawn(application.run_until_stopped());
         Ok(Self {
+            metrics_address,
             address,
             client: reqwest::Client::new(),
             backend,

@@ -9,6 +9,7 @@ mod api {
     mod guests;
     mod idempotency;
     mod limits;
+    mod metrics;
     mod monitoring;
     mod outbox;
     mod payments;
