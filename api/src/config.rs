@@ -67,6 +67,70 @@ pub struct Settings {
     /// (`[monitoring]`).
     #[serde(default)]
     pub monitoring: Monitoring,
+    /// Requests and complexity per minute (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+}
+
+/// Per-minute budgets, shared by all nodes through the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Anonymous callers and guests, per client address.
+    pub address_per_minute: u32,
+    /// Per staff session.
+    pub session_per_minute: u32,
+    /// Per partner API key.
+    pub api_key_per_minute: u32,
+    /// Query complexity (fields, lists times their size) per scope.
+    pub complexity_per_minute: u32,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
+    /// believed; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            address_per_minute: 600,
+            session_per_minute: 1_200,
+            api_key_per_minute: 3_000,
+            complexity_per_minute: 200_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An address (`10.0.0.1`) or network (`10.0.0.0/8`).
+pub fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{raw}` is not an address or network like 10.0.0.0/8"))
+}
+
+impl RateLimits {
+    fn check(&self) -> Result<(), ConfigError> {
+        let ranges = [
+            ("address_per_minute", self.address_per_minute),
+            ("session_per_minute", self.session_per_minute),
+            ("api_key_per_minute", self.api_key_per_minute),
+            ("complexity_per_minute", self.complexity_per_minute),
+        ];
+        for (key, value) in ranges {
+            if value == 0 {
+                return Err(ConfigError::new(
+                    &format!("rate_limits.{key}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for proxy in &self.trusted_proxies {
+            parse_network(proxy)
+                .map_err(|reason| ConfigError::new("rate_limits.trusted_proxies", reason))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +300,7 @@ impl Default for Settings {
             metrics_token: None,
             log_format: LogFormat::Text,
             monitoring: Monitoring::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -297,6 +362,11 @@ impl Settings {
                 Env::prefixed("KLUIS_PAYMENTS__")
                     .map(|key| format!("payments.{}", key.as_str().replace("__", ".")).into()),
             )
+            // Rate limits: KLUIS_RATE_LIMITS__ADDRESS_PER_MINUTE.
+            .merge(
+                Env::prefixed("KLUIS_RATE_LIMITS__")
+                    .map(|key| format!("rate_limits.{}", key.as_str().replace("__", ".")).into()),
+            )
             // Monitoring: KLUIS_MONITORING__BULK_READ_RECORDS.
             .merge(
                 Env::prefixed("KLUIS_MONITORING__")
@@ -326,6 +396,7 @@ impl Settings {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }
         self.monitoring.check()?;
+        self.rate_limits.check()?;
         let metrics_bind = match &self.metrics_bind {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {

@@ -24,6 +24,7 @@ pub struct ServerState {
     pub monitor: Option<crate::monitor::Monitor>,
     pub metrics: crate::metrics::Metrics,
     pub metrics_access: MetricsAccess,
+    pub limiter: crate::rate_limit::RateLimiter,
 }
 
 /// Who may read `/metrics`.
@@ -137,10 +138,29 @@ async fn execute_as_caller(
     if principal.is_venue_bound() {
         state.authorizer.ensure_current().await;
     }
-    let address = http
-        .peer_addr()
-        .map(|peer| peer.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
+    let forwarded_for = http
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let address = state
+        .limiter
+        .client_address(http.peer_addr().map(|peer| peer.ip()), forwarded_for);
+    let (scope, budget) = state.limiter.scope_of(&principal, &address);
+    if let Err(retry_after) = state.limiter.admit(&scope, budget, now) {
+        state
+            .metrics
+            .observe_request(None, 0.0, std::iter::once("RATE_LIMITED"));
+        return HttpResponse::Ok()
+            .insert_header(("Retry-After", retry_after.to_string()))
+            .json(json!({
+                "data": null,
+                "errors": [{
+                    "message": format!("too many requests; try again in {retry_after} s"),
+                    "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
+                }]
+            }));
+    }
+    let spent = std::sync::Arc::new(graphql::limits::SpentComplexity::default());
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
     let watched = principal.clone();
     let operation = request.operation_name.clone();
@@ -148,8 +168,14 @@ async fn execute_as_caller(
         .data(principal)
         .data(graphql::access::ClientAddress(address))
         .data(graphql::guard::Decisions::default())
+        .data(std::sync::Arc::clone(&spent))
         .data(std::sync::Arc::clone(&trail));
     let mut response = state.schema.execute(request).await;
+    state.limiter.spend(
+        &scope,
+        spent.0.load(std::sync::atomic::Ordering::Relaxed),
+        now,
+    );
     graphql::ensure_codes(&mut response);
     let codes = response.errors.iter().filter_map(|error| {
         error

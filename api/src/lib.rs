@@ -13,6 +13,7 @@ pub mod mail;
 pub mod metrics;
 pub mod monitor;
 pub mod outbox;
+pub mod rate_limit;
 
 use std::net::TcpListener;
 
@@ -249,6 +250,8 @@ impl Application {
         };
         let https = tls.is_some();
         let metrics = metrics::Metrics::new()?;
+        let limiter = rate_limit::RateLimiter::new(store.clone(), &checked.settings.rate_limits);
+        limiter.clone().sync_periodically(clock.clone());
         let monitor = monitor::Monitor::new(
             store.clone(),
             &checked.settings.monitoring,
@@ -290,6 +293,7 @@ impl Application {
             clock,
             monitor: Some(monitor),
             metrics,
+            limiter: limiter.clone(),
             metrics_access: http::MetricsAccess {
                 token: checked
                     .settings

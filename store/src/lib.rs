@@ -14,6 +14,7 @@ mod keys;
 mod outbox;
 mod payments;
 mod privacy;
+mod rate_limits;
 mod reservations;
 mod rows;
 mod schema;
@@ -39,6 +40,7 @@ pub use outbox::{
 };
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;
+pub use rate_limits::RateDelta;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
 pub use webhooks::VenueWebhook;
 

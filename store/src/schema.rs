@@ -336,6 +336,17 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            rate_windows (scope, window_start) {
+                scope -> Text,
+                window_start -> $Instant,
+                requests -> BigInt,
+                complexity -> BigInt,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             venue_webhooks (venue_id) {
                 venue_id -> Text,
                 url -> Text,

@@ -320,6 +320,7 @@ pub struct Options {
     pub monitoring: api::config::Monitoring,
     pub metrics_bind: Option<String>,
     pub metrics_token: Option<api::config::SecretSetting>,
+    pub rate_limits: api::config::RateLimits,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -338,6 +339,7 @@ impl Default for Options {
             monitoring: api::config::Monitoring::default(),
             metrics_bind: None,
             metrics_token: None,
+            rate_limits: api::config::RateLimits::default(),
         }
     }
 }
@@ -386,6 +388,7 @@ impl TestApp {
             metrics_token: options.metrics_token.clone(),
             log_format: api::config::LogFormat::Text,
             monitoring: options.monitoring,
+            rate_limits: options.rate_limits,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;
@@ -415,6 +418,34 @@ impl TestApp {
     }
 
     /// Moves the server's clock forward (hold deadlines, notice periods).
+    /// A second `kluis serve` on another port against the same database,
+    /// with the same settings and clock: another node of one deployment.
+    pub async fn another_node(&self) -> anyhow::Result<String> {
+        let application =
+            api::Application::build_with_clock(self.checked.clone(), self.clock.clone()).await?;
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        Ok(address)
+    }
+
+    /// Sends a GraphQL request to another node (see `another_node`).
+    pub async fn gql_at(
+        &self,
+        node: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .client
+            .post(format!("{node}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Ok(request.send().await?.json().await?)
+    }
+
     /// The server's clock now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()

@@ -14,6 +14,7 @@ mod api {
     mod outbox;
     mod payments;
     mod privacy;
+    mod rate_limits;
     mod rights;
     mod tls;
     mod webhooks;

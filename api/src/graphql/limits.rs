@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ValidationResult;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
@@ -64,8 +67,27 @@ impl Counts {
     }
 }
 
+/// The complexity of the request that was validated, for the rate limits
+/// on complexity spent (the HTTP layer reads it after execution).
+#[derive(Default)]
+pub struct SpentComplexity(pub std::sync::atomic::AtomicUsize);
+
 #[async_graphql::async_trait::async_trait]
 impl Extension for RequestLimitsExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if let Some(spent) = ctx.data_opt::<Arc<SpentComplexity>>() {
+            spent
+                .0
+                .store(result.complexity, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(result)
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,

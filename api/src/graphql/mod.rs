@@ -6,7 +6,7 @@ pub mod audit;
 pub mod breaches;
 pub mod errors;
 pub mod guard;
-mod limits;
+pub mod limits;
 mod mutation;
 pub mod payments;
 pub mod privacy;

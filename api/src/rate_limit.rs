@@ -1,0 +1,216 @@
+//! Rate limits per API key, per staff session and per client address, on
+//! requests and on query complexity spent, in one-minute windows. Each
+//! node counts locally and adds its counts to the database about once a
+//! second, reading back what all nodes spent: limits hold across nodes
+//! within that second.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use store::{RateDelta, Store};
+
+use crate::auth::Principal;
+use crate::config::RateLimits;
+
+/// A caller's budget: requests and complexity per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub requests: i64,
+    pub complexity: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    window: Option<DateTime<Utc>>,
+    /// All nodes' counts as of the last sync (this node's included).
+    synced_requests: i64,
+    synced_complexity: i64,
+    /// This node's counts since the last sync.
+    pending_requests: i64,
+    pending_complexity: i64,
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    counters: Arc<Mutex<HashMap<String, Counter>>>,
+    limits: Arc<RateLimits>,
+    trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    store: Store,
+}
+
+fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
+}
+
+impl RateLimiter {
+    pub fn new(store: Store, limits: &RateLimits) -> Self {
+        let trusted_proxies = limits
+            .trusted_proxies
+            .iter()
+            // Checked when the settings were loaded.
+            .filter_map(|raw| crate::config::parse_network(raw).ok())
+            .collect();
+        Self {
+            counters: Arc::new(Mutex::new(HashMap::new())),
+            limits: Arc::new(limits.clone()),
+            trusted_proxies: Arc::new(trusted_proxies),
+            store,
+        }
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted
+    /// proxy, the nearest address in `X-Forwarded-For` that is not one.
+    /// A forged header from anyone else is ignored.
+    pub fn client_address(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> String {
+        let Some(peer) = peer else {
+            return "unknown".to_owned();
+        };
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer.to_string();
+        }
+        let hops = forwarded_for
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter_map(|hop| hop.parse::<IpAddr>().ok());
+        let mut client = peer;
+        for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+            client = hop;
+            if !trusted(&hop) {
+                break;
+            }
+        }
+        client.to_string()
+    }
+
+    /// The scope a caller's requests count against, and its budget.
+    pub fn scope_of(&self, principal: &Principal, address: &str) -> (String, Budget) {
+        let complexity = i64::from(self.limits.complexity_per_minute);
+        match principal {
+            Principal::ApiKey { id, .. } => (
+                format!("apikey:{id}"),
+                Budget {
+                    requests: i64::from(self.limits.api_key_per_minute),
+                    complexity,
+                },
+            ),
+            Principal::Staff { session, .. } => (
+                format!("session:{}", hex::encode(&session[..session.len().min(12)])),
+                Budget {
+                    requests: i64::from(self.limits.session_per_minute),
+                    complexity,
+                },
+            ),
+            Principal::Anonymous | Principal::Guest(_) => (
+                format!("address:{address}"),
+                Budget {
+                    requests: i64::from(self.limits.address_per_minute),
+                    complexity,
+                },
+            ),
+        }
+    }
+
+    /// Counts a request, or refuses it with the seconds until the window
+    /// ends when the scope spent its requests or complexity.
+    pub fn admit(&self, scope: &str, budget: Budget, now: DateTime<Utc>) -> Result<(), i64> {
+        let window = window_of(now);
+        let retry_after = (window + TimeDelta::minutes(1) - now).num_seconds().max(1);
+        let Ok(mut counters) = self.counters.lock() else {
+            return Ok(());
+        };
+        let counter = counters.entry(scope.to_owned()).or_default();
+        if counter.window != Some(window) {
+            *counter = Counter {
+                window: Some(window),
+                ..Counter::default()
+            };
+        }
+        let requests = counter.synced_requests + counter.pending_requests;
+        let complexity = counter.synced_complexity + counter.pending_complexity;
+        if requests >= budget.requests || complexity >= budget.complexity {
+            return Err(retry_after);
+        }
+        counter.pending_requests += 1;
+        Ok(())
+    }
+
+    /// Adds the complexity a request spent to its scope.
+    pub fn spend(&self, scope: &str, complexity: usize, now: DateTime<Utc>) {
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        if let Some(counter) = counters.get_mut(scope)
+            && counter.window == Some(window_of(now))
+        {
+            counter.pending_complexity += i64::try_from(complexity).unwrap_or(i64::MAX);
+        }
+    }
+
+    /// Adds this node's counts to the database and takes back all nodes'.
+    pub fn sync(&self, now: DateTime<Utc>) -> Result<(), store::StoreError> {
+        let current = window_of(now);
+        let deltas: Vec<RateDelta> = {
+            let Ok(mut counters) = self.counters.lock() else {
+                return Ok(());
+            };
+            counters.retain(|_, counter| counter.window == Some(current));
+            counters
+                .iter()
+                .filter(|(_, c)| c.pending_requests > 0 || c.pending_complexity > 0)
+                .map(|(scope, c)| RateDelta {
+                    scope: scope.clone(),
+                    window_start: current,
+                    requests: c.pending_requests,
+                    complexity: c.pending_complexity,
+                })
+                .collect()
+        };
+        let totals = self.store.add_rate_counts(&deltas)?;
+        let Ok(mut counters) = self.counters.lock() else {
+            return Ok(());
+        };
+        for (delta, (requests, complexity)) in deltas.iter().zip(totals) {
+            if let Some(counter) = counters.get_mut(&delta.scope)
+                && counter.window == Some(delta.window_start)
+            {
+                counter.pending_requests -= delta.requests;
+                counter.pending_complexity -= delta.complexity;
+                counter.synced_requests = requests;
+                counter.synced_complexity = complexity;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs every second and forgets old windows every few minutes.
+    pub fn sync_periodically(self, clock: crate::clock::Clock) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut ticks: u64 = 0;
+            loop {
+                tick.tick().await;
+                ticks += 1;
+                let limiter = self.clone();
+                let now = clock.now();
+                let cleanup = ticks.is_multiple_of(300);
+                let synced = tokio::task::spawn_blocking(move || {
+                    limiter.sync(now)?;
+                    if cleanup {
+                        limiter
+                            .store
+                            .forget_rate_windows(now - TimeDelta::minutes(10))?;
+                    }
+                    Ok::<_, store::StoreError>(())
+                })
+                .await;
+                if let Ok(Err(error)) = synced {
+                    tracing::warn!(%error, "rate-limit counters could not be shared");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,154 @@
+use anyhow::Result;
+use kluis_tests::{
+    Backend, CREATE, Options, TestApp, both_backends, error_code, guest, new_key, tomorrow_at,
+};
+use serde_json::{Value, json};
+
+const PING: &str = "{ __typename }";
+
+async fn limited(
+    backend: Backend,
+    change: impl FnOnce(&mut api::config::RateLimits),
+) -> Result<TestApp> {
+    let mut rate_limits = api::config::RateLimits::default();
+    change(&mut rate_limits);
+    TestApp::spawn_with(
+        backend,
+        Options {
+            rate_limits,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+async fn ping_from(app: &TestApp, forwarded_for: Option<&str>) -> Result<(Value, Option<String>)> {
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": PING }));
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request.send().await?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.json().await?, retry_after))
+}
+
+/// One client address gets its budget per minute, then RATE_LIMITED with
+/// a retry-after; a forged `X-Forwarded-For` from a peer that is not a
+/// trusted proxy changes nothing.
+async fn an_address_over_its_budget_is_told_when_to_come_back(backend: Backend) -> Result<()> {
+    let app = limited(backend, |l| l.address_per_minute = 5).await?;
+    for n in 0..5 {
+        let (answer, _) = ping_from(&app, Some(&format!("198.51.100.{n}"))).await?;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    let (refused, header) = ping_from(&app, Some("198.51.100.99")).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    let seconds = refused["errors"][0]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&seconds), "{refused}");
+    assert_eq!(header, Some(seconds.to_string()));
+    Ok(())
+}
+both_backends!(
+    an_address_over_its_budget_is_told_when_to_come_back,
+    an_address_over_its_budget_is_told_when_to_come_back
+);
+
+/// Behind a trusted proxy, each client behind it has its own budget.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_counts_alone() -> Result<()> {
+    let app = limited(Backend::Sqlite, |l| {
+        l.address_per_minute = 3;
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    for _ in 0..3 {
+        let (answer, _) = ping_from(&app, Some("203.0.113.7")).await?;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    let (refused, _) = ping_from(&app, Some("203.0.113.7")).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"));
+    // The client's own header cannot pick a budget: the proxy appends the
+    // real address last, and that one counts.
+    let (refused, _) = ping_from(&app, Some("192.0.2.1, 203.0.113.7")).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"));
+    let (other, _) = ping_from(&app, Some("203.0.113.8")).await?;
+    assert!(other["errors"].is_null(), "another client: {other}");
+    Ok(())
+}
+
+/// Complexity counts too: a caller that spent its complexity budget is
+/// refused even with requests left.
+#[tokio::test]
+async fn spending_the_complexity_budget_holds_a_caller_back() -> Result<()> {
+    let app = limited(Backend::Sqlite, |l| l.complexity_per_minute = 300).await?;
+    // A page of 100 venues with two fields each costs about 400.
+    let heavy = "{ venues(first: 100) { edges { node { id slug } } } }";
+    let first = app.gql(heavy, json!({})).await?;
+    assert!(first["errors"].is_null(), "{first}");
+    let next = app.gql(PING, json!({})).await?;
+    assert_eq!(error_code(&next), Some("RATE_LIMITED"), "{next}");
+    Ok(())
+}
+
+/// Two `kluis serve` nodes on one database: of two bookings for the same
+/// slot, one on each node, exactly one wins; rate limits and login
+/// throttling are shared; both answer for the same data.
+async fn two_nodes_share_one_database(backend: Backend) -> Result<()> {
+    let app = limited(backend, |l| l.address_per_minute = 8).await?;
+    let second = app.another_node().await?;
+    let venue = app.venue_id("one-table").await?;
+
+    let booking = |key: String| json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest() }, "key": key });
+    let (first, other) = tokio::join!(
+        app.gql_at(&app.address, None, CREATE, booking(new_key())),
+        app.gql_at(&second, None, CREATE, booking(new_key())),
+    );
+    let answers = [first?, other?];
+    let won = answers.iter().filter(|a| a["errors"].is_null()).count();
+    let lost: Vec<_> = answers.iter().filter_map(|a| error_code(a)).collect();
+    assert_eq!(
+        (won, lost.as_slice()),
+        (1, ["SLOT_TAKEN"].as_slice()),
+        "{answers:?}"
+    );
+
+    // Failed logins on one node hold the account back on the other.
+    let (email, password) = app.staff_account("manager", Some("one-table")).await?;
+    let wrong =
+        "mutation L($e: String!) { login(email: $e, password: \"wrong password\") { token } }";
+    for _ in 0..4 {
+        app.gql_at(&app.address, None, wrong, json!({ "e": email }))
+            .await?;
+    }
+    let right = "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    let held = app
+        .gql_at(&second, None, right, json!({ "e": email, "p": password }))
+        .await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+
+    // 8 requests per minute in all: 1 + 4 spent on the first node,
+    // 1 + 1 on the second; after the nodes share their counts, one more
+    // passes and then both refuse.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let mut admitted = 0;
+    for node in [&app.address, &second, &app.address, &second] {
+        let answer = app.gql_at(node, None, PING, json!({})).await?;
+        if answer["errors"].is_null() {
+            admitted += 1;
+        } else {
+            assert_eq!(error_code(&answer), Some("RATE_LIMITED"), "{answer}");
+        }
+    }
+    assert_eq!(admitted, 1, "the budget is one for both nodes");
+    Ok(())
+}
+both_backends!(two_nodes_share_one_database, two_nodes_share_one_database);
