@@ -171,6 +171,11 @@ pub struct Monitoring {
     /// Exports (and erasures) by one account or key within an hour.
     pub exports_per_hour: u32,
     pub erasures_per_hour: u32,
+    /// An API key's requests in a minute above this many times its average
+    /// per active minute over the last day...
+    pub api_key_rate_factor: u32,
+    /// ...and above this floor (a quiet key doing a little more is fine).
+    pub api_key_rate_floor: u32,
     /// Where new alerts are posted (signed like venue webhooks).
     pub alert_webhook_url: Option<String>,
     #[serde(skip_serializing)]
@@ -191,6 +196,8 @@ impl Default for Monitoring {
             throttle_minutes: 60,
             exports_per_hour: 20,
             erasures_per_hour: 20,
+            api_key_rate_factor: 10,
+            api_key_rate_floor: 60,
             alert_webhook_url: None,
             alert_webhook_secret: None,
             alert_emails: Vec::new(),
@@ -224,6 +231,8 @@ impl Monitoring {
             ("throttle_minutes", self.throttle_minutes, 1, 10_080),
             ("exports_per_hour", self.exports_per_hour, 1, 100_000),
             ("erasures_per_hour", self.erasures_per_hour, 1, 100_000),
+            ("api_key_rate_factor", self.api_key_rate_factor, 2, 1_000),
+            ("api_key_rate_floor", self.api_key_rate_floor, 1, 1_000_000),
         ];
         for (key, value, min, max) in ranges {
             if !(min..=max).contains(&value) {

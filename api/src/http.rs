@@ -112,8 +112,20 @@ async fn execute_as_caller(
     };
     let store = state.store.clone();
     let now = state.clock.now();
+    let forwarded_for = http
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let address = state
+        .limiter
+        .client_address(http.peer_addr().map(|peer| peer.ip()), forwarded_for);
+    let monitor = state.monitor.clone();
+    let key_address = address.clone();
     let resolved = tokio::task::spawn_blocking(move || {
         let principal = crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
+        if let (crate::auth::Principal::ApiKey { id, .. }, Some(monitor)) = (&principal, &monitor) {
+            monitor.api_key_used(id, &key_address, now);
+        }
         // A principal held back by an automatic response (bulk reads) is
         // refused before anything runs.
         let hold = if principal.is_venue_bound() {
@@ -138,13 +150,6 @@ async fn execute_as_caller(
     if principal.is_venue_bound() {
         state.authorizer.ensure_current().await;
     }
-    let forwarded_for = http
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
-    let address = state
-        .limiter
-        .client_address(http.peer_addr().map(|peer| peer.ip()), forwarded_for);
     let (scope, budget) = state.limiter.scope_of(&principal, &address);
     if let Err(retry_after) = state.limiter.admit(&scope, budget, now) {
         state

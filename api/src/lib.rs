@@ -250,13 +250,17 @@ impl Application {
         };
         let https = tls.is_some();
         let metrics = metrics::Metrics::new()?;
-        let limiter = rate_limit::RateLimiter::new(store.clone(), &checked.settings.rate_limits);
-        limiter.clone().sync_periodically(clock.clone());
         let monitor = monitor::Monitor::new(
             store.clone(),
             &checked.settings.monitoring,
             Some(metrics.clone()),
         );
+        let limiter = rate_limit::RateLimiter::new(
+            store.clone(),
+            &checked.settings.rate_limits,
+            Some(monitor.clone()),
+        );
+        limiter.clone().sync_periodically(clock.clone());
         let authorizer =
             authz::Authorizer::load(&checked.settings.policy_dir, store.clone()).await?;
         authorizer.set_monitor(monitor.clone());

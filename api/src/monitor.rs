@@ -23,8 +23,10 @@ pub mod rules {
     pub const ERASURE_RATE: &str = "erasure_rate";
     pub const POLICY_REJECTED: &str = "policy_rejected";
     pub const INTEGRITY_FAILURE: &str = "integrity_failure";
+    pub const API_KEY_NEW_NETWORK: &str = "api_key_new_network";
+    pub const API_KEY_RATE: &str = "api_key_rate";
 
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         FAILED_LOGINS_ACCOUNT,
         FAILED_LOGINS_ADDRESS,
         LOGIN_AFTER_FAILURES,
@@ -33,6 +35,8 @@ pub mod rules {
         ERASURE_RATE,
         POLICY_REJECTED,
         INTEGRITY_FAILURE,
+        API_KEY_NEW_NETWORK,
+        API_KEY_RATE,
     ];
 }
 
@@ -47,6 +51,18 @@ pub struct Monitor {
     rules: Arc<Monitoring>,
     notices: Arc<AlertNotices>,
     metrics: Option<crate::metrics::Metrics>,
+    /// (key, network) pairs this node already knows are on record.
+    known_networks: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+}
+
+/// The network an address belongs to, as API-key use is judged: IPv4 /24,
+/// IPv6 /48 (one customer's block, roughly).
+pub fn network_of(address: &str) -> Option<String> {
+    let ip: std::net::IpAddr = address.parse().ok()?;
+    let prefix = if ip.is_ipv4() { 24 } else { 48 };
+    ipnet::IpNet::new(ip, prefix)
+        .ok()
+        .map(|net| net.trunc().to_string())
 }
 
 impl Monitor {
@@ -65,6 +81,7 @@ impl Monitor {
             rules: Arc::new(rules.clone()),
             notices: Arc::new(notices),
             metrics,
+            known_networks: Arc::default(),
         }
     }
 
@@ -243,6 +260,67 @@ impl Monitor {
             {
                 Ok(()) => tracing::warn!(principal = %subject, %kind, "principal held back"),
                 Err(error) => tracing::error!(%error, "a principal could not be held back"),
+            }
+        }
+    }
+
+    /// An API key made a request from `address`: a network it was never
+    /// used from is worth a look (a leaked key used elsewhere).
+    pub fn api_key_used(&self, key_id: &str, address: &str, now: DateTime<Utc>) {
+        let Some(network) = network_of(address) else {
+            return;
+        };
+        let pair = (key_id.to_owned(), network.clone());
+        if let Ok(known) = self.known_networks.lock()
+            && known.contains(&pair)
+        {
+            return;
+        }
+        match self.store.note_api_key_network(key_id, &network, now) {
+            Ok((new, known_before)) => {
+                if new && known_before > 0 {
+                    self.raise(
+                        rules::API_KEY_NEW_NETWORK,
+                        &format!("apikey:{key_id}"),
+                        None,
+                        known_before + 1,
+                        now,
+                    );
+                }
+                if let Ok(mut known) = self.known_networks.lock() {
+                    known.insert(pair);
+                }
+            }
+            Err(error) => {
+                tracing::error!(rule = rules::API_KEY_NEW_NETWORK, %error, "a rule could not be evaluated")
+            }
+        }
+    }
+
+    /// An API key's requests this minute (all nodes) against its usual
+    /// rate: the average per active minute over the last day, once there
+    /// are ten such minutes to judge by.
+    pub fn api_key_rate(
+        &self,
+        scope: &str,
+        window: DateTime<Utc>,
+        requests: i64,
+        now: DateTime<Utc>,
+    ) {
+        if requests < i64::from(self.rules.api_key_rate_floor) {
+            return;
+        }
+        let since = window - chrono::Duration::hours(24);
+        match self.store.rate_history(scope, since, window) {
+            Ok((windows, total)) if windows >= 10 => {
+                let factor = i64::from(self.rules.api_key_rate_factor);
+                if requests.saturating_mul(windows) > factor.saturating_mul(total) {
+                    self.raise(rules::API_KEY_RATE, scope, None, requests, now);
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(rule = rules::API_KEY_RATE, %error, "a rule could not be evaluated")
             }
         }
     }

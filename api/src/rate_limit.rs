@@ -38,6 +38,7 @@ pub struct RateLimiter {
     limits: Arc<RateLimits>,
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     store: Store,
+    monitor: Option<crate::monitor::Monitor>,
 }
 
 fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -45,7 +46,11 @@ fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl RateLimiter {
-    pub fn new(store: Store, limits: &RateLimits) -> Self {
+    pub fn new(
+        store: Store,
+        limits: &RateLimits,
+        monitor: Option<crate::monitor::Monitor>,
+    ) -> Self {
         let trusted_proxies = limits
             .trusted_proxies
             .iter()
@@ -57,6 +62,7 @@ impl RateLimiter {
             limits: Arc::new(limits.clone()),
             trusted_proxies: Arc::new(trusted_proxies),
             store,
+            monitor,
         }
     }
 
@@ -170,6 +176,13 @@ impl RateLimiter {
                 .collect()
         };
         let totals = self.store.add_rate_counts(&deltas)?;
+        if let Some(monitor) = &self.monitor {
+            for (delta, (requests, _)) in deltas.iter().zip(&totals) {
+                if delta.scope.starts_with("apikey:") {
+                    monitor.api_key_rate(&delta.scope, delta.window_start, *requests, now);
+                }
+            }
+        }
         let Ok(mut counters) = self.counters.lock() else {
             return Ok(());
         };
@@ -200,9 +213,10 @@ impl RateLimiter {
                 let synced = tokio::task::spawn_blocking(move || {
                     limiter.sync(now)?;
                     if cleanup {
-                        limiter
-                            .store
-                            .forget_rate_windows(now - TimeDelta::minutes(10))?;
+                        limiter.store.forget_rate_windows_except_keys(
+                            now - TimeDelta::minutes(10),
+                            now - TimeDelta::hours(25),
+                        )?;
                     }
                     Ok::<_, store::StoreError>(())
                 })

@@ -336,6 +336,16 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            api_key_networks (key_id, network) {
+                key_id -> Text,
+                network -> Text,
+                first_seen_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             rate_windows (scope, window_start) {
                 scope -> Text,
                 window_start -> $Instant,

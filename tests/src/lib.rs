@@ -446,6 +446,12 @@ impl TestApp {
         Ok(request.send().await?.json().await?)
     }
 
+    /// A store on this server's database, for setting up history a test
+    /// cannot wait for.
+    pub async fn store(&self) -> anyhow::Result<store::Store> {
+        Ok(api::open_store(&self.checked).await?.0)
+    }
+
     /// The server's clock now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()

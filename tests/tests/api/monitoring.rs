@@ -313,3 +313,123 @@ both_backends!(
     exports_above_the_rate_raise_an_alert,
     exports_above_the_rate_raise_an_alert
 );
+
+async fn partner_key(app: &TestApp, admin: &str) -> Result<(String, String)> {
+    let venue = app.venue_id("one-table").await?;
+    let created = app
+        .gql_as(
+            admin,
+            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id } } }",
+            json!({ "i": { "name": "Booking platform", "venueIds": [venue] } }),
+        )
+        .await?;
+    let key = created["data"]["createApiKey"]["key"]
+        .as_str()
+        .with_context(|| format!("{created}"))?
+        .to_owned();
+    let id = created["data"]["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .with_context(|| format!("{created}"))?
+        .to_owned();
+    Ok((key, id))
+}
+
+async fn as_key_from(app: &TestApp, key: &str, client: &str) -> Result<Value> {
+    Ok(app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(key)
+        .header("x-forwarded-for", client)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// An API key used from a network it never used before (a leaked key at
+/// work elsewhere) raises `api_key_new_network`; its first network and
+/// later calls from known ones do not.
+async fn an_api_key_from_a_new_network_raises_an_alert(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            rate_limits: api::config::RateLimits {
+                trusted_proxies: vec!["127.0.0.0/8".to_owned()],
+                ..api::config::RateLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let (key, id) = partner_key(&app, &admin).await?;
+    for client in ["203.0.113.5", "203.0.113.77", "203.0.113.5"] {
+        let answer = as_key_from(&app, &key, client).await?;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    assert!(with_rule(&alerts(&app, &admin).await?, "api_key_new_network").is_empty());
+    as_key_from(&app, &key, "198.51.100.20").await?;
+    let all = alerts(&app, &admin).await?;
+    let new = with_rule(&all, "api_key_new_network");
+    assert_eq!(new.len(), 1, "{all:?}");
+    assert_eq!(new[0]["principal"], format!("apikey:{id}"));
+    assert_eq!(new[0]["observed"], 2, "the second network");
+    Ok(())
+}
+both_backends!(
+    an_api_key_from_a_new_network_raises_an_alert,
+    an_api_key_from_a_new_network_raises_an_alert
+);
+
+/// A key that made about 2 requests a minute for a day and now makes 30
+/// in one minute raises `api_key_rate` (above 10 times its usual rate and
+/// above the floor) once the nodes shared their counts.
+async fn an_api_key_far_above_its_usual_rate_raises_an_alert(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| {
+        m.api_key_rate_factor = 10;
+        m.api_key_rate_floor = 20;
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let (key, id) = partner_key(&app, &admin).await?;
+    let scope = format!("apikey:{id}");
+    let store = app.store().await?;
+    let minute = chrono::DurationRound::duration_trunc(app.now(), chrono::TimeDelta::minutes(1))?;
+    let history: Vec<store::RateDelta> = (1..=30)
+        .map(|ago| store::RateDelta {
+            scope: scope.clone(),
+            window_start: minute - chrono::TimeDelta::minutes(ago * 20),
+            requests: 2,
+            complexity: 2,
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || store.add_rate_counts(&history)).await??;
+
+    for _ in 0..30 {
+        app.gql_as(&key, "{ __typename }", json!({})).await?;
+    }
+    let mut found = Vec::new();
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let all = alerts(&app, &admin).await?;
+        found = with_rule(&all, "api_key_rate")
+            .into_iter()
+            .cloned()
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(found.len(), 1, "no alert within 3 s");
+    assert_eq!(found[0]["principal"], scope.as_str());
+    assert!(
+        found[0]["observed"].as_i64().unwrap_or(0) >= 20,
+        "{found:?}"
+    );
+    Ok(())
+}
+both_backends!(
+    an_api_key_far_above_its_usual_rate_raises_an_alert,
+    an_api_key_far_above_its_usual_rate_raises_an_alert
+);
