@@ -50,6 +50,9 @@ pub struct Settings {
     pub smtp_url: Option<SecretSetting>,
     /// The `From` of every e-mail.
     pub mail_from: String,
+    /// Whether this node runs the outbox worker (e-mails, webhooks). Every
+    /// node may: they claim different messages.
+    pub outbox_delivery: bool,
     /// Payment gateways (`[payments.stripe]`, `[payments.onsite]`, ...).
     #[serde(skip_serializing, default)]
     pub payments: plugins::PaymentsConfig,
@@ -304,6 +307,7 @@ impl Default for Settings {
             session_hours: 12,
             smtp_url: None,
             mail_from: "kluis <noreply@localhost>".to_owned(),
+            outbox_delivery: true,
             payments: plugins::PaymentsConfig::default(),
             metrics_bind: None,
             metrics_token: None,
@@ -362,6 +366,7 @@ impl Settings {
                 "session_hours",
                 "smtp_url",
                 "mail_from",
+                "outbox_delivery",
                 "metrics_bind",
                 "metrics_token",
                 "log_format",

@@ -275,7 +275,9 @@ impl Application {
         if couriers.mail.is_none() {
             tracing::warn!("no smtp_url: e-mails wait in the outbox until one is configured");
         }
-        outbox::deliver_periodically(store.clone(), couriers, clock.clone());
+        if checked.settings.outbox_delivery {
+            outbox::deliver_periodically(store.clone(), couriers, clock.clone());
+        }
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {

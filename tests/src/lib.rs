@@ -379,10 +379,11 @@ impl TestApp {
             behind_proxy: true,
             policy_dir,
             session_hours: 12,
-            // No worker: tests deliver the outbox themselves, when they
-            // choose (`deliver_mail`).
             smtp_url: None,
             mail_from: "kluis <noreply@kluis.test>".to_owned(),
+            // No worker: tests deliver the outbox themselves, when they
+            // choose (`deliver_mail`, `deliver_webhooks`).
+            outbox_delivery: false,
             payments: options.payments,
             metrics_bind: options.metrics_bind.clone(),
             metrics_token: options.metrics_token.clone(),

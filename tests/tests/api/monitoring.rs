@@ -433,3 +433,40 @@ both_backends!(
     an_api_key_far_above_its_usual_rate_raises_an_alert,
     an_api_key_far_above_its_usual_rate_raises_an_alert
 );
+
+/// With `bulk_read_response = "suspend"`, an API key that reads too many
+/// guests is refused (FORBIDDEN, naming the alert) until an admin lifts it.
+async fn a_bulk_reading_api_key_is_suspended_until_lifted(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| {
+        m.bulk_read_records = 3;
+        m.bulk_read_response = api::config::BulkReadResponse::Suspend;
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let (key, id) = partner_key(&app, &admin).await?;
+    let venue = app.venue_id("one-table").await?;
+    let ids = book_guests(&app, &venue, 8..12).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { guestName } }";
+    for reservation in &ids {
+        let answer = app.gql_as(&key, read, json!({ "id": reservation })).await?;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    let refused = app.gql_as(&key, read, json!({ "id": ids[0] })).await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert!(refused["errors"][0]["extensions"]["alertId"].is_string());
+    let lifted = app
+        .gql_as(
+            &admin,
+            "mutation H($p: String!) { liftHold(principal: $p) }",
+            json!({ "p": format!("apikey:{id}") }),
+        )
+        .await?;
+    assert_eq!(lifted["data"]["liftHold"], true, "{lifted}");
+    let back = app.gql_as(&key, "{ __typename }", json!({})).await?;
+    assert!(back["errors"].is_null(), "{back}");
+    Ok(())
+}
+both_backends!(
+    a_bulk_reading_api_key_is_suspended_until_lifted,
+    a_bulk_reading_api_key_is_suspended_until_lifted
+);

@@ -152,3 +152,82 @@ async fn two_nodes_share_one_database(backend: Backend) -> Result<()> {
     Ok(())
 }
 both_backends!(two_nodes_share_one_database, two_nodes_share_one_database);
+
+/// Two nodes: a policy edit reaches both, and two delivery passes running
+/// at once (one per node) send each outbox message exactly once.
+async fn two_nodes_share_policy_edits_and_outbox_work(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let second = app.another_node().await?;
+    let venue = app.venue_id("one-table").await?;
+    let receiver = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let admin = app.staff("admin", None).await?;
+    app.gql_as(
+        &admin,
+        "mutation W($v: ID!, $u: String!) { setVenueWebhook(venueId: $v, url: $u) { url } }",
+        json!({ "v": venue, "u": receiver.uri() }),
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for hour in 8..14 {
+        let created = app
+            .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Nel Node", "email": "nel@example.org" } }, "key": new_key() }))
+            .await?;
+        ids.push(created["data"]["createReservation"]["reservation"]["id"].clone());
+    }
+    let (a, b) = tokio::join!(app.deliver_webhooks(), app.deliver_webhooks());
+    let (a, b) = (a?, b?);
+    assert_eq!(a.sent + b.sent, 6, "{a:?} {b:?}");
+    let requests = receiver.received_requests().await.unwrap_or_default();
+    let mut events: Vec<String> = requests
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .get("kluis-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .collect();
+    events.sort();
+    events.dedup();
+    assert_eq!((requests.len(), events.len()), (6, 6), "each event once");
+
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { guestEmail } }";
+    for node in [&app.address, &second] {
+        let denied = app
+            .gql_at(node, Some(&staff), read, json!({ "id": ids[0] }))
+            .await?;
+        assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+    }
+    let policy = app.policy_dir().join("policy.csv");
+    let original = std::fs::read_to_string(&policy)?;
+    std::fs::write(
+        &policy,
+        format!("{original}\np, staff, Reservation.guestEmail, read\n"),
+    )?;
+    for node in [&app.address, &second] {
+        let mut answer = Value::Null;
+        for _ in 0..40 {
+            answer = app
+                .gql_at(node, Some(&staff), read, json!({ "id": ids[0] }))
+                .await?;
+            if answer["data"]["reservation"]["guestEmail"] == "nel@example.org" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            answer["data"]["reservation"]["guestEmail"], "nel@example.org",
+            "{node} did not apply the edit within 4 s: {answer}"
+        );
+    }
+    Ok(())
+}
+both_backends!(
+    two_nodes_share_policy_edits_and_outbox_work,
+    two_nodes_share_policy_edits_and_outbox_work
+);
