@@ -90,6 +90,12 @@ pub struct RateLimits {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
     /// believed; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Share the counters through Redis instead of the database
+    /// (`redis://host:6379/0`; also `KLUIS_REDIS_URL`).
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretSetting>,
+    /// Prefix of the Redis keys, so that deployments can share a server.
+    pub redis_namespace: String,
 }
 
 impl Default for RateLimits {
@@ -100,6 +106,8 @@ impl Default for RateLimits {
             api_key_per_minute: 3_000,
             complexity_per_minute: 200_000,
             trusted_proxies: Vec::new(),
+            redis_url: None,
+            redis_namespace: "kluis".to_owned(),
         }
     }
 }
@@ -131,6 +139,13 @@ impl RateLimits {
         for proxy in &self.trusted_proxies {
             parse_network(proxy)
                 .map_err(|reason| ConfigError::new("rate_limits.trusted_proxies", reason))?;
+        }
+        if let Some(url) = &self.redis_url {
+            use secrecy::ExposeSecret;
+            // The URL may hold a password: name the problem only.
+            redis::Client::open(url.0.expose_secret()).map_err(|_| {
+                ConfigError::new("rate_limits.redis_url", "not a redis:// or rediss:// URL")
+            })?;
         }
         Ok(())
     }
@@ -376,6 +391,12 @@ impl Settings {
                 Env::prefixed("KLUIS_PAYMENTS__")
                     .map(|key| format!("payments.{}", key.as_str().replace("__", ".")).into()),
             )
+            // The brief's name for the Redis setting.
+            .merge(
+                Env::raw()
+                    .only(&["KLUIS_REDIS_URL"])
+                    .map(|_| "rate_limits.redis_url".into()),
+            )
             // Rate limits: KLUIS_RATE_LIMITS__ADDRESS_PER_MINUTE.
             .merge(
                 Env::prefixed("KLUIS_RATE_LIMITS__")
@@ -584,6 +605,18 @@ mod tests {
             )?;
             let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
             assert_eq!(error.key, "monitoring.alert_webhook_secret");
+            jail.create_file(
+                "kluis.toml",
+                "[rate_limits]\ntrusted_proxies = [\"proxy\"]\n",
+            )?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "rate_limits.trusted_proxies");
+            jail.create_file("kluis.toml", "")?;
+            jail.set_env("KLUIS_REDIS_URL", "http://not-redis");
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "rate_limits.redis_url");
+            jail.set_env("KLUIS_REDIS_URL", "redis://127.0.0.1:6379/0");
+            Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
             jail.set_env("KLUIS_MONITORING__FAILED_LOGINS_PER_ACCOUNT", "0");
             jail.create_file("kluis.toml", "")?;
             let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");

@@ -39,6 +39,16 @@ pub struct RateLimiter {
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     store: Store,
     monitor: Option<crate::monitor::Monitor>,
+    /// Where nodes share counts when not through the database.
+    redis: Option<redis::Client>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -57,12 +67,18 @@ impl RateLimiter {
             // Checked when the settings were loaded.
             .filter_map(|raw| crate::config::parse_network(raw).ok())
             .collect();
+        let redis = limits.redis_url.as_ref().and_then(|url| {
+            use secrecy::ExposeSecret;
+            // Checked when the settings were loaded.
+            redis::Client::open(url.0.expose_secret()).ok()
+        });
         Self {
             counters: Arc::new(Mutex::new(HashMap::new())),
             limits: Arc::new(limits.clone()),
             trusted_proxies: Arc::new(trusted_proxies),
             store,
             monitor,
+            redis,
         }
     }
 
@@ -156,17 +172,58 @@ impl RateLimiter {
         }
     }
 
-    /// Adds this node's counts to the database and takes back all nodes'.
-    pub fn sync(&self, now: DateTime<Utc>) -> Result<(), store::StoreError> {
+    /// Adds deltas in Redis (a hash per scope and minute, gone after two
+    /// minutes) and reads back the totals of all nodes.
+    fn add_in_redis(
+        &self,
+        client: &redis::Client,
+        deltas: &[RateDelta],
+    ) -> Result<Vec<(i64, i64)>, redis::RedisError> {
+        let mut connection =
+            client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+        let mut pipe = redis::pipe();
+        for delta in deltas {
+            let key = format!(
+                "{}:rate:{}:{}",
+                self.limits.redis_namespace,
+                delta.scope,
+                delta.window_start.timestamp()
+            );
+            pipe.cmd("HINCRBY")
+                .arg(&key)
+                .arg("requests")
+                .arg(delta.requests);
+            pipe.cmd("HINCRBY")
+                .arg(&key)
+                .arg("complexity")
+                .arg(delta.complexity);
+            pipe.cmd("EXPIRE").arg(&key).arg(120).ignore();
+        }
+        let counts: Vec<i64> = pipe.query(&mut connection)?;
+        Ok(counts
+            .chunks(2)
+            .map(|pair| {
+                (
+                    pair.first().copied().unwrap_or(0),
+                    pair.get(1).copied().unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    /// Adds this node's counts to the shared store and takes back all
+    /// nodes'.
+    pub fn sync(&self, now: DateTime<Utc>) -> Result<(), RateLimitError> {
         let current = window_of(now);
         let deltas: Vec<RateDelta> = {
             let Ok(mut counters) = self.counters.lock() else {
                 return Ok(());
             };
             counters.retain(|_, counter| counter.window == Some(current));
+            // Scopes with nothing new are refreshed too (adding zero), so a
+            // node learns what the others spent while it was quiet.
             counters
                 .iter()
-                .filter(|(_, c)| c.pending_requests > 0 || c.pending_complexity > 0)
                 .map(|(scope, c)| RateDelta {
                     scope: scope.clone(),
                     window_start: current,
@@ -175,7 +232,19 @@ impl RateLimiter {
                 })
                 .collect()
         };
-        let totals = self.store.add_rate_counts(&deltas)?;
+        let totals = match &self.redis {
+            Some(client) => {
+                // API keys' usual rate is judged on the database's history.
+                let keys: Vec<RateDelta> = deltas
+                    .iter()
+                    .filter(|delta| delta.scope.starts_with("apikey:"))
+                    .cloned()
+                    .collect();
+                self.store.add_rate_counts(&keys)?;
+                self.add_in_redis(client, &deltas)?
+            }
+            None => self.store.add_rate_counts(&deltas)?,
+        };
         if let Some(monitor) = &self.monitor {
             for (delta, (requests, _)) in deltas.iter().zip(&totals) {
                 if delta.scope.starts_with("apikey:") {
@@ -218,7 +287,7 @@ impl RateLimiter {
                             now - TimeDelta::hours(25),
                         )?;
                     }
-                    Ok::<_, store::StoreError>(())
+                    Ok::<_, RateLimitError>(())
                 })
                 .await;
                 if let Ok(Err(error)) = synced {
