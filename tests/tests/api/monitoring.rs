@@ -470,3 +470,53 @@ both_backends!(
     a_bulk_reading_api_key_is_suspended_until_lifted,
     a_bulk_reading_api_key_is_suspended_until_lifted
 );
+
+/// The alert webhook's receiver is down: the alert is stored at once, the
+/// message waits and is retried with backoff, and arrives when the
+/// receiver is back. Nothing is lost.
+async fn alerts_survive_a_receiver_that_is_down(backend: Backend) -> Result<()> {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let hook_url = receiver.uri();
+    let secret: api::config::SecretSetting = serde_json::from_value(json!("whsec_down"))?;
+    let app = watched(backend, |m| {
+        m.failed_logins_per_address = 1;
+        m.alert_webhook_url = Some(hook_url);
+        m.alert_webhook_secret = Some(secret);
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    app.gql(WRONG, json!({ "e": "nobody@example.org" })).await?;
+    assert_eq!(
+        with_rule(&alerts(&app, &admin).await?, "failed_logins_address").len(),
+        1,
+        "stored at once, whatever the receiver does"
+    );
+    let first = app.deliver_webhooks().await?;
+    assert_eq!((first.sent, first.failed), (0, 1));
+    app.advance(chrono::Duration::seconds(31));
+    let second = app.deliver_webhooks().await?;
+    assert_eq!((second.sent, second.failed), (0, 1));
+    app.advance(chrono::Duration::seconds(30));
+    assert_eq!(app.deliver_webhooks().await?.sent, 0, "backoff doubled");
+    app.advance(chrono::Duration::seconds(31));
+    let third = app.deliver_webhooks().await?;
+    assert_eq!((third.sent, third.failed), (1, 0));
+    let requests = receiver.received_requests().await.context("recorded")?;
+    assert_eq!(requests.len(), 3);
+    let body: Value = serde_json::from_slice(&requests[2].body)?;
+    assert_eq!(body["data"]["rule"], "failed_logins_address");
+    Ok(())
+}
+both_backends!(
+    alerts_survive_a_receiver_that_is_down,
+    alerts_survive_a_receiver_that_is_down
+);
