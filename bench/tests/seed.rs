@@ -1,0 +1,109 @@
+//! The data generator at a small size: everything it makes is what the
+//! server itself would have written (sealed, findable by e-mail, no two
+//! reservations of a resource overlapping).
+
+use anyhow::Result;
+use domain::ports::{ReservationRepository, VenueRepository};
+
+const PLAN: kluis_bench::Plan = kluis_bench::Plan {
+    venues: 3,
+    resources: 4,
+    guests: 300,
+    reservations: 700,
+    days: 60,
+};
+
+async fn seeded(database_url: String, dir: &std::path::Path) -> Result<store::Store> {
+    let key_file = dir.join("kluis.key");
+    api::keys::generate_key_file(&key_file)?;
+    let checked = api::config::Settings {
+        database_url,
+        key_file: Some(key_file),
+        ..api::config::Settings::default()
+    }
+    .check()?;
+    let report = kluis_bench::seed(&checked, PLAN).await?;
+    assert_eq!(
+        (report.venues, report.guests, report.reservations),
+        (3, 300, 700)
+    );
+    Ok(api::open_store(&checked).await?.0)
+}
+
+fn check(store: &store::Store) -> Result<()> {
+    let mut total = 0;
+    for index in 0..PLAN.venues {
+        let slug =
+            domain::Slug::parse(&kluis_bench::venue_slug(index)).map_err(anyhow::Error::msg)?;
+        let venue = store
+            .venue_by_slug(&slug)?
+            .ok_or_else(|| anyhow::anyhow!("no venue {index}"))?;
+        assert_eq!(store.resources(venue)?.len(), PLAN.resources);
+        let far = chrono::Duration::days(4_000);
+        let now = chrono::Utc::now();
+        let mut reservations = store.reservations_in(venue, now - far, now + far, None, 100_000)?;
+        total += reservations.len();
+        reservations.sort_by_key(|r| (r.resource_id.to_string(), r.starts_at));
+        for pair in reservations.windows(2) {
+            if pair[0].resource_id == pair[1].resource_id {
+                assert!(
+                    pair[0].blocked_until <= pair[1].starts_at,
+                    "overlap: {pair:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(total, PLAN.reservations);
+    // Guests are found by e-mail through the lookup tokens, in their venue.
+    let guests_per_venue = PLAN.guests / PLAN.venues;
+    for n in [0, 150, 299] {
+        let slug = domain::Slug::parse(&kluis_bench::venue_slug(n / guests_per_venue))
+            .map_err(anyhow::Error::msg)?;
+        let venue = store
+            .venue_by_slug(&slug)?
+            .ok_or_else(|| anyhow::anyhow!("no venue"))?;
+        let email = domain::Email::parse("email", &kluis_bench::guest_email(n))?;
+        assert!(
+            store.find_guest(venue, Some(&email), None)?.is_some(),
+            "guest {n}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_small_data_set_on_sqlite_is_sealed_findable_and_without_overlaps() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = seeded(url, dir.path()).await?;
+    check(&store)?;
+    let mut file = std::fs::read(dir.path().join("bench.db"))?;
+    if let Ok(wal) = std::fs::read(dir.path().join("bench.db-wal")) {
+        file.extend(wal);
+    }
+    let canary = kluis_bench::guest_email(150);
+    assert!(
+        !file.windows(canary.len()).any(|w| w == canary.as_bytes()),
+        "an e-mail address is stored in plain text"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_small_data_set_on_postgres_is_sealed_findable_and_without_overlaps() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let base = std::env::var("KLUIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned());
+    // A schema of its own, like the API tests.
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let store = {
+        use diesel::{Connection, RunQueryDsl};
+        let mut admin = diesel::PgConnection::establish(&base)?;
+        diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin)?;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-csearch_path%3D{schema}%2Cpublic");
+        seeded(url, dir.path()).await?
+    };
+    check(&store)
+}
