@@ -386,27 +386,18 @@ impl Settings {
                 "metrics_token",
                 "log_format",
             ]))
-            // Nested payment settings: KLUIS_PAYMENTS__STRIPE__SECRET_KEY.
-            .merge(
-                Env::prefixed("KLUIS_PAYMENTS__")
-                    .map(|key| format!("payments.{}", key.as_str().replace("__", ".")).into()),
-            )
-            // The brief's name for the Redis setting.
+            // Sections: KLUIS_PAYMENTS__STRIPE__SECRET_KEY,
+            // KLUIS_MONITORING__BULK_READ_RECORDS, ...
+            .merge(section_env("payments"))
+            .merge(section_env("monitoring"))
+            // The brief's name for the Redis setting; the section's own
+            // variable below wins over it.
             .merge(
                 Env::raw()
                     .only(&["KLUIS_REDIS_URL"])
                     .map(|_| "rate_limits.redis_url".into()),
             )
-            // Rate limits: KLUIS_RATE_LIMITS__ADDRESS_PER_MINUTE.
-            .merge(
-                Env::prefixed("KLUIS_RATE_LIMITS__")
-                    .map(|key| format!("rate_limits.{}", key.as_str().replace("__", ".")).into()),
-            )
-            // Monitoring: KLUIS_MONITORING__BULK_READ_RECORDS.
-            .merge(
-                Env::prefixed("KLUIS_MONITORING__")
-                    .map(|key| format!("monitoring.{}", key.as_str().replace("__", ".")).into()),
-            )
+            .merge(section_env("rate_limits"))
             .extract::<Settings>()
             .map_err(describe)?
             .check()
@@ -462,6 +453,12 @@ impl Settings {
             metrics_bind,
         })
     }
+}
+
+/// `KLUIS_<SECTION>__<KEY>__<KEY>` as `section.key.key`.
+fn section_env(section: &'static str) -> Env {
+    Env::prefixed(&format!("KLUIS_{}__", section.to_uppercase()))
+        .map(move |key| format!("{section}.{}", key.as_str().replace("__", ".")).into())
 }
 
 fn describe(error: figment::Error) -> ConfigError {

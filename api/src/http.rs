@@ -70,9 +70,6 @@ fn request_error(status: StatusCode, message: &str) -> HttpResponse {
     }))
 }
 
-/// Resolves the caller from the `Authorization` header, then runs the
-/// request as that principal. Credentials that were given but do not hold
-/// end the request with UNAUTHENTICATED and no hint which part was wrong.
 /// Runs a request inside a span carrying a fresh request id, which every
 /// log line of the request shows and the answer returns as `X-Request-Id`.
 async fn execute(
@@ -95,6 +92,9 @@ async fn execute(
     response
 }
 
+/// Resolves the caller from the `Authorization` header, then runs the
+/// request as that principal. Credentials that were given but do not hold
+/// end the request with UNAUTHENTICATED and no hint which part was wrong.
 async fn execute_as_caller(
     state: &ServerState,
     http: &HttpRequest,
@@ -155,15 +155,17 @@ async fn execute_as_caller(
         state
             .metrics
             .observe_request(None, 0.0, std::iter::once("RATE_LIMITED"));
-        return HttpResponse::Ok()
-            .insert_header(("Retry-After", retry_after.to_string()))
-            .json(json!({
-                "data": null,
-                "errors": [{
-                    "message": format!("too many requests; try again in {retry_after} s"),
-                    "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
-                }]
-            }));
+        let mut refused = refusal(
+            &format!("too many requests; try again in {retry_after} s"),
+            json!({ "code": "RATE_LIMITED", "retryAfter": retry_after }),
+        );
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+        {
+            refused
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return refused;
     }
     let spent = std::sync::Arc::new(graphql::limits::SpentComplexity::default());
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
@@ -200,7 +202,6 @@ async fn execute_as_caller(
         && let Some(monitor) = state.monitor.clone()
     {
         let subject = watched.subject();
-        let now = state.clock.now();
         let _recorded = tokio::task::spawn_blocking(move || {
             monitor.integrity_failures(&subject, integrity_failures, now);
         })
@@ -233,35 +234,37 @@ async fn execute_as_caller(
 
 /// The answer to a principal that is throttled or suspended.
 fn held_back(hold: &store::Hold, now: chrono::DateTime<chrono::Utc>) -> HttpResponse {
+    let alert = &hold.alert_id;
     match hold.until {
         Some(until) => {
             let seconds = (until - now).num_seconds().max(1);
-            HttpResponse::Ok().json(json!({
-                "data": null,
-                "errors": [{
-                    "message": format!("held back after unusual activity (alert {}); try again in {seconds} s or ask an admin", hold.alert_id),
-                    "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds, "alertId": hold.alert_id }
-                }]
-            }))
+            refusal(
+                &format!(
+                    "held back after unusual activity (alert {alert}); try again in {seconds} s or ask an admin"
+                ),
+                json!({ "code": "RATE_LIMITED", "retryAfter": seconds, "alertId": alert }),
+            )
         }
-        None => HttpResponse::Ok().json(json!({
-            "data": null,
-            "errors": [{
-                "message": format!("suspended after unusual activity (alert {}); an admin can lift it", hold.alert_id),
-                "extensions": { "code": "FORBIDDEN", "alertId": hold.alert_id }
-            }]
-        })),
+        None => refusal(
+            &format!("suspended after unusual activity (alert {alert}); an admin can lift it"),
+            json!({ "code": "FORBIDDEN", "alertId": alert }),
+        ),
     }
 }
 
-fn unauthenticated() -> HttpResponse {
+/// A GraphQL answer for a request refused before the schema ran.
+fn refusal(message: &str, extensions: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "data": null,
-        "errors": [{
-            "message": "missing, malformed, expired or revoked credentials",
-            "extensions": { "code": "UNAUTHENTICATED" }
-        }]
+        "errors": [{ "message": message, "extensions": extensions }]
     }))
+}
+
+fn unauthenticated() -> HttpResponse {
+    refusal(
+        "missing, malformed, expired or revoked credentials",
+        json!({ "code": "UNAUTHENTICATED" }),
+    )
 }
 
 async fn graphql_post(
@@ -438,7 +441,6 @@ async fn webhook(
     }
 }
 
-/// The process is up.
 /// Prometheus text exposition, for whoever `MetricsAccess` lets in.
 async fn metrics(state: web::Data<ServerState>, http: HttpRequest) -> HttpResponse {
     let access = &state.metrics_access;
@@ -476,6 +478,7 @@ async fn metrics(state: web::Data<ServerState>, http: HttpRequest) -> HttpRespon
     }
 }
 
+/// The process is up.
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }

@@ -25,19 +25,6 @@ pub mod rules {
     pub const INTEGRITY_FAILURE: &str = "integrity_failure";
     pub const API_KEY_NEW_NETWORK: &str = "api_key_new_network";
     pub const API_KEY_RATE: &str = "api_key_rate";
-
-    pub const ALL: [&str; 10] = [
-        FAILED_LOGINS_ACCOUNT,
-        FAILED_LOGINS_ADDRESS,
-        LOGIN_AFTER_FAILURES,
-        BULK_READ,
-        EXPORT_RATE,
-        ERASURE_RATE,
-        POLICY_REJECTED,
-        INTEGRITY_FAILURE,
-        API_KEY_NEW_NETWORK,
-        API_KEY_RATE,
-    ];
 }
 
 /// A client address stands in alerts as a keyed hash: alerts leave the

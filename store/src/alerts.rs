@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use domain::Email;
 
 use crate::outbox::{Mail, Outgoing, Webhook, WebhookTarget, insert_message, seal_message};
@@ -100,16 +99,6 @@ fn notice_mail(alert: &NewAlert, id: &str, now: DateTime<Utc>, to: Email) -> Mai
     }
 }
 
-fn is_unique_violation(error: &StoreError) -> bool {
-    matches!(
-        error,
-        StoreError::Query(DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation,
-            _
-        ))
-    )
-}
-
 impl Store {
     /// Opens an alert, or counts another trip of the open one for the same
     /// rule and principal; a newly opened alert is queued to `notices` in
@@ -197,7 +186,7 @@ impl Store {
                 Ok(Raised { id, opened: true })
             }));
             match result {
-                Err(error) if attempt < 3 && is_unique_violation(&error) => continue,
+                Err(error) if attempt < 3 && error.is_unique_violation() => continue,
                 other => return other,
             }
         }

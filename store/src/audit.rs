@@ -119,10 +119,9 @@ impl Store {
                 Ok::<_, StoreError>(())
             }));
             match result {
-                Err(StoreError::Query(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ))) => last_error = Some(StoreError::Race("audit sequence")),
+                Err(error) if error.is_unique_violation() => {
+                    last_error = Some(StoreError::Race("audit sequence"));
+                }
                 other => return other,
             }
         }

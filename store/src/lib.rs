@@ -81,6 +81,20 @@ pub enum StoreError {
     Race(&'static str),
 }
 
+impl StoreError {
+    /// A unique index refused a row another writer inserted first: worth
+    /// another try, which then finds that row.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
 impl From<CryptoError> for StoreError {
     fn from(error: CryptoError) -> Self {
         match error {

@@ -98,7 +98,7 @@ macro_rules! queue_reservation_event {
                 $c,
                 $s,
                 &id,
-                "webhook",
+                $crate::outbox::OutboxKind::Webhook.as_str(),
                 $event.name(),
                 Some(&venue_id),
                 &sealed,
@@ -189,14 +189,10 @@ pub(crate) fn seal_message(
     ring: &domain::crypto::KeyRing,
     message: &Outgoing,
 ) -> Result<(String, Vec<u8>), StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let plaintext = match message {
-        Outgoing::Email(mail) => serde_json::to_vec(mail),
-        Outgoing::Webhook(webhook) => serde_json::to_vec(webhook),
+    match message {
+        Outgoing::Email(mail) => seal_mail(ring, mail),
+        Outgoing::Webhook(webhook) => seal_json(ring, webhook),
     }
-    .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
-    let sealed = ring.seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
-    Ok((id, sealed))
 }
 
 /// A new outbox id and the e-mail sealed to it.
@@ -204,7 +200,19 @@ pub(crate) fn seal_mail(
     ring: &domain::crypto::KeyRing,
     mail: &Mail,
 ) -> Result<(String, Vec<u8>), StoreError> {
-    seal_message(ring, &Outgoing::Email(mail.clone()))
+    seal_json(ring, mail)
+}
+
+/// The kind column tells how to read the JSON back (`claim_due`).
+fn seal_json(
+    ring: &domain::crypto::KeyRing,
+    value: &impl serde::Serialize,
+) -> Result<(String, Vec<u8>), StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let plaintext = serde_json::to_vec(value)
+        .map_err(|_| StoreError::Corrupt("an outgoing message".to_owned()))?;
+    let sealed = ring.seal(Field::OUTBOX_MESSAGE, &id, &plaintext)?;
+    Ok((id, sealed))
 }
 
 /// The confirmation a guest with an e-mail address gets: when, where, and

@@ -51,16 +51,6 @@ impl Store {
         }))
     }
 
-    /// Forgets windows that started before `before`.
-    pub fn forget_rate_windows(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let before = db_instant(before);
-        let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| {
-            use s::rate_windows::dsl as w;
-            diesel::delete(w::rate_windows.filter(w::window_start.lt(before))).execute(c)?
-        }))
-    }
-
     /// Forgets windows that started before `before`, except those of API
     /// keys, kept until `keys_before` (their usual rate is judged on them).
     pub fn forget_rate_windows_except_keys(
