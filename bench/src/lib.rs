@@ -126,6 +126,11 @@ impl Sequence {
 /// Fills the database the settings name. Reservations of one resource never
 /// overlap: each resource's bookings follow each other in time.
 pub async fn seed(checked: &api::config::Checked, plan: Plan) -> Result<SeedReport, SeedError> {
+    if plan.reservations > 0 && (plan.guests == 0 || plan.venues == 0 || plan.resources == 0) {
+        return Err(SeedError::Venues(
+            "reservations need at least one venue, resource and guest".to_owned(),
+        ));
+    }
     let (store, _) = api::open_store(checked).await?;
     let definitions = api::import::parse("bench venues", &venue_file(&plan))
         .map_err(|e| SeedError::Venues(e.to_string()))?;
@@ -153,6 +158,8 @@ pub async fn seed(checked: &api::config::Checked, plan: Plan) -> Result<SeedRepo
     let guests_per_venue = plan.guests / plan.venues.max(1);
     while guest_number < plan.guests || made < plan.reservations {
         let mut guests = Vec::new();
+        // Each guest's venue, by index into `venues`.
+        let mut guest_venues = Vec::new();
         let mut bookings = Vec::new();
         while guests.len() < GUESTS_PER_BATCH && guest_number < plan.guests {
             let venue = guest_number / guests_per_venue.max(1) % plan.venues.max(1);
@@ -164,6 +171,7 @@ pub async fn seed(checked: &api::config::Checked, plan: Plan) -> Result<SeedRepo
                 email: Some(domain::Email::parse("email", &guest_email(guest_number))?),
                 phone: None,
             });
+            guest_venues.push(venue);
             guest_number += 1;
         }
         // Each batch books its share of reservations for its own guests.
@@ -173,14 +181,8 @@ pub async fn seed(checked: &api::config::Checked, plan: Plan) -> Result<SeedRepo
             (plan.reservations * guests.len()).div_ceil(plan.guests.max(1))
         };
         for _ in 0..share.min(plan.reservations - made) {
-            if guests.is_empty() {
-                break;
-            }
-            let guest = &guests[sequence.next(guests.len())];
-            let venue = venues
-                .iter()
-                .position(|(id, _)| *id == guest.venue_id)
-                .unwrap_or(0);
+            let pick = sequence.next(guests.len());
+            let (guest, venue) = (&guests[pick], guest_venues[pick]);
             let (venue_id, resources) = &venues[venue];
             // The n-th booking of a venue goes to resource n % count, at
             // that resource's next free step.
@@ -212,9 +214,6 @@ pub async fn seed(checked: &api::config::Checked, plan: Plan) -> Result<SeedRepo
         tokio::task::spawn_blocking(move || loader.bulk_load(&guests, &bookings, Utc::now()))
             .await
             .map_err(|e| SeedError::Task(e.to_string()))??;
-        if guests_per_venue == 0 && guest_number >= plan.guests && made >= plan.reservations {
-            break;
-        }
     }
     Ok(SeedReport {
         venues: venues.len(),

@@ -60,13 +60,12 @@ fn check_url(raw: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-async fn existing_venue(ctx: &Context<'_>, venue_id: &ID) -> Result<VenueId> {
-    let venue = VenueId::parse(venue_id).or_gql()?;
+async fn ensure_venue_exists(ctx: &Context<'_>, venue: VenueId) -> Result<()> {
     let store = store(ctx).clone();
     blocking(move || store.venue(venue))
         .await?
         .ok_or_else(|| api_error(Code::NotFound, "no such venue"))?;
-    Ok(venue)
+    Ok(())
 }
 
 #[derive(Default)]
@@ -103,7 +102,7 @@ impl WebhookMutation {
         let venue = VenueId::parse(&venue_id).or_gql()?;
         guard::require_in_venue(ctx, venue, "Mutation.setVenueWebhook", EXECUTE, "venue")?;
         let url = check_url(&url)?;
-        existing_venue(ctx, &venue_id).await?;
+        ensure_venue_exists(ctx, venue).await?;
         let store = store(ctx).clone();
         let at = now(ctx);
         let saved = url.clone();
