@@ -1,5 +1,5 @@
 use anyhow::Result;
-use kluis_tests::{Backend, Options, TestApp, both_backends};
+use kluis_tests::{Backend, CREATE, Options, TestApp, both_backends, guest, new_key, tomorrow_at};
 use serde_json::json;
 
 async fn scrape(app: &TestApp, base: &str, token: Option<&str>) -> Result<(u16, String)> {
@@ -55,6 +55,14 @@ async fn metrics_need_their_token_and_count_what_happens(backend: Backend) -> Re
     )
     .await?;
 
+    // A booking with an e-mail queues its confirmation: production without
+    // SMTP keeps it waiting, and the backlog shows it.
+    let venue = app.venue_id("one-table").await?;
+    let booked = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest() }, "key": new_key() }))
+        .await?;
+    assert!(booked["errors"].is_null(), "{booked}");
+
     let (status, text) = scrape(&app, &app.address, Some("scrape-secret")).await?;
     assert_eq!(status, 200, "{text}");
     for expected in [
@@ -64,7 +72,8 @@ async fn metrics_need_their_token_and_count_what_happens(backend: Backend) -> Re
         "kluis_alerts_total{rule=\"failed_logins_address\"} 1",
         "kluis_graphql_request_duration_seconds_bucket{operation=\"Ping\"",
         "kluis_pool_max_connections 8",
-        "kluis_outbox_backlog{kind=\"email\"} 0",
+        "kluis_outbox_backlog{kind=\"email\"} 1",
+        "kluis_outbox_backlog{kind=\"webhook\"} 0",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
