@@ -727,6 +727,50 @@ impl Store {
         rows.into_iter().map(Reservation::try_from).collect()
     }
 
+    /// The guest a venue knows by this e-mail address, with their
+    /// reservations there, newest start first, at most `limit`; `None` for
+    /// an address the venue does not know. Found through the lookup tokens
+    /// of every key version, so nothing is decrypted and guests not yet
+    /// re-encrypted by a rotation are found too.
+    pub fn reservations_of_guest_by_email(
+        &self,
+        venue: VenueId,
+        email: &Email,
+        limit: i64,
+    ) -> Result<Option<(GuestId, Vec<Reservation>)>, StoreError> {
+        let ring = self.keys().current();
+        let email_tokens = tokens(&ring, Field::GUEST_EMAIL, Some(email.expose()))?;
+        let no_phone: Vec<Vec<u8>> = Vec::new();
+        let venue = venue.to_string();
+        let mut connection = self.connection()?;
+        let found: Option<(String, Vec<ReservationRow>)> = on_backend!(&mut *connection, |c, s| {
+            let Some(guest) = find_guest_id!(c, s, &venue, &email_tokens, &no_phone) else {
+                return Ok(None);
+            };
+            use s::reservations::dsl as r;
+            // The venue filter is redundant with the guest's own venue; it
+            // keeps a corrupt row from leaking a booking across venues.
+            let rows = r::reservations
+                .filter(r::guest_id.eq(&guest))
+                .filter(r::venue_id.eq(&venue))
+                .order((r::starts_at.desc(), r::id.desc()))
+                .limit(limit)
+                .select(reservation_columns!(s))
+                .load::<ReservationRow>(c)?;
+            Some((guest, rows))
+        });
+        let Some((guest, rows)) = found else {
+            return Ok(None);
+        };
+        let guest =
+            GuestId::parse(&guest).map_err(|_| StoreError::Corrupt(format!("guest id {guest}")))?;
+        let reservations = rows
+            .into_iter()
+            .map(Reservation::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Some((guest, reservations)))
+    }
+
     /// Moves a reservation through its life cycle (check-in, no-show,
     /// completion) as venue staff record it.
     pub fn set_reservation_status(

@@ -576,6 +576,27 @@ impl TestApp {
             .with_context(|| format!("login failed: {answer}"))
     }
 
+    /// Has an admin create a partner API key bound to one venue; answers
+    /// the key to send as bearer token.
+    pub async fn partner_key(
+        &self,
+        admin: &str,
+        venue_id: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let answer = self
+            .gql_as(
+                admin,
+                "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }",
+                json!({ "i": { "name": name, "venueIds": [venue_id] } }),
+            )
+            .await?;
+        answer["data"]["createApiKey"]["key"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no key created: {answer}"))
+    }
+
     /// Sends a GraphQL request with `Authorization: Bearer <token>`.
     pub async fn gql_as(
         &self,

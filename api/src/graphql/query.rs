@@ -2,7 +2,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{NaiveDate, Utc};
 use domain::ports::{ReservationRepository, VenueRepository};
-use domain::{DomainError, ManageToken, PartySize, Reservation, ReservationId, VenueId};
+use domain::{DomainError, Email, ManageToken, PartySize, Reservation, ReservationId, VenueId};
 use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
@@ -160,6 +160,58 @@ impl BookingQuery {
                 )
             }));
         Ok(connection)
+    }
+
+    /// The reservations at a venue of the guest with this e-mail address,
+    /// newest start first (the front desk's lookup), `first` at most 100.
+    /// Found through the address's lookup token: the address is never
+    /// stored, logged or echoed.
+    #[graphql(
+        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
+    )]
+    async fn guest_reservations(
+        &self,
+        ctx: &Context<'_>,
+        venue_id: ID,
+        email: String,
+        first: Option<i32>,
+    ) -> Result<Vec<ReservationObject>> {
+        let venue_id = VenueId::parse(&venue_id).or_gql()?;
+        guard::require_in_venue(
+            ctx,
+            venue_id,
+            "Query.guestReservations",
+            guard::READ,
+            "venue",
+        )?;
+        let email = Email::parse("email", &email).or_gql()?;
+        let limit = i64::try_from(page_size(first)?).unwrap_or(0);
+        let store = store(ctx).clone();
+        let (venue, found) = blocking(move || {
+            let venue = store
+                .venue(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let found = store.reservations_of_guest_by_email(venue_id, &email, limit)?;
+            Ok((venue, found))
+        })
+        .await?;
+        let Some((guest, reservations)) = found else {
+            return Ok(Vec::new());
+        };
+        // Finding someone by their address is itself a use of it: the
+        // trail names the guest, never the address.
+        super::audit::record(
+            ctx,
+            &guard::principal(ctx).subject(),
+            "lookup",
+            format!("guest:{guest}"),
+            "email",
+            Some(venue_id.to_string()),
+        );
+        Ok(reservations
+            .into_iter()
+            .map(|reservation| ReservationObject::new(reservation, venue.clone(), Access::Public))
+            .collect())
     }
 
     /// The reservation a guest's manage token belongs to, with the guest's

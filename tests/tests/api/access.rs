@@ -395,16 +395,7 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         .to_owned();
     let admin = app.staff("admin", None).await?;
     let venue = app.venue_id("one-table").await?;
-    let partner = app
-        .gql_as(
-            &admin,
-            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }",
-            json!({ "i": { "name": "matrix", "venueIds": [venue] } }),
-        )
-        .await?["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let partner = app.partner_key(&admin, &venue, "matrix").await?;
     let callers = [
         ("admin", admin.clone()),
         ("manager", app.staff("manager", Some("one-table")).await?),

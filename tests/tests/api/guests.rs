@@ -532,3 +532,247 @@ both_backends!(
     an_interrupted_rotation_resumes_where_it_stopped,
     an_interrupted_rotation_resumes_where_it_stopped
 );
+
+const GUEST_RESERVATIONS: &str = "query G($v: ID!, $e: String!, $f: Int) { guestReservations(venueId: $v, email: $e, first: $f) { id guestName } }";
+
+fn ids_of(answer: &Value) -> Vec<String> {
+    answer["data"]["guestReservations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn booked_id(answer: &Value) -> Result<String> {
+    answer["data"]["createReservation"]["reservation"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("not booked: {answer}"))
+}
+
+/// The front desk types in the address the guest gives, in whatever case
+/// and spacing: the guest's bookings at this venue answer, newest first,
+/// nobody else's and none elsewhere, and the trail names the guest but
+/// never the address.
+async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let email = format!("ada.{tag}@example.org");
+    let mut ada = Vec::new();
+    for (hour, written) in [
+        (9, email.clone()),
+        (11, format!("  {}  ", email.to_uppercase())),
+        (10, format!(" Ada.{tag}@Example.ORG")),
+    ] {
+        let booked = book_as(
+            &app,
+            &venue,
+            hour,
+            json!({ "name": "Ada Lovelace", "email": written }),
+        )
+        .await?;
+        ada.push(booked_id(&booked)?);
+    }
+    let (nine, eleven, ten) = (ada[0].clone(), ada[1].clone(), ada[2].clone());
+    let bob = booked_id(
+        &book_as(
+            &app,
+            &venue,
+            12,
+            json!({ "name": "Bob", "email": format!("bob.{tag}@example.org") }),
+        )
+        .await?,
+    )?;
+    let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
+    let elsewhere = app
+        .gql(CREATE, json!({ "input": { "venueId": app.venue_id("lunch-room").await?, "startsAt": lunch,
+            "partySize": 2, "guest": { "name": "Ada Lovelace", "email": email } }, "key": new_key() }))
+        .await?;
+    let elsewhere = booked_id(&elsewhere)?;
+
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let typed = format!(" ADA.{tag}@example.ORG ");
+    let found = app
+        .gql_as(
+            &staff,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": typed }),
+        )
+        .await?;
+    assert!(found.get("errors").is_none(), "{found}");
+    assert_eq!(
+        ids_of(&found),
+        [eleven.as_str(), ten.as_str(), nine.as_str()],
+        "{found}"
+    );
+    assert_eq!(
+        found["data"]["guestReservations"][0]["guestName"], "Ada Lovelace",
+        "{found}"
+    );
+    assert!(!ids_of(&found).contains(&bob) && !ids_of(&found).contains(&elsewhere));
+    let limited = app
+        .gql_as(
+            &staff,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": email, "f": 2 }),
+        )
+        .await?;
+    assert_eq!(
+        ids_of(&limited),
+        [eleven.as_str(), ten.as_str()],
+        "{limited}"
+    );
+
+    // A manager may read the address back through the guarded field; the
+    // lookup itself answers no more than staff get.
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let managed = app
+        .gql_as(
+            &manager,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": email, "f": 1 }),
+        )
+        .await?;
+    assert_eq!(ids_of(&managed), [eleven.as_str()], "{managed}");
+
+    let guest_ids = app.query_texts(&format!(
+        "SELECT guest_id AS value FROM reservations WHERE id = '{nine}'"
+    ))?;
+    let guest = guest_ids
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no guest for {nine}"))?;
+    // The whole trail, so that the canaries below are looked for in every
+    // column of every entry.
+    let trail = app.query_texts(
+        "SELECT principal || ' ' || action || ' ' || object || ' ' || fields || ' ' || COALESCE(venue_id, '') AS value \
+         FROM audit_log ORDER BY seq",
+    )?;
+    let lookups: Vec<&String> = trail
+        .iter()
+        .filter(|entry| entry.split(' ').nth(1) == Some("lookup"))
+        .collect();
+    assert_eq!(lookups.len(), 3, "one per lookup: {trail:?}");
+    for entry in &lookups {
+        assert!(
+            entry.starts_with("user:")
+                && entry.ends_with(&format!(" lookup guest:{guest} email {venue}")),
+            "{entry}"
+        );
+    }
+    assert_eq!(app.verify_audit().await?.1, None);
+    let trail = trail.join("\n");
+    assert!(
+        trail.contains("guestName"),
+        "the reads are on the record: {trail}"
+    );
+    for canary in [&email, &typed, &tag] {
+        assert_absent(trail.as_bytes(), canary, "the audit log");
+        assert_absent(&captured_logs(), canary, "the logs");
+        assert_absent(found.to_string().as_bytes(), canary, "the answer");
+    }
+    Ok(())
+}
+both_backends!(
+    the_front_desk_finds_a_guests_bookings_by_email,
+    the_front_desk_finds_a_guests_bookings_by_email
+);
+
+/// Who may not look up, and what a lookup of nothing or of something that
+/// is not an address answers: the same refusals as the day sheet, an empty
+/// list, BAD_USER_INPUT without the value.
+async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_address(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let email = format!("grace.{tag}@example.org");
+    let booked = book_as(
+        &app,
+        &venue,
+        9,
+        json!({ "name": "Grace Hopper", "email": email }),
+    )
+    .await?;
+    let token = token_of(&booked);
+    let lookup = json!({ "v": venue, "e": email });
+    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";
+    let day_sheet = json!({ "v": venue, "d": kluis_tests::tomorrow() });
+
+    // The same code as the day sheet gives each caller.
+    let anonymous = app.gql(GUEST_RESERVATIONS, lookup.clone()).await?;
+    let anonymous_day = app.gql(day, day_sheet.clone()).await?;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
+    assert_eq!(error_code(&anonymous), error_code(&anonymous_day));
+    let outsider = app.staff("manager", Some("lunch-room")).await?;
+    let refused = app
+        .gql_as(&outsider, GUEST_RESERVATIONS, lookup.clone())
+        .await?;
+    let refused_day = app.gql_as(&outsider, day, day_sheet.clone()).await?;
+    assert_eq!(
+        error_code(&refused),
+        Some("NOT_FOUND"),
+        "another venue's staff cannot tell it exists: {refused}"
+    );
+    assert_eq!(error_code(&refused), error_code(&refused_day));
+    let admin = app.staff("admin", None).await?;
+    let partner = app.partner_key(&admin, &venue, "lookup").await?;
+    for (who, credential) in [("a partner of the venue", partner), ("the guest", token)] {
+        let denied = app
+            .gql_as(&credential, GUEST_RESERVATIONS, lookup.clone())
+            .await?;
+        assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{who}: {denied}");
+    }
+    for answer in [&anonymous, &refused] {
+        assert!(answer["data"].is_null(), "{answer}");
+    }
+
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let invalid = format!("grace.{tag}-at-example.org");
+    let bad = app
+        .gql_as(
+            &staff,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": invalid }),
+        )
+        .await?;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "email", "{bad}");
+    let too_many = app
+        .gql_as(
+            &staff,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": email, "f": 101 }),
+        )
+        .await?;
+    assert_eq!(error_code(&too_many), Some("BAD_USER_INPUT"), "{too_many}");
+    let unknown = app
+        .gql_as(
+            &staff,
+            GUEST_RESERVATIONS,
+            json!({ "v": venue, "e": format!("nobody.{tag}@example.org") }),
+        )
+        .await?;
+    assert!(unknown.get("errors").is_none(), "{unknown}");
+    assert_eq!(unknown["data"]["guestReservations"], json!([]), "{unknown}");
+    assert_eq!(
+        app.count_rows("audit_log", "action = 'lookup'")?,
+        0,
+        "no guest was found, so none was looked up"
+    );
+    for answer in [&anonymous, &refused, &bad, &too_many, &unknown] {
+        assert_absent(answer.to_string().as_bytes(), &tag, "an answer");
+    }
+    assert_absent(&captured_logs(), &tag, "the logs");
+    Ok(())
+}
+both_backends!(
+    a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_address,
+    a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_address
+);
