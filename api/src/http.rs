@@ -25,6 +25,8 @@ pub struct ServerState {
     pub metrics: crate::metrics::Metrics,
     pub metrics_access: MetricsAccess,
     pub limiter: crate::rate_limit::RateLimiter,
+    /// Appends requests' audit trails, many per transaction.
+    pub audit: crate::audit_writer::AuditWriter,
 }
 
 /// Who may read `/metrics`.
@@ -210,23 +212,18 @@ async fn execute_as_caller(
     // Personal data leaves only once its reading is on the record.
     let events = trail.take();
     if !events.is_empty() {
-        let store = state.store.clone();
         let now = state.clock.now();
-        let monitor = state.monitor.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            store.audit(&events, now)?;
-            if let Some(monitor) = monitor {
+        if let Err(error) = state.audit.append(events.clone(), now).await {
+            let error = graphql::errors::internal_error(&error);
+            return HttpResponse::Ok().json(
+                json!({ "data": null, "errors": [error.into_server_error(Default::default())] }),
+            );
+        }
+        if let Some(monitor) = state.monitor.clone() {
+            let _checked = tokio::task::spawn_blocking(move || {
                 monitor.after_request(&watched, &events, now);
-            }
-            Ok::<_, store::StoreError>(())
-        });
-        match written.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                let error = graphql::errors::internal_error(&error);
-                return HttpResponse::Ok().json(json!({ "data": null, "errors": [error.into_server_error(Default::default())] }));
-            }
-            Err(_) => return HttpResponse::InternalServerError().finish(),
+            })
+            .await;
         }
     }
     HttpResponse::Ok().json(response)

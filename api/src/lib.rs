@@ -1,6 +1,7 @@
 //! The kluis server: configuration, start-up, HTTP routes and the GraphQL
 //! schema. The `kluis` binary in `main.rs` is a thin command line over this.
 
+pub mod audit_writer;
 pub mod auth;
 pub mod authz;
 pub mod clock;
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Import(#[from] import::ImportError),
+    #[error("cannot start the audit writer: {0}")]
+    AuditWriter(std::io::Error),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error("TLS: {0}")]
@@ -278,6 +281,8 @@ impl Application {
         if checked.settings.outbox_delivery {
             outbox::deliver_periodically(store.clone(), couriers, clock.clone());
         }
+        let audit =
+            audit_writer::AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?;
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {
@@ -300,6 +305,7 @@ impl Application {
             monitor: Some(monitor),
             metrics,
             limiter: limiter.clone(),
+            audit,
             metrics_access: http::MetricsAccess {
                 token: checked
                     .settings

@@ -40,7 +40,31 @@ pub struct Monitor {
     metrics: Option<crate::metrics::Metrics>,
     /// (key, network) pairs this node already knows are on record.
     known_networks: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+    /// Per principal, what the trail said at the last bulk-read count and
+    /// how many records this node has seen it read since.
+    bulk_counts: Arc<std::sync::Mutex<std::collections::HashMap<String, BulkCount>>>,
 }
+
+/// The bulk-read count is a query over the principal's whole window of the
+/// trail; run on every request it grows with the very reading it watches.
+/// It runs when this node's own tally could have crossed the threshold, and
+/// at least every `BULK_RECOUNT` for reads made through other nodes.
+#[derive(Clone, Copy)]
+struct BulkCount {
+    counted_at: std::time::Instant,
+    counted: i64,
+    read_since: i64,
+}
+
+enum BulkCheck {
+    Skip,
+    Now,
+    Later,
+}
+
+const BULK_RECOUNT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Principals tallied before idle ones are forgotten.
+const BULK_TALLIES: usize = 10_000;
 
 /// The network an address belongs to, as API-key use is judged: IPv4 /24,
 /// IPv6 /48 (one customer's block, roughly).
@@ -69,6 +93,7 @@ impl Monitor {
             notices: Arc::new(notices),
             metrics,
             known_networks: Arc::default(),
+            bulk_counts: Arc::default(),
         }
     }
 
@@ -173,12 +198,67 @@ impl Monitor {
             .iter()
             .filter(own)
             .find_map(|event| event.venue_id.as_deref());
-        if events
+        let read = events
             .iter()
             .filter(own)
-            .any(|event| event.action == "read")
+            .filter(|event| event.action == "read")
+            .count();
+        if read == 0 {
+            return;
+        }
+        match self.bulk_count_due(&subject, i64::try_from(read).unwrap_or(i64::MAX)) {
+            BulkCheck::Skip => {}
+            // The request that may have crossed the threshold waits for the
+            // verdict, so that the next one is already held back.
+            BulkCheck::Now => self.bulk_read(principal, &subject, venue, now),
+            // A periodic recount (for reads through other nodes) does not
+            // hold up the request that happened to come due.
+            BulkCheck::Later => {
+                let monitor = self.clone();
+                let principal = principal.clone();
+                let venue = venue.map(str::to_owned);
+                drop(tokio::task::spawn_blocking(move || {
+                    monitor.bulk_read(&principal, &subject, venue.as_deref(), now);
+                }));
+            }
+        }
+    }
+
+    /// Adds this request's reads to the principal's tally and says when
+    /// the trail must be counted.
+    fn bulk_count_due(&self, subject: &str, read: i64) -> BulkCheck {
+        let Ok(mut counts) = self.bulk_counts.lock() else {
+            return BulkCheck::Now;
+        };
+        let Some(count) = counts.get_mut(subject) else {
+            return BulkCheck::Now;
+        };
+        count.read_since = count.read_since.saturating_add(read);
+        if count.counted.saturating_add(count.read_since) > i64::from(self.rules.bulk_read_records)
         {
-            self.bulk_read(principal, &subject, venue, now);
+            BulkCheck::Now
+        } else if count.counted_at.elapsed() >= BULK_RECOUNT {
+            // One recount at a time: the next requests see it as fresh.
+            count.counted_at = std::time::Instant::now();
+            BulkCheck::Later
+        } else {
+            BulkCheck::Skip
+        }
+    }
+
+    fn bulk_counted(&self, subject: &str, counted: i64) {
+        if let Ok(mut counts) = self.bulk_counts.lock() {
+            if counts.len() >= BULK_TALLIES {
+                counts.retain(|_, count| count.counted_at.elapsed() < BULK_RECOUNT * 60);
+            }
+            counts.insert(
+                subject.to_owned(),
+                BulkCount {
+                    counted_at: std::time::Instant::now(),
+                    counted,
+                    read_since: 0,
+                },
+            );
         }
     }
 
@@ -218,7 +298,10 @@ impl Monitor {
     ) {
         let since = now - chrono::Duration::minutes(i64::from(self.rules.bulk_read_minutes));
         let count = match self.store.distinct_reads_since(subject, since) {
-            Ok(count) => count,
+            Ok(count) => {
+                self.bulk_counted(subject, count);
+                count
+            }
             Err(error) => {
                 tracing::error!(rule = rules::BULK_READ, %error, "a rule could not be evaluated");
                 return;

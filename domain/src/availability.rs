@@ -67,9 +67,17 @@ impl BookingContext<'_> {
             .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
             .filter_map(|(starts_at, _)| {
                 let (ends_at, blocked_until) = self.span(starts_at);
+                // One pass over the day's occupancy per slot, not one per
+                // resource: a busy day has hundreds of reservations.
+                let taken: Vec<ResourceId> = self
+                    .occupied
+                    .iter()
+                    .filter(|o| o.overlaps(starts_at, blocked_until))
+                    .map(|o| o.resource_id)
+                    .collect();
                 let free_resources: Vec<ResourceId> = fitting
                     .iter()
-                    .filter(|r| self.is_free(r.id, starts_at, blocked_until))
+                    .filter(|r| !taken.contains(&r.id))
                     .map(|r| r.id)
                     .collect();
                 (!free_resources.is_empty()).then_some(Slot {

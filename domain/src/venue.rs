@@ -53,6 +53,13 @@ pub struct BookingRules {
 impl BookingRules {
     pub const MAX_DURATION_MINUTES: u32 = 24 * 60;
 
+    /// The longest a reservation can keep a resource (booking plus
+    /// buffer): what lets a search for reservations overlapping a span
+    /// look only at those starting shortly before it.
+    pub fn longest_block() -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(2 * Self::MAX_DURATION_MINUTES))
+    }
+
     /// Defaults that fit a restaurant: two-hour tables every 15 minutes.
     pub fn restaurant_defaults() -> Self {
         Self {
@@ -73,6 +80,17 @@ impl BookingRules {
             return Err(DomainError::invalid(
                 "slotIntervalMinutes",
                 "must be at least 1",
+            ));
+        }
+        if self.booking_duration.get() > Self::MAX_DURATION_MINUTES
+            || self.buffer.get() > Self::MAX_DURATION_MINUTES
+        {
+            return Err(DomainError::invalid(
+                "bookingDurationMinutes",
+                format!(
+                    "booking and buffer must each be at most {} minutes",
+                    Self::MAX_DURATION_MINUTES
+                ),
             ));
         }
         if self.booking_duration.get() == 0 {

@@ -43,7 +43,7 @@ pub use outbox::{
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
-pub use venues::{ImportReport, ResourceDefinition, VenueDefinition};
+pub use venues::{ImportReport, ResourceDefinition, VenueDefinition, VenueView};
 pub use webhooks::VenueWebhook;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -171,6 +171,7 @@ pub struct Store {
     pool: Pool,
     backend: Backend,
     keys: SharedKeyRing,
+    venue_cache: std::sync::Arc<venues::VenueCache>,
 }
 
 impl Store {
@@ -184,6 +185,7 @@ impl Store {
             pool: connection::build_pool(url, pool_size)?,
             backend: url.backend(),
             keys,
+            venue_cache: std::sync::Arc::default(),
         })
     }
 

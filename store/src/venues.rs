@@ -1,6 +1,9 @@
 //! Venues, opening hours and resources: reading them, and the declarative
 //! import that creates or updates them.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
@@ -61,6 +64,9 @@ macro_rules! load_occupancy {
             .filter(r::venue_id.eq($venue_id))
             .filter(r::status.eq_any(active))
             .filter(r::starts_at.lt(db_instant($until)))
+            // No reservation blocks longer than this, so the index on
+            // (venue, start) bounds the search on both sides.
+            .filter(r::starts_at.gt(db_instant($from - domain::BookingRules::longest_block())))
             .filter(r::blocked_until.gt(db_instant($from)))
             .filter(r::id.ne($except))
             // A hold whose payment deadline passed no longer holds.
@@ -133,7 +139,7 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+        let imported = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let mut report = ImportReport::default();
             for definition in definitions {
                 use s::venues::dsl as v;
@@ -283,7 +289,9 @@ impl Store {
                 .execute(c)?;
             }
             Ok::<_, StoreError>(report)
-        }))
+        }));
+        self.venue_cache.clear();
+        imported
     }
 
     /// The id of the venue with this slug.
@@ -361,30 +369,117 @@ impl VenueRepository for Store {
         party: PartySize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Slot>, StoreError> {
+        Ok(self.availability_view(venue_id, date, party, now)?.1)
+    }
+}
+
+/// A venue's definition as the hot reads use it: rules, hours, resources.
+#[derive(Debug)]
+pub struct VenueView {
+    pub venue: Venue,
+    /// Retired ones included, in slug order.
+    pub resources: Vec<Resource>,
+}
+
+/// How long a cached venue definition serves reads. Edits made through
+/// this node drop it at once; edits made through another node (or the
+/// CLI) reach this node's availability within this time.
+const VENUE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Venue definitions change rarely and are read by every availability
+/// request and day sheet; caching them briefly leaves one query (the
+/// occupancy) on the hottest path. Bookings never use it: they check
+/// their rules inside their own transaction.
+#[derive(Default)]
+pub(crate) struct VenueCache(
+    std::sync::Mutex<HashMap<String, (std::time::Instant, Arc<VenueView>)>>,
+);
+
+impl VenueCache {
+    fn fresh(&self, id: &str) -> Option<Arc<VenueView>> {
+        let entries = self.0.lock().ok()?;
+        let (loaded, view) = entries.get(id)?;
+        (loaded.elapsed() < VENUE_CACHE_TTL).then(|| Arc::clone(view))
+    }
+
+    fn keep(&self, id: String, view: &Arc<VenueView>) {
+        if let Ok(mut entries) = self.0.lock() {
+            entries.insert(id, (std::time::Instant::now(), Arc::clone(view)));
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut entries) = self.0.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// The cached definition, or loads it on the caller's connection.
+macro_rules! venue_view {
+    ($store:expr, $c:expr, $s:ident, $id:expr) => {{
+        match $store.venue_cache.fresh($id) {
+            Some(view) => Some(view),
+            None => match load_venue!($c, $s, $id) {
+                None => None,
+                Some(venue) => {
+                    let resources = load_resources!($c, $s, $id);
+                    let view = Arc::new(VenueView { venue, resources });
+                    $store.venue_cache.keep($id.to_owned(), &view);
+                    Some(view)
+                }
+            },
+        }
+    }};
+}
+
+impl Store {
+    /// A venue with its resources, from the cache when fresh.
+    pub fn venue_view(&self, id: VenueId) -> Result<Option<Arc<VenueView>>, StoreError> {
+        let id = id.to_string();
+        if let Some(view) = self.venue_cache.fresh(&id) {
+            return Ok(Some(view));
+        }
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| venue_view!(
+            self, c, s, &id
+        )))
+    }
+
+    /// Start times on a local date with the resources free for each, and
+    /// the venue they belong to: one connection, and only the occupancy
+    /// query when the venue's definition is cached.
+    pub fn availability_view(
+        &self,
+        venue_id: VenueId,
+        date: NaiveDate,
+        party: PartySize,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<VenueView>, Vec<Slot>), StoreError> {
         let mut connection = self.connection()?;
         let id = venue_id.to_string();
-        let (venue, resources, occupied): (Venue, Vec<Resource>, Vec<Occupancy>) =
+        let (view, occupied): (Arc<VenueView>, Vec<Occupancy>) =
             on_backend!(&mut *connection, |c, s| {
-                let venue: Venue = load_venue!(c, s, &id).ok_or(DomainError::not_found("venue"))?;
-                let resources = load_resources!(c, s, &id);
-                let grid = venue.slot_grid(date);
+                let view = venue_view!(self, c, s, &id).ok_or(DomainError::not_found("venue"))?;
+                let grid = view.venue.slot_grid(date);
                 let occupied = match (grid.first(), grid.last()) {
                     (Some((from, _)), Some((last, _))) => {
                         let until = *last
-                            + venue.rules.booking_duration.duration()
-                            + venue.rules.buffer.duration();
+                            + view.venue.rules.booking_duration.duration()
+                            + view.venue.rules.buffer.duration();
                         load_occupancy!(c, s, &id, *from, until, "", now)
                     }
                     _ => Vec::new(),
                 };
-                (venue, resources, occupied)
+                (view, occupied)
             });
         let context = BookingContext {
-            venue: &venue,
-            resources: &resources,
+            venue: &view.venue,
+            resources: &view.resources,
             occupied: &occupied,
             now,
         };
-        Ok(context.availability(date, party)?)
+        let slots = context.availability(date, party)?;
+        Ok((view, slots))
     }
 }

@@ -73,7 +73,7 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(limits::RequestLimits);
+        .extension(limits::RequestLimits::default());
     if env == Environment::Production {
         builder = builder.disable_introspection().disable_suggestions();
     }

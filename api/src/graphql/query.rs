@@ -6,7 +6,7 @@ use domain::{DomainError, Email, ManageToken, PartySize, Reservation, Reservatio
 use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::types::{Access, ReservationObject, ResourceObject, Slot, VenueObject, local};
+use super::types::{Access, ReservationObject, Slot, VenueObject, local};
 use super::{DEFAULT_PAGE, MAX_PAGE, blocking, guard, now, store};
 
 #[derive(Default)]
@@ -76,26 +76,16 @@ impl BookingQuery {
         let party = PartySize::parse(i64::from(party_size)).or_gql()?;
         let store = store(ctx).clone();
         let at = now(ctx);
-        let (venue, resources, slots) = blocking(move || {
-            let venue = store
-                .venue(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?;
-            let slots = store.availability(venue_id, date, party, at)?;
-            let resources = store.resources(venue_id)?;
-            Ok((venue, resources, slots))
-        })
-        .await?;
+        let (view, slots) =
+            blocking(move || store.availability_view(venue_id, date, party, at)).await?;
+        let time_zone = view.venue.time_zone;
         Ok(slots
             .into_iter()
             .map(|slot| Slot {
-                starts_at: local(slot.starts_at, venue.time_zone),
-                ends_at: local(slot.ends_at, venue.time_zone),
-                free_resources: slot
-                    .free_resources
-                    .iter()
-                    .filter_map(|id| resources.iter().find(|r| r.id == *id).cloned())
-                    .map(ResourceObject)
-                    .collect(),
+                starts_at: local(slot.starts_at, time_zone),
+                ends_at: local(slot.ends_at, time_zone),
+                free_resources: slot.free_resources,
+                venue: std::sync::Arc::clone(&view),
             })
             .collect())
     }
@@ -139,8 +129,10 @@ impl BookingQuery {
         let limit = i64::try_from(first).unwrap_or(0) + 1;
         let (venue, mut reservations) = blocking(move || {
             let venue = store
-                .venue(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?;
+                .venue_view(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?
+                .venue
+                .clone();
             let from = venue.instant_at(date, domain::TimeOfDay::MIDNIGHT);
             let until = venue.instant_at(date, domain::TimeOfDay::END_OF_DAY);
             let list = store.reservations_in(venue_id, from, until, cursor, limit)?;
@@ -150,15 +142,16 @@ impl BookingQuery {
         let has_next_page = reservations.len() > first;
         reservations.truncate(first);
         let mut connection = Connection::new(has_cursor, has_next_page);
-        connection
-            .edges
-            .extend(reservations.into_iter().map(|reservation| {
-                let cursor = format!("{}|{}", reservation.starts_at.to_rfc3339(), reservation.id);
-                Edge::new(
-                    cursor,
-                    ReservationObject::new(reservation, venue.clone(), Access::Public),
-                )
-            }));
+        connection.edges.extend(
+            ReservationObject::list(reservations, &venue, Access::Public)
+                .into_iter()
+                .map(|object| {
+                    let reservation = &object.reservation;
+                    let cursor =
+                        format!("{}|{}", reservation.starts_at.to_rfc3339(), reservation.id);
+                    Edge::new(cursor, object)
+                }),
+        );
         Ok(connection)
     }
 
@@ -189,8 +182,10 @@ impl BookingQuery {
         let store = store(ctx).clone();
         let (venue, found) = blocking(move || {
             let venue = store
-                .venue(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?;
+                .venue_view(venue_id)?
+                .ok_or(DomainError::not_found("venue"))?
+                .venue
+                .clone();
             let found = store.reservations_of_guest_by_email(venue_id, &email, limit)?;
             Ok((venue, found))
         })
@@ -208,10 +203,11 @@ impl BookingQuery {
             "email",
             Some(venue_id.to_string()),
         );
-        Ok(reservations
-            .into_iter()
-            .map(|reservation| ReservationObject::new(reservation, venue.clone(), Access::Public))
-            .collect())
+        Ok(ReservationObject::list(
+            reservations,
+            &venue,
+            Access::Public,
+        ))
     }
 
     /// The reservation a guest's manage token belongs to, with the guest's
@@ -247,8 +243,10 @@ pub async fn load_reservation(
         let reservation = find(&store)?.ok_or(DomainError::not_found("reservation"))?;
         let id = reservation.id;
         let venue = store
-            .venue(reservation.venue_id)?
-            .ok_or_else(|| store::StoreError::Corrupt(format!("reservation {id} has no venue")))?;
+            .venue_view(reservation.venue_id)?
+            .ok_or_else(|| store::StoreError::Corrupt(format!("reservation {id} has no venue")))?
+            .venue
+            .clone();
         Ok((reservation, venue))
     })
     .await?;

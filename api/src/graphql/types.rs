@@ -2,11 +2,14 @@
 //! the venue's UTC offset at that instant, so a front-end can print them
 //! as they are without knowing time-zone rules.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
-use domain::ports::{GuestRecord, ReservationRepository, VenueRepository};
-use domain::{Reservation, ReservationStatus, Resource, ResourceKind, Venue};
+use domain::ports::{GuestRecord, VenueRepository};
+use domain::{Reservation, ReservationId, ReservationStatus, Resource, ResourceKind, Venue};
 
 use super::{blocking, store};
 
@@ -183,13 +186,36 @@ impl From<ResourceKind> for ResourceKindValue {
 }
 
 /// A start time that can be booked for the requested party.
-#[derive(async_graphql::SimpleObject)]
 pub struct Slot {
     pub starts_at: DateTime<FixedOffset>,
     pub ends_at: DateTime<FixedOffset>,
+    /// Resolved into objects only when the query asks for them: a day has
+    /// dozens of slots with dozens of resources each.
+    pub free_resources: Vec<domain::ResourceId>,
+    pub venue: Arc<store::VenueView>,
+}
+
+/// A start time that can be booked for the requested party.
+#[Object]
+impl Slot {
+    async fn starts_at(&self) -> DateTime<FixedOffset> {
+        self.starts_at
+    }
+
+    async fn ends_at(&self) -> DateTime<FixedOffset> {
+        self.ends_at
+    }
+
     /// Free resources that seat the party, smallest first; the first is the
     /// one a booking without `resourceId` gets.
-    pub free_resources: Vec<ResourceObject>,
+    async fn free_resources(&self) -> Vec<ResourceObject> {
+        self.free_resources
+            .iter()
+            .filter_map(|id| self.venue.resources.iter().find(|r| r.id == *id))
+            .cloned()
+            .map(ResourceObject)
+            .collect()
+    }
 }
 
 /// How the caller reached a reservation, which decides whether its
@@ -202,23 +228,51 @@ pub enum Access {
     Guest,
 }
 
+/// The guests of reservations answered together (a day sheet, a lookup):
+/// decrypted in one load, the first time any of them is asked for a
+/// personal field the caller may read, and not at all otherwise.
+pub struct GuestBatch {
+    reservations: Vec<Reservation>,
+    records: tokio::sync::OnceCell<HashMap<ReservationId, GuestRecord>>,
+}
+
 pub struct ReservationObject {
     pub reservation: Reservation,
     pub venue: Venue,
     pub access: Access,
-    /// The decrypted guest, loaded once however many personal fields the
-    /// query asks for.
-    pub guest: tokio::sync::OnceCell<Option<GuestRecord>>,
+    guests: Arc<GuestBatch>,
 }
 
 impl ReservationObject {
     pub fn new(reservation: Reservation, venue: Venue, access: Access) -> Self {
+        let guests = Arc::new(GuestBatch {
+            reservations: vec![reservation.clone()],
+            records: tokio::sync::OnceCell::new(),
+        });
         Self {
             reservation,
             venue,
             access,
-            guest: tokio::sync::OnceCell::new(),
+            guests,
         }
+    }
+
+    /// Objects for reservations of one venue answered in one list; their
+    /// guests load together.
+    pub fn list(reservations: Vec<Reservation>, venue: &Venue, access: Access) -> Vec<Self> {
+        let guests = Arc::new(GuestBatch {
+            reservations: reservations.clone(),
+            records: tokio::sync::OnceCell::new(),
+        });
+        reservations
+            .into_iter()
+            .map(|reservation| Self {
+                reservation,
+                venue: venue.clone(),
+                access,
+                guests: Arc::clone(&guests),
+            })
+            .collect()
     }
 
     /// The Casbin subject for this reservation's fields: the guest when it
@@ -268,15 +322,16 @@ impl ReservationObject {
     /// denied field is FORBIDDEN on its own and the rest still answers.
     async fn personal(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
         self.check(ctx, object)?;
-        let record = self
-            .guest
+        let records = self
+            .guests
+            .records
             .get_or_try_init(|| async {
                 let store = store(ctx).clone();
-                let reservation = self.reservation.clone();
-                blocking(move || store.guest_record(&reservation)).await
+                let reservations = self.guests.reservations.clone();
+                blocking(move || store.guest_records(&reservations)).await
             })
             .await?;
-        Ok(record.as_ref())
+        Ok(records.get(&self.reservation.id))
     }
 }
 
@@ -295,10 +350,16 @@ impl ReservationObject {
         let store = store(ctx).clone();
         let venue = self.venue.id;
         let wanted = self.reservation.resource_id;
-        let resources = blocking(move || store.resources(venue)).await?;
-        resources
-            .into_iter()
+        let view = blocking(move || {
+            store
+                .venue_view(venue)?
+                .ok_or_else(|| store::StoreError::Corrupt(format!("venue {venue} vanished")))
+        })
+        .await?;
+        view.resources
+            .iter()
             .find(|r| r.id == wanted)
+            .cloned()
             .map(ResourceObject)
             .ok_or_else(|| {
                 super::errors::internal_error(&store::StoreError::Corrupt(format!(
