@@ -1,5 +1,7 @@
-//! `kluis-bench seed`: fills the database of the settings (`kluis.toml`,
-//! `KLUIS_*`) with the benchmark's data set.
+//! The load benchmark's tools, all working on the database of the settings
+//! (`kluis.toml`, `KLUIS_*`): `seed` fills it with the data set, `baseline`
+//! serves the hot reads' bare SQL for comparison, `check` counts double
+//! bookings after a booking run. `scripts/bench.sh` drives them.
 
 use std::path::PathBuf;
 
@@ -31,6 +33,27 @@ enum Command {
         reservations: usize,
         #[arg(long, default_value_t = kluis_bench::Plan::FULL.days)]
         days: i64,
+        /// Where to write what the scenarios need (ids, bench accounts), as
+        /// a Lua table. It holds the bench accounts' secrets.
+        #[arg(long, default_value = "bench-fixture.lua")]
+        fixture: PathBuf,
+        /// Also keep every guest's e-mail address in the clear, in a table
+        /// of its own, for the plaintext lookup baseline.
+        #[arg(long)]
+        plaintext_baseline: bool,
+    },
+    /// Serves the hot reads' SQL over HTTP without GraphQL, authorization
+    /// or decryption: the baselines of the load scenarios.
+    Baseline {
+        #[arg(long, default_value = "127.0.0.1:8781")]
+        listen: String,
+    },
+    /// Counts pairs of overlapping active reservations of one resource made
+    /// since a time; fails unless there are none.
+    Check {
+        /// RFC 3339 time, or seconds since the epoch.
+        #[arg(long)]
+        since: String,
     },
 }
 
@@ -52,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
             guests,
             reservations,
             days,
+            fixture,
+            plaintext_baseline,
         } => {
             let plan = kluis_bench::Plan {
                 venues,
@@ -59,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
                 guests,
                 reservations,
                 days,
+                plaintext_baseline,
             };
             let started = std::time::Instant::now();
             let report = kluis_bench::seed(&checked, plan).await?;
@@ -69,7 +95,42 @@ async fn main() -> anyhow::Result<()> {
                 seconds = started.elapsed().as_secs_f64(),
                 "data set loaded"
             );
+            write_private(&fixture, &report.fixture.to_lua())?;
+            tracing::info!(path = %fixture.display(), "fixture written");
+        }
+        Command::Baseline { listen } => {
+            let (store, _) = api::open_store(&checked).await?;
+            let workers = std::thread::available_parallelism().map_or(2, usize::from);
+            let listener = std::net::TcpListener::bind(&listen)?;
+            tracing::info!(%listen, "serving the baselines");
+            kluis_bench::baseline::server(store, listener, workers)?.await?;
+        }
+        Command::Check { since } => {
+            let since = match since.parse::<i64>() {
+                Ok(seconds) => chrono::DateTime::from_timestamp(seconds, 0)
+                    .ok_or_else(|| anyhow::anyhow!("--since: out of range"))?,
+                Err(_) => chrono::DateTime::parse_from_rfc3339(&since)?.with_timezone(&chrono::Utc),
+            };
+            let (store, _) = api::open_store(&checked).await?;
+            let pairs =
+                tokio::task::spawn_blocking(move || store.double_bookings_since(since)).await??;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "double bookings since {since}: {pairs}")?;
+            anyhow::ensure!(pairs == 0, "{pairs} pairs of overlapping reservations");
         }
     }
     Ok(())
+}
+
+/// Writes a file only its owner can read: the fixture holds a password and
+/// an API key.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }

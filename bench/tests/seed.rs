@@ -2,6 +2,8 @@
 //! server itself would have written (sealed, findable by e-mail, no two
 //! reservations of a resource overlapping).
 
+mod support;
+
 use anyhow::Result;
 use domain::ports::{ReservationRepository, VenueRepository};
 
@@ -11,17 +13,11 @@ const PLAN: kluis_bench::Plan = kluis_bench::Plan {
     guests: 300,
     reservations: 700,
     days: 60,
+    plaintext_baseline: false,
 };
 
 async fn seeded(database_url: String, dir: &std::path::Path) -> Result<store::Store> {
-    let key_file = dir.join("kluis.key");
-    api::keys::generate_key_file(&key_file)?;
-    let checked = api::config::Settings {
-        database_url,
-        key_file: Some(key_file),
-        ..api::config::Settings::default()
-    }
-    .check()?;
+    let checked = support::settings(database_url, dir)?;
     let report = kluis_bench::seed(&checked, PLAN).await?;
     assert_eq!(
         (report.venues, report.guests, report.reservations),
@@ -93,17 +89,7 @@ async fn a_small_data_set_on_sqlite_is_sealed_findable_and_without_overlaps() ->
 #[ignore = "needs PostgreSQL"]
 async fn a_small_data_set_on_postgres_is_sealed_findable_and_without_overlaps() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let base = std::env::var("KLUIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned());
-    // A schema of its own, like the API tests.
-    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let store = {
-        use diesel::{Connection, RunQueryDsl};
-        let mut admin = diesel::PgConnection::establish(&base)?;
-        diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin)?;
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-csearch_path%3D{schema}%2Cpublic");
-        seeded(url, dir.path()).await?
-    };
+    let url = tokio::task::spawn_blocking(support::postgres_schema).await??;
+    let store = seeded(url, dir.path()).await?;
     check(&store)
 }
