@@ -96,6 +96,12 @@ pub struct RateLimits {
     pub redis_url: Option<SecretSetting>,
     /// Prefix of the Redis keys, so that deployments can share a server.
     pub redis_namespace: String,
+    /// GraphQL requests one node works on at once; more wait for a turn.
+    pub max_in_flight: u32,
+    /// How long a request waits for a turn before it is turned away (503,
+    /// `RATE_LIMITED`, `Retry-After`): under overload a node sheds load
+    /// instead of queueing without bound.
+    pub queue_wait_ms: u32,
 }
 
 impl Default for RateLimits {
@@ -108,6 +114,8 @@ impl Default for RateLimits {
             trusted_proxies: Vec::new(),
             redis_url: None,
             redis_namespace: "kluis".to_owned(),
+            max_in_flight: 64,
+            queue_wait_ms: 100,
         }
     }
 }
@@ -122,6 +130,18 @@ pub fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
 
 impl RateLimits {
     fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000).contains(&self.max_in_flight) {
+            return Err(ConfigError::new(
+                "rate_limits.max_in_flight",
+                "must be between 1 and 100000",
+            ));
+        }
+        if self.queue_wait_ms > 60_000 {
+            return Err(ConfigError::new(
+                "rate_limits.queue_wait_ms",
+                "must be at most 60000 (a minute)",
+            ));
+        }
         let ranges = [
             ("address_per_minute", self.address_per_minute),
             ("session_per_minute", self.session_per_minute),

@@ -27,6 +27,10 @@ pub struct ServerState {
     pub limiter: crate::rate_limit::RateLimiter,
     /// Appends requests' audit trails, many per transaction.
     pub audit: crate::audit_writer::AuditWriter,
+    /// Turns for GraphQL requests (`rate_limits.max_in_flight`).
+    pub admission: std::sync::Arc<tokio::sync::Semaphore>,
+    /// How long a request waits for a turn (`rate_limits.queue_wait_ms`).
+    pub queue_wait: std::time::Duration,
 }
 
 /// Who may read `/metrics`.
@@ -82,9 +86,19 @@ async fn execute(
     use tracing::Instrument as _;
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let span = tracing::info_span!("request", id = %request_id);
-    let mut response = execute_as_caller(state, http, request)
-        .instrument(span)
-        .await;
+    let turn = tokio::time::timeout(
+        state.queue_wait,
+        std::sync::Arc::clone(&state.admission).acquire_owned(),
+    )
+    .await;
+    let mut response = match turn {
+        Ok(Ok(_turn)) => {
+            execute_as_caller(state, http, request)
+                .instrument(span)
+                .await
+        }
+        _ => busy(state),
+    };
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-request-id"),
@@ -227,6 +241,23 @@ async fn execute_as_caller(
         }
     }
     HttpResponse::Ok().json(response)
+}
+
+/// The answer when the node has no turn free within the wait: 503 with a
+/// `Retry-After`, so that clients and balancers back off or go elsewhere.
+fn busy(state: &ServerState) -> HttpResponse {
+    state
+        .metrics
+        .observe_request(None, 0.0, std::iter::once("RATE_LIMITED"));
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(json!({
+            "data": null,
+            "errors": [{
+                "message": "the server is busy; try again in 1 s",
+                "extensions": { "code": "RATE_LIMITED", "retryAfter": 1 }
+            }]
+        }))
 }
 
 /// The answer to a principal that is throttled or suspended.

@@ -306,6 +306,12 @@ impl Application {
             metrics,
             limiter: limiter.clone(),
             audit,
+            admission: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(checked.settings.rate_limits.max_in_flight).unwrap_or(64),
+            )),
+            queue_wait: std::time::Duration::from_millis(u64::from(
+                checked.settings.rate_limits.queue_wait_ms,
+            )),
             metrics_access: http::MetricsAccess {
                 token: checked
                     .settings

@@ -290,3 +290,67 @@ async fn two_nodes_share_rate_limits_through_redis() -> Result<()> {
     );
     Ok(())
 }
+
+/// More requests at once than a node takes: those without a turn within
+/// the wait are turned away at once (503, RATE_LIMITED, Retry-After)
+/// instead of queueing; the rest are answered, and the node answers
+/// normally as soon as the burst is over.
+async fn an_overloaded_node_sheds_load_and_recovers(backend: Backend) -> Result<()> {
+    let app = limited(backend, |l| {
+        l.max_in_flight = 1;
+        l.queue_wait_ms = 0;
+    })
+    .await?;
+    let venue = app.venue_id("one-table").await?;
+    let availability = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
+    let variables = json!({ "v": venue, "d": tomorrow_at(12)[..10].to_owned() });
+    let query = json!({ "query": availability, "variables": variables });
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..48 {
+        let request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .json(&query)
+            .send();
+        burst.spawn(async move {
+            let response = request.await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = response.json().await?;
+            Ok::<_, anyhow::Error>((status, retry_after, body))
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = burst.join_next().await {
+        answers.push(answer??);
+    }
+    let mut shed = 0;
+    for (status, retry_after, body) in &answers {
+        match status {
+            200 => assert!(body["data"]["availability"].is_array(), "{body}"),
+            503 => {
+                shed += 1;
+                assert_eq!(error_code(body), Some("RATE_LIMITED"), "{body}");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert!(
+        shed > 0,
+        "48 requests at once on one turn: some must be turned away"
+    );
+    assert!(shed < answers.len(), "some requests must be answered");
+    let after = app.gql(availability, variables).await?;
+    assert!(after["errors"].is_null(), "{after}");
+    Ok(())
+}
+
+both_backends!(
+    an_overloaded_node_sheds_load_and_recovers,
+    an_overloaded_node_sheds_load_and_recovers
+);
