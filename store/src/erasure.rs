@@ -176,9 +176,6 @@ impl Store {
     }
 }
 
-/// A guest id (none once detached) and when one of their bookings ends.
-type GuestVisit = (Option<String>, DateTime<Utc>);
-
 /// What a retention run did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetentionRun {
@@ -214,45 +211,38 @@ impl Store {
     /// data, not yet erased.
     pub fn retention_due(&self, now: DateTime<Utc>) -> Result<Vec<GuestId>, StoreError> {
         let mut connection = self.connection()?;
-        // SQLite keeps instants as text, which has no MAX aggregate in
-        // Diesel; the latest visit per guest is found here instead.
-        let (visits, limits): (Vec<GuestVisit>, Vec<(String, i32)>) =
-            on_backend!(&mut *connection, |c, s| {
-                use s::reservations::dsl as r;
-                let visits = r::reservations
-                    .filter(r::guest_id.is_not_null())
-                    .select((r::guest_id, r::ends_at))
-                    .load(c)?;
-                let limits = s::venues::table
-                    .select((s::venues::id, s::venues::retention_days))
-                    .load(c)?;
-                (visits, limits)
-            });
-        let mut last_visits: std::collections::HashMap<String, DateTime<Utc>> =
-            std::collections::HashMap::new();
-        for (guest, ends_at) in visits {
-            if let Some(guest) = guest {
-                let last = last_visits.entry(guest).or_insert(ends_at);
-                *last = (*last).max(ends_at);
+        // Asked of the database venue by venue: a guest is due when they
+        // have visits and none ends after the venue's cut-off. Only the
+        // due guests' ids come back, however large the tables.
+        let due: Vec<String> = on_backend!(&mut *connection, |c, s| {
+            use s::guests::dsl as g;
+            use s::reservations::dsl as r;
+            let limits: Vec<(String, i32)> = s::venues::table
+                .select((s::venues::id, s::venues::retention_days))
+                .load(c)?;
+            let mut due = Vec::new();
+            for (venue, days) in limits {
+                let cutoff = db_instant(now - chrono::Duration::days(i64::from(days)));
+                let visits = r::reservations.filter(r::guest_id.eq(g::id.nullable()));
+                let recent = r::reservations
+                    .filter(r::guest_id.eq(g::id.nullable()))
+                    .filter(r::ends_at.ge(cutoff));
+                due.extend(
+                    g::guests
+                        .filter(g::venue_id.eq(&venue))
+                        .filter(g::erased_at.is_null())
+                        .filter(diesel::dsl::exists(visits))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(recent)))
+                        .select(g::id)
+                        .load::<String>(c)?,
+                );
             }
-        }
-        let guests: Vec<(String, String)> = on_backend!(&mut *connection, |c, s| s::guests::table
-            .filter(s::guests::erased_at.is_null())
-            .select((s::guests::id, s::guests::venue_id))
-            .load(c)?);
-        let due = guests
+            due
+        });
+        Ok(due
             .into_iter()
-            .filter_map(|(guest, venue)| {
-                let days = limits
-                    .iter()
-                    .find(|(id, _)| *id == venue)
-                    .map(|(_, d)| *d)?;
-                let last = *last_visits.get(&guest)?;
-                (last + chrono::Duration::days(i64::from(days)) < now).then_some(guest)
-            })
             .filter_map(|guest| GuestId::parse(&guest).ok())
-            .collect();
-        Ok(due)
+            .collect())
     }
 
     /// Anonymizes guests past their venue's retention limit, in batches.
