@@ -62,7 +62,7 @@ enum BulkCheck {
     Later,
 }
 
-const BULK_RECOUNT: std::time::Duration = std::time::Duration::from_secs(1);
+const BULK_RECOUNT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Principals tallied before idle ones are forgotten.
 const BULK_TALLIES: usize = 10_000;
 
