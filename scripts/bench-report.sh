@@ -46,7 +46,7 @@ write_report() {
     local cpu pg_version sqlite_version wrk_version kernel targets_a targets_c
     cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     kernel=$(uname -r)
-    wrk_version=$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')
+    wrk_version=$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}' || true)
     pg_version=$(psql "${database:-postgres://postgres@127.0.0.1:5432/postgres}" -Atc 'SHOW server_version' 2>/dev/null || echo "n/a")
     sqlite_version=$(sed -n 's/^version = "\(.*\)"/\1/p' <(grep -A1 'name = "libsqlite3-sys"' Cargo.lock) | head -1)
     if [ "$backend" = postgres ]; then
@@ -80,7 +80,8 @@ Each scenario: wrk, $threads threads, 16 connections, ${seconds} s, after a warm
 figures are wrk's medians (p50) and 99th percentiles over every request of the run. An error
 is any answer that is not HTTP 200 or carries GraphQL \`errors\`. The server runs with the
 shipped settings except the rate-limit budgets (the load tool is one client on one address)
-and \`bulk_read_response = alert\` (a day sheet per request is a bulk read by definition).
+and the bulk-read rule (\`bulk_read_response = alert\`, \`bulk_read_minutes = 1\`: a day sheet per
+request is a bulk read by definition, and its count runs over the principal's window).
 Baselines run the same SQL through a pool opened with the same settings
 (\`kluis-bench baseline\`), answered as JSON over HTTP by actix-web, without GraphQL,
 authorization, audit or decryption. Ratio = baseline throughput / kluis throughput.
