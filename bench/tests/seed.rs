@@ -93,3 +93,49 @@ async fn a_small_data_set_on_postgres_is_sealed_findable_and_without_overlaps() 
     let store = seeded(url, dir.path()).await?;
     check(&store)
 }
+
+/// The double-booking check finds overlaps: SQLite's bulk load does not
+/// refuse them (only bookings check), so two can be planted.
+#[tokio::test]
+async fn the_double_booking_check_counts_planted_overlaps() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = seeded(url, dir.path()).await?;
+    let slug = domain::Slug::parse(&kluis_bench::venue_slug(0)).map_err(anyhow::Error::msg)?;
+    let venue = store
+        .venue_by_slug(&slug)?
+        .ok_or_else(|| anyhow::anyhow!("no venue"))?;
+    let resource = store.resources(venue)?[0].id.to_string();
+    let since = chrono::Utc::now();
+    assert_eq!(store.double_bookings_since(since)?, 0);
+    let guest = store::BulkGuest {
+        id: uuid::Uuid::new_v4().to_string(),
+        venue_id: venue.to_string(),
+        name: domain::PersonName::parse("name", "Planted Guest")?,
+        email: None,
+        phone: None,
+    };
+    // Far ahead of the seeded bookings, an hour apart, each two hours long.
+    let start = since + chrono::Duration::days(200);
+    let planted: Vec<store::BulkReservation> = [0, 1]
+        .into_iter()
+        .map(|hour| {
+            let starts_at = start + chrono::Duration::hours(hour);
+            store::BulkReservation {
+                id: uuid::Uuid::new_v4().to_string(),
+                venue_id: venue.to_string(),
+                resource_id: resource.clone(),
+                guest_id: guest.id.clone(),
+                party_size: 2,
+                starts_at,
+                ends_at: starts_at + chrono::Duration::hours(2),
+                blocked_until: starts_at + chrono::Duration::hours(2),
+                status: "confirmed",
+                created_at: since + chrono::Duration::seconds(1),
+            }
+        })
+        .collect();
+    store.bulk_load(&[guest], &planted, since)?;
+    assert_eq!(store.double_bookings_since(since)?, 1);
+    Ok(())
+}

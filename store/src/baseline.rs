@@ -172,13 +172,13 @@ impl Store {
             use s::reservations::dsl as r;
             r::reservations
                 .filter(r::guest_id.eq(&guest))
-                .filter(r::venue_id.eq(&venue))
                 .order((r::starts_at.desc(), r::id.desc()))
                 .limit(LOOKUP_LIMIT)
                 .select(reservation_columns!(s))
                 .load::<ReservationRow>(c)?
         });
         rows.into_iter()
+            .filter(|row| row.venue_id == venue)
             .map(|row| Ok(GuestReservationRow::from(&Reservation::try_from(row)?)))
             .collect()
     }
@@ -236,33 +236,58 @@ impl Store {
     }
 
     /// Pairs of active reservations of one resource that overlap in time,
-    /// one of them made at or after `since`: zero unless a double booking
-    /// slipped through.
+    /// around those made at or after `since`: zero unless a double booking
+    /// slipped through. The new reservations are read first, then each
+    /// venue's active reservations over their span (one indexed range per
+    /// venue), and the overlaps are counted here.
     pub fn double_bookings_since(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        type Span = (String, String, DateTime<Utc>, DateTime<Utc>);
         let since = db_instant(since);
         let active: Vec<&str> = ReservationStatus::ACTIVE
             .iter()
             .map(|s| s.as_str())
             .collect();
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| {
-            let (new, other) = diesel::alias!(s::reservations as new, s::reservations as other);
+        let made: Vec<Span> = on_backend!(&mut *connection, |c, s| {
             use s::reservations::dsl as r;
-            Ok(new
-                .inner_join(
-                    other.on(new
-                        .field(r::venue_id)
-                        .eq(other.field(r::venue_id))
-                        .and(new.field(r::resource_id).eq(other.field(r::resource_id)))
-                        .and(new.field(r::id).ne(other.field(r::id)))
-                        .and(new.field(r::starts_at).lt(other.field(r::blocked_until)))
-                        .and(other.field(r::starts_at).lt(new.field(r::blocked_until)))),
-                )
-                .filter(new.field(r::created_at).ge(since))
-                .filter(new.field(r::status).eq_any(&active))
-                .filter(other.field(r::status).eq_any(&active))
-                .count()
-                .get_result::<i64>(c)?)
-        })
+            r::reservations
+                .filter(r::created_at.ge(since))
+                .filter(r::status.eq_any(&active))
+                .select((r::venue_id, r::resource_id, r::starts_at, r::blocked_until))
+                .load(c)?
+        });
+        let mut spans: std::collections::BTreeMap<String, (DateTime<Utc>, DateTime<Utc>)> =
+            std::collections::BTreeMap::new();
+        for (venue, _, starts_at, blocked_until) in &made {
+            let span = spans
+                .entry(venue.clone())
+                .or_insert((*starts_at, *blocked_until));
+            span.0 = span.0.min(*starts_at);
+            span.1 = span.1.max(*blocked_until);
+        }
+        let mut overlapping = 0;
+        for (venue, (from, until)) in spans {
+            let lower = db_instant(from - domain::BookingRules::longest_block());
+            let (from, until) = (db_instant(from), db_instant(until));
+            let mut rows: Vec<Span> = on_backend!(&mut *connection, |c, s| {
+                use s::reservations::dsl as r;
+                r::reservations
+                    .filter(r::venue_id.eq(&venue))
+                    .filter(r::starts_at.gt(lower))
+                    .filter(r::starts_at.lt(until))
+                    .filter(r::blocked_until.gt(from))
+                    .filter(r::status.eq_any(&active))
+                    .select((r::venue_id, r::resource_id, r::starts_at, r::blocked_until))
+                    .load(c)?
+            });
+            rows.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+            for (index, (_, resource, _, blocked_until)) in rows.iter().enumerate() {
+                overlapping += rows[index + 1..]
+                    .iter()
+                    .take_while(|next| next.1 == *resource && next.2 < *blocked_until)
+                    .count();
+            }
+        }
+        Ok(i64::try_from(overlapping).unwrap_or(i64::MAX))
     }
 }

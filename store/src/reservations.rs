@@ -809,11 +809,12 @@ impl Store {
                 return Ok(None);
             };
             use s::reservations::dsl as r;
-            // The venue filter is redundant with the guest's own venue; it
-            // keeps a corrupt row from leaking a booking across venues.
+            // By guest only, so that the guest index is the one used
+            // (SQLite otherwise walks the venue's whole history for the
+            // order); the venue is checked on the rows below, so a corrupt
+            // row cannot leak a booking across venues.
             let rows = r::reservations
                 .filter(r::guest_id.eq(&guest))
-                .filter(r::venue_id.eq(&venue))
                 .order((r::starts_at.desc(), r::id.desc()))
                 .limit(limit)
                 .select(reservation_columns!(s))
@@ -827,6 +828,7 @@ impl Store {
             GuestId::parse(&guest).map_err(|_| StoreError::Corrupt(format!("guest id {guest}")))?;
         let reservations = rows
             .into_iter()
+            .filter(|row| row.venue_id == venue)
             .map(Reservation::try_from)
             .collect::<Result<_, _>>()?;
         Ok(Some((guest, reservations)))
