@@ -31,7 +31,8 @@ row() {
     fi
     if [ -n "$want" ]; then
         met=$(meets "$rps" "$p99" "$want" "$limit")
-        target="≥ $want/s, p99 ≤ $limit ms"
+        target="≥ $want/s"
+        [ "$limit" = 1000000 ] || target="$target, p99 ≤ $limit ms"
     else
         met="-"
         target="-"
@@ -64,7 +65,7 @@ reproduce every figure below; only the notes at the end are written by hand
 ## Machine and versions
 
 - CPU: $cpu, $(nproc) cores; $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; Linux $kernel
-- kluis $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo " (with local changes)"), $(rustc --version)
+- kluis ${kluis_rev:-unknown}, $(rustc --version)
 - PostgreSQL $pg_version, SQLite (libsqlite3-sys $sqlite_version, bundled), $wrk_version
 - Server, database and load tool share the machine's cores.
 
