@@ -87,32 +87,27 @@ async fn day_sheet(store: web::Data<Store>, query: web::Query<DayQuery>) -> Http
     .await
 }
 
-fn lookup(query: &LookupQuery) -> Result<(VenueId, Email), &'static str> {
-    let venue = venue(&query.venue)?;
-    let email = Email::parse("email", &query.email).map_err(|_| "email: not an address")?;
-    Ok((venue, email))
+/// A guest's reservations by e-mail address, through `read`: the lookup
+/// token or the plaintext column.
+async fn lookup(
+    store: web::Data<Store>,
+    query: &LookupQuery,
+    read: fn(&Store, VenueId, &Email) -> Result<Vec<store::GuestReservationRow>, store::StoreError>,
+) -> HttpResponse {
+    let venue = match venue(&query.venue) {
+        Ok(venue) => venue,
+        Err(reason) => return HttpResponse::BadRequest().body(reason),
+    };
+    let Ok(email) = Email::parse("email", &query.email) else {
+        return HttpResponse::BadRequest().body("email: not an address");
+    };
+    answer(store, move |store| read(store, venue, &email)).await
 }
 
 async fn lookup_token(store: web::Data<Store>, query: web::Query<LookupQuery>) -> HttpResponse {
-    match lookup(&query) {
-        Ok((venue, email)) => {
-            answer(store, move |store| {
-                store.baseline_lookup_by_token(venue, &email)
-            })
-            .await
-        }
-        Err(reason) => HttpResponse::BadRequest().body(reason),
-    }
+    lookup(store, &query, Store::baseline_lookup_by_token).await
 }
 
 async fn lookup_plaintext(store: web::Data<Store>, query: web::Query<LookupQuery>) -> HttpResponse {
-    match lookup(&query) {
-        Ok((venue, email)) => {
-            answer(store, move |store| {
-                store.baseline_lookup_plaintext(venue, &email)
-            })
-            .await
-        }
-        Err(reason) => HttpResponse::BadRequest().body(reason),
-    }
+    lookup(store, &query, Store::baseline_lookup_plaintext).await
 }

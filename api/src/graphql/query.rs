@@ -24,6 +24,22 @@ pub fn page_size(first: Option<i32>) -> Result<usize> {
     Ok(usize::try_from(first).unwrap_or(0))
 }
 
+/// What a page of `first` items costs: each item as much as its fields.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0)
+        * child_complexity
+}
+
+/// A venue's definition from the per-node cache; NOT_FOUND when it does
+/// not exist.
+fn cached_venue(store: &Store, id: VenueId) -> Result<domain::Venue, StoreError> {
+    Ok(store
+        .venue_view(id)?
+        .ok_or(DomainError::not_found("venue"))?
+        .venue
+        .clone())
+}
+
 #[Object]
 impl BookingQuery {
     async fn venue(&self, ctx: &Context<'_>, id: ID) -> Result<VenueObject> {
@@ -36,9 +52,7 @@ impl BookingQuery {
     }
 
     /// Venues in a stable order, `first` at a time (at most 100).
-    #[graphql(
-        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
-    )]
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn venues(
         &self,
         ctx: &Context<'_>,
@@ -106,9 +120,7 @@ impl BookingQuery {
 
     /// A venue's reservations on a local date, in start order (staff's day
     /// sheet). `first` at most 100.
-    #[graphql(
-        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
-    )]
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn reservations(
         &self,
         ctx: &Context<'_>,
@@ -128,11 +140,7 @@ impl BookingQuery {
         let store = store(ctx).clone();
         let limit = i64::try_from(first).unwrap_or(0) + 1;
         let (venue, mut reservations) = blocking(move || {
-            let venue = store
-                .venue_view(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?
-                .venue
-                .clone();
+            let venue = cached_venue(&store, venue_id)?;
             let from = venue.instant_at(date, domain::TimeOfDay::MIDNIGHT);
             let until = venue.instant_at(date, domain::TimeOfDay::END_OF_DAY);
             let list = store.reservations_in(venue_id, from, until, cursor, limit)?;
@@ -159,9 +167,7 @@ impl BookingQuery {
     /// newest start first (the front desk's lookup), `first` at most 100.
     /// Found through the address's lookup token: the address is never
     /// stored, logged or echoed.
-    #[graphql(
-        complexity = "usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0) * child_complexity"
-    )]
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn guest_reservations(
         &self,
         ctx: &Context<'_>,
@@ -181,11 +187,7 @@ impl BookingQuery {
         let limit = i64::try_from(page_size(first)?).unwrap_or(0);
         let store = store(ctx).clone();
         let (venue, found) = blocking(move || {
-            let venue = store
-                .venue_view(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?
-                .venue
-                .clone();
+            let venue = cached_venue(&store, venue_id)?;
             let found = store.reservations_of_guest_by_email(venue_id, &email, limit)?;
             Ok((venue, found))
         })
