@@ -24,7 +24,8 @@ pub enum AuditWriteError {
 struct Job {
     events: Vec<AuditEvent>,
     at: DateTime<Utc>,
-    done: tokio::sync::oneshot::Sender<Result<(), AuditWriteError>>,
+    /// The events go back with the answer, for the detection rules.
+    done: tokio::sync::oneshot::Sender<Result<Vec<AuditEvent>, AuditWriteError>>,
 }
 
 /// A handle to the writer thread; the thread ends when every handle is
@@ -43,13 +44,13 @@ impl AuditWriter {
         Ok(Self { jobs })
     }
 
-    /// Appends one request's events (each at `at`) and waits until they
-    /// are committed.
+    /// Appends one request's events (each at `at`), waits until they are
+    /// committed and hands them back.
     pub async fn append(
         &self,
         events: Vec<AuditEvent>,
         at: DateTime<Utc>,
-    ) -> Result<(), AuditWriteError> {
+    ) -> Result<Vec<AuditEvent>, AuditWriteError> {
         let (done, committed) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job { events, at, done })
@@ -77,7 +78,7 @@ fn write_all(store: &Store, queue: &mpsc::Receiver<Job>) {
         }
         for job in jobs {
             let answer = match &result {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(job.events),
                 Err(error) => Err(AuditWriteError::Store(error.to_string())),
             };
             // A request that gave up waiting has nothing left to answer.

@@ -227,13 +227,20 @@ async fn execute_as_caller(
     let events = trail.take();
     if !events.is_empty() {
         let now = state.clock.now();
-        if let Err(error) = state.audit.append(events.clone(), now).await {
-            let error = graphql::errors::internal_error(&error);
-            return HttpResponse::Ok().json(
-                json!({ "data": null, "errors": [error.into_server_error(Default::default())] }),
-            );
-        }
-        if let Some(monitor) = state.monitor.clone() {
+        let events = match state.audit.append(events, now).await {
+            Ok(events) => events,
+            Err(error) => {
+                let error = graphql::errors::internal_error(&error);
+                return HttpResponse::Ok().json(
+                    json!({ "data": null, "errors": [error.into_server_error(Default::default())] }),
+                );
+            }
+        };
+        if let Some(monitor) = state
+            .monitor
+            .clone()
+            .filter(|_| crate::monitor::watches_reads(&watched))
+        {
             let _checked = tokio::task::spawn_blocking(move || {
                 monitor.after_request(&watched, &events, now);
             })
