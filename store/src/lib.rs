@@ -174,6 +174,7 @@ pub struct Store {
     backend: Backend,
     keys: SharedKeyRing,
     venue_cache: std::sync::Arc<venues::VenueCache>,
+    occupancy_cache: std::sync::Arc<venues::OccupancyCache>,
 }
 
 impl Store {
@@ -188,6 +189,7 @@ impl Store {
             backend: url.backend(),
             keys,
             venue_cache: std::sync::Arc::default(),
+            occupancy_cache: std::sync::Arc::default(),
         })
     }
 

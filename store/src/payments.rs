@@ -231,7 +231,7 @@ impl Store {
     ) -> Result<Payment, StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| {
+        let recorded = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::payments::dsl as p;
             let current = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
@@ -299,7 +299,12 @@ impl Store {
             }
             load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment").into())
         })
-        })
+        });
+        // A paid hold may have turned into a confirmed booking.
+        if recorded.is_ok() {
+            self.occupancy_cache.everything_changed();
+        }
+        recorded
     }
 
     /// Records a refund the provider accepted.

@@ -53,32 +53,41 @@ macro_rules! current_notice {
 }
 pub(crate) use current_notice;
 
-/// Appends one consent entry inside a transaction.
-macro_rules! append_consent {
-    ($c:expr, $s:ident, $guest:expr, $venue:expr, $purpose:expr, $given:expr, $channel:expr, $notice:expr, $now:expr) => {{
+/// Appends consent entries (one per purpose) inside a transaction.
+macro_rules! append_consents {
+    ($c:expr, $s:ident, $guest:expr, $venue:expr, $purposes:expr, $given:expr, $channel:expr, $notice:expr, $now:expr) => {{
         use $s::consents::dsl as k;
         let notice: Option<&domain::privacy::PrivacyNotice> = $notice;
         let last: Option<i32> = k::consents
             .filter(k::guest_id.eq($guest))
             .select(diesel::dsl::max(k::seq))
             .first($c)?;
-        diesel::insert_into(k::consents)
-            .values((
-                k::id.eq(domain::GuestId::new_random().to_string()),
-                k::guest_id.eq($guest),
-                k::seq.eq(last.unwrap_or(0) + 1),
-                k::venue_id.eq($venue),
-                k::purpose.eq($purpose.as_str()),
-                k::given.eq($given),
-                k::at.eq($now),
-                k::channel.eq($channel),
-                k::notice_version.eq(notice.map(|n| i32::try_from(n.version).unwrap_or(i32::MAX))),
-                k::notice_sha256.eq(notice.map(|n| n.sha256.clone())),
-            ))
-            .execute($c)?;
+        let notice_version = notice.map(|n| i32::try_from(n.version).unwrap_or(i32::MAX));
+        let notice_sha256 = notice.map(|n| n.sha256.clone());
+        // One statement for all of a booking's purposes, numbered in the
+        // order given.
+        let rows: Vec<_> = $purposes
+            .into_iter()
+            .zip(last.unwrap_or(0) + 1..)
+            .map(|(purpose, seq): (domain::privacy::ConsentPurpose, i32)| {
+                (
+                    k::id.eq(domain::GuestId::new_random().to_string()),
+                    k::guest_id.eq($guest),
+                    k::seq.eq(seq),
+                    k::venue_id.eq($venue),
+                    k::purpose.eq(purpose.as_str()),
+                    k::given.eq($given),
+                    k::at.eq($now),
+                    k::channel.eq($channel),
+                    k::notice_version.eq(notice_version),
+                    k::notice_sha256.eq(notice_sha256.clone()),
+                )
+            })
+            .collect();
+        diesel::insert_into(k::consents).values(rows).execute($c)?;
     }};
 }
-pub(crate) use append_consent;
+pub(crate) use append_consents;
 
 /// One consent to append to the ledger.
 pub struct ConsentChange<'a> {
@@ -163,12 +172,12 @@ impl Store {
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let notice: Option<PrivacyNotice> =
                 current_notice!(c, s, &venue, change.locale.as_str());
-            append_consent!(
+            append_consents!(
                 c,
                 s,
                 &guest,
                 &venue,
-                change.purpose,
+                [change.purpose],
                 change.given,
                 change.channel,
                 notice.as_ref(),

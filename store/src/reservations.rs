@@ -295,7 +295,7 @@ impl ReservationRepository for Store {
         let answer_row = format!("{OPERATION}|{}", key.as_str());
         let venue_id = request.venue_id.to_string();
         let now = db_instant(now);
-        self.with_retries(|| {
+        let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
                 if let Some((answer, token_sealed)) =
@@ -463,19 +463,17 @@ impl ReservationRepository for Store {
                 }
                 let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
                     .chain(request.opt_ins.iter().copied());
-                for purpose in purposes {
-                    crate::privacy::append_consent!(
-                        c,
-                        s,
-                        &guest_id,
-                        &venue_id,
-                        purpose,
-                        true,
-                        request.channel.as_str(),
-                        notice.as_ref(),
-                        now
-                    );
-                }
+                crate::privacy::append_consents!(
+                    c,
+                    s,
+                    &guest_id,
+                    &venue_id,
+                    purposes,
+                    true,
+                    request.channel.as_str(),
+                    notice.as_ref(),
+                    now
+                );
                 let token_sealed = ring.seal_with(
                     version,
                     Field::IDEMPOTENT_TOKEN,
@@ -520,7 +518,11 @@ impl ReservationRepository for Store {
                 }))
             }))
             .or_else(RetryLater::recover)
-        })
+        });
+        if let Ok(booking) = &written {
+            self.occupancy_changed(booking.reservation.venue_id);
+        }
+        written
     }
 
     fn modify_reservation(
@@ -541,7 +543,7 @@ impl ReservationRepository for Store {
         ]);
         let id = id.to_string();
         let now = db_instant(now);
-        self.with_retries(|| {
+        let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
                 if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
@@ -611,7 +613,11 @@ impl ReservationRepository for Store {
                 Ok(Outcome::Done(changed))
             }))
             .or_else(RetryLater::recover)
-        })
+        });
+        if let Ok(reservation) = &written {
+            self.occupancy_changed(reservation.venue_id);
+        }
+        written
     }
 
     fn cancel_reservation(
@@ -624,7 +630,7 @@ impl ReservationRepository for Store {
         let hash = fingerprint(&[&id]);
         let id = id.to_string();
         let now = db_instant(now);
-        self.with_retries(|| {
+        let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
                 if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
@@ -661,7 +667,11 @@ impl ReservationRepository for Store {
                 Ok(Outcome::Done(reservation))
             }))
             .or_else(RetryLater::recover)
-        })
+        });
+        if let Ok(reservation) = &written {
+            self.occupancy_changed(reservation.venue_id);
+        }
+        written
     }
 }
 
@@ -845,7 +855,7 @@ impl Store {
         let id = id.to_string();
         let now = db_instant(now);
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+        let written = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::reservations::dsl as r;
             let (version, row) = load_for_change!(c, s, &id);
             let mut reservation = Reservation::try_from(row)?;
@@ -873,7 +883,11 @@ impl Store {
                 now
             );
             Ok(reservation)
-        }))
+        }));
+        if let Ok(reservation) = &written {
+            self.occupancy_changed(reservation.venue_id);
+        }
+        written
     }
 }
 
@@ -882,9 +896,19 @@ impl Store {
     /// its slot is free again; returns how many.
     pub fn release_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+        let released = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let released = release_expired_holds!(c, s, None, now);
             Ok::<_, StoreError>(released)
-        }))
+        }));
+        if matches!(released, Ok(count) if count > 0) {
+            self.occupancy_cache.everything_changed();
+        }
+        released
+    }
+
+    /// Drops what this node keeps of the venue's occupancy: called after a
+    /// write to one of its reservations has committed.
+    pub(crate) fn occupancy_changed(&self, venue: VenueId) {
+        self.occupancy_cache.venue_changed(&venue.to_string());
     }
 }

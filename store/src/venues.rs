@@ -291,6 +291,7 @@ impl Store {
             Ok::<_, StoreError>(report)
         }));
         self.venue_cache.clear();
+        self.occupancy_cache.everything_changed();
         imported
     }
 
@@ -415,6 +416,125 @@ impl VenueCache {
     }
 }
 
+/// How long a day's occupancy serves availability on this node. Bookings
+/// through this node drop it at once; bookings through another node show
+/// here within this time. Availability is advice: the booking itself
+/// decides in its transaction, and answers SLOT_TAKEN when the slot went.
+const OCCUPANCY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Past this many cached windows, expired ones are swept before another is
+/// kept, and if none expired the cache starts over: anonymous callers
+/// choose the dates, so they must not choose how much memory it holds.
+const OCCUPANCY_CACHE_ENTRIES: usize = 4096;
+
+/// Which spans of a venue are taken, keyed by venue and window.
+type OccupancyKey = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// The occupancy of the days people are looking at, kept for a second:
+/// a booking page asks the same few dates of a venue many times a second,
+/// and the occupancy query is then the only database work availability
+/// does. Each venue has a generation that this node's reservation writes
+/// bump after they commit; a window loaded under an older generation is
+/// not served, so a reader that raced a booking cannot keep what it saw
+/// before the booking.
+#[derive(Default)]
+pub(crate) struct OccupancyCache(std::sync::Mutex<OccupancyState>);
+
+#[derive(Default)]
+struct OccupancyState {
+    /// Bumped by writes whose venue is not known (hold expiry, payments).
+    everything: u64,
+    venues: HashMap<String, u64>,
+    windows: HashMap<OccupancyKey, CachedOccupancy>,
+}
+
+struct CachedOccupancy {
+    loaded: std::time::Instant,
+    /// The time the holds were judged at: a clock that jumped (tests, a
+    /// corrected system clock) makes the window stale as well.
+    judged_at: DateTime<Utc>,
+    generation: (u64, u64),
+    spans: Arc<Vec<Occupancy>>,
+}
+
+impl OccupancyState {
+    fn generation(&self, venue: &str) -> (u64, u64) {
+        (
+            self.everything,
+            self.venues.get(venue).copied().unwrap_or(0),
+        )
+    }
+}
+
+impl OccupancyCache {
+    /// The generation a load must remember, read before it queries.
+    pub(crate) fn generation(&self, venue: &str) -> Option<(u64, u64)> {
+        Some(self.0.lock().ok()?.generation(venue))
+    }
+
+    pub(crate) fn fresh(
+        &self,
+        key: &OccupancyKey,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<Vec<Occupancy>>> {
+        let state = self.0.lock().ok()?;
+        let cached = state.windows.get(key)?;
+        let judged_ago = (now - cached.judged_at).to_std().ok()?;
+        (cached.loaded.elapsed() < OCCUPANCY_CACHE_TTL
+            && judged_ago < OCCUPANCY_CACHE_TTL
+            && cached.generation == state.generation(&key.0))
+        .then(|| Arc::clone(&cached.spans))
+    }
+
+    pub(crate) fn keep(
+        &self,
+        key: OccupancyKey,
+        generation: (u64, u64),
+        judged_at: DateTime<Utc>,
+        spans: &Arc<Vec<Occupancy>>,
+    ) {
+        let Ok(mut state) = self.0.lock() else {
+            return;
+        };
+        if state.generation(&key.0) != generation {
+            return;
+        }
+        if state.windows.len() >= OCCUPANCY_CACHE_ENTRIES {
+            state
+                .windows
+                .retain(|_, cached| cached.loaded.elapsed() < OCCUPANCY_CACHE_TTL);
+            if state.windows.len() >= OCCUPANCY_CACHE_ENTRIES {
+                state.windows.clear();
+            }
+        }
+        state.windows.insert(
+            key,
+            CachedOccupancy {
+                loaded: std::time::Instant::now(),
+                judged_at,
+                generation,
+                spans: Arc::clone(spans),
+            },
+        );
+    }
+
+    /// A reservation of this venue changed (after its commit).
+    pub(crate) fn venue_changed(&self, venue: &str) {
+        if let Ok(mut state) = self.0.lock() {
+            *state.venues.entry(venue.to_owned()).or_default() += 1;
+            state.windows.retain(|key, _| key.0 != venue);
+        }
+    }
+
+    /// Reservations of venues not known here changed (after the commit).
+    pub(crate) fn everything_changed(&self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.everything += 1;
+            state.windows.clear();
+        }
+    }
+}
+
 /// The cached definition, or loads it on the caller's connection.
 macro_rules! venue_view {
     ($store:expr, $c:expr, $s:ident, $id:expr) => {{
@@ -458,7 +578,7 @@ impl Store {
     ) -> Result<(Arc<VenueView>, Vec<Slot>), StoreError> {
         let mut connection = self.connection()?;
         let id = venue_id.to_string();
-        let (view, occupied): (Arc<VenueView>, Vec<Occupancy>) =
+        let (view, occupied): (Arc<VenueView>, Arc<Vec<Occupancy>>) =
             on_backend!(&mut *connection, |c, s| {
                 let view = venue_view!(self, c, s, &id).ok_or(DomainError::not_found("venue"))?;
                 let grid = view.venue.slot_grid(date);
@@ -467,9 +587,21 @@ impl Store {
                         let until = *last
                             + view.venue.rules.booking_duration.duration()
                             + view.venue.rules.buffer.duration();
-                        load_occupancy!(c, s, &id, *from, until, "", now)
+                        let key = (id.clone(), *from, until);
+                        match self.occupancy_cache.fresh(&key, now) {
+                            Some(spans) => spans,
+                            None => {
+                                let generation = self.occupancy_cache.generation(&id);
+                                let spans =
+                                    Arc::new(load_occupancy!(c, s, &id, *from, until, "", now));
+                                if let Some(generation) = generation {
+                                    self.occupancy_cache.keep(key, generation, now, &spans);
+                                }
+                                spans
+                            }
+                        }
                     }
-                    _ => Vec::new(),
+                    _ => Arc::default(),
                 };
                 (view, occupied)
             });
@@ -481,5 +613,83 @@ impl Store {
         };
         let slots = context.availability(date, party)?;
         Ok((view, slots))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(venue: &str, day: u32) -> OccupancyKey {
+        let from = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, day, 9, 0, 0).unwrap();
+        (venue.to_owned(), from, from + chrono::Duration::hours(14))
+    }
+
+    fn spans() -> Arc<Vec<Occupancy>> {
+        Arc::new(Vec::new())
+    }
+
+    #[test]
+    fn a_window_is_served_until_its_venue_changes() {
+        let cache = OccupancyCache::default();
+        let now = Utc::now();
+        let generation = cache.generation("a").unwrap();
+        cache.keep(key("a", 1), generation, now, &spans());
+        cache.keep(key("b", 1), cache.generation("b").unwrap(), now, &spans());
+        assert!(cache.fresh(&key("a", 1), now).is_some());
+        assert!(cache.fresh(&key("a", 2), now).is_none(), "another day");
+
+        cache.venue_changed("a");
+        assert!(cache.fresh(&key("a", 1), now).is_none());
+        assert!(
+            cache.fresh(&key("b", 1), now).is_some(),
+            "other venues stay"
+        );
+        cache.everything_changed();
+        assert!(cache.fresh(&key("b", 1), now).is_none());
+    }
+
+    #[test]
+    fn a_load_that_raced_a_booking_is_not_kept() {
+        let cache = OccupancyCache::default();
+        let now = Utc::now();
+        // Read before the query; the booking commits while it runs.
+        let before = cache.generation("a").unwrap();
+        cache.venue_changed("a");
+        cache.keep(key("a", 1), before, now, &spans());
+        assert!(cache.fresh(&key("a", 1), now).is_none());
+
+        let before = cache.generation("a").unwrap();
+        cache.everything_changed();
+        cache.keep(key("a", 1), before, now, &spans());
+        assert!(cache.fresh(&key("a", 1), now).is_none());
+    }
+
+    #[test]
+    fn a_window_judged_at_another_time_is_stale() {
+        let cache = OccupancyCache::default();
+        let now = Utc::now();
+        cache.keep(key("a", 1), cache.generation("a").unwrap(), now, &spans());
+        let later = now + chrono::Duration::seconds(5);
+        assert!(
+            cache.fresh(&key("a", 1), later).is_none(),
+            "holds may have ended"
+        );
+        let earlier = now - chrono::Duration::seconds(5);
+        assert!(cache.fresh(&key("a", 1), earlier).is_none());
+    }
+
+    #[test]
+    fn callers_cannot_grow_the_cache_without_bound() {
+        let cache = OccupancyCache::default();
+        let now = Utc::now();
+        let from = key("a", 1).1;
+        for minute in 0..(OCCUPANCY_CACHE_ENTRIES as i64 * 2) {
+            let start = from + chrono::Duration::minutes(minute);
+            let generation = cache.generation("a").unwrap();
+            cache.keep(("a".to_owned(), start, start), generation, now, &spans());
+        }
+        let held = cache.0.lock().unwrap().windows.len();
+        assert!(held <= OCCUPANCY_CACHE_ENTRIES, "{held} windows kept");
     }
 }

@@ -10,8 +10,16 @@ query Free($venue: ID!, $date: NaiveDate!, $size: Int!) {
 }"#;
 
 async fn free_starts(app: &TestApp, venue: &str, size: i64) -> Result<Vec<String>> {
+    free_starts_at(app, &app.address, venue, size).await
+}
+
+/// Tomorrow's free start times as one node (see `TestApp::another_node`)
+/// answers them.
+async fn free_starts_at(app: &TestApp, node: &str, venue: &str, size: i64) -> Result<Vec<String>> {
     let answer = app
-        .gql(
+        .gql_at(
+            node,
+            None,
             AVAILABILITY,
             json!({ "venue": venue, "date": tomorrow(), "size": size }),
         )
@@ -104,6 +112,75 @@ async fn find_book_change_and_cancel(backend: Backend) -> Result<()> {
     Ok(())
 }
 both_backends!(find_book_change_and_cancel, find_book_change_and_cancel);
+
+/// Availability is kept per node for a second: a booking made through the
+/// node shows in its availability at once, and one made through another
+/// node within that second, not later.
+async fn availability_follows_bookings_on_every_node(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let second = app.another_node().await?;
+    let venue = app.venue_id("one-table").await?;
+    let ten = tomorrow_at(10).replace('Z', "+00:00");
+    let eleven = tomorrow_at(11).replace('Z', "+00:00");
+    // Both nodes have looked at the day, so both keep it.
+    assert!(
+        free_starts_at(&app, &app.address, &venue, 2)
+            .await?
+            .contains(&ten)
+    );
+    assert!(
+        free_starts_at(&app, &second, &venue, 2)
+            .await?
+            .contains(&eleven)
+    );
+
+    let booked = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest() }, "key": new_key() }))
+        .await?;
+    assert!(booked["errors"].is_null(), "{booked}");
+    assert!(
+        !free_starts_at(&app, &app.address, &venue, 2)
+            .await?
+            .contains(&ten),
+        "the booking node offers the slot it just sold"
+    );
+    let booked = app
+        .gql_at(&second, None, CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(11), "partySize": 2, "guest": guest() }, "key": new_key() }))
+        .await?;
+    assert!(booked["errors"].is_null(), "{booked}");
+    assert!(
+        !free_starts_at(&app, &second, &venue, 2)
+            .await?
+            .contains(&eleven)
+    );
+
+    // The first node learns of the second's booking within its second.
+    let asked = std::time::Instant::now();
+    loop {
+        if !free_starts_at(&app, &app.address, &venue, 2)
+            .await?
+            .contains(&eleven)
+        {
+            break;
+        }
+        assert!(
+            asked.elapsed() < std::time::Duration::from_millis(1_500),
+            "another node's booking is still offered after {:?}",
+            asked.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A slot someone else took is refused when booked, cache or not.
+    let late = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(11), "partySize": 2, "guest": guest() }, "key": new_key() }))
+        .await?;
+    assert_eq!(error_code(&late), Some("SLOT_TAKEN"), "{late}");
+    Ok(())
+}
+both_backends!(
+    availability_follows_bookings_on_every_node,
+    availability_follows_bookings_on_every_node
+);
 
 async fn back_to_back_bookings_both_succeed(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
