@@ -175,22 +175,30 @@ pub fn tokens(
 macro_rules! find_guest_id {
     ($c:expr, $s:ident, $venue_id:expr, $email_tokens:expr, $phone_tokens:expr) => {{
         use $s::guests::dsl as g;
-        let mut found: Option<String> = None;
-        if !$email_tokens.is_empty() {
-            found = g::guests
-                .filter(g::venue_id.eq($venue_id))
-                .filter(g::email_lookup.eq_any($email_tokens))
-                .select(g::id)
-                .first::<String>($c)
-                .optional()?;
+        // One key version (the usual case) asks with `=`: a statement
+        // that stays prepared on both backends, where a list does not.
+        macro_rules! by_token {
+            ($column:expr, $tokens:expr) => {
+                match $tokens.as_slice() {
+                    [] => None,
+                    [token] => g::guests
+                        .filter(g::venue_id.eq($venue_id))
+                        .filter($column.eq(token))
+                        .select(g::id)
+                        .first::<String>($c)
+                        .optional()?,
+                    tokens => g::guests
+                        .filter(g::venue_id.eq($venue_id))
+                        .filter($column.eq_any(tokens))
+                        .select(g::id)
+                        .first::<String>($c)
+                        .optional()?,
+                }
+            };
         }
-        if found.is_none() && !$phone_tokens.is_empty() {
-            found = g::guests
-                .filter(g::venue_id.eq($venue_id))
-                .filter(g::phone_lookup.eq_any($phone_tokens))
-                .select(g::id)
-                .first::<String>($c)
-                .optional()?;
+        let mut found: Option<String> = by_token!(g::email_lookup, $email_tokens);
+        if found.is_none() {
+            found = by_token!(g::phone_lookup, $phone_tokens);
         }
         found
     }};
