@@ -101,7 +101,7 @@ fi
 : >"$results"
 cat "$work/seed.sh" >>"$results"
 # The code measured, as the run starts (the notes may change afterwards).
-echo "kluis_rev='$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/findings.md' || echo ' (with local changes)')'" >>"$results"
+echo "kluis_rev='$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/findings.md' ':!BENCHMARKS*.md' || echo ' (with local changes)')'" >>"$results"
 
 pids=()
 cleanup() {
