@@ -109,19 +109,12 @@ impl ManageConnection for ConnectionManager {
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
-/// Connections a pool keeps open while nothing happens.
-const IDLE_CONNECTIONS: u32 = 2;
-
 pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, StoreError> {
     // Fail with the driver's reason before the pool hides it behind a
     // time-out.
     drop(url.establish()?);
     r2d2::Pool::builder()
         .max_size(size)
-        // An idle node keeps two connections open, not the whole pool: each
-        // holds buffers and prepared statements on both sides. Load opens
-        // the rest, and they close again after ten idle minutes.
-        .min_idle(Some(size.min(IDLE_CONNECTIONS)))
         .connection_timeout(Duration::from_secs(30))
         .test_on_check_out(false)
         .build(ConnectionManager { url: url.clone() })
