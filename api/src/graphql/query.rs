@@ -192,19 +192,24 @@ impl BookingQuery {
             Ok((venue, found))
         })
         .await?;
-        let Some((guest, reservations)) = found else {
-            return Ok(Vec::new());
+        // Finding someone by their address is itself a use of it, and so is
+        // learning that someone is not a guest: the trail names the guest
+        // found, or the venue searched in vain, never the address.
+        let searched = match &found {
+            Some((guest, _)) => format!("guest:{guest}"),
+            None => format!("venue:{venue_id}"),
         };
-        // Finding someone by their address is itself a use of it: the
-        // trail names the guest, never the address.
         super::audit::record(
             ctx,
             &guard::principal(ctx).subject(),
             "lookup",
-            format!("guest:{guest}"),
+            searched,
             "email",
             Some(venue_id.to_string()),
         );
+        let Some((_, reservations)) = found else {
+            return Ok(Vec::new());
+        };
         Ok(ReservationObject::list(
             reservations,
             &venue,

@@ -764,10 +764,20 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
         .await?;
     assert!(unknown.get("errors").is_none(), "{unknown}");
     assert_eq!(unknown["data"]["guestReservations"], json!([]), "{unknown}");
+    // A probe that finds nobody is on the trail as a search of the venue,
+    // with no address in it.
     assert_eq!(
-        app.count_rows("audit_log", "action = 'lookup'")?,
+        app.count_rows("audit_log", "action = 'lookup' AND object LIKE 'guest:%'")?,
         0,
         "no guest was found, so none was looked up"
+    );
+    assert_eq!(
+        app.count_rows(
+            "audit_log",
+            &format!("action = 'lookup' AND object = 'venue:{venue}' AND fields = 'email'")
+        )?,
+        1,
+        "the unanswered probe left no trace"
     );
     for answer in [&anonymous, &refused, &bad, &too_many, &unknown] {
         assert_absent(answer.to_string().as_bytes(), &tag, "an answer");
