@@ -208,7 +208,7 @@ impl Monitor {
         let read = events
             .iter()
             .filter(own)
-            .filter(|event| event.action == "read")
+            .filter(|event| store::BULK_READ_ACTIONS.contains(&event.action.as_str()))
             .count();
         if read == 0 {
             return;

@@ -9,6 +9,11 @@ use crate::outbox::{Mail, Outgoing, Webhook, WebhookTarget, insert_message, seal
 use crate::rows::db_instant;
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
+/// Audit actions the bulk-read rule counts: reading a record's personal
+/// fields, and finding a guest by their address (enumerating addresses at
+/// the front desk is a bulk read too).
+pub const BULK_READ_ACTIONS: [&str; 2] = ["read", "lookup"];
+
 /// What tripped: the rule, who, where, and the count that crossed the
 /// threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,8 +316,9 @@ impl Store {
         Ok(lifted > 0)
     }
 
-    /// How many distinct records `principal` read personal fields of since
-    /// `since` (from the audit trail, so it holds across nodes).
+    /// How many distinct records `principal` read personal fields of, or
+    /// looked up by a guest's address, since `since` (from the audit trail,
+    /// so it holds across nodes).
     pub fn distinct_reads_since(
         &self,
         principal: &str,
@@ -324,7 +330,7 @@ impl Store {
             use s::audit_log::dsl as l;
             l::audit_log
                 .filter(l::principal.eq(principal))
-                .filter(l::action.eq("read"))
+                .filter(l::action.eq_any(BULK_READ_ACTIONS))
                 .filter(l::at.ge(since))
                 .select(diesel::dsl::count(l::object).aggregate_distinct())
                 .first::<i64>(c)?

@@ -4,6 +4,7 @@
 mod access;
 mod access_codes;
 mod alerts;
+pub use alerts::BULK_READ_ACTIONS;
 mod audit;
 mod baseline;
 mod breaches;

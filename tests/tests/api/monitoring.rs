@@ -291,6 +291,64 @@ both_backends!(
     bulk_reads_can_be_only_reported
 );
 
+/// Finding guests by address at the front desk counts toward the bulk-read
+/// rule, even when no personal field is read: enumerating addresses is a
+/// bulk read too.
+async fn front_desk_lookups_count_as_bulk_reads(backend: Backend) -> Result<()> {
+    let app = watched(backend, |m| {
+        m.bulk_read_records = 3;
+        m.bulk_read_response = api::config::BulkReadResponse::Alert;
+    })
+    .await?;
+    let venue = app.venue_id("one-table").await?;
+    for hour in 8..12 {
+        let created = app
+            .gql(
+                CREATE,
+                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Walk In", "email": format!("walk-in-{hour}@example.org") } }, "key": new_key() }),
+            )
+            .await?;
+        assert!(created["errors"].is_null(), "{created}");
+    }
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let admin = app.staff("admin", None).await?;
+    let lookup =
+        "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id } }";
+    for hour in 8..11 {
+        let found = app
+            .gql_as(
+                &staff,
+                lookup,
+                json!({ "v": venue, "e": format!("walk-in-{hour}@example.org") }),
+            )
+            .await?;
+        assert_eq!(
+            found["data"]["guestReservations"].as_array().map(Vec::len),
+            Some(1),
+            "{found}"
+        );
+    }
+    assert!(
+        with_rule(&alerts(&app, &admin).await?, "bulk_read").is_empty(),
+        "three guests are not more than three"
+    );
+    app.gql_as(
+        &staff,
+        lookup,
+        json!({ "v": venue, "e": "walk-in-11@example.org" }),
+    )
+    .await?;
+    let all = alerts(&app, &admin).await?;
+    let bulk = with_rule(&all, "bulk_read");
+    assert_eq!(bulk.len(), 1, "{all:?}");
+    assert_eq!(bulk[0]["observed"], 4);
+    Ok(())
+}
+both_backends!(
+    front_desk_lookups_count_as_bulk_reads,
+    front_desk_lookups_count_as_bulk_reads
+);
+
 /// Exports of guest data by one account above the hourly rate.
 async fn exports_above_the_rate_raise_an_alert(backend: Backend) -> Result<()> {
     let app = watched(backend, |m| m.exports_per_hour = 1).await?;
