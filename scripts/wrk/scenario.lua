@@ -92,6 +92,13 @@ local function next_booking()
   return graphql(queries.book, variables, fixture.partner_key)
 end
 
+-- The baseline's lookup of a seeded guest, through `kind` (token or
+-- plaintext).
+local function base_lookup(kind)
+  local venue, email = seeded_guest()
+  return wrk.format("GET", "/lookup/" .. kind .. "?venue=" .. venue.id .. "&email=" .. email)
+end
+
 local builders = {
   availability = function()
     local venue, date = coming_day()
@@ -117,14 +124,8 @@ local builders = {
     local venue, date = seeded_day()
     return wrk.format("GET", "/day-sheet?venue=" .. venue.id .. "&date=" .. date)
   end,
-  base_lookup_token = function()
-    local venue, email = seeded_guest()
-    return wrk.format("GET", "/lookup/token?venue=" .. venue.id .. "&email=" .. email)
-  end,
-  base_lookup_plaintext = function()
-    local venue, email = seeded_guest()
-    return wrk.format("GET", "/lookup/plaintext?venue=" .. venue.id .. "&email=" .. email)
-  end,
+  base_lookup_token = function() return base_lookup("token") end,
+  base_lookup_plaintext = function() return base_lookup("plaintext") end,
 }
 
 builders.mixed = function()
