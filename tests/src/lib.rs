@@ -177,12 +177,12 @@ fn toml_config(text: &str) -> anyhow::Result<plugins::PaymentsConfig> {
     Ok(figment::Figment::from(figment::providers::Toml::string(text)).extract()?)
 }
 
-/// One of Stripe's own sample objects (`shared/specs/stripe`), with fields
+/// One of Stripe's own sample objects (`specs/stripe`), with fields
 /// replaced.
 pub fn stripe_fixture(resource: &str, changes: Value) -> anyhow::Result<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/specs/stripe/fixtures3.json"
+        "/../specs/stripe/fixtures3.json"
     );
     let all: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let mut object = all["resources"][resource].clone();

@@ -1,5 +1,5 @@
 //! PayPal's JSON, from the Orders v2, Payments v2 and Webhooks v1 OpenAPI
-//! specifications in `../shared/specs/paypal/`. Only the fields kluis reads.
+//! specifications in `specs/paypal/` at the top of the repository. Only the fields kluis reads.
 
 use domain::payments::{NextAction, PaymentStep};
 use serde::Deserialize;

@@ -1,5 +1,5 @@
 //! The Stripe gateway against a local fake that checks each request and
-//! answers with Stripe's own sample objects (`shared/specs/stripe`).
+//! answers with Stripe's own sample objects (`specs/stripe`).
 
 use std::time::Duration;
 
@@ -19,9 +19,9 @@ const WEBHOOK_SECRET: &str = "whsec_kluis_test";
 fn fixture(resource: &str, changes: Value) -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/specs/stripe/fixtures3.json"
+        "/../specs/stripe/fixtures3.json"
     );
-    let text = std::fs::read_to_string(path).expect("the Stripe fixtures are in shared/specs");
+    let text = std::fs::read_to_string(path).expect("the Stripe fixtures are in specs/stripe");
     let all: Value = serde_json::from_str(&text).expect("fixtures are JSON");
     let mut object = all["resources"][resource].clone();
     assert!(object.is_object(), "no fixture for {resource}");

@@ -1,4 +1,4 @@
-//! Stripe's JSON, as `../shared/specs/stripe/fixtures3.json` shows it, and
+//! Stripe's JSON, as `specs/stripe/fixtures3.json` (top of the repository) shows it, and
 //! its mapping onto kluis's payment steps. Only the fields kluis reads.
 
 use domain::payments::{NextAction, PaymentStep, ProviderPayment};
