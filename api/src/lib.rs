@@ -110,22 +110,29 @@ pub async fn import_venues(
 }
 
 /// Gives back the slots of unpaid bookings whose deadline passed, every 30
-/// seconds, so availability shows them free again. (Bookings also release
-/// expired holds themselves before looking for a free slot.)
+/// seconds, so availability shows them free again (bookings also release
+/// expired holds themselves before looking for a free slot), and deletes
+/// the guests' access codes and access tokens whose time is over.
 fn release_holds_periodically(store: Store, clock: clock::Clock) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
-            let store = store.clone();
+            let releasing = store.clone();
             let now = clock.now();
-            match tokio::task::spawn_blocking(move || store.release_expired_holds(now)).await {
+            match tokio::task::spawn_blocking(move || releasing.release_expired_holds(now)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(released)) => {
                     tracing::info!(released, "released unpaid holds past their deadline")
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "releasing expired holds failed"),
                 Err(error) => tracing::warn!(%error, "releasing expired holds failed"),
+            }
+            let purging = store.clone();
+            match tokio::task::spawn_blocking(move || purging.purge_access_secrets(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "purging expired access codes failed"),
+                Err(error) => tracing::warn!(%error, "purging expired access codes failed"),
             }
         }
     });

@@ -63,6 +63,9 @@ impl Field {
     pub const RESERVATION_NOTES: Self = Self::new("reservations", "notes");
     /// A one-time code sent to a guest who lost their manage token.
     pub const ACCESS_CODE: Self = Self::new("access_codes", "code");
+    /// The e-mail address a guest proved control of, kept with the access
+    /// token it earned so that every lookup-token version can be asked.
+    pub const ACCESS_GRANT_EMAIL: Self = Self::new("guest_access_grants", "email");
     /// Recipient, subject and body of a message waiting in the outbox.
     pub const OUTBOX_MESSAGE: Self = Self::new("outbox", "message");
     /// The secret a venue's webhook messages are signed with.

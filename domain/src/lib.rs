@@ -20,7 +20,8 @@ pub use availability::{BookingContext, Occupancy, Placement, Slot};
 pub use error::DomainError;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
-    Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName, Personal, Phone,
+    AccessToken, Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName,
+    Personal, Phone,
 };
 pub use reservation::{Reservation, ReservationStatus};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};

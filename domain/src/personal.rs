@@ -297,44 +297,58 @@ impl GuestNotes {
     }
 }
 
+/// 256 random bits, URL-safe, behind a prefix that says what the secret is
+/// for (so a token pasted in the wrong place is simply not found).
+fn random_secret(prefix: &str) -> Result<Personal, DomainError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| DomainError::Conflict("no randomness available; try again".to_owned()))?;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Ok(Personal::new(format!("{prefix}{encoded}")))
+}
+
+/// Reads a secret a client sent. Anything malformed is simply not found,
+/// like a well-formed secret that matches nothing.
+fn parse_secret(prefix: &str, raw: &str, what: &'static str) -> Result<Personal, DomainError> {
+    let not_found = || DomainError::not_found(what);
+    let encoded = raw.strip_prefix(prefix).ok_or_else(not_found)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| not_found())?;
+    if bytes.len() != 32 {
+        return Err(not_found());
+    }
+    Ok(Personal::new(raw.to_owned()))
+}
+
+/// What the database keeps of a secret: enough to recognise it, useless to
+/// recover it.
+fn secret_hash(secret: &Personal) -> Vec<u8> {
+    Sha256::digest(secret.expose().as_bytes()).to_vec()
+}
+
 /// The secret with which a guest reads, changes and cancels their own
-/// reservation. 256 random bits; only its SHA-256 is stored.
+/// reservation, and sees the personal data entered with it: a key to one
+/// reservation, nothing more. 256 random bits; only its SHA-256 is stored.
 #[derive(Clone)]
 pub struct ManageToken(Personal);
 
-const TOKEN_PREFIX: &str = "kmt_";
-
 impl ManageToken {
     pub fn generate() -> Result<Self, DomainError> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|_| DomainError::Conflict("no randomness available; try again".to_owned()))?;
-        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        Ok(Self(Personal::new(format!("{TOKEN_PREFIX}{encoded}"))))
+        random_secret("kmt_").map(Self)
     }
 
-    /// Reads a token a client sent. Anything malformed is simply not found,
-    /// like a well-formed token that matches nothing.
+    /// Reads a token a client sent; malformed is NOT_FOUND.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let not_found = || DomainError::not_found("reservation");
-        let encoded = raw.strip_prefix(TOKEN_PREFIX).ok_or_else(not_found)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| not_found())?;
-        if bytes.len() != 32 {
-            return Err(not_found());
-        }
-        Ok(Self(Personal::new(raw.to_owned())))
+        parse_secret("kmt_", raw, "reservation").map(Self)
     }
 
     pub fn expose(&self) -> &str {
         self.0.expose()
     }
 
-    /// What the database keeps: enough to recognise the token, useless to
-    /// recover it.
     pub fn hash(&self) -> Vec<u8> {
-        Sha256::digest(self.expose().as_bytes()).to_vec()
+        secret_hash(&self.0)
     }
 
     /// Compares a stored hash with this token's in constant time.
@@ -350,9 +364,53 @@ impl fmt::Debug for ManageToken {
     }
 }
 
+/// The secret a guest earns by proving control of an e-mail address (a
+/// one-time code sent to it): it opens, for a short while, every booking
+/// made with that address at one venue, for the rights over the whole
+/// history (export, correction, erasure). 256 random bits; only its
+/// SHA-256 is stored.
+#[derive(Clone)]
+pub struct AccessToken(Personal);
+
+impl AccessToken {
+    pub fn generate() -> Result<Self, DomainError> {
+        random_secret("kat_").map(Self)
+    }
+
+    /// Reads a token a client sent; malformed is NOT_FOUND.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        parse_secret("kat_", raw, "access token").map(Self)
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    pub fn hash(&self) -> Vec<u8> {
+        secret_hash(&self.0)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessToken({MASK})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_token_is_not_a_manage_token_and_back() {
+        let access = AccessToken::generate().expect("random");
+        let manage = ManageToken::generate().expect("random");
+        assert!(ManageToken::parse(access.expose()).is_err());
+        assert!(AccessToken::parse(manage.expose()).is_err());
+        assert!(AccessToken::parse(access.expose()).is_ok());
+        assert_eq!(format!("{access:?}"), "AccessToken(‹personal›)");
+        assert!(AccessToken::parse("kat_short").is_err());
+    }
 
     #[test]
     fn personal_values_are_masked_in_debug_and_display() {

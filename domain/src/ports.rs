@@ -42,6 +42,10 @@ pub struct Booking {
 pub struct GuestRecord {
     pub guest: Guest,
     pub notes: Option<GuestNotes>,
+    /// The guest's record was linked to several bookings (before each
+    /// booking kept its own): it may hold what another booking entered, so
+    /// one booking's manage token does not open it.
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -144,10 +144,8 @@ impl Store {
         venue: VenueId,
         email: &Email,
     ) -> Result<Vec<GuestReservationRow>, StoreError> {
-        let found = self.reservations_of_guest_by_email(venue, email, LOOKUP_LIMIT)?;
-        Ok(found
-            .map(|(_, reservations)| reservations.iter().map(GuestReservationRow::from).collect())
-            .unwrap_or_default())
+        let (_, reservations) = self.reservations_of_guest_by_email(venue, email, LOOKUP_LIMIT)?;
+        Ok(reservations.iter().map(GuestReservationRow::from).collect())
     }
 
     /// The same lookup against the plaintext e-mail column.

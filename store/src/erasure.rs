@@ -118,60 +118,69 @@ impl Store {
         Ok(erasure)
     }
 
-    /// Replaces a guest's name, e-mail and phone (the right to
-    /// rectification), sealed anew with the current key.
-    pub fn correct_guest(
+    /// Replaces the name, e-mail and phone of guest records (the right to
+    /// rectification), sealed anew with the current key, in one
+    /// transaction; answers the records changed. Erased records stay
+    /// erased; when every record is erased the correction is refused.
+    pub fn correct_guests(
         &self,
-        guest: GuestId,
+        guests: &[GuestId],
         name: &PersonName,
         email: Option<&Email>,
         phone: Option<&Phone>,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<GuestId>, StoreError> {
         let now = db_instant(now);
-        let id = guest.to_string();
         let ring = self.keys().current();
         let version = ring.current_version();
-        let sealed = seal_guest(&ring, version, &id, name, email, phone)?;
+        let sealed = guests
+            .iter()
+            .map(|guest| {
+                let id = guest.to_string();
+                seal_guest(&ring, version, &id, name, email, phone)
+                    .map(|sealed| (*guest, id, sealed))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let erased: Option<Option<DateTime<Utc>>> = g::guests
-                .find(&id)
-                .select(g::erased_at)
-                .first(c)
-                .optional()?;
-            match erased {
-                None => return Err(DomainError::not_found("guest").into()),
-                Some(Some(_)) => {
-                    return Err(
-                        DomainError::Conflict("this guest's data was erased".to_owned()).into(),
-                    );
+            let mut corrected = Vec::new();
+            let mut erased = 0usize;
+            for (guest, id, sealed) in &sealed {
+                let state: Option<Option<DateTime<Utc>>> = g::guests
+                    .find(id)
+                    .select(g::erased_at)
+                    .first(c)
+                    .optional()?;
+                match state {
+                    None => continue,
+                    Some(Some(_)) => {
+                        erased += 1;
+                        continue;
+                    }
+                    Some(None) => {}
                 }
-                Some(None) => {}
+                diesel::update(g::guests.find(id))
+                    .set((
+                        g::key_version.eq(sealed.key_version),
+                        g::name_sealed.eq(&sealed.name_sealed),
+                        g::email_sealed.eq(&sealed.email_sealed),
+                        g::email_lookup.eq(&sealed.email_lookup),
+                        g::phone_sealed.eq(&sealed.phone_sealed),
+                        g::phone_lookup.eq(&sealed.phone_lookup),
+                        g::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+                corrected.push(*guest);
             }
-            let updated = diesel::update(g::guests.find(&id))
-                .set((
-                    g::key_version.eq(sealed.key_version),
-                    g::name_sealed.eq(&sealed.name_sealed),
-                    g::email_sealed.eq(&sealed.email_sealed),
-                    g::email_lookup.eq(&sealed.email_lookup),
-                    g::phone_sealed.eq(&sealed.phone_sealed),
-                    g::phone_lookup.eq(&sealed.phone_lookup),
-                    g::updated_at.eq(now),
-                ))
-                .execute(c);
-            match updated {
-                Ok(_) => Ok(()),
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => Err(DomainError::Conflict(
-                    "another guest of this venue already has this e-mail or phone".to_owned(),
-                )
-                .into()),
-                Err(other) => Err(other.into()),
+            if corrected.is_empty() {
+                return Err(if erased > 0 {
+                    DomainError::Conflict("this guest's data was erased".to_owned()).into()
+                } else {
+                    DomainError::not_found("guest").into()
+                });
             }
+            Ok(corrected)
         }))
     }
 }

@@ -30,6 +30,9 @@ pub struct GuestRow {
     pub _created_at: chrono::DateTime<chrono::Utc>,
     pub _updated_at: chrono::DateTime<chrono::Utc>,
     pub erased_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Several bookings were linked to this record before each booking
+    /// kept its own: a single booking's manage token does not open it.
+    pub shared: bool,
 }
 
 /// What an erased guest's name reads as.
@@ -170,37 +173,57 @@ pub fn tokens(
     }
 }
 
-/// Finds a venue's guest by e-mail or phone lookup tokens: one indexed
-/// equality query per column, no decryption.
+/// The ids of a venue's guest records whose e-mail lookup token is one of
+/// `tokens` (one per key version): every booking made with one address.
+/// One indexed equality query, no decryption.
+macro_rules! guest_ids_by_email {
+    ($c:expr, $s:ident, $venue_id:expr, $tokens:expr) => {{
+        use $s::guests::dsl as g;
+        // One key version (the usual case) asks with `=`: a statement that
+        // stays prepared on both backends, where a list does not.
+        match $tokens.as_slice() {
+            [] => Vec::<String>::new(),
+            [token] => g::guests
+                .filter(g::venue_id.eq($venue_id))
+                .filter(g::email_lookup.eq(token))
+                .select(g::id)
+                .load::<String>($c)?,
+            tokens => g::guests
+                .filter(g::venue_id.eq($venue_id))
+                .filter(g::email_lookup.eq_any(tokens))
+                .select(g::id)
+                .load::<String>($c)?,
+        }
+    }};
+}
+pub(crate) use guest_ids_by_email;
+
+/// The first guest record of a venue with this e-mail, or else this phone:
+/// for tools (the seed's idempotence) that ask whether an address is known
+/// at all. Bookings never use it to link themselves to a record.
 macro_rules! find_guest_id {
     ($c:expr, $s:ident, $venue_id:expr, $email_tokens:expr, $phone_tokens:expr) => {{
         use $s::guests::dsl as g;
-        // One key version (the usual case) asks with `=`: a statement
-        // that stays prepared on both backends, where a list does not.
-        macro_rules! by_token {
-            ($column:expr, $tokens:expr) => {
-                match $tokens.as_slice() {
-                    [] => None,
-                    [token] => g::guests
-                        .filter(g::venue_id.eq($venue_id))
-                        .filter($column.eq(token))
-                        .select(g::id)
-                        .first::<String>($c)
-                        .optional()?,
-                    tokens => g::guests
-                        .filter(g::venue_id.eq($venue_id))
-                        .filter($column.eq_any(tokens))
-                        .select(g::id)
-                        .first::<String>($c)
-                        .optional()?,
-                }
-            };
-        }
-        let mut found: Option<String> = by_token!(g::email_lookup, $email_tokens);
-        if found.is_none() {
-            found = by_token!(g::phone_lookup, $phone_tokens);
+        let mut found: Option<String> =
+            crate::guests::guest_ids_by_email!($c, $s, $venue_id, $email_tokens)
+                .into_iter()
+                .next();
+        if found.is_none() && !$phone_tokens.is_empty() {
+            found = g::guests
+                .filter(g::venue_id.eq($venue_id))
+                .filter(g::phone_lookup.eq_any($phone_tokens))
+                .select(g::id)
+                .first::<String>($c)
+                .optional()?;
         }
         found
     }};
 }
 pub(crate) use find_guest_id;
+
+/// Parses guest ids read from the database.
+pub(crate) fn parse_guest_ids(ids: Vec<String>) -> Result<Vec<GuestId>, StoreError> {
+    ids.into_iter()
+        .map(|id| GuestId::parse(&id).map_err(|_| StoreError::Corrupt(format!("guest id {id}"))))
+        .collect()
+}

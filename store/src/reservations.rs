@@ -38,8 +38,6 @@ enum Race {
     Overlap,
     /// The reservation changed since it was read.
     StaleVersion,
-    /// Another request created the same new guest at the same moment.
-    NewGuest,
 }
 
 enum Outcome<T> {
@@ -101,10 +99,6 @@ impl Store {
             Race::Overlap => DomainError::SlotTaken,
             Race::StaleVersion => DomainError::Conflict(
                 "the reservation was changed by someone else at the same time; try again"
-                    .to_owned(),
-            ),
-            Race::NewGuest => DomainError::Conflict(
-                "another booking for the same guest was made at the same time; try again"
                     .to_owned(),
             ),
         }
@@ -273,8 +267,6 @@ impl ReservationRepository for Store {
                 .collect::<Vec<_>>()
                 .join(","),
         ]);
-        let email_tokens = tokens(&ring, Field::GUEST_EMAIL, email)?;
-        let phone_tokens = tokens(&ring, Field::GUEST_PHONE, phone)?;
         let version = ring.current_version();
         let answer_row = format!("{OPERATION}|{}", key.as_str());
         let venue_id = request.venue_id.to_string();
@@ -331,45 +323,37 @@ impl ReservationRepository for Store {
                     request.resource_id,
                 )?;
 
-                // A returning guest (same e-mail or phone at this venue) is
-                // found by lookup token and linked, not stored twice.
-                let guest_id = match find_guest_id!(c, s, &venue_id, &email_tokens, &phone_tokens) {
-                    Some(id) => id,
-                    None => {
-                        let id = GuestId::new_random().to_string();
-                        let sealed = seal_guest(
-                            &ring,
-                            version,
-                            &id,
-                            &guest.name,
-                            guest.email.as_ref(),
-                            guest.phone.as_ref(),
-                        )?;
-                        use s::guests::dsl as g;
-                        let inserted = diesel::insert_into(g::guests)
-                            .values((
-                                g::id.eq(&id),
-                                g::venue_id.eq(&venue_id),
-                                g::key_version.eq(sealed.key_version),
-                                g::name_sealed.eq(sealed.name_sealed),
-                                g::email_sealed.eq(sealed.email_sealed),
-                                g::email_lookup.eq(sealed.email_lookup),
-                                g::phone_sealed.eq(sealed.phone_sealed),
-                                g::phone_lookup.eq(sealed.phone_lookup),
-                                g::created_at.eq(now),
-                                g::updated_at.eq(now),
-                            ))
-                            .execute(c);
-                        match inserted {
-                            Ok(_) => id,
-                            Err(diesel::result::Error::DatabaseError(
-                                diesel::result::DatabaseErrorKind::UniqueViolation,
-                                _,
-                            )) => return Err(RetryLater(Race::NewGuest).into()),
-                            Err(other) => return Err(other.into()),
-                        }
-                    }
-                };
+                // The details entered with this booking get a guest record
+                // of their own: a booking never links into, reveals or
+                // overwrites an earlier booking's data, whatever e-mail or
+                // phone it gives. The lookup tokens still let staff and the
+                // access-code flow find every booking of an address.
+                let guest_id = GuestId::new_random().to_string();
+                let sealed = seal_guest(
+                    &ring,
+                    version,
+                    &guest_id,
+                    &guest.name,
+                    guest.email.as_ref(),
+                    guest.phone.as_ref(),
+                )?;
+                {
+                    use s::guests::dsl as g;
+                    diesel::insert_into(g::guests)
+                        .values((
+                            g::id.eq(&guest_id),
+                            g::venue_id.eq(&venue_id),
+                            g::key_version.eq(sealed.key_version),
+                            g::name_sealed.eq(sealed.name_sealed),
+                            g::email_sealed.eq(sealed.email_sealed),
+                            g::email_lookup.eq(sealed.email_lookup),
+                            g::phone_sealed.eq(sealed.phone_sealed),
+                            g::phone_lookup.eq(sealed.phone_lookup),
+                            g::created_at.eq(now),
+                            g::updated_at.eq(now),
+                        ))
+                        .execute(c)?;
+                }
 
                 let reservation = Reservation {
                     id: ReservationId::new_random(),
@@ -716,6 +700,7 @@ impl Store {
                     GuestRecord {
                         guest: row.open(ring)?,
                         notes: open_notes(ring, &id, sealed_notes)?,
+                        shared: row.shared,
                     },
                 );
             }
@@ -729,7 +714,6 @@ impl From<RetryLater> for StoreError {
         StoreError::Race(match retry.0 {
             Race::Overlap => "overlap",
             Race::StaleVersion => "stale",
-            Race::NewGuest => "guest",
         })
     }
 }
@@ -738,7 +722,6 @@ impl RetryLater {
     fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
         match error {
             StoreError::Race("overlap") => Ok(Outcome::Retry(Race::Overlap)),
-            StoreError::Race("guest") => Ok(Outcome::Retry(Race::NewGuest)),
             StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),
             other => Err(other),
         }
@@ -782,50 +765,48 @@ impl Store {
         rows.into_iter().map(Reservation::try_from).collect()
     }
 
-    /// The guest a venue knows by this e-mail address, with their
-    /// reservations there, newest start first, at most `limit`; `None` for
-    /// an address the venue does not know. Found through the lookup tokens
-    /// of every key version, so nothing is decrypted and guests not yet
-    /// re-encrypted by a rotation are found too.
+    /// Every guest record a venue holds for this e-mail address (one per
+    /// booking made with it), with their reservations there, newest start
+    /// first, at most `limit`; no records for an address the venue does not
+    /// know. Found through the lookup tokens of every key version, so
+    /// nothing is decrypted and guests not yet re-encrypted by a rotation
+    /// are found too.
     pub fn reservations_of_guest_by_email(
         &self,
         venue: VenueId,
         email: &Email,
         limit: i64,
-    ) -> Result<Option<(GuestId, Vec<Reservation>)>, StoreError> {
+    ) -> Result<(Vec<GuestId>, Vec<Reservation>), StoreError> {
         let ring = self.keys().current();
         let email_tokens = tokens(&ring, Field::GUEST_EMAIL, Some(email.expose()))?;
-        let no_phone: Vec<Vec<u8>> = Vec::new();
         let venue = venue.to_string();
         let mut connection = self.connection()?;
-        let found: Option<(String, Vec<ReservationRow>)> = on_backend!(&mut *connection, |c, s| {
-            let Some(guest) = find_guest_id!(c, s, &venue, &email_tokens, &no_phone) else {
-                return Ok(None);
-            };
-            use s::reservations::dsl as r;
-            // By guest only, so that the guest index is the one used
-            // (SQLite otherwise walks the venue's whole history for the
-            // order); the venue is checked on the rows below, so a corrupt
-            // row cannot leak a booking across venues.
-            let rows = r::reservations
-                .filter(r::guest_id.eq(&guest))
-                .order((r::starts_at.desc(), r::id.desc()))
-                .limit(limit)
-                .select(reservation_columns!(s))
-                .load::<ReservationRow>(c)?;
-            Some((guest, rows))
-        });
-        let Some((guest, rows)) = found else {
-            return Ok(None);
-        };
-        let guest =
-            GuestId::parse(&guest).map_err(|_| StoreError::Corrupt(format!("guest id {guest}")))?;
+        let (guests, rows): (Vec<String>, Vec<ReservationRow>) =
+            on_backend!(&mut *connection, |c, s| {
+                let guests = crate::guests::guest_ids_by_email!(c, s, &venue, &email_tokens);
+                use s::reservations::dsl as r;
+                // By guest only, so that the guest index is the one used
+                // (SQLite otherwise walks the venue's whole history for the
+                // order); the venue is checked on the rows below, so a
+                // corrupt row cannot leak a booking across venues.
+                let rows = if guests.is_empty() {
+                    Vec::new()
+                } else {
+                    r::reservations
+                        .filter(r::guest_id.eq_any(&guests))
+                        .order((r::starts_at.desc(), r::id.desc()))
+                        .limit(limit)
+                        .select(reservation_columns!(s))
+                        .load::<ReservationRow>(c)?
+                };
+                (guests, rows)
+            });
         let reservations = rows
             .into_iter()
             .filter(|row| row.venue_id == venue)
             .map(Reservation::try_from)
             .collect::<Result<_, _>>()?;
-        Ok(Some((guest, reservations)))
+        Ok((crate::guests::parse_guest_ids(guests)?, reservations))
     }
 
     /// Moves a reservation through its life cycle (check-in, no-show,

@@ -111,6 +111,7 @@ macro_rules! kluis_schema {
                 created_at -> $Instant,
                 updated_at -> $Instant,
                 erased_at -> Nullable<$Instant>,
+                shared -> Bool,
             }
         }
 
@@ -370,7 +371,8 @@ macro_rules! kluis_schema {
 
             access_codes (id) {
                 id -> Text,
-                guest_id -> Text,
+                venue_id -> Text,
+                email_lookup -> Binary,
                 code_hash -> Binary,
                 key_version -> Integer,
                 attempts -> Integer,
@@ -407,6 +409,20 @@ macro_rules! kluis_schema {
                 guest_id -> Text,
                 outbox_id -> Text,
                 notified_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            guest_access_grants (id) {
+                id -> Text,
+                token_hash -> Binary,
+                venue_id -> Text,
+                email_sealed -> Binary,
+                key_version -> Integer,
+                expires_at -> $Instant,
+                created_at -> $Instant,
             }
         }
 

@@ -16,6 +16,7 @@ mod api {
     mod privacy;
     mod rate_limits;
     mod rights;
+    mod takeover;
     mod tls;
     mod webhooks;
 }

@@ -330,54 +330,164 @@ async fn as_guest(
     Ok((reservation, guest))
 }
 
+/// Whose data a right is exercised on: the guest records in reach of the
+/// caller's secret, at one venue.
+struct Reach {
+    venue: VenueId,
+    guests: Vec<domain::GuestId>,
+}
+
+/// The guest records a guest's secret reaches, for a right exercised as
+/// the guest (the policy must allow `object` for the guest role):
+/// - a manage token reaches the record entered with its own booking, and
+///   nothing else; a record several bookings were once linked to is
+///   refused (it may hold what another booking entered);
+/// - an access token, earned by proving control of an e-mail address,
+///   reaches every record made with that address at its venue.
+async fn reach_as_guest(
+    ctx: &Context<'_>,
+    manage_token: Option<&str>,
+    access_token: Option<&str>,
+    object: &str,
+) -> Result<Reach> {
+    match (manage_token, access_token) {
+        (Some(manage_token), None) => {
+            let (reservation, guest) = as_guest(ctx, manage_token, object).await?;
+            let venue = reservation.venue_id;
+            let store = store(ctx).clone();
+            let shared = blocking(move || {
+                Ok(store
+                    .guest_record(&reservation)?
+                    .is_some_and(|record| record.shared))
+            })
+            .await?;
+            if shared {
+                return Err(api_error(
+                    Code::Forbidden,
+                    "this booking's guest record is shared with other bookings: prove your e-mail address with requestAccessCode and use the access token",
+                ));
+            }
+            Ok(Reach {
+                venue,
+                guests: vec![guest],
+            })
+        }
+        (None, Some(access_token)) => as_address_holder(ctx, access_token, object).await,
+        _ => Err(api_error(
+            Code::BadUserInput,
+            "give exactly one of manageToken (this booking) and accessToken (every booking of your address)",
+        )),
+    }
+}
+
+/// The guest records an access token opens; a wrong or expired token is
+/// NOT_FOUND and counts like a wrong manage token.
+async fn as_address_holder(ctx: &Context<'_>, access_token: &str, object: &str) -> Result<Reach> {
+    let token = domain::AccessToken::parse(access_token).or_gql()?;
+    let store = store(ctx).clone();
+    let scope = wrong_secret_scope(ctx);
+    let at = now(ctx);
+    let reach = blocking(move || {
+        if let Some(until) = store.throttled_until(&scope, at)? {
+            return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
+        }
+        match store.access_scope(&token, at)? {
+            Some(reach) => Ok(Ok(reach)),
+            None => {
+                count_wrong_secret(&store, &scope, at)?;
+                Err(DomainError::not_found("access token").into())
+            }
+        }
+    })
+    .await?
+    .map_err(|until| held_back(until, at))?;
+    if !guard::allowed_as(ctx, "guest", Some(reach.venue), object, EXECUTE) {
+        return Err(guard::forbidden(ctx, object));
+    }
+    Ok(Reach {
+        venue: reach.venue,
+        guests: reach.guests,
+    })
+}
+
 #[derive(Default)]
 pub struct RightsMutation;
 
 #[Object]
 impl RightsMutation {
     /// Everything kluis holds about the guest at this venue, decrypted, as
-    /// machine-readable JSON: profile, reservations, consents with notice
-    /// versions and payment metadata (the right of access and to
-    /// portability).
+    /// machine-readable JSON: the details entered with each booking,
+    /// reservations, consents with notice versions, payment metadata and
+    /// who accessed the data (the right of access and to portability).
+    /// With `manageToken`: what was entered with that one booking. With
+    /// `accessToken` (from `redeemAccessCode`): every booking made with the
+    /// proven address at the venue.
     async fn export_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: String,
+        manage_token: Option<String>,
+        access_token: Option<String>,
     ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.exportMyData").await?;
-        export(ctx, "guest".to_owned(), reservation, guest).await
+        let reach = reach_as_guest(
+            ctx,
+            manage_token.as_deref(),
+            access_token.as_deref(),
+            "Mutation.exportMyData",
+        )
+        .await?;
+        export(ctx, "guest".to_owned(), reach).await
     }
 
     /// Corrects the guest's name, e-mail and phone (the right to
-    /// rectification); the venue's field rules apply as when booking.
+    /// rectification); the venue's field rules apply as when booking. With
+    /// `manageToken`: the details of that one booking. With `accessToken`:
+    /// the address on file for every booking made with it (the token then
+    /// stops finding them if the e-mail changes).
     async fn correct_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: String,
+        manage_token: Option<String>,
+        access_token: Option<String>,
         input: CorrectionInput,
     ) -> Result<bool> {
-        let (reservation, guest) = as_guest(ctx, &manage_token, "Mutation.correctMyData").await?;
-        correct(ctx, "guest".to_owned(), reservation, guest, input).await
+        let reach = reach_as_guest(
+            ctx,
+            manage_token.as_deref(),
+            access_token.as_deref(),
+            "Mutation.correctMyData",
+        )
+        .await?;
+        correct(ctx, "guest".to_owned(), reach, input).await
     }
 
-    /// Erases the guest's personal data everywhere (the right to erasure):
-    /// name, contact details and notes are destroyed, payment providers are
-    /// asked to delete their customer object; amounts and dates stay for
-    /// the books under a pseudonym. Refused while a payment is in flight;
-    /// erasing twice is fine.
+    /// Erases the guest's personal data (the right to erasure): name,
+    /// contact details and notes are destroyed, payment providers are asked
+    /// to delete their customer object; amounts and dates stay for the
+    /// books under a pseudonym. With `manageToken`: what was entered with
+    /// that one booking. With `accessToken`: everything of every booking
+    /// made with the proven address at the venue. Refused while a payment
+    /// is in flight; erasing twice is fine.
     async fn erase_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: String,
+        manage_token: Option<String>,
+        access_token: Option<String>,
     ) -> Result<ErasureReport> {
-        let (_, guest) = as_guest(ctx, &manage_token, "Mutation.eraseMyData").await?;
-        erase(ctx, "guest".to_owned(), guest).await
+        let reach = reach_as_guest(
+            ctx,
+            manage_token.as_deref(),
+            access_token.as_deref(),
+            "Mutation.eraseMyData",
+        )
+        .await?;
+        erase(ctx, "guest".to_owned(), reach).await
     }
 
-    /// For a guest who lost their manage token: sends a one-time code to
-    /// the e-mail address they booked with at this venue, valid for 15
-    /// minutes. Always answers `true`, so the answer does not tell whether
-    /// the address is known; at most three codes per hour are sent.
+    /// Proof of control of an e-mail address, step one: sends a one-time
+    /// code to the address if it booked at this venue, valid for 15
+    /// minutes. Always answers `true` and does the same work for unknown
+    /// addresses, so the answer does not tell whether the address is known;
+    /// at most three codes per address and hour.
     async fn request_access_code(
         &self,
         ctx: &Context<'_>,
@@ -412,11 +522,13 @@ impl RightsMutation {
         Ok(true)
     }
 
-    /// Redeems a code from `requestAccessCode`: answers a fresh manage
-    /// token for the guest's latest booking (the lost one stops working),
-    /// to use with `exportMyData`, `correctMyData` and `eraseMyData`. A
-    /// wrong code is NOT_FOUND; after five wrong tries the code is dead
-    /// (RATE_LIMITED) and a new one must be requested.
+    /// Proof of control of an e-mail address, step two: redeems a code from
+    /// `requestAccessCode` and answers an access token (`kat_…`, valid for
+    /// 30 minutes) for every booking made with that address at the venue:
+    /// use it with `exportMyData`, `correctMyData`, `eraseMyData` and
+    /// `reissueManageToken`. A wrong code is NOT_FOUND, for known and
+    /// unknown addresses alike; every code allows five tries in all, then
+    /// answers RATE_LIMITED and a new one must be requested.
     async fn redeem_access_code(
         &self,
         ctx: &Context<'_>,
@@ -453,57 +565,94 @@ impl RightsMutation {
             )),
             store::Redemption::Exhausted => Err(api_error(
                 Code::RateLimited,
-                "too many wrong codes: request a new one",
+                "too many tries for this code: request a new one",
             )),
         }
     }
 
+    /// For a guest who lost the manage link of one booking: with an access
+    /// token, answers a fresh manage token for one of the bookings it
+    /// reaches (the lost one stops working). A booking the token does not
+    /// reach is NOT_FOUND.
+    async fn reissue_manage_token(
+        &self,
+        ctx: &Context<'_>,
+        access_token: String,
+        reservation_id: ID,
+    ) -> Result<String> {
+        let id = domain::ReservationId::parse(&reservation_id).or_gql()?;
+        let reach = as_address_holder(ctx, &access_token, "Mutation.reissueManageToken").await?;
+        let store = store(ctx).clone();
+        let at = now(ctx);
+        let token = blocking(move || {
+            let token = store
+                .reissue_manage_token(id, &reach.guests)?
+                .ok_or(DomainError::not_found("reservation"))?;
+            store.audit(
+                &[store::AuditEvent {
+                    principal: "guest".to_owned(),
+                    action: "reissue_token".to_owned(),
+                    object: format!("reservation:{id}"),
+                    fields: "manage_token".to_owned(),
+                    venue_id: Some(reach.venue.to_string()),
+                }],
+                at,
+            )?;
+            Ok(token)
+        })
+        .await?;
+        Ok(token.expose().to_owned())
+    }
+
     /// `exportMyData` run by venue staff for the guest of this reservation,
-    /// who asked in person or by letter; audited under the staff account.
+    /// who asked in person or by letter: every booking made with the same
+    /// e-mail address at the venue; audited under the staff account.
     async fn export_guest_data(
         &self,
         ctx: &Context<'_>,
         reservation_id: ID,
     ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let (who, reservation, guest) =
-            as_staff(ctx, &reservation_id, "Mutation.exportGuestData").await?;
-        export(ctx, who, reservation, guest).await
+        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.exportGuestData").await?;
+        export(ctx, who, reach).await
     }
 
-    /// `correctMyData` run by venue staff on the guest's request; audited.
+    /// `correctMyData` run by venue staff on the guest's request, for every
+    /// booking made with the same e-mail address at the venue; audited.
     async fn correct_guest_data(
         &self,
         ctx: &Context<'_>,
         reservation_id: ID,
         input: CorrectionInput,
     ) -> Result<bool> {
-        let (who, reservation, guest) =
-            as_staff(ctx, &reservation_id, "Mutation.correctGuestData").await?;
-        correct(ctx, who, reservation, guest, input).await
+        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.correctGuestData").await?;
+        correct(ctx, who, reach, input).await
     }
 
-    /// `eraseMyData` run by venue staff on the guest's request; audited.
+    /// `eraseMyData` run by venue staff on the guest's request, for every
+    /// booking made with the same e-mail address at the venue; audited.
     async fn erase_guest_data(
         &self,
         ctx: &Context<'_>,
         reservation_id: ID,
     ) -> Result<ErasureReport> {
-        let (who, _, guest) = as_staff(ctx, &reservation_id, "Mutation.eraseGuestData").await?;
-        erase(ctx, who, guest).await
+        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.eraseGuestData").await?;
+        erase(ctx, who, reach).await
     }
 }
 
-/// The reservation and guest a staff member acts for, with the audit name
-/// of that staff member; the policy must allow `object` in its venue.
+/// The guest records a staff member acts on for the guest of a
+/// reservation (every booking made with the same e-mail address at its
+/// venue), with the audit name of that staff member; the policy must allow
+/// `object` in its venue.
 async fn as_staff(
     ctx: &Context<'_>,
     reservation_id: &str,
     object: &str,
-) -> Result<(String, domain::Reservation, domain::GuestId)> {
+) -> Result<(String, Reach)> {
     let id = domain::ReservationId::parse(reservation_id).or_gql()?;
-    let store = store(ctx).clone();
+    let reading = store(ctx).clone();
     let reservation = blocking(move || {
-        store
+        reading
             .reservation(id)?
             .ok_or_else(|| DomainError::not_found("reservation").into())
     })
@@ -512,40 +661,62 @@ async fn as_staff(
     let guest = reservation
         .guest_id
         .ok_or_else(|| api_error(Code::BadUserInput, "this reservation has no guest record"))?;
-    Ok((guard::principal(ctx).subject(), reservation, guest))
+    let store = store(ctx).clone();
+    let guests = blocking(move || store.guests_sharing_email(guest)).await?;
+    Ok((
+        guard::principal(ctx).subject(),
+        Reach {
+            venue: reservation.venue_id,
+            guests,
+        },
+    ))
 }
 
-/// Everything kluis holds about a guest at the reservation's venue, as
-/// JSON, audited as an export by `who`.
+/// Everything kluis holds in the guest records of `reach`, as JSON,
+/// audited as an export by `who`.
 async fn export(
     ctx: &Context<'_>,
     who: String,
-    reservation: domain::Reservation,
-    guest: domain::GuestId,
+    reach: Reach,
 ) -> Result<async_graphql::Json<serde_json::Value>> {
     let store = store(ctx).clone();
     let at = now(ctx);
     let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
     let export = blocking(move || {
-        let reservations = store.reservations_of_guest(guest)?;
+        let venue = reach.venue;
+        let mut reservations = Vec::new();
+        for guest in &reach.guests {
+            reservations.extend(
+                store
+                    .reservations_of_guest(*guest)?
+                    .into_iter()
+                    .filter(|r| r.venue_id == venue),
+            );
+        }
+        reservations.sort_by_key(|r| (r.starts_at, r.id.to_string()));
         let mut objects: Vec<String> = reservations
             .iter()
             .map(|r| format!("reservation:{}", r.id))
             .collect();
-        objects.push(format!("guest:{guest}"));
-        store.audit(
-            &[store::AuditEvent {
+        objects.extend(reach.guests.iter().map(|g| format!("guest:{g}")));
+        // One `export` per request (what the export-rate rule counts), on
+        // the first record; the others of the history are on the trail as
+        // read by it, so "who saw this guest" finds each of them.
+        let events: Vec<store::AuditEvent> = reach
+            .guests
+            .iter()
+            .enumerate()
+            .map(|(n, guest)| store::AuditEvent {
                 principal: who.clone(),
-                action: "export".to_owned(),
+                action: if n == 0 { "export" } else { "read" }.to_owned(),
                 object: format!("guest:{guest}"),
                 fields: "profile,reservations,consents,payments".to_owned(),
-                venue_id: Some(reservation.venue_id.to_string()),
-            }],
-            at,
-        )?;
+                venue_id: Some(venue.to_string()),
+            })
+            .collect();
+        store.audit(&events, at)?;
         if let Some(monitor) = &monitor {
-            let venue = reservation.venue_id.to_string();
-            monitor.rights_exercised(&who, "export", Some(&venue), at);
+            monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
         }
         let access_log: Vec<serde_json::Value> = store
             .audit_entries(
@@ -567,25 +738,34 @@ async fn export(
                 })
             })
             .collect();
-        let record = store.guest_record(&reservation)?;
-        let consents = store.consents_of(guest, reservation.venue_id)?;
+        let records = store.guest_records(&reservations)?;
         let mut bookings = Vec::new();
         let mut payments = Vec::new();
+        let mut profiles: Vec<serde_json::Value> = Vec::new();
         for booking in &reservations {
-            let notes = store
-                .guest_record(booking)?
-                .and_then(|r| r.notes)
-                .map(|n| n.expose().to_owned());
+            let record = records.get(&booking.id);
             bookings.push(serde_json::json!({
                 "id": booking.id.to_string(),
                 "venueId": booking.venue_id.to_string(),
+                "guestId": booking.guest_id.map(|g| g.to_string()),
                 "startsAt": booking.starts_at,
                 "endsAt": booking.ends_at,
                 "partySize": booking.party_size.get(),
                 "status": booking.status.as_str(),
-                "notes": notes,
+                "notes": record.and_then(|r| r.notes.as_ref()).map(|n| n.expose().to_owned()),
                 "createdAt": booking.created_at,
             }));
+            if let Some(record) = record {
+                let id = record.guest.id.to_string();
+                if !profiles.iter().any(|p| p["guestId"] == id.as_str()) {
+                    profiles.push(serde_json::json!({
+                        "guestId": id,
+                        "name": record.guest.name.expose(),
+                        "email": record.guest.email.as_ref().map(Email::expose),
+                        "phone": record.guest.phone.as_ref().map(Phone::expose),
+                    }));
+                }
+            }
             for payment in store.payments_of(booking.id)? {
                 payments.push(serde_json::json!({
                     "id": payment.id,
@@ -603,18 +783,21 @@ async fn export(
                 }));
             }
         }
-        let profile = record.map(|r| {
-            serde_json::json!({
-                "guestId": r.guest.id.to_string(),
-                "name": r.guest.name.expose(),
-                "email": r.guest.email.as_ref().map(Email::expose),
-                "phone": r.guest.phone.as_ref().map(Phone::expose),
-            })
-        });
+        let mut consents: Vec<(domain::GuestId, Consent)> = Vec::new();
+        for guest in &reach.guests {
+            consents.extend(
+                store
+                    .consents_of(*guest, venue)?
+                    .into_iter()
+                    .map(|c| (*guest, c)),
+            );
+        }
+        consents.sort_by_key(|(_, c)| c.at);
         let consents: Vec<serde_json::Value> = consents
             .into_iter()
-            .map(|c| {
+            .map(|(guest, c)| {
                 serde_json::json!({
+                    "guestId": guest.to_string(),
                     "purpose": c.purpose.as_str(),
                     "given": c.given,
                     "at": c.at,
@@ -624,10 +807,14 @@ async fn export(
                 })
             })
             .collect();
+        // The newest booking's details are the profile; each booking's own
+        // details are under `profiles`.
+        let profile = profiles.last().cloned();
         Ok(serde_json::json!({
-            "format": "kluis-export-1",
+            "format": "kluis-export-2",
             "exportedAt": chrono::Utc::now(),
             "profile": profile,
+            "profiles": profiles,
             "reservations": bookings,
             "consents": consents,
             "payments": payments,
@@ -638,13 +825,13 @@ async fn export(
     Ok(async_graphql::Json(export))
 }
 
-/// Replaces a guest's name, e-mail and phone, audited as a correction by
-/// `who`; the venue's field rules apply as when booking.
+/// Replaces the name, e-mail and phone of the guest records of `reach`,
+/// audited as a correction by `who`; the venue's field rules apply as when
+/// booking. Erased records stay erased.
 async fn correct(
     ctx: &Context<'_>,
     who: String,
-    reservation: domain::Reservation,
-    guest: domain::GuestId,
+    reach: Reach,
     input: CorrectionInput,
 ) -> Result<bool> {
     let name = domain::PersonName::parse("name", &input.name).or_gql()?;
@@ -660,7 +847,7 @@ async fn correct(
     blocking(move || {
         use domain::ports::VenueRepository;
         let venue = store
-            .venue(reservation.venue_id)?
+            .venue(reach.venue)?
             .ok_or(DomainError::not_found("venue"))?;
         let phone = input
             .phone
@@ -674,50 +861,76 @@ async fn correct(
             phone: phone.clone(),
             notes: None,
         })?;
-        store.correct_guest(guest, &name, email.as_ref(), phone.as_ref(), at)?;
-        store.audit(
-            &[store::AuditEvent {
+        let corrected =
+            store.correct_guests(&reach.guests, &name, email.as_ref(), phone.as_ref(), at)?;
+        let events: Vec<store::AuditEvent> = corrected
+            .iter()
+            .map(|guest| store::AuditEvent {
                 principal: who.clone(),
                 action: "correct".to_owned(),
                 object: format!("guest:{guest}"),
                 fields: "name,email,phone".to_owned(),
                 venue_id: Some(venue.id.to_string()),
-            }],
-            at,
-        )
+            })
+            .collect();
+        store.audit(&events, at)
     })
     .await?;
     Ok(true)
 }
 
-/// Erases a guest's personal data everywhere, audited as an erasure by
-/// `who`, and asks payment providers to delete their customer objects.
-async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result<ErasureReport> {
+/// Erases the personal data of the guest records of `reach`, audited as an
+/// erasure by `who`, and asks payment providers to delete their customer
+/// objects.
+async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureReport> {
     let store = store(ctx).clone();
     let at = now(ctx);
     let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
-    let (erasure, saved_cards) = blocking(move || {
-        let saved_cards = store.saved_cards_of(guest)?;
-        let erasure = store.erase_guest(guest, at)?;
-        if !erasure.already {
-            store.audit(
-                &[store::AuditEvent {
-                    principal: who.clone(),
-                    action: "erase".to_owned(),
-                    object: format!("guest:{guest}"),
-                    fields: "name,email,phone,notes,card".to_owned(),
-                    venue_id: None,
-                }],
-                at,
-            )?;
+    let guests = reach.guests.clone();
+    let (report, saved_cards) = blocking(move || {
+        let mut saved_cards = Vec::new();
+        let mut report = ErasureReport {
+            erased_at: at,
+            already_erased: true,
+            reservations: 0,
+            providers_asked: 0,
+        };
+        let mut events = Vec::new();
+        let mut first_erased: Option<DateTime<Utc>> = None;
+        for guest in &guests {
+            let cards = store.saved_cards_of(*guest)?;
+            let erasure = store.erase_guest(*guest, at)?;
+            report.reservations = report
+                .reservations
+                .saturating_add(u32::try_from(erasure.reservations).unwrap_or(u32::MAX));
+            if erasure.already {
+                first_erased =
+                    Some(first_erased.map_or(erasure.erased_at, |t| t.min(erasure.erased_at)));
+                continue;
+            }
+            report.already_erased = false;
+            saved_cards.extend(cards);
+            events.push(store::AuditEvent {
+                principal: who.clone(),
+                action: "erase".to_owned(),
+                object: format!("guest:{guest}"),
+                fields: "name,email,phone,notes,card".to_owned(),
+                venue_id: None,
+            });
+        }
+        if report.already_erased {
+            // Nothing new was destroyed: the first erasure's time stands.
+            report.erased_at = first_erased.unwrap_or(at);
+        } else {
+            store.audit(&events, at)?;
             if let Some(monitor) = &monitor {
                 monitor.rights_exercised(&who, "erase", None, at);
             }
         }
-        Ok((erasure, saved_cards))
+        Ok((report, saved_cards))
     })
     .await?;
-    let asked = if erasure.already {
+    let asked = if report.already_erased {
         0
     } else {
         match ctx.data_opt::<plugins::Gateways>() {
@@ -725,11 +938,14 @@ async fn erase(ctx: &Context<'_>, who: String, guest: domain::GuestId) -> Result
             None => 0,
         }
     };
-    tracing::info!(guest = %guest, reservations = erasure.reservations, "guest data erased");
+    tracing::info!(
+        venue = %reach.venue,
+        records = reach.guests.len(),
+        reservations = report.reservations,
+        "guest data erased"
+    );
     Ok(ErasureReport {
-        erased_at: erasure.erased_at,
-        already_erased: erasure.already,
-        reservations: u32::try_from(erasure.reservations).unwrap_or(u32::MAX),
         providers_asked: asked,
+        ..report
     })
 }

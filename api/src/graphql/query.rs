@@ -194,22 +194,30 @@ impl BookingQuery {
         .await?;
         // Finding someone by their address is itself a use of it, and so is
         // learning that someone is not a guest: the trail names the guest
-        // found, or the venue searched in vain, never the address.
-        let searched = match &found {
-            Some((guest, _)) => format!("guest:{guest}"),
-            None => format!("venue:{venue_id}"),
-        };
-        super::audit::record(
-            ctx,
-            &guard::principal(ctx).subject(),
-            "lookup",
-            searched,
-            "email",
-            Some(venue_id.to_string()),
-        );
-        let Some((_, reservations)) = found else {
-            return Ok(Vec::new());
-        };
+        // records found, or the venue searched in vain, never the address.
+        // The records named are those of the bookings answered (a page may
+        // hold fewer than the address has).
+        let (_, reservations) = found;
+        let mut guests: Vec<String> = reservations
+            .iter()
+            .filter_map(|r| r.guest_id.map(|g| format!("guest:{g}")))
+            .collect();
+        guests.sort();
+        guests.dedup();
+        if guests.is_empty() {
+            guests.push(format!("venue:{venue_id}"));
+        }
+        let principal = guard::principal(ctx).subject();
+        for object in guests {
+            super::audit::record(
+                ctx,
+                &principal,
+                "lookup",
+                object,
+                "email",
+                Some(venue_id.to_string()),
+            );
+        }
         Ok(ReservationObject::list(
             reservations,
             &venue,

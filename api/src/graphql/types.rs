@@ -333,6 +333,33 @@ impl ReservationObject {
             .await?;
         Ok(records.get(&self.reservation.id))
     }
+
+    /// The guest's profile (name, contact, consents) for `object`. A
+    /// manage token opens only what was entered with its own booking: a
+    /// record that several bookings were once linked to answers FORBIDDEN
+    /// to the token, and the access-code flow opens it instead.
+    async fn profile(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+        let record = self.personal(ctx, object).await?;
+        if record.is_some_and(|r| r.shared) && self.opened_by_token(ctx) {
+            return Err(super::errors::api_error(
+                super::errors::Code::Forbidden,
+                format!(
+                    "{object}: this booking's guest record is shared with other bookings; \
+                     prove your e-mail address with an access code to see it"
+                ),
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Whether this reservation was reached with its own manage token.
+    fn opened_by_token(&self, ctx: &Context<'_>) -> bool {
+        match (self.access, super::guard::principal(ctx)) {
+            (Access::Guest, _) => true,
+            (Access::Public, crate::auth::Principal::Guest(own)) => *own == self.reservation.id,
+            (Access::Public, _) => false,
+        }
+    }
 }
 
 #[Object(name = "Reservation")]
@@ -396,7 +423,7 @@ impl ReservationObject {
     /// Personal: the guest's name.
     async fn guest_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .personal(ctx, "Reservation.guestName")
+            .profile(ctx, "Reservation.guestName")
             .await?
             .map(|record| record.guest.name.expose().to_owned()))
     }
@@ -404,7 +431,7 @@ impl ReservationObject {
     /// Personal: the guest's e-mail address, normalized.
     async fn guest_email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .personal(ctx, "Reservation.guestEmail")
+            .profile(ctx, "Reservation.guestEmail")
             .await?
             .and_then(|record| record.guest.email.as_ref().map(|e| e.expose().to_owned())))
     }
@@ -412,7 +439,7 @@ impl ReservationObject {
     /// Personal: the guest's phone number in E.164 form.
     async fn guest_phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .personal(ctx, "Reservation.guestPhone")
+            .profile(ctx, "Reservation.guestPhone")
             .await?
             .and_then(|record| record.guest.phone.as_ref().map(|p| p.expose().to_owned())))
     }
@@ -426,7 +453,7 @@ impl ReservationObject {
 
     /// Personal: the guest's consent ledger at this venue (append-only).
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::privacy::ConsentEntry>> {
-        self.check(ctx, "Reservation.consents")?;
+        self.profile(ctx, "Reservation.consents").await?;
         super::privacy::consents_of(ctx, &self.reservation).await
     }
 
