@@ -200,10 +200,19 @@ pub struct Monitoring {
     /// Failed logins from one client address within the window.
     pub failed_logins_per_address: u32,
     pub failed_login_window_minutes: u32,
-    /// Distinct reservations whose personal fields one principal reads
-    /// within `bulk_read_minutes`.
+    /// Records one principal may read within `bulk_read_minutes` before
+    /// `bulk_read` trips: distinct reservations whose personal fields it
+    /// read and distinct guests it found by address, each once however
+    /// often re-read, plus every lookup that found nobody...
     pub bulk_read_records: u32,
     pub bulk_read_minutes: u32,
+    /// ...but not the reservations starting within this many venue-local
+    /// days from today (today and tomorrow by default; 0 counts every
+    /// day) at the venues it reads: the day sheets staff work from...
+    pub bulk_read_operational_days: u32,
+    /// ...at the first this many venues it read in the window; reservations
+    /// of further venues count whatever their day.
+    pub bulk_read_operational_venues: u32,
     pub bulk_read_response: BulkReadResponse,
     pub throttle_minutes: u32,
     /// Exports (and erasures) by one account or key within an hour.
@@ -230,6 +239,8 @@ impl Default for Monitoring {
             failed_login_window_minutes: 15,
             bulk_read_records: 50,
             bulk_read_minutes: 10,
+            bulk_read_operational_days: 2,
+            bulk_read_operational_venues: 2,
             bulk_read_response: BulkReadResponse::Throttle,
             throttle_minutes: 60,
             exports_per_hour: 20,
@@ -266,6 +277,18 @@ impl Monitoring {
             ),
             ("bulk_read_records", self.bulk_read_records, 1, 1_000_000),
             ("bulk_read_minutes", self.bulk_read_minutes, 1, 1_440),
+            (
+                "bulk_read_operational_days",
+                self.bulk_read_operational_days,
+                0,
+                31,
+            ),
+            (
+                "bulk_read_operational_venues",
+                self.bulk_read_operational_venues,
+                0,
+                100,
+            ),
             ("throttle_minutes", self.throttle_minutes, 1, 10_080),
             ("exports_per_hour", self.exports_per_hour, 1, 100_000),
             ("erasures_per_hour", self.erasures_per_hour, 1, 100_000),
@@ -613,6 +636,12 @@ mod tests {
             jail.create_file("kluis.toml", "[monitoring]\nbulk_read_records = 0\n")?;
             let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
             assert_eq!(error.key, "monitoring.bulk_read_records");
+            jail.create_file(
+                "kluis.toml",
+                "[monitoring]\nbulk_read_operational_days = 32\n",
+            )?;
+            let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
+            assert_eq!(error.key, "monitoring.bulk_read_operational_days");
             jail.create_file("kluis.toml", "[monitoring]\nbulk_read_records = \"many\"\n")?;
             let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
             assert!(error.key.contains("bulk_read_records"), "{error}");

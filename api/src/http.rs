@@ -224,7 +224,7 @@ async fn execute_as_caller(
         .await;
     }
     // Personal data leaves only once its reading is on the record.
-    let events = trail.take();
+    let (events, starts) = trail.take();
     if !events.is_empty() {
         let now = state.clock.now();
         let events = match state.audit.append(events, now).await {
@@ -242,7 +242,7 @@ async fn execute_as_caller(
             .filter(|_| crate::monitor::watches_reads(&watched))
         {
             let _checked = tokio::task::spawn_blocking(move || {
-                monitor.after_request(&watched, &events, now);
+                monitor.after_request(&watched, &events, &starts, now);
             })
             .await;
         }

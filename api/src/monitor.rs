@@ -45,15 +45,53 @@ pub struct Monitor {
     bulk_counts: Arc<std::sync::Mutex<std::collections::HashMap<String, BulkCount>>>,
 }
 
+/// When a read reservation starts, and where: the rule leaves a venue's
+/// day sheets out of its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStart {
+    pub at: DateTime<Utc>,
+    pub zone: chrono_tz::Tz,
+}
+
+/// Per audited object (`reservation:<id>`), when it starts.
+pub type RecordStarts = std::collections::HashMap<String, RecordStart>;
+
 /// The bulk-read count is a query over the principal's whole window of the
 /// trail; run on every request it grows with the very reading it watches.
 /// It runs when this node's own tally could have crossed the threshold, and
 /// at least every `BULK_RECOUNT` for reads made through other nodes.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct BulkCount {
     counted_at: std::time::Instant,
     counted: i64,
+    /// Records read through this node since, as the rule would count
+    /// them, except that a re-read counts again: an overestimate, so that
+    /// reads through this node never cross the threshold uncounted.
     read_since: i64,
+    /// The venues whose day sheets are left out, first read first.
+    venues: Vec<String>,
+}
+
+/// The venue-local dates whose reservations are the day's work when
+/// reading between `since` and `now`: from the date at `since` (a sheet
+/// read just before midnight stays exempt for the rest of the window) up
+/// to, not including, `days` after the date at `now`. `None` when no day
+/// is exempt.
+fn operational_dates(
+    zone: chrono_tz::Tz,
+    days: u32,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+    if days == 0 {
+        return None;
+    }
+    let first = since.with_timezone(&zone).date_naive();
+    let until = now
+        .with_timezone(&zone)
+        .date_naive()
+        .checked_add_days(chrono::Days::new(u64::from(days)))?;
+    Some((first, until))
 }
 
 enum BulkCheck {
@@ -194,26 +232,31 @@ impl Monitor {
 
     /// After a request's audit trail was written: bulk reads by accounts
     /// and API keys (guests share one principal and reach only their own
-    /// data).
-    pub fn after_request(&self, principal: &Principal, events: &[AuditEvent], now: DateTime<Utc>) {
+    /// data). `starts` says when the reservations read start.
+    pub fn after_request(
+        &self,
+        principal: &Principal,
+        events: &[AuditEvent],
+        starts: &RecordStarts,
+        now: DateTime<Utc>,
+    ) {
         if !watches_reads(principal) {
             return;
         }
         let subject = principal.subject();
-        let own = |event: &&AuditEvent| event.principal == subject;
-        let venue = events
+        let read: Vec<&AuditEvent> = events
             .iter()
-            .filter(own)
-            .find_map(|event| event.venue_id.as_deref());
-        let read = events
-            .iter()
-            .filter(own)
+            .filter(|event| event.principal == subject)
             .filter(|event| store::BULK_READ_ACTIONS.contains(&event.action.as_str()))
-            .count();
-        if read == 0 {
+            .collect();
+        if read.is_empty() {
             return;
         }
-        match self.bulk_count_due(&subject, i64::try_from(read).unwrap_or(i64::MAX)) {
+        let venue = events
+            .iter()
+            .filter(|event| event.principal == subject)
+            .find_map(|event| event.venue_id.as_deref());
+        match self.bulk_count_due(&subject, &read, starts, now) {
             BulkCheck::Skip => {}
             // The request that may have crossed the threshold waits for the
             // verdict, so that the next one is already held back.
@@ -231,16 +274,58 @@ impl Monitor {
         }
     }
 
-    /// Adds this request's reads to the principal's tally and says when
-    /// the trail must be counted.
-    fn bulk_count_due(&self, subject: &str, read: i64) -> BulkCheck {
+    fn bulk_since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::minutes(i64::from(self.rules.bulk_read_minutes))
+    }
+
+    /// Adds this request's reads to the principal's tally, as the rule
+    /// counts them, and says when the trail must be counted.
+    fn bulk_count_due(
+        &self,
+        subject: &str,
+        read: &[&AuditEvent],
+        starts: &RecordStarts,
+        now: DateTime<Utc>,
+    ) -> BulkCheck {
         let Ok(mut counts) = self.bulk_counts.lock() else {
             return BulkCheck::Now;
         };
         let Some(count) = counts.get_mut(subject) else {
             return BulkCheck::Now;
         };
-        count.read_since = count.read_since.saturating_add(read);
+        let since = self.bulk_since(now);
+        let venues_exempt = usize::try_from(self.rules.bulk_read_operational_venues).unwrap_or(0);
+        let mut counted = 0_i64;
+        for event in read {
+            let start = (event.action == "read")
+                .then(|| starts.get(&event.object))
+                .flatten();
+            let on_sheet = start.is_some_and(|start| {
+                operational_dates(
+                    start.zone,
+                    self.rules.bulk_read_operational_days,
+                    since,
+                    now,
+                )
+                .is_some_and(|(first, until)| {
+                    let date = start.at.with_timezone(&start.zone).date_naive();
+                    first <= date && date < until
+                })
+            });
+            // As the trail is counted: the first venues read, whatever
+            // was read of them.
+            let exempt = event.action == "read"
+                && event.venue_id.as_ref().is_some_and(|venue| {
+                    if !count.venues.contains(venue) && count.venues.len() < venues_exempt {
+                        count.venues.push(venue.clone());
+                    }
+                    on_sheet && count.venues.contains(venue)
+                });
+            if !exempt {
+                counted += 1;
+            }
+        }
+        count.read_since = count.read_since.saturating_add(counted);
         if count.counted.saturating_add(count.read_since) > i64::from(self.rules.bulk_read_records)
         {
             BulkCheck::Now
@@ -253,7 +338,7 @@ impl Monitor {
         }
     }
 
-    fn bulk_counted(&self, subject: &str, counted: i64) {
+    fn bulk_counted(&self, subject: &str, counted: i64, venues: Vec<String>) {
         if let Ok(mut counts) = self.bulk_counts.lock() {
             if counts.len() >= BULK_TALLIES {
                 counts.retain(|_, count| count.counted_at.elapsed() < BULK_RECOUNT * 60);
@@ -264,9 +349,52 @@ impl Monitor {
                     counted_at: std::time::Instant::now(),
                     counted,
                     read_since: 0,
+                    venues,
                 },
             );
         }
+    }
+
+    /// Counts the principal's window of the trail as the rule does: the
+    /// first venues it read, the operational window of each in its own
+    /// time zone, and what it read outside them.
+    fn bulk_recount(
+        &self,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Vec<String>), store::StoreError> {
+        let since = self.bulk_since(now);
+        let days = self.rules.bulk_read_operational_days;
+        let venues = if days == 0 {
+            Vec::new()
+        } else {
+            self.store.venues_read_since(
+                subject,
+                since,
+                i64::from(self.rules.bulk_read_operational_venues),
+            )?
+        };
+        let mut windows = Vec::with_capacity(venues.len());
+        for venue in &venues {
+            // A venue that is gone (or an id that is not one) has no
+            // sheets: its reads count.
+            let Ok(id) = domain::VenueId::parse(venue) else {
+                continue;
+            };
+            let Some(view) = self.store.venue_view(id)? else {
+                continue;
+            };
+            let zone = view.venue.time_zone;
+            if let Some((first, until)) = operational_dates(zone, days, since, now) {
+                windows.push(store::OperationalWindow {
+                    venue_id: venue.clone(),
+                    from: domain::venue::start_of_day(zone, first),
+                    until: domain::venue::start_of_day(zone, until),
+                });
+            }
+        }
+        let counted = self.store.bulk_reads_since(subject, since, &windows)?;
+        Ok((counted, venues))
     }
 
     /// After an export or erasure by `subject` was audited: above the
@@ -303,10 +431,9 @@ impl Monitor {
         venue: Option<&str>,
         now: DateTime<Utc>,
     ) {
-        let since = now - chrono::Duration::minutes(i64::from(self.rules.bulk_read_minutes));
-        let count = match self.store.distinct_reads_since(subject, since) {
-            Ok(count) => {
-                self.bulk_counted(subject, count);
+        let count = match self.bulk_recount(subject, now) {
+            Ok((count, venues)) => {
+                self.bulk_counted(subject, count, venues);
                 count
             }
             Err(error) => {
@@ -421,5 +548,40 @@ impl Monitor {
     /// `principal`: tampering, or rows moved between records.
     pub fn integrity_failures(&self, principal: &str, count: i64, now: DateTime<Utc>) {
         self.raise(rules::INTEGRITY_FAILURE, principal, None, count, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone as _};
+
+    use super::operational_dates;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    #[test]
+    fn the_operational_window_is_today_and_tomorrow_at_the_venue() {
+        let zone = chrono_tz::Pacific::Auckland;
+        // 20:00 on 1 December in Auckland is still 1 December in UTC.
+        let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap();
+        let since = now - chrono::Duration::minutes(10);
+        assert_eq!(
+            operational_dates(zone, 2, since, now),
+            Some((date(2026, 12, 1), date(2026, 12, 3)))
+        );
+        assert_eq!(operational_dates(zone, 0, since, now), None);
+    }
+
+    #[test]
+    fn a_sheet_read_before_midnight_stays_exempt_for_the_window() {
+        let zone = chrono_tz::UTC;
+        let now = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 5, 0).unwrap();
+        let since = now - chrono::Duration::minutes(10);
+        assert_eq!(
+            operational_dates(zone, 2, since, now),
+            Some((date(2026, 12, 1), date(2026, 12, 4)))
+        );
     }
 }

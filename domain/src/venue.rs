@@ -276,6 +276,12 @@ impl Venue {
     }
 }
 
+/// The instant a local calendar date begins in a time zone (the first
+/// instant after a daylight-saving gap where midnight is skipped).
+pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    resolve_local(tz, date.and_hms_opt(0, 0, 0).unwrap_or(NaiveDateTime::MIN))
+}
+
 fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     use chrono::LocalResult;
     match tz.from_local_datetime(&local) {

@@ -14,6 +14,27 @@ use crate::{Store, StoreError, WriteTransaction, on_backend};
 /// the front desk is a bulk read too).
 pub const BULK_READ_ACTIONS: [&str; 2] = ["read", "lookup"];
 
+/// How a read of a reservation names it in the trail.
+const RESERVATION_PREFIX: &str = "reservation:";
+/// Where the id starts in such a name (1-based, as `substr` counts).
+const RESERVATION_ID_AT: i32 = RESERVATION_PREFIX.len() as i32 + 1;
+/// How a lookup that found nobody names the venue searched in vain.
+const MISSED_LOOKUP: &str = "venue:";
+
+diesel::define_sql_function! {
+    /// `substr(text, start)`, 1-based: the same on SQLite and PostgreSQL.
+    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+
+/// Where reads of one venue's reservations are its daily work rather
+/// than a bulk read: reservations starting in `[from, until)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationalWindow {
+    pub venue_id: String,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// What tripped: the rule, who, where, and the count that crossed the
 /// threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,24 +337,82 @@ impl Store {
         Ok(lifted > 0)
     }
 
-    /// How many distinct records `principal` read personal fields of, or
-    /// looked up by a guest's address, since `since` (from the audit trail,
-    /// so it holds across nodes).
-    pub fn distinct_reads_since(
+    /// The venues `principal` read reservations of since `since`, in the
+    /// order first read, at most `limit`.
+    pub fn venues_read_since(
         &self,
         principal: &str,
         since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let since = db_instant(since);
+        let mut connection = self.connection()?;
+        let venues: Vec<Option<String>> = on_backend!(&mut *connection, |c, s| {
+            use s::audit_log::dsl as l;
+            l::audit_log
+                .filter(l::principal.eq(principal))
+                .filter(l::action.eq("read"))
+                .filter(l::at.ge(since))
+                .filter(l::venue_id.is_not_null())
+                .group_by(l::venue_id)
+                .select(l::venue_id)
+                .order(diesel::dsl::min(l::seq).asc())
+                .limit(limit)
+                .load(c)?
+        });
+        Ok(venues.into_iter().flatten().collect())
+    }
+
+    /// What `principal` read since `since` that the bulk-read rule counts,
+    /// from the audit trail (so it holds across nodes): distinct
+    /// reservations whose personal fields were read and distinct guests
+    /// found by address, but not the reservations of the given venues that
+    /// start within their operational window; and every lookup that found
+    /// nobody (the trail cannot tell the addresses apart, and each is a
+    /// probe of its own).
+    pub fn bulk_reads_since(
+        &self,
+        principal: &str,
+        since: DateTime<Utc>,
+        operational: &[OperationalWindow],
     ) -> Result<i64, StoreError> {
+        let since = db_instant(since);
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| {
             use diesel::expression_methods::AggregateExpressionMethods as _;
             use s::audit_log::dsl as l;
-            l::audit_log
+            use s::reservations::dsl as r;
+            let distinct = l::audit_log
                 .filter(l::principal.eq(principal))
                 .filter(l::action.eq_any(BULK_READ_ACTIONS))
                 .filter(l::at.ge(since))
+                .filter(l::object.not_like(format!("{MISSED_LOOKUP}%")))
                 .select(diesel::dsl::count(l::object).aggregate_distinct())
-                .first::<i64>(c)?
+                .first::<i64>(c)?;
+            let missed = l::audit_log
+                .filter(l::principal.eq(principal))
+                .filter(l::action.eq("lookup"))
+                .filter(l::at.ge(since))
+                .filter(l::object.like(format!("{MISSED_LOOKUP}%")))
+                .count()
+                .get_result::<i64>(c)?;
+            let mut exempt = 0_i64;
+            for window in operational {
+                // A read names `reservation:<id>`: the join strips the
+                // prefix, so that the reservation is found by its key.
+                exempt += l::audit_log
+                    .inner_join(r::reservations.on(r::id.eq(substr(l::object, RESERVATION_ID_AT))))
+                    .filter(l::principal.eq(principal))
+                    .filter(l::action.eq("read"))
+                    .filter(l::at.ge(since))
+                    .filter(l::venue_id.eq(&window.venue_id))
+                    .filter(r::venue_id.eq(&window.venue_id))
+                    .filter(r::starts_at.ge(db_instant(window.from)))
+                    .filter(r::starts_at.lt(db_instant(window.until)))
+                    .select(diesel::dsl::count(l::object).aggregate_distinct())
+                    .first::<i64>(c)?;
+            }
+            distinct.saturating_sub(exempt).saturating_add(missed)
         }))
     }
 

@@ -31,7 +31,7 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
 pub use access_codes::{ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, IssuedCode, Redemption};
-pub use alerts::{Alert, AlertNotices, Hold, NewAlert, Raised};
+pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};

@@ -433,6 +433,9 @@ macro_rules! kluis_schema {
             reservations,
             guests
         );
+
+        // The bulk-read rule weighs reads by when the reservation starts.
+        diesel::allow_tables_to_appear_in_same_query!(audit_log, reservations);
     };
 }
 

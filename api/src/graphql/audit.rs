@@ -10,17 +10,32 @@ use store::{AuditEvent, AuditFilter};
 
 use super::guard::{self, READ};
 use super::{blocking, store};
+use crate::monitor::{RecordStart, RecordStarts};
 
-/// The accesses of one request, merged per (principal, action, object).
+/// The accesses of one request, merged per (principal, action, object),
+/// and when the reservations read start (for the bulk-read rule; not part
+/// of the trail).
 #[derive(Default)]
-pub struct AuditTrail(Mutex<Vec<AuditEvent>>);
+pub struct AuditTrail(Mutex<(Vec<AuditEvent>, RecordStarts)>);
 
 impl AuditTrail {
-    pub fn take(&self) -> Vec<AuditEvent> {
+    pub fn take(&self) -> (Vec<AuditEvent>, RecordStarts) {
         self.0
             .lock()
-            .map(|mut events| std::mem::take(&mut *events))
+            .map(|mut collected| std::mem::take(&mut *collected))
             .unwrap_or_default()
+    }
+}
+
+/// Notes when the reservation `object` starts, in its venue's time zone.
+pub fn note_start(ctx: &Context<'_>, object: &str, start: RecordStart) {
+    let Some(trail) = ctx.data_opt::<std::sync::Arc<AuditTrail>>() else {
+        return;
+    };
+    if let Ok(mut collected) = trail.0.lock()
+        && !collected.1.contains_key(object)
+    {
+        collected.1.insert(object.to_owned(), start);
     }
 }
 
@@ -36,9 +51,10 @@ pub fn record(
     let Some(trail) = ctx.data_opt::<std::sync::Arc<AuditTrail>>() else {
         return;
     };
-    let Ok(mut events) = trail.0.lock() else {
+    let Ok(mut collected) = trail.0.lock() else {
         return;
     };
+    let events = &mut collected.0;
     match events
         .iter_mut()
         .find(|e| e.principal == principal && e.action == action && e.object == object)

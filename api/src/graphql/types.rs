@@ -307,11 +307,20 @@ impl ReservationObject {
         // Every personal field read is on the record: who, which
         // reservation, which field; never the value.
         let field = object.rsplit('.').next().unwrap_or(object);
+        let record = format!("reservation:{}", self.reservation.id);
+        super::audit::note_start(
+            ctx,
+            &record,
+            crate::monitor::RecordStart {
+                at: self.reservation.starts_at,
+                zone: self.venue.time_zone,
+            },
+        );
         super::audit::record(
             ctx,
             subject.as_deref().unwrap_or("anonymous"),
             "read",
-            format!("reservation:{}", self.reservation.id),
+            record,
             field,
             Some(self.venue.id.to_string()),
         );

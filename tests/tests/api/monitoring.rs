@@ -205,7 +205,12 @@ const DAY: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, 
 /// window raises `bulk_read` and is throttled at once: the next request is
 /// RATE_LIMITED with a retry-after, until an admin lifts the hold.
 async fn bulk_reads_throttle_the_reader_until_an_admin_lifts_it(backend: Backend) -> Result<()> {
-    let app = watched(backend, |m| m.bulk_read_records = 3).await?;
+    // Tomorrow's sheet is the day's work by default: every record counts here.
+    let app = watched(backend, |m| {
+        m.bulk_read_records = 3;
+        m.bulk_read_operational_days = 0;
+    })
+    .await?;
     let venue = app.venue_id("one-table").await?;
     book_guests(&app, &venue, 8..13).await?;
     let manager = app.staff("manager", Some("one-table")).await?;
@@ -257,6 +262,7 @@ both_backends!(
 async fn bulk_reads_can_be_only_reported(backend: Backend) -> Result<()> {
     let app = watched(backend, |m| {
         m.bulk_read_records = 3;
+        m.bulk_read_operational_days = 0;
         m.bulk_read_response = api::config::BulkReadResponse::Alert;
     })
     .await?;
@@ -347,6 +353,341 @@ async fn front_desk_lookups_count_as_bulk_reads(backend: Backend) -> Result<()> 
 both_backends!(
     front_desk_lookups_count_as_bulk_reads,
     front_desk_lookups_count_as_bulk_reads
+);
+
+/// Far from UTC, so that a venue's "today" is not the server's.
+const BUSY_ZONE: &str = "Pacific/Auckland";
+/// Quarter-hour bookings on four tables, around the clock.
+const TABLES: usize = 4;
+const SLOT_MINUTES: i64 = 15;
+
+/// Venues open around the clock in `BUSY_ZONE`, each with room for 384
+/// bookings a day.
+fn busy_venues(slugs: &[&str]) -> &'static str {
+    let mut toml = String::new();
+    for slug in slugs {
+        toml.push_str(&format!(
+            r#"
+[[venue]]
+slug = "{slug}"
+name = "Busy {slug}"
+time_zone = "{BUSY_ZONE}"
+slot_interval_minutes = {SLOT_MINUTES}
+booking_duration_minutes = {SLOT_MINUTES}
+max_party_size = 6
+max_advance_days = 30
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+"#
+        ));
+        for table in 0..TABLES {
+            toml.push_str(&format!(
+                "\n[[venue.resource]]\nslug = \"t{table}\"\nname = \"Table {table}\"\ncapacity = 4\n"
+            ));
+        }
+    }
+    // Options take the venues for the whole test run.
+    Box::leak(toml.into_boxed_str())
+}
+
+async fn busy_app(backend: Backend, slugs: &[&str]) -> Result<TestApp> {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            venues: busy_venues(slugs),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// The venue-local date `offset` days from today.
+fn venue_day(app: &TestApp, offset: i64) -> chrono::NaiveDate {
+    let zone: chrono_tz::Tz = BUSY_ZONE.parse().unwrap_or(chrono_tz::UTC);
+    app.now().with_timezone(&zone).date_naive() + chrono::Duration::days(offset)
+}
+
+fn guest_address(slug: &str, date: chrono::NaiveDate, n: usize) -> String {
+    format!("guest-{n}-{date}@{slug}.example")
+}
+
+/// `per_day` bookings, each of its own guest, on each of `days` at a busy
+/// venue, loaded straight into the store (booking them over HTTP one by
+/// one would take most of the test). Answers the venue's id.
+async fn seed_days(
+    app: &TestApp,
+    slug: &str,
+    days: &[chrono::NaiveDate],
+    per_day: usize,
+) -> Result<String> {
+    let venue = app.venue_id(slug).await?;
+    let store = app.store().await?;
+    let id = domain::VenueId::parse(&venue)?;
+    let view = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.venue_view(id))
+            .await??
+            .context("the venue was imported")?
+    };
+    let tables: Vec<String> = view.resources.iter().map(|r| r.id.to_string()).collect();
+    let now = app.now();
+    let mut guests = Vec::new();
+    let mut bookings = Vec::new();
+    for date in days {
+        let midnight = domain::venue::start_of_day(view.venue.time_zone, *date);
+        for n in 0..per_day {
+            let guest = uuid::Uuid::new_v4().to_string();
+            guests.push(store::BulkGuest {
+                id: guest.clone(),
+                venue_id: venue.clone(),
+                name: domain::PersonName::parse("name", &format!("Guest {n}"))?,
+                email: Some(domain::Email::parse(
+                    "email",
+                    &guest_address(slug, *date, n),
+                )?),
+                phone: None,
+            });
+            let round = i64::try_from(n / TABLES)?;
+            let starts_at = midnight + chrono::Duration::minutes(SLOT_MINUTES * round);
+            let ends_at = starts_at + chrono::Duration::minutes(SLOT_MINUTES);
+            bookings.push(store::BulkReservation {
+                id: uuid::Uuid::new_v4().to_string(),
+                venue_id: venue.clone(),
+                resource_id: tables[n % TABLES].clone(),
+                guest_id: guest,
+                party_size: 2,
+                starts_at,
+                ends_at,
+                blocked_until: ends_at,
+                status: if ends_at < now {
+                    "completed"
+                } else {
+                    "confirmed"
+                },
+                created_at: now - chrono::Duration::days(40),
+            });
+        }
+    }
+    tokio::task::spawn_blocking(move || store.bulk_load(&guests, &bookings, now)).await??;
+    Ok(venue)
+}
+
+const SHEET: &str = "query S($v: ID!, $d: NaiveDate!, $a: String) { reservations(venueId: $v, date: $d, first: 100, after: $a) { edges { node { id guestName } } pageInfo { hasNextPage endCursor } } }";
+
+/// Pages through a venue's day sheet through `node`, reading every guest's
+/// name: the number of reservations read, or the answer that refused.
+async fn read_sheet(
+    app: &TestApp,
+    node: &str,
+    token: &str,
+    venue: &str,
+    date: chrono::NaiveDate,
+) -> Result<std::result::Result<usize, Value>> {
+    let mut read = 0;
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .gql_at(
+                node,
+                Some(token),
+                SHEET,
+                json!({ "v": venue, "d": date.to_string(), "a": after }),
+            )
+            .await?;
+        if !page["errors"].is_null() {
+            return Ok(Err(page));
+        }
+        let sheet = &page["data"]["reservations"];
+        read += sheet["edges"].as_array().map_or(0, Vec::len);
+        if sheet["pageInfo"]["hasNextPage"] != true {
+            return Ok(Ok(read));
+        }
+        after = sheet["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// An ordinary evening at a venue with 300 bookings a day: staff page
+/// through today's and tomorrow's sheets (600 guests) again and again, on
+/// two nodes. Re-reads count once and the venue's own sheets for today
+/// and tomorrow not at all: no alert, no throttle, with the shipped
+/// thresholds.
+async fn staff_working_their_day_sheets_all_evening_are_not_bulk_reading(
+    backend: Backend,
+) -> Result<()> {
+    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let (today, tomorrow) = (venue_day(&app, 0), venue_day(&app, 1));
+    let venue = seed_days(&app, "busy-bistro", &[today, tomorrow], 300).await?;
+    let staff = app.staff("staff", Some("busy-bistro")).await?;
+    let admin = app.staff("admin", None).await?;
+    let here = app.address.clone();
+    for _ in 0..3 {
+        for date in [today, tomorrow] {
+            let read = read_sheet(&app, &here, &staff, &venue, date).await?;
+            assert_eq!(read.as_ref().ok(), Some(&300), "{read:?}");
+        }
+    }
+    // A node that has not seen this account yet counts its whole window
+    // of the trail before answering on: 600 distinct records.
+    let other = app.another_node().await?;
+    for date in [today, tomorrow] {
+        let read = read_sheet(&app, &other, &staff, &venue, date).await?;
+        assert_eq!(read.as_ref().ok(), Some(&300), "{read:?}");
+    }
+    let all = alerts(&app, &admin).await?;
+    assert!(with_rule(&all, "bulk_read").is_empty(), "{all:?}");
+    let still = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
+    assert!(still["errors"].is_null(), "not held back: {still}");
+    Ok(())
+}
+both_backends!(
+    staff_working_their_day_sheets_all_evening_are_not_bulk_reading,
+    staff_working_their_day_sheets_all_evening_are_not_bulk_reading
+);
+
+/// The same account paging back through a month of history is reading in
+/// bulk: `bulk_read` trips within the first days and the account is
+/// throttled before it gets far, today's sheet read alongside or not.
+async fn paging_through_a_month_of_history_is_a_bulk_read(backend: Backend) -> Result<()> {
+    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let history: Vec<chrono::NaiveDate> = (1..=30).map(|ago| venue_day(&app, -ago)).collect();
+    let venue = seed_days(&app, "busy-bistro", &history, 20).await?;
+    seed_days(&app, "busy-bistro", &[venue_day(&app, 0)], 300).await?;
+    let staff = app.staff("staff", Some("busy-bistro")).await?;
+    let admin = app.staff("admin", None).await?;
+    let here = app.address.clone();
+    let today = read_sheet(&app, &here, &staff, &venue, venue_day(&app, 0)).await?;
+    assert_eq!(today.as_ref().ok(), Some(&300), "{today:?}");
+
+    let mut days_read = 0;
+    let mut refused = None;
+    for date in &history {
+        match read_sheet(&app, &here, &staff, &venue, *date).await? {
+            Ok(read) => {
+                assert_eq!(read, 20);
+                days_read += 1;
+            }
+            Err(answer) => {
+                refused = Some(answer);
+                break;
+            }
+        }
+    }
+    let refused = refused.context("a month of history was read without a stop")?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    // More than 50 records of history: the third day's sheet.
+    assert_eq!(days_read, 3, "held back right after crossing");
+    let all = alerts(&app, &admin).await?;
+    let bulk = with_rule(&all, "bulk_read");
+    assert_eq!(bulk.len(), 1, "{all:?}");
+    assert_eq!(bulk[0]["observed"], 60, "history only: {all:?}");
+    assert_eq!(bulk[0]["venueId"], venue.as_str());
+    let held = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    Ok(())
+}
+both_backends!(
+    paging_through_a_month_of_history_is_a_bulk_read,
+    paging_through_a_month_of_history_is_a_bulk_read
+);
+
+/// Front-desk lookups count fully, even of guests booked for today: one
+/// per guest found however often looked up again, and one per address
+/// that found nobody (the trail cannot tell those addresses apart, so
+/// each probe counts). Past 50, `bulk_read` trips and the desk account is
+/// throttled.
+async fn front_desk_lookups_of_many_addresses_are_a_bulk_read(backend: Backend) -> Result<()> {
+    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let today = venue_day(&app, 0);
+    let venue = seed_days(&app, "busy-bistro", &[today], 30).await?;
+    let desk = app.staff("staff", Some("busy-bistro")).await?;
+    let admin = app.staff("admin", None).await?;
+    let lookup = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id startsAt } }";
+    let mut addresses: Vec<String> =
+        std::iter::repeat_n(guest_address("busy-bistro", today, 0), 10).collect();
+    addresses.extend((0..30).map(|n| guest_address("busy-bistro", today, n)));
+    addresses.extend((0..20).map(|n| format!("not-a-guest-{n}@elsewhere.example")));
+    for (n, address) in addresses.iter().enumerate() {
+        let found = app
+            .gql_as(&desk, lookup, json!({ "v": venue, "e": address }))
+            .await?;
+        assert!(found["errors"].is_null(), "lookup {n}: {found}");
+    }
+    assert!(
+        with_rule(&alerts(&app, &admin).await?, "bulk_read").is_empty(),
+        "30 guests and 20 misses are not more than 50"
+    );
+    let last = app
+        .gql_as(
+            &desk,
+            lookup,
+            json!({ "v": venue, "e": "not-a-guest-20@elsewhere.example" }),
+        )
+        .await?;
+    assert!(
+        last["errors"].is_null(),
+        "the crossing lookup answers: {last}"
+    );
+    let all = alerts(&app, &admin).await?;
+    let bulk = with_rule(&all, "bulk_read");
+    assert_eq!(bulk.len(), 1, "{all:?}");
+    assert_eq!(bulk[0]["observed"], 51);
+    let held = app
+        .gql_as(&desk, lookup, json!({ "v": venue, "e": addresses[0] }))
+        .await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    Ok(())
+}
+both_backends!(
+    front_desk_lookups_of_many_addresses_are_a_bulk_read,
+    front_desk_lookups_of_many_addresses_are_a_bulk_read
+);
+
+/// An account with a role at every venue reads today's sheets of one
+/// venue after another: the first two venues' sheets are the day's work,
+/// further venues' guests count, and past 50 `bulk_read` trips.
+async fn reading_day_sheets_across_many_venues_is_a_bulk_read(backend: Backend) -> Result<()> {
+    let slugs = ["north", "south", "east", "west"];
+    let app = busy_app(backend, &slugs).await?;
+    let today = venue_day(&app, 0);
+    let mut venues = Vec::new();
+    for slug in slugs {
+        venues.push(seed_days(&app, slug, &[today], 30).await?);
+    }
+    let manager = app.staff("manager", None).await?;
+    let admin = app.staff("admin", None).await?;
+    let here = app.address.clone();
+    for (n, venue) in venues.iter().enumerate().take(3) {
+        let read = read_sheet(&app, &here, &manager, venue, today).await?;
+        assert_eq!(read.as_ref().ok(), Some(&30), "venue {n}: {read:?}");
+        // Re-reading a sheet already read costs nothing more.
+        let again = read_sheet(&app, &here, &manager, venue, today).await?;
+        assert_eq!(again.as_ref().ok(), Some(&30), "venue {n}: {again:?}");
+    }
+    assert!(
+        with_rule(&alerts(&app, &admin).await?, "bulk_read").is_empty(),
+        "two venues' sheets and 30 guests of a third are not a bulk read"
+    );
+    let fourth = read_sheet(&app, &here, &manager, &venues[3], today).await?;
+    assert_eq!(fourth.as_ref().ok(), Some(&30), "{fourth:?}");
+    let all = alerts(&app, &admin).await?;
+    let bulk = with_rule(&all, "bulk_read");
+    assert_eq!(bulk.len(), 1, "{all:?}");
+    assert_eq!(bulk[0]["observed"], 60, "the third and fourth venues");
+    let held = read_sheet(&app, &here, &manager, &venues[0], today).await?;
+    let held = held.err().context("held back")?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    Ok(())
+}
+both_backends!(
+    reading_day_sheets_across_many_venues_is_a_bulk_read,
+    reading_day_sheets_across_many_venues_is_a_bulk_read
 );
 
 /// Exports of guest data by one account above the hourly rate.
@@ -501,6 +842,7 @@ both_backends!(
 async fn a_bulk_reading_api_key_is_suspended_until_lifted(backend: Backend) -> Result<()> {
     let app = watched(backend, |m| {
         m.bulk_read_records = 3;
+        m.bulk_read_operational_days = 0;
         m.bulk_read_response = api::config::BulkReadResponse::Suspend;
     })
     .await?;
