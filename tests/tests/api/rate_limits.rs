@@ -354,3 +354,118 @@ both_backends!(
     an_overloaded_node_sheds_load_and_recovers,
     an_overloaded_node_sheds_load_and_recovers
 );
+
+const LOGIN: &str =
+    "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+
+/// One GraphQL request, standalone so that many can run at once; from
+/// `forwarded_for` when the test trusts the loopback proxy.
+async fn post(
+    client: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    body: Value,
+    forwarded_for: Option<String>,
+) -> Result<(Value, Option<String>)> {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request.send().await?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.json().await?, retry_after))
+}
+
+fn login_body(email: &str, password: &str) -> Value {
+    json!({ "query": LOGIN, "variables": { "e": email, "p": password } })
+}
+
+/// Starts wrong-password logins for one account, all at once.
+fn wrong_logins(
+    app: &TestApp,
+    email: &str,
+    count: usize,
+) -> tokio::task::JoinSet<Result<(Value, Option<String>)>> {
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..count {
+        burst.spawn(post(
+            app.client.clone(),
+            format!("{}/graphql", app.address),
+            None,
+            login_body(email, &format!("wrong guess {n}")),
+            None,
+        ));
+    }
+    burst
+}
+
+async fn codes_of(
+    mut burst: tokio::task::JoinSet<Result<(Value, Option<String>)>>,
+) -> Result<Vec<String>> {
+    let mut codes = Vec::new();
+    while let Some(answer) = burst.join_next().await {
+        let (answer, _) = answer??;
+        codes.push(error_code(&answer).unwrap_or("none").to_owned());
+    }
+    Ok(codes)
+}
+
+/// Thirty wrong passwords at once: none fails inside (concurrent counts of
+/// one scope used to collide on PostgreSQL), at most the three the backoff
+/// allows before its first wait are checked and refused, the rest are held
+/// back, and the lock then holds the right password too.
+async fn parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (email, password) = app.staff_account("staff", Some("one-table")).await?;
+    let codes = codes_of(wrong_logins(&app, &email, 30)).await?;
+    assert_eq!(codes.len(), 30);
+    assert!(
+        codes
+            .iter()
+            .all(|code| code == "UNAUTHENTICATED" || code == "RATE_LIMITED"),
+        "{codes:?}"
+    );
+    let checked = codes.iter().filter(|code| *code != "RATE_LIMITED").count();
+    assert!(
+        (1..=3).contains(&checked),
+        "{checked} attempts were checked: {codes:?}"
+    );
+    let right = app.gql(LOGIN, json!({ "e": email, "p": password })).await?;
+    assert_eq!(error_code(&right), Some("RATE_LIMITED"), "{right}");
+    Ok(())
+}
+both_backends!(
+    parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows,
+    parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows
+);
+
+/// The right password sent while a burst of wrong ones is still being
+/// checked is held back: each attempt is counted the moment it arrives,
+/// not once its (slow) password check is over, so a guesser cannot slip
+/// guesses past the lock by sending them all at once.
+async fn the_right_password_amid_a_burst_of_wrong_ones_is_held_back(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (email, password) = app.staff_account("staff", Some("one-table")).await?;
+    let burst = wrong_logins(&app, &email, 29);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let right = app.gql(LOGIN, json!({ "e": email, "p": password })).await?;
+    let codes = codes_of(burst).await?;
+    assert!(!codes.iter().any(|code| code == "INTERNAL"), "{codes:?}");
+    assert_eq!(error_code(&right), Some("RATE_LIMITED"), "{right}");
+    Ok(())
+}
+both_backends!(
+    the_right_password_amid_a_burst_of_wrong_ones_is_held_back,
+    the_right_password_amid_a_burst_of_wrong_ones_is_held_back
+);
