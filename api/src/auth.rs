@@ -159,8 +159,10 @@ pub fn account_scope(email: &str) -> String {
     )
 }
 
+/// The throttle scope of a client address: per address for IPv4, per
+/// /64 network for IPv6 (see `crate::rate_limit::client_group`).
 pub fn address_scope(address: &str) -> String {
-    format!("address:{address}")
+    format!("address:{}", crate::rate_limit::client_group(address))
 }
 
 /// How a login attempt ended.
@@ -272,6 +274,23 @@ mod tests {
         assert_eq!(address_backoff(21), Some(chrono::Duration::seconds(2)));
         assert_eq!(address_backoff(99), Some(chrono::Duration::seconds(64)));
         assert_eq!(address_backoff(100), Some(chrono::Duration::minutes(15)));
+    }
+
+    #[test]
+    fn login_backoff_holds_a_whole_ipv6_64_network_as_one_address() {
+        assert_eq!(
+            address_scope("2001:db8:7:7::1"),
+            address_scope("2001:db8:7:7:abcd::2")
+        );
+        assert_ne!(
+            address_scope("2001:db8:7:7::1"),
+            address_scope("2001:db8:7:8::1")
+        );
+        assert_ne!(address_scope("192.0.2.1"), address_scope("192.0.2.2"));
+        assert_eq!(
+            address_scope("::ffff:192.0.2.1"),
+            address_scope("192.0.2.1")
+        );
     }
 
     #[test]

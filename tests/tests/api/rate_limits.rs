@@ -469,3 +469,75 @@ both_backends!(
     the_right_password_amid_a_burst_of_wrong_ones_is_held_back,
     the_right_password_amid_a_burst_of_wrong_ones_is_held_back
 );
+
+/// Behind a trusted proxy, IPv6 clients count per /64 network: a client
+/// holding a /64 cannot reset its budget by changing addresses. IPv4
+/// clients still count per address.
+#[tokio::test]
+async fn ipv6_clients_share_one_budget_per_64_network() -> Result<()> {
+    let app = limited(Backend::Sqlite, |l| {
+        l.address_per_minute = 3;
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    fresh_window(&app);
+    for client in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::3"] {
+        let (answer, _) = ping_from(&app, Some(client)).await?;
+        assert!(answer["errors"].is_null(), "{client}: {answer}");
+    }
+    let (refused, _) = ping_from(&app, Some("2001:db8:5:6:1234::4")).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    for other in ["2001:db8:5:7::1", "198.51.100.1", "198.51.100.2"] {
+        let (answer, _) = ping_from(&app, Some(other)).await?;
+        assert!(answer["errors"].is_null(), "{other}: {answer}");
+    }
+    Ok(())
+}
+
+/// Failed logins from one IPv6 /64 count as from one address: twenty-one
+/// addresses of it, each trying another account once, meet the address
+/// backoff; a neighbouring /64 does not.
+async fn failed_logins_from_one_ipv6_64_network_meet_the_address_backoff(
+    backend: Backend,
+) -> Result<()> {
+    let app = limited(backend, |l| {
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    let url = format!("{}/graphql", app.address);
+    let mut codes = Vec::new();
+    for n in 1..=21 {
+        let (answer, _) = post(
+            app.client.clone(),
+            url.clone(),
+            None,
+            login_body(&format!("nobody{n}@example.org"), "wrong guess"),
+            Some(format!("2001:db8:9:9::{n:x}")),
+        )
+        .await?;
+        codes.push(error_code(&answer).unwrap_or("none").to_owned());
+    }
+    assert!(
+        codes[..20].iter().all(|code| code == "UNAUTHENTICATED"),
+        "{codes:?}"
+    );
+    assert_eq!(codes[20], "RATE_LIMITED", "{codes:?}");
+    let (neighbour, _) = post(
+        app.client.clone(),
+        url,
+        None,
+        login_body("nobody@example.org", "wrong guess"),
+        Some("2001:db8:9:a::1".to_owned()),
+    )
+    .await?;
+    assert_eq!(
+        error_code(&neighbour),
+        Some("UNAUTHENTICATED"),
+        "{neighbour}"
+    );
+    Ok(())
+}
+both_backends!(
+    failed_logins_from_one_ipv6_64_network_meet_the_address_backoff,
+    failed_logins_from_one_ipv6_64_network_meet_the_address_backoff
+);
