@@ -154,6 +154,41 @@ impl RateLimiter {
         }
     }
 
+    /// The scope and budget of provider webhook deliveries from a client.
+    pub fn webhook_scope(&self, address: &str) -> (String, Budget) {
+        (
+            format!("webhook:{}", client_group(address)),
+            Budget {
+                requests: i64::from(self.limits.webhook_per_minute),
+                complexity: i64::MAX,
+            },
+        )
+    }
+
+    /// The scope and budget of credentials that do not hold, per client.
+    pub fn bad_credentials_scope(&self, address: &str) -> (String, Budget) {
+        (
+            format!("badauth:{}", client_group(address)),
+            Budget {
+                requests: i64::from(self.limits.bad_credentials_per_minute),
+                complexity: i64::MAX,
+            },
+        )
+    }
+
+    /// Takes back a request `admit` counted, when it turned out not to
+    /// count against that scope (credentials that did hold).
+    pub fn refund(&self, scope: &str, now: DateTime<Utc>) {
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        if let Some(counter) = counters.get_mut(scope)
+            && counter.window == Some(window_of(now))
+        {
+            counter.pending_requests -= 1;
+        }
+    }
+
     /// Counts a request, or refuses it with the seconds until the window
     /// ends when the scope spent its requests or complexity.
     pub fn admit(&self, scope: &str, budget: Budget, now: DateTime<Utc>) -> Result<(), i64> {

@@ -541,3 +541,224 @@ both_backends!(
     failed_logins_from_one_ipv6_64_network_meet_the_address_backoff,
     failed_logins_from_one_ipv6_64_network_meet_the_address_backoff
 );
+
+/// Credentials that do not hold count per client address: past the budget
+/// every request with credentials from there is RATE_LIMITED (with
+/// `Retry-After`) before they are looked at, good ones included, until the
+/// minute ends. Good credentials cost nothing; anonymous requests and
+/// other clients go on; IPv6 clients count per /64.
+async fn bad_credentials_are_held_back_per_client(backend: Backend) -> Result<()> {
+    let app = limited(backend, |l| {
+        l.bad_credentials_per_minute = 3;
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    fresh_window(&app);
+    let url = format!("{}/graphql", app.address);
+    let ping = json!({ "query": PING });
+    let send = |token: &str, from: &str| {
+        post(
+            app.client.clone(),
+            url.clone(),
+            Some(token.to_owned()),
+            ping.clone(),
+            Some(from.to_owned()),
+        )
+    };
+    let guess = "kls_0000000000000000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..6 {
+        let (answer, _) = send(&admin, "203.0.113.1").await?;
+        assert!(answer["errors"].is_null(), "good credentials: {answer}");
+    }
+    for bad in [guess, "kst_forged", "Basic nonsense"] {
+        let (answer, _) = send(bad, "203.0.113.1").await?;
+        assert_eq!(error_code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    }
+    let (refused, header) = send(guess, "203.0.113.1").await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    let seconds = refused["errors"][0]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&seconds), "{refused}");
+    assert_eq!(header, Some(seconds.to_string()));
+    let (held, _) = send(&admin, "203.0.113.1").await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    let (anonymous, _) = ping_from(&app, Some("203.0.113.1")).await?;
+    assert!(anonymous["errors"].is_null(), "{anonymous}");
+    let (other, _) = send(guess, "203.0.113.2").await?;
+    assert_eq!(error_code(&other), Some("UNAUTHENTICATED"), "{other}");
+
+    for n in 1..=3 {
+        let (answer, _) = send(guess, &format!("2001:db8:4:4::{n}")).await?;
+        assert_eq!(error_code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    }
+    let (same_network, _) = send(guess, "2001:db8:4:4:ffff::1").await?;
+    assert_eq!(
+        error_code(&same_network),
+        Some("RATE_LIMITED"),
+        "{same_network}"
+    );
+    Ok(())
+}
+both_backends!(
+    bad_credentials_are_held_back_per_client,
+    bad_credentials_are_held_back_per_client
+);
+
+/// A burst of bad credentials at once gets no more answers than the
+/// budget: each is counted before it is looked at.
+async fn a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget(
+    backend: Backend,
+) -> Result<()> {
+    let app = limited(backend, |l| l.bad_credentials_per_minute = 5).await?;
+    fresh_window(&app);
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..30 {
+        burst.spawn(post(
+            app.client.clone(),
+            format!("{}/graphql", app.address),
+            Some(format!("kst_guess{n}")),
+            json!({ "query": PING }),
+            None,
+        ));
+    }
+    let codes = codes_of(burst).await?;
+    let tried = codes.iter().filter(|c| *c == "UNAUTHENTICATED").count();
+    let held = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
+    assert_eq!((tried, held), (5, 25), "{codes:?}");
+    Ok(())
+}
+both_backends!(
+    a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget,
+    a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget
+);
+
+const PAYPAL_EVENT: &str =
+    r#"{"id":"WH-EVT-1","event_type":"PAYMENT.CAPTURE.COMPLETED","resource":{"id":"CAP-1"}}"#;
+
+fn paypal_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("content-type", "application/json")
+        .header("paypal-auth-algo", "SHA256withRSA")
+        .header("paypal-cert-url", "https://api.paypal.com/cert.pem")
+        .header("paypal-transmission-id", "T-1")
+        .header("paypal-transmission-sig", "c2ln")
+        .header("paypal-transmission-time", "2026-12-01T10:00:00Z")
+}
+
+/// How often kluis asked the fake PayPal to verify a webhook.
+async fn verifications(paypal: &wiremock::MockServer) -> usize {
+    paypal
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/notifications/verify-webhook-signature")
+        .count()
+}
+
+/// Anyone may post to `/webhooks/paypal`, and each delivery used to cost a
+/// call to PayPal: deliveries are limited per client (429 with
+/// `Retry-After`), and what cannot be an event (no body, missing
+/// signature headers, oversized) is turned away without asking PayPal.
+async fn webhook_deliveries_are_limited_per_client_before_the_provider_is_asked(
+    backend: Backend,
+) -> Result<()> {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let paypal = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "A21AA-token", "token_type": "Bearer", "expires_in": 32400
+        })))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/notifications/verify-webhook-signature"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "verification_status": "FAILURE" })),
+        )
+        .mount(&paypal)
+        .await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            payments: kluis_tests::paypal_config(&paypal.uri())?,
+            rate_limits: api::config::RateLimits {
+                webhook_per_minute: 3,
+                trusted_proxies: vec!["127.0.0.0/8".to_owned()],
+                ..api::config::RateLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await?;
+    fresh_window(&app);
+    let url = format!("{}/webhooks/paypal", app.address);
+
+    let empty = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await?;
+    assert_eq!(empty.status().as_u16(), 400);
+    let unsigned = app
+        .client
+        .post(&url)
+        .header("x-forwarded-for", "198.51.100.2")
+        .body(PAYPAL_EVENT)
+        .send()
+        .await?;
+    assert_eq!(unsigned.status().as_u16(), 400);
+    let oversized = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "198.51.100.3")
+        .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024)))
+        .send()
+        .await?;
+    assert_eq!(oversized.status().as_u16(), 413);
+    assert_eq!(verifications(&paypal).await, 0, "PayPal was asked");
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = paypal_headers(app.client.post(&url))
+            .header("x-forwarded-for", "2001:db8:3:3::1")
+            .body(PAYPAL_EVENT)
+            .send()
+            .await?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        statuses.push((response.status().as_u16(), retry_after));
+    }
+    assert_eq!(
+        statuses.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [400, 400, 400, 429, 429, 429],
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[3..]
+            .iter()
+            .all(|(_, after)| after.is_some_and(|s| (1..=60).contains(&s))),
+        "{statuses:?}"
+    );
+    // Another address of the same /64 shares the budget.
+    let same_network = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "2001:db8:3:3:ffff::2")
+        .body(PAYPAL_EVENT)
+        .send()
+        .await?;
+    assert_eq!(same_network.status().as_u16(), 429);
+    assert_eq!(
+        verifications(&paypal).await,
+        3,
+        "one call per admitted delivery"
+    );
+    Ok(())
+}
+both_backends!(
+    webhook_deliveries_are_limited_per_client_before_the_provider_is_asked,
+    webhook_deliveries_are_limited_per_client_before_the_provider_is_asked
+);
