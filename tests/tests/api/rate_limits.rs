@@ -762,3 +762,75 @@ both_backends!(
     webhook_deliveries_are_limited_per_client_before_the_provider_is_asked,
     webhook_deliveries_are_limited_per_client_before_the_provider_is_asked
 );
+
+/// A venue with forty resources and a start every quarter hour, all day.
+fn large_venue() -> &'static str {
+    let mut toml = String::from(
+        "[[venue]]\nslug = \"large\"\nname = \"Large\"\ntime_zone = \"UTC\"\n\
+         slot_interval_minutes = 15\nbooking_duration_minutes = 60\nbuffer_minutes = 0\n\
+         min_notice_minutes = 0\ncancel_deadline_minutes = 60\nmax_party_size = 6\n\
+         max_advance_days = 30\n\n[venue.opening_hours]\n",
+    );
+    for day in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ] {
+        toml.push_str(&format!("{day} = [\"00:00-24:00\"]\n"));
+    }
+    for n in 0..40 {
+        toml.push_str(&format!(
+            "\n[[venue.resource]]\nslug = \"table-{n}\"\nname = \"Table {n}\"\ncapacity = 4\n"
+        ));
+    }
+    Box::leak(toml.into_boxed_str())
+}
+
+/// `availability` is charged what it returned: start times, and the free
+/// resources of each when asked for. A large venue's day with its free
+/// resources (some 90 start times of 40 tables) spends a budget that its
+/// start times alone do not.
+async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: large_venue(),
+            rate_limits: api::config::RateLimits {
+                complexity_per_minute: 3_000,
+                ..api::config::RateLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await?;
+    let venue = app.venue_id("large").await?;
+    fresh_window(&app);
+    let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
+    let starts = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
+    let light = app.gql(starts, variables.clone()).await?;
+    let slots = light["data"]["availability"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    assert!(slots > 80, "{light}");
+    let next = app.gql(PING, json!({})).await?;
+    assert!(
+        next["errors"].is_null(),
+        "start times alone are cheap: {next}"
+    );
+
+    let with_tables = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt freeResources { slug } } }";
+    let heavy = app.gql(with_tables, variables).await?;
+    assert!(heavy["errors"].is_null(), "{heavy}");
+    let refused = app.gql(PING, json!({})).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    Ok(())
+}
+both_backends!(
+    availability_is_charged_what_it_returned,
+    availability_is_charged_what_it_returned
+);
