@@ -159,8 +159,10 @@ pub fn account_scope(email: &str) -> String {
     )
 }
 
+/// The throttle scope of a client address: per address for IPv4, per
+/// /64 network for IPv6 (see `crate::rate_limit::client_group`).
 pub fn address_scope(address: &str) -> String {
-    format!("address:{address}")
+    format!("address:{}", crate::rate_limit::client_group(address))
 }
 
 /// How a login attempt ended.
@@ -177,6 +179,11 @@ pub enum LoginOutcome {
 
 /// Checks a login attempt, counting failures per account and per address.
 /// Unknown e-mails cost and answer exactly like wrong passwords.
+///
+/// Every attempt is counted before the password is checked, and a held
+/// back scope is told so by that same count: a burst of parallel attempts
+/// gets no more checks than the backoff allows one after the other. A
+/// success takes its count back.
 pub fn login(
     store: &Store,
     monitor: Option<&crate::monitor::Monitor>,
@@ -189,17 +196,16 @@ pub fn login(
     let account = account_scope(email);
     let client = address_scope(address);
     let forget = chrono::Duration::hours(1);
-    let held = [
-        store.throttled_until(&account, now)?,
-        store.throttled_until(&client, now)?,
-    ];
-    if let Some(until) = held.into_iter().flatten().max() {
+    let by_account = store.count_login_attempt(&account, account_backoff, forget, now)?;
+    let by_address = store.count_login_attempt(&client, address_backoff, forget, now)?;
+    let blocked_until = by_account
+        .blocked_until
+        .into_iter()
+        .chain(by_address.blocked_until)
+        .max();
+    if let Some(held) = by_account.held.into_iter().chain(by_address.held).max() {
         // Trying again while held back counts as a failure too: a burst of
         // attempts reaches the lock as fast as slow ones would.
-        let (account_failures, account_until) =
-            store.record_login_failure(&account, account_backoff, forget, now)?;
-        let (address_failures, address_until) =
-            store.record_login_failure(&client, address_backoff, forget, now)?;
         if let Some(monitor) = monitor {
             let user = match Email::parse("email", email) {
                 Ok(email) => store.staff_by_email(email.expose())?.map(|u| u.id),
@@ -207,18 +213,13 @@ pub fn login(
             };
             monitor.login_failed(
                 user.as_deref(),
-                account_failures,
+                by_account.failures,
                 address,
-                address_failures,
+                by_address.failures,
                 now,
             );
         }
-        let until = [Some(until), account_until, address_until]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(until);
-        return Ok(LoginOutcome::Throttled(until));
+        return Ok(LoginOutcome::Throttled(blocked_until.unwrap_or(held)));
     }
     let user = match Email::parse("email", email) {
         Ok(email) => store.staff_by_email(email.expose())?,
@@ -231,10 +232,10 @@ pub fn login(
     if domain::auth::verify_password(password, stored) {
         let user_id = user.map(|u| u.id).unwrap_or_default();
         if let Some(monitor) = monitor {
-            let failures_before = store.login_failures(&account, forget, now)?;
-            monitor.login_succeeded(&user_id, failures_before, now);
+            monitor.login_succeeded(&user_id, by_account.failures.saturating_sub(1), now);
         }
         store.clear_login_failures(&account)?;
+        store.forgive_login_attempt(&client, address_backoff)?;
         let token = SessionToken::generate()?;
         let expires_at = now + session_length;
         store.create_session(&user_id, &token.hash(), now, expires_at)?;
@@ -244,15 +245,11 @@ pub fn login(
             expires_at,
         });
     }
-    let (account_failures, account_until) =
-        store.record_login_failure(&account, account_backoff, forget, now)?;
-    let (address_failures, address_until) =
-        store.record_login_failure(&client, address_backoff, forget, now)?;
     if let Some(monitor) = monitor {
         let user = user.as_ref().map(|u| u.id.as_str());
-        monitor.login_failed(user, account_failures, address, address_failures, now);
+        monitor.login_failed(user, by_account.failures, address, by_address.failures, now);
     }
-    Ok(match account_until.into_iter().chain(address_until).max() {
+    Ok(match blocked_until {
         Some(until) if until > now + chrono::Duration::seconds(1) => LoginOutcome::Throttled(until),
         _ => LoginOutcome::Refused,
     })
@@ -277,6 +274,23 @@ mod tests {
         assert_eq!(address_backoff(21), Some(chrono::Duration::seconds(2)));
         assert_eq!(address_backoff(99), Some(chrono::Duration::seconds(64)));
         assert_eq!(address_backoff(100), Some(chrono::Duration::minutes(15)));
+    }
+
+    #[test]
+    fn login_backoff_holds_a_whole_ipv6_64_network_as_one_address() {
+        assert_eq!(
+            address_scope("2001:db8:7:7::1"),
+            address_scope("2001:db8:7:7:abcd::2")
+        );
+        assert_ne!(
+            address_scope("2001:db8:7:7::1"),
+            address_scope("2001:db8:7:8::1")
+        );
+        assert_ne!(address_scope("192.0.2.1"), address_scope("192.0.2.2"));
+        assert_eq!(
+            address_scope("::ffff:192.0.2.1"),
+            address_scope("192.0.2.1")
+        );
     }
 
     #[test]

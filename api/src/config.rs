@@ -87,6 +87,15 @@ pub struct RateLimits {
     pub api_key_per_minute: u32,
     /// Query complexity (fields, lists times their size) per scope.
     pub complexity_per_minute: u32,
+    /// Provider webhook deliveries (`/webhooks/…`), per client address:
+    /// each one may cost calls to the provider before it is known to be
+    /// genuine.
+    pub webhook_per_minute: u32,
+    /// Requests with credentials that do not hold (unknown or revoked
+    /// bearer tokens and API keys), per client address; past it, every
+    /// request with credentials from there is refused until the minute
+    /// ends, before they are looked at.
+    pub bad_credentials_per_minute: u32,
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
     /// believed; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
@@ -111,6 +120,8 @@ impl Default for RateLimits {
             session_per_minute: 1_200,
             api_key_per_minute: 3_000,
             complexity_per_minute: 200_000,
+            webhook_per_minute: 120,
+            bad_credentials_per_minute: 20,
             trusted_proxies: Vec::new(),
             redis_url: None,
             redis_namespace: "kluis".to_owned(),
@@ -147,6 +158,11 @@ impl RateLimits {
             ("session_per_minute", self.session_per_minute),
             ("api_key_per_minute", self.api_key_per_minute),
             ("complexity_per_minute", self.complexity_per_minute),
+            ("webhook_per_minute", self.webhook_per_minute),
+            (
+                "bad_credentials_per_minute",
+                self.bad_credentials_per_minute,
+            ),
         ];
         for (key, value) in ranges {
             if value == 0 {

@@ -128,13 +128,18 @@ async fn execute_as_caller(
     };
     let store = state.store.clone();
     let now = state.clock.now();
-    let forwarded_for = http
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
-    let address = state
-        .limiter
-        .client_address(http.peer_addr().map(|peer| peer.ip()), forwarded_for);
+    let address = client_address(state, http);
+    // Credentials are counted against the client before they are looked
+    // at, and the count is taken back when they hold: parallel guesses
+    // get no more tries than the budget, and good credentials cost none.
+    let guessing = header.is_some().then(|| {
+        let (scope, budget) = state.limiter.bad_credentials_scope(&address);
+        let admitted = state.limiter.admit(&scope, budget, now);
+        (scope, admitted)
+    });
+    if let Some((_, Err(retry_after))) = guessing {
+        return rate_limited(state, retry_after);
+    }
     let monitor = state.monitor.clone();
     let key_address = address.clone();
     let resolved = tokio::task::spawn_blocking(move || {
@@ -152,6 +157,13 @@ async fn execute_as_caller(
         Ok::<_, crate::auth::AuthError>((principal, hold))
     })
     .await;
+    // Only credentials that did not hold stay counted (not a database
+    // that failed to answer).
+    if let Some((scope, _)) = &guessing
+        && !matches!(resolved, Ok(Err(crate::auth::AuthError::Unauthenticated)))
+    {
+        state.limiter.refund(scope, now);
+    }
     let principal = match resolved {
         Ok(Ok((_, Some(hold)))) => return held_back(&hold, now),
         Ok(Ok((principal, None))) => principal,
@@ -168,20 +180,7 @@ async fn execute_as_caller(
     }
     let (scope, budget) = state.limiter.scope_of(&principal, &address);
     if let Err(retry_after) = state.limiter.admit(&scope, budget, now) {
-        state
-            .metrics
-            .observe_request(None, 0.0, std::iter::once("RATE_LIMITED"));
-        let mut refused = refusal(
-            &format!("too many requests; try again in {retry_after} s"),
-            json!({ "code": "RATE_LIMITED", "retryAfter": retry_after }),
-        );
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
-        {
-            refused
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, value);
-        }
-        return refused;
+        return rate_limited(state, retry_after);
     }
     let spent = std::sync::Arc::new(graphql::limits::SpentComplexity::default());
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
@@ -248,6 +247,35 @@ async fn execute_as_caller(
         }
     }
     HttpResponse::Ok().json(response)
+}
+
+/// The client's address, as the rate limits see it.
+fn client_address(state: &ServerState, http: &HttpRequest) -> String {
+    let forwarded_for = http
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    state
+        .limiter
+        .client_address(http.peer_addr().map(|peer| peer.ip()), forwarded_for)
+}
+
+/// The answer to a caller over a budget: RATE_LIMITED with the seconds
+/// until the window ends, also as `Retry-After`.
+fn rate_limited(state: &ServerState, retry_after: i64) -> HttpResponse {
+    state
+        .metrics
+        .observe_request(None, 0.0, std::iter::once("RATE_LIMITED"));
+    let mut refused = refusal(
+        &format!("too many requests; try again in {retry_after} s"),
+        json!({ "code": "RATE_LIMITED", "retryAfter": retry_after }),
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+        refused
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    refused
 }
 
 /// The answer when the node has no turn free within the wait: 503 with a
@@ -405,6 +433,24 @@ async fn webhook(
     let Some(gateway) = state.gateways.named(&name) else {
         return HttpResponse::NotFound().json(json!({ "error": "no such payment gateway" }));
     };
+    let now = state.clock.now();
+    // Verifying a delivery may cost calls to the provider: anyone can post
+    // here, so each client gets a budget, and what cannot be an event is
+    // turned away first.
+    let (scope, budget) = state
+        .limiter
+        .webhook_scope(&client_address(&state, &request));
+    if let Err(retry_after) = state.limiter.admit(&scope, budget, now) {
+        return HttpResponse::TooManyRequests()
+            .insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after.to_string(),
+            ))
+            .json(json!({ "error": "too many webhook deliveries; try again later" }));
+    }
+    if body.is_empty() {
+        return HttpResponse::BadRequest().json(json!({ "error": "empty body" }));
+    }
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -414,7 +460,6 @@ async fn webhook(
                 .map(|v| (k.as_str().to_owned(), v.to_owned()))
         })
         .collect();
-    let now = state.clock.now();
     let event = match gateway.verify_webhook(&headers, &body, now).await {
         Ok(event) => event,
         Err(error) => {

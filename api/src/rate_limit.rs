@@ -51,6 +51,24 @@ pub enum RateLimitError {
     Redis(#[from] redis::RedisError),
 }
 
+/// The group a client address counts in for every per-address limit: the
+/// address itself for IPv4 (an IPv4-mapped IPv6 address is IPv4), its /64
+/// network for IPv6, since whoever holds one address of a /64 usually holds
+/// all 2^64 of them. Anything that is not an address counts as itself.
+pub fn client_group(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & !(u128::MAX >> 64);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        Err(_) => address.to_owned(),
+    }
+}
+
 fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
@@ -127,12 +145,47 @@ impl RateLimiter {
                 },
             ),
             Principal::Anonymous | Principal::Guest(_) => (
-                format!("address:{address}"),
+                format!("address:{}", client_group(address)),
                 Budget {
                     requests: i64::from(self.limits.address_per_minute),
                     complexity,
                 },
             ),
+        }
+    }
+
+    /// The scope and budget of provider webhook deliveries from a client.
+    pub fn webhook_scope(&self, address: &str) -> (String, Budget) {
+        (
+            format!("webhook:{}", client_group(address)),
+            Budget {
+                requests: i64::from(self.limits.webhook_per_minute),
+                complexity: i64::MAX,
+            },
+        )
+    }
+
+    /// The scope and budget of credentials that do not hold, per client.
+    pub fn bad_credentials_scope(&self, address: &str) -> (String, Budget) {
+        (
+            format!("badauth:{}", client_group(address)),
+            Budget {
+                requests: i64::from(self.limits.bad_credentials_per_minute),
+                complexity: i64::MAX,
+            },
+        )
+    }
+
+    /// Takes back a request `admit` counted, when it turned out not to
+    /// count against that scope (credentials that did hold).
+    pub fn refund(&self, scope: &str, now: DateTime<Utc>) {
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        if let Some(counter) = counters.get_mut(scope)
+            && counter.window == Some(window_of(now))
+        {
+            counter.pending_requests -= 1;
         }
     }
 
@@ -295,5 +348,46 @@ impl RateLimiter {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_group;
+
+    #[test]
+    fn ipv4_addresses_each_count_alone() {
+        assert_eq!(client_group("198.51.100.7"), "198.51.100.7");
+        assert_ne!(client_group("198.51.100.7"), client_group("198.51.100.8"));
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_network_count_together() {
+        let one = client_group("2001:db8:1:2::1");
+        assert_eq!(one, "2001:db8:1:2::/64");
+        assert_eq!(one, client_group("2001:db8:1:2:ffff:ffff:ffff:fffe"));
+        assert_eq!(one, client_group("2001:DB8:1:2:0:0:0:9"));
+    }
+
+    #[test]
+    fn neighbouring_ipv6_networks_count_apart() {
+        assert_ne!(
+            client_group("2001:db8:1:2::1"),
+            client_group("2001:db8:1:3::1")
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_addresses_count_as_the_ipv4_address() {
+        assert_eq!(client_group("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_ne!(
+            client_group("::ffff:198.51.100.7"),
+            client_group("::ffff:198.51.100.8")
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_address_counts_as_itself() {
+        assert_eq!(client_group("unknown"), "unknown");
     }
 }

@@ -53,6 +53,18 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// One counted login attempt of a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// Failures so far, this attempt included.
+    pub failures: u32,
+    /// Set when the scope was held back already: the attempt must not be
+    /// checked. Until when it was held.
+    pub held: Option<DateTime<Utc>>,
+    /// Until when the scope is held back now, this attempt counted.
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
 /// How failures of one scope are answered: `(failures so far) -> wait`.
 pub type Backoff = fn(u32) -> Option<chrono::Duration>;
 
@@ -445,33 +457,91 @@ impl Store {
         forget_after: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<(u32, Option<DateTime<Utc>>), StoreError> {
+        let attempt = self.count_login_attempt(scope, backoff, forget_after, now)?;
+        Ok((attempt.failures, attempt.blocked_until))
+    }
+
+    /// Counts an attempt of a scope *before* it is checked, and says
+    /// whether it may be checked at all: one step, so that attempts racing
+    /// each other cannot all pass a check that none has counted yet. The
+    /// count is one upsert whose row stays locked (PostgreSQL) or whose
+    /// transaction holds the write lock (SQLite) until the new block is
+    /// written, so the next attempt sees both. A success takes its count
+    /// back (`clear_login_failures`, `forgive_login_attempt`).
+    pub fn count_login_attempt(
+        &self,
+        scope: &str,
+        backoff: Backoff,
+        forget_after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LoginAttempt, StoreError> {
         let now = db_instant(now);
+        let fresh_since = now - forget_after;
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::login_throttle::dsl as t;
-            let previous: Option<(i32, DateTime<Utc>)> = t::login_throttle
-                .find(scope)
-                .select((t::failures, t::last_failure_at))
-                .first(c)
+            // `blocked_until` is not set here, so the row returned carries
+            // the block as it was before this attempt.
+            let (count, before): (i32, Option<DateTime<Utc>>) =
+                diesel::insert_into(t::login_throttle)
+                    .values((
+                        t::scope.eq(scope),
+                        t::failures.eq(1),
+                        t::last_failure_at.eq(now),
+                        t::blocked_until.eq(None::<DateTime<Utc>>),
+                    ))
+                    .on_conflict(t::scope)
+                    .do_update()
+                    .set((
+                        t::failures.eq(diesel::dsl::case_when(
+                            t::last_failure_at.gt(fresh_since),
+                            t::failures + 1,
+                        )
+                        .otherwise(1)),
+                        t::last_failure_at.eq(now),
+                    ))
+                    .returning((t::failures, t::blocked_until))
+                    .get_result(c)?;
+            let failures = u32::try_from(count).unwrap_or(0);
+            let held = before.filter(|until| *until > now);
+            let blocked_until = before
+                .into_iter()
+                .chain(backoff(failures).map(|wait| now + wait))
+                .max();
+            if blocked_until != before {
+                diesel::update(t::login_throttle.find(scope))
+                    .set(t::blocked_until.eq(blocked_until))
+                    .execute(c)?;
+            }
+            Ok::<_, StoreError>(LoginAttempt {
+                failures,
+                held,
+                blocked_until: blocked_until.filter(|until| *until > now),
+            })
+        }))
+    }
+
+    /// Takes back the count of an attempt that turned out right, for a
+    /// scope that a success does not clear (a client address shared by
+    /// many): one failure fewer, and no block when that count asks none.
+    pub fn forgive_login_attempt(&self, scope: &str, backoff: Backoff) -> Result<(), StoreError> {
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::login_throttle::dsl as t;
+            let count: Option<i32> = diesel::update(t::login_throttle.find(scope))
+                .set(t::failures.eq(t::failures - 1))
+                .filter(t::failures.gt(0))
+                .returning(t::failures)
+                .get_result(c)
                 .optional()?;
-            let failures = match previous {
-                Some((count, last)) if now - last < forget_after => {
-                    u32::try_from(count).unwrap_or(0) + 1
-                }
-                _ => 1,
-            };
-            let blocked_until = backoff(failures).map(|wait| now + wait);
-            let count = i32::try_from(failures).unwrap_or(i32::MAX);
-            diesel::delete(t::login_throttle.find(scope)).execute(c)?;
-            diesel::insert_into(t::login_throttle)
-                .values((
-                    t::scope.eq(scope),
-                    t::failures.eq(count),
-                    t::last_failure_at.eq(now),
-                    t::blocked_until.eq(blocked_until),
-                ))
-                .execute(c)?;
-            Ok::<_, StoreError>((failures, blocked_until))
+            if let Some(count) = count
+                && backoff(u32::try_from(count).unwrap_or(0)).is_none()
+            {
+                diesel::update(t::login_throttle.find(scope))
+                    .set(t::blocked_until.eq(None::<DateTime<Utc>>))
+                    .execute(c)?;
+            }
+            Ok::<_, StoreError>(())
         }))
     }
 

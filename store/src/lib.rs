@@ -29,7 +29,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain::DomainError;
 use domain::crypto::{CryptoError, SharedKeyRing};
 
-pub use access::{ApiKeyRow, Backoff, NewApiKey, RoleAssignment, StaffRow};
+pub use access::{ApiKeyRow, Backoff, LoginAttempt, NewApiKey, RoleAssignment, StaffRow};
 pub use access_codes::{ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, IssuedCode, Redemption};
 pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};

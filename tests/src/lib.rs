@@ -172,6 +172,14 @@ pub fn stripe_config(
     toml_config(&text)
 }
 
+/// PayPal against a local fake at `base_url`.
+pub fn paypal_config(base_url: &str) -> anyhow::Result<plugins::PaymentsConfig> {
+    toml_config(&format!(
+        "[paypal]\nclient_id = \"client\"\nclient_secret = \"secret\"\nwebhook_id = \"WH-1\"\n\
+         base_url = \"{base_url}\"\ntimeout_seconds = 5\n"
+    ))
+}
+
 fn toml_config(text: &str) -> anyhow::Result<plugins::PaymentsConfig> {
     use figment::providers::Format;
     Ok(figment::Figment::from(figment::providers::Toml::string(text)).extract()?)

@@ -196,6 +196,7 @@ impl AccessQuery {
         })
     }
 
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn staff_accounts(&self, ctx: &Context<'_>) -> Result<Vec<StaffAccount>> {
         require(ctx, None, "Query.staffAccounts", READ)?;
         let store = store(ctx).clone();
@@ -209,6 +210,7 @@ impl AccessQuery {
         .await
     }
 
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyInfo>> {
         require(ctx, None, "Query.apiKeys", READ)?;
         let store = store(ctx).clone();

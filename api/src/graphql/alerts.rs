@@ -73,6 +73,7 @@ pub struct AlertQuery;
 impl AlertQuery {
     /// Alerts, most recently tripped first (admins); page with `before`
     /// (the `lastAt` of the last one seen).
+    #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
     async fn alerts(
         &self,
         ctx: &Context<'_>,

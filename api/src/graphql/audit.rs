@@ -111,6 +111,7 @@ impl AuditQuery {
     /// The audit trail, newest first (admins). Filter by principal
     /// (`user:<id>`, `apikey:<id>`, `guest`), object
     /// (`reservation:<id>`, `guest:<id>`) or action; page with `before`.
+    #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -95,6 +95,7 @@ pub struct BreachQuery;
 #[Object]
 impl BreachQuery {
     /// The breach register, newest discovery first (admins).
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn breaches(&self, ctx: &Context<'_>) -> Result<Vec<BreachObject>> {
         guard::require(ctx, None, "Query.breaches", READ)?;
         let store = store(ctx).clone();

@@ -15,6 +15,28 @@ use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
 pub const MAX_ALIASES: usize = 15;
+
+/// Items a list without a page size is charged for in advance (the
+/// complexity is judged before anything is read): a generous guess of its
+/// usual length. Lists that can be longer are charged what they returned
+/// on top (`charge`).
+pub const LIST_ITEMS: usize = 20;
+
+/// Start times `availability` is charged for in advance: a day with a
+/// half-hourly grid over twelve hours. The real number of start times, and
+/// of the free resources listed for them, is charged once known.
+pub const AVAILABILITY_SLOTS: usize = 24;
+
+/// Adds what a resolver found it returned to the request's complexity, for
+/// the per-minute budget: a list's real length is known only after it was
+/// read.
+pub fn charge(ctx: &async_graphql::Context<'_>, complexity: usize) {
+    if let Some(spent) = ctx.data_opt::<Arc<SpentComplexity>>() {
+        spent
+            .0
+            .fetch_add(complexity, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 pub const MAX_DIRECTIVES: usize = 50;
 
 /// Documents kept at most; past that the cache starts over, so that a
@@ -102,7 +124,7 @@ impl Extension for RequestLimitsExtension {
         if let Some(spent) = ctx.data_opt::<Arc<SpentComplexity>>() {
             spent
                 .0
-                .store(result.complexity, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(result.complexity, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(result)
     }

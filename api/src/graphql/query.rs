@@ -79,6 +79,10 @@ impl BookingQuery {
 
     /// Start times that can still be booked at a venue on a local date for a
     /// party of this size, with the resources free for each.
+    // Charged in advance for a usual day; what it returned (start times,
+    // and free resources when asked for) is charged on top, so that a large
+    // venue's day costs the budget what it took.
+    #[graphql(complexity = "super::limits::AVAILABILITY_SLOTS * child_complexity")]
     async fn availability(
         &self,
         ctx: &Context<'_>,
@@ -93,6 +97,12 @@ impl BookingQuery {
         let (view, slots) =
             blocking(move || store.availability_view(venue_id, date, party, at)).await?;
         let time_zone = view.venue.time_zone;
+        let listed = if ctx.look_ahead().field("freeResources").exists() {
+            slots.iter().map(|slot| slot.free_resources.len()).sum()
+        } else {
+            0
+        };
+        super::limits::charge(ctx, slots.len().saturating_add(listed));
         Ok(slots
             .into_iter()
             .map(|slot| Slot {

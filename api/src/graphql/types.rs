@@ -77,6 +77,7 @@ impl VenueObject {
         self.0.rules.max_advance_days
     }
 
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn opening_hours(&self) -> Vec<OpeningHours> {
         self.0
             .schedule
@@ -90,7 +91,7 @@ impl VenueObject {
     }
 
     /// Resources that take bookings, smallest first.
-    #[graphql(complexity = "20 * child_complexity")]
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
         let store = store(ctx).clone();
         let venue = self.0.id;
@@ -208,6 +209,7 @@ impl Slot {
 
     /// Free resources that seat the party, smallest first; the first is the
     /// one a booking without `resourceId` gets.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn free_resources(&self) -> Vec<ResourceObject> {
         self.free_resources
             .iter()
@@ -461,12 +463,14 @@ impl ReservationObject {
     }
 
     /// Personal: the guest's consent ledger at this venue (append-only).
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::privacy::ConsentEntry>> {
         self.profile(ctx, "Reservation.consents").await?;
         super::privacy::consents_of(ctx, &self.reservation).await
     }
 
     /// Payment data: amounts, status, provider, card brand and last four.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
         self.check(ctx, "Reservation.payments")?;
         super::payments::payments_of(ctx, self.reservation.id).await

@@ -206,3 +206,28 @@ async fn development_offers_graphiql_and_introspection() -> Result<()> {
     assert!(page.text().await?.contains("graphiql"));
     Ok(())
 }
+
+/// `availability` and the lists in it are charged in advance for what they
+/// can return: asking every field of every free resource of every start
+/// time is refused before anything is read.
+#[tokio::test]
+async fn availability_with_every_resource_field_exceeds_the_complexity_budget() -> Result<()> {
+    let app = production().await?;
+    let venue = app.venue_id("one-table").await?;
+    let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
+    let usual = app
+        .gql(
+            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { name capacity } } }",
+            variables.clone(),
+        )
+        .await?;
+    assert!(usual.get("errors").is_none(), "{usual}");
+    let costly = app
+        .gql(
+            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { id slug name kind capacity } } }",
+            variables,
+        )
+        .await?;
+    assert!(first_message(&costly).contains("too complex"), "{costly}");
+    Ok(())
+}

@@ -363,3 +363,483 @@ both_backends!(
     an_overloaded_node_sheds_load_and_recovers,
     an_overloaded_node_sheds_load_and_recovers
 );
+
+const LOGIN: &str =
+    "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+
+/// One GraphQL request, standalone so that many can run at once; from
+/// `forwarded_for` when the test trusts the loopback proxy.
+async fn post(
+    client: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    body: Value,
+    forwarded_for: Option<String>,
+) -> Result<(Value, Option<String>)> {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request.send().await?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.json().await?, retry_after))
+}
+
+fn login_body(email: &str, password: &str) -> Value {
+    json!({ "query": LOGIN, "variables": { "e": email, "p": password } })
+}
+
+/// Starts wrong-password logins for one account, all at once.
+fn wrong_logins(
+    app: &TestApp,
+    email: &str,
+    count: usize,
+) -> tokio::task::JoinSet<Result<(Value, Option<String>)>> {
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..count {
+        burst.spawn(post(
+            app.client.clone(),
+            format!("{}/graphql", app.address),
+            None,
+            login_body(email, &format!("wrong guess {n}")),
+            None,
+        ));
+    }
+    burst
+}
+
+async fn codes_of(
+    mut burst: tokio::task::JoinSet<Result<(Value, Option<String>)>>,
+) -> Result<Vec<String>> {
+    let mut codes = Vec::new();
+    while let Some(answer) = burst.join_next().await {
+        let (answer, _) = answer??;
+        codes.push(error_code(&answer).unwrap_or("none").to_owned());
+    }
+    Ok(codes)
+}
+
+/// Thirty wrong passwords at once: none fails inside (concurrent counts of
+/// one scope used to collide on PostgreSQL), at most the three the backoff
+/// allows before its first wait are checked and refused, the rest are held
+/// back, and the lock then holds the right password too.
+async fn parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (email, password) = app.staff_account("staff", Some("one-table")).await?;
+    let codes = codes_of(wrong_logins(&app, &email, 30)).await?;
+    assert_eq!(codes.len(), 30);
+    assert!(
+        codes
+            .iter()
+            .all(|code| code == "UNAUTHENTICATED" || code == "RATE_LIMITED"),
+        "{codes:?}"
+    );
+    let checked = codes.iter().filter(|code| *code != "RATE_LIMITED").count();
+    assert!(
+        (1..=3).contains(&checked),
+        "{checked} attempts were checked: {codes:?}"
+    );
+    let right = app.gql(LOGIN, json!({ "e": email, "p": password })).await?;
+    assert_eq!(error_code(&right), Some("RATE_LIMITED"), "{right}");
+    Ok(())
+}
+both_backends!(
+    parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows,
+    parallel_wrong_passwords_get_no_more_checks_than_the_backoff_allows
+);
+
+/// The right password sent while a burst of wrong ones is still being
+/// checked is held back: each attempt is counted the moment it arrives,
+/// not once its (slow) password check is over, so a guesser cannot slip
+/// guesses past the lock by sending them all at once.
+async fn the_right_password_amid_a_burst_of_wrong_ones_is_held_back(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let (email, password) = app.staff_account("staff", Some("one-table")).await?;
+    let burst = wrong_logins(&app, &email, 29);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let right = app.gql(LOGIN, json!({ "e": email, "p": password })).await?;
+    let codes = codes_of(burst).await?;
+    assert!(!codes.iter().any(|code| code == "INTERNAL"), "{codes:?}");
+    assert_eq!(error_code(&right), Some("RATE_LIMITED"), "{right}");
+    Ok(())
+}
+both_backends!(
+    the_right_password_amid_a_burst_of_wrong_ones_is_held_back,
+    the_right_password_amid_a_burst_of_wrong_ones_is_held_back
+);
+
+/// Behind a trusted proxy, IPv6 clients count per /64 network: a client
+/// holding a /64 cannot reset its budget by changing addresses. IPv4
+/// clients still count per address.
+#[tokio::test]
+async fn ipv6_clients_share_one_budget_per_64_network() -> Result<()> {
+    let app = limited(Backend::Sqlite, |l| {
+        l.address_per_minute = 3;
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    fresh_window(&app);
+    for client in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::3"] {
+        let (answer, _) = ping_from(&app, Some(client)).await?;
+        assert!(answer["errors"].is_null(), "{client}: {answer}");
+    }
+    let (refused, _) = ping_from(&app, Some("2001:db8:5:6:1234::4")).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    for other in ["2001:db8:5:7::1", "198.51.100.1", "198.51.100.2"] {
+        let (answer, _) = ping_from(&app, Some(other)).await?;
+        assert!(answer["errors"].is_null(), "{other}: {answer}");
+    }
+    Ok(())
+}
+
+/// Failed logins from one IPv6 /64 count as from one address: twenty-one
+/// addresses of it, each trying another account once, meet the address
+/// backoff; a neighbouring /64 does not.
+async fn failed_logins_from_one_ipv6_64_network_meet_the_address_backoff(
+    backend: Backend,
+) -> Result<()> {
+    let app = limited(backend, |l| {
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    let url = format!("{}/graphql", app.address);
+    let mut codes = Vec::new();
+    for n in 1..=21 {
+        let (answer, _) = post(
+            app.client.clone(),
+            url.clone(),
+            None,
+            login_body(&format!("nobody{n}@example.org"), "wrong guess"),
+            Some(format!("2001:db8:9:9::{n:x}")),
+        )
+        .await?;
+        codes.push(error_code(&answer).unwrap_or("none").to_owned());
+    }
+    assert!(
+        codes[..20].iter().all(|code| code == "UNAUTHENTICATED"),
+        "{codes:?}"
+    );
+    assert_eq!(codes[20], "RATE_LIMITED", "{codes:?}");
+    let (neighbour, _) = post(
+        app.client.clone(),
+        url,
+        None,
+        login_body("nobody@example.org", "wrong guess"),
+        Some("2001:db8:9:a::1".to_owned()),
+    )
+    .await?;
+    assert_eq!(
+        error_code(&neighbour),
+        Some("UNAUTHENTICATED"),
+        "{neighbour}"
+    );
+    Ok(())
+}
+both_backends!(
+    failed_logins_from_one_ipv6_64_network_meet_the_address_backoff,
+    failed_logins_from_one_ipv6_64_network_meet_the_address_backoff
+);
+
+/// Credentials that do not hold count per client address: past the budget
+/// every request with credentials from there is RATE_LIMITED (with
+/// `Retry-After`) before they are looked at, good ones included, until the
+/// minute ends. Good credentials cost nothing; anonymous requests and
+/// other clients go on; IPv6 clients count per /64.
+async fn bad_credentials_are_held_back_per_client(backend: Backend) -> Result<()> {
+    let app = limited(backend, |l| {
+        l.bad_credentials_per_minute = 3;
+        l.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    fresh_window(&app);
+    let url = format!("{}/graphql", app.address);
+    let ping = json!({ "query": PING });
+    let send = |token: &str, from: &str| {
+        post(
+            app.client.clone(),
+            url.clone(),
+            Some(token.to_owned()),
+            ping.clone(),
+            Some(from.to_owned()),
+        )
+    };
+    let guess = "kls_0000000000000000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..6 {
+        let (answer, _) = send(&admin, "203.0.113.1").await?;
+        assert!(answer["errors"].is_null(), "good credentials: {answer}");
+    }
+    for bad in [guess, "kst_forged", "Basic nonsense"] {
+        let (answer, _) = send(bad, "203.0.113.1").await?;
+        assert_eq!(error_code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    }
+    let (refused, header) = send(guess, "203.0.113.1").await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    let seconds = refused["errors"][0]["extensions"]["retryAfter"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!((1..=60).contains(&seconds), "{refused}");
+    assert_eq!(header, Some(seconds.to_string()));
+    let (held, _) = send(&admin, "203.0.113.1").await?;
+    assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
+    let (anonymous, _) = ping_from(&app, Some("203.0.113.1")).await?;
+    assert!(anonymous["errors"].is_null(), "{anonymous}");
+    let (other, _) = send(guess, "203.0.113.2").await?;
+    assert_eq!(error_code(&other), Some("UNAUTHENTICATED"), "{other}");
+
+    for n in 1..=3 {
+        let (answer, _) = send(guess, &format!("2001:db8:4:4::{n}")).await?;
+        assert_eq!(error_code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    }
+    let (same_network, _) = send(guess, "2001:db8:4:4:ffff::1").await?;
+    assert_eq!(
+        error_code(&same_network),
+        Some("RATE_LIMITED"),
+        "{same_network}"
+    );
+    Ok(())
+}
+both_backends!(
+    bad_credentials_are_held_back_per_client,
+    bad_credentials_are_held_back_per_client
+);
+
+/// A burst of bad credentials at once gets no more answers than the
+/// budget: each is counted before it is looked at.
+async fn a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget(
+    backend: Backend,
+) -> Result<()> {
+    let app = limited(backend, |l| l.bad_credentials_per_minute = 5).await?;
+    fresh_window(&app);
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..30 {
+        burst.spawn(post(
+            app.client.clone(),
+            format!("{}/graphql", app.address),
+            Some(format!("kst_guess{n}")),
+            json!({ "query": PING }),
+            None,
+        ));
+    }
+    let codes = codes_of(burst).await?;
+    let tried = codes.iter().filter(|c| *c == "UNAUTHENTICATED").count();
+    let held = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
+    assert_eq!((tried, held), (5, 25), "{codes:?}");
+    Ok(())
+}
+both_backends!(
+    a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget,
+    a_burst_of_bad_credentials_gets_no_more_tries_than_the_budget
+);
+
+const PAYPAL_EVENT: &str =
+    r#"{"id":"WH-EVT-1","event_type":"PAYMENT.CAPTURE.COMPLETED","resource":{"id":"CAP-1"}}"#;
+
+fn paypal_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("content-type", "application/json")
+        .header("paypal-auth-algo", "SHA256withRSA")
+        .header("paypal-cert-url", "https://api.paypal.com/cert.pem")
+        .header("paypal-transmission-id", "T-1")
+        .header("paypal-transmission-sig", "c2ln")
+        .header("paypal-transmission-time", "2026-12-01T10:00:00Z")
+}
+
+/// How often kluis asked the fake PayPal to verify a webhook.
+async fn verifications(paypal: &wiremock::MockServer) -> usize {
+    paypal
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/notifications/verify-webhook-signature")
+        .count()
+}
+
+/// Anyone may post to `/webhooks/paypal`, and each delivery used to cost a
+/// call to PayPal: deliveries are limited per client (429 with
+/// `Retry-After`), and what cannot be an event (no body, missing
+/// signature headers, oversized) is turned away without asking PayPal.
+async fn webhook_deliveries_are_limited_per_client_before_the_provider_is_asked(
+    backend: Backend,
+) -> Result<()> {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let paypal = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "A21AA-token", "token_type": "Bearer", "expires_in": 32400
+        })))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/notifications/verify-webhook-signature"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "verification_status": "FAILURE" })),
+        )
+        .mount(&paypal)
+        .await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            payments: kluis_tests::paypal_config(&paypal.uri())?,
+            rate_limits: api::config::RateLimits {
+                webhook_per_minute: 3,
+                trusted_proxies: vec!["127.0.0.0/8".to_owned()],
+                ..api::config::RateLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await?;
+    fresh_window(&app);
+    let url = format!("{}/webhooks/paypal", app.address);
+
+    let empty = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await?;
+    assert_eq!(empty.status().as_u16(), 400);
+    let unsigned = app
+        .client
+        .post(&url)
+        .header("x-forwarded-for", "198.51.100.2")
+        .body(PAYPAL_EVENT)
+        .send()
+        .await?;
+    assert_eq!(unsigned.status().as_u16(), 400);
+    let oversized = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "198.51.100.3")
+        .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024)))
+        .send()
+        .await?;
+    assert_eq!(oversized.status().as_u16(), 413);
+    assert_eq!(verifications(&paypal).await, 0, "PayPal was asked");
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = paypal_headers(app.client.post(&url))
+            .header("x-forwarded-for", "2001:db8:3:3::1")
+            .body(PAYPAL_EVENT)
+            .send()
+            .await?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        statuses.push((response.status().as_u16(), retry_after));
+    }
+    assert_eq!(
+        statuses.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [400, 400, 400, 429, 429, 429],
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[3..]
+            .iter()
+            .all(|(_, after)| after.is_some_and(|s| (1..=60).contains(&s))),
+        "{statuses:?}"
+    );
+    // Another address of the same /64 shares the budget.
+    let same_network = paypal_headers(app.client.post(&url))
+        .header("x-forwarded-for", "2001:db8:3:3:ffff::2")
+        .body(PAYPAL_EVENT)
+        .send()
+        .await?;
+    assert_eq!(same_network.status().as_u16(), 429);
+    assert_eq!(
+        verifications(&paypal).await,
+        3,
+        "one call per admitted delivery"
+    );
+    Ok(())
+}
+both_backends!(
+    webhook_deliveries_are_limited_per_client_before_the_provider_is_asked,
+    webhook_deliveries_are_limited_per_client_before_the_provider_is_asked
+);
+
+/// A venue with forty resources and a start every quarter hour, all day.
+fn large_venue() -> &'static str {
+    let mut toml = String::from(
+        "[[venue]]\nslug = \"large\"\nname = \"Large\"\ntime_zone = \"UTC\"\n\
+         slot_interval_minutes = 15\nbooking_duration_minutes = 60\nbuffer_minutes = 0\n\
+         min_notice_minutes = 0\ncancel_deadline_minutes = 60\nmax_party_size = 6\n\
+         max_advance_days = 30\n\n[venue.opening_hours]\n",
+    );
+    for day in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ] {
+        toml.push_str(&format!("{day} = [\"00:00-24:00\"]\n"));
+    }
+    for n in 0..40 {
+        toml.push_str(&format!(
+            "\n[[venue.resource]]\nslug = \"table-{n}\"\nname = \"Table {n}\"\ncapacity = 4\n"
+        ));
+    }
+    Box::leak(toml.into_boxed_str())
+}
+
+/// `availability` is charged what it returned: start times, and the free
+/// resources of each when asked for. A large venue's day with its free
+/// resources (some 90 start times of 40 tables) spends a budget that its
+/// start times alone do not.
+async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: large_venue(),
+            rate_limits: api::config::RateLimits {
+                complexity_per_minute: 3_000,
+                ..api::config::RateLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await?;
+    let venue = app.venue_id("large").await?;
+    fresh_window(&app);
+    let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
+    let starts = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
+    let light = app.gql(starts, variables.clone()).await?;
+    let slots = light["data"]["availability"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    assert!(slots > 80, "{light}");
+    let next = app.gql(PING, json!({})).await?;
+    assert!(
+        next["errors"].is_null(),
+        "start times alone are cheap: {next}"
+    );
+
+    let with_tables = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt freeResources { slug } } }";
+    let heavy = app.gql(with_tables, variables).await?;
+    assert!(heavy["errors"].is_null(), "{heavy}");
+    let refused = app.gql(PING, json!({})).await?;
+    assert_eq!(error_code(&refused), Some("RATE_LIMITED"), "{refused}");
+    Ok(())
+}
+both_backends!(
+    availability_is_charged_what_it_returned,
+    availability_is_charged_what_it_returned
+);
