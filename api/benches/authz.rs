@@ -132,6 +132,7 @@ async fn run() -> anyhow::Result<()> {
                 authorizer,
                 session_length: chrono::Duration::hours(1),
                 monitor: None,
+                outbound: api::config::Outbound::default(),
             }),
             Environment::Production,
         )

@@ -74,45 +74,192 @@ pub fn key_match(key: &str, pattern: &str) -> bool {
     }
 }
 
+/// The model kluis ships and enforces. An edited `model.conf` must say the
+/// same thing: Casbin lets a model redefine who may do what (an allow-all
+/// effect, a matcher of `true`), so anything else would widen access in a
+/// way no check on `policy.csv` can see.
+const SHIPPED_MODEL: &str = include_str!("../../policies/model.conf");
+
+/// Drops whitespace outside double-quoted strings, so layout does not count
+/// but `"*"` and `" *"` stay different.
 fn normalized(text: &str) -> String {
-    text.chars().filter(|c| !c.is_whitespace()).collect()
+    let mut quoted = false;
+    text.chars()
+        .filter(|c| {
+            if *c == '"' {
+                quoted = !quoted;
+            }
+            quoted || !c.is_whitespace()
+        })
+        .collect()
+}
+
+/// Whether `value` says what the shipped entry says. Casbin compares the
+/// effect as text (and panics on one it does not know, at the first
+/// request), so the effect must match exactly; the other definitions and
+/// the matcher are parsed, so layout does not count there.
+fn same_value(expected: &ModelEntry, value: &str) -> bool {
+    if expected.section == "policy_effect" {
+        expected.value == value
+    } else {
+        normalized(&expected.value) == normalized(value)
+    }
+}
+
+/// One `key = value` of a model file, where Casbin would see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelEntry {
+    section: String,
+    key: String,
+    value: String,
+    line: usize,
+}
+
+fn section_name(line: &str) -> Option<&str> {
+    line.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// Reads a model the way casbin-rs's config parser does (trimmed lines,
+/// `#` and `;` comment lines, `[section]` headers, `\` continuations, the
+/// first `=` splitting key from value), but keeps every entry in order
+/// instead of letting a later duplicate silently replace an earlier one.
+fn model_entries(model: &str) -> Result<Vec<ModelEntry>, PolicyError> {
+    let mut entries = Vec::new();
+    let mut section = String::from("default");
+    let mut lines = model.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+    while let Some((number, line)) = lines.next() {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = section_name(line) {
+            section = name.to_owned();
+            continue;
+        }
+        let mut text = line.to_owned();
+        let mut next_section = None;
+        while let Some(continued) = text.strip_suffix('\\') {
+            text = continued.trim_end().to_owned();
+            let Some((_, inner)) = lines.next() else {
+                break;
+            };
+            if inner.is_empty() || inner.starts_with('#') || inner.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = section_name(inner) {
+                next_section = Some(name.to_owned());
+            } else {
+                text.push_str(inner);
+            }
+        }
+        let text = text.trim_end_matches(|c: char| c.is_whitespace() || c == '\\');
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(PolicyError {
+                file: MODEL_FILE.to_owned(),
+                line: Some(number),
+                reason: "expected `key = value`".to_owned(),
+            });
+        };
+        entries.push(ModelEntry {
+            section: section.clone(),
+            key: key.trim().to_owned(),
+            value: value.trim().to_owned(),
+            line: number,
+        });
+        if let Some(next) = next_section {
+            section = next;
+        }
+    }
+    Ok(entries)
+}
+
+/// What a refused model line should have said, in words an admin can act on.
+fn expected_model_line(section: &str, key: &str, value: &str) -> String {
+    match (section, key) {
+        ("policy_effect", "e") => {
+            format!("unsupported effect: only `e = {value}` (deny by default) is accepted")
+        }
+        ("matchers", "m") => format!(
+            "unsupported matcher: only the shipped `m = {value}` is accepted (whitespace may differ)"
+        ),
+        _ => format!("unsupported definition in [{section}]: only `{key} = {value}` is accepted"),
+    }
+}
+
+/// Checks that `model` is the shipped model up to comments and whitespace:
+/// no duplicate key (Casbin would use the last one), no other effect, no
+/// other matcher, no other request, policy or role definition, nothing more.
+fn check_model(model: &str) -> Vec<PolicyError> {
+    let model_error = |line: Option<usize>, reason: String| PolicyError {
+        file: MODEL_FILE.to_owned(),
+        line,
+        reason,
+    };
+    let entries = match model_entries(model) {
+        Ok(entries) => entries,
+        Err(error) => return vec![error],
+    };
+    let shipped = match model_entries(SHIPPED_MODEL) {
+        Ok(shipped) => shipped,
+        Err(error) => return vec![error],
+    };
+    let mut errors = Vec::new();
+    let mut seen: Vec<&ModelEntry> = Vec::new();
+    for entry in &entries {
+        if let Some(first) = seen
+            .iter()
+            .find(|s| s.section == entry.section && s.key == entry.key)
+        {
+            errors.push(model_error(
+                Some(entry.line),
+                format!(
+                    "duplicate `{}` in [{}] (first on line {}); Casbin would use the last one",
+                    entry.key, entry.section, first.line
+                ),
+            ));
+            continue;
+        }
+        seen.push(entry);
+        match shipped
+            .iter()
+            .find(|s| s.section == entry.section && s.key == entry.key)
+        {
+            Some(expected) if same_value(expected, &entry.value) => {}
+            Some(expected) => errors.push(model_error(
+                Some(entry.line),
+                expected_model_line(&expected.section, &expected.key, &expected.value),
+            )),
+            None => errors.push(model_error(
+                Some(entry.line),
+                format!(
+                    "unexpected `{}` in [{}]: the model holds only the shipped definitions",
+                    entry.key, entry.section
+                ),
+            )),
+        }
+    }
+    for expected in &shipped {
+        if !seen
+            .iter()
+            .any(|s| s.section == expected.section && s.key == expected.key)
+        {
+            let what = if expected.section == "policy_effect" {
+                "no policy effect".to_owned()
+            } else {
+                format!("missing `{}` in [{}]", expected.key, expected.section)
+            };
+            errors.push(model_error(
+                None,
+                format!("{what}: expected `{} = {}`", expected.key, expected.value),
+            ));
+        }
+    }
+    errors
 }
 
 /// Checks model and policy text against the schema, offline. Used at start,
 /// on every reload and by `kluis policy check`.
 pub fn check(model: &str, policy: &str) -> Result<CheckedPolicy, Vec<PolicyError>> {
-    let mut errors = Vec::new();
-    let model_error = |line: Option<usize>, reason: &str| PolicyError {
-        file: MODEL_FILE.to_owned(),
-        line,
-        reason: reason.to_owned(),
-    };
-    let effect_line = model.lines().enumerate().find(|(_, line)| {
-        line.trim_start().starts_with("e ") || line.trim_start().starts_with("e=")
-    });
-    match effect_line {
-        None => errors.push(model_error(None, "no policy effect (`e = ...`)")),
-        Some((index, line)) => {
-            // Only deny-by-default: casbin-rs reads other effects as
-            // allow-all or panics on ones it does not know.
-            if normalized(line) != "e=some(where(p.eft==allow))" {
-                errors.push(model_error(
-                    Some(index + 1),
-                    "unsupported effect: only `e = some(where (p.eft == allow))` (deny by default) is accepted",
-                ));
-            }
-        }
-    }
-    for required in [
-        "[request_definition]",
-        "[policy_definition]",
-        "[role_definition]",
-        "[matchers]",
-    ] {
-        if !model.contains(required) {
-            errors.push(model_error(None, &format!("missing section {required}")));
-        }
-    }
+    let mut errors = check_model(model);
 
     let coordinates = schema_coordinates();
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -552,6 +699,216 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[0].reason.contains("unsupported effect"));
+    }
+
+    const MATCHER: &str = "m = (r.sub == p.sub || g(r.sub, p.sub, r.dom) || g(r.sub, p.sub, \"*\")) && keyMatch(r.obj, p.obj) && (r.act == p.act || p.act == \"*\")";
+
+    fn reasons(model: &str) -> Vec<String> {
+        check(model, POLICY)
+            .expect_err("refused")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Whether Casbin, given this model, lets a stranger read guests' e-mail.
+    async fn lets_anyone_read_emails(model: &str) -> bool {
+        let Ok(model) = DefaultModel::from_str(model).await else {
+            return false;
+        };
+        let Ok(mut enforcer) = Enforcer::new(model, MemoryAdapter::default()).await else {
+            return false;
+        };
+        let _added = enforcer
+            .add_policy(vec![
+                "admin".to_owned(),
+                "Query.auditLog".to_owned(),
+                "read".to_owned(),
+            ])
+            .await;
+        enforcer
+            .enforce(("anonymous", "venue-a", "Reservation.guestEmail", "read"))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn the_shipped_model_is_found_in_the_shipped_file() {
+        assert!(MODEL.contains(MATCHER), "the test's matcher is out of date");
+    }
+
+    #[tokio::test]
+    async fn a_second_effect_below_the_first_is_refused_as_a_duplicate() {
+        let model = format!("{MODEL}\n[policy_effect]\ne = !some(where (p.eft == deny))\n");
+        assert!(
+            lets_anyone_read_emails(&model).await,
+            "the edit this guards against must really open everything"
+        );
+        let errors = reasons(&model);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("duplicate `e` in [policy_effect]")),
+            "{errors:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_matcher_is_refused_as_a_duplicate() {
+        let model = format!("{MODEL}\nm = true\n");
+        assert!(lets_anyone_read_emails(&model).await);
+        let errors = reasons(&model);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("model.conf:") && e.contains("duplicate `m` in [matchers]")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_definitions_in_any_section_are_refused() {
+        for (section, line) in [
+            ("[request_definition]", "r = sub, dom, obj, act"),
+            ("[policy_definition]", "p = sub, obj, act"),
+            ("[role_definition]", "g = _, _, _"),
+        ] {
+            let model = MODEL.replace(section, &format!("{section}\n{line}"));
+            let errors = reasons(&model);
+            assert!(
+                errors.iter().any(|e| e.contains("duplicate")),
+                "{section}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deny_effect_is_refused() {
+        for effect in [
+            "some(where (p.eft == deny))",
+            "!some(where (p.eft == deny))",
+            "some(where (p.eft == allow)) && !some(where (p.eft == deny))",
+            "priority(p.eft) || deny",
+        ] {
+            let model = MODEL.replace("some(where (p.eft == allow))", effect);
+            let errors = reasons(&model);
+            assert!(
+                errors.iter().any(|e| e.contains("unsupported effect")),
+                "{effect}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_allow_effect_casbin_would_not_recognise_is_refused() {
+        // Casbin matches the effect as text and panics at the first
+        // request on any other spelling.
+        let model = MODEL.replace(
+            "e = some(where (p.eft == allow))",
+            "e = some(where(p.eft==allow))",
+        );
+        let errors = reasons(&model);
+        assert!(
+            errors.iter().any(|e| e.contains("unsupported effect")),
+            "{errors:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_matcher_of_true_is_refused() {
+        let model = MODEL.replace(MATCHER, "m = true");
+        assert!(lets_anyone_read_emails(&model).await);
+        let errors = reasons(&model);
+        assert!(
+            errors.iter().any(|e| e.contains("unsupported matcher")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn an_altered_matcher_is_refused() {
+        for matcher in [
+            MATCHER.replace("keyMatch(r.obj, p.obj)", "true"),
+            MATCHER.replace(" && (r.act == p.act || p.act == \"*\")", ""),
+            MATCHER.replace("g(r.sub, p.sub, r.dom)", "g(r.sub, p.sub, p.sub)"),
+            MATCHER.replace("\"*\"", "\" *\""),
+            format!("{MATCHER} || r.sub == \"anonymous\""),
+            MATCHER.replace("m =", "m = \\\n true || "),
+        ] {
+            let model = MODEL.replace(MATCHER, &matcher);
+            let errors = reasons(&model);
+            assert!(
+                errors.iter().any(|e| e.contains("unsupported matcher")),
+                "{matcher}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_request_policy_and_role_definitions_are_refused() {
+        for (from, to) in [
+            ("r = sub, dom, obj, act", "r = sub, obj, act"),
+            ("p = sub, obj, act", "p = sub, obj, act, eft"),
+            ("g = _, _, _", "g = _, _"),
+        ] {
+            let errors = reasons(&MODEL.replace(from, to));
+            assert!(
+                errors.iter().any(|e| e.contains("unsupported definition")),
+                "{to}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_keys_sections_and_missing_ones_are_refused() {
+        let errors = reasons(&format!("{MODEL}\n[role_definition]\ng2 = _, _\n"));
+        assert!(
+            errors.iter().any(|e| e.contains("unexpected `g2`")),
+            "{errors:?}"
+        );
+        let errors = reasons(&MODEL.replace("[matchers]", "[Matchers]"));
+        assert!(
+            errors.iter().any(|e| e.contains("missing `m`")),
+            "{errors:?}"
+        );
+        let errors = reasons(&MODEL.replace("e = some(where (p.eft == allow))", ""));
+        assert!(
+            errors.iter().any(|e| e.contains("no policy effect")),
+            "{errors:?}"
+        );
+        let errors = reasons(&format!("{MODEL}\nnot a definition\n"));
+        assert!(
+            errors.iter().any(|e| e.contains("expected `key = value`")),
+            "{errors:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_shipped_model_laid_out_differently_is_accepted_and_enforced() {
+        let model = MODEL
+            .replace(
+                "e = some(where (p.eft == allow))",
+                "e   =   some(where (p.eft == allow))",
+            )
+            .replace("r = sub, dom, obj, act", "r = sub,dom,obj,act")
+            .replace(" && keyMatch", " \\\n    && keyMatch")
+            .replace(
+                "[matchers]",
+                "; the matcher, split over two lines\n[matchers]",
+            );
+        let checked = check(&model, POLICY).expect("the same model");
+        let loaded = build(&checked, &[]).await.expect("builds");
+        assert!(
+            loaded
+                .enforcer
+                .enforce((
+                    "anonymous",
+                    "venue-a",
+                    "Mutation.createReservation",
+                    "execute"
+                ))
+                .unwrap_or(false)
+        );
+        assert!(!lets_anyone_read_emails(&model).await);
     }
 
     #[test]

@@ -73,6 +73,54 @@ pub struct Settings {
     /// Requests and complexity per minute (`[rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// Where outgoing messages may go (`[outbound]`).
+    #[serde(default)]
+    pub outbound: Outbound,
+}
+
+/// Where webhooks, alerts and e-mail may be sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// Lets outgoing messages reach loopback, private, link-local, carrier
+    /// NAT and cloud metadata addresses. Off by default: a venue manager's
+    /// webhook URL must not become a way into the network the nodes run
+    /// in. For development and tests, whose receivers run on this machine.
+    pub allow_private_targets: bool,
+}
+
+impl Outbound {
+    /// Refuses the alert webhook and mail server when they point inside.
+    /// Names the setting and the kind of address, never the URL (the mail
+    /// server's may hold a password).
+    fn check(&self, settings: &Settings) -> Result<(), ConfigError> {
+        if self.allow_private_targets {
+            return Ok(());
+        }
+        let refuse = |key: &str, why: crate::outbound::RefusedTarget| {
+            ConfigError::new(
+                key,
+                format!(
+                    "points at {}, which outgoing messages may not reach; set \
+                     [outbound] allow_private_targets = true to allow it (development only)",
+                    why.0
+                ),
+            )
+        };
+        if let Some(url) = &settings.monitoring.alert_webhook_url
+            && let Ok(parsed) = reqwest::Url::parse(url)
+        {
+            crate::outbound::check_url(&parsed, false)
+                .map_err(|why| refuse("monitoring.alert_webhook_url", why))?;
+        }
+        if let Some(url) = &settings.smtp_url {
+            use secrecy::ExposeSecret;
+            let parsed = reqwest::Url::parse(url.0.expose_secret())
+                .map_err(|_| ConfigError::new("smtp_url", "not a valid smtp:// or smtps:// URL"))?;
+            crate::outbound::check_url(&parsed, false).map_err(|why| refuse("smtp_url", why))?;
+        }
+        Ok(())
+    }
 }
 
 /// Per-minute budgets, shared by all nodes through the database.
@@ -388,6 +436,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             monitoring: Monitoring::default(),
             rate_limits: RateLimits::default(),
+            outbound: Outbound::default(),
         }
     }
 }
@@ -457,6 +506,7 @@ impl Settings {
                     .map(|_| "rate_limits.redis_url".into()),
             )
             .merge(section_env("rate_limits"))
+            .merge(section_env("outbound"))
             .extract::<Settings>()
             .map_err(describe)?
             .check()
@@ -482,6 +532,7 @@ impl Settings {
         }
         self.monitoring.check()?;
         self.rate_limits.check()?;
+        self.outbound.check(&self)?;
         let metrics_bind = match &self.metrics_bind {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {
@@ -683,6 +734,75 @@ mod tests {
             jail.create_file("kluis.toml", "")?;
             let error = Settings::load(Path::new("kluis.toml")).expect_err("invalid");
             assert_eq!(error.key, "monitoring.failed_logins_per_account");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alert_webhooks_and_mail_servers_inside_the_network_are_refused_at_start() {
+        figment::Jail::expect_with(|jail| {
+            for (host, why) in [
+                ("127.0.0.1", "loopback"),
+                ("169.254.169.254", "metadata"),
+                ("[::1]", "loopback"),
+                ("10.0.0.1", "private"),
+                ("[fd00:ec2::254]", "metadata"),
+                ("100.100.100.200", "metadata"),
+                ("localhost", "loopback"),
+            ] {
+                jail.create_file(
+                    "kluis.toml",
+                    &format!(
+                        "[monitoring]\nalert_webhook_url = \"https://{host}/alerts\"\n\
+                         alert_webhook_secret = \"whsec_x\"\n"
+                    ),
+                )?;
+                let error = Settings::load(Path::new("kluis.toml")).expect_err("refused");
+                assert_eq!(error.key, "monitoring.alert_webhook_url", "{host}");
+                assert!(error.reason.contains(why), "{host}: {error}");
+                assert!(error.reason.contains("allow_private_targets"), "{error}");
+
+                jail.create_file("kluis.toml", "")?;
+                jail.set_env(
+                    "KLUIS_SMTP_URL",
+                    format!("smtps://mailer:hunter2secret@{host}:465"),
+                );
+                let error = Settings::load(Path::new("kluis.toml")).expect_err("refused");
+                assert_eq!(error.key, "smtp_url", "{host}");
+                assert!(error.reason.contains(why), "{host}: {error}");
+                assert!(!error.to_string().contains("hunter2secret"), "{error}");
+                jail.clear_env();
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_opt_in_lets_internal_targets_through_and_public_ones_always_pass() {
+        figment::Jail::expect_with(|jail| {
+            let text = "[monitoring]\nalert_webhook_url = \"http://127.0.0.1:9/alerts\"\n\
+                        alert_webhook_secret = \"whsec_x\"\n";
+            jail.create_file("kluis.toml", text)?;
+            jail.set_env("KLUIS_SMTP_URL", "smtp://127.0.0.1:2525");
+            assert!(Settings::load(Path::new("kluis.toml")).is_err());
+            jail.create_file(
+                "kluis.toml",
+                &format!("{text}[outbound]\nallow_private_targets = true\n"),
+            )?;
+            let checked = Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
+            assert!(checked.settings.outbound.allow_private_targets);
+            jail.create_file("kluis.toml", text)?;
+            jail.set_env("KLUIS_OUTBOUND__ALLOW_PRIVATE_TARGETS", "true");
+            Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
+            jail.clear_env();
+            jail.create_file(
+                "kluis.toml",
+                "smtp_url = \"smtps://mail.example.com\"\n[monitoring]\n\
+                 alert_webhook_url = \"https://alerts.example.com/kluis\"\n\
+                 alert_webhook_secret = \"whsec_x\"\n",
+            )?;
+            let checked = Settings::load(Path::new("kluis.toml")).map_err(|e| e.to_string())?;
+            assert!(!checked.settings.outbound.allow_private_targets);
             Ok(())
         });
     }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod monitor;
+pub mod outbound;
 pub mod outbox;
 pub mod rate_limit;
 
@@ -312,6 +313,7 @@ impl Application {
                         checked.settings.session_hours,
                     )),
                     monitor: Some(monitor.clone()),
+                    outbound: checked.settings.outbound,
                 }),
                 env,
             ),

@@ -3,12 +3,14 @@
 //! the outcome; the server runs a pass every few seconds on every node
 //! (claims keep nodes from sending the same message).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use store::{DueMessage, OutboxKind, Outgoing, Store, StoreError, Webhook, WebhookTarget};
 
-use crate::mail::{MailError, Transport};
+use crate::mail::{MailError, MailFailure, Transport};
+use crate::outbound::{CheckedResolver, HostLookup, SystemLookup};
 
 /// How long a receiver may take to answer before the attempt counts as
 /// failed (and is retried later).
@@ -24,6 +26,16 @@ pub struct Couriers {
 
 impl Couriers {
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, MailError> {
+        Self::with_lookup(settings, Arc::new(SystemLookup))
+    }
+
+    /// Like `from_settings`, resolving receivers' names through `lookup`
+    /// (tests stand in names that point inside the network).
+    pub fn with_lookup(
+        settings: &crate::config::Settings,
+        lookup: Arc<dyn HostLookup>,
+    ) -> Result<Self, MailError> {
+        let allow_private = settings.outbound.allow_private_targets;
         let alerts = match (
             &settings.monitoring.alert_webhook_url,
             &settings.monitoring.alert_webhook_secret,
@@ -35,8 +47,8 @@ impl Couriers {
             _ => None,
         };
         Ok(Self {
-            mail: Transport::from_settings(settings)?,
-            webhooks: WebhookClient::new()?.with_alert_endpoint(alerts),
+            mail: Transport::from_settings(settings, Arc::clone(&lookup))?,
+            webhooks: WebhookClient::new(allow_private, lookup)?.with_alert_endpoint(alerts),
         })
     }
 
@@ -50,12 +62,17 @@ impl Couriers {
 }
 
 /// Posts webhooks. Redirects are not followed: the endpoint is the one
-/// its owner registered, nowhere else.
+/// its owner registered, nowhere else. Nor is it reached through a proxy
+/// or any address that was not checked: every name is resolved by
+/// [`CheckedResolver`], which refuses internal addresses (unless
+/// `[outbound] allow_private_targets`), and the connection goes to one of
+/// the addresses it checked.
 #[derive(Clone)]
 pub struct WebhookClient {
     http: reqwest::Client,
     /// Where alerts go, from the settings.
     alerts: Option<Endpoint>,
+    allow_private: bool,
 }
 
 /// A URL and the secret messages to it are signed with.
@@ -66,17 +83,27 @@ pub struct Endpoint {
 }
 
 impl WebhookClient {
-    pub fn new() -> Result<Self, MailError> {
+    pub fn new(allow_private: bool, lookup: Arc<dyn HostLookup>) -> Result<Self, MailError> {
         // reqwest's rustls needs a crypto provider; installing twice is
         // harmless.
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect on its own, past the check.
+            .no_proxy()
+            .dns_resolver(CheckedResolver {
+                lookup,
+                allow_private,
+            })
             .user_agent(concat!("kluis/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| MailError::Http)?;
-        Ok(Self { http, alerts: None })
+        Ok(Self {
+            http,
+            alerts: None,
+            allow_private,
+        })
     }
 
     pub fn with_alert_endpoint(mut self, alerts: Option<Endpoint>) -> Self {
@@ -116,6 +143,13 @@ impl WebhookClient {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
         let endpoint = self.endpoint(store, &webhook.target).await?;
+        // Checked again here, not only when set: the rules may have been
+        // off then, and alert URLs come from settings. Names are checked
+        // after resolution, by the client's resolver.
+        let url = reqwest::Url::parse(&endpoint.url)
+            .map_err(|_| Failure::GiveUp("the receiver's URL is not valid".to_owned()))?;
+        crate::outbound::check_url(&url, self.allow_private)
+            .map_err(|refused| Failure::GiveUp(refused.to_string()))?;
         let body = serde_json::to_vec(&serde_json::json!({
             "id": id,
             "type": webhook.event,
@@ -130,7 +164,7 @@ impl WebhookClient {
         );
         let response = self
             .http
-            .post(&endpoint.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(domain::webhooks::SIGNATURE_HEADER, signature)
             .header(domain::webhooks::EVENT_ID_HEADER, id)
@@ -138,6 +172,11 @@ impl WebhookClient {
             .send()
             .await
             .map_err(|error| {
+                if let Some(refused) = crate::outbound::refusal_in(&error) {
+                    // Its name resolves inside the network: it will not
+                    // get better by trying again.
+                    return Failure::GiveUp(refused.to_string());
+                }
                 Failure::Retry(if error.is_timeout() {
                     "the receiver did not answer in time".to_owned()
                 } else {
@@ -177,10 +216,15 @@ async fn send(
 ) -> Result<(), Failure> {
     match &due.message {
         Outgoing::Email(mail) => match &couriers.mail {
-            Some(transport) => transport
-                .send(&due.id, &due.purpose, mail)
-                .await
-                .map_err(Failure::Retry),
+            Some(transport) => {
+                transport
+                    .send(&due.id, &due.purpose, mail)
+                    .await
+                    .map_err(|failure| match failure {
+                        MailFailure::Later(reason) => Failure::Retry(reason),
+                        MailFailure::Never(reason) => Failure::GiveUp(reason),
+                    })
+            }
             None => Err(Failure::Retry("no mail transport on this node".to_owned())),
         },
         Outgoing::Webhook(webhook) => couriers.webhooks.post(store, &due.id, webhook, now).await,

@@ -641,3 +641,74 @@ fn policy_check_names_file_and_line_and_explain_shows_the_deciding_line() {
         "{text}"
     );
 }
+
+/// `kluis policy check` refuses every model edit that would change who may
+/// do what (a second effect or matcher below the first, another effect, a
+/// matcher of `true` or an altered one) and accepts the shipped model laid
+/// out differently.
+#[test]
+fn policy_check_refuses_models_that_widen_access() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let model = std::fs::read_to_string(shipped.join("model.conf")).expect("read");
+    let matcher = model
+        .lines()
+        .find(|line| line.starts_with("m ="))
+        .expect("a matcher")
+        .to_owned();
+    let check = |name: &str, text: &str| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join("model.conf"), text).expect("write");
+        std::fs::copy(shipped.join("policy.csv"), folder.join("policy.csv")).expect("copy");
+        kluis(dir.path())
+            .args(["policy", "check"])
+            .arg(&folder)
+            .output()
+            .expect("run")
+    };
+    let refused = [
+        (
+            "duplicate-e",
+            format!("{model}\n[policy_effect]\ne = !some(where (p.eft == deny))\n"),
+            "duplicate `e` in [policy_effect]",
+        ),
+        (
+            "duplicate-m",
+            format!("{model}\nm = true\n"),
+            "duplicate `m` in [matchers]",
+        ),
+        (
+            "deny-effect",
+            model.replace(
+                "some(where (p.eft == allow))",
+                "some(where (p.eft == deny))",
+            ),
+            "unsupported effect",
+        ),
+        (
+            "true-matcher",
+            model.replace(&matcher, "m = true"),
+            "unsupported matcher",
+        ),
+        (
+            "altered-matcher",
+            model.replace(&matcher, &matcher.replace("keyMatch(r.obj, p.obj)", "true")),
+            "unsupported matcher",
+        ),
+    ];
+    for (name, text, reason) in refused {
+        let output = check(name, &text);
+        assert_eq!(output.status.code(), Some(2), "{name}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("model.conf:") && stderr(&output).contains(reason),
+            "{name}: {}",
+            stderr(&output)
+        );
+    }
+    let relaid = check(
+        "relaid",
+        &model.replace(&matcher, &matcher.replace(" && ", " \\\n    && ")),
+    );
+    assert!(relaid.status.success(), "{}", stderr(&relaid));
+}

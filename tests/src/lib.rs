@@ -329,6 +329,10 @@ pub struct Options {
     pub metrics_bind: Option<String>,
     pub metrics_token: Option<api::config::SecretSetting>,
     pub rate_limits: api::config::RateLimits,
+    /// Private targets are allowed by default: the fakes that receive
+    /// webhooks, alerts and e-mail listen on 127.0.0.1. Tests of the
+    /// refusal turn it off.
+    pub outbound: api::config::Outbound,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -348,6 +352,9 @@ impl Default for Options {
             metrics_bind: None,
             metrics_token: None,
             rate_limits: api::config::RateLimits::default(),
+            outbound: api::config::Outbound {
+                allow_private_targets: true,
+            },
         }
     }
 }
@@ -398,6 +405,7 @@ impl TestApp {
             log_format: api::config::LogFormat::Text,
             monitoring: options.monitoring,
             rate_limits: options.rate_limits,
+            outbound: options.outbound,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;
@@ -514,6 +522,17 @@ impl TestApp {
     /// One delivery pass over the outbox through `smtp_url`, as the
     /// server's worker makes every few seconds, at the app clock's now.
     pub async fn deliver_mail(&self, smtp_url: &str) -> anyhow::Result<api::outbox::Delivery> {
+        self.deliver_mail_resolving(smtp_url, &[]).await
+    }
+
+    /// `deliver_mail` with host names resolved through a fixed table
+    /// (`name`, `address`) instead of the system's resolver: a name that
+    /// points inside the network, without touching DNS.
+    pub async fn deliver_mail_resolving(
+        &self,
+        smtp_url: &str,
+        names: &[(&str, &str)],
+    ) -> anyhow::Result<api::outbox::Delivery> {
         let (store, _) = api::open_store(&self.checked).await?;
         let mut settings = self.checked.settings.clone();
         settings.smtp_url = Some(
@@ -522,8 +541,45 @@ impl TestApp {
             ))
             .extract_inner("smtp_url")?,
         );
-        let couriers = api::outbox::Couriers::from_settings(&settings)?;
+        let couriers = api::outbox::Couriers::with_lookup(&settings, fixed_lookup(names)?)?;
         Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
+    }
+
+    /// One webhook delivery pass (as `deliver_webhooks`) with host names
+    /// resolved through a fixed table (`name`, `address`).
+    pub async fn deliver_webhooks_resolving(
+        &self,
+        names: &[(&str, &str)],
+    ) -> anyhow::Result<api::outbox::Delivery> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let mut couriers =
+            api::outbox::Couriers::with_lookup(&self.checked.settings, fixed_lookup(names)?)?;
+        couriers.mail = None;
+        Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
+    }
+
+    /// Queues a webhook to a venue's endpoint, as a booking would.
+    pub async fn enqueue_webhook(&self, venue_id: &str) -> anyhow::Result<String> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let webhook = store::Webhook {
+            target: store::WebhookTarget::Venue {
+                venue_id: venue_id.to_owned(),
+            },
+            event: "reservation.created".to_owned(),
+            occurred_at: self.clock.now(),
+            data: json!({ "reservation_id": "test" }),
+        };
+        let venue = domain::VenueId::parse(venue_id)?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || {
+            store.enqueue(
+                "webhook",
+                Some(venue),
+                &store::Outgoing::Webhook(webhook),
+                now,
+            )
+        })
+        .await??)
     }
 
     /// One delivery pass as a node without SMTP in production makes it:
@@ -867,6 +923,24 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// A resolver that knows only `names`.
+fn fixed_lookup(
+    names: &[(&str, &str)],
+) -> anyhow::Result<std::sync::Arc<dyn api::outbound::HostLookup>> {
+    let mut table: std::collections::HashMap<String, Vec<std::net::IpAddr>> =
+        std::collections::HashMap::new();
+    for (name, address) in names {
+        table
+            .entry((*name).to_ascii_lowercase())
+            .or_default()
+            .push(address.parse()?);
+    }
+    if names.is_empty() {
+        return Ok(std::sync::Arc::new(api::outbound::SystemLookup));
+    }
+    Ok(std::sync::Arc::new(api::outbound::FixedLookup(table)))
 }
 
 fn domain_email(raw: &str) -> anyhow::Result<domain::Email> {

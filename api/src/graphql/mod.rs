@@ -67,6 +67,8 @@ pub struct Services {
     pub session_length: chrono::Duration,
     /// The detection rules; `None` runs without them (benchmarks).
     pub monitor: Option<crate::monitor::Monitor>,
+    /// Where webhooks may point.
+    pub outbound: crate::config::Outbound,
 }
 
 pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
@@ -83,7 +85,8 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
             .data(services.clock)
             .data(services.gateways)
             .data(services.authorizer)
-            .data(access::SessionLength(services.session_length));
+            .data(access::SessionLength(services.session_length))
+            .data(services.outbound);
         if let Some(monitor) = services.monitor {
             builder = builder.data(monitor);
         }

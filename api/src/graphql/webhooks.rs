@@ -34,14 +34,24 @@ pub struct VenueWebhookSecret {
 
 /// Accepts `https://` anywhere and `http://` only to this machine (a local
 /// relay, or tests): messages are signed but not encrypted by us. No user
-/// name or password in the URL: it is stored and shown as is.
-fn check_url(raw: &str) -> Result<String> {
+/// name or password in the URL: it is stored and shown as is. Unless the
+/// operator allows private targets, no host inside the network either
+/// (loopback, private, link-local, metadata...): the outbox posts from
+/// every node, inside its network. Names are checked again, resolved,
+/// when a message leaves.
+fn check_url(raw: &str, allow_private: bool) -> Result<String> {
     let invalid = |reason: &str| api_error(Code::BadUserInput, format!("url: {reason}"));
     if raw.len() > MAX_URL_LENGTH {
         return Err(invalid("too long"));
     }
     let url = reqwest::Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
     let host = url.host_str().ok_or_else(|| invalid("needs a host"))?;
+    crate::outbound::check_url(&url, allow_private).map_err(|refused| {
+        invalid(&format!(
+            "must not point into a private network ({} here)",
+            refused.0
+        ))
+    })?;
     let loopback = host == "localhost"
         || host
             .trim_start_matches('[')
@@ -101,7 +111,10 @@ impl WebhookMutation {
     ) -> Result<VenueWebhookSecret> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
         guard::require_in_venue(ctx, venue, "Mutation.setVenueWebhook", EXECUTE, "venue")?;
-        let url = check_url(&url)?;
+        let allow_private = ctx
+            .data_opt::<crate::config::Outbound>()
+            .is_some_and(|outbound| outbound.allow_private_targets);
+        let url = check_url(&url, allow_private)?;
         ensure_venue_exists(ctx, venue).await?;
         let store = store(ctx).clone();
         let at = now(ctx);
@@ -129,14 +142,49 @@ mod tests {
 
     #[test]
     fn https_anywhere_and_http_only_to_this_machine() {
-        assert!(check_url("https://hooks.example.com/kluis").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/hook").is_ok());
-        assert!(check_url("http://localhost/hook").is_ok());
-        assert!(check_url("http://[::1]:9000/").is_ok());
-        assert!(check_url("http://hooks.example.com/kluis").is_err());
-        assert!(check_url("ftp://hooks.example.com/").is_err());
-        assert!(check_url("https://user:pw@hooks.example.com/").is_err());
-        assert!(check_url("not a url").is_err());
-        assert!(check_url(&format!("https://example.com/{}", "a".repeat(2_100))).is_err());
+        for allow_private in [false, true] {
+            assert!(check_url("https://hooks.example.com/kluis", allow_private).is_ok());
+            assert!(check_url("http://hooks.example.com/kluis", allow_private).is_err());
+            assert!(check_url("ftp://hooks.example.com/", allow_private).is_err());
+            assert!(check_url("https://user:pw@hooks.example.com/", allow_private).is_err());
+            assert!(check_url("not a url", allow_private).is_err());
+            assert!(
+                check_url(
+                    &format!("https://example.com/{}", "a".repeat(2_100)),
+                    allow_private
+                )
+                .is_err()
+            );
+        }
+        assert!(check_url("http://127.0.0.1:8080/hook", true).is_ok());
+        assert!(check_url("http://localhost/hook", true).is_ok());
+        assert!(check_url("http://[::1]:9000/", true).is_ok());
+    }
+
+    #[test]
+    fn internal_hosts_are_refused_unless_allowed() {
+        for raw in [
+            "http://127.0.0.1:8080/hook",
+            "https://127.0.0.1/",
+            "http://localhost/hook",
+            "http://[::1]:9000/",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[fd00:ec2::254]/",
+            "https://100.100.100.200/",
+            "https://10.0.0.1/",
+            "https://192.168.1.10/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://0.0.0.0/",
+            "https://2130706433/",
+            "https://metadata.google.internal/computeMetadata/v1/",
+        ] {
+            let refused = check_url(raw, false).expect_err(raw);
+            assert!(
+                refused.message.starts_with("url: "),
+                "{raw}: {}",
+                refused.message
+            );
+            assert!(check_url(raw, true).is_ok(), "{raw}");
+        }
     }
 }

@@ -549,6 +549,93 @@ both_backends!(
     policy_edits_apply_live_and_broken_ones_are_refused
 );
 
+/// Waits until `policyStatus.lastError` is set to something containing
+/// `needle` (or cleared, for `None`), for at most two seconds.
+async fn policy_error_becomes(app: &TestApp, admin: &str, needle: Option<&str>) -> Result<Value> {
+    let mut status = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = app
+            .gql_as(admin, "{ policyStatus { hash lastError } }", json!({}))
+            .await?;
+        let last_error = &status["data"]["policyStatus"]["lastError"];
+        let reached = match needle {
+            Some(needle) => last_error.as_str().is_some_and(|e| e.contains(needle)),
+            None => last_error.is_null(),
+        };
+        if reached {
+            return Ok(status);
+        }
+    }
+    anyhow::bail!("policyStatus did not reach {needle:?} within 2 s: {status}")
+}
+
+/// Model edits that Casbin would read as "allow everyone" (a second effect
+/// or matcher below the shipped one, a matcher of `true`) are refused by
+/// the live reload: the old policy stays, admins see why, an alert is
+/// raised, and a stranger still cannot read a guest's e-mail.
+async fn model_edits_that_widen_access_are_refused_live(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let booked = book(&app, "one-table", &tomorrow_at(15), None).await?;
+    let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let admin = app.staff("admin", None).await?;
+    // Loads the admin's role before the model breaks: a refused model
+    // holds back role changes too.
+    policy_error_becomes(&app, &admin, None).await?;
+    let read = "query R($id: ID!) { reservation(id: $id) { guestEmail } }";
+    let model = app.policy_dir().join("model.conf");
+    let original = std::fs::read_to_string(&model)?;
+    let matcher = original
+        .lines()
+        .find(|line| line.starts_with("m ="))
+        .unwrap_or_default()
+        .to_owned();
+    let edits = [
+        (
+            format!("{original}\n[policy_effect]\ne = !some(where (p.eft == deny))\n"),
+            "duplicate `e` in [policy_effect]",
+        ),
+        (
+            format!("{original}\nm = true\n"),
+            "duplicate `m` in [matchers]",
+        ),
+        (
+            original.replace(&matcher, "m = true"),
+            "unsupported matcher",
+        ),
+    ];
+    for (edit, reason) in edits {
+        std::fs::write(&model, &edit)?;
+        let status = policy_error_becomes(&app, &admin, Some(reason)).await?;
+        assert!(
+            status["data"]["policyStatus"]["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("model.conf:")),
+            "{status}"
+        );
+        let anonymous = app.gql(read, json!({ "id": id })).await?;
+        assert_eq!(
+            error_code(&anonymous),
+            Some("UNAUTHENTICATED"),
+            "a refused model widened access: {anonymous}"
+        );
+        assert!(
+            app.count_rows(
+                "alerts",
+                "rule = 'policy_rejected' AND principal = 'system'"
+            )? >= 1
+        );
+        // Back to the shipped model, so the next edit is a change again.
+        std::fs::write(&model, &original)?;
+        policy_error_becomes(&app, &admin, None).await?;
+    }
+    Ok(())
+}
+both_backends!(
+    model_edits_that_widen_access_are_refused_live,
+    model_edits_that_widen_access_are_refused_live
+);
+
 const SAVE_VENUE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id slug name resources { slug capacity } } }";
 
 fn venue_input(slug: &str, name: &str, zone: &str) -> Value {

@@ -1,6 +1,7 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
-    Backend, CREATE, TestApp, assert_absent, both_backends, error_code, guest, new_key, tomorrow_at,
+    Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, guest,
+    new_key, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -267,3 +268,218 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
     Ok(())
 }
 both_backends!(webhook_settings_are_checked, webhook_settings_are_checked);
+
+const PING: &str = "query Q($v: ID!) { venueWebhook(venueId: $v) { url } }";
+
+/// A server whose operator has not opted in to private targets.
+async fn without_private_targets(backend: Backend) -> Result<TestApp> {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            outbound: api::config::Outbound {
+                allow_private_targets: false,
+            },
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// A manager cannot point the venue's webhook into the network the nodes
+/// run in (loopback, link-local and metadata, private, carrier NAT, by
+/// address or by a name that is internal by definition): each is refused
+/// as bad input naming the field, and nothing is stored. A public name is
+/// accepted.
+async fn webhooks_into_the_internal_network_are_refused_when_set(backend: Backend) -> Result<()> {
+    let app = without_private_targets(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    for url in [
+        "http://127.0.0.1/",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "https://169.254.169.254/latest/meta-data/iam/",
+        "https://[fd00:ec2::254]/",
+        "https://100.100.100.200/",
+        "https://192.168.0.10/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://2130706433/",
+        "http://localhost:8080/hook",
+        "https://metadata.google.internal/computeMetadata/v1/",
+    ] {
+        let refused = set_webhook(&app, &manager, &venue, url).await?;
+        assert_eq!(
+            error_code(&refused),
+            Some("BAD_USER_INPUT"),
+            "{url}: {refused}"
+        );
+        let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("url: ") && message.contains("private network"),
+            "{url}: {refused}"
+        );
+    }
+    let stored = app.gql_as(&manager, PING, json!({ "v": venue })).await?;
+    assert!(stored["data"]["venueWebhook"].is_null(), "{stored}");
+    let public = set_webhook(&app, &manager, &venue, "https://hooks.example.com/kluis").await?;
+    assert!(
+        public["data"]["setVenueWebhook"]["secret"].is_string(),
+        "{public}"
+    );
+    Ok(())
+}
+both_backends!(
+    webhooks_into_the_internal_network_are_refused_when_set,
+    webhooks_into_the_internal_network_are_refused_when_set
+);
+
+/// With `[outbound] allow_private_targets` (development, and this test
+/// harness) the same targets are accepted; `http://` stays limited to
+/// this machine.
+async fn the_opt_in_lets_webhooks_point_inside(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    for url in [
+        "http://127.0.0.1/",
+        "http://[::1]/",
+        "https://169.254.169.254/",
+        "https://10.0.0.1/",
+    ] {
+        let set = set_webhook(&app, &manager, &venue, url).await?;
+        assert_eq!(set["data"]["setVenueWebhook"]["url"], url, "{set}");
+    }
+    let plain = set_webhook(&app, &manager, &venue, "http://10.0.0.1/").await?;
+    assert_eq!(error_code(&plain), Some("BAD_USER_INPUT"), "{plain}");
+    Ok(())
+}
+both_backends!(
+    the_opt_in_lets_webhooks_point_inside,
+    the_opt_in_lets_webhooks_point_inside
+);
+
+/// Stores an endpoint as if it had been accepted earlier (a name that
+/// resolved outside then, or a URL set while private targets were allowed).
+async fn store_endpoint(app: &TestApp, venue: &str, url: &str) -> Result<()> {
+    let store = app.store().await?;
+    let venue = domain::VenueId::parse(venue)?;
+    let url = url.to_owned();
+    let now = app.now();
+    tokio::task::spawn_blocking(move || store.set_venue_webhook(venue, &url, now)).await??;
+    Ok(())
+}
+
+/// A message is checked again when it leaves: a name that now resolves to
+/// 127.0.0.1 (DNS rebinding) or a stored loopback address is refused at
+/// send time, without any connection; the message is given up (dead, not
+/// retried) and neither the reason nor the log holds the URL's secret
+/// parts. The same delivery with the opt-in on reaches the receiver, so
+/// the refusal is the check's doing.
+async fn a_webhook_whose_name_resolves_inside_is_refused_when_sent(backend: Backend) -> Result<()> {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let port = receiver.address().port();
+    let rebound = format!("http://hooks.rebind.test:{port}/kluis?token=tok-rebind-4417");
+    let names = [("hooks.rebind.test", "127.0.0.1")];
+
+    let app = without_private_targets(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    for url in [
+        rebound.clone(),
+        format!("http://127.0.0.1:{port}/kluis?token=tok-rebind-4417"),
+    ] {
+        store_endpoint(&app, &venue, &url).await?;
+        let id = app.enqueue_webhook(&venue).await?;
+        let pass = app.deliver_webhooks_resolving(&names).await?;
+        assert_eq!((pass.sent, pass.failed), (0, 1), "{url}");
+        let status = app
+            .outbox_status(&id)
+            .await?
+            .context("the message is kept as given up")?;
+        assert_eq!(status.status, "dead", "{url}: {status:?}");
+        assert_eq!(status.attempts, 1);
+        let reason = status.last_error.unwrap_or_default();
+        assert!(reason.contains("loopback"), "{reason}");
+        assert!(
+            !reason.contains("tok-rebind") && !reason.contains("rebind.test"),
+            "{reason}"
+        );
+        app.advance(chrono::Duration::hours(7));
+        let again = app.deliver_webhooks_resolving(&names).await?;
+        assert_eq!((again.sent, again.failed), (0, 0), "not retried");
+    }
+    assert!(
+        receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_absent(&kluis_tests::captured_logs(), "tok-rebind-4417", "the logs");
+
+    let allowed = TestApp::spawn(backend).await?;
+    let venue = allowed.venue_id("one-table").await?;
+    store_endpoint(&allowed, &venue, &rebound).await?;
+    allowed.enqueue_webhook(&venue).await?;
+    let pass = allowed.deliver_webhooks_resolving(&names).await?;
+    assert_eq!((pass.sent, pass.failed), (1, 0));
+    assert_eq!(
+        receiver.received_requests().await.unwrap_or_default().len(),
+        1
+    );
+    Ok(())
+}
+both_backends!(
+    a_webhook_whose_name_resolves_inside_is_refused_when_sent,
+    a_webhook_whose_name_resolves_inside_is_refused_when_sent
+);
+
+/// The mail server's name is checked when a message leaves, too: one that
+/// resolves to loopback gets no connection and the message is given up.
+async fn a_mail_server_whose_name_resolves_inside_is_refused_when_sent(
+    backend: Backend,
+) -> Result<()> {
+    let smtp = FakeSmtp::start(1).await?;
+    let rebound = smtp.url.replace("127.0.0.1", "mail.rebind.test");
+    let names = [("mail.rebind.test", "127.0.0.1")];
+    let app = without_private_targets(backend).await?;
+    let id = app
+        .enqueue_mail("rita.rebind@example.org", "Your code", "Dear Rita, 551234")
+        .await?;
+    let pass = app.deliver_mail_resolving(&rebound, &names).await?;
+    assert_eq!((pass.sent, pass.failed), (0, 1));
+    assert_eq!(smtp.refusals_left(), 1, "no connection was made");
+    assert!(smtp.messages().is_empty());
+    let status = app.outbox_status(&id).await?.context("kept as given up")?;
+    assert_eq!(status.status, "dead", "{status:?}");
+    assert!(
+        status
+            .last_error
+            .unwrap_or_default()
+            .contains("smtp_url: the receiver is a loopback"),
+    );
+
+    let allowed = TestApp::spawn(backend).await?;
+    allowed
+        .enqueue_mail("rita.rebind@example.org", "Your code", "Dear Rita, 551234")
+        .await?;
+    let refused_once = allowed.deliver_mail_resolving(&rebound, &names).await?;
+    assert_eq!(
+        (refused_once.sent, refused_once.failed),
+        (0, 1),
+        "the fake says 451 first"
+    );
+    allowed.advance(chrono::Duration::seconds(31));
+    let pass = allowed.deliver_mail_resolving(&rebound, &names).await?;
+    assert_eq!((pass.sent, pass.failed), (1, 0));
+    assert_eq!(smtp.messages().len(), 1);
+    Ok(())
+}
+both_backends!(
+    a_mail_server_whose_name_resolves_inside_is_refused_when_sent,
+    a_mail_server_whose_name_resolves_inside_is_refused_when_sent
+);
