@@ -433,7 +433,8 @@ impl ReservationObject {
     /// Payment data: amounts, status, provider, card brand and last four.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
         self.check(ctx, "Reservation.payments")?;
-        super::payments::payments_of(ctx, self.reservation.id).await
+        let viewer = super::payments::Viewer::new(self.subject(ctx), self.venue.id);
+        super::payments::payments_of(ctx, self.reservation.id, viewer).await
     }
 
     /// Personal: the guest's remarks for this reservation.
