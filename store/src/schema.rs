@@ -396,6 +396,7 @@ macro_rules! kluis_schema {
                 reported_at -> Nullable<$Instant>,
                 recorded_by -> Text,
                 created_at -> $Instant,
+                venue_id -> Nullable<Text>,
             }
         }
 
