@@ -506,6 +506,7 @@ async fn webhook(
     let hint = event.reference.as_deref();
     match graphql::payments::settle(
         &state.store,
+        graphql::payments::Viewer::nobody(),
         gateway.as_ref(),
         payment,
         None,

@@ -218,10 +218,13 @@ impl Store {
         }
     }
 
-    /// Alerts, newest first; `status` filters (`open`, `acknowledged`).
+    /// Alerts, newest first; `status` filters (`open`, `acknowledged`),
+    /// `venues` keeps those of the listed venues (none: every alert, those
+    /// of no venue included).
     pub fn alerts(
         &self,
         status: Option<&str>,
+        venues: Option<&[String]>,
         before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<Alert>, StoreError> {
@@ -239,8 +242,20 @@ impl Store {
             if let Some(before) = before {
                 query = query.filter(a::last_at.lt(before));
             }
+            if let Some(venues) = venues {
+                query = query.filter(a::venue_id.eq_any(venues.to_vec()));
+            }
             query.load::<Alert>(c)?
         }))
+    }
+
+    pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| s::alerts::table
+            .find(id)
+            .select(alert_columns!(s))
+            .first::<Alert>(c)
+            .optional()?))
     }
 
     /// Marks an alert handled; a later trip of the same rule opens a new

@@ -75,6 +75,9 @@ pub struct AuditFilter {
     pub object: Option<String>,
     pub action: Option<String>,
     pub objects: Vec<String>,
+    /// Only entries of these venues (none: every entry, those of no venue
+    /// included).
+    pub venues: Option<Vec<String>>,
 }
 
 const ATTEMPTS: usize = 5;
@@ -181,6 +184,9 @@ impl Store {
             }
             if !filter.objects.is_empty() {
                 query = query.filter(a::object.eq_any(filter.objects.clone()));
+            }
+            if let Some(venues) = &filter.venues {
+                query = query.filter(a::venue_id.eq_any(venues.clone()));
             }
             query.load::<AuditEntry>(c)?
         }))

@@ -25,6 +25,8 @@ pub struct Breach {
     pub reported_at: Option<DateTime<Utc>>,
     pub recorded_by: String,
     pub created_at: DateTime<Utc>,
+    /// The venue it concerns; none for the whole deployment.
+    pub venue_id: Option<String>,
 }
 
 impl Breach {
@@ -55,6 +57,8 @@ pub struct NewBreach {
     pub measures: String,
     pub contact: String,
     pub recorded_by: String,
+    /// The venue it concerns; none for the whole deployment.
+    pub venue_id: Option<String>,
 }
 
 impl Store {
@@ -82,6 +86,7 @@ impl Store {
                     b::contact.eq(&breach.contact),
                     b::recorded_by.eq(&breach.recorded_by),
                     b::created_at.eq(now),
+                    b::venue_id.eq(&breach.venue_id),
                 ))
                 .execute(c)?;
         });
@@ -97,12 +102,19 @@ impl Store {
             .optional()?))
     }
 
-    /// Every breach, newest discovery first.
-    pub fn breaches(&self) -> Result<Vec<Breach>, StoreError> {
+    /// Breaches, newest discovery first: every one (`venues` none), or
+    /// those of the listed venues.
+    pub fn breaches(&self, venues: Option<&[String]>) -> Result<Vec<Breach>, StoreError> {
         let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| s::breaches::table
-            .order(s::breaches::discovered_at.desc())
-            .load(c)?))
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::breaches::table
+                .order(s::breaches::discovered_at.desc())
+                .into_boxed();
+            if let Some(venues) = venues {
+                query = query.filter(s::breaches::venue_id.eq_any(venues.to_vec()));
+            }
+            query.load(c)?
+        }))
     }
 
     /// Records when the authority was told (once; a second call keeps the

@@ -398,6 +398,7 @@ macro_rules! kluis_schema {
                 reported_at -> Nullable<$Instant>,
                 recorded_by -> Text,
                 created_at -> $Instant,
+                venue_id -> Nullable<Text>,
             }
         }
 

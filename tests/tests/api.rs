@@ -3,6 +3,7 @@
 
 mod api {
     mod access;
+    mod admin_scope;
     mod bad_input;
     mod booking;
     mod concurrency;

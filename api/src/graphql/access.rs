@@ -11,7 +11,9 @@ use domain::{Email, VenueId};
 use store::{Store, StoreError};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::guard::{EXECUTE, READ, principal, require};
+use super::guard::{
+    EXECUTE, READ, Reach, principal, reach, require, require_for_domain, require_over,
+};
 use super::{blocking, store};
 use crate::auth::{LoginOutcome, Principal};
 use crate::authz::Authorizer;
@@ -98,30 +100,85 @@ pub struct CreateApiKeyInput {
     pub expires_in_days: Option<u32>,
 }
 
-fn staff_account(store: &Store, row: store::StaffRow) -> Result<StaffAccount, StoreError> {
-    let roles = store
+/// The account as `reach` may see it: only its roles in venues within
+/// reach; none (the account is not shown) when it holds no role there.
+fn staff_account_within(
+    store: &Store,
+    row: store::StaffRow,
+    reach: &Reach,
+) -> Result<Option<StaffAccount>, StoreError> {
+    let roles: Vec<RoleGrant> = store
         .roles_of(&format!("user:{}", row.id))?
         .into_iter()
+        .filter(|a| reach.covers(&a.venue))
         .map(|a| RoleGrant {
             role: a.role,
             venue: a.venue,
         })
         .collect();
-    Ok(StaffAccount {
+    if roles.is_empty() && *reach != Reach::Everywhere {
+        return Ok(None);
+    }
+    Ok(Some(StaffAccount {
         id: ID(row.id),
         email: row.email,
         active: row.active,
         roles,
+    }))
+}
+
+fn staff_account(store: &Store, row: store::StaffRow) -> Result<StaffAccount, StoreError> {
+    staff_account_within(store, row, &Reach::Everywhere)?.ok_or_else(|| {
+        StoreError::Corrupt("an account vanished from an unfiltered view".to_owned())
     })
 }
 
+/// The venues (`*` included) a subject holds roles in: where an account
+/// or key belongs, for scoping administration of it.
+async fn domains_of(ctx: &Context<'_>, subject: String) -> Result<Vec<String>> {
+    let store = store(ctx).clone();
+    blocking(move || {
+        let mut venues: Vec<String> = store
+            .roles_of(&subject)?
+            .into_iter()
+            .map(|a| a.venue)
+            .collect();
+        venues.sort();
+        venues.dedup();
+        Ok(venues)
+    })
+    .await
+}
+
+/// Whether a venue-bound admin reaches a staff account at all: through a
+/// role the account holds in one of the caller's venues. An account out of
+/// reach answers as one that does not exist.
+fn within(reach: &Reach, domains: &[String]) -> bool {
+    *reach == Reach::Everywhere || domains.iter().any(|d| reach.covers(d))
+}
+
 fn api_key_info(store: &Store, row: store::ApiKeyRow) -> Result<ApiKeyInfo, StoreError> {
-    let venues = store
+    api_key_info_within(store, row, &Reach::Everywhere)?
+        .ok_or_else(|| StoreError::Corrupt("a key vanished from an unfiltered view".to_owned()))
+}
+
+/// The key as `reach` may see it: only its venues within reach; none (the
+/// key is not shown) when it is bound to none of them.
+fn api_key_info_within(
+    store: &Store,
+    row: store::ApiKeyRow,
+    reach: &Reach,
+) -> Result<Option<ApiKeyInfo>, StoreError> {
+    let venues: Vec<String> = store
         .roles_of(&format!("apikey:{}", row.id))?
         .into_iter()
         .map(|a| a.venue)
+        .filter(|venue| reach.covers(venue))
         .collect();
-    Ok(ApiKeyInfo {
+    if venues.is_empty() && *reach != Reach::Everywhere {
+        return Ok(None);
+    }
+    Ok(Some(ApiKeyInfo {
         id: ID(row.id),
         name: row.name,
         role: row.role,
@@ -130,7 +187,7 @@ fn api_key_info(store: &Store, row: store::ApiKeyRow) -> Result<ApiKeyInfo, Stor
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         last_used_at: row.last_used_at,
-    })
+    }))
 }
 
 fn venue_domain(venue: Option<&ID>) -> Result<String> {
@@ -196,30 +253,37 @@ impl AccessQuery {
         })
     }
 
+    /// Staff accounts: every one for an admin of every venue; for one
+    /// bound to venues, the accounts holding a role there, with only those
+    /// roles.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn staff_accounts(&self, ctx: &Context<'_>) -> Result<Vec<StaffAccount>> {
         require(ctx, None, "Query.staffAccounts", READ)?;
+        let reach = reach(ctx, "Query.staffAccounts", READ);
         let store = store(ctx).clone();
         blocking(move || {
-            store
-                .staff_list()?
-                .into_iter()
-                .map(|row| staff_account(&store, row))
-                .collect()
+            let mut accounts = Vec::new();
+            for row in store.staff_list()? {
+                accounts.extend(staff_account_within(&store, row, &reach)?);
+            }
+            Ok(accounts)
         })
         .await
     }
 
+    /// API keys: every one for an admin of every venue; for one bound to
+    /// venues, the keys bound to one of them, showing only those venues.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyInfo>> {
         require(ctx, None, "Query.apiKeys", READ)?;
+        let reach = reach(ctx, "Query.apiKeys", READ);
         let store = store(ctx).clone();
         blocking(move || {
-            store
-                .api_keys()?
-                .into_iter()
-                .map(|row| api_key_info(&store, row))
-                .collect()
+            let mut keys = Vec::new();
+            for row in store.api_keys()? {
+                keys.extend(api_key_info_within(&store, row, &reach)?);
+            }
+            Ok(keys)
         })
         .await
     }
@@ -301,7 +365,9 @@ impl AccessMutation {
         blocking(move || store.delete_session(&session)).await
     }
 
-    /// Creates a staff account (admins).
+    /// Creates a staff account (admins), with a role in a venue the
+    /// caller administers; one in every venue only by an admin of every
+    /// venue.
     async fn create_staff(
         &self,
         ctx: &Context<'_>,
@@ -312,6 +378,7 @@ impl AccessMutation {
         let password = Password::parse(&input.password).or_gql()?;
         let role = assignable(&input.role)?;
         let venue = venue_domain(input.venue_id.as_ref())?;
+        require_for_domain(ctx, &venue, "Mutation.createStaff", EXECUTE)?;
         let store = store(ctx).clone();
         let account = blocking(move || {
             let hash = password.hash()?;
@@ -327,7 +394,10 @@ impl AccessMutation {
         Ok(account)
     }
 
-    /// Gives a staff account a role in a venue (or every venue).
+    /// Gives a staff account a role in a venue (or every venue). An admin
+    /// bound to venues grants only there, and only to accounts that
+    /// already hold a role there; a role in every venue is granted only by
+    /// an admin of every venue.
     async fn assign_role(
         &self,
         ctx: &Context<'_>,
@@ -335,9 +405,20 @@ impl AccessMutation {
         role: String,
         venue_id: Option<ID>,
     ) -> Result<bool> {
-        require(ctx, None, "Mutation.assignRole", EXECUTE)?;
+        const OBJECT: &str = "Mutation.assignRole";
+        require(ctx, None, OBJECT, EXECUTE)?;
         let role = assignable(&role)?;
         let venue = venue_domain(venue_id.as_ref())?;
+        require_for_domain(ctx, &venue, OBJECT, EXECUTE)?;
+        let reach = reach(ctx, OBJECT, EXECUTE);
+        if !within(
+            &reach,
+            &domains_of(ctx, format!("user:{}", staff_id.0)).await?,
+        ) {
+            return Err(super::errors::domain_error(
+                &domain::DomainError::not_found("staff account"),
+            ));
+        }
         let store = store(ctx).clone();
         blocking(move || {
             store
@@ -355,6 +436,9 @@ impl AccessMutation {
         Ok(true)
     }
 
+    /// Takes a role away; answers whether the account held it. An admin
+    /// bound to venues removes only roles in them, from accounts it
+    /// reaches (others answer `false`, as an account without the role).
     async fn remove_role(
         &self,
         ctx: &Context<'_>,
@@ -362,9 +446,18 @@ impl AccessMutation {
         role: String,
         venue_id: Option<ID>,
     ) -> Result<bool> {
-        require(ctx, None, "Mutation.removeRole", EXECUTE)?;
+        const OBJECT: &str = "Mutation.removeRole";
+        require(ctx, None, OBJECT, EXECUTE)?;
         let role = Role::parse(&role).or_gql()?;
         let venue = venue_domain(venue_id.as_ref())?;
+        require_for_domain(ctx, &venue, OBJECT, EXECUTE)?;
+        let reach = reach(ctx, OBJECT, EXECUTE);
+        if !within(
+            &reach,
+            &domains_of(ctx, format!("user:{}", staff_id.0)).await?,
+        ) {
+            return Ok(false);
+        }
         let store = store(ctx).clone();
         let removed = blocking(move || {
             store.remove_role(&format!("user:{}", staff_id.0), role.as_str(), &venue)
@@ -374,21 +467,49 @@ impl AccessMutation {
         Ok(removed)
     }
 
-    /// Deactivating an account ends its sessions at once.
+    /// Deactivating an account ends its sessions at once. An admin bound
+    /// to venues reaches only accounts whose every role is in them (an
+    /// account of other venues answers `false`, as an unknown one; one also
+    /// holding roles elsewhere is FORBIDDEN).
     async fn set_staff_active(
         &self,
         ctx: &Context<'_>,
         staff_id: ID,
         active: bool,
     ) -> Result<bool> {
-        require(ctx, None, "Mutation.setStaffActive", EXECUTE)?;
+        const OBJECT: &str = "Mutation.setStaffActive";
+        require(ctx, None, OBJECT, EXECUTE)?;
+        let domains = domains_of(ctx, format!("user:{}", staff_id.0)).await?;
+        if !within(&reach(ctx, OBJECT, EXECUTE), &domains) {
+            return Ok(false);
+        }
+        require_over(ctx, &domains, OBJECT, EXECUTE, "staff account")?;
         let store = store(ctx).clone();
         blocking(move || store.set_staff_active(&staff_id, active, Utc::now())).await
     }
 
-    /// Lifts the login lock and backoff of an e-mail address.
+    /// Lifts the login lock and backoff of an e-mail address. An admin
+    /// bound to venues unlocks only accounts whose every role is in them
+    /// (any other address, known or not, is FORBIDDEN).
     async fn unlock_login(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
-        require(ctx, None, "Mutation.unlockLogin", EXECUTE)?;
+        const OBJECT: &str = "Mutation.unlockLogin";
+        require(ctx, None, OBJECT, EXECUTE)?;
+        if reach(ctx, OBJECT, EXECUTE) != Reach::Everywhere {
+            let lookup = store(ctx).clone();
+            let address = email.clone();
+            let account = blocking(move || match Email::parse("email", &address) {
+                Ok(email) => lookup.staff_by_email(email.expose()),
+                Err(_) => Ok(None),
+            })
+            .await?;
+            let Some(account) = account else {
+                return Err(super::guard::forbidden(ctx, OBJECT));
+            };
+            let domains = domains_of(ctx, format!("user:{}", account.id)).await?;
+            if require_over(ctx, &domains, OBJECT, EXECUTE, "staff account").is_err() {
+                return Err(super::guard::forbidden(ctx, OBJECT));
+            }
+        }
         let store = store(ctx).clone();
         blocking(move || store.clear_login_failures(&crate::auth::account_scope(&email))).await?;
         Ok(true)
@@ -417,6 +538,11 @@ impl AccessMutation {
             .map(|id| VenueId::parse(id).map(|v| v.to_string()))
             .collect::<Result<Vec<_>, _>>()
             .or_gql()?;
+        // Each venue the key will act for must be one the caller
+        // administers.
+        for venue in &venues {
+            require_for_domain(ctx, venue, "Mutation.createApiKey", EXECUTE)?;
+        }
         let expires_at = input
             .expires_in_days
             .map(|days| Utc::now() + chrono::Duration::days(i64::from(days.clamp(1, 3660))));
@@ -440,9 +566,21 @@ impl AccessMutation {
         Ok(created)
     }
 
-    /// Revokes a key at once.
+    /// Revokes a key at once; answers whether it was in force. An admin
+    /// bound to venues revokes only keys bound to its venues alone (a key
+    /// of other venues answers `false`, as an unknown one; one also bound
+    /// elsewhere is FORBIDDEN).
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        require(ctx, None, "Mutation.revokeApiKey", EXECUTE)?;
+        const OBJECT: &str = "Mutation.revokeApiKey";
+        require(ctx, None, OBJECT, EXECUTE)?;
+        let reach = reach(ctx, OBJECT, EXECUTE);
+        if reach != Reach::Everywhere {
+            let domains = domains_of(ctx, format!("apikey:{}", id.0)).await?;
+            if !within(&reach, &domains) {
+                return Ok(false);
+            }
+            require_over(ctx, &domains, OBJECT, EXECUTE, "api key")?;
+        }
         let store = store(ctx).clone();
         let revoked = blocking(move || store.revoke_api_key(&id, Utc::now())).await?;
         refresh(ctx).await;

@@ -72,7 +72,9 @@ pub struct AlertQuery;
 #[Object]
 impl AlertQuery {
     /// Alerts, most recently tripped first (admins); page with `before`
-    /// (the `lastAt` of the last one seen).
+    /// (the `lastAt` of the last one seen). An admin bound to venues sees
+    /// the alerts of those venues; alerts of no venue (failed logins,
+    /// policy refusals, ...) only an admin of every venue.
     #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
     async fn alerts(
         &self,
@@ -82,10 +84,18 @@ impl AlertQuery {
         before: Option<DateTime<Utc>>,
     ) -> Result<Vec<AlertObject>> {
         guard::require(ctx, None, "Query.alerts", READ)?;
+        let venues = guard::reach(ctx, "Query.alerts", READ).filter();
         let limit = i64::try_from(super::query::page_size(Some(first))?).unwrap_or(0);
         let store = store(ctx).clone();
-        let alerts =
-            blocking(move || store.alerts(status.map(AlertStatus::as_str), before, limit)).await?;
+        let alerts = blocking(move || {
+            store.alerts(
+                status.map(AlertStatus::as_str),
+                venues.as_deref(),
+                before,
+                limit,
+            )
+        })
+        .await?;
         Ok(alerts.into_iter().map(AlertObject::from).collect())
     }
 }
@@ -96,9 +106,23 @@ pub struct AlertMutation;
 #[Object]
 impl AlertMutation {
     /// Marks an alert handled (admins); the next trip of its rule by the
-    /// same principal opens a new one.
+    /// same principal opens a new one. An alert out of the caller's venues
+    /// is NOT_FOUND, as an unknown one.
     async fn acknowledge_alert(&self, ctx: &Context<'_>, id: ID) -> Result<AlertObject> {
-        guard::require(ctx, None, "Mutation.acknowledgeAlert", EXECUTE)?;
+        const OBJECT: &str = "Mutation.acknowledgeAlert";
+        guard::require(ctx, None, OBJECT, EXECUTE)?;
+        let reach = guard::reach(ctx, OBJECT, EXECUTE);
+        if reach != guard::Reach::Everywhere {
+            let lookup = store(ctx).clone();
+            let wanted = id.0.clone();
+            let found = blocking(move || lookup.alert(&wanted)).await?;
+            let within = found
+                .and_then(|alert| alert.venue_id)
+                .is_some_and(|venue| reach.covers(&venue));
+            if !within {
+                return Err(api_error(Code::NotFound, "alert not found"));
+            }
+        }
         let by = guard::principal(ctx).subject();
         let store = store(ctx).clone();
         let now = super::now(ctx);
@@ -109,9 +133,35 @@ impl AlertMutation {
     }
 
     /// Lets a throttled or suspended principal (`user:<id>`,
-    /// `apikey:<id>`) in again (admins); answers whether it was held.
+    /// `apikey:<id>`) in again (admins); answers whether it was held. An
+    /// admin bound to venues reaches only principals whose every role is in
+    /// them: others answer `false`, as a principal without a hold (FORBIDDEN
+    /// when it also holds roles in the caller's venues).
     async fn lift_hold(&self, ctx: &Context<'_>, principal: String) -> Result<bool> {
-        guard::require(ctx, None, "Mutation.liftHold", EXECUTE)?;
+        const OBJECT: &str = "Mutation.liftHold";
+        guard::require(ctx, None, OBJECT, EXECUTE)?;
+        let reach = guard::reach(ctx, OBJECT, EXECUTE);
+        if reach != guard::Reach::Everywhere {
+            // Only staff and keys have venues; any other hold (an address,
+            // the system) is of the whole deployment.
+            if !(principal.starts_with("user:") || principal.starts_with("apikey:")) {
+                return Ok(false);
+            }
+            let lookup = store(ctx).clone();
+            let subject = principal.clone();
+            let domains: Vec<String> = blocking(move || {
+                Ok(lookup
+                    .roles_of(&subject)?
+                    .into_iter()
+                    .map(|a| a.venue)
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+            if !domains.iter().any(|d| reach.covers(d)) {
+                return Ok(false);
+            }
+            guard::require_over(ctx, &domains, OBJECT, EXECUTE, "principal")?;
+        }
         let store = store(ctx).clone();
         blocking(move || store.lift_hold(&principal)).await
     }

@@ -111,6 +111,8 @@ impl AuditQuery {
     /// The audit trail, newest first (admins). Filter by principal
     /// (`user:<id>`, `apikey:<id>`, `guest`), object
     /// (`reservation:<id>`, `guest:<id>`) or action; page with `before`.
+    /// An admin bound to venues reads the entries of those venues; entries
+    /// of no venue only an admin of every venue.
     #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
     async fn audit_log(
         &self,
@@ -122,6 +124,7 @@ impl AuditQuery {
         action: Option<String>,
     ) -> Result<Vec<AuditEntryObject>> {
         guard::require(ctx, None, "Query.auditLog", READ)?;
+        let venues = guard::reach(ctx, "Query.auditLog", READ).filter();
         let limit = i64::from(super::query::page_size(Some(first)).map(|n| n as i32)?);
         let store = store(ctx).clone();
         let filter = AuditFilter {
@@ -129,6 +132,7 @@ impl AuditQuery {
             object,
             action,
             objects: Vec::new(),
+            venues,
         };
         let entries = blocking(move || store.audit_entries(&filter, before, limit)).await?;
         Ok(entries.into_iter().map(AuditEntryObject::from).collect())

@@ -32,6 +32,8 @@ pub struct BreachObject {
     /// Null while the authority has not been told and there is still time.
     pub deadline_met: Option<bool>,
     pub recorded_by: String,
+    /// The venue it concerns; none for the whole deployment.
+    pub venue_id: Option<ID>,
     /// Guests notified so far.
     pub guests_notified: i64,
 }
@@ -51,6 +53,7 @@ fn object(breach: store::Breach, notified: i64, now: DateTime<Utc>) -> BreachObj
         contact: breach.contact,
         reported_to_authority_at: breach.reported_at,
         recorded_by: breach.recorded_by,
+        venue_id: breach.venue_id.map(ID),
         guests_notified: notified,
     }
 }
@@ -65,6 +68,9 @@ pub struct BreachInput {
     pub likely_consequences: String,
     pub measures_taken: String,
     pub contact: String,
+    /// The venue it concerns; none for the whole deployment (admins of
+    /// every venue only).
+    pub venue_id: Option<ID>,
 }
 
 /// Who is told: the guests with bookings at a venue in a time window,
@@ -76,6 +82,22 @@ pub struct AffectedGuestsInput {
     pub until: Option<DateTime<Utc>>,
     #[graphql(default)]
     pub reservation_ids: Vec<ID>,
+}
+
+/// Requires `object` over an existing breach: one of another venue, or of
+/// no venue for an admin bound to venues, is NOT_FOUND, as an unknown one.
+async fn require_breach(ctx: &Context<'_>, id: &ID, object: &str) -> Result<()> {
+    let reach = guard::reach(ctx, object, EXECUTE);
+    if reach == guard::Reach::Everywhere {
+        return Ok(());
+    }
+    let store = store(ctx).clone();
+    let wanted = id.to_string();
+    let breach = blocking(move || store.breach(&wanted)).await?;
+    match breach.and_then(|b| b.venue_id) {
+        Some(venue) if reach.covers(&venue) => Ok(()),
+        _ => Err(DomainError::not_found("breach")).or_gql(),
+    }
 }
 
 fn text(field: &str, raw: &str, limit: usize) -> Result<String> {
@@ -94,15 +116,17 @@ pub struct BreachQuery;
 
 #[Object]
 impl BreachQuery {
-    /// The breach register, newest discovery first (admins).
+    /// The breach register, newest discovery first (admins): an admin
+    /// bound to venues sees the breaches of those venues.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn breaches(&self, ctx: &Context<'_>) -> Result<Vec<BreachObject>> {
         guard::require(ctx, None, "Query.breaches", READ)?;
+        let venues = guard::reach(ctx, "Query.breaches", READ).filter();
         let store = store(ctx).clone();
         let at = now(ctx);
         blocking(move || {
             store
-                .breaches()?
+                .breaches(venues.as_deref())?
                 .into_iter()
                 .map(|breach| {
                     let notified = store.breach_notice_count(&breach.id)?;
@@ -119,9 +143,23 @@ pub struct BreachMutation;
 
 #[Object]
 impl BreachMutation {
-    /// Records a breach with what Art. 33(3) asks the authority be told.
+    /// Records a breach with what Art. 33(3) asks the authority be told,
+    /// in a venue the caller administers (of no venue: admins of every
+    /// venue).
     async fn record_breach(&self, ctx: &Context<'_>, input: BreachInput) -> Result<BreachObject> {
-        guard::require(ctx, None, "Mutation.recordBreach", EXECUTE)?;
+        const OBJECT: &str = "Mutation.recordBreach";
+        guard::require(ctx, None, OBJECT, EXECUTE)?;
+        let venue_id = match &input.venue_id {
+            Some(raw) => {
+                let venue = VenueId::parse(raw).or_gql()?.to_string();
+                guard::require_for_domain(ctx, &venue, OBJECT, EXECUTE)?;
+                Some(venue)
+            }
+            None => {
+                guard::require_everywhere(ctx, OBJECT, EXECUTE)?;
+                None
+            }
+        };
         let at = now(ctx);
         if input.discovered_at > at {
             return Err(api_error(Code::BadUserInput, "discoveredAt: in the future"));
@@ -142,6 +180,7 @@ impl BreachMutation {
             measures: text("measuresTaken", &input.measures_taken, 4000)?,
             contact: text("contact", &input.contact, 500)?,
             recorded_by: guard::principal(ctx).subject(),
+            venue_id,
         };
         let store = store(ctx).clone();
         blocking(move || Ok(object(store.record_breach(&breach, at)?, 0, at))).await
@@ -156,6 +195,7 @@ impl BreachMutation {
         reported_at: Option<DateTime<Utc>>,
     ) -> Result<BreachObject> {
         guard::require(ctx, None, "Mutation.reportBreachToAuthority", EXECUTE)?;
+        require_breach(ctx, &id, "Mutation.reportBreachToAuthority").await?;
         let at = now(ctx);
         let reported = reported_at.unwrap_or(at);
         if reported > at {
@@ -185,6 +225,7 @@ impl BreachMutation {
         message: String,
     ) -> Result<i32> {
         guard::require(ctx, None, "Mutation.notifyBreach", EXECUTE)?;
+        require_breach(ctx, &id, "Mutation.notifyBreach").await?;
         let subject = text("subject", &subject, 200)?;
         let message = text("message", &message, 20_000)?;
         let window = match (&affected.venue_id, affected.from, affected.until) {

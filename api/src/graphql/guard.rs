@@ -139,3 +139,118 @@ pub fn require_in_venue(
         Err(forbidden(ctx, object))
     }
 }
+
+/// Where a principal holds a permission, for administration that must stay
+/// within the caller's venues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// In `*`: every venue, and what belongs to no venue.
+    Everywhere,
+    /// In these venues only (ids as role assignments name them).
+    Venues(Vec<String>),
+}
+
+impl Reach {
+    /// Whether a domain (a venue id, or `*` for every venue) is within
+    /// reach. Only a principal holding the permission in `*` reaches `*`.
+    pub fn covers(&self, domain: &str) -> bool {
+        match self {
+            Self::Everywhere => true,
+            Self::Venues(venues) => {
+                domain != domain::auth::EVERY_VENUE && venues.iter().any(|v| v == domain)
+            }
+        }
+    }
+
+    /// The venues to filter a list by; none when nothing is filtered.
+    pub fn filter(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Everywhere => None,
+            Self::Venues(venues) => Some(venues.clone()),
+        }
+    }
+}
+
+/// Where the caller holds `object`/`action`: `*`, or the venues it holds a
+/// role in that grants it.
+pub fn reach(ctx: &Context<'_>, object: &str, action: &str) -> Reach {
+    let Some(authorizer) = ctx.data_opt::<Arc<Authorizer>>() else {
+        return Reach::Venues(Vec::new());
+    };
+    let subject = principal(ctx).subject();
+    if decide(
+        ctx,
+        authorizer,
+        &subject,
+        domain::auth::EVERY_VENUE,
+        object,
+        action,
+    ) {
+        return Reach::Everywhere;
+    }
+    Reach::Venues(
+        principal(ctx)
+            .venues()
+            .iter()
+            .filter(|venue| venue.as_str() != domain::auth::EVERY_VENUE)
+            .filter(|venue| decide(ctx, authorizer, &subject, venue, object, action))
+            .cloned()
+            .collect(),
+    )
+}
+
+/// Requires a permission over an existing object that belongs to `domains`
+/// (venue ids, `*` for every venue; an empty list is an object of no venue,
+/// which only a principal holding the permission in `*` reaches). An
+/// object wholly out of the caller's venues is NOT_FOUND, as for
+/// `require_in_venue`, unless the caller has some role in one of its venues
+/// (then FORBIDDEN); one partly in them (also of venues the caller lacks
+/// the permission in) is FORBIDDEN: acting on it would reach past them.
+pub fn require_over(
+    ctx: &Context<'_>,
+    domains: &[String],
+    object: &str,
+    action: &str,
+    entity: &'static str,
+) -> Result<()> {
+    let reach = reach(ctx, object, action);
+    let covered = domains.iter().filter(|d| reach.covers(d)).count();
+    if reach == Reach::Everywhere || (covered > 0 && covered == domains.len()) {
+        return Ok(());
+    }
+    let who = principal(ctx);
+    let known = domains.iter().any(|d| who.venues().iter().any(|v| v == d));
+    if covered == 0 && !known {
+        Err(super::errors::domain_error(
+            &domain::DomainError::not_found(entity),
+        ))
+    } else {
+        Err(forbidden(ctx, object))
+    }
+}
+
+/// Requires a permission in `*`: for what belongs to every venue or none
+/// (a role in every venue, a staff account or breach of no venue).
+pub fn require_everywhere(ctx: &Context<'_>, object: &str, action: &str) -> Result<()> {
+    if reach(ctx, object, action) == Reach::Everywhere {
+        Ok(())
+    } else {
+        Err(forbidden(ctx, object))
+    }
+}
+
+/// Requires a permission in the domain a grant or a new object will hold:
+/// `*` needs the permission in `*`; a venue, the permission there (a venue
+/// the caller has no role in is NOT_FOUND, as elsewhere).
+pub fn require_for_domain(
+    ctx: &Context<'_>,
+    domain: &str,
+    object: &str,
+    action: &str,
+) -> Result<()> {
+    if domain == domain::auth::EVERY_VENUE {
+        require_everywhere(ctx, object, action)
+    } else {
+        require_over(ctx, &[domain.to_owned()], object, action, "venue")
+    }
+}

@@ -284,6 +284,17 @@ pub(super) async fn authorize_change(
     manage_token: Option<String>,
     object: &'static str,
 ) -> Result<(ReservationId, Access)> {
+    let (id, access, _) = authorize_change_in(ctx, id, manage_token, object).await?;
+    Ok((id, access))
+}
+
+/// `authorize_change`, also answering the reservation's venue.
+pub(super) async fn authorize_change_in(
+    ctx: &Context<'_>,
+    id: &ID,
+    manage_token: Option<String>,
+    object: &'static str,
+) -> Result<(ReservationId, Access, VenueId)> {
     let id = ReservationId::parse(id).or_gql()?;
     let bearer_guest =
         matches!(guard::principal(ctx), crate::auth::Principal::Guest(own) if *own == id);
@@ -306,7 +317,7 @@ pub(super) async fn authorize_change(
         if !guard::allowed_as(ctx, "guest", Some(venue), object, guard::EXECUTE) {
             return Err(guard::forbidden(ctx, object));
         }
-        return Ok((id, Access::Guest));
+        return Ok((id, Access::Guest, venue));
     }
     let venue = blocking(move || {
         Ok(store
@@ -316,7 +327,7 @@ pub(super) async fn authorize_change(
     })
     .await?;
     guard::require_in_venue(ctx, venue, object, guard::EXECUTE, "reservation")?;
-    Ok((id, Access::Public))
+    Ok((id, Access::Public, venue))
 }
 
 #[cfg(test)]

@@ -2,18 +2,19 @@
 //! front-end's word never changes a payment: every state comes from the
 //! provider (its answer here, or a verified webhook).
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::payments::{
     GatewayError, Money, NextAction, Payment, PaymentGateway, PaymentStep, Purpose, StartPayment,
 };
 use domain::ports::{ReservationRepository, VenueRepository};
-use domain::{DomainError, IdempotencyKey, ReservationId};
+use domain::{DomainError, IdempotencyKey, ReservationId, VenueId};
 use store::{BeginPayment, NewPayment, ProviderAnswer, Store};
 
 use super::errors::{Code, OrGraphqlError, api_error};
-use super::guard::{self, EXECUTE};
-use super::mutation::authorize_change;
+use super::guard::{self, EXECUTE, READ};
+use super::mutation::authorize_change_in;
+use super::types::Access;
 use super::{blocking, now, store};
 
 #[derive(SimpleObject, Clone)]
@@ -60,9 +61,37 @@ impl From<domain::payments::PaymentStatus> for PaymentStatusValue {
     }
 }
 
+/// Who reached a payment, and the venue it belongs to: its card details
+/// answer only when the policy lets that Casbin subject (`guest` for the
+/// holder of the reservation's manage token) read them there. Nobody
+/// reaches nothing.
+#[derive(Clone)]
+pub struct Viewer(Option<(String, VenueId)>);
+
+impl Viewer {
+    pub fn new(subject: Option<String>, venue: VenueId) -> Self {
+        Self(subject.map(|subject| (subject, venue)))
+    }
+
+    /// The caller of a payment mutation: as the guest when it came with the
+    /// reservation's manage token, as itself otherwise.
+    fn of(ctx: &Context<'_>, access: Access, venue: VenueId) -> Self {
+        let subject = match access {
+            Access::Guest => "guest".to_owned(),
+            Access::Public => guard::principal(ctx).subject(),
+        };
+        Self(Some((subject, venue)))
+    }
+
+    /// For answers that reach no caller (webhooks).
+    pub fn nobody() -> Self {
+        Self(None)
+    }
+}
+
 /// A payment as kluis keeps it: no card number, CVC or expiry exists here.
 #[derive(SimpleObject)]
-#[graphql(name = "Payment")]
+#[graphql(name = "Payment", complex)]
 pub struct PaymentObject {
     pub id: ID,
     /// `charge`, `guarantee` (a card saved for a no-show fee; nothing
@@ -73,14 +102,18 @@ pub struct PaymentObject {
     pub refunded: MoneyValue,
     pub status: PaymentStatusValue,
     pub failure_reason: Option<String>,
-    pub card_brand: Option<String>,
-    pub card_last4: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    card_brand: Option<String>,
+    #[graphql(skip)]
+    card_last4: Option<String>,
+    #[graphql(skip)]
+    viewer: Viewer,
 }
 
-impl From<Payment> for PaymentObject {
-    fn from(payment: Payment) -> Self {
+impl PaymentObject {
+    pub fn new(payment: Payment, viewer: Viewer) -> Self {
         Self {
             id: ID(payment.id),
             kind: payment.kind,
@@ -93,7 +126,40 @@ impl From<Payment> for PaymentObject {
             card_last4: payment.card_last4,
             created_at: payment.created_at,
             updated_at: payment.updated_at,
+            viewer,
         }
+    }
+
+    /// Card details are payment data: a caller the policy does not let read
+    /// `object` in the payment's venue gets FORBIDDEN on that field, and the
+    /// rest of the answer stands (a payment mutation still tells a partner
+    /// or staff member how the payment stands).
+    fn check(&self, ctx: &Context<'_>, object: &str) -> Result<()> {
+        let permitted = self.viewer.0.as_ref().is_some_and(|(subject, venue)| {
+            guard::allowed_as(ctx, subject, Some(*venue), object, READ)
+        });
+        if permitted {
+            Ok(())
+        } else {
+            Err(guard::forbidden(ctx, object))
+        }
+    }
+}
+
+#[ComplexObject]
+impl PaymentObject {
+    /// Payment data: the card's brand (`visa`, ...), for those the policy
+    /// lets read `Payment.cardBrand`.
+    async fn card_brand(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.check(ctx, "Payment.cardBrand")?;
+        Ok(self.card_brand.clone())
+    }
+
+    /// Payment data: the card's last four digits, for those the policy
+    /// lets read `Payment.cardLast4`.
+    async fn card_last4(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.check(ctx, "Payment.cardLast4")?;
+        Ok(self.card_last4.clone())
     }
 }
 
@@ -107,7 +173,7 @@ pub struct PaymentStepPayload {
     pub client_secret: Option<String>,
 }
 
-fn payload(payment: Payment, step: Option<&PaymentStep>) -> PaymentStepPayload {
+fn payload(payment: Payment, step: Option<&PaymentStep>, viewer: Viewer) -> PaymentStepPayload {
     let (redirect_url, client_secret) = match step {
         Some(PaymentStep::RequiresAction {
             next_action: NextAction::RedirectToUrl(url),
@@ -118,7 +184,7 @@ fn payload(payment: Payment, step: Option<&PaymentStep>) -> PaymentStepPayload {
         _ => (None, None),
     };
     PaymentStepPayload {
-        payment: payment.into(),
+        payment: PaymentObject::new(payment, viewer),
         redirect_url,
         client_secret,
     }
@@ -146,8 +212,13 @@ fn provider_error(error: GatewayError) -> async_graphql::Error {
 
 /// Asks the provider and records its answer. A provider that is silent or
 /// down leaves the payment `processing`: a later refresh or webhook decides.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of several flows, each naming its own parts"
+)]
 pub async fn settle(
     store: &Store,
+    viewer: Viewer,
     gateway: &dyn PaymentGateway,
     payment: Payment,
     start: Option<StartPayment>,
@@ -159,13 +230,13 @@ pub async fn settle(
     let answer = match (&start, known) {
         (_, Some(reference)) => gateway.refresh(reference).await,
         (Some(request), None) => gateway.start(request).await,
-        (None, None) => return Ok(payload(payment, None)),
+        (None, None) => return Ok(payload(payment, None, viewer)),
     };
     let provider = match answer {
         Ok(provider) => provider,
         Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
             tracing::warn!(payment = %payment.id, "payment provider silent; the payment stays processing");
-            return Ok(payload(payment, Some(&PaymentStep::Processing)));
+            return Ok(payload(payment, Some(&PaymentStep::Processing), viewer));
         }
         Err(other) => return Err(provider_error(other)),
     };
@@ -186,7 +257,7 @@ pub async fn settle(
         )
     })
     .await?;
-    Ok(payload(recorded, Some(&step)))
+    Ok(payload(recorded, Some(&step), viewer))
 }
 
 fn start_request(
@@ -232,8 +303,10 @@ impl PaymentMutation {
         return_url: Option<String>,
     ) -> Result<PaymentStepPayload> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let (id, _) =
-            authorize_change(ctx, &reservation_id, manage_token, "Mutation.startPayment").await?;
+        let (id, access, venue_id) =
+            authorize_change_in(ctx, &reservation_id, manage_token, "Mutation.startPayment")
+                .await?;
+        let viewer = Viewer::of(ctx, access, venue_id);
         let store = store(ctx).clone();
         let at = now(ctx);
         let (reservation, venue) = {
@@ -296,6 +369,7 @@ impl PaymentMutation {
         let request = start_request(&payment, &token, return_url, requirement.purpose);
         settle(
             &store,
+            viewer,
             provider.as_ref(),
             payment,
             Some(request),
@@ -326,7 +400,10 @@ impl PaymentMutation {
             .await?
         };
         let reservation = ID(payment.reservation_id.to_string());
-        authorize_change(ctx, &reservation, manage_token, "Mutation.completePayment").await?;
+        let (_, access, venue) =
+            authorize_change_in(ctx, &reservation, manage_token, "Mutation.completePayment")
+                .await?;
+        let viewer = Viewer::of(ctx, access, venue);
         let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
             api_error(
                 Code::BadUserInput,
@@ -338,6 +415,7 @@ impl PaymentMutation {
         })?;
         settle(
             &store,
+            viewer,
             provider.as_ref(),
             payment,
             None,
@@ -420,7 +498,10 @@ impl PaymentMutation {
         let at = now(ctx);
         let id = payment.id.clone();
         let recorded = blocking(move || store.record_refund(&id, refund.amount, at)).await?;
-        Ok(recorded.into())
+        Ok(PaymentObject::new(
+            recorded,
+            Viewer::of(ctx, Access::Public, venue),
+        ))
     }
 }
 
@@ -464,6 +545,7 @@ impl NoShowMutation {
             EXECUTE,
             "reservation",
         )?;
+        let viewer = Viewer::of(ctx, Access::Public, venue.id);
         let fee = match venue
             .payments
             .rule
@@ -523,6 +605,7 @@ impl NoShowMutation {
             BeginPayment::Existing(payment) if payment.reference.is_some() => {
                 return settle(
                     &store,
+                    viewer,
                     provider.as_ref(),
                     payment,
                     None,
@@ -538,7 +621,7 @@ impl NoShowMutation {
         let answer = match provider.charge_saved(&saved_reference, &request).await {
             Ok(answer) => answer,
             Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
-                return Ok(payload(payment, Some(&PaymentStep::Processing)));
+                return Ok(payload(payment, Some(&PaymentStep::Processing), viewer));
             }
             Err(other) => return Err(provider_error(other)),
         };
@@ -558,16 +641,21 @@ impl NoShowMutation {
             )
         })
         .await?;
-        Ok(payload(recorded, Some(&step)))
+        Ok(payload(recorded, Some(&step), viewer))
     }
 }
 
-/// Payments of a reservation, for `Reservation.payments`.
+/// Payments of a reservation, for `Reservation.payments`, as seen by
+/// whoever reached the reservation.
 pub async fn payments_of(
     ctx: &Context<'_>,
     reservation: ReservationId,
+    viewer: Viewer,
 ) -> Result<Vec<PaymentObject>> {
     let store = store(ctx).clone();
     let payments = blocking(move || store.payments_of(reservation)).await?;
-    Ok(payments.into_iter().map(PaymentObject::from).collect())
+    Ok(payments
+        .into_iter()
+        .map(|payment| PaymentObject::new(payment, viewer.clone()))
+        .collect())
 }

@@ -887,6 +887,7 @@ async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureRe
     let at = now(ctx);
     let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
     let guests = reach.guests.clone();
+    let venue = reach.venue;
     let (report, saved_cards) = blocking(move || {
         let mut saved_cards = Vec::new();
         let mut report = ErasureReport {
@@ -915,7 +916,7 @@ async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureRe
                 action: "erase".to_owned(),
                 object: format!("guest:{guest}"),
                 fields: "name,email,phone,notes,card".to_owned(),
-                venue_id: None,
+                venue_id: Some(venue.to_string()),
             });
         }
         if report.already_erased {
@@ -924,7 +925,7 @@ async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureRe
         } else {
             store.audit(&events, at)?;
             if let Some(monitor) = &monitor {
-                monitor.rights_exercised(&who, "erase", None, at);
+                monitor.rights_exercised(&who, "erase", Some(&venue.to_string()), at);
             }
         }
         Ok((report, saved_cards))

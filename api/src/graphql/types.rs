@@ -473,7 +473,8 @@ impl ReservationObject {
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
         self.check(ctx, "Reservation.payments")?;
-        super::payments::payments_of(ctx, self.reservation.id).await
+        let viewer = super::payments::Viewer::new(self.subject(ctx), self.venue.id);
+        super::payments::payments_of(ctx, self.reservation.id, viewer).await
     }
 
     /// Personal: the guest's remarks for this reservation.

@@ -2,7 +2,8 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at, tomorrow_local,
+    Backend, CREATE, DEPOSIT_VENUE, Options, TestApp, both_backends, error_code, new_key,
+    tomorrow_at, tomorrow_local,
 };
 use serde_json::{Value, json};
 
@@ -386,20 +387,89 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         })
     };
 
-    let app = TestApp::spawn(Backend::Sqlite).await?;
-    let booked = book(&app, "one-table", &tomorrow_at(13), None).await?;
+    // Payment data beyond the facts a payer needs to go on (how much, how
+    // it stands) is guarded field by field too.
+    const PAYMENT_FACTS: [&str; 9] = [
+        "id",
+        "kind",
+        "gateway",
+        "amount",
+        "refunded",
+        "status",
+        "failureReason",
+        "createdAt",
+        "updatedAt",
+    ];
+    let card: Vec<String> = api::authz::schema_coordinates()
+        .into_iter()
+        .filter_map(|c| c.strip_prefix("Payment.").map(str::to_owned))
+        .filter(|field| !PAYMENT_FACTS.contains(&field.as_str()))
+        .collect();
+    assert!(
+        card.iter().any(|f| f == "cardBrand") && card.iter().any(|f| f == "cardLast4"),
+        "{card:?}"
+    );
+    let grants_object = |role: &str, object: &str| {
+        policy.permissions.iter().any(|p| {
+            p.role == role
+                && api::authz::key_match(object, &p.object)
+                && (p.action == "read" || p.action == "*")
+        })
+    };
+
+    // A venue that takes deposits, so the booking can carry a payment.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            venues: DEPOSIT_VENUE,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let booked = book(&app, "deposit-bistro", &tomorrow_at(13), None).await?;
     let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    // A paid card on file, as the provider reported it.
+    let db = app.store().await?;
+    let reservation = domain::ReservationId::parse(id.as_str().unwrap_or_default())?;
+    let amount = domain::payments::Money::new(2000, domain::payments::Currency::parse("EUR")?)?;
+    let payment = match db.begin_payment(
+        &store::NewPayment {
+            reservation,
+            kind: "charge",
+            gateway: "stripe",
+            amount,
+            idempotency_key: &new_key(),
+            request_hash: "matrix",
+        },
+        app.now(),
+    )? {
+        store::BeginPayment::New(payment) | store::BeginPayment::Existing(payment) => payment,
+    };
+    db.record_payment_answer(
+        &payment.id,
+        &store::ProviderAnswer {
+            reference: Some("pi_matrix"),
+            step: &domain::payments::PaymentStep::Succeeded,
+            card_brand: Some("visa"),
+            card_last4: Some("4242"),
+            source: "start",
+        },
+        app.now(),
+    )?;
     let manage = booked["data"]["createReservation"]["manageToken"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     let admin = app.staff("admin", None).await?;
-    let venue = app.venue_id("one-table").await?;
+    let venue = app.venue_id("deposit-bistro").await?;
     let partner = app.partner_key(&admin, &venue, "matrix").await?;
     let callers = [
         ("admin", admin.clone()),
-        ("manager", app.staff("manager", Some("one-table")).await?),
-        ("staff", app.staff("staff", Some("one-table")).await?),
+        (
+            "manager",
+            app.staff("manager", Some("deposit-bistro")).await?,
+        ),
+        ("staff", app.staff("staff", Some("deposit-bistro")).await?),
         ("partner", partner),
         ("guest", manage),
     ];
@@ -408,7 +478,7 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         .iter()
         .map(|field| {
             if field == "payments" {
-                "payments { id }".to_owned()
+                format!("payments {{ id {} }}", card.join(" "))
             } else if field == "consents" {
                 "consents { purpose }".to_owned()
             } else {
@@ -443,6 +513,23 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
             );
             checked.insert((role.to_string(), field.clone()));
         }
+        // Card fields, for those who reach the payments at all.
+        let payments = &answer["data"]["reservation"]["payments"][0];
+        if payments.is_object() {
+            for field in &card {
+                let expected = grants_object(role, &format!("Payment.{field}"));
+                let denied = answer["errors"].as_array().into_iter().flatten().any(|e| {
+                    e["extensions"]["code"] == "FORBIDDEN" && e["path"][3].as_str() == Some(field)
+                });
+                assert_eq!(
+                    payments[field].is_string(),
+                    expected,
+                    "{role} reading Payment.{field}: {answer}"
+                );
+                assert_eq!(denied, !expected, "{role} Payment.{field}: {answer}");
+                checked.insert((role.to_string(), format!("Payment.{field}")));
+            }
+        }
     }
     // The guest reads through their token, as the policy's guest role.
     let manage = callers[4].1.clone();
@@ -459,7 +546,25 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
             "guest {field}: {own}"
         );
     }
-    assert_eq!(checked.len(), callers.len() * personal.len());
+    for field in &card {
+        assert_eq!(
+            own["data"]["reservationByToken"]["payments"][0][field].is_string(),
+            grants_object("guest", &format!("Payment.{field}")),
+            "guest Payment.{field}: {own}"
+        );
+    }
+    // Every role that reaches payments through a reservation had its card
+    // fields checked; the others (staff, partners) never reach them here,
+    // and the payment mutations' matrix covers what those get there.
+    let reaching = callers
+        .iter()
+        .filter(|(role, _)| *role != "guest" && grants(role, "payments"))
+        .count();
+    assert!(reaching >= 2, "admin and manager read payments");
+    assert_eq!(
+        checked.len(),
+        callers.len() * personal.len() + reaching * card.len()
+    );
     Ok(())
 }
 

@@ -678,3 +678,240 @@ both_backends!(
     erasure_waits_while_a_payment_is_in_flight,
     erasure_waits_while_a_payment_is_in_flight
 );
+
+/// The fields of `Payment` that carry card data: all but the facts a payer
+/// needs to go on, from the schema itself (a new one is guarded or fails
+/// here).
+fn card_fields() -> Vec<String> {
+    const FACTS: [&str; 9] = [
+        "id",
+        "kind",
+        "gateway",
+        "amount",
+        "refunded",
+        "status",
+        "failureReason",
+        "createdAt",
+        "updatedAt",
+    ];
+    api::authz::schema_coordinates()
+        .into_iter()
+        .filter_map(|c| c.strip_prefix("Payment.").map(str::to_owned))
+        .filter(|field| !FACTS.contains(&field.as_str()))
+        .collect()
+}
+
+/// Whether the shipped policy lets `role` read `object`.
+fn policy_grants(role: &str, object: &str) -> Result<bool> {
+    let policy = api::authz::check(
+        include_str!("../../../policies/model.conf"),
+        include_str!("../../../policies/policy.csv"),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(policy.permissions.iter().any(|p| {
+        p.role == role
+            && api::authz::key_match(object, &p.object)
+            && (p.action == "read" || p.action == "*")
+    }))
+}
+
+/// Checks the card fields of the payment at `path` in a mutation's answer:
+/// each answers exactly when the policy grants it to `role` (with a value
+/// when the provider `told` the card); a denied one is null with FORBIDDEN
+/// on that field, and the payment still answers.
+fn assert_card_fields(answer: &Value, path: &[&str], role: &str, told: bool) -> Result<()> {
+    let mut payment = &answer["data"];
+    for step in path {
+        payment = &payment[*step];
+    }
+    assert!(
+        payment["status"].is_string(),
+        "{role}: the payment itself answers at {path:?}: {answer}"
+    );
+    let fields = card_fields();
+    assert!(fields.len() >= 2, "{fields:?}");
+    for field in &fields {
+        let granted = policy_grants(role, &format!("Payment.{field}"))?;
+        let denied = answer["errors"].as_array().into_iter().flatten().any(|e| {
+            e["extensions"]["code"] == "FORBIDDEN"
+                && e["path"].as_array().and_then(|p| p.last()) == Some(&json!(field))
+        });
+        assert_eq!(
+            payment[field].is_string(),
+            granted && told,
+            "{role} reading Payment.{field} at {path:?}: {answer}"
+        );
+        assert_eq!(denied, !granted, "{role} Payment.{field}: {answer}");
+    }
+    Ok(())
+}
+
+/// Card brand and last four come back from every payment mutation only to
+/// those the policy lets read them: the guest paying with their manage
+/// token, managers and admins; never a partner key or staff.
+async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    let card = card_fields().join(" ");
+    let start = format!(
+        "mutation P($r: ID!, $k: String!, $m: String) {{ startPayment(reservationId: $r, gateway: \"stripe\", token: \"pm_card_visa\", idempotencyKey: $k, manageToken: $m) {{ payment {{ id status {card} }} }} }}"
+    );
+    let complete = format!(
+        "mutation C($p: ID!, $m: String) {{ completePayment(paymentId: $p, manageToken: $m) {{ payment {{ id status {card} }} }} }}"
+    );
+    let refund = format!(
+        "mutation R($p: ID!, $k: String!) {{ refundPayment(paymentId: $p, amount: 100, idempotencyKey: $k) {{ id status {card} }} }}"
+    );
+    let charge = format!(
+        "mutation F($r: ID!, $k: String!) {{ chargeNoShowFee(reservationId: $r, idempotencyKey: $k) {{ payment {{ id status {card} }} }} }}"
+    );
+    let admin = app.staff("admin", None).await?;
+    let manager = app.staff("manager", Some("deposit-bistro")).await?;
+    let staff = app.staff("staff", Some("deposit-bistro")).await?;
+    let venue = app.venue_id("deposit-bistro").await?;
+    let partner = app.partner_key(&admin, &venue, "card check").await?;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_card", "amount": 100, "currency": "eur" }),
+        )?))
+        .mount(&stripe)
+        .await;
+
+    // (policy role, bearer token, whether the manage token goes as argument)
+    let callers: [(&str, Option<&str>, bool); 5] = [
+        ("guest", None, true),
+        ("guest", Some("bearer"), false),
+        ("partner", Some(&partner), false),
+        ("manager", Some(&manager), false),
+        ("admin", Some(&admin), false),
+    ];
+    for (n, (role, bearer, token_argument)) in callers.into_iter().enumerate() {
+        let reference = format!("pi_card_{n}");
+        let answer =
+            ResponseTemplate::new(200).set_body_json(intent(&reference, "succeeded", json!({}))?);
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents"))
+            .respond_with(answer.clone())
+            .up_to_n_times(1)
+            .mount(&stripe)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/payment_intents/{reference}")))
+            .respond_with(answer)
+            .mount(&stripe)
+            .await;
+        let hour = 8 + u32::try_from(n)?;
+        let (reservation, manage) = book(&app, hour).await?;
+        let bearer = match bearer {
+            Some("bearer") => Some(manage.clone()),
+            other => other.map(str::to_owned),
+        };
+        let argument = token_argument.then(|| manage.clone());
+        let send = |query: String, variables: Value| {
+            let bearer = bearer.clone();
+            let app = &app;
+            async move {
+                match bearer {
+                    Some(token) => app.gql_as(&token, &query, variables).await,
+                    None => app.gql(&query, variables).await,
+                }
+            }
+        };
+        let started = send(
+            start.clone(),
+            json!({ "r": reservation, "k": new_key(), "m": argument }),
+        )
+        .await?;
+        assert_card_fields(&started, &["startPayment", "payment"], role, true)?;
+        let payment = started["data"]["startPayment"]["payment"]["id"].clone();
+        let completed = send(complete.clone(), json!({ "p": payment, "m": argument })).await?;
+        assert_card_fields(&completed, &["completePayment", "payment"], role, true)?;
+        if role == "manager" || role == "admin" {
+            let refunded = send(refund.clone(), json!({ "p": payment, "k": new_key() })).await?;
+            assert_card_fields(&refunded, &["refundPayment"], role, true)?;
+        }
+        // Staff never get that far: the mutations are not theirs.
+        let by_staff = app
+            .gql_as(&staff, &complete, json!({ "p": payment }))
+            .await?;
+        assert_eq!(error_code(&by_staff), Some("FORBIDDEN"), "{by_staff}");
+    }
+
+    // A card saved as guarantee, charged after a no-show by a manager.
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(stripe_fixture("customer", json!({ "id": "cus_card" }))?),
+        )
+        .mount(&stripe)
+        .await;
+    let setup = stripe_fixture(
+        "setup_intent",
+        json!({ "id": "seti_card", "status": "succeeded", "customer": "cus_card", "payment_method": "pm_saved" }),
+    )?;
+    Mock::given(method("POST"))
+        .and(path("/v1/setup_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup.clone()))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/setup_intents/seti_card"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(setup))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(body_string_contains("off_session=true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_card_fee",
+            "succeeded",
+            json!({ "amount": 2500 }),
+        )?))
+        .mount(&stripe)
+        .await;
+    let grill = app.venue_id("guarantee-grill").await?;
+    let booked = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": grill, "startsAt": tomorrow_at(21), "partySize": 2,
+            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
+        )
+        .await?;
+    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
+    let manage = booked["data"]["createReservation"]["manageToken"].clone();
+    let saved = app
+        .gql(
+            &start,
+            json!({ "r": reservation, "k": new_key(), "m": manage }),
+        )
+        .await?;
+    // The saved card's details come later; the guest may read them.
+    assert_card_fields(&saved, &["startPayment", "payment"], "guest", false)?;
+    let grill_manager = app.staff("manager", Some("guarantee-grill")).await?;
+    let marked = app
+        .gql_as(
+            &grill_manager,
+            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            json!({ "id": reservation }),
+        )
+        .await?;
+    assert_eq!(
+        marked["data"]["setReservationStatus"]["status"], "NO_SHOW",
+        "{marked}"
+    );
+    let fee = app
+        .gql_as(
+            &grill_manager,
+            &charge,
+            json!({ "r": reservation, "k": new_key() }),
+        )
+        .await?;
+    assert_card_fields(&fee, &["chargeNoShowFee", "payment"], "manager", true)?;
+    Ok(())
+}
+both_backends!(
+    card_details_answer_only_to_roles_the_policy_grants,
+    card_details_answer_only_to_roles_the_policy_grants
+);

@@ -1,0 +1,2 @@
+DROP INDEX breaches_venue;
+ALTER TABLE breaches DROP COLUMN venue_id;
