@@ -268,21 +268,35 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     format!("guest-secret:{}", crate::auth::address_scope(address))
 }
 
-/// Counts a failure; answers until when the address is held back (`at`
-/// when it is not).
-fn count_wrong_secret(
+/// Checks a guest's secret (manage token, access token, access code)
+/// behind the per-address backoff. The attempt is counted before the check,
+/// in one step with reading the backoff, so a burst of parallel guesses
+/// gets no more checks than patient guessing would; an attempt while held
+/// back counts too and is not checked. A secret that proves right takes
+/// its count back. `Err(until)`: held back until then.
+fn behind_backoff<T>(
     store: &store::Store,
     scope: &str,
     at: DateTime<Utc>,
-) -> Result<DateTime<Utc>, store::StoreError> {
-    store
-        .record_login_failure(
-            scope,
-            crate::auth::address_backoff,
-            chrono::Duration::hours(1),
-            at,
-        )
-        .map(|(_, until)| until.unwrap_or(at))
+    check: impl FnOnce() -> Result<T, store::StoreError>,
+    is_right: impl Fn(&T) -> bool,
+) -> Result<Result<T, DateTime<Utc>>, store::StoreError> {
+    let attempt = store.count_login_attempt(
+        scope,
+        crate::auth::address_backoff,
+        chrono::Duration::hours(1),
+        at,
+    )?;
+    if let Some(held) = attempt.held {
+        return Ok(Err(attempt
+            .blocked_until
+            .map_or(held, |until| until.max(held))));
+    }
+    let answer = check()?;
+    if is_right(&answer) {
+        store.forgive_login_attempt(scope, crate::auth::address_backoff)?;
+    }
+    Ok(Ok(answer))
 }
 
 fn held_back(until: DateTime<Utc>, at: DateTime<Utc>) -> async_graphql::Error {
@@ -306,21 +320,18 @@ async fn as_guest(
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
     let reservation = blocking(move || {
-        if let Some(until) = store.throttled_until(&scope, at)? {
-            // Asking again while held back counts too: a burst reaches the
-            // long wait as fast as patient guessing would.
-            return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
-        }
-        match store.reservation_by_token(&token)? {
-            Some(reservation) => Ok(Ok(reservation)),
-            None => {
-                count_wrong_secret(&store, &scope, at)?;
-                Err(DomainError::not_found("reservation").into())
-            }
-        }
+        behind_backoff(
+            &store,
+            &scope,
+            at,
+            || store.reservation_by_token(&token),
+            Option::is_some,
+        )
     })
     .await?
-    .map_err(|until| held_back(until, at))?;
+    .map_err(|until| held_back(until, at))?
+    .ok_or(DomainError::not_found("reservation"))
+    .or_gql()?;
     if !guard::allowed_as(ctx, "guest", Some(reservation.venue_id), object, EXECUTE) {
         return Err(guard::forbidden(ctx, object));
     }
@@ -388,19 +399,18 @@ async fn as_address_holder(ctx: &Context<'_>, access_token: &str, object: &str) 
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
     let reach = blocking(move || {
-        if let Some(until) = store.throttled_until(&scope, at)? {
-            return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
-        }
-        match store.access_scope(&token, at)? {
-            Some(reach) => Ok(Ok(reach)),
-            None => {
-                count_wrong_secret(&store, &scope, at)?;
-                Err(DomainError::not_found("access token").into())
-            }
-        }
+        behind_backoff(
+            &store,
+            &scope,
+            at,
+            || store.access_scope(&token, at),
+            Option::is_some,
+        )
     })
     .await?
-    .map_err(|until| held_back(until, at))?;
+    .map_err(|until| held_back(until, at))?
+    .ok_or(DomainError::not_found("access token"))
+    .or_gql()?;
     if !guard::allowed_as(ctx, "guest", Some(reach.venue), object, EXECUTE) {
         return Err(guard::forbidden(ctx, object));
     }
@@ -546,14 +556,13 @@ impl RightsMutation {
         let at = now(ctx);
         let scope = wrong_secret_scope(ctx);
         let redemption = blocking(move || {
-            if let Some(until) = store.throttled_until(&scope, at)? {
-                return Ok(Err(count_wrong_secret(&store, &scope, at)?.max(until)));
-            }
-            let redemption = store.redeem_access_code(venue, &email, &code, at)?;
-            if !matches!(redemption, store::Redemption::Token(_)) {
-                count_wrong_secret(&store, &scope, at)?;
-            }
-            Ok(Ok(redemption))
+            behind_backoff(
+                &store,
+                &scope,
+                at,
+                || store.redeem_access_code(venue, &email, &code, at),
+                |redemption| matches!(redemption, store::Redemption::Token(_)),
+            )
         })
         .await?
         .map_err(|until| held_back(until, at))?;

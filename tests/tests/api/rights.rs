@@ -791,3 +791,36 @@ both_backends!(
     guessing_manage_tokens_is_rate_limited,
     guessing_manage_tokens_is_rate_limited
 );
+
+/// A burst of wrong manage tokens at once gets no more checks than the
+/// same guesses one after another: the backoff counts each attempt before
+/// checking it, so of forty parallel guesses at most the twenty that the
+/// backoff lets through are answered NOT_FOUND, the rest RATE_LIMITED, and
+/// none fails.
+async fn a_burst_of_parallel_token_guesses_gets_no_extra_checks(backend: Backend) -> Result<()> {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await?);
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let app = app.clone();
+        burst.spawn(async move {
+            // Well-formed (malformed tokens are refused before any check).
+            let wrong = format!("kmt_{n:02}{}", "A".repeat(41));
+            app.gql(EXPORT, json!({ "t": wrong })).await
+        });
+    }
+    let mut checked = 0;
+    while let Some(answer) = burst.join_next().await {
+        let answer = answer??;
+        match error_code(&answer) {
+            Some("NOT_FOUND") => checked += 1,
+            Some("RATE_LIMITED") => {}
+            _ => anyhow::bail!("unexpected answer to a wrong token: {answer}"),
+        }
+    }
+    assert!(checked <= 20, "{checked} wrong tokens were checked");
+    Ok(())
+}
+both_backends!(
+    a_burst_of_parallel_token_guesses_gets_no_extra_checks,
+    a_burst_of_parallel_token_guesses_gets_no_extra_checks
+);
