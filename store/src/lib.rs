@@ -46,7 +46,10 @@ pub use outbox::{
 pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
 pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
-pub use venues::{ImportReport, ResourceDefinition, VenueDefinition, VenueView};
+pub use venues::{
+    ImportReport, PaymentKind, ResourceChange, ResourceDefinition, VenueChanges, VenueDefinition,
+    VenueView,
+};
 pub use webhooks::VenueWebhook;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

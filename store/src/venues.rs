@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use diesel::prelude::*;
 use domain::ports::{Page, VenueRepository};
 use domain::{
-    BookingContext, BookingRules, DomainError, Occupancy, PartySize, ReservationStatus, Resource,
-    ResourceId, ResourceKind, Slot, Slug, Venue, VenueId, WeeklySchedule,
+    BookingContext, BookingRules, DomainError, Minutes, Occupancy, PartySize, ReservationStatus,
+    Resource, ResourceId, ResourceKind, Slot, Slug, TimeOfDay, Venue, VenueId, WeeklySchedule,
 };
 
 use crate::rows::{OpeningHoursRow, ResourceRow, VenueRow, db_instant, db_int};
@@ -108,6 +108,279 @@ pub struct VenueDefinition {
     pub resources: Vec<ResourceDefinition>,
 }
 
+/// Changes to one venue's settings, as `saveVenue` sends them: `None`
+/// keeps the stored value, so an edit of one setting never resets another
+/// (a retention limit reset to its default would anonymize guests the venue
+/// means to keep). A venue that does not exist yet takes the defaults of a
+/// venue file for what is left out, and needs a name and a time zone.
+#[derive(Debug, Clone, Default)]
+pub struct VenueChanges {
+    pub name: Option<String>,
+    pub time_zone: Option<Tz>,
+    /// `Some(None)` removes the country.
+    pub country: Option<Option<domain::Country>>,
+    pub slot_interval: Option<Minutes>,
+    pub booking_duration: Option<Minutes>,
+    pub buffer: Option<Minutes>,
+    pub min_notice: Option<Minutes>,
+    /// `Some(None)` removes the cut-off.
+    pub same_day_cutoff: Option<Option<TimeOfDay>>,
+    pub cancel_deadline: Option<Minutes>,
+    pub max_party_size: Option<u32>,
+    pub max_advance_days: Option<u32>,
+    /// The payment rule, part by part: a part left out keeps the stored
+    /// one (a new deposit, prepayment or guarantee needs an amount and a
+    /// currency when the venue had none).
+    pub payment_kind: Option<PaymentKind>,
+    /// In the currency's minor unit.
+    pub payment_amount: Option<i64>,
+    pub payment_currency: Option<domain::payments::Currency>,
+    pub payment_per_guest: Option<bool>,
+    pub payment_hold: Option<Minutes>,
+    pub collect_email: Option<domain::privacy::FieldRule>,
+    pub collect_phone: Option<domain::privacy::FieldRule>,
+    pub collect_notes: Option<domain::privacy::FieldRule>,
+    pub retention_days: Option<u32>,
+    /// Replaces every opening interval; an empty week closes the venue.
+    pub schedule: Option<WeeklySchedule>,
+    /// The venue's resources: matched by slug, and those left out retired.
+    pub resources: Option<Vec<ResourceChange>>,
+}
+
+/// Which payment rule a venue has, without its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    None,
+    Deposit,
+    Prepayment,
+    Guarantee,
+}
+
+impl PaymentKind {
+    pub fn of(rule: &domain::payments::PaymentRule) -> Self {
+        use domain::payments::PaymentRule;
+        match rule {
+            PaymentRule::None => Self::None,
+            PaymentRule::Deposit { .. } => Self::Deposit,
+            PaymentRule::Prepayment { .. } => Self::Prepayment,
+            PaymentRule::Guarantee { .. } => Self::Guarantee,
+        }
+    }
+}
+
+/// The payment rule `current` becomes with these parts changed.
+fn changed_rule(
+    current: domain::payments::PaymentRule,
+    kind: Option<PaymentKind>,
+    amount: Option<i64>,
+    currency: Option<domain::payments::Currency>,
+    per_guest: Option<bool>,
+) -> Result<domain::payments::PaymentRule, DomainError> {
+    use domain::payments::{Money, PaymentRule};
+    let (stored, stored_per_guest) = match current {
+        PaymentRule::None => (None, false),
+        PaymentRule::Deposit { amount, per_guest }
+        | PaymentRule::Prepayment { amount, per_guest } => (Some(amount), per_guest),
+        PaymentRule::Guarantee { fee, per_guest } => (Some(fee), per_guest),
+    };
+    let kind = kind.unwrap_or(PaymentKind::of(&current));
+    if kind == PaymentKind::None {
+        return Ok(PaymentRule::None);
+    }
+    let minor = amount
+        .or(stored.map(|money| money.minor()))
+        .ok_or_else(|| DomainError::invalid("payment.amount", "a payment rule needs an amount"))?;
+    let currency = currency
+        .or(stored.map(|money| money.currency()))
+        .ok_or_else(|| {
+            DomainError::invalid("payment.currency", "a payment rule needs a currency")
+        })?;
+    let amount = Money::new(minor, currency).map_err(|_| {
+        DomainError::invalid("payment.amount", "must be between 0 and 10,000,000.00")
+    })?;
+    let per_guest = per_guest.unwrap_or(stored_per_guest);
+    Ok(match kind {
+        PaymentKind::None => PaymentRule::None,
+        PaymentKind::Deposit => PaymentRule::Deposit { amount, per_guest },
+        PaymentKind::Prepayment => PaymentRule::Prepayment { amount, per_guest },
+        PaymentKind::Guarantee => PaymentRule::Guarantee {
+            fee: amount,
+            per_guest,
+        },
+    })
+}
+
+/// A resource as `saveVenue` lists it; a kind left out keeps the stored one
+/// (a table for a new resource).
+#[derive(Debug, Clone)]
+pub struct ResourceChange {
+    pub slug: Slug,
+    pub name: String,
+    pub kind: Option<ResourceKind>,
+    pub capacity: u32,
+}
+
+impl VenueChanges {
+    /// The whole definition these changes make of `current` (the stored
+    /// venue with all its resources), or of a new venue.
+    pub fn apply(
+        self,
+        slug: Slug,
+        current: Option<(&Venue, &[Resource])>,
+    ) -> Result<VenueDefinition, DomainError> {
+        let mut definition = match current {
+            Some((venue, resources)) => VenueDefinition {
+                slug,
+                name: venue.name.clone(),
+                time_zone: venue.time_zone,
+                country: venue.country,
+                payments: venue.payments,
+                guest_fields: venue.guest_fields,
+                retention_days: venue.retention_days,
+                rules: venue.rules,
+                schedule: venue.schedule.clone(),
+                resources: resources
+                    .iter()
+                    .filter(|r| r.active)
+                    .map(|r| ResourceDefinition {
+                        slug: r.slug.clone(),
+                        name: r.name.clone(),
+                        kind: r.kind,
+                        capacity: r.capacity,
+                    })
+                    .collect(),
+            },
+            None => VenueDefinition {
+                slug,
+                name: self
+                    .name
+                    .clone()
+                    .ok_or_else(|| DomainError::invalid("name", "a new venue needs a name"))?,
+                time_zone: self.time_zone.ok_or_else(|| {
+                    DomainError::invalid("timeZone", "a new venue needs a time zone")
+                })?,
+                country: None,
+                payments: domain::payments::PaymentPolicy::default(),
+                guest_fields: domain::privacy::GuestFields::default(),
+                retention_days: Venue::DEFAULT_RETENTION_DAYS,
+                rules: BookingRules::restaurant_defaults(),
+                schedule: WeeklySchedule::default(),
+                resources: Vec::new(),
+            },
+        };
+        let Self {
+            name,
+            time_zone,
+            country,
+            slot_interval,
+            booking_duration,
+            buffer,
+            min_notice,
+            same_day_cutoff,
+            cancel_deadline,
+            max_party_size,
+            max_advance_days,
+            payment_kind,
+            payment_amount,
+            payment_currency,
+            payment_per_guest,
+            payment_hold,
+            collect_email,
+            collect_phone,
+            collect_notes,
+            retention_days,
+            schedule,
+            resources,
+        } = self;
+        fn keep_or<T>(slot: &mut T, change: Option<T>) {
+            if let Some(value) = change {
+                *slot = value;
+            }
+        }
+        keep_or(&mut definition.name, name);
+        keep_or(&mut definition.time_zone, time_zone);
+        keep_or(&mut definition.country, country);
+        let rules = &mut definition.rules;
+        keep_or(&mut rules.slot_interval, slot_interval);
+        keep_or(&mut rules.booking_duration, booking_duration);
+        keep_or(&mut rules.buffer, buffer);
+        keep_or(&mut rules.min_notice, min_notice);
+        keep_or(&mut rules.same_day_cutoff, same_day_cutoff);
+        keep_or(&mut rules.cancel_deadline, cancel_deadline);
+        keep_or(&mut rules.max_party_size, max_party_size);
+        keep_or(&mut rules.max_advance_days, max_advance_days);
+        definition.rules = definition.rules.validate()?;
+        if payment_kind.is_some()
+            || payment_amount.is_some()
+            || payment_currency.is_some()
+            || payment_per_guest.is_some()
+        {
+            definition.payments.rule = changed_rule(
+                definition.payments.rule,
+                payment_kind,
+                payment_amount,
+                payment_currency,
+                payment_per_guest,
+            )?;
+        }
+        keep_or(&mut definition.payments.hold, payment_hold);
+        keep_or(&mut definition.guest_fields.email, collect_email);
+        keep_or(&mut definition.guest_fields.phone, collect_phone);
+        keep_or(&mut definition.guest_fields.notes, collect_notes);
+        keep_or(&mut definition.retention_days, retention_days);
+        keep_or(&mut definition.schedule, schedule);
+        if let Some(listed) = resources {
+            let stored = current.map_or(&[][..], |(_, resources)| resources);
+            definition.resources = listed
+                .into_iter()
+                .map(|change| ResourceDefinition {
+                    kind: change.kind.unwrap_or_else(|| {
+                        stored
+                            .iter()
+                            .find(|r| r.slug == change.slug)
+                            .map_or(ResourceKind::Table, |r| r.kind)
+                    }),
+                    slug: change.slug,
+                    name: change.name,
+                    capacity: change.capacity,
+                })
+                .collect();
+        }
+        Ok(definition)
+    }
+}
+
+/// Reads the id of the venue with a slug, locked until the transaction
+/// ends, so that concurrent edits of one venue take turns and each starts
+/// from what the other saved; SQLite's `BEGIN IMMEDIATE` already
+/// serializes writers.
+trait LockVenue: Connection + Sized {
+    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError>;
+}
+
+impl LockVenue for diesel::PgConnection {
+    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
+        use crate::schema::pg::venues::dsl as v;
+        Ok(v::venues
+            .filter(v::slug.eq(slug.as_str()))
+            .select(v::id)
+            .for_update()
+            .first(self)
+            .optional()?)
+    }
+}
+
+impl LockVenue for diesel::SqliteConnection {
+    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
+        use crate::schema::sqlite::venues::dsl as v;
+        Ok(v::venues
+            .filter(v::slug.eq(slug.as_str()))
+            .select(v::id)
+            .first(self)
+            .optional()?)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ResourceDefinition {
     pub slug: Slug,
@@ -128,10 +401,167 @@ pub struct ImportReport {
     pub resources_retired: usize,
 }
 
+/// Writes one venue definition inside the caller's write transaction:
+/// creates the venue or updates the one with its slug, replaces its opening
+/// hours, matches resources by slug and retires those it does not list.
+/// Evaluates to the venue's id.
+macro_rules! write_venue {
+    ($c:expr, $s:ident, $definition:expr, $now:expr, $report:expr) => {{
+        use $s::venues::dsl as v;
+        let existing: Option<String> = v::venues
+            .filter(v::slug.eq($definition.slug.as_str()))
+            .select(v::id)
+            .first($c)
+            .optional()?;
+        let rules = &$definition.rules;
+        let values = (
+            v::name.eq(&$definition.name),
+            v::time_zone.eq($definition.time_zone.name()),
+            v::country.eq($definition.country.map(domain::Country::code)),
+            v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
+            v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
+            v::buffer_minutes.eq(db_int(rules.buffer.get())),
+            v::min_notice_minutes.eq(db_int(rules.min_notice.get())),
+            v::same_day_cutoff_minute.eq(rules.same_day_cutoff.map(|t| db_int(t.minutes()))),
+            v::cancel_deadline_minutes.eq(db_int(rules.cancel_deadline.get())),
+            v::max_party_size.eq(db_int(rules.max_party_size)),
+            v::max_advance_days.eq(db_int(rules.max_advance_days)),
+            v::updated_at.eq($now),
+        );
+        let (rule, per_guest, amount) = match $definition.payments.rule {
+            domain::payments::PaymentRule::None => ("none", false, None),
+            domain::payments::PaymentRule::Deposit { amount, per_guest } => {
+                ("deposit", per_guest, Some(amount))
+            }
+            domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
+                ("prepayment", per_guest, Some(amount))
+            }
+            domain::payments::PaymentRule::Guarantee { fee, per_guest } => {
+                ("guarantee", per_guest, Some(fee))
+            }
+        };
+        let field_values = (
+            v::retention_days.eq(db_int($definition.retention_days)),
+            v::collect_email.eq($definition.guest_fields.email.as_str()),
+            v::collect_phone.eq($definition.guest_fields.phone.as_str()),
+            v::collect_notes.eq($definition.guest_fields.notes.as_str()),
+        );
+        let payment_values = (
+            v::payment_rule.eq(rule),
+            v::payment_per_guest.eq(per_guest),
+            v::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
+            v::payment_currency
+                .eq(amount.map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
+            v::payment_hold_minutes.eq(db_int($definition.payments.hold.get())),
+        );
+        let venue_id = match existing {
+            Some(id) => {
+                diesel::update(v::venues.find(&id))
+                    .set(values)
+                    .execute($c)?;
+                diesel::update(v::venues.find(&id))
+                    .set(payment_values)
+                    .execute($c)?;
+                diesel::update(v::venues.find(&id))
+                    .set(field_values)
+                    .execute($c)?;
+                $report.venues_updated += 1;
+                id
+            }
+            None => {
+                let id = VenueId::new_random().to_string();
+                diesel::insert_into(v::venues)
+                    .values((
+                        v::id.eq(&id),
+                        v::slug.eq($definition.slug.as_str()),
+                        v::created_at.eq($now),
+                        values,
+                    ))
+                    .execute($c)?;
+                diesel::update(v::venues.find(&id))
+                    .set(payment_values)
+                    .execute($c)?;
+                diesel::update(v::venues.find(&id))
+                    .set(field_values)
+                    .execute($c)?;
+                $report.venues_created += 1;
+                id
+            }
+        };
+
+        use $s::opening_hours::dsl as h;
+        diesel::delete(h::opening_hours.filter(h::venue_id.eq(&venue_id))).execute($c)?;
+        for (weekday, interval) in $definition.schedule.iter() {
+            diesel::insert_into(h::opening_hours)
+                .values((
+                    h::venue_id.eq(&venue_id),
+                    h::weekday.eq(db_int(weekday.num_days_from_monday())),
+                    h::opens_minute.eq(db_int(interval.opens.minutes())),
+                    h::closes_minute.eq(db_int(interval.closes.minutes())),
+                ))
+                .execute($c)?;
+        }
+
+        use $s::resources::dsl as r;
+        let known: Vec<(String, String)> = r::resources
+            .filter(r::venue_id.eq(&venue_id))
+            .select((r::id, r::slug))
+            .load($c)?;
+        for resource in &$definition.resources {
+            let values = (
+                r::name.eq(&resource.name),
+                r::kind.eq(resource.kind.as_str()),
+                r::capacity.eq(db_int(resource.capacity)),
+                r::active.eq(true),
+                r::updated_at.eq($now),
+            );
+            match known
+                .iter()
+                .find(|(_, slug)| slug == resource.slug.as_str())
+            {
+                Some((id, _)) => {
+                    diesel::update(r::resources.find(id))
+                        .set(values)
+                        .execute($c)?;
+                    $report.resources_updated += 1;
+                }
+                None => {
+                    diesel::insert_into(r::resources)
+                        .values((
+                            r::id.eq(ResourceId::new_random().to_string()),
+                            r::venue_id.eq(&venue_id),
+                            r::slug.eq(resource.slug.as_str()),
+                            r::created_at.eq($now),
+                            values,
+                        ))
+                        .execute($c)?;
+                    $report.resources_created += 1;
+                }
+            }
+        }
+        let kept: Vec<&str> = $definition
+            .resources
+            .iter()
+            .map(|r| r.slug.as_str())
+            .collect();
+        $report.resources_retired += diesel::update(
+            r::resources
+                .filter(r::venue_id.eq(&venue_id))
+                .filter(r::active.eq(true))
+                .filter(r::slug.ne_all(kept)),
+        )
+        .set((r::active.eq(false), r::updated_at.eq($now)))
+        .execute($c)?;
+        venue_id
+    }};
+}
+
 impl Store {
-    /// Creates or updates venues by slug, all or nothing. Opening hours are
-    /// replaced; resources are matched by slug within their venue, and those
-    /// missing from the definition are retired, not deleted.
+    /// Creates or updates venues by slug, all or nothing. Each definition is
+    /// the whole truth about its venue: a setting it leaves at its default
+    /// is set to that default. Opening hours are replaced; resources are
+    /// matched by slug within their venue, and those missing from the
+    /// definition are retired, not deleted.
     pub fn import_venues(
         &self,
         definitions: &[VenueDefinition],
@@ -142,157 +572,47 @@ impl Store {
         let imported = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let mut report = ImportReport::default();
             for definition in definitions {
-                use s::venues::dsl as v;
-                let existing: Option<String> = v::venues
-                    .filter(v::slug.eq(definition.slug.as_str()))
-                    .select(v::id)
-                    .first(c)
-                    .optional()?;
-                let rules = &definition.rules;
-                let values = (
-                    v::name.eq(&definition.name),
-                    v::time_zone.eq(definition.time_zone.name()),
-                    v::country.eq(definition.country.map(domain::Country::code)),
-                    v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
-                    v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
-                    v::buffer_minutes.eq(db_int(rules.buffer.get())),
-                    v::min_notice_minutes.eq(db_int(rules.min_notice.get())),
-                    v::same_day_cutoff_minute
-                        .eq(rules.same_day_cutoff.map(|t| db_int(t.minutes()))),
-                    v::cancel_deadline_minutes.eq(db_int(rules.cancel_deadline.get())),
-                    v::max_party_size.eq(db_int(rules.max_party_size)),
-                    v::max_advance_days.eq(db_int(rules.max_advance_days)),
-                    v::updated_at.eq(now),
-                );
-                let (rule, per_guest, amount) = match definition.payments.rule {
-                    domain::payments::PaymentRule::None => ("none", false, None),
-                    domain::payments::PaymentRule::Deposit { amount, per_guest } => {
-                        ("deposit", per_guest, Some(amount))
-                    }
-                    domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
-                        ("prepayment", per_guest, Some(amount))
-                    }
-                    domain::payments::PaymentRule::Guarantee { fee, per_guest } => {
-                        ("guarantee", per_guest, Some(fee))
-                    }
-                };
-                let field_values = (
-                    v::retention_days.eq(db_int(definition.retention_days)),
-                    v::collect_email.eq(definition.guest_fields.email.as_str()),
-                    v::collect_phone.eq(definition.guest_fields.phone.as_str()),
-                    v::collect_notes.eq(definition.guest_fields.notes.as_str()),
-                );
-                let payment_values = (
-                    v::payment_rule.eq(rule),
-                    v::payment_per_guest.eq(per_guest),
-                    v::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
-                    v::payment_currency
-                        .eq(amount
-                            .map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
-                    v::payment_hold_minutes.eq(db_int(definition.payments.hold.get())),
-                );
-                let venue_id = match existing {
-                    Some(id) => {
-                        diesel::update(v::venues.find(&id)).set(values).execute(c)?;
-                        diesel::update(v::venues.find(&id))
-                            .set(payment_values)
-                            .execute(c)?;
-                        diesel::update(v::venues.find(&id))
-                            .set(field_values)
-                            .execute(c)?;
-                        report.venues_updated += 1;
-                        id
-                    }
-                    None => {
-                        let id = VenueId::new_random().to_string();
-                        diesel::insert_into(v::venues)
-                            .values((
-                                v::id.eq(&id),
-                                v::slug.eq(definition.slug.as_str()),
-                                v::created_at.eq(now),
-                                values,
-                            ))
-                            .execute(c)?;
-                        diesel::update(v::venues.find(&id))
-                            .set(payment_values)
-                            .execute(c)?;
-                        diesel::update(v::venues.find(&id))
-                            .set(field_values)
-                            .execute(c)?;
-                        report.venues_created += 1;
-                        id
-                    }
-                };
-
-                use s::opening_hours::dsl as h;
-                diesel::delete(h::opening_hours.filter(h::venue_id.eq(&venue_id))).execute(c)?;
-                for (weekday, interval) in definition.schedule.iter() {
-                    diesel::insert_into(h::opening_hours)
-                        .values((
-                            h::venue_id.eq(&venue_id),
-                            h::weekday.eq(db_int(weekday.num_days_from_monday())),
-                            h::opens_minute.eq(db_int(interval.opens.minutes())),
-                            h::closes_minute.eq(db_int(interval.closes.minutes())),
-                        ))
-                        .execute(c)?;
-                }
-
-                use s::resources::dsl as r;
-                let known: Vec<(String, String)> = r::resources
-                    .filter(r::venue_id.eq(&venue_id))
-                    .select((r::id, r::slug))
-                    .load(c)?;
-                for resource in &definition.resources {
-                    let values = (
-                        r::name.eq(&resource.name),
-                        r::kind.eq(resource.kind.as_str()),
-                        r::capacity.eq(db_int(resource.capacity)),
-                        r::active.eq(true),
-                        r::updated_at.eq(now),
-                    );
-                    match known
-                        .iter()
-                        .find(|(_, slug)| slug == resource.slug.as_str())
-                    {
-                        Some((id, _)) => {
-                            diesel::update(r::resources.find(id))
-                                .set(values)
-                                .execute(c)?;
-                            report.resources_updated += 1;
-                        }
-                        None => {
-                            diesel::insert_into(r::resources)
-                                .values((
-                                    r::id.eq(ResourceId::new_random().to_string()),
-                                    r::venue_id.eq(&venue_id),
-                                    r::slug.eq(resource.slug.as_str()),
-                                    r::created_at.eq(now),
-                                    values,
-                                ))
-                                .execute(c)?;
-                            report.resources_created += 1;
-                        }
-                    }
-                }
-                let kept: Vec<&str> = definition
-                    .resources
-                    .iter()
-                    .map(|r| r.slug.as_str())
-                    .collect();
-                report.resources_retired += diesel::update(
-                    r::resources
-                        .filter(r::venue_id.eq(&venue_id))
-                        .filter(r::active.eq(true))
-                        .filter(r::slug.ne_all(kept)),
-                )
-                .set((r::active.eq(false), r::updated_at.eq(now)))
-                .execute(c)?;
+                write_venue!(c, s, definition, now, report);
             }
             Ok::<_, StoreError>(report)
         }));
         self.venue_cache.clear();
         self.occupancy_cache.everything_changed();
         imported
+    }
+
+    /// Changes the venue with this slug, or creates it, in one transaction:
+    /// what `changes` leaves out keeps its stored value (a new venue takes
+    /// the defaults). The stored venue is read inside the transaction, so
+    /// two concurrent edits of different settings both stay.
+    pub fn save_venue(
+        &self,
+        slug: &Slug,
+        changes: VenueChanges,
+        now: DateTime<Utc>,
+    ) -> Result<(VenueId, ImportReport), StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        let saved = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            let existing = c.lock_venue(slug)?;
+            let definition = match existing {
+                None => changes.apply(slug.clone(), None)?,
+                Some(id) => {
+                    let current: Venue = load_venue!(c, s, &id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("venue {id} vanished")))?;
+                    let resources: Vec<Resource> = load_resources!(c, s, &id);
+                    changes.apply(slug.clone(), Some((&current, &resources)))?
+                }
+            };
+            let mut report = ImportReport::default();
+            let id = write_venue!(c, s, &definition, now, report);
+            let id =
+                VenueId::parse(&id).map_err(|_| StoreError::Corrupt(format!("venue id {id}")))?;
+            Ok::<_, StoreError>((id, report))
+        }));
+        self.venue_cache.clear();
+        self.occupancy_cache.everything_changed();
+        saved
     }
 
     /// The id of the venue with this slug.

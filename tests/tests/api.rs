@@ -19,5 +19,6 @@ mod api {
     mod rights;
     mod takeover;
     mod tls;
+    mod venue_settings;
     mod webhooks;
 }

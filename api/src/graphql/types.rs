@@ -77,6 +77,45 @@ impl VenueObject {
         self.0.rules.max_advance_days
     }
 
+    /// ISO 3166 code: how phone numbers without a country code are read.
+    async fn country(&self) -> Option<String> {
+        self.0.country.map(domain::Country::code)
+    }
+
+    /// What guests pay or secure when they book, and how long an unpaid
+    /// booking holds its slot.
+    async fn payment(&self) -> VenuePayment {
+        use domain::payments::PaymentRule;
+        let (amount, per_guest) = match self.0.payments.rule {
+            PaymentRule::None => (None, false),
+            PaymentRule::Deposit { amount, per_guest }
+            | PaymentRule::Prepayment { amount, per_guest } => (Some(amount), per_guest),
+            PaymentRule::Guarantee { fee, per_guest } => (Some(fee), per_guest),
+        };
+        VenuePayment {
+            kind: store::PaymentKind::of(&self.0.payments.rule).into(),
+            amount: amount.map(Into::into),
+            per_guest,
+            hold_minutes: self.0.payments.hold.get(),
+        }
+    }
+
+    /// Which guest fields the booking form asks for.
+    async fn guest_fields(&self) -> VenueGuestFields {
+        let fields = self.0.guest_fields;
+        VenueGuestFields {
+            email: fields.email.into(),
+            phone: fields.phone.into(),
+            notes: fields.notes.into(),
+        }
+    }
+
+    /// Days after a guest's last visit until their personal data is
+    /// anonymized.
+    async fn retention_days(&self) -> u32 {
+        self.0.retention_days
+    }
+
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn opening_hours(&self) -> Vec<OpeningHours> {
         self.0
@@ -104,6 +143,25 @@ impl VenueObject {
         });
         Ok(resources.into_iter().map(ResourceObject).collect())
     }
+}
+
+/// A venue's payment rule.
+#[derive(async_graphql::SimpleObject)]
+pub struct VenuePayment {
+    pub kind: super::venues::PaymentKind,
+    /// Per booking, or per guest with `perGuest`; null for `NONE`.
+    pub amount: Option<super::payments::MoneyValue>,
+    pub per_guest: bool,
+    /// How long an unpaid booking holds its slot.
+    pub hold_minutes: u32,
+}
+
+/// Which guest fields a venue collects (the name always).
+#[derive(async_graphql::SimpleObject)]
+pub struct VenueGuestFields {
+    pub email: super::venues::FieldRuleValue,
+    pub phone: super::venues::FieldRuleValue,
+    pub notes: super::venues::FieldRuleValue,
 }
 
 #[derive(async_graphql::SimpleObject)]

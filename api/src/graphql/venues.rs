@@ -1,15 +1,17 @@
-//! Venue set-up over GraphQL: the same declarative definition as
-//! `kluis venue import`, for managers and admins day to day.
+//! Venue set-up over GraphQL: the settings of `kluis venue import`, for
+//! managers and admins day to day. Unlike a venue file, which is the whole
+//! truth about the venues it lists, `saveVenue` changes only what it is
+//! given: a setting left out keeps its stored value.
 
-use async_graphql::{Context, InputObject, Object, Result};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
 use chrono::Utc;
 use domain::ports::VenueRepository;
 use domain::venue::{check_display_name, parse_time_zone};
 use domain::{
-    BookingRules, Country, DomainError, Minutes, OpeningInterval, Resource, ResourceKind, Slug,
-    TimeOfDay, WeeklySchedule,
+    Country, DomainError, Minutes, OpeningInterval, Resource, ResourceKind, Slug, TimeOfDay,
+    WeeklySchedule,
 };
-use store::{ResourceDefinition, VenueDefinition};
+use store::{ResourceChange, VenueChanges};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
@@ -30,38 +32,56 @@ pub struct ResourceInput {
     /// Matches the resource on later saves.
     pub slug: String,
     pub name: String,
+    /// Left out: the resource keeps its kind (a new one is a table).
     pub kind: Option<ResourceKindValue>,
     /// The largest party it takes.
     pub capacity: i32,
 }
 
-/// A venue as a whole. Saving creates it (admins) or updates the venue
-/// with this slug (its managers too): opening hours are replaced, resources
-/// matched by slug, and resources left out are retired.
+/// A venue's settings. Saving updates the venue with this slug (its
+/// managers and admins) or creates it (admins of every venue).
+///
+/// Every field but `slug` may be left out, and a field left out (or null)
+/// keeps its stored value: an edit of one setting never resets another.
+/// Only `country` and `sameDayCutoff` are cleared by an explicit null. A
+/// new venue needs `name` and `timeZone`; what else it leaves out takes the
+/// defaults of a venue file (e.g. `retentionDays` 365, no payment, every
+/// guest field optional, closed, no resources). `openingHours`, when given,
+/// replaces every interval (an empty list closes the venue); `resources`,
+/// when given, is the venue's whole list: resources are matched by slug and
+/// those left out are retired (they keep their past bookings).
 #[derive(InputObject)]
 pub struct VenueInput {
     pub slug: String,
-    pub name: String,
+    pub name: Option<String>,
     /// IANA name, e.g. `Europe/Amsterdam`.
-    pub time_zone: String,
-    /// ISO 3166 code: how phone numbers without a country code are read.
-    pub country: Option<String>,
+    pub time_zone: Option<String>,
+    /// ISO 3166 code: how phone numbers without a country code are read;
+    /// null removes it.
+    pub country: MaybeUndefined<String>,
     pub slot_interval_minutes: Option<i32>,
     pub booking_duration_minutes: Option<i32>,
     pub buffer_minutes: Option<i32>,
     pub min_notice_minutes: Option<i32>,
-    pub same_day_cutoff: Option<String>,
+    /// Local time (HH:MM) after which same-day bookings close; null
+    /// removes the cut-off.
+    pub same_day_cutoff: MaybeUndefined<String>,
     pub cancel_deadline_minutes: Option<i32>,
     pub max_party_size: Option<i32>,
     pub max_advance_days: Option<i32>,
-    pub opening_hours: Vec<OpeningHoursInput>,
-    pub resources: Vec<ResourceInput>,
-    /// What guests pay when they book; left out, the venue keeps its rule.
+    /// Replaces every opening interval; an empty list closes the venue.
+    pub opening_hours: Option<Vec<OpeningHoursInput>>,
+    /// The venue's whole list of resources: matched by slug, and those
+    /// left out retired.
+    pub resources: Option<Vec<ResourceInput>>,
+    /// What guests pay when they book; a part left out keeps its value.
     pub payment: Option<PaymentRuleInput>,
-    /// Which guest fields the venue collects; left out, it keeps its rules.
+    /// Which guest fields the venue collects; a field left out keeps its
+    /// rule.
     pub guest_fields: Option<GuestFieldsInput>,
     /// Days after a guest's last visit until their personal data is
-    /// anonymized; 365 when left out.
+    /// anonymized (1 to 3650); left out, the stored limit stays (365 for a
+    /// new venue).
     pub retention_days: Option<i32>,
 }
 
@@ -73,11 +93,12 @@ pub enum FieldRuleValue {
     No,
 }
 
+/// Which guest fields a venue collects; a field left out keeps its rule.
 #[derive(InputObject)]
 pub struct GuestFieldsInput {
-    pub email: FieldRuleValue,
-    pub phone: FieldRuleValue,
-    pub notes: FieldRuleValue,
+    pub email: Option<FieldRuleValue>,
+    pub phone: Option<FieldRuleValue>,
+    pub notes: Option<FieldRuleValue>,
 }
 
 fn field_rule(value: FieldRuleValue) -> domain::privacy::FieldRule {
@@ -85,6 +106,16 @@ fn field_rule(value: FieldRuleValue) -> domain::privacy::FieldRule {
         FieldRuleValue::Required => domain::privacy::FieldRule::Required,
         FieldRuleValue::Optional => domain::privacy::FieldRule::Optional,
         FieldRuleValue::No => domain::privacy::FieldRule::NotCollected,
+    }
+}
+
+impl From<domain::privacy::FieldRule> for FieldRuleValue {
+    fn from(rule: domain::privacy::FieldRule) -> Self {
+        match rule {
+            domain::privacy::FieldRule::Required => Self::Required,
+            domain::privacy::FieldRule::Optional => Self::Optional,
+            domain::privacy::FieldRule::NotCollected => Self::No,
+        }
     }
 }
 
@@ -97,40 +128,41 @@ pub enum PaymentKind {
     Guarantee,
 }
 
+/// A venue's payment rule; a part left out keeps its stored value. A
+/// deposit, prepayment or guarantee needs an amount and a currency unless
+/// the venue already has them.
 #[derive(InputObject)]
 pub struct PaymentRuleInput {
-    pub kind: PaymentKind,
+    pub kind: Option<PaymentKind>,
     /// In the currency's minor unit (cents).
-    pub amount: i32,
+    pub amount: Option<i32>,
     /// ISO 4217, e.g. EUR.
-    pub currency: String,
-    #[graphql(default)]
-    pub per_guest: bool,
-    /// How long an unpaid booking holds its slot (default 15).
+    pub currency: Option<String>,
+    pub per_guest: Option<bool>,
+    /// How long an unpaid booking holds its slot (15 for a new venue).
     pub hold_minutes: Option<i32>,
 }
 
-fn payment_policy(input: &PaymentRuleInput) -> Result<domain::payments::PaymentPolicy> {
-    use domain::payments::{Currency, Money, PaymentPolicy, PaymentRule};
-    let currency = Currency::parse(&input.currency).or_gql()?;
-    let amount = Money::new(i64::from(input.amount), currency).or_gql()?;
-    let per_guest = input.per_guest;
-    let rule = match input.kind {
-        PaymentKind::None => PaymentRule::None,
-        PaymentKind::Deposit => PaymentRule::Deposit { amount, per_guest },
-        PaymentKind::Prepayment => PaymentRule::Prepayment { amount, per_guest },
-        PaymentKind::Guarantee => PaymentRule::Guarantee {
-            fee: amount,
-            per_guest,
-        },
-    };
-    let hold = match input.hold_minutes {
-        None => PaymentPolicy::default().hold,
-        Some(minutes) => {
-            Minutes::parse("payment.holdMinutes", i64::from(minutes), 1, 24 * 60).or_gql()?
+impl From<PaymentKind> for store::PaymentKind {
+    fn from(kind: PaymentKind) -> Self {
+        match kind {
+            PaymentKind::None => Self::None,
+            PaymentKind::Deposit => Self::Deposit,
+            PaymentKind::Prepayment => Self::Prepayment,
+            PaymentKind::Guarantee => Self::Guarantee,
         }
-    };
-    Ok(PaymentPolicy { rule, hold })
+    }
+}
+
+impl From<store::PaymentKind> for PaymentKind {
+    fn from(kind: store::PaymentKind) -> Self {
+        match kind {
+            store::PaymentKind::None => Self::None,
+            store::PaymentKind::Deposit => Self::Deposit,
+            store::PaymentKind::Prepayment => Self::Prepayment,
+            store::PaymentKind::Guarantee => Self::Guarantee,
+        }
+    }
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> async_graphql::Error {
@@ -149,11 +181,16 @@ impl WithField for async_graphql::Error {
     }
 }
 
-fn minutes(value: Option<i32>, field: &'static str, default: Minutes, max: u32) -> Result<Minutes> {
-    match value {
-        None => Ok(default),
-        Some(raw) => Minutes::parse(field, i64::from(raw), 0, max).or_gql(),
-    }
+fn minutes(value: Option<i32>, field: &'static str, min: u32, max: u32) -> Result<Option<Minutes>> {
+    value
+        .map(|raw| Minutes::parse(field, i64::from(raw), min, max).or_gql())
+        .transpose()
+}
+
+fn count(value: Option<i32>, field: &'static str) -> Result<Option<u32>> {
+    value
+        .map(|raw| u32::try_from(raw).map_err(|_| invalid(field, "must be positive")))
+        .transpose()
 }
 
 fn weekday_index(day: Weekday) -> usize {
@@ -168,133 +205,130 @@ fn weekday_index(day: Weekday) -> usize {
     }
 }
 
-fn resource_kind(kind: Option<ResourceKindValue>) -> ResourceKind {
+fn resource_kind(kind: ResourceKindValue) -> ResourceKind {
     match kind {
-        None | Some(ResourceKindValue::Table) => ResourceKind::Table,
-        Some(ResourceKindValue::Room) => ResourceKind::Room,
-        Some(ResourceKindValue::Practitioner) => ResourceKind::Practitioner,
-        Some(ResourceKindValue::Other) => ResourceKind::Other,
+        ResourceKindValue::Table => ResourceKind::Table,
+        ResourceKindValue::Room => ResourceKind::Room,
+        ResourceKindValue::Practitioner => ResourceKind::Practitioner,
+        ResourceKindValue::Other => ResourceKind::Other,
     }
 }
 
-/// Checks a venue input into a definition, naming the field at fault.
-pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
-    let guest_fields = input
-        .guest_fields
-        .as_ref()
-        .map(|fields| domain::privacy::GuestFields {
-            email: field_rule(fields.email),
-            phone: field_rule(fields.phone),
-            notes: field_rule(fields.notes),
-        })
-        .unwrap_or_default();
-    let payments = input
-        .payment
-        .as_ref()
-        .map(payment_policy)
-        .transpose()?
-        .unwrap_or_default();
-    let defaults = BookingRules::restaurant_defaults();
-    let limit = BookingRules::MAX_DURATION_MINUTES;
-    let rules = BookingRules {
-        slot_interval: minutes(
-            input.slot_interval_minutes,
-            "slotIntervalMinutes",
-            defaults.slot_interval,
-            limit,
-        )?,
+/// Checks each field a venue input gives, naming the field at fault; what
+/// it leaves out stays `None` and keeps its stored value.
+pub fn changes(input: VenueInput) -> Result<(Slug, VenueChanges)> {
+    let limit = domain::BookingRules::MAX_DURATION_MINUTES;
+    let payment = input.payment.as_ref();
+    let fields = input.guest_fields.as_ref();
+    let mut changes = VenueChanges {
+        name: input
+            .name
+            .as_deref()
+            .map(check_display_name)
+            .transpose()
+            .map_err(|reason| invalid("name", reason))?,
+        time_zone: input
+            .time_zone
+            .as_deref()
+            .map(parse_time_zone)
+            .transpose()
+            .map_err(|reason| invalid("timeZone", reason))?,
+        country: match &input.country {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => Some(Some(
+                Country::parse(raw).map_err(|reason| invalid("country", reason))?,
+            )),
+        },
+        slot_interval: minutes(input.slot_interval_minutes, "slotIntervalMinutes", 0, limit)?,
         booking_duration: minutes(
             input.booking_duration_minutes,
             "bookingDurationMinutes",
-            defaults.booking_duration,
+            0,
             limit,
         )?,
-        buffer: minutes(
-            input.buffer_minutes,
-            "bufferMinutes",
-            defaults.buffer,
-            limit,
-        )?,
+        buffer: minutes(input.buffer_minutes, "bufferMinutes", 0, limit)?,
         min_notice: minutes(
             input.min_notice_minutes,
             "minNoticeMinutes",
-            defaults.min_notice,
+            0,
             60 * 24 * 60,
         )?,
-        same_day_cutoff: input
-            .same_day_cutoff
-            .as_deref()
-            .map(TimeOfDay::parse)
-            .transpose()
-            .map_err(|reason| invalid("sameDayCutoff", reason))?,
+        same_day_cutoff: match &input.same_day_cutoff {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => Some(Some(
+                TimeOfDay::parse(raw).map_err(|reason| invalid("sameDayCutoff", reason))?,
+            )),
+        },
         cancel_deadline: minutes(
             input.cancel_deadline_minutes,
             "cancelDeadlineMinutes",
-            defaults.cancel_deadline,
+            0,
             60 * 24 * 60,
         )?,
-        max_party_size: input
-            .max_party_size
-            .map_or(Ok(defaults.max_party_size), |v| {
-                u32::try_from(v).map_err(|_| invalid("maxPartySize", "must be positive"))
-            })?,
-        max_advance_days: input
-            .max_advance_days
-            .map_or(Ok(defaults.max_advance_days), |v| {
-                u32::try_from(v).map_err(|_| invalid("maxAdvanceDays", "must be positive"))
-            })?,
-    }
-    .validate()
-    .or_gql()?;
-    let mut days: [Vec<OpeningInterval>; 7] = Default::default();
-    for hours in &input.opening_hours {
-        let interval = TimeOfDay::parse(&hours.opens)
-            .and_then(|opens| Ok((opens, TimeOfDay::parse(&hours.closes)?)))
-            .and_then(|(opens, closes)| OpeningInterval::new(opens, closes))
-            .map_err(|reason| invalid("openingHours", reason))?;
-        if let Some(day) = days.get_mut(weekday_index(hours.weekday)) {
-            day.push(interval);
-        }
-    }
-    let mut resources: Vec<ResourceDefinition> = Vec::new();
-    for resource in input.resources {
-        let slug =
-            Slug::parse(&resource.slug).map_err(|reason| invalid("resources.slug", reason))?;
-        if resources.iter().any(|r| r.slug == slug) {
-            return Err(invalid("resources.slug", format!("`{slug}` appears twice")));
-        }
-        resources.push(ResourceDefinition {
-            slug,
-            name: check_display_name(&resource.name)
-                .map_err(|reason| invalid("resources.name", reason))?,
-            kind: resource_kind(resource.kind),
-            capacity: Resource::check_capacity(i64::from(resource.capacity))
-                .map_err(|reason| invalid("resources.capacity", reason))?,
-        });
-    }
-    Ok(VenueDefinition {
-        slug: Slug::parse(&input.slug).map_err(|reason| invalid("slug", reason))?,
-        name: check_display_name(&input.name).map_err(|reason| invalid("name", reason))?,
-        time_zone: parse_time_zone(&input.time_zone)
-            .map_err(|reason| invalid("timeZone", reason))?,
-        payments,
-        guest_fields,
-        country: input
-            .country
-            .as_deref()
-            .map(Country::parse)
+        max_party_size: count(input.max_party_size, "maxPartySize")?,
+        max_advance_days: count(input.max_advance_days, "maxAdvanceDays")?,
+        payment_kind: payment.and_then(|p| p.kind).map(Into::into),
+        payment_amount: payment.and_then(|p| p.amount).map(i64::from),
+        payment_currency: payment
+            .and_then(|p| p.currency.as_deref())
+            .map(domain::payments::Currency::parse)
             .transpose()
-            .map_err(|reason| invalid("country", reason))?,
-        rules,
-        schedule: WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason))?,
-        resources,
+            .map_err(|_| invalid("payment.currency", "must be a three-letter ISO 4217 code"))?,
+        payment_per_guest: payment.and_then(|p| p.per_guest),
+        payment_hold: minutes(
+            payment.and_then(|p| p.hold_minutes),
+            "payment.holdMinutes",
+            1,
+            24 * 60,
+        )?,
+        collect_email: fields.and_then(|f| f.email).map(field_rule),
+        collect_phone: fields.and_then(|f| f.phone).map(field_rule),
+        collect_notes: fields.and_then(|f| f.notes).map(field_rule),
         retention_days: input
             .retention_days
-            .map_or(Ok(domain::Venue::DEFAULT_RETENTION_DAYS), |days| {
-                domain::Venue::check_retention_days(i64::from(days))
-            })
+            .map(|days| domain::Venue::check_retention_days(i64::from(days)))
+            .transpose()
             .map_err(|reason| invalid("retentionDays", reason))?,
-    })
+        schedule: None,
+        resources: None,
+    };
+    if let Some(opening_hours) = &input.opening_hours {
+        let mut days: [Vec<OpeningInterval>; 7] = Default::default();
+        for hours in opening_hours {
+            let interval = TimeOfDay::parse(&hours.opens)
+                .and_then(|opens| Ok((opens, TimeOfDay::parse(&hours.closes)?)))
+                .and_then(|(opens, closes)| OpeningInterval::new(opens, closes))
+                .map_err(|reason| invalid("openingHours", reason))?;
+            if let Some(day) = days.get_mut(weekday_index(hours.weekday)) {
+                day.push(interval);
+            }
+        }
+        changes.schedule =
+            Some(WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason))?);
+    }
+    if let Some(listed) = input.resources {
+        let mut resources: Vec<ResourceChange> = Vec::new();
+        for resource in listed {
+            let slug =
+                Slug::parse(&resource.slug).map_err(|reason| invalid("resources.slug", reason))?;
+            if resources.iter().any(|r| r.slug == slug) {
+                return Err(invalid("resources.slug", format!("`{slug}` appears twice")));
+            }
+            resources.push(ResourceChange {
+                slug,
+                name: check_display_name(&resource.name)
+                    .map_err(|reason| invalid("resources.name", reason))?,
+                kind: resource.kind.map(resource_kind),
+                capacity: Resource::check_capacity(i64::from(resource.capacity))
+                    .map_err(|reason| invalid("resources.capacity", reason))?,
+            });
+        }
+        changes.resources = Some(resources);
+    }
+    let slug = Slug::parse(&input.slug).map_err(|reason| invalid("slug", reason))?;
+    Ok((slug, changes))
 }
 
 #[derive(Default)]
@@ -302,14 +336,12 @@ pub struct VenueMutation;
 
 #[Object]
 impl VenueMutation {
-    /// Creates a venue (admins) or updates the one with this slug (its
-    /// managers and admins), all in one transaction.
+    /// Changes the venue with this slug (its managers and admins) or
+    /// creates it (admins of every venue), all in one transaction. Settings
+    /// the input leaves out keep their stored values (see `VenueInput`).
     async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<VenueObject> {
         const OBJECT: &str = "Mutation.saveVenue";
-        let keeps_payment = input.payment.is_none();
-        let keeps_fields = input.guest_fields.is_none();
-        let mut definition = definition(input)?;
-        let slug = definition.slug.clone();
+        let (slug, changes) = changes(input)?;
         let store = store(ctx).clone();
         let existing = {
             let store = store.clone();
@@ -317,20 +349,7 @@ impl VenueMutation {
             blocking(move || store.venue_by_slug(&slug)).await?
         };
         match existing {
-            Some(venue) => {
-                guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?;
-                if keeps_payment || keeps_fields {
-                    let store = store.clone();
-                    if let Some(current) = blocking(move || store.venue(venue)).await? {
-                        if keeps_payment {
-                            definition.payments = current.payments;
-                        }
-                        if keeps_fields {
-                            definition.guest_fields = current.guest_fields;
-                        }
-                    }
-                }
-            }
+            Some(venue) => guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?,
             // A new venue belongs to no one yet: only a role in every venue
             // may create one.
             None => {
@@ -345,10 +364,7 @@ impl VenueMutation {
             }
         }
         blocking(move || {
-            store.import_venues(std::slice::from_ref(&definition), Utc::now())?;
-            let id = store
-                .venue_by_slug(&slug)?
-                .ok_or(DomainError::not_found("venue"))?;
+            let (id, _) = store.save_venue(&slug, changes, Utc::now())?;
             Ok(VenueObject(
                 store.venue(id)?.ok_or(DomainError::not_found("venue"))?,
             ))

@@ -1,0 +1,553 @@
+//! `saveVenue` changes what it is given and nothing else: a setting left
+//! out keeps its stored value. A venue file, by contrast, is the whole truth
+//! about the venues it lists.
+
+use anyhow::{Context, Result};
+use kluis_tests::{
+    Backend, CREATE, ONE_TABLE_VENUE, Options, TestApp, both_backends, error_code, new_key,
+    tomorrow_at,
+};
+use serde_json::{Value, json};
+
+const SAVE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id retentionDays } }";
+
+/// Every setting a venue has, as managers read it back.
+const SETTINGS: &str = "query V($id: ID!) { venue(id: $id) {
+    slug name timeZone country
+    slotIntervalMinutes bookingDurationMinutes bufferMinutes minNoticeMinutes sameDayCutoff
+    cancelDeadlineMinutes maxPartySize maxAdvanceDays
+    payment { kind amount { amount currency } perGuest holdMinutes }
+    guestFields { email phone notes }
+    retentionDays
+    openingHours { weekday opens closes }
+    resources { slug name kind capacity } } }";
+
+/// A venue where no setting is at its default, so that a reset to a
+/// default shows.
+const FULL_VENUE: &str = r#"
+[[venue]]
+slug = "full"
+name = "Full House"
+time_zone = "Europe/Amsterdam"
+country = "BE"
+slot_interval_minutes = 20
+booking_duration_minutes = 100
+buffer_minutes = 10
+min_notice_minutes = 45
+same_day_cutoff = "15:30"
+cancel_deadline_minutes = 90
+max_party_size = 9
+max_advance_days = 120
+payment = "deposit"
+payment_amount = 1250
+payment_currency = "GBP"
+payment_per_guest = true
+payment_hold_minutes = 30
+collect_email = "required"
+collect_phone = "no"
+collect_notes = "no"
+retention_days = 3650
+
+[venue.opening_hours]
+tuesday = ["12:00-14:30", "17:30-22:30"]
+saturday = ["12:00-23:00"]
+
+[[venue.resource]]
+slug = "salon"
+name = "Salon"
+kind = "room"
+capacity = 9
+
+[[venue.resource]]
+slug = "t1"
+name = "Table 1"
+kind = "other"
+capacity = 2
+
+[[venue]]
+slug = "elsewhere"
+name = "Elsewhere"
+time_zone = "UTC"
+"#;
+
+/// `one-table` of the shared test venues, keeping its guests ten years.
+const KEEPING_VENUE: &str = r#"
+[[venue]]
+slug = "one-table"
+name = "One Table"
+time_zone = "UTC"
+slot_interval_minutes = 60
+booking_duration_minutes = 60
+min_notice_minutes = 0
+max_advance_days = 30
+retention_days = 3650
+
+[venue.opening_hours]
+monday = ["00:00-24:00"]
+tuesday = ["00:00-24:00"]
+wednesday = ["00:00-24:00"]
+thursday = ["00:00-24:00"]
+friday = ["00:00-24:00"]
+saturday = ["00:00-24:00"]
+sunday = ["00:00-24:00"]
+
+[[venue.resource]]
+slug = "table"
+name = "The table"
+capacity = 4
+"#;
+
+async fn spawn(backend: Backend, venues: &'static str) -> Result<TestApp> {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            venues,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+async fn settings(app: &TestApp, token: &str, venue: &str) -> Result<Value> {
+    let answer = app.gql_as(token, SETTINGS, json!({ "id": venue })).await?;
+    anyhow::ensure!(answer.get("errors").is_none(), "{answer}");
+    Ok(answer["data"]["venue"].clone())
+}
+
+async fn save(app: &TestApp, token: &str, input: Value) -> Result<Value> {
+    app.gql_as(token, SAVE, json!({ "v": input })).await
+}
+
+/// Books the one table tomorrow; answers the guest's manage token.
+async fn book(app: &TestApp, name: &str) -> Result<String> {
+    let venue = app.venue_id("one-table").await?;
+    let guest = json!({ "name": name, "email": "keep@example.org" });
+    let booked = app
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest }, "key": new_key() }))
+        .await?;
+    booked["data"]["createReservation"]["manageToken"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{booked}"))
+}
+
+/// The ten-year limit of `one-table` outlives an edit of its name alone:
+/// read back over GraphQL, and honoured by a retention run four years
+/// after the guest's visit. Set back to a year explicitly, the same run
+/// anonymizes the guest, so the run really tests the limit.
+async fn keeps_guests_after_a_name_edit(app: &TestApp, manager: &str) -> Result<()> {
+    let venue = app.venue_id("one-table").await?;
+    let renamed = save(
+        app,
+        manager,
+        json!({ "slug": "one-table", "name": "One Table, renamed" }),
+    )
+    .await?;
+    assert_eq!(
+        renamed["data"]["saveVenue"]["retentionDays"], 3650,
+        "{renamed}"
+    );
+    let read = settings(app, manager, &venue).await?;
+    assert_eq!(read["name"], "One Table, renamed", "{read}");
+    assert_eq!(read["retentionDays"], 3650, "{read}");
+
+    book(app, "Karel Keep").await?;
+    let four_years = 4 * 365 + 2;
+    let run = app.run_retention(four_years, false).await?;
+    assert_eq!((run.due, run.anonymized), (0, 0), "{run:?}");
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 1);
+
+    let shortened = save(
+        app,
+        manager,
+        json!({ "slug": "one-table", "retentionDays": 365 }),
+    )
+    .await?;
+    assert_eq!(
+        shortened["data"]["saveVenue"]["retentionDays"], 365,
+        "{shortened}"
+    );
+    let run = app.run_retention(four_years, false).await?;
+    assert_eq!((run.due, run.anonymized), (1, 1), "{run:?}");
+    assert_eq!(app.count_rows("guests", "erased_at IS NULL")?, 0);
+    Ok(())
+}
+
+async fn retention_set_by_import_survives_an_edit_of_the_name(backend: Backend) -> Result<()> {
+    let app = spawn(backend, KEEPING_VENUE).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    keeps_guests_after_a_name_edit(&app, &manager).await
+}
+both_backends!(
+    retention_set_by_import_survives_an_edit_of_the_name,
+    retention_set_by_import_survives_an_edit_of_the_name
+);
+
+async fn retention_set_by_save_venue_survives_an_edit_of_the_name(backend: Backend) -> Result<()> {
+    let app = spawn(backend, ONE_TABLE_VENUE).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    // Set as a client that sends every field would set it.
+    let days = [
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+    ];
+    let hours: Vec<Value> = days
+        .iter()
+        .map(|day| json!({ "weekday": day, "opens": "00:00", "closes": "24:00" }))
+        .collect();
+    let set = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "name": "One Table", "timeZone": "UTC",
+            "slotIntervalMinutes": 60, "bookingDurationMinutes": 60, "minNoticeMinutes": 0,
+            "maxAdvanceDays": 30, "openingHours": hours,
+            "resources": [{ "slug": "table", "name": "The table", "capacity": 4 }],
+            "retentionDays": 3650 }),
+    )
+    .await?;
+    assert_eq!(set["data"]["saveVenue"]["retentionDays"], 3650, "{set}");
+    keeps_guests_after_a_name_edit(&app, &manager).await
+}
+both_backends!(
+    retention_set_by_save_venue_survives_an_edit_of_the_name,
+    retention_set_by_save_venue_survives_an_edit_of_the_name
+);
+
+/// Saves `edit` as the venue's manager and checks that every setting but
+/// those `change` names reads back as before.
+async fn an_edit_changes_only_what_it_names(
+    backend: Backend,
+    edit: Value,
+    change: fn(&mut Value),
+) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let venue = app.venue_id("full").await?;
+    let before = settings(&app, &manager, &venue).await?;
+    let mut input = edit;
+    input["slug"] = json!("full");
+    let saved = save(&app, &manager, input).await?;
+    assert!(saved.get("errors").is_none(), "{saved}");
+    let after = settings(&app, &manager, &venue).await?;
+    let mut expected = before.clone();
+    change(&mut expected);
+    assert_ne!(before, expected, "the edit changes something");
+    assert_eq!(after, expected);
+    Ok(())
+}
+
+async fn name_alone(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(backend, json!({ "name": "Full House & Garden" }), |v| {
+        v["name"] = json!("Full House & Garden");
+    })
+    .await
+}
+both_backends!(an_edit_of_the_name_keeps_every_other_setting, name_alone);
+
+async fn time_zone_and_country(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "timeZone": "Europe/Brussels", "country": null }),
+        |v| {
+            v["timeZone"] = json!("Europe/Brussels");
+            v["country"] = Value::Null;
+        },
+    )
+    .await
+}
+both_backends!(
+    a_time_zone_edit_and_a_null_country_change_only_those,
+    time_zone_and_country
+);
+
+async fn booking_rules(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "bookingDurationMinutes": 90, "sameDayCutoff": null }),
+        |v| {
+            v["bookingDurationMinutes"] = json!(90);
+            v["sameDayCutoff"] = Value::Null;
+        },
+    )
+    .await
+}
+both_backends!(an_edit_of_one_booking_rule_keeps_the_others, booking_rules);
+
+async fn payment_hold(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(backend, json!({ "payment": { "holdMinutes": 45 } }), |v| {
+        v["payment"]["holdMinutes"] = json!(45)
+    })
+    .await
+}
+both_backends!(an_edit_of_the_hold_keeps_the_payment_rule, payment_hold);
+
+async fn payment_kind(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "payment": { "kind": "GUARANTEE" } }),
+        |v| v["payment"]["kind"] = json!("GUARANTEE"),
+    )
+    .await
+}
+both_backends!(
+    an_edit_of_the_payment_kind_keeps_amount_currency_and_hold,
+    payment_kind
+);
+
+async fn one_guest_field(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "guestFields": { "phone": "REQUIRED" } }),
+        |v| v["guestFields"]["phone"] = json!("REQUIRED"),
+    )
+    .await
+}
+both_backends!(an_edit_of_one_guest_field_keeps_the_others, one_guest_field);
+
+async fn retention_alone(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(backend, json!({ "retentionDays": 30 }), |v| {
+        v["retentionDays"] = json!(30);
+    })
+    .await
+}
+both_backends!(
+    an_edit_of_the_retention_keeps_every_other_setting,
+    retention_alone
+);
+
+async fn opening_hours(backend: Backend) -> Result<()> {
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "openingHours": [{ "weekday": "MONDAY", "opens": "09:00", "closes": "17:00" }] }),
+        |v| {
+            v["openingHours"] =
+                json!([{ "weekday": "MONDAY", "opens": "09:00", "closes": "17:00" }]);
+        },
+    )
+    .await
+}
+both_backends!(
+    new_opening_hours_replace_the_week_and_keep_the_rest,
+    opening_hours
+);
+
+async fn resources(backend: Backend) -> Result<()> {
+    // The salon keeps its kind; the table left out of the list is retired.
+    an_edit_changes_only_what_it_names(
+        backend,
+        json!({ "resources": [{ "slug": "salon", "name": "Big salon", "capacity": 8 }] }),
+        |v| {
+            v["resources"] =
+                json!([{ "slug": "salon", "name": "Big salon", "kind": "ROOM", "capacity": 8 }]);
+        },
+    )
+    .await
+}
+both_backends!(
+    a_resource_list_without_kinds_keeps_them_and_nothing_else_changes,
+    resources
+);
+
+/// Bad values, wrong callers and incomplete new venues change nothing.
+async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let admin = app.staff("admin", None).await?;
+    let venue = app.venue_id("full").await?;
+    let before = settings(&app, &manager, &venue).await?;
+
+    for (input, field) in [
+        (json!({ "retentionDays": 0 }), "retentionDays"),
+        (json!({ "retentionDays": 3651 }), "retentionDays"),
+        // One bad field among good ones: all or nothing.
+        (
+            json!({ "name": "Half Saved", "maxPartySize": 0 }),
+            "maxPartySize",
+        ),
+        (
+            json!({ "name": "Half Saved", "payment": { "holdMinutes": 0 } }),
+            "payment.holdMinutes",
+        ),
+        (json!({ "payment": { "amount": -1 } }), "payment.amount"),
+        (
+            json!({ "payment": { "currency": "euro" } }),
+            "payment.currency",
+        ),
+        (json!({ "name": " " }), "name"),
+        (json!({ "sameDayCutoff": "25:00" }), "sameDayCutoff"),
+    ] {
+        let mut input = input;
+        input["slug"] = json!("full");
+        let refused = save(&app, &manager, input.clone()).await?;
+        assert_eq!(
+            error_code(&refused),
+            Some("BAD_USER_INPUT"),
+            "{input}: {refused}"
+        );
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], field,
+            "{input}: {refused}"
+        );
+    }
+
+    // Staff of the venue, a manager of another venue, and nobody at all.
+    let staff = app.staff("staff", Some("full")).await?;
+    let other = app.staff("manager", Some("elsewhere")).await?;
+    let edit = json!({ "slug": "full", "retentionDays": 1 });
+    let denied = save(&app, &staff, edit.clone()).await?;
+    assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+    let elsewhere = save(&app, &other, edit.clone()).await?;
+    assert_eq!(error_code(&elsewhere), Some("NOT_FOUND"), "{elsewhere}");
+    let anonymous = app.gql(SAVE, json!({ "v": edit })).await?;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
+    assert_eq!(settings(&app, &manager, &venue).await?, before);
+
+    // A new venue needs a name and a time zone; the rest are defaults.
+    let nameless = save(&app, &admin, json!({ "slug": "new", "timeZone": "UTC" })).await?;
+    assert_eq!(error_code(&nameless), Some("BAD_USER_INPUT"), "{nameless}");
+    assert_eq!(nameless["errors"][0]["extensions"]["field"], "name");
+    let zoneless = save(&app, &admin, json!({ "slug": "new", "name": "New" })).await?;
+    assert_eq!(error_code(&zoneless), Some("BAD_USER_INPUT"), "{zoneless}");
+    assert_eq!(zoneless["errors"][0]["extensions"]["field"], "timeZone");
+    let no_amount = save(
+        &app,
+        &admin,
+        json!({ "slug": "new", "name": "New", "timeZone": "UTC", "payment": { "kind": "DEPOSIT" } }),
+    )
+    .await?;
+    assert_eq!(
+        no_amount["errors"][0]["extensions"]["field"], "payment.amount",
+        "a deposit needs an amount when the venue has none: {no_amount}"
+    );
+    let no_currency = save(
+        &app,
+        &admin,
+        json!({ "slug": "new", "name": "New", "timeZone": "UTC", "payment": { "kind": "DEPOSIT", "amount": 500 } }),
+    )
+    .await?;
+    assert_eq!(
+        no_currency["errors"][0]["extensions"]["field"], "payment.currency",
+        "{no_currency}"
+    );
+    let created = save(
+        &app,
+        &admin,
+        json!({ "slug": "new", "name": "New", "timeZone": "UTC" }),
+    )
+    .await?;
+    let id = created["data"]["saveVenue"]["id"]
+        .as_str()
+        .with_context(|| format!("{created}"))?
+        .to_owned();
+    let fresh = settings(&app, &admin, &id).await?;
+    assert_eq!(fresh["retentionDays"], 365, "{fresh}");
+    assert_eq!(fresh["payment"]["kind"], "NONE", "{fresh}");
+    assert_eq!(fresh["guestFields"]["phone"], "OPTIONAL", "{fresh}");
+    assert_eq!(fresh["openingHours"], json!([]), "{fresh}");
+    Ok(())
+}
+both_backends!(refused_edits_change_nothing, refused_edits_change_nothing);
+
+/// Two nodes edit different settings of one venue at the same moment:
+/// each edit starts from what the other saved, so neither is lost.
+async fn concurrent_edits_of_different_settings_both_stay(backend: Backend) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let other_node = app.another_node().await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let venue = app.venue_id("full").await?;
+    for round in 0..6_i64 {
+        let name = format!("Full House {round}");
+        let (renamed, kept) = tokio::join!(
+            app.gql_at(
+                &app.address,
+                Some(&manager),
+                SAVE,
+                json!({ "v": { "slug": "full", "name": name } }),
+            ),
+            app.gql_at(
+                &other_node,
+                Some(&manager),
+                SAVE,
+                json!({ "v": { "slug": "full", "retentionDays": 100 + round } }),
+            ),
+        );
+        let (renamed, kept) = (renamed?, kept?);
+        assert!(renamed.get("errors").is_none(), "{renamed}");
+        assert!(kept.get("errors").is_none(), "{kept}");
+        let read = settings(&app, &manager, &venue).await?;
+        assert_eq!(read["name"], json!(name), "round {round}: {read}");
+        assert_eq!(read["retentionDays"], 100 + round, "round {round}: {read}");
+    }
+    Ok(())
+}
+both_backends!(
+    concurrent_edits_of_different_settings_both_stay,
+    concurrent_edits_of_different_settings_both_stay
+);
+
+/// `kluis venue import` is unchanged: a venue in a file is the whole truth
+/// about that venue, so settings the file leaves out take their defaults
+/// and resources it leaves out are retired. Managers read every setting.
+async fn a_venue_file_is_the_whole_truth_about_its_venues(backend: Backend) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let venue = app.venue_id("full").await?;
+    let imported = settings(&app, &manager, &venue).await?;
+    assert_eq!(
+        imported,
+        json!({
+            "slug": "full", "name": "Full House", "timeZone": "Europe/Amsterdam", "country": "BE",
+            "slotIntervalMinutes": 20, "bookingDurationMinutes": 100, "bufferMinutes": 10,
+            "minNoticeMinutes": 45, "sameDayCutoff": "15:30", "cancelDeadlineMinutes": 90,
+            "maxPartySize": 9, "maxAdvanceDays": 120,
+            "payment": { "kind": "DEPOSIT", "amount": { "amount": 1250, "currency": "GBP" },
+                         "perGuest": true, "holdMinutes": 30 },
+            "guestFields": { "email": "REQUIRED", "phone": "NO", "notes": "NO" },
+            "retentionDays": 3650,
+            "openingHours": [
+                { "weekday": "TUESDAY", "opens": "12:00", "closes": "14:30" },
+                { "weekday": "TUESDAY", "opens": "17:30", "closes": "22:30" },
+                { "weekday": "SATURDAY", "opens": "12:00", "closes": "23:00" }],
+            "resources": [
+                { "slug": "t1", "name": "Table 1", "kind": "OTHER", "capacity": 2 },
+                { "slug": "salon", "name": "Salon", "kind": "ROOM", "capacity": 9 }]
+        })
+    );
+
+    let store = app.store().await?;
+    let file = "[[venue]]\nslug = \"full\"\nname = \"Full House\"\ntime_zone = \"UTC\"\n";
+    api::import_venues(&store, api::import::parse("venues.toml", file)?).await?;
+    let reimported = settings(&app, &manager, &venue).await?;
+    assert_eq!(reimported["retentionDays"], 365, "{reimported}");
+    assert_eq!(reimported["country"], Value::Null, "{reimported}");
+    assert_eq!(reimported["sameDayCutoff"], Value::Null, "{reimported}");
+    assert_eq!(reimported["maxPartySize"], 12, "{reimported}");
+    assert_eq!(
+        reimported["payment"],
+        json!({ "kind": "NONE", "amount": null, "perGuest": false, "holdMinutes": 15 })
+    );
+    assert_eq!(
+        reimported["guestFields"],
+        json!({ "email": "OPTIONAL", "phone": "OPTIONAL", "notes": "OPTIONAL" })
+    );
+    assert_eq!(reimported["openingHours"], json!([]));
+    assert_eq!(reimported["resources"], json!([]));
+
+    // Settings are not personal data: a booking page reads them too.
+    let public = app.gql(SETTINGS, json!({ "id": venue })).await?;
+    assert_eq!(public["data"]["venue"], reimported, "{public}");
+    Ok(())
+}
+both_backends!(
+    a_venue_file_is_the_whole_truth_about_its_venues,
+    a_venue_file_is_the_whole_truth_about_its_venues
+);
