@@ -693,7 +693,7 @@ fn create_reservation_with(
     )?;
     let matches = |stored_hash: &str, stored_sealed: Option<&[u8]>| match stored_sealed {
         Some(sealed) => Ok(stored_hash == hash
-            && open_text(&ring, Field::IDEMPOTENT_REQUEST, &answer_row, sealed)? == full),
+            && open_text(ring, Field::IDEMPOTENT_REQUEST, &answer_row, sealed)? == full),
         None => legacy_matches(stored_hash),
     };
     let venue_id = request.venue_id.to_string();
@@ -715,7 +715,7 @@ fn create_reservation_with(
                     StoreError::Corrupt("stored booking answer has no manage token".to_owned())
                 })?;
                 let token = ManageToken::parse(&open_text(
-                    &ring,
+                    ring,
                     Field::IDEMPOTENT_TOKEN,
                     &answer_row,
                     &sealed,
@@ -758,7 +758,7 @@ fn create_reservation_with(
             // access-code flow find every booking of an address.
             let guest_id = GuestId::new_random().to_string();
             let sealed = seal_guest(
-                &ring,
+                ring,
                 version,
                 &guest_id,
                 &guest.name,
@@ -888,7 +888,7 @@ fn create_reservation_with(
             // queued exactly when the booking exists.
             if let Some(email) = guest.email.clone() {
                 let mail = crate::outbox::booking_confirmation(&venue, &reservation, &token, email);
-                let (mail_id, sealed) = crate::outbox::seal_mail(&ring, &mail)?;
+                let (mail_id, sealed) = crate::outbox::seal_mail(ring, &mail)?;
                 crate::outbox::insert_mail!(
                     c,
                     s,

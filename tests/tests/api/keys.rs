@@ -180,11 +180,16 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         Err(api::StartError::KeyStillNeeded { version: 1, needs }) => needs,
         other => anyhow::bail!("retirement was not refused: {other:?}"),
     };
-    // The listing an operator sees.
-    println!(
-        "key version 1 is still needed:\n  - {}",
-        needs.join("\n  - ")
-    );
+    #[expect(
+        clippy::print_stdout,
+        reason = "the listing an operator sees, shown with --nocapture"
+    )]
+    {
+        println!(
+            "key version 1 is still needed:\n  - {}",
+            needs.join("\n  - ")
+        );
+    }
     assert_eq!(needs.len(), 2, "{needs:?}");
     assert!(
         needs[0].starts_with("api_keys: 1 live API keys") && needs[0].contains(&key_id(&idle)?),
