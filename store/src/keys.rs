@@ -147,9 +147,9 @@ impl Store {
             )));
         }
         let name = quote(table.table);
-        let (blob, lock) = match backend {
-            Backend::Postgresql => ("BYTEA", " FOR UPDATE SKIP LOCKED"),
-            Backend::Sqlite => ("BLOB", ""),
+        let (blob, text, lock) = match backend {
+            Backend::Postgresql => ("BYTEA", "TEXT", " FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => ("BLOB", "TEXT", ""),
         };
         let values = (0..MAX_COLUMNS)
             .map(|i| match table.columns.get(i) {
@@ -158,12 +158,48 @@ impl Store {
             })
             .collect::<Vec<_>>()
             .join(", ");
+        // Rows are found again by their primary key (indexed), not by the
+        // row-id expression, which may join several columns.
+        let (k0, k1) = match table.key {
+            [one] => (quote(one), format!("CAST(NULL AS {text})")),
+            [one, two] => (quote(one), quote(two)),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} needs a primary key of one or two columns",
+                    table.table
+                )));
+            }
+        };
+        let key_where = |first: usize| match table.key {
+            [one, two] => format!(
+                "{} = {} AND {} = {}",
+                quote(one),
+                param(backend, first),
+                quote(two),
+                param(backend, first + 1)
+            ),
+            _ => format!("{k0} = {}", param(backend, first)),
+        };
         let select = format!(
-            "SELECT {} AS row_id, {values} FROM {name} WHERE {} ORDER BY row_id LIMIT {ROTATION_BATCH}{lock}",
+            "SELECT {} AS row_id, {k0} AS k0, {k1} AS k1, {values} FROM {name} WHERE {} ORDER BY k0, k1 LIMIT {ROTATION_BATCH}{lock}",
             table.row_id,
             stale_condition(backend, table, "<>"),
         );
-        let (p1, p2, p3) = (param(backend, 1), param(backend, 2), param(backend, 3));
+        let (p1, p2) = (param(backend, 1), param(backend, 2));
+        let reseal = |column: &str| {
+            let q = quote(column);
+            format!(
+                "UPDATE {name} SET {q} = {p1} WHERE {q} = {p2} AND {}",
+                key_where(3)
+            )
+        };
+        let rewrite = |column: &str| {
+            format!(
+                "UPDATE {name} SET {} = {p1} WHERE {}",
+                quote(column),
+                key_where(2)
+            )
+        };
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c| c.write_transaction(|c| {
             let rows: Vec<StaleRow> = diesel::sql_query(&select)
@@ -171,6 +207,19 @@ impl Store {
                 .load(c)?;
             let mut moved = 0u64;
             for row in rows {
+                // Binds the row's primary key after the statement's other
+                // parameters.
+                macro_rules! by_key {
+                    ($query:expr) => {
+                        match &row.k1 {
+                            Some(k1) => $query
+                                .bind::<Text, _>(&row.k0)
+                                .bind::<Text, _>(k1)
+                                .execute(c)?,
+                            None => $query.bind::<Text, _>(&row.k0).execute(c)?,
+                        }
+                    };
+                }
                 let values = [row.v0, row.v1, row.v2, row.v3];
                 let mut resealed = false;
                 for (column, value) in table.columns.iter().zip(values) {
@@ -182,29 +231,18 @@ impl Store {
                     }
                     let plain = ring.open(column.field, &row.row_id, &old)?;
                     let new = ring.seal_with(target, column.field, &row.row_id, &plain)?;
-                    let q = quote(column.column);
-                    let updated = diesel::sql_query(format!(
-                        "UPDATE {name} SET {q} = {p1} WHERE {} = {p2} AND {q} = {p3}",
-                        table.row_id
-                    ))
-                    .bind::<Binary, _>(&new)
-                    .bind::<Text, _>(&row.row_id)
-                    .bind::<Binary, _>(&old)
-                    .execute(c)?;
+                    let updated = by_key!(
+                        diesel::sql_query(reseal(column.column))
+                            .bind::<Binary, _>(&new)
+                            .bind::<Binary, _>(&old)
+                    );
                     if updated != 1 {
                         continue;
                     }
                     resealed = true;
                     if let Some(lookup) = column.lookup {
                         let token = ring.lookup_token_with(target, column.field, &plain)?;
-                        diesel::sql_query(format!(
-                            "UPDATE {name} SET {} = {p1} WHERE {} = {p2}",
-                            quote(lookup),
-                            table.row_id
-                        ))
-                        .bind::<Binary, _>(&token)
-                        .bind::<Text, _>(&row.row_id)
-                        .execute(c)?;
+                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token));
                     }
                 }
                 if !resealed {
@@ -212,14 +250,10 @@ impl Store {
                 }
                 moved += 1;
                 if let Some(version) = table.key_version {
-                    diesel::sql_query(format!(
-                        "UPDATE {name} SET {} = {p1} WHERE {} = {p2}",
-                        quote(version),
-                        table.row_id
-                    ))
-                    .bind::<diesel::sql_types::Integer, _>(db_version(target))
-                    .bind::<Text, _>(&row.row_id)
-                    .execute(c)?;
+                    by_key!(
+                        diesel::sql_query(rewrite(version))
+                            .bind::<diesel::sql_types::Integer, _>(db_version(target))
+                    );
                 }
             }
             Ok::<_, StoreError>(moved)
@@ -358,6 +392,9 @@ pub struct SealedTable {
     /// sealed to (part of its associated data): a column (`"id"`) or an
     /// expression both backends understand.
     pub row_id: &'static str,
+    /// The table's primary key (one or two text columns), by which a row
+    /// is found again.
+    pub key: &'static [&'static str],
     /// The sealed columns; a row is re-sealed in one transaction.
     pub columns: &'static [SealedColumn],
     /// A column that repeats the key version of the row's values, kept in
@@ -393,6 +430,7 @@ const MAX_COLUMNS: usize = 4;
 /// To add a sealed column: one entry here (or one more column of an
 /// existing entry): the table, the SQL expression of the row id the value
 /// is sealed to (the same string the code passes to `KeyRing::seal`), the
+/// primary key, the
 /// column and its `Field`, the lookup-token column if the value has one,
 /// and the key-version column if the table keeps one. A value is
 /// recognised by its 4-byte version prefix, so an empty or NULL column is
@@ -409,6 +447,7 @@ pub const SEALED: &[SealedTable] = &[
     SealedTable {
         table: "guests",
         row_id: r#""id""#,
+        key: &["id"],
         columns: &[
             sealed("name_sealed", Field::GUEST_NAME),
             SealedColumn {
@@ -425,18 +464,21 @@ pub const SEALED: &[SealedTable] = &[
     SealedTable {
         table: "reservations",
         row_id: r#""id""#,
+        key: &["id"],
         columns: &[sealed("notes_sealed", Field::RESERVATION_NOTES)],
         key_version: Some("key_version"),
     },
     SealedTable {
         table: "venue_webhooks",
         row_id: r#""venue_id""#,
+        key: &["venue_id"],
         columns: &[sealed("secret_sealed", Field::WEBHOOK_SECRET)],
         key_version: None,
     },
     SealedTable {
         table: "idempotency_keys",
         row_id: r#""operation" || '|' || "key""#,
+        key: &["operation", "key"],
         columns: &[
             sealed("token_sealed", Field::IDEMPOTENT_TOKEN),
             sealed("request_sealed", Field::IDEMPOTENT_REQUEST),
@@ -446,12 +488,14 @@ pub const SEALED: &[SealedTable] = &[
     SealedTable {
         table: "outbox",
         row_id: r#""id""#,
+        key: &["id"],
         columns: &[sealed("message_sealed", Field::OUTBOX_MESSAGE)],
         key_version: None,
     },
     SealedTable {
         table: "guest_access_grants",
         row_id: r#""id""#,
+        key: &["id"],
         columns: &[sealed("email_sealed", Field::ACCESS_GRANT_EMAIL)],
         key_version: Some("key_version"),
     },
@@ -530,6 +574,10 @@ impl KeyUsage {
 struct StaleRow {
     #[diesel(sql_type = Text)]
     row_id: String,
+    #[diesel(sql_type = Text)]
+    k0: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    k1: Option<String>,
     #[diesel(sql_type = Nullable<Binary>)]
     v0: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Binary>)]
