@@ -106,6 +106,19 @@ pub fn resolve(
             return Err(AuthError::Unauthenticated);
         }
         store.touch_api_key(&row.id, now)?;
+        // The secret is at hand only now: a key hashed under an older key
+        // version moves to the current one, so that a rotation's old key
+        // can be retired without waiting for partners to change keys.
+        let current = ring.current_version();
+        if version != current {
+            let moved = ring
+                .keyed_hash(current, Field::API_KEY_SECRET, key.secret())
+                .map_err(StoreError::from)
+                .and_then(|hash| store.rehash_api_key(&row.id, &row.secret_hash, &hash, current));
+            if let Err(error) = moved {
+                tracing::warn!(api_key = %row.id, %error, "could not move an API key to the current key version");
+            }
+        }
         let venues = venues_of(store, &format!("apikey:{}", row.id))?;
         return Ok(Principal::ApiKey { id: row.id, venues });
     }

@@ -1,7 +1,7 @@
 //! Where master keys come from: `KLUIS_MASTER_KEY`, or a key file
 //! (`KLUIS_KEY_FILE`, mode 0600), or in development a generated
-//! `kluis.key`. Also the `kluis keys generate` and `kluis keys rotate`
-//! commands, and the watcher that picks up a rotated key file while the
+//! `kluis.key`. Also the `kluis keys generate`, `kluis keys rotate` and
+//! `kluis keys retire` commands, and the watcher that picks up a rotated key file while the
 //! server runs.
 
 use std::collections::BTreeMap;
@@ -47,6 +47,14 @@ pub enum KeyError {
         "key rotation needs a key file (KLUIS_KEY_FILE): keys from KLUIS_MASTER_KEY cannot be extended in place"
     )]
     RotationNeedsFile,
+    #[error(
+        "retiring a key needs a key file (KLUIS_KEY_FILE): remove the version from KLUIS_MASTER_KEY yourself once `kluis keys retire` would allow it"
+    )]
+    RetireNeedsFile,
+    #[error("key version {0} is the current one, which seals new data; rotate first")]
+    RetireCurrent(u32),
+    #[error("key version {0} is not in the key file")]
+    NoSuchVersion(u32),
 }
 
 /// Where the running key ring came from.
@@ -179,8 +187,8 @@ fn write_key_file(
     let text = format!(
         "# kluis master keys. Keep this file secret (mode 0600) and backed up:\n\
          # without it, the guest data sealed with these keys cannot be read.\n\
-         # The highest version seals new data; keep older ones until\n\
-         # `kluis keys rotate` has finished.\n{body}"
+         # The highest version seals new data; older ones open what they\n\
+         # sealed until `kluis keys retire VERSION` removes them.\n{body}"
     );
     let temporary = path.with_extension("key.tmp");
     let mut options = std::fs::OpenOptions::new();
@@ -212,23 +220,50 @@ pub fn generate_key_file(path: &Path) -> Result<(), KeyError> {
 /// Adds a fresh key version to a key file and returns the new ring.
 pub fn add_key_version(path: &Path) -> Result<KeyRing, KeyError> {
     let ring_before = read_key_file(path)?;
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let file: KeyFile = toml::from_str(&text).map_err(|error| KeyError::Malformed {
-        origin: path.display().to_string(),
-        reason: error.message().to_owned(),
-    })?;
-    let mut keys = BTreeMap::new();
-    for (version, encoded) in &file.keys {
-        let (version, key) = decode_key(&path.display().to_string(), version, encoded)?;
-        keys.insert(version, key);
-    }
+    let mut keys = read_keys(path)?;
     keys.insert(
         ring_before.current_version() + 1,
         KeyRing::generate_master_key()?,
     );
+    write_key_file(path, &keys, false)?;
+    read_key_file(path)
+}
+
+/// Every key in a key file, by version.
+fn read_keys(path: &Path) -> Result<BTreeMap<u32, [u8; MASTER_KEY_BYTES]>, KeyError> {
+    check_permissions(path)?;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
+    let file: KeyFile = toml::from_str(&text).map_err(|error| KeyError::Malformed {
+        origin: shown.clone(),
+        reason: error.message().to_owned(),
+    })?;
+    let mut keys = BTreeMap::new();
+    for (version, encoded) in &file.keys {
+        let (version, key) = decode_key(&shown, version, encoded)?;
+        keys.insert(version, key);
+    }
+    Ok(keys)
+}
+
+/// Removes one key version from a key file (rewritten atomically, mode
+/// 0600) and returns the new ring. The current (highest) version is never
+/// removed. Whether anything still needs the version is for the caller to
+/// have checked: `kluis keys retire` does.
+pub fn remove_key_version(path: &Path, version: u32) -> Result<KeyRing, KeyError> {
+    let mut keys = read_keys(path)?;
+    let current = keys.keys().next_back().copied().unwrap_or(0);
+    if version == current {
+        return Err(KeyError::RetireCurrent(version));
+    }
+    if keys.remove(&version).is_none() {
+        return Err(KeyError::NoSuchVersion(version));
+    }
+    // Check the remaining keys form a ring before anything is written.
+    KeyRing::new(keys.iter().map(|(v, k)| (*v, *k)).collect())?;
     write_key_file(path, &keys, false)?;
     read_key_file(path)
 }
@@ -342,6 +377,43 @@ mod tests {
         );
         let ring = add_key_version(&path).expect("extended");
         assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn retiring_a_version_rewrites_the_file_without_it_and_keeps_it_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kluis.key");
+        generate_key_file(&path).expect("written");
+        add_key_version(&path).expect("extended");
+        let before = read_keys(&path).expect("readable");
+        assert!(matches!(
+            remove_key_version(&path, 2),
+            Err(KeyError::RetireCurrent(2))
+        ));
+        assert!(matches!(
+            remove_key_version(&path, 7),
+            Err(KeyError::NoSuchVersion(7))
+        ));
+        let ring = remove_key_version(&path, 1).expect("retired");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![2]);
+        let after = read_keys(&path).expect("readable");
+        assert_eq!(after.get(&2), before.get(&2), "the current key changed");
+        assert!(!after.contains_key(&1));
+        let text = std::fs::read_to_string(&path).expect("readable");
+        assert!(!text.contains(&STANDARD.encode(before[&1])));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(
+            !dir.path().join("kluis.key.tmp").exists(),
+            "the temporary file was left behind"
+        );
     }
 
     #[cfg(unix)]

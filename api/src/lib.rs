@@ -51,6 +51,9 @@ pub enum StartError {
     Task(String),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
+    /// `kluis keys retire` found data that still needs the version.
+    #[error("key version {version} is still needed:\n  - {}", .needs.join("\n  - "))]
+    KeyStillNeeded { version: u32, needs: Vec<String> },
 }
 
 impl StartError {
@@ -459,22 +462,32 @@ pub async fn rotate_keys(
         resealed += moved;
         report(progress);
         if progress.remaining == 0 {
-            // Rotation opens every guest's sealed fields: one entry in the
-            // trail says who did it and when (the rows are all of them).
-            let store = store.clone();
+            // Rotation opens every sealed value: one entry in the trail
+            // says who did it and when (the rows are all of them).
+            let columns = store::SEALED
+                .iter()
+                .flat_map(|t| {
+                    t.columns
+                        .iter()
+                        .map(move |c| format!("{}.{}", t.table, c.column))
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let auditing = store.clone();
             run_blocking(move || {
-                Ok(store.audit(
+                Ok(auditing.audit(
                     &[store::AuditEvent {
                         principal: "cli".to_owned(),
                         action: "rotate".to_owned(),
                         object: format!("keys:v{}", progress.target_version),
-                        fields: format!("name,email,phone,notes;rows={resealed}"),
+                        fields: format!("{columns};rows={resealed}"),
                         venue_id: None,
                     }],
                     chrono::Utc::now(),
                 )?)
             })
             .await?;
+            report_unmovable(&store).await?;
             return Ok(progress);
         }
         if moved == 0 {
@@ -483,6 +496,92 @@ pub async fn rotate_keys(
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Says what a rotation cannot move: keyed hashes of live API keys (the
+/// secret is needed to re-key them; a partner's next request does it) and
+/// unexpired access codes (they are waited for). Neither is left silently:
+/// `kluis keys retire` refuses until they are gone.
+async fn report_unmovable(store: &Store) -> Result<(), StartError> {
+    let store = store.clone();
+    run_blocking(move || {
+        let now = chrono::Utc::now();
+        for (id, version) in store.api_keys_on_older_versions(now)? {
+            tracing::warn!(
+                api_key = %id,
+                version,
+                "API key still hashed under an older key version: it moves when next used; otherwise revoke it and issue a new one before retiring that version"
+            );
+        }
+        let current = store.keys().current();
+        for version in current.versions().filter(|v| *v != current.current_version()) {
+            let usage = store.key_usage(version, now)?;
+            if usage.access_codes > 0 {
+                tracing::info!(
+                    version,
+                    codes = usage.access_codes,
+                    valid_until = ?usage.codes_valid_until,
+                    "access codes hashed under an older key version are waiting to expire"
+                );
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `kluis keys retire VERSION`: removes an old key version from the key
+/// file once nothing in the database needs it; otherwise refuses and
+/// lists what still does (sealed values per table and column, live API
+/// keys by id, access codes and when they expire). `now` decides which
+/// access codes and API keys are still alive.
+pub async fn retire_key(
+    checked: &Checked,
+    version: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<store::KeyUsage, StartError> {
+    let (store, source) = open_store(checked).await?;
+    let path = source
+        .file()
+        .ok_or(keys::KeyError::RetireNeedsFile)?
+        .to_path_buf();
+    let ring = store.keys().current();
+    if version == ring.current_version() {
+        return Err(keys::KeyError::RetireCurrent(version).into());
+    }
+    if !ring.versions().any(|v| v == version) {
+        return Err(keys::KeyError::NoSuchVersion(version).into());
+    }
+    run_blocking(move || {
+        // The database forgets the version first: were the key file
+        // rewritten first and the command stopped in between, servers
+        // would refuse to start (the database would name a version the
+        // file lacks).
+        let usage = store.retire_key_version(version, now)?;
+        if usage.blocks_retirement() {
+            return Err(StartError::KeyStillNeeded {
+                version,
+                needs: usage.describe(),
+            });
+        }
+        let ring = keys::remove_key_version(&path, version)?;
+        store.keys().replace(ring);
+        // A node that started in between recorded the version's check
+        // value again; it is gone from the file now, so forget it again.
+        store.retire_key_version(version, now)?;
+        store.audit(
+            &[store::AuditEvent {
+                principal: "cli".to_owned(),
+                action: "retire".to_owned(),
+                object: format!("keys:v{version}"),
+                fields: String::new(),
+                venue_id: None,
+            }],
+            chrono::Utc::now(),
+        )?;
+        Ok(usage)
+    })
+    .await
 }
 
 /// `kluis user add`: creates a staff account (the first admin, usually).

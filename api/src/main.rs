@@ -157,6 +157,13 @@ enum KeysCommand {
     /// with it, in batches, while servers keep serving. Run it again to
     /// resume an interrupted rotation.
     Rotate,
+    /// Remove an old key version from the key file once nothing needs it;
+    /// otherwise list what still does (sealed values per table and column,
+    /// API keys by id, access codes and when they expire).
+    Retire {
+        /// The key version to remove; never the current one.
+        version: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,6 +309,22 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 rows = done.done,
                 "rotation finished: every sealed value and lookup token uses key version {}",
                 done.target_version
+            );
+            Ok(())
+        }
+        Command::Keys {
+            action: KeysCommand::Retire { version },
+        } => {
+            let usage = api::retire_key(&checked, version, chrono::Utc::now()).await?;
+            if usage.unsealed_fingerprints > 0 {
+                tracing::warn!(
+                    records = usage.unsealed_fingerprints,
+                    "booking idempotency records from before sealed fingerprints: a retry under their keys is now refused (CONFLICT) instead of answered"
+                );
+            }
+            tracing::info!(
+                version,
+                "retired key version {version}: the key file no longer holds it"
             );
             Ok(())
         }

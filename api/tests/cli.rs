@@ -422,6 +422,86 @@ fn key_rotation_from_the_command_line_reports_progress_and_finishes() {
 }
 
 #[test]
+fn key_retirement_from_the_command_line_lists_what_holds_it_up_then_removes_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("venues.toml"), VENUES).expect("write");
+    let imported = kluis(dir.path())
+        .args(["venue", "import", "venues.toml"])
+        .output()
+        .expect("run");
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let venue = open_store(dir.path())
+        .venues(None, 1)
+        .expect("venues")
+        .items[0]
+        .id
+        .to_string();
+    let created = kluis(dir.path())
+        .args(["apikey", "create", "--name", "Platform", "--venue", &venue])
+        .output()
+        .expect("run");
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let id = domain::auth::ApiKeyToken::parse(&key).expect("valid").id;
+    let with_file = |args: &[&str]| {
+        kluis(dir.path())
+            .args(args)
+            .env("KLUIS_KEY_FILE", "kluis.key")
+            .output()
+            .expect("run")
+    };
+    let rotated = with_file(&["keys", "rotate"]);
+    let text = stderr(&rotated);
+    assert!(rotated.status.success(), "{text}");
+    assert!(
+        text.contains("API key still hashed under an older key version") && text.contains(&id),
+        "the rotation did not name the API key it cannot move: {text}"
+    );
+    let current = with_file(&["keys", "retire", "2"]);
+    assert_eq!(current.status.code(), Some(2), "{}", stderr(&current));
+    assert!(
+        stderr(&current).contains("is the current one"),
+        "{}",
+        stderr(&current)
+    );
+    let refused = with_file(&["keys", "retire", "1"]);
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("key version 1 is still needed"), "{text}");
+    assert!(
+        text.contains("api_keys: 1 live API keys") && text.contains(&id),
+        "{text}"
+    );
+    let keys = api::keys::read_key_file(&dir.path().join("kluis.key")).expect("key file");
+    assert_eq!(keys.versions().collect::<Vec<_>>(), vec![1, 2]);
+
+    let revoked = kluis(dir.path())
+        .args(["apikey", "revoke", &id])
+        .output()
+        .expect("run");
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let retired = with_file(&["keys", "retire", "1"]);
+    assert!(retired.status.success(), "{}", stderr(&retired));
+    assert!(
+        stderr(&retired).contains("retired key version 1"),
+        "{}",
+        stderr(&retired)
+    );
+    let keys = api::keys::read_key_file(&dir.path().join("kluis.key")).expect("key file");
+    assert_eq!(keys.versions().collect::<Vec<_>>(), vec![2]);
+    // The database agrees: the next start checks the keys and goes ahead.
+    let migrated = with_file(&["migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let gone = with_file(&["keys", "retire", "1"]);
+    assert_eq!(gone.status.code(), Some(2), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("not in the key file"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
 #[ignore = "needs PostgreSQL"]
 fn postgres_connections_honour_sslmode() {
     let dir = tempfile::tempdir().expect("tempdir");

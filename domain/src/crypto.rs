@@ -73,6 +73,9 @@ impl Field {
     /// A manage token kept with an idempotent answer, so that a retried
     /// booking still gets its token back.
     pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");
+    /// The fingerprint of an idempotent booking, which covers the guest's
+    /// details: sealed rather than keyed, so that a rotation can re-seal it.
+    pub const IDEMPOTENT_REQUEST: Self = Self::new("idempotency_keys", "request_fingerprint");
     /// Partner API key secrets, kept as keyed hashes.
     pub const API_KEY_SECRET: Self = Self::new("api_keys", "secret");
 

@@ -390,6 +390,33 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a key's secret hash with one keyed under a newer key
+    /// version, unless the row changed since it was read (revoked, or moved
+    /// by a parallel request). Only a request that presents the secret can
+    /// compute it: a rotation cannot.
+    pub fn rehash_api_key(
+        &self,
+        id: &str,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        new_version: u32,
+    ) -> Result<bool, StoreError> {
+        let version = crate::guests::db_version(new_version);
+        let mut connection = self.connection()?;
+        let moved = on_backend!(&mut *connection, |c, s| {
+            use s::api_keys::dsl as k;
+            diesel::update(
+                k::api_keys
+                    .find(id)
+                    .filter(k::secret_hash.eq(old_hash))
+                    .filter(k::revoked_at.is_null()),
+            )
+            .set((k::secret_hash.eq(new_hash), k::hash_version.eq(version)))
+            .execute(c)?
+        });
+        Ok(moved == 1)
+    }
+
     /// Revokes a key at once; its role assignments go with it.
     pub fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let now = db_instant(now);

@@ -21,7 +21,7 @@ pub struct SealedGuest {
 pub struct GuestRow {
     pub id: String,
     pub venue_id: String,
-    pub key_version: i32,
+    pub _key_version: i32,
     pub name_sealed: Vec<u8>,
     pub email_sealed: Option<Vec<u8>>,
     pub _email_lookup: Option<Vec<u8>>,

@@ -58,6 +58,56 @@ macro_rules! claim_key {
 }
 pub(crate) use claim_key;
 
+/// `claim_key!` for a request whose fingerprint covers personal data. The
+/// full fingerprint is stored sealed (`$sealed`, under the row's own id),
+/// so that a key rotation can re-seal it; `request_hash` holds `$hash`, a
+/// fingerprint of the request's other parts. `$matches` gets a stored
+/// record's `request_hash` and sealed fingerprint (absent on records from
+/// before sealed fingerprints) and says whether it is this request.
+macro_rules! claim_sealed_key {
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $sealed:expr, $now:expr, $matches:expr) => {{
+        use $s::idempotency_keys::dsl as k;
+        let inserted = diesel::insert_into(k::idempotency_keys)
+            .values((
+                k::operation.eq($operation),
+                k::key.eq($key),
+                k::request_hash.eq($hash),
+                k::request_sealed.eq(Some($sealed)),
+                k::created_at.eq($now),
+            ))
+            .on_conflict_do_nothing()
+            .execute($c)?;
+        if inserted == 1 {
+            None
+        } else {
+            let (stored_hash, stored_sealed, answer, token_sealed): (
+                String,
+                Option<Vec<u8>>,
+                Option<String>,
+                Option<Vec<u8>>,
+            ) = k::idempotency_keys
+                .find(($operation, $key))
+                .select((
+                    k::request_hash,
+                    k::request_sealed,
+                    k::response,
+                    k::token_sealed,
+                ))
+                .first($c)?;
+            if !$matches(stored_hash.as_str(), stored_sealed.as_deref())? {
+                return Err(StoreError::Domain(domain::DomainError::Conflict(
+                    "this idempotency key was already used for a different request".to_owned(),
+                )));
+            }
+            let answer = answer.ok_or_else(|| {
+                StoreError::Corrupt(format!("idempotency key for {} has no answer", $operation))
+            })?;
+            Some((answer, token_sealed))
+        }
+    }};
+}
+pub(crate) use claim_sealed_key;
+
 macro_rules! record_answer {
     ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr) => {
         record_answer!($c, $s, $operation, $key, $answer, None::<Vec<u8>>)

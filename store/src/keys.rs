@@ -1,10 +1,13 @@
-//! Key checks and key rotation.
+//! Key checks, key rotation and key retirement. Every column that holds
+//! sealed values is listed once, in [`SEALED`]; rotation, its progress and
+//! the check before a key version is retired all walk that list.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::crypto::{Field, KeyRing};
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use domain::crypto::{Field, KeyRing, version_of};
 
-use crate::guests::{GuestRow, db_version, open_text, seal_guest};
+use crate::guests::db_version;
 use crate::rows::db_instant;
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -21,7 +24,8 @@ pub const ROTATION_BATCH: i64 = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RotationProgress {
     pub target_version: u32,
-    /// Rows (guests and reservations with notes) already on the target version.
+    /// Rows (of every table in [`SEALED`]) whose sealed values are all on
+    /// the target version.
     pub done: u64,
     /// Rows still on an older version.
     pub remaining: u64,
@@ -73,34 +77,43 @@ impl Store {
         })
     }
 
-    /// Counts rows on the current key version and on older ones.
+    /// Counts rows whose sealed values are all on the current key version
+    /// (done) and rows with a value on an older one (remaining), over
+    /// every table in [`SEALED`].
     pub fn rotation_progress(&self) -> Result<RotationProgress, StoreError> {
         let target = self.keys.current().current_version();
-        let current = db_version(target);
+        let prefix = target.to_be_bytes().to_vec();
+        let backend = self.backend;
         let mut connection = self.connection()?;
-        let (done, remaining): (i64, i64) = on_backend!(&mut *connection, |c, s| {
-            use s::guests::dsl as g;
-            use s::reservations::dsl as r;
-            let guests_done: i64 = g::guests
-                .filter(g::key_version.eq(current))
-                .count()
-                .get_result(c)?;
-            // Erased guests have nothing left to re-encrypt.
-            let guests_left: i64 = g::guests
-                .filter(g::key_version.ne(current))
-                .filter(g::erased_at.is_null())
-                .count()
-                .get_result(c)?;
-            let notes_done: i64 = r::reservations
-                .filter(r::key_version.eq(current))
-                .count()
-                .get_result(c)?;
-            let notes_left: i64 = r::reservations
-                .filter(r::key_version.ne(current))
-                .count()
-                .get_result(c)?;
-            (guests_done + notes_done, guests_left + notes_left)
-        });
+        let mut done = 0i64;
+        let mut remaining = 0i64;
+        for table in SEALED {
+            let left = stale_condition(backend, table, "<>");
+            let any = table
+                .columns
+                .iter()
+                .map(|c| present(&quote(c.column)))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let count_left = format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE {left}",
+                quote(table.table)
+            );
+            let count_done = format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE ({any}) AND NOT ({left})",
+                quote(table.table)
+            );
+            on_backend!(&mut *connection, |c| {
+                remaining += diesel::sql_query(&count_left)
+                    .bind::<Binary, _>(&prefix)
+                    .get_result::<Count>(c)?
+                    .n;
+                done += diesel::sql_query(&count_done)
+                    .bind::<Binary, _>(&prefix)
+                    .get_result::<Count>(c)?
+                    .n;
+            });
+        }
         Ok(RotationProgress {
             target_version: target,
             done: u64::try_from(done).unwrap_or(0),
@@ -108,149 +121,515 @@ impl Store {
         })
     }
 
-    /// Re-encrypts one batch of rows that are not on the ring's current
-    /// version, each batch in its own transaction; returns how many rows it
-    /// moved (0 when nothing is left). Safe to interrupt and to run beside
-    /// serving nodes: a row changed meanwhile is skipped and picked up by
-    /// the next batch, and on PostgreSQL two rotations never take the same
-    /// rows.
+    /// Re-seals one batch of rows per table in [`SEALED`] that hold a
+    /// value not on the ring's current version, each batch in its own
+    /// transaction; returns how many rows it moved (0 when nothing is
+    /// left). Safe to interrupt and to run beside serving nodes: a value
+    /// changed meanwhile is skipped and picked up by the next batch, and
+    /// on PostgreSQL two rotations never take the same rows.
     pub fn rotate_batch(&self) -> Result<u64, StoreError> {
         let ring = self.keys.current();
-        let target = ring.current_version();
-        let moved_guests = self.rotate_guests(&ring, target)?;
-        let moved_notes = self.rotate_notes(&ring, target)?;
-        Ok(moved_guests + moved_notes)
+        let mut moved = 0;
+        for table in SEALED {
+            moved += self.rotate_table(&ring, table)?;
+        }
+        Ok(moved)
     }
 
-    fn rotate_guests(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
-        let current = db_version(target);
-        let skip_locked = self.backend == Backend::Postgresql;
+    fn rotate_table(&self, ring: &KeyRing, table: &SealedTable) -> Result<u64, StoreError> {
+        let target = ring.current_version();
+        let prefix = target.to_be_bytes().to_vec();
+        let backend = self.backend;
+        if table.columns.len() > MAX_COLUMNS {
+            return Err(StoreError::Corrupt(format!(
+                "{} lists more than {MAX_COLUMNS} sealed columns",
+                table.table
+            )));
+        }
+        let name = quote(table.table);
+        let (blob, text, lock) = match backend {
+            Backend::Postgresql => ("BYTEA", "TEXT", " FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => ("BLOB", "TEXT", ""),
+        };
+        let values = (0..MAX_COLUMNS)
+            .map(|i| match table.columns.get(i) {
+                Some(column) => format!("{} AS v{i}", quote(column.column)),
+                None => format!("CAST(NULL AS {blob}) AS v{i}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Rows are found again by their primary key (indexed), not by the
+        // row-id expression, which may join several columns.
+        let (k0, k1) = match table.key {
+            [one] => (quote(one), format!("CAST(NULL AS {text})")),
+            [one, two] => (quote(one), quote(two)),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} needs a primary key of one or two columns",
+                    table.table
+                )));
+            }
+        };
+        let key_where = |first: usize| match table.key {
+            [one, two] => format!(
+                "{} = {} AND {} = {}",
+                quote(one),
+                param(backend, first),
+                quote(two),
+                param(backend, first + 1)
+            ),
+            _ => format!("{k0} = {}", param(backend, first)),
+        };
+        let select = format!(
+            "SELECT {} AS row_id, {k0} AS k0, {k1} AS k1, {values} FROM {name} WHERE {} ORDER BY k0, k1 LIMIT {ROTATION_BATCH}{lock}",
+            table.row_id,
+            stale_condition(backend, table, "<>"),
+        );
+        let (p1, p2) = (param(backend, 1), param(backend, 2));
+        let reseal = |column: &str| {
+            let q = quote(column);
+            format!(
+                "UPDATE {name} SET {q} = {p1} WHERE {q} = {p2} AND {}",
+                key_where(3)
+            )
+        };
+        let rewrite = |column: &str| {
+            format!(
+                "UPDATE {name} SET {} = {p1} WHERE {}",
+                quote(column),
+                key_where(2)
+            )
+        };
         let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            use s::guests::dsl as g;
-            let rows: Vec<GuestRow> = c.stale_guests(current, skip_locked)?;
+        on_backend!(&mut *connection, |c| c.write_transaction(|c| {
+            let rows: Vec<StaleRow> = diesel::sql_query(&select)
+                .bind::<Binary, _>(&prefix)
+                .load(c)?;
             let mut moved = 0u64;
             for row in rows {
-                let guest = row.open(ring)?;
-                let sealed = seal_guest(
-                    ring,
-                    target,
-                    &row.id,
-                    &guest.name,
-                    guest.email.as_ref(),
-                    guest.phone.as_ref(),
-                )?;
-                moved += diesel::update(
-                    g::guests
-                        .filter(g::id.eq(&row.id))
-                        .filter(g::key_version.eq(row.key_version)),
-                )
-                .set((
-                    g::key_version.eq(sealed.key_version),
-                    g::name_sealed.eq(sealed.name_sealed),
-                    g::email_sealed.eq(sealed.email_sealed),
-                    g::email_lookup.eq(sealed.email_lookup),
-                    g::phone_sealed.eq(sealed.phone_sealed),
-                    g::phone_lookup.eq(sealed.phone_lookup),
-                ))
-                .execute(c)? as u64;
-            }
-            Ok::<_, StoreError>(moved)
-        }))
-    }
-
-    fn rotate_notes(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
-        let current = db_version(target);
-        let skip_locked = self.backend == Backend::Postgresql;
-        let mut connection = self.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            use s::reservations::dsl as r;
-            let rows: Vec<StaleNote> = c.stale_notes(current, skip_locked)?;
-            let mut moved = 0u64;
-            for (id, version, sealed) in rows {
-                let resealed = match sealed {
-                    Some(bytes) => {
-                        let text = open_text(ring, Field::RESERVATION_NOTES, &id, &bytes)?;
-                        Some(ring.seal_with(
-                            target,
-                            Field::RESERVATION_NOTES,
-                            &id,
-                            text.as_bytes(),
-                        )?)
+                // Binds the row's primary key after the statement's other
+                // parameters.
+                macro_rules! by_key {
+                    ($query:expr) => {
+                        match &row.k1 {
+                            Some(k1) => $query
+                                .bind::<Text, _>(&row.k0)
+                                .bind::<Text, _>(k1)
+                                .execute(c)?,
+                            None => $query.bind::<Text, _>(&row.k0).execute(c)?,
+                        }
+                    };
+                }
+                let values = [row.v0, row.v1, row.v2, row.v3];
+                let mut resealed = false;
+                for (column, value) in table.columns.iter().zip(values) {
+                    let Some(old) = value.filter(|v| v.len() > VERSION_PREFIX) else {
+                        continue;
+                    };
+                    if version_of(&old) == Some(target) {
+                        continue;
                     }
-                    None => None,
-                };
-                moved += diesel::update(
-                    r::reservations
-                        .filter(r::id.eq(&id))
-                        .filter(r::key_version.eq(version)),
-                )
-                .set((r::key_version.eq(current), r::notes_sealed.eq(resealed)))
-                .execute(c)? as u64;
+                    let plain = ring.open(column.field, &row.row_id, &old)?;
+                    let new = ring.seal_with(target, column.field, &row.row_id, &plain)?;
+                    let updated = by_key!(
+                        diesel::sql_query(reseal(column.column))
+                            .bind::<Binary, _>(&new)
+                            .bind::<Binary, _>(&old)
+                    );
+                    if updated != 1 {
+                        continue;
+                    }
+                    resealed = true;
+                    if let Some(lookup) = column.lookup {
+                        let token = ring.lookup_token_with(target, column.field, &plain)?;
+                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token));
+                    }
+                }
+                if !resealed {
+                    continue;
+                }
+                moved += 1;
+                if let Some(version) = table.key_version {
+                    by_key!(
+                        diesel::sql_query(rewrite(version))
+                            .bind::<diesel::sql_types::Integer, _>(db_version(target))
+                    );
+                }
             }
             Ok::<_, StoreError>(moved)
         }))
     }
-}
 
-/// A reservation's id, notes key version and sealed notes.
-type StaleNote = (String, i32, Option<Vec<u8>>);
-
-/// Guests on an older key version, a batch at a time; on PostgreSQL rows
-/// another rotation holds are skipped rather than waited for.
-trait StaleRows: Connection + Sized {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>>;
-    fn stale_notes(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<StaleNote>>;
-}
-
-impl StaleRows for diesel::PgConnection {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::pg::guests::dsl as g;
-        let query = g::guests
-            .filter(g::key_version.ne(current))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
+    /// Everything in the database that still needs key `version`: sealed
+    /// values per table and column, live API keys whose secret hash is
+    /// keyed under it, and access codes hashed under it that can still be
+    /// redeemed. Nothing of it may remain before the version is retired.
+    pub fn key_usage(&self, version: u32, now: DateTime<Utc>) -> Result<KeyUsage, StoreError> {
+        let prefix = version.to_be_bytes().to_vec();
+        let backend = self.backend;
+        let db = db_version(version);
+        let now = db_instant(now);
+        let mut usage = KeyUsage {
+            version,
+            ..KeyUsage::default()
+        };
+        let mut connection = self.connection()?;
+        for table in SEALED {
+            for column in table.columns {
+                let sql = format!(
+                    "SELECT COUNT(*) AS n FROM {} WHERE {}",
+                    quote(table.table),
+                    on_version(&quote(column.column), "=", &param(backend, 1))
+                );
+                let rows = on_backend!(&mut *connection, |c| {
+                    diesel::sql_query(&sql)
+                        .bind::<Binary, _>(&prefix)
+                        .get_result::<Count>(c)?
+                        .n
+                });
+                if rows > 0 {
+                    usage.sealed.push(SealedUsage {
+                        table: table.table,
+                        column: column.column,
+                        rows: u64::try_from(rows).unwrap_or(0),
+                    });
+                }
+            }
         }
+        on_backend!(&mut *connection, |c, s| {
+            use s::access_codes::dsl as a;
+            use s::api_keys::dsl as k;
+            use s::idempotency_keys::dsl as i;
+            usage.api_keys = k::api_keys
+                .filter(k::hash_version.eq(db))
+                .filter(k::revoked_at.is_null())
+                .filter(k::expires_at.is_null().or(k::expires_at.gt(now)))
+                .order(k::id)
+                .select(k::id)
+                .load(c)?;
+            let codes = a::access_codes
+                .filter(a::key_version.eq(db))
+                .filter(a::used_at.is_null())
+                .filter(a::attempts.lt(crate::CODE_ATTEMPTS))
+                .filter(a::expires_at.gt(now));
+            let live: i64 = codes.count().get_result(c)?;
+            usage.access_codes = u64::try_from(live).unwrap_or(0);
+            usage.codes_valid_until = codes
+                .order(a::expires_at.desc())
+                .select(a::expires_at)
+                .first::<DateTime<Utc>>(c)
+                .optional()?;
+            let unsealed: i64 = i::idempotency_keys
+                .filter(i::operation.eq("createReservation"))
+                .filter(i::request_sealed.is_null())
+                .count()
+                .get_result(c)?;
+            usage.unsealed_fingerprints = u64::try_from(unsealed).unwrap_or(0);
+        });
+        Ok(usage)
     }
 
-    fn stale_notes(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<StaleNote>> {
-        use crate::schema::pg::reservations::dsl as r;
-        let query = r::reservations
-            .filter(r::key_version.ne(current))
-            .select((r::id, r::key_version.assume_not_null(), r::notes_sealed))
-            .order(r::id)
-            .limit(ROTATION_BATCH);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
+    /// Partner API keys (id, key version) whose secret hash is keyed under
+    /// a version older than the current one and that can still be used:
+    /// a hash cannot be re-keyed without the secret, so they move when the
+    /// partner next uses them, or when they are replaced.
+    pub fn api_keys_on_older_versions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        let current = db_version(self.keys.current().current_version());
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        let keys: Vec<(String, i32)> = on_backend!(&mut *connection, |c, s| {
+            use s::api_keys::dsl as k;
+            k::api_keys
+                .filter(k::hash_version.ne(current))
+                .filter(k::revoked_at.is_null())
+                .filter(k::expires_at.is_null().or(k::expires_at.gt(now)))
+                .order(k::id)
+                .select((k::id, k::hash_version))
+                .load(c)?
+        });
+        Ok(keys
+            .into_iter()
+            .map(|(id, version)| (id, u32::try_from(version).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Forgets key `version` in the database (its check value), after
+    /// [`Store::key_usage`] found nothing that needs it; refuses, in the
+    /// same transaction, when something does by now. The key file is
+    /// rewritten afterwards: a server started in between still has the
+    /// version and simply records its check value again.
+    pub fn retire_key_version(
+        &self,
+        version: u32,
+        now: DateTime<Utc>,
+    ) -> Result<KeyUsage, StoreError> {
+        let usage = self.key_usage(version, now)?;
+        if usage.blocks_retirement() {
+            return Ok(usage);
         }
+        let db = db_version(version);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| {
+            use s::key_checks::dsl as k;
+            diesel::delete(k::key_checks.filter(k::version.eq(db))).execute(c)?;
+        });
+        Ok(usage)
     }
 }
 
-impl StaleRows for diesel::SqliteConnection {
-    fn stale_guests(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::sqlite::guests::dsl as g;
-        g::guests
-            .filter(g::key_version.ne(current))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH)
-            .load(self)
+/// The 4-byte key version every sealed value starts with.
+const VERSION_PREFIX: usize = 4;
+
+/// A table whose rows hold sealed values, and how to re-seal them.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedTable {
+    /// The SQL table.
+    pub table: &'static str,
+    /// An SQL expression over the row giving the row id each value is
+    /// sealed to (part of its associated data): a column (`"id"`) or an
+    /// expression both backends understand.
+    pub row_id: &'static str,
+    /// The table's primary key (one or two text columns), by which a row
+    /// is found again.
+    pub key: &'static [&'static str],
+    /// The sealed columns; a row is re-sealed in one transaction.
+    pub columns: &'static [SealedColumn],
+    /// A column that repeats the key version of the row's values, kept in
+    /// step with them by the rotation.
+    pub key_version: Option<&'static str>,
+}
+
+/// One sealed column of a [`SealedTable`].
+#[derive(Debug, Clone, Copy)]
+pub struct SealedColumn {
+    pub column: &'static str,
+    /// The field the value is sealed as (derived key and associated data).
+    pub field: Field,
+    /// A column holding the lookup token of the same value under the same
+    /// field, rewritten whenever the value is re-sealed.
+    pub lookup: Option<&'static str>,
+}
+
+const fn sealed(column: &'static str, field: Field) -> SealedColumn {
+    SealedColumn {
+        column,
+        field,
+        lookup: None,
+    }
+}
+
+/// Sealed columns per table: rotation re-seals at most this many per row.
+const MAX_COLUMNS: usize = 4;
+
+/// Every sealed value the database holds. Rotation, its progress and the
+/// check before a key version is retired walk this list and nothing else.
+///
+/// To add a sealed column: one entry here (or one more column of an
+/// existing entry): the table, the SQL expression of the row id the value
+/// is sealed to (the same string the code passes to `KeyRing::seal`), the
+/// primary key, the
+/// column and its `Field`, the lookup-token column if the value has one,
+/// and the key-version column if the table keeps one. A value is
+/// recognised by its 4-byte version prefix, so an empty or NULL column is
+/// skipped. Values in another database (such as a separate key store)
+/// need the same engine run over that database's connection with its own
+/// list; the entry format is the same.
+///
+/// Not here, because they cannot be re-sealed, only replaced: keyed hashes
+/// of API key secrets (`api_keys.hash_version`: moved when a partner next
+/// uses the key, or by a new key) and access codes (`access_codes`: they
+/// live fifteen minutes and are waited for). [`Store::key_usage`] reports
+/// both.
+pub const SEALED: &[SealedTable] = &[
+    SealedTable {
+        table: "guests",
+        row_id: r#""id""#,
+        key: &["id"],
+        columns: &[
+            sealed("name_sealed", Field::GUEST_NAME),
+            SealedColumn {
+                lookup: Some("email_lookup"),
+                ..sealed("email_sealed", Field::GUEST_EMAIL)
+            },
+            SealedColumn {
+                lookup: Some("phone_lookup"),
+                ..sealed("phone_sealed", Field::GUEST_PHONE)
+            },
+        ],
+        key_version: Some("key_version"),
+    },
+    SealedTable {
+        table: "reservations",
+        row_id: r#""id""#,
+        key: &["id"],
+        columns: &[sealed("notes_sealed", Field::RESERVATION_NOTES)],
+        key_version: Some("key_version"),
+    },
+    SealedTable {
+        table: "venue_webhooks",
+        row_id: r#""venue_id""#,
+        key: &["venue_id"],
+        columns: &[sealed("secret_sealed", Field::WEBHOOK_SECRET)],
+        key_version: None,
+    },
+    SealedTable {
+        table: "idempotency_keys",
+        row_id: r#""operation" || '|' || "key""#,
+        key: &["operation", "key"],
+        columns: &[
+            sealed("token_sealed", Field::IDEMPOTENT_TOKEN),
+            sealed("request_sealed", Field::IDEMPOTENT_REQUEST),
+        ],
+        key_version: None,
+    },
+    SealedTable {
+        table: "outbox",
+        row_id: r#""id""#,
+        key: &["id"],
+        columns: &[sealed("message_sealed", Field::OUTBOX_MESSAGE)],
+        key_version: None,
+    },
+    SealedTable {
+        table: "guest_access_grants",
+        row_id: r#""id""#,
+        key: &["id"],
+        columns: &[sealed("email_sealed", Field::ACCESS_GRANT_EMAIL)],
+        key_version: Some("key_version"),
+    },
+];
+
+/// What still needs one key version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub version: u32,
+    /// Sealed values on the version, per table and column.
+    pub sealed: Vec<SealedUsage>,
+    /// Live partner API keys whose secret hash is keyed under the version.
+    pub api_keys: Vec<String>,
+    /// Unused access codes hashed under the version that can still be
+    /// redeemed, and when the last of them expires.
+    pub access_codes: u64,
+    pub codes_valid_until: Option<DateTime<Utc>>,
+    /// Booking idempotency records from before fingerprints were sealed,
+    /// keyed under a version that is not recorded. They do not hold the
+    /// retirement up: a retry under such a key after it is refused with
+    /// `CONFLICT` instead of answered.
+    pub unsealed_fingerprints: u64,
+}
+
+/// Rows of one table whose value in one column is sealed with a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedUsage {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub rows: u64,
+}
+
+impl KeyUsage {
+    /// Whether anything still needs the version.
+    pub fn blocks_retirement(&self) -> bool {
+        !self.sealed.is_empty() || !self.api_keys.is_empty() || self.access_codes > 0
     }
 
-    fn stale_notes(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<StaleNote>> {
-        use crate::schema::sqlite::reservations::dsl as r;
-        r::reservations
-            .filter(r::key_version.ne(current))
-            .select((r::id, r::key_version.assume_not_null(), r::notes_sealed))
-            .order(r::id)
-            .limit(ROTATION_BATCH)
-            .load(self)
+    /// One line per thing that still needs the version, for the operator.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .sealed
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}.{}: {} rows sealed with key version {} (run `kluis keys rotate`)",
+                    u.table, u.column, u.rows, self.version
+                )
+            })
+            .collect();
+        if !self.api_keys.is_empty() {
+            lines.push(format!(
+                "api_keys: {} live API keys hashed under key version {}, ids {} (they move when next used; or revoke them and issue new ones)",
+                self.api_keys.len(),
+                self.version,
+                self.api_keys.join(", ")
+            ));
+        }
+        if self.access_codes > 0 {
+            let until = self
+                .codes_valid_until
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            lines.push(format!(
+                "access_codes: {} codes hashed under key version {} waiting to expire, valid until {until} at the latest",
+                self.access_codes, self.version
+            ));
+        }
+        lines
     }
+}
+
+/// A row a rotation batch re-seals: its id and up to [`MAX_COLUMNS`]
+/// sealed values, in the order of its entry's columns.
+#[derive(QueryableByName)]
+struct StaleRow {
+    #[diesel(sql_type = Text)]
+    row_id: String,
+    #[diesel(sql_type = Text)]
+    k0: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    k1: Option<String>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    v0: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    v1: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    v2: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    v3: Option<Vec<u8>>,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Identifiers in the registry are fixed strings of this crate, never
+/// input; quoting keeps keywords such as `key` usable.
+fn quote(identifier: &str) -> String {
+    format!("\"{identifier}\"")
+}
+
+/// The `n`th bind parameter (numbered, so that one value can be used
+/// several times).
+fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgresql => format!("${n}"),
+        Backend::Sqlite => format!("?{n}"),
+    }
+}
+
+/// The column holds a sealed value (destroyed ones are emptied or NULL).
+fn present(column: &str) -> String {
+    format!("({column} IS NOT NULL AND length({column}) > {VERSION_PREFIX})")
+}
+
+/// The column holds a sealed value whose version prefix compares with
+/// `operator` to the bound prefix `param`.
+fn on_version(column: &str, operator: &str, param: &str) -> String {
+    format!(
+        "({column} IS NOT NULL AND length({column}) > {VERSION_PREFIX} AND substr({column}, 1, {VERSION_PREFIX}) {operator} {param})"
+    )
+}
+
+/// Rows with a value whose version compares with `operator` to the first
+/// bind parameter.
+fn stale_condition(backend: Backend, table: &SealedTable, operator: &str) -> String {
+    let p1 = param(backend, 1);
+    table
+        .columns
+        .iter()
+        .map(|c| on_version(&quote(c.column), operator, &p1))
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }

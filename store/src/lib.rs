@@ -38,7 +38,7 @@ pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, RetentionRun};
-pub use keys::RotationProgress;
+pub use keys::{KeyUsage, RotationProgress, SEALED, SealedColumn, SealedTable, SealedUsage};
 pub use outbox::{
     DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
     retry_delay,
@@ -126,6 +126,13 @@ impl From<diesel::result::Error> for StoreError {
 /// Runs the same Diesel code against whichever backend the connection is,
 /// with `$schema` naming that backend's table declarations.
 macro_rules! on_backend {
+    // For hand-written SQL, which needs no schema module.
+    ($connection:expr, |$c:ident| $body:expr) => {
+        match $connection {
+            $crate::DbConnection::Postgresql($c) => $body,
+            $crate::DbConnection::Sqlite($c) => $body,
+        }
+    };
     ($connection:expr, |$c:ident, $schema:ident| $body:expr) => {
         match $connection {
             $crate::DbConnection::Postgresql($c) => {

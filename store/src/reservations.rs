@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::crypto::Field;
+use domain::crypto::{Field, KeyRing};
 use domain::ports::{
     Booking, GuestRecord, NewReservation, ReservationChange, ReservationRepository,
 };
@@ -14,19 +14,21 @@ use domain::{
     BookingContext, DomainError, Email, GuestId, IdempotencyKey, ManageToken, Phone, Reservation,
     ReservationId, ReservationStatus, Venue, VenueId,
 };
+use sha2::{Digest, Sha256};
 
 use crate::guests::{
     GuestRow, db_version, find_guest_id, open_notes, open_text, seal_guest, tokens,
 };
-use crate::idempotency::{claim_key, fingerprint, record_answer};
+use crate::idempotency::{claim_key, claim_sealed_key, fingerprint, record_answer};
 use crate::rows::{
     OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int, reservation_columns,
 };
 use crate::venues::{load_occupancy, load_resources, load_venue};
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
-/// Keys the digest of a booking's guest details inside its fingerprint.
-const REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
+/// Keyed the digest of a booking's guest details inside its fingerprint,
+/// before fingerprints were sealed; still read for older records.
+const LEGACY_REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
 
 /// Attempts per request when a concurrent writer got in between the checks
 /// and the write; the next attempt sees what that writer committed.
@@ -226,271 +228,10 @@ impl ReservationRepository for Store {
         key: &IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Booking, StoreError> {
-        const OPERATION: &str = "createReservation";
-        let ring = self.keys().current();
-        let guest = &request.guest;
-        let email = guest.email.as_ref().map(Email::expose);
-        let phone = guest.phone.as_ref().map(Phone::expose);
-        // The guest's details take part in the fingerprint only through a
-        // keyed digest: a plain hash of an e-mail address can be guessed.
-        let guest_digest = hex::encode(
-            ring.lookup_token(
-                REQUEST_DIGEST,
-                format!(
-                    "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-                    guest.name.expose(),
-                    email.unwrap_or_default(),
-                    phone.unwrap_or_default(),
-                    guest.notes.as_ref().map(|n| n.expose()).unwrap_or_default()
-                )
-                .as_bytes(),
-            )?,
-        );
-        let hash = fingerprint(&[
-            &request.venue_id,
-            &request.starts_at.to_rfc3339(),
-            &request.party_size.get(),
-            &request
-                .resource_id
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-            &guest_digest,
-            &request.locale.as_str(),
-            &request
-                .notice_version
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            &request
-                .opt_ins
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ]);
-        let version = ring.current_version();
-        let answer_row = format!("{OPERATION}|{}", key.as_str());
-        let venue_id = request.venue_id.to_string();
-        let now = db_instant(now);
-        let written = self.with_retries(|| {
-            let mut connection = self.connection()?;
-            on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some((answer, token_sealed)) =
-                    claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
-                {
-                    let sealed = token_sealed.ok_or_else(|| {
-                        StoreError::Corrupt("stored booking answer has no manage token".to_owned())
-                    })?;
-                    let token = ManageToken::parse(&open_text(
-                        &ring,
-                        Field::IDEMPOTENT_TOKEN,
-                        &answer_row,
-                        &sealed,
-                    )?)
-                    .map_err(|_| {
-                        StoreError::Corrupt("stored manage token is malformed".to_owned())
-                    })?;
-                    return Ok(Outcome::Done(Booking {
-                        reservation: from_answer(&answer)?,
-                        manage_token: token,
-                    }));
-                }
-                let venue: Venue =
-                    load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
-                // Only the fields this venue collects, under its current
-                // privacy notice.
-                venue.guest_fields.check(guest)?;
-                let notice: Option<domain::privacy::PrivacyNotice> =
-                    crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str());
-                crate::privacy::check_notice(notice.as_ref(), request.notice_version)?;
-                // Holds whose payment deadline passed give their slot back
-                // before anyone looks for a free one.
-                release_expired_holds!(c, s, Some(&venue_id), now);
-                let resources = load_resources!(c, s, &venue_id);
-                let blocked_until = request.starts_at
-                    + venue.rules.booking_duration.duration()
-                    + venue.rules.buffer.duration();
-                let occupied =
-                    load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now);
-                let placement = BookingContext {
-                    venue: &venue,
-                    resources: &resources,
-                    occupied: &occupied,
-                    now,
-                }
-                .place_new(
-                    request.starts_at,
-                    request.party_size,
-                    request.resource_id,
-                )?;
-
-                // The details entered with this booking get a guest record
-                // of their own: a booking never links into, reveals or
-                // overwrites an earlier booking's data, whatever e-mail or
-                // phone it gives. The lookup tokens still let staff and the
-                // access-code flow find every booking of an address.
-                let guest_id = GuestId::new_random().to_string();
-                let sealed = seal_guest(
-                    &ring,
-                    version,
-                    &guest_id,
-                    &guest.name,
-                    guest.email.as_ref(),
-                    guest.phone.as_ref(),
-                )?;
-                {
-                    use s::guests::dsl as g;
-                    diesel::insert_into(g::guests)
-                        .values((
-                            g::id.eq(&guest_id),
-                            g::venue_id.eq(&venue_id),
-                            g::key_version.eq(sealed.key_version),
-                            g::name_sealed.eq(sealed.name_sealed),
-                            g::email_sealed.eq(sealed.email_sealed),
-                            g::email_lookup.eq(sealed.email_lookup),
-                            g::phone_sealed.eq(sealed.phone_sealed),
-                            g::phone_lookup.eq(sealed.phone_lookup),
-                            g::created_at.eq(now),
-                            g::updated_at.eq(now),
-                        ))
-                        .execute(c)?;
-                }
-
-                let reservation = Reservation {
-                    id: ReservationId::new_random(),
-                    venue_id: venue.id,
-                    resource_id: placement.resource_id,
-                    guest_id: Some(
-                        GuestId::parse(&guest_id)
-                            .map_err(|_| StoreError::Corrupt(format!("guest id {guest_id}")))?,
-                    ),
-                    party_size: request.party_size,
-                    starts_at: placement.starts_at,
-                    ends_at: placement.ends_at,
-                    blocked_until: placement.blocked_until,
-                    status: ReservationStatus::Confirmed,
-                    hold_until: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                // A venue that wants money up front gets a pending booking
-                // that holds its slot until the payment deadline.
-                let reservation = match venue.payments.rule.requirement(request.party_size)? {
-                    Some(_) => Reservation {
-                        status: ReservationStatus::Pending,
-                        hold_until: Some(now + venue.payments.hold.duration()),
-                        ..reservation
-                    },
-                    None => reservation,
-                };
-                let row = row_of(&reservation, 1);
-                let notes_sealed = guest
-                    .notes
-                    .as_ref()
-                    .map(|notes| {
-                        ring.seal_with(
-                            version,
-                            Field::RESERVATION_NOTES,
-                            &row.id,
-                            notes.expose().as_bytes(),
-                        )
-                    })
-                    .transpose()?;
-                let token = ManageToken::generate()?;
-                use s::reservations::dsl as r;
-                let inserted = diesel::insert_into(r::reservations)
-                    .values((
-                        (
-                            r::id.eq(&row.id),
-                            r::venue_id.eq(&row.venue_id),
-                            r::resource_id.eq(&row.resource_id),
-                            r::party_size.eq(row.party_size),
-                            r::starts_at.eq(row.starts_at),
-                            r::ends_at.eq(row.ends_at),
-                            r::blocked_until.eq(row.blocked_until),
-                            r::status.eq(&row.status),
-                            r::version.eq(row.version),
-                            r::created_at.eq(row.created_at),
-                            r::updated_at.eq(row.updated_at),
-                        ),
-                        (
-                            r::guest_id.eq(&row.guest_id),
-                            r::key_version.eq(notes_sealed.as_ref().map(|_| db_version(version))),
-                            r::notes_sealed.eq(notes_sealed),
-                            r::manage_token_hash.eq(token.hash()),
-                            r::hold_until.eq(row.hold_until),
-                        ),
-                    ))
-                    .execute(c);
-                if let Err(error) = inserted {
-                    // The transaction is aborted on PostgreSQL: give it up and
-                    // let the next attempt read what the other writer did.
-                    return match retry_on_overlap::<Booking>(error)? {
-                        Outcome::Retry(race) => Err(RetryLater(race).into()),
-                        done => Ok(done),
-                    };
-                }
-                let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
-                    .chain(request.opt_ins.iter().copied());
-                crate::privacy::append_consents!(
-                    c,
-                    s,
-                    &guest_id,
-                    &venue_id,
-                    purposes,
-                    true,
-                    request.channel.as_str(),
-                    notice.as_ref(),
-                    now
-                );
-                let token_sealed = ring.seal_with(
-                    version,
-                    Field::IDEMPOTENT_TOKEN,
-                    &answer_row,
-                    token.expose().as_bytes(),
-                )?;
-                record_answer!(
-                    c,
-                    s,
-                    OPERATION,
-                    key.as_str(),
-                    to_answer(&row)?,
-                    Some(token_sealed)
-                );
-                // In the booking's own transaction: a confirmation is
-                // queued exactly when the booking exists.
-                if let Some(email) = guest.email.clone() {
-                    let mail =
-                        crate::outbox::booking_confirmation(&venue, &reservation, &token, email);
-                    let (mail_id, sealed) = crate::outbox::seal_mail(&ring, &mail)?;
-                    crate::outbox::insert_mail!(
-                        c,
-                        s,
-                        &mail_id,
-                        "booking_confirmation",
-                        Some(&venue_id),
-                        &sealed,
-                        now
-                    );
-                }
-                crate::outbox::queue_reservation_event!(
-                    c,
-                    s,
-                    &ring,
-                    &reservation,
-                    ReservationEvent::Created,
-                    now
-                );
-                Ok(Outcome::Done(Booking {
-                    reservation,
-                    manage_token: token,
-                }))
-            }))
-            .or_else(RetryLater::recover)
-        });
-        if let Ok(booking) = &written {
-            self.occupancy_changed(booking.reservation.venue_id);
-        }
-        written
+        // A retry may meet values another node's rotation sealed with a
+        // version this node has not loaded yet: the keys are re-read and
+        // the whole attempt (its transaction rolled back) made again.
+        self.opening(|ring| create_reservation_with(self, ring, request, key, now))
     }
 
     fn modify_reservation(
@@ -876,4 +617,305 @@ impl Store {
     pub(crate) fn occupancy_changed(&self, venue: VenueId) {
         self.occupancy_cache.venue_changed(&venue.to_string());
     }
+}
+
+/// Books under one key ring (see `ReservationRepository::create_reservation`).
+fn create_reservation_with(
+    store: &Store,
+    ring: &KeyRing,
+    request: &NewReservation,
+    key: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<Booking, StoreError> {
+    const OPERATION: &str = "createReservation";
+    let guest = &request.guest;
+    let email = guest.email.as_ref().map(Email::expose);
+    let phone = guest.phone.as_ref().map(Phone::expose);
+    let details = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        guest.name.expose(),
+        email.unwrap_or_default(),
+        phone.unwrap_or_default(),
+        guest.notes.as_ref().map(|n| n.expose()).unwrap_or_default()
+    );
+    let fingerprint_with = |guest_digest: &str| {
+        fingerprint(&[
+            &request.venue_id,
+            &request.starts_at.to_rfc3339(),
+            &request.party_size.get(),
+            &request
+                .resource_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            &guest_digest,
+            &request.locale.as_str(),
+            &request
+                .notice_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            &request
+                .opt_ins
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ])
+    };
+    // The guest's details take part in the fingerprint only inside a
+    // sealed value: a plain hash of an e-mail address can be guessed,
+    // and a keyed digest could not be re-keyed by a rotation (the
+    // details are not kept). The stored `request_hash` covers the
+    // other parts.
+    let hash = fingerprint_with("");
+    let full = fingerprint_with(&hex::encode(Sha256::digest(details.as_bytes())));
+    // Records from before sealed fingerprints hold a digest keyed under
+    // the version of their day.
+    let legacy_matches = |stored: &str| -> Result<bool, StoreError> {
+        for version in ring.versions() {
+            let digest = hex::encode(ring.lookup_token_with(
+                version,
+                LEGACY_REQUEST_DIGEST,
+                details.as_bytes(),
+            )?);
+            if fingerprint_with(&digest) == stored {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let version = ring.current_version();
+    let answer_row = format!("{OPERATION}|{}", key.as_str());
+    let request_sealed = ring.seal_with(
+        version,
+        Field::IDEMPOTENT_REQUEST,
+        &answer_row,
+        full.as_bytes(),
+    )?;
+    let matches = |stored_hash: &str, stored_sealed: Option<&[u8]>| match stored_sealed {
+        Some(sealed) => Ok(stored_hash == hash
+            && open_text(ring, Field::IDEMPOTENT_REQUEST, &answer_row, sealed)? == full),
+        None => legacy_matches(stored_hash),
+    };
+    let venue_id = request.venue_id.to_string();
+    let now = db_instant(now);
+    let written = store.with_retries(|| {
+        let mut connection = store.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            if let Some((answer, token_sealed)) = claim_sealed_key!(
+                c,
+                s,
+                OPERATION,
+                key.as_str(),
+                hash.as_str(),
+                &request_sealed,
+                now,
+                matches
+            ) {
+                let sealed = token_sealed.ok_or_else(|| {
+                    StoreError::Corrupt("stored booking answer has no manage token".to_owned())
+                })?;
+                let token = ManageToken::parse(&open_text(
+                    ring,
+                    Field::IDEMPOTENT_TOKEN,
+                    &answer_row,
+                    &sealed,
+                )?)
+                .map_err(|_| StoreError::Corrupt("stored manage token is malformed".to_owned()))?;
+                return Ok(Outcome::Done(Booking {
+                    reservation: from_answer(&answer)?,
+                    manage_token: token,
+                }));
+            }
+            let venue: Venue =
+                load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
+            // Only the fields this venue collects, under its current
+            // privacy notice.
+            venue.guest_fields.check(guest)?;
+            let notice: Option<domain::privacy::PrivacyNotice> =
+                crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str());
+            crate::privacy::check_notice(notice.as_ref(), request.notice_version)?;
+            // Holds whose payment deadline passed give their slot back
+            // before anyone looks for a free one.
+            release_expired_holds!(c, s, Some(&venue_id), now);
+            let resources = load_resources!(c, s, &venue_id);
+            let blocked_until = request.starts_at
+                + venue.rules.booking_duration.duration()
+                + venue.rules.buffer.duration();
+            let occupied =
+                load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now);
+            let placement = BookingContext {
+                venue: &venue,
+                resources: &resources,
+                occupied: &occupied,
+                now,
+            }
+            .place_new(request.starts_at, request.party_size, request.resource_id)?;
+
+            // The details entered with this booking get a guest record
+            // of their own: a booking never links into, reveals or
+            // overwrites an earlier booking's data, whatever e-mail or
+            // phone it gives. The lookup tokens still let staff and the
+            // access-code flow find every booking of an address.
+            let guest_id = GuestId::new_random().to_string();
+            let sealed = seal_guest(
+                ring,
+                version,
+                &guest_id,
+                &guest.name,
+                guest.email.as_ref(),
+                guest.phone.as_ref(),
+            )?;
+            {
+                use s::guests::dsl as g;
+                diesel::insert_into(g::guests)
+                    .values((
+                        g::id.eq(&guest_id),
+                        g::venue_id.eq(&venue_id),
+                        g::key_version.eq(sealed.key_version),
+                        g::name_sealed.eq(sealed.name_sealed),
+                        g::email_sealed.eq(sealed.email_sealed),
+                        g::email_lookup.eq(sealed.email_lookup),
+                        g::phone_sealed.eq(sealed.phone_sealed),
+                        g::phone_lookup.eq(sealed.phone_lookup),
+                        g::created_at.eq(now),
+                        g::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+            }
+
+            let reservation = Reservation {
+                id: ReservationId::new_random(),
+                venue_id: venue.id,
+                resource_id: placement.resource_id,
+                guest_id: Some(
+                    GuestId::parse(&guest_id)
+                        .map_err(|_| StoreError::Corrupt(format!("guest id {guest_id}")))?,
+                ),
+                party_size: request.party_size,
+                starts_at: placement.starts_at,
+                ends_at: placement.ends_at,
+                blocked_until: placement.blocked_until,
+                status: ReservationStatus::Confirmed,
+                hold_until: None,
+                created_at: now,
+                updated_at: now,
+            };
+            // A venue that wants money up front gets a pending booking
+            // that holds its slot until the payment deadline.
+            let reservation = match venue.payments.rule.requirement(request.party_size)? {
+                Some(_) => Reservation {
+                    status: ReservationStatus::Pending,
+                    hold_until: Some(now + venue.payments.hold.duration()),
+                    ..reservation
+                },
+                None => reservation,
+            };
+            let row = row_of(&reservation, 1);
+            let notes_sealed = guest
+                .notes
+                .as_ref()
+                .map(|notes| {
+                    ring.seal_with(
+                        version,
+                        Field::RESERVATION_NOTES,
+                        &row.id,
+                        notes.expose().as_bytes(),
+                    )
+                })
+                .transpose()?;
+            let token = ManageToken::generate()?;
+            use s::reservations::dsl as r;
+            let inserted = diesel::insert_into(r::reservations)
+                .values((
+                    (
+                        r::id.eq(&row.id),
+                        r::venue_id.eq(&row.venue_id),
+                        r::resource_id.eq(&row.resource_id),
+                        r::party_size.eq(row.party_size),
+                        r::starts_at.eq(row.starts_at),
+                        r::ends_at.eq(row.ends_at),
+                        r::blocked_until.eq(row.blocked_until),
+                        r::status.eq(&row.status),
+                        r::version.eq(row.version),
+                        r::created_at.eq(row.created_at),
+                        r::updated_at.eq(row.updated_at),
+                    ),
+                    (
+                        r::guest_id.eq(&row.guest_id),
+                        r::key_version.eq(notes_sealed.as_ref().map(|_| db_version(version))),
+                        r::notes_sealed.eq(notes_sealed),
+                        r::manage_token_hash.eq(token.hash()),
+                        r::hold_until.eq(row.hold_until),
+                    ),
+                ))
+                .execute(c);
+            if let Err(error) = inserted {
+                // The transaction is aborted on PostgreSQL: give it up and
+                // let the next attempt read what the other writer did.
+                return match retry_on_overlap::<Booking>(error)? {
+                    Outcome::Retry(race) => Err(RetryLater(race).into()),
+                    done => Ok(done),
+                };
+            }
+            let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
+                .chain(request.opt_ins.iter().copied());
+            crate::privacy::append_consents!(
+                c,
+                s,
+                &guest_id,
+                &venue_id,
+                purposes,
+                true,
+                request.channel.as_str(),
+                notice.as_ref(),
+                now
+            );
+            let token_sealed = ring.seal_with(
+                version,
+                Field::IDEMPOTENT_TOKEN,
+                &answer_row,
+                token.expose().as_bytes(),
+            )?;
+            record_answer!(
+                c,
+                s,
+                OPERATION,
+                key.as_str(),
+                to_answer(&row)?,
+                Some(token_sealed)
+            );
+            // In the booking's own transaction: a confirmation is
+            // queued exactly when the booking exists.
+            if let Some(email) = guest.email.clone() {
+                let mail = crate::outbox::booking_confirmation(&venue, &reservation, &token, email);
+                let (mail_id, sealed) = crate::outbox::seal_mail(ring, &mail)?;
+                crate::outbox::insert_mail!(
+                    c,
+                    s,
+                    &mail_id,
+                    "booking_confirmation",
+                    Some(&venue_id),
+                    &sealed,
+                    now
+                );
+            }
+            crate::outbox::queue_reservation_event!(
+                c,
+                s,
+                &ring,
+                &reservation,
+                ReservationEvent::Created,
+                now
+            );
+            Ok(Outcome::Done(Booking {
+                reservation,
+                manage_token: token,
+            }))
+        }))
+        .or_else(RetryLater::recover)
+    });
+    if let Ok(booking) = &written {
+        store.occupancy_changed(booking.reservation.venue_id);
+    }
+    written
 }

@@ -93,6 +93,7 @@ macro_rules! kluis_schema {
                 response -> Nullable<Text>,
                 created_at -> $Instant,
                 token_sealed -> Nullable<Binary>,
+                request_sealed -> Nullable<Binary>,
             }
         }
 

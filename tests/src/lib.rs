@@ -692,6 +692,21 @@ impl TestApp {
         Ok(api::rotate_keys(&self.checked, |_| {}).await?)
     }
 
+    /// Runs `kluis keys retire VERSION` against this server's database and
+    /// key file, at the app clock's now (which decides what has expired).
+    pub async fn retire_key(&self, version: u32) -> Result<store::KeyUsage, api::StartError> {
+        api::retire_key(&self.checked, version, self.clock.now()).await
+    }
+
+    /// Starts a fresh server from the settings and the key file as they are
+    /// now, and speaks to it from here on, as after a restart. (The old
+    /// server is no longer spoken to; it keeps its port until the test
+    /// ends.)
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.address = self.another_node().await?;
+        Ok(())
+    }
+
     /// Every byte the database holds, as an attacker with the disk (or a
     /// database dump) would see it: the SQLite files, or each column of
     /// each table of this test's PostgreSQL schema as text.

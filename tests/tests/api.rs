@@ -9,6 +9,7 @@ mod api {
     mod concurrency;
     mod guests;
     mod idempotency;
+    mod keys;
     mod limits;
     mod metrics;
     mod monitoring;
