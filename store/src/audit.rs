@@ -760,7 +760,6 @@ fn legacy_holds(entry: &AuditEntry, prev: &str, until_seq: i64, until_hash: &str
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn object(name: &str, venue: Option<&str>) -> AuditObject {
