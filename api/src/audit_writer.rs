@@ -1,8 +1,9 @@
 //! Group commit for the audit trail. Every request that read personal data
 //! must have its trail on the record before its answer leaves, and the
-//! trail is one hash chain, so appends take turns. One writer thread takes
-//! whatever requests are waiting and appends them all in one transaction:
-//! under load a turn on the chain serves many requests instead of one.
+//! trail is one HMAC chain, so appends take turns. One writer thread takes
+//! whatever requests are waiting and appends them all in one transaction,
+//! each request as one entry naming every object it read or changed: under
+//! load a turn on the chain serves many requests instead of one.
 
 use std::sync::mpsc;
 

@@ -70,6 +70,9 @@ pub struct Settings {
     /// (`[monitoring]`).
     #[serde(default)]
     pub monitoring: Monitoring,
+    /// The audit trail (`[audit]`).
+    #[serde(default)]
+    pub audit: Audit,
     /// Requests and complexity per minute (`[rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimits,
@@ -255,6 +258,39 @@ pub enum BulkReadResponse {
     Alert,
 }
 
+/// The audit trail's published head (README, "Audit trail").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Every this many minutes each node publishes the chain head (newest
+    /// entry's sequence number and HMAC) to the alert webhook, when one is
+    /// configured, and to the log: `kluis audit verify --head SEQ:HMAC`
+    /// then detects removal of the entries up to it. The newest entries
+    /// since the last publication are what an intruder can remove
+    /// unnoticed.
+    pub publish_head_minutes: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            publish_head_minutes: 15,
+        }
+    }
+}
+
+impl Audit {
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=1440).contains(&self.publish_head_minutes) {
+            return Err(ConfigError::new(
+                "audit.publish_head_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Thresholds of the detection rules (README, "Security monitoring").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -435,6 +471,7 @@ impl Default for Settings {
             metrics_token: None,
             log_format: LogFormat::Text,
             monitoring: Monitoring::default(),
+            audit: Audit::default(),
             rate_limits: RateLimits::default(),
             outbound: Outbound::default(),
         }
@@ -531,6 +568,7 @@ impl Settings {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }
         self.monitoring.check()?;
+        self.audit.check()?;
         self.rate_limits.check()?;
         self.outbound.check(&self)?;
         let metrics_bind = match &self.metrics_bind {

@@ -194,6 +194,84 @@ fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plu
     });
 }
 
+/// Publishes the audit chain's head every `minutes` (see
+/// `publish_audit_head`), the first time at start-up.
+fn publish_audit_head_periodically(store: Store, clock: clock::Clock, minutes: u32, webhook: bool) {
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_secs(u64::from(minutes.max(1)) * 60);
+        let mut tick = tokio::time::interval(every);
+        let mut published: Option<store::AuditHead> = None;
+        loop {
+            tick.tick().await;
+            if let Some(head) =
+                publish_audit_head(&store, clock.now(), webhook, published.as_ref()).await
+            {
+                published = Some(head);
+            }
+        }
+    });
+}
+
+/// Publishes the audit chain's head: to the log (INFO `audit head seq=…
+/// hmac=…`) and, with an alert webhook, through the outbox as an
+/// `audit.head` event. Whoever keeps the published heads can prove with
+/// `kluis audit verify --head` that no entry up to them was removed: the
+/// chain alone cannot show that its newest entries are gone. A head equal
+/// to `last` (the one published before) is not sent again. Returns the
+/// head, if the trail has one.
+pub async fn publish_audit_head(
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+    webhook: bool,
+    last: Option<&store::AuditHead>,
+) -> Option<store::AuditHead> {
+    let reading = store.clone();
+    let head = match tokio::task::spawn_blocking(move || reading.audit_head()).await {
+        Ok(Ok(head)) => head?,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the audit head could not be read");
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the audit head could not be read");
+            return None;
+        }
+    };
+    if last == Some(&head) {
+        return Some(head);
+    }
+    tracing::info!(
+        seq = head.seq,
+        hmac = %head.hash,
+        "audit head seq={} hmac={}",
+        head.seq,
+        head.hash
+    );
+    if webhook {
+        let message = store::Outgoing::Webhook(store::Webhook {
+            target: store::WebhookTarget::Alerts,
+            event: "audit.head".to_owned(),
+            occurred_at: now,
+            data: serde_json::json!({
+                "seq": head.seq,
+                "hmac": head.hash,
+                "head": head.to_string(),
+            }),
+        });
+        let queueing = store.clone();
+        match tokio::task::spawn_blocking(move || {
+            queueing.enqueue("audit_head", None, &message, now)
+        })
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the audit head could not be queued"),
+            Err(error) => tracing::warn!(%error, "the audit head could not be queued"),
+        }
+    }
+    Some(head)
+}
+
 /// Reads a PEM certificate chain and private key into a rustls server
 /// configuration (ring provider, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1).
 fn tls_config(
@@ -296,6 +374,12 @@ impl Application {
         }
         release_holds_periodically(store.clone(), clock.clone());
         apply_retention_periodically(store.clone(), clock.clone(), gateways.clone());
+        publish_audit_head_periodically(
+            store.clone(),
+            clock.clone(),
+            checked.settings.audit.publish_head_minutes,
+            checked.settings.monitoring.alert_webhook_url.is_some(),
+        );
         let couriers = outbox::Couriers::from_settings(&checked.settings)?;
         if couriers.mail.is_none() {
             tracing::warn!("no smtp_url: e-mails wait in the outbox until one is configured");

@@ -84,8 +84,15 @@ enum RetentionCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain; name the first modified or missing entry.
-    Verify,
+    /// Recompute the HMAC chain; name the first modified or missing entry,
+    /// and print the head to compare with the next run.
+    Verify {
+        /// A head published earlier (`SEQ:HMAC`, from the log line or the
+        /// alert webhook): the chain must still reach it unchanged, which
+        /// detects removal of the newest entries.
+        #[arg(long, value_name = "SEQ:HMAC")]
+        head: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -404,14 +411,30 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            action: AuditCommand::Verify,
+            action: AuditCommand::Verify { head },
         } => {
+            let head = head
+                .map(|raw| {
+                    store::AuditHead::parse(&raw)
+                        .ok_or_else(|| anyhow::anyhow!("--head must be SEQ:HMAC (64 hex digits)"))
+                })
+                .transpose()?;
             let (store, _) = api::open_store(&checked).await?;
-            let (entries, broken) =
-                tokio::task::spawn_blocking(move || store.verify_audit()).await??;
-            match broken {
+            let verification =
+                tokio::task::spawn_blocking(move || store.verify_audit(head.as_ref())).await??;
+            let entries = verification.entries;
+            match verification.broken {
                 None => {
-                    tracing::info!(entries, "the audit trail is intact");
+                    let head = verification
+                        .head
+                        .map_or_else(|| "none".to_owned(), |h| h.to_string());
+                    tracing::info!(entries, %head, "the audit trail is intact");
+                    // The head on standard output, to keep and compare.
+                    use std::io::Write;
+                    writeln!(
+                        std::io::stdout().lock(),
+                        "audit trail intact: {entries} entries, head {head}"
+                    )?;
                     Ok(())
                 }
                 Some(store::BrokenLink::Modified { seq }) => {
@@ -419,6 +442,12 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 }
                 Some(store::BrokenLink::Missing { seq, expected }) => anyhow::bail!(
                     "the audit trail is broken at entry {seq}: entry {expected} is missing or was altered"
+                ),
+                Some(store::BrokenLink::Truncated { head, last }) => anyhow::bail!(
+                    "the audit trail is broken: it ends at entry {last}, before the published head {head} (its newest entries were removed)"
+                ),
+                Some(store::BrokenLink::Anchor) => anyhow::bail!(
+                    "the audit trail is broken: the anchor of its older entries is missing or does not match them"
                 ),
             }
         }

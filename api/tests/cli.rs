@@ -113,6 +113,94 @@ fn migrate_creates_the_database() {
     assert!(open_store(dir.path()).has_no_venues().expect("query"));
 }
 
+/// Runs SQL on the test's SQLite file, as someone with database access
+/// but no master key.
+fn tamper(dir: &Path, sql: &str) {
+    use diesel::{Connection as _, RunQueryDsl as _};
+    let path = dir.join("kluis.db");
+    let mut connection =
+        diesel::sqlite::SqliteConnection::establish(&path.display().to_string()).expect("open");
+    diesel::sql_query(sql)
+        .execute(&mut connection)
+        .expect("tamper");
+}
+
+fn verify(dir: &Path, head: Option<&str>) -> Output {
+    let mut command = kluis(dir);
+    command.args(["audit", "verify"]);
+    if let Some(head) = head {
+        command.args(["--head", head]);
+    }
+    command.output().expect("run")
+}
+
+/// `kluis audit verify` prints the head it reached; given a head published
+/// earlier, it fails when the newest entries were removed since, which the
+/// chain alone cannot show. An edit in the middle fails it too.
+#[test]
+fn audit_verify_detects_a_truncated_tail_against_a_published_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrated = kluis(dir.path()).arg("migrate").output().expect("run");
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let store = open_store(dir.path());
+    for n in 1..=3 {
+        store
+            .audit(
+                &[store::AuditEvent {
+                    principal: "user:reader".to_owned(),
+                    action: "read".to_owned(),
+                    object: format!("guest:g{n}"),
+                    fields: "name".to_owned(),
+                    venue_id: None,
+                }],
+                chrono::Utc::now(),
+            )
+            .expect("audit");
+    }
+    let intact = verify(dir.path(), None);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    let printed = String::from_utf8_lossy(&intact.stdout).into_owned();
+    let head = printed
+        .split_whitespace()
+        .find(|word| word.starts_with("3:"))
+        .unwrap_or_else(|| panic!("no head in {printed}"))
+        .to_owned();
+    let against = verify(dir.path(), Some(&head));
+    assert!(against.status.success(), "{}", stderr(&against));
+
+    tamper(dir.path(), "DELETE FROM audit_objects WHERE seq = 3");
+    tamper(dir.path(), "DELETE FROM audit_log WHERE seq = 3");
+    let alone = verify(dir.path(), None);
+    assert!(alone.status.success(), "the chain alone cannot tell");
+    let truncated = verify(dir.path(), Some(&head));
+    assert!(!truncated.status.success());
+    assert!(
+        stderr(&truncated).contains("before the published head 3"),
+        "{}",
+        stderr(&truncated)
+    );
+
+    tamper(
+        dir.path(),
+        "UPDATE audit_objects SET object = 'guest:other' WHERE seq = 1",
+    );
+    let edited = verify(dir.path(), None);
+    assert!(!edited.status.success());
+    assert!(
+        stderr(&edited).contains("entry 1 was modified"),
+        "{}",
+        stderr(&edited)
+    );
+
+    let malformed = verify(dir.path(), Some("3:nothex"));
+    assert!(!malformed.status.success());
+    assert!(
+        stderr(&malformed).contains("SEQ:HMAC"),
+        "{}",
+        stderr(&malformed)
+    );
+}
+
 const VENUES: &str = r#"
 [[venue]]
 slug = "corner"

@@ -78,6 +78,10 @@ impl Field {
     pub const IDEMPOTENT_REQUEST: Self = Self::new("idempotency_keys", "request_fingerprint");
     /// Partner API key secrets, kept as keyed hashes.
     pub const API_KEY_SECRET: Self = Self::new("api_keys", "secret");
+    /// The audit trail's chain: each entry's HMAC (and the anchor of the
+    /// entries written before the chain was keyed). Someone who can write
+    /// the database but has no master key cannot recompute it.
+    pub const AUDIT_CHAIN: Self = Self::new("audit_log", "hash");
 
     pub const fn new(table: &'static str, column: &'static str) -> Self {
         Self { table, column }

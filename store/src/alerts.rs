@@ -363,8 +363,8 @@ impl Store {
         let since = db_instant(since);
         let mut connection = self.connection()?;
         let venues: Vec<Option<String>> = on_backend!(&mut *connection, |c, s| {
-            use s::audit_log::dsl as l;
-            l::audit_log
+            use s::audit_objects::dsl as l;
+            l::audit_objects
                 .filter(l::principal.eq(principal))
                 .filter(l::action.eq("read"))
                 .filter(l::at.ge(since))
@@ -395,16 +395,16 @@ impl Store {
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| {
             use diesel::expression_methods::AggregateExpressionMethods as _;
-            use s::audit_log::dsl as l;
+            use s::audit_objects::dsl as l;
             use s::reservations::dsl as r;
-            let distinct = l::audit_log
+            let distinct = l::audit_objects
                 .filter(l::principal.eq(principal))
                 .filter(l::action.eq_any(BULK_READ_ACTIONS))
                 .filter(l::at.ge(since))
                 .filter(l::object.not_like(format!("{MISSED_LOOKUP}%")))
                 .select(diesel::dsl::count(l::object).aggregate_distinct())
                 .first::<i64>(c)?;
-            let missed = l::audit_log
+            let missed = l::audit_objects
                 .filter(l::principal.eq(principal))
                 .filter(l::action.eq("lookup"))
                 .filter(l::at.ge(since))
@@ -415,7 +415,7 @@ impl Store {
             for window in operational {
                 // A read names `reservation:<id>`: the join strips the
                 // prefix, so that the reservation is found by its key.
-                exempt += l::audit_log
+                exempt += l::audit_objects
                     .inner_join(r::reservations.on(r::id.eq(substr(l::object, RESERVATION_ID_AT))))
                     .filter(l::principal.eq(principal))
                     .filter(l::action.eq("read"))
@@ -431,8 +431,8 @@ impl Store {
         }))
     }
 
-    /// How many `action` entries (`export`, `erase`) `principal` has in the
-    /// trail since `since`.
+    /// How many requests of `principal` since `since` have `action`
+    /// (`export`, `erase`) on the trail.
     pub fn actions_since(
         &self,
         principal: &str,
@@ -441,13 +441,16 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| {
-            use s::audit_log::dsl as l;
-            l::audit_log
+            use s::audit_objects::dsl as l;
+            // Requests, not objects: one export names every record of
+            // the history it exports.
+            use diesel::expression_methods::AggregateExpressionMethods as _;
+            l::audit_objects
                 .filter(l::principal.eq(principal))
                 .filter(l::action.eq(action))
                 .filter(l::at.ge(since))
-                .count()
-                .get_result::<i64>(c)?
+                .select(diesel::dsl::count(l::seq).aggregate_distinct())
+                .first::<i64>(c)?
         }))
     }
 }

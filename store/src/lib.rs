@@ -32,7 +32,10 @@ use domain::crypto::{CryptoError, SharedKeyRing};
 pub use access::{ApiKeyRow, Backoff, LoginAttempt, NewApiKey, RoleAssignment, StaffRow};
 pub use access_codes::{ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, IssuedCode, Redemption};
 pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
-pub use audit::{AuditEntry, AuditEvent, AuditFilter, BrokenLink};
+pub use audit::{
+    AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,
+    GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
+};
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
@@ -242,7 +245,16 @@ impl Store {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
         }
         .map_err(|error| StoreError::Migration(error.to_string()))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        drop(connection);
+        // The audit entries written before the chain was keyed get their
+        // anchor sealed right after the migration that records it, before
+        // anything is appended after them; never later, so that someone
+        // who empties the seal cannot have a restart seal their version.
+        if applied.iter().any(|v| v == audit::ANCHOR_MIGRATION) && self.seal_audit_anchor()? {
+            tracing::warn!("audit anchor sealed: the entries before it keep their SHA-256 links");
+        }
+        Ok(applied)
     }
 
     /// Connections open, of them idle, and the most the pool opens.

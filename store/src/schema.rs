@@ -279,11 +279,37 @@ macro_rules! kluis_schema {
                 at -> $Instant,
                 principal -> Text,
                 action -> Text,
-                object -> Text,
-                fields -> Text,
                 venue_id -> Nullable<Text>,
                 prev_hash -> Text,
                 hash -> Text,
+                key_version -> Integer,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            audit_objects (seq, position) {
+                seq -> BigInt,
+                position -> Integer,
+                at -> $Instant,
+                principal -> Text,
+                action -> Text,
+                object -> Text,
+                fields -> Text,
+                venue_id -> Nullable<Text>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            audit_anchor (id) {
+                id -> Integer,
+                until_seq -> BigInt,
+                until_hash -> Text,
+                key_version -> Integer,
+                mac -> Text,
             }
         }
 
@@ -438,6 +464,9 @@ macro_rules! kluis_schema {
 
         // The bulk-read rule weighs reads by when the reservation starts.
         diesel::allow_tables_to_appear_in_same_query!(audit_log, reservations);
+        diesel::allow_tables_to_appear_in_same_query!(audit_objects, reservations);
+        diesel::allow_tables_to_appear_in_same_query!(audit_objects, audit_log);
+        diesel::joinable!(audit_objects -> audit_log (seq));
     };
 }
 

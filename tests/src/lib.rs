@@ -404,6 +404,7 @@ impl TestApp {
             metrics_token: options.metrics_token.clone(),
             log_format: api::config::LogFormat::Text,
             monitoring: options.monitoring,
+            audit: api::config::Audit::default(),
             rate_limits: options.rate_limits,
             outbound: options.outbound,
         }
@@ -478,10 +479,21 @@ impl TestApp {
         self.clock.advance(by);
     }
 
-    /// Recomputes the audit trail's hash chain, as `kluis audit verify`.
+    /// Recomputes the audit trail's HMAC chain, as `kluis audit verify`.
     pub async fn verify_audit(&self) -> anyhow::Result<(u64, Option<store::BrokenLink>)> {
+        self.verify_audit_against(None).await
+    }
+
+    /// As `kluis audit verify --head SEQ:HMAC`: the chain must also still
+    /// reach the head published earlier.
+    pub async fn verify_audit_against(
+        &self,
+        head: Option<store::AuditHead>,
+    ) -> anyhow::Result<(u64, Option<store::BrokenLink>)> {
         let (store, _) = api::open_store(&self.checked).await?;
-        Ok(tokio::task::spawn_blocking(move || store.verify_audit()).await??)
+        let verification =
+            tokio::task::spawn_blocking(move || store.verify_audit(head.as_ref())).await??;
+        Ok((verification.entries, verification.broken))
     }
 
     /// Applies the retention limits as of `days` days from now, as the

@@ -4,6 +4,7 @@
 mod api {
     mod access;
     mod admin_scope;
+    mod audit;
     mod bad_input;
     mod booking;
     mod concurrency;

@@ -12,7 +12,8 @@ use super::guard::{self, READ};
 use super::{blocking, store};
 use crate::monitor::{RecordStart, RecordStarts};
 
-/// The accesses of one request, merged per (principal, action, object),
+/// The accesses of one request (one entry on the trail), merged per
+/// (principal, action, object) with the fields of each,
 /// and when the reservations read start (for the bulk-read rule; not part
 /// of the trail).
 #[derive(Default)]
@@ -75,16 +76,32 @@ pub fn record(
     }
 }
 
+/// One object an entry names.
+#[derive(SimpleObject)]
+#[graphql(name = "AuditObject")]
+pub struct AuditObjectObject {
+    pub action: String,
+    /// `reservation:<id>`, `guest:<id>`, `venue:<id>` (a lookup that found
+    /// nobody).
+    pub object: String,
+    pub fields: Vec<String>,
+    pub venue_id: Option<ID>,
+}
+
+/// One request's entry on the trail.
 #[derive(SimpleObject)]
 pub struct AuditEntryObject {
     /// Position in the chain; pass as `before` for the next page.
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub principal: String,
-    pub action: String,
-    pub object: String,
-    pub fields: Vec<String>,
+    /// The actions of its objects, each once.
+    pub actions: Vec<String>,
+    /// Every object the request read or changed, with the fields of each.
+    pub objects: Vec<AuditObjectObject>,
+    /// The venue of every object, when they share one.
     pub venue_id: Option<ID>,
+    /// The entry's HMAC, chained to the previous entry's.
     pub hash: String,
 }
 
@@ -94,9 +111,17 @@ impl From<store::AuditEntry> for AuditEntryObject {
             seq: entry.seq,
             at: entry.at,
             principal: entry.principal,
-            action: entry.action,
-            object: entry.object,
-            fields: entry.fields.split(',').map(str::to_owned).collect(),
+            actions: entry.action.split(',').map(str::to_owned).collect(),
+            objects: entry
+                .objects
+                .into_iter()
+                .map(|object| AuditObjectObject {
+                    action: object.action,
+                    object: object.object,
+                    fields: object.fields.split(',').map(str::to_owned).collect(),
+                    venue_id: object.venue_id.map(ID),
+                })
+                .collect(),
             venue_id: entry.venue_id.map(ID),
             hash: entry.hash,
         }
@@ -108,11 +133,14 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// The audit trail, newest first (admins). Filter by principal
-    /// (`user:<id>`, `apikey:<id>`, `guest`), object
-    /// (`reservation:<id>`, `guest:<id>`) or action; page with `before`.
-    /// An admin bound to venues reads the entries of those venues; entries
-    /// of no venue only an admin of every venue.
+    /// The audit trail, one entry per request, newest first (admins).
+    /// Filter by principal (`user:<id>`, `apikey:<id>`, `guest`), by an
+    /// object the entry names (`reservation:<id>`, `guest:<id>`) or by an
+    /// action of one of its objects; page with `before`. An admin bound to
+    /// venues reads the entries whose every object is of one of its venues
+    /// (an entry names one venue's objects or it is shown whole to admins
+    /// of every venue only); entries of no venue only an admin of every
+    /// venue.
     #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
     async fn audit_log(
         &self,
@@ -131,7 +159,6 @@ impl AuditQuery {
             principal,
             object,
             action,
-            objects: Vec::new(),
             venues,
         };
         let entries = blocking(move || store.audit_entries(&filter, before, limit)).await?;

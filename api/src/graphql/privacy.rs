@@ -708,16 +708,15 @@ async fn export(
             .map(|r| format!("reservation:{}", r.id))
             .collect();
         objects.extend(reach.guests.iter().map(|g| format!("guest:{g}")));
-        // One `export` per request (what the export-rate rule counts), on
-        // the first record; the others of the history are on the trail as
-        // read by it, so "who saw this guest" finds each of them.
+        // One entry for the request (what the export-rate rule counts),
+        // naming every record of the history, so that "who saw this
+        // guest" finds each of them.
         let events: Vec<store::AuditEvent> = reach
             .guests
             .iter()
-            .enumerate()
-            .map(|(n, guest)| store::AuditEvent {
+            .map(|guest| store::AuditEvent {
                 principal: who.clone(),
-                action: if n == 0 { "export" } else { "read" }.to_owned(),
+                action: "export".to_owned(),
                 object: format!("guest:{guest}"),
                 fields: "profile,reservations,consents,payments".to_owned(),
                 venue_id: Some(venue.to_string()),
@@ -727,23 +726,18 @@ async fn export(
         if let Some(monitor) = &monitor {
             monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
         }
+        // Only the guest's own objects of each entry: the others a request
+        // named (a day sheet's other guests) are not theirs to see.
         let access_log: Vec<serde_json::Value> = store
-            .audit_entries(
-                &store::AuditFilter {
-                    objects,
-                    ..store::AuditFilter::default()
-                },
-                None,
-                10_000,
-            )?
+            .audit_accesses(&objects, 10_000)?
             .into_iter()
-            .map(|entry| {
+            .map(|access| {
                 serde_json::json!({
-                    "at": entry.at,
-                    "who": entry.principal,
-                    "action": entry.action,
-                    "object": entry.object,
-                    "fields": entry.fields.split(',').collect::<Vec<_>>(),
+                    "at": access.at,
+                    "who": access.principal,
+                    "action": access.action,
+                    "object": access.object,
+                    "fields": access.fields.split(',').collect::<Vec<_>>(),
                 })
             })
             .collect();

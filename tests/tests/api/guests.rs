@@ -544,7 +544,7 @@ async fn an_interrupted_rotation_resumes_where_it_stopped(backend: Backend) -> R
     // Rotation opened every sealed field: the trail says so, once.
     assert_eq!(
         app.count_rows(
-            "audit_log",
+            "audit_objects",
             "principal = 'cli' AND action = 'rotate' AND object = 'keys:v2'"
         )?,
         1
@@ -675,7 +675,7 @@ async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Re
     // column of every entry.
     let trail = app.query_texts(
         "SELECT principal || ' ' || action || ' ' || object || ' ' || fields || ' ' || COALESCE(venue_id, '') AS value \
-         FROM audit_log ORDER BY seq",
+         FROM audit_objects ORDER BY seq, position",
     )?;
     let lookups: Vec<&String> = trail
         .iter()
@@ -803,13 +803,16 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
     // A probe that finds nobody is on the trail as a search of the venue,
     // with no address in it.
     assert_eq!(
-        app.count_rows("audit_log", "action = 'lookup' AND object LIKE 'guest:%'")?,
+        app.count_rows(
+            "audit_objects",
+            "action = 'lookup' AND object LIKE 'guest:%'"
+        )?,
         0,
         "no guest was found, so none was looked up"
     );
     assert_eq!(
         app.count_rows(
-            "audit_log",
+            "audit_objects",
             &format!("action = 'lookup' AND object = 'venue:{venue}' AND fields = 'email'")
         )?,
         1,
