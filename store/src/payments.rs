@@ -133,17 +133,27 @@ impl Store {
                 return Ok(BeginPayment::Existing(Payment::try_from(row)?));
             }
             use s::reservations::dsl as r;
-            let (status, hold_until): (String, Option<DateTime<Utc>>) = r::reservations
-                .find(&reservation_id)
-                .select((r::status, r::hold_until))
-                .first(c)
-                .optional()?
-                .ok_or(DomainError::not_found("reservation"))?;
+            let (status, hold_until, starts_at): (String, Option<DateTime<Utc>>, DateTime<Utc>) =
+                r::reservations
+                    .find(&reservation_id)
+                    .select((r::status, r::hold_until, r::starts_at))
+                    .first(c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
             if kind == "no_show_fee" {
                 if status != ReservationStatus::NoShow.as_str() {
                     return Err(DomainError::invalid(
                         "reservationId",
                         "a no-show fee is only for reservations marked no-show",
+                    )
+                    .into());
+                }
+                // Also for a no-show recorded before marking waited for the
+                // start: no fee for a visit that has not begun.
+                if now < starts_at {
+                    return Err(DomainError::invalid(
+                        "reservationId",
+                        "a no-show fee can be charged only after the booking has started",
                     )
                     .into());
                 }

@@ -519,9 +519,16 @@ impl ReservationRepository for Store {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
+                let (_, row) = load_for_change!(c, s, &id);
+                let venue_id = row.venue_id.clone();
+                // Holds whose payment deadline passed give their slot back
+                // before the move looks for a free one: a slot that looks
+                // free must be free, or a late payment for the old hold
+                // would confirm a second booking on it. The reservation is
+                // read again, as the release may have ended it too.
+                release_expired_holds!(c, s, Some(&venue_id), now);
                 let (version, row) = load_for_change!(c, s, &id);
                 let current = Reservation::try_from(row)?;
-                let venue_id = current.venue_id.to_string();
                 let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
                 let resources = load_resources!(c, s, &venue_id);
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
@@ -824,8 +831,7 @@ impl Store {
             use s::reservations::dsl as r;
             let (version, row) = load_for_change!(c, s, &id);
             let mut reservation = Reservation::try_from(row)?;
-            reservation.status = reservation.status.transition(next)?;
-            reservation.updated_at = now;
+            reservation.record_status(next, now)?;
             let updated = diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
                 .set((
                     r::status.eq(reservation.status.as_str()),

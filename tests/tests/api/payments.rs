@@ -590,6 +590,34 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         Some("BAD_USER_INPUT"),
         "only after a no-show: {early}"
     );
+    // Before the booking starts the guest may still come: no no-show yet,
+    // and no fee even for a no-show recorded early by other means.
+    let mark = "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }";
+    let too_soon = app
+        .gql_as(&staff, mark, json!({ "id": reservation }))
+        .await?;
+    assert_eq!(error_code(&too_soon), Some("BAD_USER_INPUT"), "{too_soon}");
+    let id = reservation.as_str().context("id")?;
+    app.execute_sql(&format!(
+        "UPDATE reservations SET status = 'no_show' WHERE id = '{id}'"
+    ))?;
+    let fee_too_soon = app
+        .gql_as(
+            &manager,
+            charge,
+            json!({ "r": reservation, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&fee_too_soon),
+        Some("BAD_USER_INPUT"),
+        "{fee_too_soon}"
+    );
+    app.execute_sql(&format!(
+        "UPDATE reservations SET status = 'confirmed' WHERE id = '{id}'"
+    ))?;
+    // The evening comes and the guest does not.
+    app.advance(chrono::Duration::days(2));
     let marked = app
         .gql_as(
             &staff,
@@ -890,6 +918,8 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
     // The saved card's details come later; the guest may read them.
     assert_card_fields(&saved, &["startPayment", "payment"], "guest", false)?;
     let grill_manager = app.staff("manager", Some("guarantee-grill")).await?;
+    // A no-show only once the booking has started.
+    app.advance(chrono::Duration::days(2));
     let marked = app
         .gql_as(
             &grill_manager,
@@ -914,4 +944,96 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
 both_backends!(
     card_details_answer_only_to_roles_the_policy_grants,
     card_details_answer_only_to_roles_the_policy_grants
+);
+
+const MODIFY: &str = "mutation M($id: ID!, $t: String!, $k: String!, $input: ModifyReservationInput!) { modifyReservation(id: $id, manageToken: $t, input: $input, idempotencyKey: $k) { status startsAt partySize } }";
+
+/// A paid booking moves onto the slot of a hold whose deadline has passed:
+/// the move gives that hold's slot back first, so the old hold's late
+/// payment cannot confirm a second booking on the table.
+async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    let challenge = intent(
+        "pi_late",
+        "requires_action",
+        json!({ "next_action": { "type": "redirect_to_url",
+        "redirect_to_url": { "url": "https://hooks.stripe.com/3d_secure/pi_late", "return_url": "https://book.example/done" } } }),
+    )?;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge))
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_moved",
+        "succeeded",
+        json!({}),
+    )?))
+    .mount(&stripe)
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_late", "amount": 2000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .mount(&stripe)
+        .await;
+    let (held, held_token) = book(&app, 10).await?;
+    let started = app
+        .gql(START, json!({ "r": held, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": held_token }))
+        .await?;
+    assert_eq!(
+        started["data"]["startPayment"]["payment"]["status"], "REQUIRES_ACTION",
+        "{started}"
+    );
+    let late_payment = started["data"]["startPayment"]["payment"]["id"].clone();
+    let (mover, mover_token) = book(&app, 11).await?;
+    let paid = app
+        .gql(START, json!({ "r": mover, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": mover_token }))
+        .await?;
+    assert_eq!(
+        paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
+        "{paid}"
+    );
+
+    // Long past the hold's deadline (and any grace for a challenge).
+    app.advance(chrono::Duration::hours(2));
+    let moved = app
+        .gql(
+            MODIFY,
+            json!({ "id": mover, "t": mover_token, "k": new_key(), "input": { "startsAt": tomorrow_at(10) } }),
+        )
+        .await?;
+    assert_eq!(
+        moved["data"]["modifyReservation"]["status"], "CONFIRMED",
+        "the expired hold's slot is free: {moved}"
+    );
+
+    // The guest of the old hold finishes the challenge after all.
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_late"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_late",
+            "succeeded",
+            json!({}),
+        )?))
+        .mount(&stripe)
+        .await;
+    app.gql(COMPLETE, json!({ "p": late_payment, "m": held_token }))
+        .await?;
+    let held_now = app.gql(MINE, json!({ "t": held_token })).await?;
+    assert_eq!(
+        held_now["data"]["reservationByToken"]["status"], "CANCELLED",
+        "a late payment confirms no second booking on the table: {held_now}"
+    );
+    let mover_now = app.gql(MINE, json!({ "t": mover_token })).await?;
+    assert_eq!(
+        mover_now["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mover_now}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_move_onto_an_expired_hold_releases_it_first,
+    a_move_onto_an_expired_hold_releases_it_first
 );
