@@ -77,6 +77,15 @@ pub enum BeginPayment {
     Existing(Payment),
 }
 
+/// The outcome of asking to refund under an idempotency key.
+#[derive(Debug, Clone)]
+pub enum BeginRefund {
+    /// Ask the provider (again, with the same key).
+    Ask(Payment),
+    /// Done before under this key: the payment as it stands.
+    Done(Payment),
+}
+
 /// A provider's answer to record.
 pub struct ProviderAnswer<'a> {
     pub reference: Option<&'a str>,
@@ -317,19 +326,108 @@ impl Store {
         recorded
     }
 
-    /// Records a refund the provider accepted.
+    /// Notes a refund about to be asked of the provider under an
+    /// idempotency key. The same key and request again: `Done` once the
+    /// provider accepted it (ask nothing, count nothing), `Ask` while it is
+    /// still open (the provider's own idempotency key makes the second ask
+    /// the same refund). The same key for another request: CONFLICT.
+    pub fn begin_refund(
+        &self,
+        payment_id: &str,
+        idempotency_key: &str,
+        amount: Money,
+        now: DateTime<Utc>,
+    ) -> Result<BeginRefund, StoreError> {
+        let now = db_instant(now);
+        let request_hash = format!("{payment_id}|{}", amount.minor());
+        // Keys are the caller's: one payment's never meets another's.
+        let idempotency_key = &format!("{payment_id}|{idempotency_key}");
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payment_refunds::dsl as f;
+            use s::payments::dsl as p;
+            let current = load_payment!(c, s, p::id.eq(payment_id))
+                .ok_or(DomainError::not_found("payment"))?;
+            let existing: Option<(String, String)> = f::payment_refunds
+                .find(idempotency_key)
+                .select((f::request_hash, f::status))
+                .first(c)
+                .optional()?;
+            match existing {
+                Some((hash, _)) if hash != request_hash => {
+                    Err(StoreError::Domain(DomainError::Conflict(
+                        "this idempotency key was already used for a different refund".to_owned(),
+                    )))
+                }
+                Some((_, status)) if status == "succeeded" => Ok(BeginRefund::Done(current)),
+                Some(_) => Ok(BeginRefund::Ask(current)),
+                None => {
+                    if amount.is_zero() || amount.minor() > current.refundable() {
+                        let left = Money::new(current.refundable(), current.amount.currency())
+                            .map(|m| m.to_string())
+                            .unwrap_or_default();
+                        return Err(DomainError::invalid(
+                            "amount",
+                            format!(
+                                "can refund between 0.01 and {left} (paid {}, refunded {})",
+                                current.amount, current.refunded
+                            ),
+                        )
+                        .into());
+                    }
+                    diesel::insert_into(f::payment_refunds)
+                        .values((
+                            f::idempotency_key.eq(idempotency_key),
+                            f::payment_id.eq(payment_id),
+                            f::request_hash.eq(&request_hash),
+                            f::amount_minor.eq(amount.minor()),
+                            f::status.eq("requested"),
+                            f::created_at.eq(now),
+                            f::updated_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    Ok(BeginRefund::Ask(current))
+                }
+            }
+        }))
+    }
+
+    /// Records a refund the provider accepted, once per idempotency key: a
+    /// second record of the same key changes nothing.
     pub fn record_refund(
         &self,
         payment_id: &str,
+        idempotency_key: &str,
         amount: Money,
+        provider_reference: &str,
         now: DateTime<Utc>,
     ) -> Result<Payment, StoreError> {
         let now = db_instant(now);
+        let idempotency_key = &format!("{payment_id}|{idempotency_key}");
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payments::dsl as p;
             let current = load_payment!(c, s, p::id.eq(payment_id))
                 .ok_or(DomainError::not_found("payment"))?;
+            {
+                use s::payment_refunds::dsl as f;
+                let settled = diesel::update(
+                    f::payment_refunds
+                        .find(idempotency_key)
+                        .filter(f::payment_id.eq(payment_id))
+                        .filter(f::status.eq("requested")),
+                )
+                .set((
+                    f::status.eq("succeeded"),
+                    f::provider_reference.eq(provider_reference),
+                    f::updated_at.eq(now),
+                ))
+                .execute(c)?;
+                if settled == 0 {
+                    // Recorded before (or never begun): nothing to add.
+                    return Ok(current);
+                }
+            }
             if amount.minor() > current.refundable() {
                 return Err(
                     DomainError::invalid("amount", "is more than what is left to refund").into(),
@@ -397,16 +495,32 @@ impl Store {
         rows.into_iter().map(Payment::try_from).collect()
     }
 
-    /// Records a webhook event id; false when it was handled before.
-    pub fn first_delivery(
+    /// Whether a webhook event was handled (settled) before.
+    pub fn delivered_before(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection()?;
+        let found: Option<String> = on_backend!(&mut *connection, |c, s| {
+            use s::webhook_events::dsl as w;
+            w::webhook_events
+                .filter(w::provider.eq(provider))
+                .filter(w::event_id.eq(event_id))
+                .select(w::event_id)
+                .first(c)
+                .optional()?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Records a webhook event id once what it announced is settled; a
+    /// second record (a concurrent retry) changes nothing.
+    pub fn record_delivery(
         &self,
         provider: &str,
         event_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
-        let inserted = on_backend!(&mut *connection, |c, s| diesel::insert_into(
+        on_backend!(&mut *connection, |c, s| diesel::insert_into(
             s::webhook_events::table
         )
         .values((
@@ -416,6 +530,6 @@ impl Store {
         ))
         .on_conflict_do_nothing()
         .execute(c)?);
-        Ok(inserted == 1)
+        Ok(())
     }
 }

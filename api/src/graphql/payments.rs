@@ -9,7 +9,7 @@ use domain::payments::{
 };
 use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, IdempotencyKey, ReservationId, VenueId};
-use store::{BeginPayment, NewPayment, ProviderAnswer, Store};
+use store::{BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Store};
 
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
@@ -260,6 +260,52 @@ pub async fn settle(
     Ok(payload(recorded, Some(&step), viewer))
 }
 
+/// Why a payment could not be brought up to date with its provider.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(transparent)]
+    Provider(#[from] GatewayError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+}
+
+/// Asks the provider how a payment stands and records the answer; unlike
+/// `settle`, silence is an error: a webhook or a job must not take "no
+/// answer" for "done".
+pub async fn refresh_and_record(
+    store: &Store,
+    gateway: &dyn PaymentGateway,
+    payment: Payment,
+    reference_hint: Option<&str>,
+    source: &'static str,
+    at: DateTime<Utc>,
+) -> Result<Payment, SettleError> {
+    let Some(reference) = payment.reference.as_deref().or(reference_hint) else {
+        return Ok(payment);
+    };
+    let provider = gateway.refresh(reference).await?;
+    let store = store.clone();
+    let id = payment.id.clone();
+    tokio::task::spawn_blocking(move || {
+        store.record_payment_answer(
+            &id,
+            &ProviderAnswer {
+                reference: Some(&provider.reference),
+                step: &provider.step,
+                card_brand: provider.card_brand.as_deref(),
+                card_last4: provider.card_last4.as_deref(),
+                source,
+            },
+            at,
+        )
+    })
+    .await
+    .map_err(|e| SettleError::Task(e.to_string()))?
+    .map_err(SettleError::from)
+}
+
 fn start_request(
     payment: &Payment,
     token: &str,
@@ -453,19 +499,24 @@ impl PaymentMutation {
         };
         guard::require_in_venue(ctx, venue, "Mutation.refundPayment", EXECUTE, "payment")?;
         let amount = Money::new(amount, payment.amount.currency()).or_gql()?;
-        if amount.is_zero() || amount.minor() > payment.refundable() {
-            return Err(api_error(
-                Code::BadUserInput,
-                format!(
-                    "amount: can refund between 0.01 and {} (paid {}, refunded {})",
-                    Money::new(payment.refundable(), payment.amount.currency())
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    payment.amount,
-                    payment.refunded
-                ),
-            ));
-        }
+        let at = now(ctx);
+        // The key is claimed before the provider is asked: the same request
+        // again finds the refund made and neither asks nor counts again.
+        let begun = {
+            let store = store.clone();
+            let id = payment.id.clone();
+            let key = key.as_str().to_owned();
+            blocking(move || store.begin_refund(&id, &key, amount, at)).await?
+        };
+        let payment = match begun {
+            BeginRefund::Done(payment) => {
+                return Ok(PaymentObject::new(
+                    payment,
+                    Viewer::of(ctx, Access::Public, venue),
+                ));
+            }
+            BeginRefund::Ask(payment) => payment,
+        };
         let reference = payment.reference.clone().ok_or_else(|| {
             api_error(
                 Code::BadUserInput,
@@ -495,9 +546,11 @@ impl PaymentMutation {
                 "the provider did not accept the refund",
             ));
         }
-        let at = now(ctx);
         let id = payment.id.clone();
-        let recorded = blocking(move || store.record_refund(&id, refund.amount, at)).await?;
+        let recorded = blocking(move || {
+            store.record_refund(&id, key.as_str(), refund.amount, &refund.reference, at)
+        })
+        .await?;
         Ok(PaymentObject::new(
             recorded,
             Viewer::of(ctx, Access::Public, venue),

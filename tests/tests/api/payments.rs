@@ -430,11 +430,12 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(error_code(&too_much), Some("BAD_USER_INPUT"), "{too_much}");
+    let key = new_key();
     let part = app
         .gql_as(
             &manager,
             refund,
-            json!({ "p": payment, "a": 500, "k": new_key() }),
+            json!({ "p": payment, "a": 500, "k": key }),
         )
         .await?;
     assert_eq!(
@@ -442,6 +443,36 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         "{part}"
     );
     assert_eq!(part["data"]["refundPayment"]["refunded"]["amount"], 500);
+    // A retry with the same key is the same refund: counted once, and
+    // Stripe is asked once (the mock expects one call).
+    let again = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 500, "k": key }),
+        )
+        .await?;
+    assert_eq!(
+        again["data"]["refundPayment"]["refunded"]["amount"], 500,
+        "{again}"
+    );
+    let other_amount = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 700, "k": key }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&other_amount),
+        Some("CONFLICT"),
+        "{other_amount}"
+    );
+    assert_eq!(
+        app.count_rows("payment_events", "source = 'refund'")?,
+        1,
+        "one refund in the history"
+    );
     let staff = app.staff("staff", Some("deposit-bistro")).await?;
     let denied = app
         .gql_as(
@@ -1036,4 +1067,77 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
 both_backends!(
     a_move_onto_an_expired_hold_releases_it_first,
     a_move_onto_an_expired_hold_releases_it_first
+);
+
+/// A webhook whose payment cannot be settled now (Stripe does not answer
+/// the refresh in time) gets a 5xx, so that Stripe retries; the retry is
+/// settled, not dropped as a duplicate.
+async fn a_webhook_that_cannot_be_settled_is_retried_not_dropped(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 1).await?;
+    let intent_ok = intent("pi_retry", "succeeded", json!({}))?;
+    start_matches(
+        ResponseTemplate::new(200)
+            .set_body_json(intent_ok.clone())
+            .set_delay(std::time::Duration::from_secs(3)),
+    )
+    .mount(&stripe)
+    .await;
+    let silent = Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_retry"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(intent_ok.clone())
+                .set_delay(std::time::Duration::from_secs(3)),
+        )
+        .mount_as_scoped(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 17).await?;
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    assert_eq!(payment["status"], "PROCESSING", "{started}");
+    let mut object = intent_ok.clone();
+    object["metadata"] = json!({ "kluis_payment_id": payment["id"] });
+    let event = stripe_fixture(
+        "event",
+        json!({ "id": "evt_retry", "type": "payment_intent.succeeded", "data": { "object": object } }),
+    )?;
+    let body = serde_json::to_vec(&event)?;
+    let now = chrono::Utc::now().timestamp();
+    let signature = signed(&body, now, STRIPE_WEBHOOK_SECRET);
+
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        status, 503,
+        "an unsettled event is not answered as processed: {answer}"
+    );
+    drop(silent);
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_retry"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent_ok))
+        .mount(&stripe)
+        .await;
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("processed")),
+        "the retry is settled: {answer}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_webhook_that_cannot_be_settled_is_retried_not_dropped,
+    a_webhook_that_cannot_be_settled_is_retried_not_dropped
 );
