@@ -508,6 +508,7 @@ async fn webhook(
             let hint = event.reference.as_deref();
             match graphql::payments::refresh_and_record(
                 &state.store,
+                state.monitor.as_ref(),
                 gateway.as_ref(),
                 payment,
                 hint,

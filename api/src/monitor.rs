@@ -25,6 +25,8 @@ pub mod rules {
     pub const INTEGRITY_FAILURE: &str = "integrity_failure";
     pub const API_KEY_NEW_NETWORK: &str = "api_key_new_network";
     pub const API_KEY_RATE: &str = "api_key_rate";
+    pub const LATE_PAYMENT_REFUNDED: &str = "late_payment_refunded";
+    pub const LATE_PAYMENT_NOT_REFUNDED: &str = "late_payment_not_refunded";
 }
 
 /// A client address stands in alerts as a keyed hash: alerts leave the
@@ -542,6 +544,32 @@ impl Monitor {
         if let Some(metrics) = &self.metrics {
             metrics.policy_reload(true);
         }
+    }
+
+    /// A payment succeeded for a booking that no longer waited for it (its
+    /// hold ended and its slot went, or the guest cancelled): refunded
+    /// through the provider, or, when that failed, to be refunded by hand.
+    /// Never silent: a person looks at every one.
+    pub fn late_payment(
+        &self,
+        payment: &str,
+        venue: &str,
+        amount_minor: i64,
+        refunded: bool,
+        now: DateTime<Utc>,
+    ) {
+        let rule = if refunded {
+            rules::LATE_PAYMENT_REFUNDED
+        } else {
+            rules::LATE_PAYMENT_NOT_REFUNDED
+        };
+        self.raise(
+            rule,
+            &format!("payment:{payment}"),
+            Some(venue),
+            amount_minor,
+            now,
+        );
     }
 
     /// Sealed values failed their integrity check while serving

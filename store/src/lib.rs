@@ -43,7 +43,7 @@ pub use outbox::{
     DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
     retry_delay,
 };
-pub use payments::{BeginPayment, BeginRefund, NewPayment, ProviderAnswer};
+pub use payments::{ACTION_GRACE, BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Recorded};
 pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
 pub use venues::{ImportReport, ResourceDefinition, VenueDefinition, VenueView};

@@ -77,6 +77,23 @@ pub enum BeginPayment {
     Existing(Payment),
 }
 
+/// How long past the venue's payment deadline a hold is kept while the
+/// provider says the guest is still in the challenge (3D Secure, PayPal
+/// approval): banks give a challenge about 10 minutes, and a slot must not
+/// be kept from other guests much longer than the venue asked for.
+pub const ACTION_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// A provider's answer as recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub payment: Payment,
+    /// Money was taken for a booking that no longer waits for it (its hold
+    /// ended and its slot went, or the guest cancelled): to be refunded.
+    pub orphaned: bool,
+    /// The venue of the payment's reservation.
+    pub venue_id: String,
+}
+
 /// The outcome of asking to refund under an idempotency key.
 #[derive(Debug, Clone)]
 pub enum BeginRefund {
@@ -242,12 +259,19 @@ impl Store {
 
     /// Records what the provider said. A success confirms the reservation;
     /// settled states are never undone by a late or repeated answer.
+    ///
+    /// While the provider says the guest is acting (3D Secure, PayPal
+    /// approval), the hold is kept up to `ACTION_GRACE` past the venue's
+    /// payment deadline. A success that comes after the hold ended
+    /// confirms the booking if its slot is still free and it has not
+    /// started; otherwise the answer is `orphaned`: the caller refunds it
+    /// through the provider and raises an alert.
     pub fn record_payment_answer(
         &self,
         payment_id: &str,
         answer: &ProviderAnswer<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Payment, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         let recorded = on_backend!(&mut *connection, |c, s| {
@@ -283,13 +307,72 @@ impl Store {
                     e::source.eq(answer.source),
                 ))
                 .execute(c)?;
+            let mut orphaned = false;
+            let reservation = current.reservation_id.to_string();
+            let (venue_id, reservation_status, hold_until, created_at, starts_at, blocked_until, resource_id): (
+                String,
+                String,
+                Option<DateTime<Utc>>,
+                DateTime<Utc>,
+                DateTime<Utc>,
+                DateTime<Utc>,
+                String,
+            ) = {
+                use s::reservations::dsl as r;
+                r::reservations
+                    .find(&reservation)
+                    .select((r::venue_id, r::status, r::hold_until, r::created_at, r::starts_at, r::blocked_until, r::resource_id))
+                    .first(c)?
+            };
+            let pending = reservation_status == ReservationStatus::Pending.as_str();
+            if next == PaymentStatus::RequiresAction && !settled && pending
+                && hold_until.is_some_and(|until| until > now)
+            {
+                // The guest is in the challenge now: keep the slot for them,
+                // up to a fixed cap counted from the booking, so that a new
+                // payment cannot stretch the hold again.
+                use s::venues::dsl as v;
+                let minutes: i32 = v::venues.find(&venue_id).select(v::payment_hold_minutes).first(c)?;
+                let cap = created_at
+                    + chrono::Duration::minutes(i64::from(minutes))
+                    + ACTION_GRACE;
+                if hold_until.is_some_and(|until| until < cap) {
+                    use s::reservations::dsl as r;
+                    diesel::update(r::reservations.find(&reservation).filter(r::status.eq(ReservationStatus::Pending.as_str())))
+                        .set(r::hold_until.eq(Some(cap)))
+                        .execute(c)?;
+                }
+            }
             if status == PaymentStatus::Succeeded && !settled && current.kind != "no_show_fee" {
                 use s::reservations::dsl as r;
-                let reservation = current.reservation_id.to_string();
+                // A hold the deadline released (cancelled, deadline
+                // cleared) may come back if nothing took its slot
+                // meanwhile and it has not started; a booking the guest
+                // cancelled never does.
+                let released = reservation_status == ReservationStatus::Cancelled.as_str()
+                    && hold_until.is_none();
+                let revivable = released && starts_at > now && {
+                    let active: Vec<&str> = ReservationStatus::ACTIVE.iter().map(|s| s.as_str()).collect();
+                    let overlapping: i64 = r::reservations
+                        .filter(r::resource_id.eq(&resource_id))
+                        .filter(r::id.ne(&reservation))
+                        .filter(r::status.eq_any(active))
+                        .filter(r::starts_at.lt(blocked_until))
+                        .filter(r::blocked_until.gt(starts_at))
+                        .filter(r::hold_until.is_null().or(r::hold_until.gt(now)))
+                        .count()
+                        .get_result(c)?;
+                    overlapping == 0
+                };
+                let waiting = if revivable {
+                    ReservationStatus::Cancelled.as_str()
+                } else {
+                    ReservationStatus::Pending.as_str()
+                };
                 let confirmed = diesel::update(
                     r::reservations
                         .find(&reservation)
-                        .filter(r::status.eq(ReservationStatus::Pending.as_str())),
+                        .filter(r::status.eq(waiting)),
                 )
                 .set((
                     r::status.eq(ReservationStatus::Confirmed.as_str()),
@@ -299,7 +382,10 @@ impl Store {
                 ))
                 .execute(c)?;
                 if confirmed == 0 {
-                    tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refund due");
+                    // Paid for a booking that no longer waits for it: the
+                    // caller gives the money back.
+                    orphaned = current.kind == "charge";
+                    tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refunding");
                 } else {
                     let row: crate::rows::ReservationRow = r::reservations
                         .find(&reservation)
@@ -316,7 +402,8 @@ impl Store {
                     );
                 }
             }
-            load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment").into())
+            let payment = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            Ok(Recorded { payment, orphaned, venue_id })
         })
         });
         // A paid hold may have turned into a confirmed booking.

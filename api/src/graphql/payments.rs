@@ -218,6 +218,7 @@ fn provider_error(error: GatewayError) -> async_graphql::Error {
 )]
 pub async fn settle(
     store: &Store,
+    monitor: Option<&crate::monitor::Monitor>,
     viewer: Viewer,
     gateway: &dyn PaymentGateway,
     payment: Payment,
@@ -240,11 +241,11 @@ pub async fn settle(
         }
         Err(other) => return Err(provider_error(other)),
     };
-    let store = store.clone();
+    let writer = store.clone();
     let id = payment.id.clone();
     let step = provider.step.clone();
     let recorded = blocking(move || {
-        store.record_payment_answer(
+        writer.record_payment_answer(
             &id,
             &ProviderAnswer {
                 reference: Some(&provider.reference),
@@ -257,7 +258,110 @@ pub async fn settle(
         )
     })
     .await?;
-    Ok(payload(recorded, Some(&step), viewer))
+    let payment = give_back(store, monitor, gateway, recorded, at).await;
+    Ok(payload(payment, Some(&step), viewer))
+}
+
+/// The idempotency key of the automatic refund of a late payment.
+const LATE_REFUND_KEY: &str = "late-payment";
+
+/// Refunds, through its provider, a payment that came after its booking
+/// stopped waiting for it, and raises an alert either way: such money is
+/// never kept silently. Failures are logged and alerted, not returned: the
+/// payment's own answer is recorded and stands.
+pub async fn give_back(
+    store: &Store,
+    monitor: Option<&crate::monitor::Monitor>,
+    gateway: &dyn PaymentGateway,
+    recorded: store::Recorded,
+    at: DateTime<Utc>,
+) -> Payment {
+    let store::Recorded {
+        payment,
+        orphaned,
+        venue_id,
+    } = recorded;
+    if !orphaned || payment.refundable() == 0 {
+        return payment;
+    }
+    let Ok(amount) = Money::new(payment.refundable(), payment.amount.currency()) else {
+        return payment;
+    };
+    let refunded = refund_late(store, gateway, &payment, amount, at).await;
+    match monitor {
+        Some(monitor) => {
+            let monitor = monitor.clone();
+            let (id, venue) = (payment.id.clone(), venue_id.clone());
+            let done = refunded.is_some();
+            let _raised = tokio::task::spawn_blocking(move || {
+                monitor.late_payment(&id, &venue, amount.minor(), done, at);
+            })
+            .await;
+        }
+        None => {
+            tracing::error!(payment = %payment.id, refunded = refunded.is_some(), "a late payment needs a look");
+        }
+    }
+    refunded.unwrap_or(payment)
+}
+
+async fn refund_late(
+    store: &Store,
+    gateway: &dyn PaymentGateway,
+    payment: &Payment,
+    amount: Money,
+    at: DateTime<Utc>,
+) -> Option<Payment> {
+    let reference = payment.reference.clone()?;
+    let begun = {
+        let store = store.clone();
+        let id = payment.id.clone();
+        tokio::task::spawn_blocking(move || store.begin_refund(&id, LATE_REFUND_KEY, amount, at))
+            .await
+    };
+    match begun {
+        Ok(Ok(BeginRefund::Done(payment))) => return Some(payment),
+        Ok(Ok(BeginRefund::Ask(_))) => {}
+        Ok(Err(error)) => {
+            tracing::error!(payment = %payment.id, %error, "a late payment could not be refunded");
+            return None;
+        }
+        Err(error) => {
+            tracing::error!(payment = %payment.id, %error, "a late payment could not be refunded");
+            return None;
+        }
+    }
+    let refund = match gateway
+        .refund(&reference, amount, &format!("kluis-late-{}", payment.id))
+        .await
+    {
+        Ok(refund) if refund.succeeded => refund,
+        Ok(_) => {
+            tracing::error!(payment = %payment.id, "the provider did not accept the refund of a late payment");
+            return None;
+        }
+        Err(error) => {
+            tracing::error!(payment = %payment.id, %error, "a late payment could not be refunded");
+            return None;
+        }
+    };
+    let store = store.clone();
+    let id = payment.id.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
+        store.record_refund(&id, LATE_REFUND_KEY, refund.amount, &refund.reference, at)
+    })
+    .await;
+    match recorded {
+        Ok(Ok(payment)) => Some(payment),
+        Ok(Err(error)) => {
+            tracing::error!(payment = %payment.id, %error, "a refunded late payment could not be recorded");
+            None
+        }
+        Err(error) => {
+            tracing::error!(payment = %payment.id, %error, "a refunded late payment could not be recorded");
+            None
+        }
+    }
 }
 
 /// Why a payment could not be brought up to date with its provider.
@@ -276,6 +380,7 @@ pub enum SettleError {
 /// answer" for "done".
 pub async fn refresh_and_record(
     store: &Store,
+    monitor: Option<&crate::monitor::Monitor>,
     gateway: &dyn PaymentGateway,
     payment: Payment,
     reference_hint: Option<&str>,
@@ -286,9 +391,10 @@ pub async fn refresh_and_record(
         return Ok(payment);
     };
     let provider = gateway.refresh(reference).await?;
+    let store_for_refund = store.clone();
     let store = store.clone();
     let id = payment.id.clone();
-    tokio::task::spawn_blocking(move || {
+    let recorded = tokio::task::spawn_blocking(move || {
         store.record_payment_answer(
             &id,
             &ProviderAnswer {
@@ -302,8 +408,8 @@ pub async fn refresh_and_record(
         )
     })
     .await
-    .map_err(|e| SettleError::Task(e.to_string()))?
-    .map_err(SettleError::from)
+    .map_err(|e| SettleError::Task(e.to_string()))??;
+    Ok(give_back(&store_for_refund, monitor, gateway, recorded, at).await)
 }
 
 fn start_request(
@@ -415,6 +521,7 @@ impl PaymentMutation {
         let request = start_request(&payment, &token, return_url, requirement.purpose);
         settle(
             &store,
+            ctx.data_opt::<crate::monitor::Monitor>(),
             viewer,
             provider.as_ref(),
             payment,
@@ -461,6 +568,7 @@ impl PaymentMutation {
         })?;
         settle(
             &store,
+            ctx.data_opt::<crate::monitor::Monitor>(),
             viewer,
             provider.as_ref(),
             payment,
@@ -658,6 +766,7 @@ impl NoShowMutation {
             BeginPayment::Existing(payment) if payment.reference.is_some() => {
                 return settle(
                     &store,
+                    ctx.data_opt::<crate::monitor::Monitor>(),
                     viewer,
                     provider.as_ref(),
                     payment,
@@ -694,7 +803,7 @@ impl NoShowMutation {
             )
         })
         .await?;
-        Ok(payload(recorded, Some(&step), viewer))
+        Ok(payload(recorded.payment, Some(&step), viewer))
     }
 }
 

@@ -1141,3 +1141,144 @@ both_backends!(
     a_webhook_that_cannot_be_settled_is_retried_not_dropped,
     a_webhook_that_cannot_be_settled_is_retried_not_dropped
 );
+
+fn challenge(id: &str) -> Result<Value> {
+    intent(
+        id,
+        "requires_action",
+        json!({ "next_action": { "type": "redirect_to_url",
+        "redirect_to_url": { "url": format!("https://hooks.stripe.com/3d_secure/{id}"), "return_url": "https://book.example/done" } } }),
+    )
+}
+
+/// Starts a payment that Stripe answers with a 3D Secure challenge;
+/// answers the payment id.
+async fn start_challenged(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    anyhow::ensure!(payment["status"] == "REQUIRES_ACTION", "{started}");
+    Ok(payment["id"].clone())
+}
+
+/// Stripe says the challenged intent `id` has now succeeded.
+async fn challenge_passed(stripe: &MockServer, id: &str) -> Result<()> {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/payment_intents/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(id, "succeeded", json!({}))?))
+        .mount(stripe)
+        .await;
+    Ok(())
+}
+
+/// A guest still in 3D Secure when the hold's deadline passes keeps the
+/// slot for a while; a success after that confirms the booking when its
+/// slot is still free, and otherwise is refunded through Stripe with an
+/// alert: never a charge for a booking that was given away.
+async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    for id in ["pi_kept", "pi_free", "pi_taken"] {
+        start_matches(ResponseTemplate::new(200).set_body_json(challenge(id)?))
+            .up_to_n_times(1)
+            .mount(&stripe)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_taken"))
+        .and(body_string_contains("amount=2000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_taken", "amount": 2000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (kept, kept_token) = book(&app, 10).await?;
+    let kept_payment = start_challenged(&app, &kept, &kept_token).await?;
+    let (free, free_token) = book(&app, 12).await?;
+    let free_payment = start_challenged(&app, &free, &free_token).await?;
+    let (taken, taken_token) = book(&app, 13).await?;
+    let taken_payment = start_challenged(&app, &taken, &taken_token).await?;
+    let venue = app.venue_id("deposit-bistro").await?;
+    let another_guest = |hour: u32| {
+        json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
+            "guest": { "name": "Other Guest" } }, "key": new_key() })
+    };
+
+    // Past the venue's 15 minutes, within the grace for a challenge: the
+    // slot is still held.
+    app.advance(chrono::Duration::minutes(20));
+    let blocked = app.gql(CREATE, another_guest(10)).await?;
+    assert_eq!(
+        error_code(&blocked),
+        Some("SLOT_TAKEN"),
+        "the guest in 3D Secure keeps the slot: {blocked}"
+    );
+    challenge_passed(&stripe, "pi_kept").await?;
+    let done = app
+        .gql(COMPLETE, json!({ "p": kept_payment, "m": kept_token }))
+        .await?;
+    assert_eq!(
+        done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
+        "{done}"
+    );
+    let mine = app.gql(MINE, json!({ "t": kept_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+
+    // Past the grace too: the holds end, and another guest takes 13:00.
+    app.advance(chrono::Duration::minutes(20));
+    let other = app.gql(CREATE, another_guest(13)).await?;
+    assert_eq!(
+        other["data"]["createReservation"]["reservation"]["status"], "PENDING",
+        "{other}"
+    );
+    // 12:00 went to nobody: the late success confirms it after all.
+    challenge_passed(&stripe, "pi_free").await?;
+    app.gql(COMPLETE, json!({ "p": free_payment, "m": free_token }))
+        .await?;
+    let mine = app.gql(MINE, json!({ "t": free_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "a late payment for a slot still free confirms it: {mine}"
+    );
+    // 13:00 went to someone else: the money goes back, and staff hear of it.
+    challenge_passed(&stripe, "pi_taken").await?;
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+        .await?;
+    let mine = app.gql(MINE, json!({ "t": taken_token })).await?;
+    let reservation = &mine["data"]["reservationByToken"];
+    assert_eq!(reservation["status"], "CANCELLED", "{mine}");
+    assert_eq!(
+        (
+            reservation["payments"][0]["status"].as_str(),
+            reservation["payments"][0]["refunded"]["amount"].as_i64()
+        ),
+        (Some("REFUNDED"), Some(2000)),
+        "{mine}"
+    );
+    assert_eq!(
+        app.count_rows(
+            "alerts",
+            &format!(
+                "rule = 'late_payment_refunded' AND principal = 'payment:{}'",
+                taken_payment.as_str().context("id")?
+            )
+        )?,
+        1,
+        "an alert tells of the refund"
+    );
+    // Completing again changes nothing and refunds nothing more.
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+        .await?;
+    assert_eq!(app.count_rows("payment_refunds", "1 = 1")?, 1);
+    Ok(())
+}
+both_backends!(
+    a_payment_that_outlives_its_hold_is_confirmed_or_refunded,
+    a_payment_that_outlives_its_hold_is_confirmed_or_refunded
+);
