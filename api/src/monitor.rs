@@ -27,6 +27,7 @@ pub mod rules {
     pub const API_KEY_RATE: &str = "api_key_rate";
     pub const LATE_PAYMENT_REFUNDED: &str = "late_payment_refunded";
     pub const LATE_PAYMENT_NOT_REFUNDED: &str = "late_payment_not_refunded";
+    pub const PARTY_REFUND_NOT_TAKEN: &str = "party_refund_not_taken";
 }
 
 /// A client address stands in alerts as a keyed hash: alerts leave the
@@ -565,6 +566,24 @@ impl Monitor {
         };
         self.raise(
             rule,
+            &format!("payment:{payment}"),
+            Some(venue),
+            amount_minor,
+            now,
+        );
+    }
+
+    /// A smaller party's share of a per-guest payment could not be
+    /// refunded through the provider: to be refunded by hand.
+    pub fn party_refund_not_taken(
+        &self,
+        payment: &str,
+        venue: &str,
+        amount_minor: i64,
+        now: DateTime<Utc>,
+    ) {
+        self.raise(
+            rules::PARTY_REFUND_NOT_TAKEN,
             &format!("payment:{payment}"),
             Some(venue),
             amount_minor,

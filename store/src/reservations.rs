@@ -134,6 +134,64 @@ macro_rules! release_expired_holds {
     }};
 }
 
+/// Refuses a new party size the money on record does not cover: a
+/// per-guest deposit or prepayment for more guests than were paid for
+/// needs a new payment for the difference, which kluis does not take on a
+/// change (cancel and book again, or ask the venue). A payment still under
+/// way must end first, or it would confirm the booking at the old price.
+/// Fewer guests are always allowed; the caller refunds the difference.
+macro_rules! check_paid_for {
+    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {{
+        use $s::payments::dsl as paid;
+        let charges: Vec<(String, i64, i64, String)> = paid::payments
+            .filter(paid::reservation_id.eq($id))
+            .filter(paid::kind.eq("charge"))
+            .select((
+                paid::status,
+                paid::amount_minor,
+                paid::refunded_minor,
+                paid::currency,
+            ))
+            .load($c)?;
+        let due = $venue.payments.rule.due($party)?;
+        for (status, amount, refunded, currency) in charges {
+            // What was paid and not given back: a party made smaller (and
+            // refunded) and grown again pays again.
+            let amount = amount - refunded;
+            let status = domain::payments::PaymentStatus::parse(&status);
+            if status.is_some_and(domain::payments::PaymentStatus::is_in_flight) {
+                return Err(DomainError::Conflict(
+                    "a payment for this reservation is under way; change the party size once it has completed"
+                        .to_owned(),
+                )
+                .into());
+            }
+            let took_money = matches!(
+                status,
+                Some(
+                    domain::payments::PaymentStatus::Succeeded
+                        | domain::payments::PaymentStatus::PartiallyRefunded
+                        | domain::payments::PaymentStatus::Refunded
+                )
+            );
+            if let Some(due) = due.filter(|_| took_money)
+                && due.minor() > amount
+            {
+                return Err(DomainError::invalid(
+                    "partySize",
+                    format!(
+                        "{} guests cost {due} and {}.{:02} {currency} was paid: the difference needs a new payment, which a change cannot take; cancel and book again, or ask the venue",
+                        $party.get(),
+                        amount / 100,
+                        amount % 100
+                    ),
+                )
+                .into());
+            }
+        }
+    }};
+}
+
 /// Loads a reservation's row inside the transaction that will change it,
 /// with the version the change must still find.
 macro_rules! load_for_change {
@@ -536,6 +594,9 @@ impl ReservationRepository for Store {
                 let blocked_until = starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
+                if party_size != current.party_size {
+                    check_paid_for!(c, s, &id, &venue, party_size);
+                }
                 let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now);
                 let placement = BookingContext {
                     venue: &venue,

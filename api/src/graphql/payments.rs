@@ -262,6 +262,71 @@ pub async fn settle(
     Ok(payload(payment, Some(&step), viewer))
 }
 
+/// After a party grew smaller: refunds through the provider what the
+/// payment took beyond what the venue's rule asks for the new party (a
+/// per-guest deposit or prepayment; a per-booking amount does not change).
+/// Keyed by the change's idempotency key, so a retried change refunds
+/// once. A refund the provider does not take raises an alert.
+pub async fn refund_smaller_party(
+    ctx: &Context<'_>,
+    reservation: ReservationId,
+    change_key: &str,
+) -> Result<()> {
+    let store = store(ctx).clone();
+    let (venue, charge, party) = {
+        let store = store.clone();
+        blocking(move || {
+            let current = store
+                .reservation(reservation)?
+                .ok_or(DomainError::not_found("reservation"))?;
+            let venue = store
+                .venue(current.venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            let charge = store.payments_of(reservation)?.into_iter().find(|p| {
+                p.kind == "charge"
+                    && matches!(
+                        p.status,
+                        domain::payments::PaymentStatus::Succeeded
+                            | domain::payments::PaymentStatus::PartiallyRefunded
+                    )
+            });
+            Ok((venue, charge, current.party_size))
+        })
+        .await?
+    };
+    let Some(charge) = charge else {
+        return Ok(());
+    };
+    let due = venue
+        .payments
+        .rule
+        .due(party)
+        .or_gql()?
+        .map(|m| m.minor())
+        .unwrap_or(0);
+    let excess = (charge.amount.minor() - charge.refunded.minor() - due).min(charge.refundable());
+    if excess <= 0 {
+        return Ok(());
+    }
+    let amount = Money::new(excess, charge.amount.currency()).or_gql()?;
+    let Some(provider) = gateways(ctx)?.named(&charge.gateway) else {
+        return Ok(());
+    };
+    let at = now(ctx);
+    let key = format!("party-{change_key}");
+    let refunded = refund_keyed(&store, provider.as_ref(), &charge, amount, &key, at).await;
+    if refunded.is_none() {
+        if let Some(monitor) = ctx.data_opt::<crate::monitor::Monitor>().cloned() {
+            let (id, venue) = (charge.id.clone(), venue.id.to_string());
+            let _raised = tokio::task::spawn_blocking(move || {
+                monitor.party_refund_not_taken(&id, &venue, amount.minor(), at);
+            })
+            .await;
+        }
+    }
+    Ok(())
+}
+
 /// The idempotency key of the automatic refund of a late payment.
 const LATE_REFUND_KEY: &str = "late-payment";
 
@@ -312,12 +377,25 @@ async fn refund_late(
     amount: Money,
     at: DateTime<Utc>,
 ) -> Option<Payment> {
+    refund_keyed(store, gateway, payment, amount, LATE_REFUND_KEY, at).await
+}
+
+/// Refunds through the provider under a refund key of kluis's own; `None`
+/// (logged) when it did not happen.
+async fn refund_keyed(
+    store: &Store,
+    gateway: &dyn PaymentGateway,
+    payment: &Payment,
+    amount: Money,
+    refund_key: &str,
+    at: DateTime<Utc>,
+) -> Option<Payment> {
     let reference = payment.reference.clone()?;
     let begun = {
         let store = store.clone();
         let id = payment.id.clone();
-        tokio::task::spawn_blocking(move || store.begin_refund(&id, LATE_REFUND_KEY, amount, at))
-            .await
+        let key = refund_key.to_owned();
+        tokio::task::spawn_blocking(move || store.begin_refund(&id, &key, amount, at)).await
     };
     match begun {
         Ok(Ok(BeginRefund::Done(payment))) => return Some(payment),
@@ -332,7 +410,11 @@ async fn refund_late(
         }
     }
     let refund = match gateway
-        .refund(&reference, amount, &format!("kluis-late-{}", payment.id))
+        .refund(
+            &reference,
+            amount,
+            &format!("kluis-{refund_key}-{}", payment.id),
+        )
         .await
     {
         Ok(refund) if refund.succeeded => refund,
@@ -347,8 +429,9 @@ async fn refund_late(
     };
     let store = store.clone();
     let id = payment.id.clone();
+    let key = refund_key.to_owned();
     let recorded = tokio::task::spawn_blocking(move || {
-        store.record_refund(&id, LATE_REFUND_KEY, refund.amount, &refund.reference, at)
+        store.record_refund(&id, &key, refund.amount, &refund.reference, at)
     })
     .await;
     match recorded {

@@ -1282,3 +1282,272 @@ both_backends!(
     a_payment_that_outlives_its_hold_is_confirmed_or_refunded,
     a_payment_that_outlives_its_hold_is_confirmed_or_refunded
 );
+
+/// A PayPal order as Orders v2 answers it (`specs/paypal`), for a card
+/// with 3D Secure: `PAYER_ACTION_REQUIRED` with the `payer-action` link,
+/// later `APPROVED` with the issuer's liability shift, then `COMPLETED`
+/// with its capture.
+fn paypal_order(id: &str, status: &str, liability: Option<&str>) -> Value {
+    let mut order = json!({
+        "id": id, "status": status,
+        "links": [
+            { "href": format!("https://api-m.paypal.com/v2/checkout/orders/{id}"), "rel": "self", "method": "GET" },
+            { "href": format!("https://www.paypal.com/webapps/helios?action=verify&flow=3ds&cart_id={id}"), "rel": "payer-action", "method": "GET" }
+        ],
+        "payment_source": { "card": { "name": "A Guest", "last_digits": "7704", "brand": "VISA", "type": "CREDIT" } }
+    });
+    if let Some(shift) = liability {
+        order["payment_source"]["card"]["authentication_result"] = json!({ "liability_shift": shift,
+            "three_d_secure": { "enrollment_status": "Y", "authentication_status": "Y" } });
+    }
+    if status == "COMPLETED" {
+        order["purchase_units"] = json!([{ "reference_id": "default",
+            "payments": { "captures": [{ "id": format!("CAP-{id}"), "status": "COMPLETED" }] } }]);
+    }
+    order
+}
+
+/// PayPal's card path through GraphQL: the order asks for SCA, the guest
+/// gets PayPal's 3D Secure page, and the booking is confirmed only once
+/// PayPal says the issuer shifted liability and the capture completed; an
+/// issuer that shifts nothing fails the payment without a capture.
+async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
+    backend: Backend,
+) -> Result<()> {
+    let paypal = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/oauth2/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "scope": "https://uri.paypal.com/services/payments/payment",
+            "access_token": "A21AA-token", "token_type": "Bearer", "app_id": "APP-1", "expires_in": 32400
+        })))
+        .mount(&paypal)
+        .await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: DEPOSIT_VENUE,
+            payments: kluis_tests::paypal_config(&paypal.uri())?,
+            ..Options::default()
+        },
+    )
+    .await?;
+    for (id, kluis_amount) in [("ORDER-3DS", "20.00"), ("ORDER-NOSHIFT", "20.00")] {
+        Mock::given(method("POST"))
+            .and(path("/v2/checkout/orders"))
+            .and(header("authorization", "Bearer A21AA-token"))
+            .and(wiremock::matchers::header_exists("paypal-request-id"))
+            .and(wiremock::matchers::body_partial_json(json!({
+                "intent": "CAPTURE",
+                "purchase_units": [{ "amount": { "currency_code": "EUR", "value": kluis_amount } }],
+                "payment_source": { "card": { "attributes": { "verification": { "method": "SCA_WHEN_REQUIRED" } } } }
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(paypal_order(
+                id,
+                "PAYER_ACTION_REQUIRED",
+                None,
+            )))
+            .up_to_n_times(1)
+            .mount(&paypal)
+            .await;
+    }
+    let (reservation, token) = book(&app, 10).await?;
+    let started = app
+        .gql(
+            START,
+            json!({ "r": reservation, "g": "paypal", "t": "card", "k": new_key(), "m": token }),
+        )
+        .await?;
+    let step = &started["data"]["startPayment"];
+    assert_eq!(step["payment"]["status"], "REQUIRES_ACTION", "{started}");
+    assert!(
+        step["redirectUrl"]
+            .as_str()
+            .is_some_and(|url| url.contains("flow=3ds")),
+        "{started}"
+    );
+    let payment = step["payment"]["id"].clone();
+
+    // The guest says "done" while PayPal still waits: nothing changes.
+    let waiting = Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-3DS"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "PAYER_ACTION_REQUIRED",
+            None,
+        )))
+        .mount_as_scoped(&paypal)
+        .await;
+    let early = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        early["data"]["completePayment"]["payment"]["status"], "REQUIRES_ACTION",
+        "{early}"
+    );
+    drop(waiting);
+
+    Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-3DS"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "APPROVED",
+            Some("POSSIBLE"),
+        )))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/checkout/orders/ORDER-3DS/capture"))
+        .and(wiremock::matchers::header_exists("paypal-request-id"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "COMPLETED",
+            Some("POSSIBLE"),
+        )))
+        .expect(1)
+        .mount(&paypal)
+        .await;
+    let done = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
+        "{done}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+
+    // An issuer that shifts no liability: failed, never captured.
+    Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-NOSHIFT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-NOSHIFT",
+            "APPROVED",
+            Some("NO"),
+        )))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/checkout/orders/ORDER-NOSHIFT/capture"))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(0)
+        .mount(&paypal)
+        .await;
+    let (other, other_token) = book(&app, 11).await?;
+    let started = app
+        .gql(
+            START,
+            json!({ "r": other, "g": "paypal", "t": "card", "k": new_key(), "m": other_token }),
+        )
+        .await?;
+    let other_payment = started["data"]["startPayment"]["payment"]["id"].clone();
+    let refused = app
+        .gql(COMPLETE, json!({ "p": other_payment, "m": other_token }))
+        .await?;
+    assert_eq!(
+        refused["data"]["completePayment"]["payment"]["status"], "FAILED",
+        "{refused}"
+    );
+    let mine = app.gql(MINE, json!({ "t": other_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "PENDING",
+        "{mine}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_paypal_card_payment_with_three_d_secure_confirms_through_graphql,
+    a_paypal_card_payment_with_three_d_secure_confirms_through_graphql
+);
+
+/// A paid per-guest deposit follows the party: more guests than were paid
+/// for are refused with a clear error (a new payment is needed), fewer get
+/// their share back through Stripe, once per change; a change while a
+/// payment is under way waits for it.
+async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_party",
+        "succeeded",
+        json!({}),
+    )?))
+    .up_to_n_times(1)
+    .mount(&stripe)
+    .await;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge("pi_party_3ds")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_party"))
+        .and(body_string_contains("amount=1000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_party", "amount": 1000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 10).await?;
+    let paid = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    assert_eq!(
+        paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
+        "{paid}"
+    );
+    let more = app
+        .gql(
+            MODIFY,
+            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 3 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&more), Some("BAD_USER_INPUT"), "{more}");
+    let message = more["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("new payment"), "{message}");
+
+    let key = new_key();
+    let fewer = json!({ "id": reservation, "t": token, "k": key, "input": { "partySize": 1 } });
+    let changed = app.gql(MODIFY, fewer.clone()).await?;
+    assert_eq!(
+        changed["data"]["modifyReservation"]["partySize"], 1,
+        "{changed}"
+    );
+    let again = app.gql(MODIFY, fewer).await?;
+    assert_eq!(
+        again["data"]["modifyReservation"]["partySize"], 1,
+        "{again}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["refunded"]["amount"], 1000,
+        "one guest's share back, once: {mine}"
+    );
+    // Back up to two: that guest's share was given back, so it is due again.
+    let back = app
+        .gql(
+            MODIFY,
+            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 2 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&back), Some("BAD_USER_INPUT"), "{back}");
+
+    let (other, other_token) = book(&app, 11).await?;
+    start_challenged(&app, &other, &other_token).await?;
+    let during = app
+        .gql(
+            MODIFY,
+            json!({ "id": other, "t": other_token, "k": new_key(), "input": { "partySize": 4 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&during), Some("CONFLICT"), "{during}");
+    Ok(())
+}
+both_backends!(
+    a_party_change_is_priced_by_the_per_guest_rule,
+    a_party_change_is_priced_by_the_per_guest_rule
+);
