@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod outbound;
 pub mod outbox;
 pub mod rate_limit;
+pub mod reconcile;
 
 use std::net::TcpListener;
 
@@ -292,6 +293,12 @@ impl Application {
             tracing::info!(gateways = ?gateways.names(), "payment gateways configured");
         }
         release_holds_periodically(store.clone(), clock.clone());
+        reconcile::run_periodically(
+            store.clone(),
+            clock.clone(),
+            gateways.clone(),
+            Some(monitor.clone()),
+        );
         apply_retention_periodically(store.clone(), clock.clone(), gateways.clone());
         let couriers = outbox::Couriers::from_settings(&checked.settings)?;
         if couriers.mail.is_none() {

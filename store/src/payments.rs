@@ -620,3 +620,168 @@ impl Store {
         Ok(())
     }
 }
+
+/// Payments still open (`requires_action`, `processing`) that no one
+/// looked at since `stale_before`, oldest first.
+trait OpenPayments: Connection + Sized {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>>;
+}
+
+const OPEN: [&str; 2] = ["requires_action", "processing"];
+
+impl OpenPayments for diesel::PgConnection {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>> {
+        use crate::schema::pg::payments::dsl as p;
+        let query = p::payments
+            .filter(p::status.eq_any(OPEN))
+            .filter(p::updated_at.le(stale_before))
+            .order(p::updated_at)
+            .limit(limit);
+        if skip_locked {
+            query.for_update().skip_locked().load(self)
+        } else {
+            query.load(self)
+        }
+    }
+}
+
+impl OpenPayments for diesel::SqliteConnection {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        _skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>> {
+        use crate::schema::sqlite::payments::dsl as p;
+        p::payments
+            .filter(p::status.eq_any(OPEN))
+            .filter(p::updated_at.le(stale_before))
+            .order(p::updated_at)
+            .limit(limit)
+            .load(self)
+    }
+}
+
+impl Store {
+    /// Claims up to `limit` open payments no one looked at since
+    /// `stale_before`, for the reconciliation job: their `updated_at`
+    /// moves to `now`, so another node (which skips rows being claimed,
+    /// `SKIP LOCKED` on PostgreSQL) does not take them again this round.
+    pub fn claim_open_payments(
+        &self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let (stale_before, now) = (db_instant(stale_before), db_instant(now));
+        let skip_locked = self.backend() == crate::Backend::Postgresql;
+        let mut connection = self.connection()?;
+        let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| {
+            c.write_transaction(|c| {
+                let rows = c.open_payments(stale_before, limit, skip_locked)?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
+                use s::payments::dsl as p;
+                diesel::update(p::payments.filter(p::id.eq_any(ids)))
+                    .set(p::updated_at.eq(now))
+                    .execute(c)?;
+                Ok::<_, StoreError>(rows)
+            })?
+        });
+        rows.into_iter().map(Payment::try_from).collect()
+    }
+
+    /// Ends a payment that is still open with `status` (`succeeded`,
+    /// `failed`, `cancelled`), recording what ended it. A payment that
+    /// settled meanwhile is left as it is. A success confirms the
+    /// reservation as a provider's success would.
+    pub fn end_payment(
+        &self,
+        payment_id: &str,
+        status: PaymentStatus,
+        reason: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recorded>, StoreError> {
+        if status == PaymentStatus::Succeeded {
+            let current = self
+                .payment(payment_id)?
+                .ok_or(DomainError::not_found("payment"))?;
+            if !current.status.is_in_flight() {
+                return Ok(None);
+            }
+            return self
+                .record_payment_answer(
+                    payment_id,
+                    &ProviderAnswer {
+                        reference: None,
+                        step: &PaymentStep::Succeeded,
+                        card_brand: None,
+                        card_last4: None,
+                        source,
+                    },
+                    now,
+                )
+                .map(Some);
+        }
+        let at = db_instant(now);
+        let mut connection = self.connection()?;
+        let ended = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payments::dsl as p;
+            let changed =
+                diesel::update(p::payments.find(payment_id).filter(p::status.eq_any(OPEN)))
+                    .set((
+                        p::status.eq(status.as_str()),
+                        p::failure_reason.eq(Some(reason)),
+                        p::updated_at.eq(at),
+                    ))
+                    .execute(c)?;
+            if changed == 1 {
+                use s::payment_events::dsl as e;
+                diesel::insert_into(e::payment_events)
+                    .values((
+                        e::payment_id.eq(payment_id),
+                        e::at.eq(at),
+                        e::status.eq(status.as_str()),
+                        e::source.eq(source),
+                        e::detail.eq(Some(reason)),
+                    ))
+                    .execute(c)?;
+            }
+            Ok::<_, StoreError>(changed == 1)
+        }))?;
+        if !ended {
+            return Ok(None);
+        }
+        let payment = self
+            .payment(payment_id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        let venue_id = self
+            .reservation_venue(payment.reservation_id)?
+            .unwrap_or_default();
+        Ok(Some(Recorded {
+            payment,
+            orphaned: false,
+            venue_id,
+        }))
+    }
+
+    fn reservation_venue(&self, id: ReservationId) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| s::reservations::table
+            .find(&id)
+            .select(s::reservations::venue_id)
+            .first::<String>(c)
+            .optional()?))
+    }
+}

@@ -750,6 +750,90 @@ impl PaymentMutation {
 }
 
 #[derive(Default)]
+pub struct OnsiteMutation;
+
+#[Object]
+impl OnsiteMutation {
+    /// Closes an on-site payment at the desk (venue staff, managers):
+    /// `paid: true` when the guest paid at the venue (a pending booking is
+    /// then confirmed), `false` to cancel it. Only open on-site payments;
+    /// closing twice is CONFLICT.
+    async fn close_onsite_payment(
+        &self,
+        ctx: &Context<'_>,
+        payment_id: ID,
+        paid: bool,
+    ) -> Result<PaymentObject> {
+        let store = store(ctx).clone();
+        let (payment, venue) = {
+            let store = store.clone();
+            let id = payment_id.0.clone();
+            blocking(move || {
+                let payment = store
+                    .payment(&id)?
+                    .ok_or(DomainError::not_found("payment"))?;
+                let reservation = store
+                    .reservation(payment.reservation_id)?
+                    .ok_or(DomainError::not_found("payment"))?;
+                Ok((payment, reservation.venue_id))
+            })
+            .await?
+        };
+        guard::require_in_venue(
+            ctx,
+            venue,
+            "Mutation.closeOnsitePayment",
+            EXECUTE,
+            "payment",
+        )?;
+        if payment.gateway != "onsite" {
+            return Err(api_error(
+                Code::BadUserInput,
+                "paymentId: only on-site payments are closed at the venue",
+            ));
+        }
+        if !payment.status.is_in_flight() {
+            return Err(api_error(Code::Conflict, "this payment has already ended"));
+        }
+        let at = now(ctx);
+        let status = if paid {
+            domain::payments::PaymentStatus::Succeeded
+        } else {
+            domain::payments::PaymentStatus::Cancelled
+        };
+        let source = if paid {
+            "paid at the venue"
+        } else {
+            "cancelled at the venue"
+        };
+        let id = payment.id.clone();
+        let store_for_refund = &store.clone();
+        let ended = blocking(move || store.end_payment(&id, status, source, "venue", at)).await?;
+        let ended =
+            ended.ok_or_else(|| api_error(Code::Conflict, "this payment has already ended"))?;
+        // Paid at the desk for a booking that no longer waited for it: the
+        // venue gives the money back there, and an alert says so.
+        let payment = match gateways(ctx)?.named("onsite") {
+            Some(onsite) => {
+                give_back(
+                    store_for_refund,
+                    ctx.data_opt::<crate::monitor::Monitor>(),
+                    onsite.as_ref(),
+                    ended,
+                    at,
+                )
+                .await
+            }
+            None => ended.payment,
+        };
+        Ok(PaymentObject::new(
+            payment,
+            Viewer::of(ctx, Access::Public, venue),
+        ))
+    }
+}
+
+#[derive(Default)]
 pub struct NoShowMutation;
 
 #[Object]

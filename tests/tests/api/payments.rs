@@ -1551,3 +1551,133 @@ both_backends!(
     a_party_change_is_priced_by_the_per_guest_rule,
     a_party_change_is_priced_by_the_per_guest_rule
 );
+
+const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(paymentId: $p, paid: $paid) { status failureReason } }";
+
+async fn start_onsite(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+    let started = app
+        .gql(
+            START,
+            json!({ "r": reservation, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+        )
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    anyhow::ensure!(payment["status"] == "PROCESSING", "{started}");
+    Ok(payment["id"].clone())
+}
+
+/// Open payments end: staff close an on-site payment at the desk (paid,
+/// or cancelled), others of the venue and outsiders cannot; the
+/// reconciliation job cancels an abandoned 3D Secure at Stripe after an
+/// hour and an on-site payment whose booking went, and erasure is no
+/// longer held up by them.
+async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge("pi_gone")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_gone"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(challenge("pi_gone")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_gone/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_gone",
+            "canceled",
+            json!({}),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let staff = app.staff("staff", Some("deposit-bistro")).await?;
+    let manager = app.staff("manager", Some("deposit-bistro")).await?;
+    let elsewhere = app.staff("manager", Some("guarantee-grill")).await?;
+
+    let (paid_at_desk, paid_token) = book(&app, 10).await?;
+    let desk_payment = start_onsite(&app, &paid_at_desk, &paid_token).await?;
+    for (who, token) in [
+        ("another venue's manager", Some(&elsewhere)),
+        ("the guest", None),
+    ] {
+        let denied = match token {
+            Some(token) => {
+                app.gql_as(token, CLOSE, json!({ "p": desk_payment, "paid": true }))
+                    .await?
+            }
+            None => {
+                app.gql_as(
+                    &paid_token,
+                    CLOSE,
+                    json!({ "p": desk_payment, "paid": true }),
+                )
+                .await?
+            }
+        };
+        assert!(
+            matches!(error_code(&denied), Some("FORBIDDEN" | "NOT_FOUND")),
+            "{who}: {denied}"
+        );
+    }
+    let closed = app
+        .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": true }))
+        .await?;
+    assert_eq!(
+        closed["data"]["closeOnsitePayment"]["status"], "SUCCEEDED",
+        "{closed}"
+    );
+    let mine = app.gql(MINE, json!({ "t": paid_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    let twice = app
+        .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": false }))
+        .await?;
+    assert_eq!(error_code(&twice), Some("CONFLICT"), "{twice}");
+
+    let (not_paid, not_paid_token) = book(&app, 11).await?;
+    let cancelled_payment = start_onsite(&app, &not_paid, &not_paid_token).await?;
+    let closed = app
+        .gql_as(
+            &manager,
+            CLOSE,
+            json!({ "p": cancelled_payment, "paid": false }),
+        )
+        .await?;
+    assert_eq!(
+        closed["data"]["closeOnsitePayment"]["status"], "CANCELLED",
+        "{closed}"
+    );
+
+    let (abandoned, abandoned_token) = book(&app, 12).await?;
+    start_challenged(&app, &abandoned, &abandoned_token).await?;
+    let (forgotten, forgotten_token) = book(&app, 13).await?;
+    start_onsite(&app, &forgotten, &forgotten_token).await?;
+    let erase = "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }";
+    let blocked = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    assert_eq!(error_code(&blocked), Some("CONFLICT"), "{blocked}");
+
+    // Within the hour nothing is cancelled; after it, both end.
+    app.advance(chrono::Duration::minutes(30));
+    app.reconcile_payments().await?;
+    let mine = app.gql(MINE, json!({ "t": abandoned_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["status"], "REQUIRES_ACTION",
+        "{mine}"
+    );
+    app.advance(chrono::Duration::minutes(40));
+    app.reconcile_payments().await?;
+    for token in [&abandoned_token, &forgotten_token] {
+        let mine = app.gql(MINE, json!({ "t": token })).await?;
+        assert_eq!(
+            mine["data"]["reservationByToken"]["payments"][0]["status"], "CANCELLED",
+            "{mine}"
+        );
+    }
+    let erased = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    assert_eq!(error_code(&erased), None, "erasure goes ahead: {erased}");
+    Ok(())
+}
+both_backends!(open_payments_reach_an_end, open_payments_reach_an_end);
