@@ -83,6 +83,18 @@ pub enum BeginPayment {
 /// be kept from other guests much longer than the venue asked for.
 pub const ACTION_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
+/// What a payment's answer needs of its reservation: venue, status, hold
+/// deadline, creation, start, end of the block and resource.
+type PaidFor = (
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    String,
+);
+
 /// A provider's answer as recorded.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -309,15 +321,7 @@ impl Store {
                 .execute(c)?;
             let mut orphaned = false;
             let reservation = current.reservation_id.to_string();
-            let (venue_id, reservation_status, hold_until, created_at, starts_at, blocked_until, resource_id): (
-                String,
-                String,
-                Option<DateTime<Utc>>,
-                DateTime<Utc>,
-                DateTime<Utc>,
-                DateTime<Utc>,
-                String,
-            ) = {
+            let (venue_id, reservation_status, hold_until, created_at, starts_at, blocked_until, resource_id): PaidFor = {
                 use s::reservations::dsl as r;
                 r::reservations
                     .find(&reservation)

@@ -315,14 +315,14 @@ pub async fn refund_smaller_party(
     let at = now(ctx);
     let key = format!("party-{change_key}");
     let refunded = refund_keyed(&store, provider.as_ref(), &charge, amount, &key, at).await;
-    if refunded.is_none() {
-        if let Some(monitor) = ctx.data_opt::<crate::monitor::Monitor>().cloned() {
-            let (id, venue) = (charge.id.clone(), venue.id.to_string());
-            let _raised = tokio::task::spawn_blocking(move || {
-                monitor.party_refund_not_taken(&id, &venue, amount.minor(), at);
-            })
-            .await;
-        }
+    if refunded.is_none()
+        && let Some(monitor) = ctx.data_opt::<crate::monitor::Monitor>().cloned()
+    {
+        let (id, venue) = (charge.id.clone(), venue.id.to_string());
+        let _raised = tokio::task::spawn_blocking(move || {
+            monitor.party_refund_not_taken(&id, &venue, amount.minor(), at);
+        })
+        .await;
     }
     Ok(())
 }
