@@ -475,7 +475,7 @@ async fn webhook(
         event.payment_id.clone(),
     );
     let found = tokio::task::spawn_blocking(move || {
-        if !store.first_delivery(&provider, &event_id, now)? {
+        if store.delivered_before(&provider, &event_id)? {
             return Ok::<_, store::StoreError>(None);
         }
         let by_reference = match &reference {
@@ -495,29 +495,52 @@ async fn webhook(
     .await;
     let payment = match found {
         Ok(Ok(None)) => return HttpResponse::Ok().json(json!({ "status": "duplicate" })),
-        Ok(Ok(Some(None))) => return HttpResponse::Ok().json(json!({ "status": "ignored" })),
-        Ok(Ok(Some(Some(payment)))) => payment,
+        Ok(Ok(Some(payment))) => payment,
         Ok(Err(error)) => {
             graphql::errors::internal_error(&error);
             return HttpResponse::InternalServerError().finish();
         }
         Err(_) => return HttpResponse::InternalServerError().finish(),
     };
-    let hint = event.reference.as_deref();
-    match graphql::payments::settle(
-        &state.store,
-        graphql::payments::Viewer::nobody(),
-        gateway.as_ref(),
-        payment,
-        None,
-        hint,
-        "webhook",
-        now,
-    )
-    .await
+    let status = match payment {
+        None => "ignored",
+        Some(payment) => {
+            let hint = event.reference.as_deref();
+            match graphql::payments::refresh_and_record(
+                &state.store,
+                state.monitor.as_ref(),
+                gateway.as_ref(),
+                payment,
+                hint,
+                "webhook",
+                now,
+            )
+            .await
+            {
+                Ok(_) => "processed",
+                // Not settled (the provider did not answer, the database
+                // failed): the event is not recorded and the provider,
+                // which retries a delivery that got no 2xx, comes back.
+                Err(error) => {
+                    tracing::warn!(gateway = %name, %error, "webhook not settled; the provider will retry");
+                    return HttpResponse::ServiceUnavailable()
+                        .json(json!({ "status": "retry later" }));
+                }
+            }
+        }
+    };
+    // Recorded only once settled: a retry of an event that failed to
+    // settle is settled again, never dropped as a duplicate.
+    let store = state.store.clone();
+    let (provider, event_id) = (name.clone(), event.id.clone());
+    match tokio::task::spawn_blocking(move || store.record_delivery(&provider, &event_id, now))
+        .await
     {
-        Ok(_) => HttpResponse::Ok().json(json!({ "status": "processed" })),
-        // The provider retries a webhook that did not get a 2xx.
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": status })),
+        Ok(Err(error)) => {
+            graphql::errors::internal_error(&error);
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "retry later" }))
+        }
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "retry later" })),
     }
 }

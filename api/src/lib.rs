@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod outbound;
 pub mod outbox;
 pub mod rate_limit;
+pub mod reconcile;
 
 use std::net::TcpListener;
 
@@ -373,6 +374,12 @@ impl Application {
             tracing::info!(gateways = ?gateways.names(), "payment gateways configured");
         }
         release_holds_periodically(store.clone(), clock.clone());
+        reconcile::run_periodically(
+            store.clone(),
+            clock.clone(),
+            gateways.clone(),
+            Some(monitor.clone()),
+        );
         apply_retention_periodically(store.clone(), clock.clone(), gateways.clone());
         publish_audit_head_periodically(
             store.clone(),

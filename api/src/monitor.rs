@@ -25,6 +25,9 @@ pub mod rules {
     pub const INTEGRITY_FAILURE: &str = "integrity_failure";
     pub const API_KEY_NEW_NETWORK: &str = "api_key_new_network";
     pub const API_KEY_RATE: &str = "api_key_rate";
+    pub const LATE_PAYMENT_REFUNDED: &str = "late_payment_refunded";
+    pub const LATE_PAYMENT_NOT_REFUNDED: &str = "late_payment_not_refunded";
+    pub const PARTY_REFUND_NOT_TAKEN: &str = "party_refund_not_taken";
 }
 
 /// A client address stands in alerts as a keyed hash: alerts leave the
@@ -542,6 +545,50 @@ impl Monitor {
         if let Some(metrics) = &self.metrics {
             metrics.policy_reload(true);
         }
+    }
+
+    /// A payment succeeded for a booking that no longer waited for it (its
+    /// hold ended and its slot went, or the guest cancelled): refunded
+    /// through the provider, or, when that failed, to be refunded by hand.
+    /// Never silent: a person looks at every one.
+    pub fn late_payment(
+        &self,
+        payment: &str,
+        venue: &str,
+        amount_minor: i64,
+        refunded: bool,
+        now: DateTime<Utc>,
+    ) {
+        let rule = if refunded {
+            rules::LATE_PAYMENT_REFUNDED
+        } else {
+            rules::LATE_PAYMENT_NOT_REFUNDED
+        };
+        self.raise(
+            rule,
+            &format!("payment:{payment}"),
+            Some(venue),
+            amount_minor,
+            now,
+        );
+    }
+
+    /// A smaller party's share of a per-guest payment could not be
+    /// refunded through the provider: to be refunded by hand.
+    pub fn party_refund_not_taken(
+        &self,
+        payment: &str,
+        venue: &str,
+        amount_minor: i64,
+        now: DateTime<Utc>,
+    ) {
+        self.raise(
+            rules::PARTY_REFUND_NOT_TAKEN,
+            &format!("payment:{payment}"),
+            Some(venue),
+            amount_minor,
+            now,
+        );
     }
 
     /// Sealed values failed their integrity check while serving

@@ -142,6 +142,26 @@ impl Reservation {
         self.updated_at = now;
         Ok(())
     }
+
+    /// Records what venue staff saw (check-in, no-show, completion). A
+    /// guest is a no-show only once the booking has started: before that
+    /// they may still come, and marking them early would open the no-show
+    /// fee on a card for a visit that has not happened.
+    pub fn record_status(
+        &mut self,
+        next: ReservationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        if next == ReservationStatus::NoShow && now < self.starts_at {
+            return Err(DomainError::invalid(
+                "status",
+                "a guest can be marked no-show only after the booking has started",
+            ));
+        }
+        self.status = self.status.transition(next)?;
+        self.updated_at = now;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +196,34 @@ mod tests {
     fn a_guest_who_checked_in_is_no_longer_a_no_show_candidate() {
         assert!(!CheckedIn.can_become(NoShow));
         assert!(!CheckedIn.can_become(Cancelled));
+    }
+
+    #[test]
+    fn a_guest_is_a_no_show_only_once_the_booking_has_started() {
+        use chrono::TimeZone;
+        let starts_at = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 2, 19, 0, 0)
+            .single()
+            .expect("valid");
+        let mut reservation = super::Reservation {
+            id: crate::ReservationId::new_random(),
+            venue_id: crate::VenueId::new_random(),
+            resource_id: crate::ResourceId::new_random(),
+            guest_id: None,
+            party_size: crate::PartySize::parse(2).expect("valid"),
+            starts_at,
+            ends_at: starts_at + chrono::Duration::hours(1),
+            blocked_until: starts_at + chrono::Duration::hours(1),
+            status: Confirmed,
+            hold_until: None,
+            created_at: starts_at - chrono::Duration::days(1),
+            updated_at: starts_at - chrono::Duration::days(1),
+        };
+        let early = starts_at - chrono::Duration::minutes(1);
+        assert!(reservation.record_status(NoShow, early).is_err());
+        assert_eq!(reservation.status, Confirmed);
+        assert!(reservation.record_status(NoShow, starts_at).is_ok());
+        assert_eq!(reservation.status, NoShow);
     }
 
     #[test]

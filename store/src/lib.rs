@@ -46,7 +46,7 @@ pub use outbox::{
     DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
     retry_delay,
 };
-pub use payments::{BeginPayment, NewPayment, ProviderAnswer};
+pub use payments::{ACTION_GRACE, BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Recorded};
 pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
 pub use venues::{

@@ -77,6 +77,44 @@ pub enum BeginPayment {
     Existing(Payment),
 }
 
+/// How long past the venue's payment deadline a hold is kept while the
+/// provider says the guest is still in the challenge (3D Secure, PayPal
+/// approval): banks give a challenge about 10 minutes, and a slot must not
+/// be kept from other guests much longer than the venue asked for.
+pub const ACTION_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What a payment's answer needs of its reservation: venue, status, hold
+/// deadline, creation, start, end of the block and resource.
+type PaidFor = (
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    String,
+);
+
+/// A provider's answer as recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub payment: Payment,
+    /// Money was taken for a booking that no longer waits for it (its hold
+    /// ended and its slot went, or the guest cancelled): to be refunded.
+    pub orphaned: bool,
+    /// The venue of the payment's reservation.
+    pub venue_id: String,
+}
+
+/// The outcome of asking to refund under an idempotency key.
+#[derive(Debug, Clone)]
+pub enum BeginRefund {
+    /// Ask the provider (again, with the same key).
+    Ask(Payment),
+    /// Done before under this key: the payment as it stands.
+    Done(Payment),
+}
+
 /// A provider's answer to record.
 pub struct ProviderAnswer<'a> {
     pub reference: Option<&'a str>,
@@ -133,17 +171,27 @@ impl Store {
                 return Ok(BeginPayment::Existing(Payment::try_from(row)?));
             }
             use s::reservations::dsl as r;
-            let (status, hold_until): (String, Option<DateTime<Utc>>) = r::reservations
-                .find(&reservation_id)
-                .select((r::status, r::hold_until))
-                .first(c)
-                .optional()?
-                .ok_or(DomainError::not_found("reservation"))?;
+            let (status, hold_until, starts_at): (String, Option<DateTime<Utc>>, DateTime<Utc>) =
+                r::reservations
+                    .find(&reservation_id)
+                    .select((r::status, r::hold_until, r::starts_at))
+                    .first(c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
             if kind == "no_show_fee" {
                 if status != ReservationStatus::NoShow.as_str() {
                     return Err(DomainError::invalid(
                         "reservationId",
                         "a no-show fee is only for reservations marked no-show",
+                    )
+                    .into());
+                }
+                // Also for a no-show recorded before marking waited for the
+                // start: no fee for a visit that has not begun.
+                if now < starts_at {
+                    return Err(DomainError::invalid(
+                        "reservationId",
+                        "a no-show fee can be charged only after the booking has started",
                     )
                     .into());
                 }
@@ -223,12 +271,19 @@ impl Store {
 
     /// Records what the provider said. A success confirms the reservation;
     /// settled states are never undone by a late or repeated answer.
+    ///
+    /// While the provider says the guest is acting (3D Secure, PayPal
+    /// approval), the hold is kept up to `ACTION_GRACE` past the venue's
+    /// payment deadline. A success that comes after the hold ended
+    /// confirms the booking if its slot is still free and it has not
+    /// started; otherwise the answer is `orphaned`: the caller refunds it
+    /// through the provider and raises an alert.
     pub fn record_payment_answer(
         &self,
         payment_id: &str,
         answer: &ProviderAnswer<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Payment, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         let recorded = on_backend!(&mut *connection, |c, s| {
@@ -264,13 +319,64 @@ impl Store {
                     e::source.eq(answer.source),
                 ))
                 .execute(c)?;
+            let mut orphaned = false;
+            let reservation = current.reservation_id.to_string();
+            let (venue_id, reservation_status, hold_until, created_at, starts_at, blocked_until, resource_id): PaidFor = {
+                use s::reservations::dsl as r;
+                r::reservations
+                    .find(&reservation)
+                    .select((r::venue_id, r::status, r::hold_until, r::created_at, r::starts_at, r::blocked_until, r::resource_id))
+                    .first(c)?
+            };
+            let pending = reservation_status == ReservationStatus::Pending.as_str();
+            if next == PaymentStatus::RequiresAction && !settled && pending
+                && hold_until.is_some_and(|until| until > now)
+            {
+                // The guest is in the challenge now: keep the slot for them,
+                // up to a fixed cap counted from the booking, so that a new
+                // payment cannot stretch the hold again.
+                use s::venues::dsl as v;
+                let minutes: i32 = v::venues.find(&venue_id).select(v::payment_hold_minutes).first(c)?;
+                let cap = created_at
+                    + chrono::Duration::minutes(i64::from(minutes))
+                    + ACTION_GRACE;
+                if hold_until.is_some_and(|until| until < cap) {
+                    use s::reservations::dsl as r;
+                    diesel::update(r::reservations.find(&reservation).filter(r::status.eq(ReservationStatus::Pending.as_str())))
+                        .set(r::hold_until.eq(Some(cap)))
+                        .execute(c)?;
+                }
+            }
             if status == PaymentStatus::Succeeded && !settled && current.kind != "no_show_fee" {
                 use s::reservations::dsl as r;
-                let reservation = current.reservation_id.to_string();
+                // A hold the deadline released (cancelled, deadline
+                // cleared) may come back if nothing took its slot
+                // meanwhile and it has not started; a booking the guest
+                // cancelled never does.
+                let released = reservation_status == ReservationStatus::Cancelled.as_str()
+                    && hold_until.is_none();
+                let revivable = released && starts_at > now && {
+                    let active: Vec<&str> = ReservationStatus::ACTIVE.iter().map(|s| s.as_str()).collect();
+                    let overlapping: i64 = r::reservations
+                        .filter(r::resource_id.eq(&resource_id))
+                        .filter(r::id.ne(&reservation))
+                        .filter(r::status.eq_any(active))
+                        .filter(r::starts_at.lt(blocked_until))
+                        .filter(r::blocked_until.gt(starts_at))
+                        .filter(r::hold_until.is_null().or(r::hold_until.gt(now)))
+                        .count()
+                        .get_result(c)?;
+                    overlapping == 0
+                };
+                let waiting = if revivable {
+                    ReservationStatus::Cancelled.as_str()
+                } else {
+                    ReservationStatus::Pending.as_str()
+                };
                 let confirmed = diesel::update(
                     r::reservations
                         .find(&reservation)
-                        .filter(r::status.eq(ReservationStatus::Pending.as_str())),
+                        .filter(r::status.eq(waiting)),
                 )
                 .set((
                     r::status.eq(ReservationStatus::Confirmed.as_str()),
@@ -280,7 +386,10 @@ impl Store {
                 ))
                 .execute(c)?;
                 if confirmed == 0 {
-                    tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refund due");
+                    // Paid for a booking that no longer waits for it: the
+                    // caller gives the money back.
+                    orphaned = current.kind == "charge";
+                    tracing::warn!(payment = %payment_id, "paid after the reservation stopped waiting; refunding");
                 } else {
                     let row: crate::rows::ReservationRow = r::reservations
                         .find(&reservation)
@@ -297,7 +406,8 @@ impl Store {
                     );
                 }
             }
-            load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment").into())
+            let payment = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            Ok(Recorded { payment, orphaned, venue_id })
         })
         });
         // A paid hold may have turned into a confirmed booking.
@@ -307,19 +417,108 @@ impl Store {
         recorded
     }
 
-    /// Records a refund the provider accepted.
+    /// Notes a refund about to be asked of the provider under an
+    /// idempotency key. The same key and request again: `Done` once the
+    /// provider accepted it (ask nothing, count nothing), `Ask` while it is
+    /// still open (the provider's own idempotency key makes the second ask
+    /// the same refund). The same key for another request: CONFLICT.
+    pub fn begin_refund(
+        &self,
+        payment_id: &str,
+        idempotency_key: &str,
+        amount: Money,
+        now: DateTime<Utc>,
+    ) -> Result<BeginRefund, StoreError> {
+        let now = db_instant(now);
+        let request_hash = format!("{payment_id}|{}", amount.minor());
+        // Keys are the caller's: one payment's never meets another's.
+        let idempotency_key = &format!("{payment_id}|{idempotency_key}");
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payment_refunds::dsl as f;
+            use s::payments::dsl as p;
+            let current = load_payment!(c, s, p::id.eq(payment_id))
+                .ok_or(DomainError::not_found("payment"))?;
+            let existing: Option<(String, String)> = f::payment_refunds
+                .find(idempotency_key)
+                .select((f::request_hash, f::status))
+                .first(c)
+                .optional()?;
+            match existing {
+                Some((hash, _)) if hash != request_hash => {
+                    Err(StoreError::Domain(DomainError::Conflict(
+                        "this idempotency key was already used for a different refund".to_owned(),
+                    )))
+                }
+                Some((_, status)) if status == "succeeded" => Ok(BeginRefund::Done(current)),
+                Some(_) => Ok(BeginRefund::Ask(current)),
+                None => {
+                    if amount.is_zero() || amount.minor() > current.refundable() {
+                        let left = Money::new(current.refundable(), current.amount.currency())
+                            .map(|m| m.to_string())
+                            .unwrap_or_default();
+                        return Err(DomainError::invalid(
+                            "amount",
+                            format!(
+                                "can refund between 0.01 and {left} (paid {}, refunded {})",
+                                current.amount, current.refunded
+                            ),
+                        )
+                        .into());
+                    }
+                    diesel::insert_into(f::payment_refunds)
+                        .values((
+                            f::idempotency_key.eq(idempotency_key),
+                            f::payment_id.eq(payment_id),
+                            f::request_hash.eq(&request_hash),
+                            f::amount_minor.eq(amount.minor()),
+                            f::status.eq("requested"),
+                            f::created_at.eq(now),
+                            f::updated_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    Ok(BeginRefund::Ask(current))
+                }
+            }
+        }))
+    }
+
+    /// Records a refund the provider accepted, once per idempotency key: a
+    /// second record of the same key changes nothing.
     pub fn record_refund(
         &self,
         payment_id: &str,
+        idempotency_key: &str,
         amount: Money,
+        provider_reference: &str,
         now: DateTime<Utc>,
     ) -> Result<Payment, StoreError> {
         let now = db_instant(now);
+        let idempotency_key = &format!("{payment_id}|{idempotency_key}");
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payments::dsl as p;
             let current = load_payment!(c, s, p::id.eq(payment_id))
                 .ok_or(DomainError::not_found("payment"))?;
+            {
+                use s::payment_refunds::dsl as f;
+                let settled = diesel::update(
+                    f::payment_refunds
+                        .find(idempotency_key)
+                        .filter(f::payment_id.eq(payment_id))
+                        .filter(f::status.eq("requested")),
+                )
+                .set((
+                    f::status.eq("succeeded"),
+                    f::provider_reference.eq(provider_reference),
+                    f::updated_at.eq(now),
+                ))
+                .execute(c)?;
+                if settled == 0 {
+                    // Recorded before (or never begun): nothing to add.
+                    return Ok(current);
+                }
+            }
             if amount.minor() > current.refundable() {
                 return Err(
                     DomainError::invalid("amount", "is more than what is left to refund").into(),
@@ -387,16 +586,32 @@ impl Store {
         rows.into_iter().map(Payment::try_from).collect()
     }
 
-    /// Records a webhook event id; false when it was handled before.
-    pub fn first_delivery(
+    /// Whether a webhook event was handled (settled) before.
+    pub fn delivered_before(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection()?;
+        let found: Option<String> = on_backend!(&mut *connection, |c, s| {
+            use s::webhook_events::dsl as w;
+            w::webhook_events
+                .filter(w::provider.eq(provider))
+                .filter(w::event_id.eq(event_id))
+                .select(w::event_id)
+                .first(c)
+                .optional()?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Records a webhook event id once what it announced is settled; a
+    /// second record (a concurrent retry) changes nothing.
+    pub fn record_delivery(
         &self,
         provider: &str,
         event_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
-        let inserted = on_backend!(&mut *connection, |c, s| diesel::insert_into(
+        on_backend!(&mut *connection, |c, s| diesel::insert_into(
             s::webhook_events::table
         )
         .values((
@@ -406,6 +621,171 @@ impl Store {
         ))
         .on_conflict_do_nothing()
         .execute(c)?);
-        Ok(inserted == 1)
+        Ok(())
+    }
+}
+
+/// Payments still open (`requires_action`, `processing`) that no one
+/// looked at since `stale_before`, oldest first.
+trait OpenPayments: Connection + Sized {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>>;
+}
+
+const OPEN: [&str; 2] = ["requires_action", "processing"];
+
+impl OpenPayments for diesel::PgConnection {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>> {
+        use crate::schema::pg::payments::dsl as p;
+        let query = p::payments
+            .filter(p::status.eq_any(OPEN))
+            .filter(p::updated_at.le(stale_before))
+            .order(p::updated_at)
+            .limit(limit);
+        if skip_locked {
+            query.for_update().skip_locked().load(self)
+        } else {
+            query.load(self)
+        }
+    }
+}
+
+impl OpenPayments for diesel::SqliteConnection {
+    fn open_payments(
+        &mut self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        _skip_locked: bool,
+    ) -> QueryResult<Vec<PaymentRow>> {
+        use crate::schema::sqlite::payments::dsl as p;
+        p::payments
+            .filter(p::status.eq_any(OPEN))
+            .filter(p::updated_at.le(stale_before))
+            .order(p::updated_at)
+            .limit(limit)
+            .load(self)
+    }
+}
+
+impl Store {
+    /// Claims up to `limit` open payments no one looked at since
+    /// `stale_before`, for the reconciliation job: their `updated_at`
+    /// moves to `now`, so another node (which skips rows being claimed,
+    /// `SKIP LOCKED` on PostgreSQL) does not take them again this round.
+    pub fn claim_open_payments(
+        &self,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let (stale_before, now) = (db_instant(stale_before), db_instant(now));
+        let skip_locked = self.backend() == crate::Backend::Postgresql;
+        let mut connection = self.connection()?;
+        let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| {
+            c.write_transaction(|c| {
+                let rows = c.open_payments(stale_before, limit, skip_locked)?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
+                use s::payments::dsl as p;
+                diesel::update(p::payments.filter(p::id.eq_any(ids)))
+                    .set(p::updated_at.eq(now))
+                    .execute(c)?;
+                Ok::<_, StoreError>(rows)
+            })?
+        });
+        rows.into_iter().map(Payment::try_from).collect()
+    }
+
+    /// Ends a payment that is still open with `status` (`succeeded`,
+    /// `failed`, `cancelled`), recording what ended it. A payment that
+    /// settled meanwhile is left as it is. A success confirms the
+    /// reservation as a provider's success would.
+    pub fn end_payment(
+        &self,
+        payment_id: &str,
+        status: PaymentStatus,
+        reason: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recorded>, StoreError> {
+        if status == PaymentStatus::Succeeded {
+            let current = self
+                .payment(payment_id)?
+                .ok_or(DomainError::not_found("payment"))?;
+            if !current.status.is_in_flight() {
+                return Ok(None);
+            }
+            return self
+                .record_payment_answer(
+                    payment_id,
+                    &ProviderAnswer {
+                        reference: None,
+                        step: &PaymentStep::Succeeded,
+                        card_brand: None,
+                        card_last4: None,
+                        source,
+                    },
+                    now,
+                )
+                .map(Some);
+        }
+        let at = db_instant(now);
+        let mut connection = self.connection()?;
+        let ended = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::payments::dsl as p;
+            let changed =
+                diesel::update(p::payments.find(payment_id).filter(p::status.eq_any(OPEN)))
+                    .set((
+                        p::status.eq(status.as_str()),
+                        p::failure_reason.eq(Some(reason)),
+                        p::updated_at.eq(at),
+                    ))
+                    .execute(c)?;
+            if changed == 1 {
+                use s::payment_events::dsl as e;
+                diesel::insert_into(e::payment_events)
+                    .values((
+                        e::payment_id.eq(payment_id),
+                        e::at.eq(at),
+                        e::status.eq(status.as_str()),
+                        e::source.eq(source),
+                        e::detail.eq(Some(reason)),
+                    ))
+                    .execute(c)?;
+            }
+            Ok::<_, StoreError>(changed == 1)
+        }))?;
+        if !ended {
+            return Ok(None);
+        }
+        let payment = self
+            .payment(payment_id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        let venue_id = self
+            .reservation_venue(payment.reservation_id)?
+            .unwrap_or_default();
+        Ok(Some(Recorded {
+            payment,
+            orphaned: false,
+            venue_id,
+        }))
+    }
+
+    fn reservation_venue(&self, id: ReservationId) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| s::reservations::table
+            .find(&id)
+            .select(s::reservations::venue_id)
+            .first::<String>(c)
+            .optional()?))
     }
 }

@@ -136,6 +136,64 @@ macro_rules! release_expired_holds {
     }};
 }
 
+/// Refuses a new party size the money on record does not cover: a
+/// per-guest deposit or prepayment for more guests than were paid for
+/// needs a new payment for the difference, which kluis does not take on a
+/// change (cancel and book again, or ask the venue). A payment still under
+/// way must end first, or it would confirm the booking at the old price.
+/// Fewer guests are always allowed; the caller refunds the difference.
+macro_rules! check_paid_for {
+    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {{
+        use $s::payments::dsl as paid;
+        let charges: Vec<(String, i64, i64, String)> = paid::payments
+            .filter(paid::reservation_id.eq($id))
+            .filter(paid::kind.eq("charge"))
+            .select((
+                paid::status,
+                paid::amount_minor,
+                paid::refunded_minor,
+                paid::currency,
+            ))
+            .load($c)?;
+        let due = $venue.payments.rule.due($party)?;
+        for (status, amount, refunded, currency) in charges {
+            // What was paid and not given back: a party made smaller (and
+            // refunded) and grown again pays again.
+            let amount = amount - refunded;
+            let status = domain::payments::PaymentStatus::parse(&status);
+            if status.is_some_and(domain::payments::PaymentStatus::is_in_flight) {
+                return Err(DomainError::Conflict(
+                    "a payment for this reservation is under way; change the party size once it has completed"
+                        .to_owned(),
+                )
+                .into());
+            }
+            let took_money = matches!(
+                status,
+                Some(
+                    domain::payments::PaymentStatus::Succeeded
+                        | domain::payments::PaymentStatus::PartiallyRefunded
+                        | domain::payments::PaymentStatus::Refunded
+                )
+            );
+            if let Some(due) = due.filter(|_| took_money)
+                && due.minor() > amount
+            {
+                return Err(DomainError::invalid(
+                    "partySize",
+                    format!(
+                        "{} guests cost {due} and {}.{:02} {currency} was paid: the difference needs a new payment, which a change cannot take; cancel and book again, or ask the venue",
+                        $party.get(),
+                        amount / 100,
+                        amount % 100
+                    ),
+                )
+                .into());
+            }
+        }
+    }};
+}
+
 /// Loads a reservation's row inside the transaction that will change it,
 /// with the version the change must still find.
 macro_rules! load_for_change {
@@ -260,9 +318,16 @@ impl ReservationRepository for Store {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
+                let (_, row) = load_for_change!(c, s, &id);
+                let venue_id = row.venue_id.clone();
+                // Holds whose payment deadline passed give their slot back
+                // before the move looks for a free one: a slot that looks
+                // free must be free, or a late payment for the old hold
+                // would confirm a second booking on it. The reservation is
+                // read again, as the release may have ended it too.
+                release_expired_holds!(c, s, Some(&venue_id), now);
                 let (version, row) = load_for_change!(c, s, &id);
                 let current = Reservation::try_from(row)?;
-                let venue_id = current.venue_id.to_string();
                 let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
                 let resources = load_resources!(c, s, &venue_id);
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
@@ -270,6 +335,9 @@ impl ReservationRepository for Store {
                 let blocked_until = starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
+                if party_size != current.party_size {
+                    check_paid_for!(c, s, &id, &venue, party_size);
+                }
                 let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now);
                 let placement = BookingContext {
                     venue: &venue,
@@ -565,8 +633,7 @@ impl Store {
             use s::reservations::dsl as r;
             let (version, row) = load_for_change!(c, s, &id);
             let mut reservation = Reservation::try_from(row)?;
-            reservation.status = reservation.status.transition(next)?;
-            reservation.updated_at = now;
+            reservation.record_status(next, now)?;
             let updated = diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
                 .set((
                     r::status.eq(reservation.status.as_str()),

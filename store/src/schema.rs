@@ -234,6 +234,21 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            payment_refunds (idempotency_key) {
+                idempotency_key -> Text,
+                payment_id -> Text,
+                request_hash -> Text,
+                amount_minor -> BigInt,
+                status -> Text,
+                provider_reference -> Nullable<Text>,
+                created_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             webhook_events (provider, event_id) {
                 provider -> Text,
                 event_id -> Text,

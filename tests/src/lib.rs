@@ -511,6 +511,14 @@ impl TestApp {
         Ok(run)
     }
 
+    /// One run of the payment reconciliation job, as every node makes it
+    /// every few minutes, at the app clock's now.
+    pub async fn reconcile_payments(&self) -> anyhow::Result<api::reconcile::Report> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let gateways = plugins::build_gateways(&self.checked.settings.payments)?;
+        Ok(api::reconcile::run_once(&store, &gateways, None, self.clock.now()).await?)
+    }
+
     /// Queues an e-mail in this server's outbox.
     pub async fn enqueue_mail(
         &self,

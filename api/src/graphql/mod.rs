@@ -41,6 +41,7 @@ pub struct Mutation(
     venues::VenueMutation,
     payments::PaymentMutation,
     payments::NoShowMutation,
+    payments::OnsiteMutation,
     privacy::PrivacyMutation,
     privacy::RightsMutation,
     breaches::BreachMutation,

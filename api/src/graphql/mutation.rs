@@ -231,10 +231,17 @@ impl BookingMutation {
         let (id, access) =
             authorize_change(ctx, &id, manage_token, "Mutation.modifyReservation").await?;
         let at = now(ctx);
-        respond(ctx, access, move |store| {
+        let smaller_party_key = change.party_size.map(|_| key.as_str().to_owned());
+        let changed = respond(ctx, access, move |store| {
             store.modify_reservation(id, &change, &key, at)
         })
-        .await
+        .await?;
+        // Fewer guests under a per-guest rule: their share goes back. (More
+        // guests than were paid for were refused inside the change.)
+        if let Some(key) = smaller_party_key {
+            super::payments::refund_smaller_party(ctx, id, &key).await?;
+        }
+        Ok(changed)
     }
 
     /// Cancels a reservation, until the venue's cancellation deadline: the

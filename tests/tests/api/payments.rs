@@ -430,11 +430,12 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(error_code(&too_much), Some("BAD_USER_INPUT"), "{too_much}");
+    let key = new_key();
     let part = app
         .gql_as(
             &manager,
             refund,
-            json!({ "p": payment, "a": 500, "k": new_key() }),
+            json!({ "p": payment, "a": 500, "k": key }),
         )
         .await?;
     assert_eq!(
@@ -442,6 +443,36 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         "{part}"
     );
     assert_eq!(part["data"]["refundPayment"]["refunded"]["amount"], 500);
+    // A retry with the same key is the same refund: counted once, and
+    // Stripe is asked once (the mock expects one call).
+    let again = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 500, "k": key }),
+        )
+        .await?;
+    assert_eq!(
+        again["data"]["refundPayment"]["refunded"]["amount"], 500,
+        "{again}"
+    );
+    let other_amount = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 700, "k": key }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&other_amount),
+        Some("CONFLICT"),
+        "{other_amount}"
+    );
+    assert_eq!(
+        app.count_rows("payment_events", "source = 'refund'")?,
+        1,
+        "one refund in the history"
+    );
     let staff = app.staff("staff", Some("deposit-bistro")).await?;
     let denied = app
         .gql_as(
@@ -590,6 +621,34 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         Some("BAD_USER_INPUT"),
         "only after a no-show: {early}"
     );
+    // Before the booking starts the guest may still come: no no-show yet,
+    // and no fee even for a no-show recorded early by other means.
+    let mark = "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }";
+    let too_soon = app
+        .gql_as(&staff, mark, json!({ "id": reservation }))
+        .await?;
+    assert_eq!(error_code(&too_soon), Some("BAD_USER_INPUT"), "{too_soon}");
+    let id = reservation.as_str().context("id")?;
+    app.execute_sql(&format!(
+        "UPDATE reservations SET status = 'no_show' WHERE id = '{id}'"
+    ))?;
+    let fee_too_soon = app
+        .gql_as(
+            &manager,
+            charge,
+            json!({ "r": reservation, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&fee_too_soon),
+        Some("BAD_USER_INPUT"),
+        "{fee_too_soon}"
+    );
+    app.execute_sql(&format!(
+        "UPDATE reservations SET status = 'confirmed' WHERE id = '{id}'"
+    ))?;
+    // The evening comes and the guest does not.
+    app.advance(chrono::Duration::days(2));
     let marked = app
         .gql_as(
             &staff,
@@ -890,6 +949,8 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
     // The saved card's details come later; the guest may read them.
     assert_card_fields(&saved, &["startPayment", "payment"], "guest", false)?;
     let grill_manager = app.staff("manager", Some("guarantee-grill")).await?;
+    // A no-show only once the booking has started.
+    app.advance(chrono::Duration::days(2));
     let marked = app
         .gql_as(
             &grill_manager,
@@ -915,3 +976,708 @@ both_backends!(
     card_details_answer_only_to_roles_the_policy_grants,
     card_details_answer_only_to_roles_the_policy_grants
 );
+
+const MODIFY: &str = "mutation M($id: ID!, $t: String!, $k: String!, $input: ModifyReservationInput!) { modifyReservation(id: $id, manageToken: $t, input: $input, idempotencyKey: $k) { status startsAt partySize } }";
+
+/// A paid booking moves onto the slot of a hold whose deadline has passed:
+/// the move gives that hold's slot back first, so the old hold's late
+/// payment cannot confirm a second booking on the table.
+async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    let challenge = intent(
+        "pi_late",
+        "requires_action",
+        json!({ "next_action": { "type": "redirect_to_url",
+        "redirect_to_url": { "url": "https://hooks.stripe.com/3d_secure/pi_late", "return_url": "https://book.example/done" } } }),
+    )?;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge))
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_moved",
+        "succeeded",
+        json!({}),
+    )?))
+    .mount(&stripe)
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_late", "amount": 2000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .mount(&stripe)
+        .await;
+    let (held, held_token) = book(&app, 10).await?;
+    let started = app
+        .gql(START, json!({ "r": held, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": held_token }))
+        .await?;
+    assert_eq!(
+        started["data"]["startPayment"]["payment"]["status"], "REQUIRES_ACTION",
+        "{started}"
+    );
+    let late_payment = started["data"]["startPayment"]["payment"]["id"].clone();
+    let (mover, mover_token) = book(&app, 11).await?;
+    let paid = app
+        .gql(START, json!({ "r": mover, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": mover_token }))
+        .await?;
+    assert_eq!(
+        paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
+        "{paid}"
+    );
+
+    // Long past the hold's deadline (and any grace for a challenge).
+    app.advance(chrono::Duration::hours(2));
+    let moved = app
+        .gql(
+            MODIFY,
+            json!({ "id": mover, "t": mover_token, "k": new_key(), "input": { "startsAt": tomorrow_at(10) } }),
+        )
+        .await?;
+    assert_eq!(
+        moved["data"]["modifyReservation"]["status"], "CONFIRMED",
+        "the expired hold's slot is free: {moved}"
+    );
+
+    // The guest of the old hold finishes the challenge after all.
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_late"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_late",
+            "succeeded",
+            json!({}),
+        )?))
+        .mount(&stripe)
+        .await;
+    app.gql(COMPLETE, json!({ "p": late_payment, "m": held_token }))
+        .await?;
+    let held_now = app.gql(MINE, json!({ "t": held_token })).await?;
+    assert_eq!(
+        held_now["data"]["reservationByToken"]["status"], "CANCELLED",
+        "a late payment confirms no second booking on the table: {held_now}"
+    );
+    let mover_now = app.gql(MINE, json!({ "t": mover_token })).await?;
+    assert_eq!(
+        mover_now["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mover_now}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_move_onto_an_expired_hold_releases_it_first,
+    a_move_onto_an_expired_hold_releases_it_first
+);
+
+/// A webhook whose payment cannot be settled now (Stripe does not answer
+/// the refresh in time) gets a 5xx, so that Stripe retries; the retry is
+/// settled, not dropped as a duplicate.
+async fn a_webhook_that_cannot_be_settled_is_retried_not_dropped(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 1).await?;
+    let intent_ok = intent("pi_retry", "succeeded", json!({}))?;
+    start_matches(
+        ResponseTemplate::new(200)
+            .set_body_json(intent_ok.clone())
+            .set_delay(std::time::Duration::from_secs(3)),
+    )
+    .mount(&stripe)
+    .await;
+    let silent = Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_retry"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(intent_ok.clone())
+                .set_delay(std::time::Duration::from_secs(3)),
+        )
+        .mount_as_scoped(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 17).await?;
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    assert_eq!(payment["status"], "PROCESSING", "{started}");
+    let mut object = intent_ok.clone();
+    object["metadata"] = json!({ "kluis_payment_id": payment["id"] });
+    let event = stripe_fixture(
+        "event",
+        json!({ "id": "evt_retry", "type": "payment_intent.succeeded", "data": { "object": object } }),
+    )?;
+    let body = serde_json::to_vec(&event)?;
+    let now = chrono::Utc::now().timestamp();
+    let signature = signed(&body, now, STRIPE_WEBHOOK_SECRET);
+
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        status, 503,
+        "an unsettled event is not answered as processed: {answer}"
+    );
+    drop(silent);
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_retry"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent_ok))
+        .mount(&stripe)
+        .await;
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("processed")),
+        "the retry is settled: {answer}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    let (status, answer) = post_webhook(&app, &body, &signature).await?;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_webhook_that_cannot_be_settled_is_retried_not_dropped,
+    a_webhook_that_cannot_be_settled_is_retried_not_dropped
+);
+
+fn challenge(id: &str) -> Result<Value> {
+    intent(
+        id,
+        "requires_action",
+        json!({ "next_action": { "type": "redirect_to_url",
+        "redirect_to_url": { "url": format!("https://hooks.stripe.com/3d_secure/{id}"), "return_url": "https://book.example/done" } } }),
+    )
+}
+
+/// Starts a payment that Stripe answers with a 3D Secure challenge;
+/// answers the payment id.
+async fn start_challenged(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+    let started = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    anyhow::ensure!(payment["status"] == "REQUIRES_ACTION", "{started}");
+    Ok(payment["id"].clone())
+}
+
+/// Stripe says the challenged intent `id` has now succeeded.
+async fn challenge_passed(stripe: &MockServer, id: &str) -> Result<()> {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/payment_intents/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(id, "succeeded", json!({}))?))
+        .mount(stripe)
+        .await;
+    Ok(())
+}
+
+/// A guest still in 3D Secure when the hold's deadline passes keeps the
+/// slot for a while; a success after that confirms the booking when its
+/// slot is still free, and otherwise is refunded through Stripe with an
+/// alert: never a charge for a booking that was given away.
+async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    for id in ["pi_kept", "pi_free", "pi_taken"] {
+        start_matches(ResponseTemplate::new(200).set_body_json(challenge(id)?))
+            .up_to_n_times(1)
+            .mount(&stripe)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_taken"))
+        .and(body_string_contains("amount=2000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_taken", "amount": 2000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (kept, kept_token) = book(&app, 10).await?;
+    let kept_payment = start_challenged(&app, &kept, &kept_token).await?;
+    let (free, free_token) = book(&app, 12).await?;
+    let free_payment = start_challenged(&app, &free, &free_token).await?;
+    let (taken, taken_token) = book(&app, 13).await?;
+    let taken_payment = start_challenged(&app, &taken, &taken_token).await?;
+    let venue = app.venue_id("deposit-bistro").await?;
+    let another_guest = |hour: u32| {
+        json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
+            "guest": { "name": "Other Guest" } }, "key": new_key() })
+    };
+
+    // Past the venue's 15 minutes, within the grace for a challenge: the
+    // slot is still held.
+    app.advance(chrono::Duration::minutes(20));
+    let blocked = app.gql(CREATE, another_guest(10)).await?;
+    assert_eq!(
+        error_code(&blocked),
+        Some("SLOT_TAKEN"),
+        "the guest in 3D Secure keeps the slot: {blocked}"
+    );
+    challenge_passed(&stripe, "pi_kept").await?;
+    let done = app
+        .gql(COMPLETE, json!({ "p": kept_payment, "m": kept_token }))
+        .await?;
+    assert_eq!(
+        done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
+        "{done}"
+    );
+    let mine = app.gql(MINE, json!({ "t": kept_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+
+    // Past the grace too: the holds end, and another guest takes 13:00.
+    app.advance(chrono::Duration::minutes(20));
+    let other = app.gql(CREATE, another_guest(13)).await?;
+    assert_eq!(
+        other["data"]["createReservation"]["reservation"]["status"], "PENDING",
+        "{other}"
+    );
+    // 12:00 went to nobody: the late success confirms it after all.
+    challenge_passed(&stripe, "pi_free").await?;
+    app.gql(COMPLETE, json!({ "p": free_payment, "m": free_token }))
+        .await?;
+    let mine = app.gql(MINE, json!({ "t": free_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "a late payment for a slot still free confirms it: {mine}"
+    );
+    // 13:00 went to someone else: the money goes back, and staff hear of it.
+    challenge_passed(&stripe, "pi_taken").await?;
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+        .await?;
+    let mine = app.gql(MINE, json!({ "t": taken_token })).await?;
+    let reservation = &mine["data"]["reservationByToken"];
+    assert_eq!(reservation["status"], "CANCELLED", "{mine}");
+    assert_eq!(
+        (
+            reservation["payments"][0]["status"].as_str(),
+            reservation["payments"][0]["refunded"]["amount"].as_i64()
+        ),
+        (Some("REFUNDED"), Some(2000)),
+        "{mine}"
+    );
+    assert_eq!(
+        app.count_rows(
+            "alerts",
+            &format!(
+                "rule = 'late_payment_refunded' AND principal = 'payment:{}'",
+                taken_payment.as_str().context("id")?
+            )
+        )?,
+        1,
+        "an alert tells of the refund"
+    );
+    // Completing again changes nothing and refunds nothing more.
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+        .await?;
+    assert_eq!(app.count_rows("payment_refunds", "1 = 1")?, 1);
+    Ok(())
+}
+both_backends!(
+    a_payment_that_outlives_its_hold_is_confirmed_or_refunded,
+    a_payment_that_outlives_its_hold_is_confirmed_or_refunded
+);
+
+/// A PayPal order as Orders v2 answers it (`specs/paypal`), for a card
+/// with 3D Secure: `PAYER_ACTION_REQUIRED` with the `payer-action` link,
+/// later `APPROVED` with the issuer's liability shift, then `COMPLETED`
+/// with its capture.
+fn paypal_order(id: &str, status: &str, liability: Option<&str>) -> Value {
+    let mut order = json!({
+        "id": id, "status": status,
+        "links": [
+            { "href": format!("https://api-m.paypal.com/v2/checkout/orders/{id}"), "rel": "self", "method": "GET" },
+            { "href": format!("https://www.paypal.com/webapps/helios?action=verify&flow=3ds&cart_id={id}"), "rel": "payer-action", "method": "GET" }
+        ],
+        "payment_source": { "card": { "name": "A Guest", "last_digits": "7704", "brand": "VISA", "type": "CREDIT" } }
+    });
+    if let Some(shift) = liability {
+        order["payment_source"]["card"]["authentication_result"] = json!({ "liability_shift": shift,
+            "three_d_secure": { "enrollment_status": "Y", "authentication_status": "Y" } });
+    }
+    if status == "COMPLETED" {
+        order["purchase_units"] = json!([{ "reference_id": "default",
+            "payments": { "captures": [{ "id": format!("CAP-{id}"), "status": "COMPLETED" }] } }]);
+    }
+    order
+}
+
+/// PayPal's card path through GraphQL: the order asks for SCA, the guest
+/// gets PayPal's 3D Secure page, and the booking is confirmed only once
+/// PayPal says the issuer shifted liability and the capture completed; an
+/// issuer that shifts nothing fails the payment without a capture.
+async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
+    backend: Backend,
+) -> Result<()> {
+    let paypal = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/oauth2/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "scope": "https://uri.paypal.com/services/payments/payment",
+            "access_token": "A21AA-token", "token_type": "Bearer", "app_id": "APP-1", "expires_in": 32400
+        })))
+        .mount(&paypal)
+        .await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: DEPOSIT_VENUE,
+            payments: kluis_tests::paypal_config(&paypal.uri())?,
+            ..Options::default()
+        },
+    )
+    .await?;
+    for (id, kluis_amount) in [("ORDER-3DS", "20.00"), ("ORDER-NOSHIFT", "20.00")] {
+        Mock::given(method("POST"))
+            .and(path("/v2/checkout/orders"))
+            .and(header("authorization", "Bearer A21AA-token"))
+            .and(wiremock::matchers::header_exists("paypal-request-id"))
+            .and(wiremock::matchers::body_partial_json(json!({
+                "intent": "CAPTURE",
+                "purchase_units": [{ "amount": { "currency_code": "EUR", "value": kluis_amount } }],
+                "payment_source": { "card": { "attributes": { "verification": { "method": "SCA_WHEN_REQUIRED" } } } }
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(paypal_order(
+                id,
+                "PAYER_ACTION_REQUIRED",
+                None,
+            )))
+            .up_to_n_times(1)
+            .mount(&paypal)
+            .await;
+    }
+    let (reservation, token) = book(&app, 10).await?;
+    let started = app
+        .gql(
+            START,
+            json!({ "r": reservation, "g": "paypal", "t": "card", "k": new_key(), "m": token }),
+        )
+        .await?;
+    let step = &started["data"]["startPayment"];
+    assert_eq!(step["payment"]["status"], "REQUIRES_ACTION", "{started}");
+    assert!(
+        step["redirectUrl"]
+            .as_str()
+            .is_some_and(|url| url.contains("flow=3ds")),
+        "{started}"
+    );
+    let payment = step["payment"]["id"].clone();
+
+    // The guest says "done" while PayPal still waits: nothing changes.
+    let waiting = Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-3DS"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "PAYER_ACTION_REQUIRED",
+            None,
+        )))
+        .mount_as_scoped(&paypal)
+        .await;
+    let early = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        early["data"]["completePayment"]["payment"]["status"], "REQUIRES_ACTION",
+        "{early}"
+    );
+    drop(waiting);
+
+    Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-3DS"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "APPROVED",
+            Some("POSSIBLE"),
+        )))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/checkout/orders/ORDER-3DS/capture"))
+        .and(wiremock::matchers::header_exists("paypal-request-id"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(paypal_order(
+            "ORDER-3DS",
+            "COMPLETED",
+            Some("POSSIBLE"),
+        )))
+        .expect(1)
+        .mount(&paypal)
+        .await;
+    let done = app
+        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .await?;
+    assert_eq!(
+        done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
+        "{done}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+
+    // An issuer that shifts no liability: failed, never captured.
+    Mock::given(method("GET"))
+        .and(path("/v2/checkout/orders/ORDER-NOSHIFT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(paypal_order(
+            "ORDER-NOSHIFT",
+            "APPROVED",
+            Some("NO"),
+        )))
+        .mount(&paypal)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/checkout/orders/ORDER-NOSHIFT/capture"))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(0)
+        .mount(&paypal)
+        .await;
+    let (other, other_token) = book(&app, 11).await?;
+    let started = app
+        .gql(
+            START,
+            json!({ "r": other, "g": "paypal", "t": "card", "k": new_key(), "m": other_token }),
+        )
+        .await?;
+    let other_payment = started["data"]["startPayment"]["payment"]["id"].clone();
+    let refused = app
+        .gql(COMPLETE, json!({ "p": other_payment, "m": other_token }))
+        .await?;
+    assert_eq!(
+        refused["data"]["completePayment"]["payment"]["status"], "FAILED",
+        "{refused}"
+    );
+    let mine = app.gql(MINE, json!({ "t": other_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "PENDING",
+        "{mine}"
+    );
+    Ok(())
+}
+both_backends!(
+    a_paypal_card_payment_with_three_d_secure_confirms_through_graphql,
+    a_paypal_card_payment_with_three_d_secure_confirms_through_graphql
+);
+
+/// A paid per-guest deposit follows the party: more guests than were paid
+/// for are refused with a clear error (a new payment is needed), fewer get
+/// their share back through Stripe, once per change; a change while a
+/// payment is under way waits for it.
+async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(intent(
+        "pi_party",
+        "succeeded",
+        json!({}),
+    )?))
+    .up_to_n_times(1)
+    .mount(&stripe)
+    .await;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge("pi_party_3ds")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_party"))
+        .and(body_string_contains("amount=1000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_fixture(
+            "refund",
+            json!({ "id": "re_party", "amount": 1000, "currency": "eur", "status": "succeeded" }),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (reservation, token) = book(&app, 10).await?;
+    let paid = app
+        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .await?;
+    assert_eq!(
+        paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
+        "{paid}"
+    );
+    let more = app
+        .gql(
+            MODIFY,
+            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 3 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&more), Some("BAD_USER_INPUT"), "{more}");
+    let message = more["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("new payment"), "{message}");
+
+    let key = new_key();
+    let fewer = json!({ "id": reservation, "t": token, "k": key, "input": { "partySize": 1 } });
+    let changed = app.gql(MODIFY, fewer.clone()).await?;
+    assert_eq!(
+        changed["data"]["modifyReservation"]["partySize"], 1,
+        "{changed}"
+    );
+    let again = app.gql(MODIFY, fewer).await?;
+    assert_eq!(
+        again["data"]["modifyReservation"]["partySize"], 1,
+        "{again}"
+    );
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["refunded"]["amount"], 1000,
+        "one guest's share back, once: {mine}"
+    );
+    // Back up to two: that guest's share was given back, so it is due again.
+    let back = app
+        .gql(
+            MODIFY,
+            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 2 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&back), Some("BAD_USER_INPUT"), "{back}");
+
+    let (other, other_token) = book(&app, 11).await?;
+    start_challenged(&app, &other, &other_token).await?;
+    let during = app
+        .gql(
+            MODIFY,
+            json!({ "id": other, "t": other_token, "k": new_key(), "input": { "partySize": 4 } }),
+        )
+        .await?;
+    assert_eq!(error_code(&during), Some("CONFLICT"), "{during}");
+    Ok(())
+}
+both_backends!(
+    a_party_change_is_priced_by_the_per_guest_rule,
+    a_party_change_is_priced_by_the_per_guest_rule
+);
+
+const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(paymentId: $p, paid: $paid) { status failureReason } }";
+
+async fn start_onsite(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+    let started = app
+        .gql(
+            START,
+            json!({ "r": reservation, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+        )
+        .await?;
+    let payment = &started["data"]["startPayment"]["payment"];
+    anyhow::ensure!(payment["status"] == "PROCESSING", "{started}");
+    Ok(payment["id"].clone())
+}
+
+/// Open payments end: staff close an on-site payment at the desk (paid,
+/// or cancelled), others of the venue and outsiders cannot; the
+/// reconciliation job cancels an abandoned 3D Secure at Stripe after an
+/// hour and an on-site payment whose booking went, and erasure is no
+/// longer held up by them.
+async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
+    let Paying { app, stripe } = paying(backend, 5).await?;
+    start_matches(ResponseTemplate::new(200).set_body_json(challenge("pi_gone")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_gone"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(challenge("pi_gone")?))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_gone/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_gone",
+            "canceled",
+            json!({}),
+        )?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let staff = app.staff("staff", Some("deposit-bistro")).await?;
+    let manager = app.staff("manager", Some("deposit-bistro")).await?;
+    let elsewhere = app.staff("manager", Some("guarantee-grill")).await?;
+
+    let (paid_at_desk, paid_token) = book(&app, 10).await?;
+    let desk_payment = start_onsite(&app, &paid_at_desk, &paid_token).await?;
+    for (who, token) in [
+        ("another venue's manager", Some(&elsewhere)),
+        ("the guest", None),
+    ] {
+        let denied = match token {
+            Some(token) => {
+                app.gql_as(token, CLOSE, json!({ "p": desk_payment, "paid": true }))
+                    .await?
+            }
+            None => {
+                app.gql_as(
+                    &paid_token,
+                    CLOSE,
+                    json!({ "p": desk_payment, "paid": true }),
+                )
+                .await?
+            }
+        };
+        assert!(
+            matches!(error_code(&denied), Some("FORBIDDEN" | "NOT_FOUND")),
+            "{who}: {denied}"
+        );
+    }
+    let closed = app
+        .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": true }))
+        .await?;
+    assert_eq!(
+        closed["data"]["closeOnsitePayment"]["status"], "SUCCEEDED",
+        "{closed}"
+    );
+    let mine = app.gql(MINE, json!({ "t": paid_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["status"], "CONFIRMED",
+        "{mine}"
+    );
+    let twice = app
+        .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": false }))
+        .await?;
+    assert_eq!(error_code(&twice), Some("CONFLICT"), "{twice}");
+
+    let (not_paid, not_paid_token) = book(&app, 11).await?;
+    let cancelled_payment = start_onsite(&app, &not_paid, &not_paid_token).await?;
+    let closed = app
+        .gql_as(
+            &manager,
+            CLOSE,
+            json!({ "p": cancelled_payment, "paid": false }),
+        )
+        .await?;
+    assert_eq!(
+        closed["data"]["closeOnsitePayment"]["status"], "CANCELLED",
+        "{closed}"
+    );
+
+    let (abandoned, abandoned_token) = book(&app, 12).await?;
+    start_challenged(&app, &abandoned, &abandoned_token).await?;
+    let (forgotten, forgotten_token) = book(&app, 13).await?;
+    start_onsite(&app, &forgotten, &forgotten_token).await?;
+    let erase = "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }";
+    let blocked = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    assert_eq!(error_code(&blocked), Some("CONFLICT"), "{blocked}");
+
+    // Within the hour nothing is cancelled; after it, both end.
+    app.advance(chrono::Duration::minutes(30));
+    app.reconcile_payments().await?;
+    let mine = app.gql(MINE, json!({ "t": abandoned_token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["payments"][0]["status"], "REQUIRES_ACTION",
+        "{mine}"
+    );
+    app.advance(chrono::Duration::minutes(40));
+    app.reconcile_payments().await?;
+    for token in [&abandoned_token, &forgotten_token] {
+        let mine = app.gql(MINE, json!({ "t": token })).await?;
+        assert_eq!(
+            mine["data"]["reservationByToken"]["payments"][0]["status"], "CANCELLED",
+            "{mine}"
+        );
+    }
+    let erased = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    assert_eq!(error_code(&erased), None, "erasure goes ahead: {erased}");
+    Ok(())
+}
+both_backends!(open_payments_reach_an_end, open_payments_reach_an_end);
