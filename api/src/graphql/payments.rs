@@ -674,20 +674,7 @@ impl PaymentMutation {
     ) -> Result<PaymentObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let store = store(ctx).clone();
-        let (payment, venue) = {
-            let store = store.clone();
-            let id = payment_id.0.clone();
-            blocking(move || {
-                let payment = store
-                    .payment(&id)?
-                    .ok_or(DomainError::not_found("payment"))?;
-                let reservation = store
-                    .reservation(payment.reservation_id)?
-                    .ok_or(DomainError::not_found("payment"))?;
-                Ok((payment, reservation.venue_id))
-            })
-            .await?
-        };
+        let (payment, venue) = payment_in_venue(&store, &payment_id).await?;
         guard::require_in_venue(ctx, venue, "Mutation.refundPayment", EXECUTE, "payment")?;
         let amount = Money::new(amount, payment.amount.currency()).or_gql()?;
         let at = now(ctx);
@@ -765,20 +752,7 @@ impl OnsiteMutation {
         paid: bool,
     ) -> Result<PaymentObject> {
         let store = store(ctx).clone();
-        let (payment, venue) = {
-            let store = store.clone();
-            let id = payment_id.0.clone();
-            blocking(move || {
-                let payment = store
-                    .payment(&id)?
-                    .ok_or(DomainError::not_found("payment"))?;
-                let reservation = store
-                    .reservation(payment.reservation_id)?
-                    .ok_or(DomainError::not_found("payment"))?;
-                Ok((payment, reservation.venue_id))
-            })
-            .await?
-        };
+        let (payment, venue) = payment_in_venue(&store, &payment_id).await?;
         guard::require_in_venue(
             ctx,
             venue,
@@ -987,4 +961,21 @@ pub async fn payments_of(
         .into_iter()
         .map(|payment| PaymentObject::new(payment, viewer.clone()))
         .collect())
+}
+
+/// A payment and the venue of its reservation, before the caller's rights
+/// in that venue are checked; an unknown payment is NOT_FOUND.
+async fn payment_in_venue(store: &Store, payment_id: &ID) -> Result<(Payment, VenueId)> {
+    let store = store.clone();
+    let id = payment_id.0.clone();
+    blocking(move || {
+        let payment = store
+            .payment(&id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        let reservation = store
+            .reservation(payment.reservation_id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        Ok((payment, reservation.venue_id))
+    })
+    .await
 }
