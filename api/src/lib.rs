@@ -82,7 +82,12 @@ pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), S
             }
             None => domain::crypto::SharedKeyRing::new(ring),
         };
-        let store = Store::connect(&checked.database, checked.settings.pool_size, shared)?;
+        let store = Store::connect(
+            &checked.database,
+            &checked.key_store,
+            checked.settings.pool_size,
+            shared,
+        )?;
         let applied = store.migrate()?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
@@ -91,6 +96,13 @@ pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), S
         Ok((store, source))
     })
     .await
+}
+
+/// Applies every erasure the key store records to the data database
+/// (`kluis erasures replay`, after restoring a data backup).
+pub async fn replay_erasures(checked: &Checked) -> Result<store::Replay, StartError> {
+    let (store, _) = open_store(checked).await?;
+    run_blocking(move || Ok(store.replay_erasures()?)).await
 }
 
 async fn run_blocking<T: Send + 'static>(

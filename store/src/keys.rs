@@ -13,6 +13,56 @@ use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 const CHECK_FIELD: Field = Field::new("key_checks", "check");
 const CHECK_TEXT: &[u8] = b"kluis key check";
 
+// Data keys: records from before them are moved onto one by a rotation,
+// and the wrapped keys in the key store are re-wrapped under the new
+// master key version (`rotate_batch`).
+
+/// The `key_version` of notes sealed under their guest's data key: no
+/// master key version, so master key rotations leave them alone.
+const DATA_KEY_NOTES: i32 = 0;
+
+/// Re-seals a guest's notes that are still under a column key under the
+/// guest's data key, in the transaction that moves the guest.
+macro_rules! move_notes_onto_data_key {
+    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {{
+        use $s::reservations::dsl as r;
+        let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
+            .filter(r::guest_id.eq($guest))
+            .filter(r::key_version.ne(DATA_KEY_NOTES))
+            .select((r::id, r::notes_sealed))
+            .load($c)?;
+        for (id, sealed) in notes {
+            let Some(bytes) = sealed else { continue };
+            let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
+            let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
+            diesel::update(r::reservations.find(&id))
+                .set((
+                    r::key_version.eq(DATA_KEY_NOTES),
+                    r::notes_sealed.eq(resealed),
+                ))
+                .execute($c)?;
+        }
+    }};
+}
+
+/// A guest whose erasure the key store records but whose row this
+/// database still holds (a restored backup): nothing of theirs opens, so
+/// nothing is re-sealed; the lookup tokens go and the row counts as moved.
+/// `kluis erasures replay` erases the rest.
+macro_rules! shred_stale_guest {
+    ($c:expr, $s:ident, $row:expr, $current:expr) => {{
+        use $s::guests::dsl as g;
+        diesel::update(g::guests.find(&$row.id))
+            .set((
+                g::key_version.eq($current),
+                g::email_lookup.eq(None::<Vec<u8>>),
+                g::phone_lookup.eq(None::<Vec<u8>>),
+                g::data_key.eq(true),
+            ))
+            .execute($c)? as u64
+    }};
+}
+
 /// Rows re-encrypted per transaction during a rotation: small enough that
 /// the server's own writes never wait long behind it.
 pub const ROTATION_BATCH: i64 = 200;
@@ -86,8 +136,10 @@ impl Store {
                 .count()
                 .get_result(c)?;
             // Erased guests have nothing left to re-encrypt.
+            // Records from before data keys count as left until a
+            // rotation moves them onto one.
             let guests_left: i64 = g::guests
-                .filter(g::key_version.ne(current))
+                .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
                 .filter(g::erased_at.is_null())
                 .count()
                 .get_result(c)?;
@@ -97,14 +149,16 @@ impl Store {
                 .get_result(c)?;
             let notes_left: i64 = r::reservations
                 .filter(r::key_version.ne(current))
+                .filter(r::key_version.ne(DATA_KEY_NOTES))
                 .count()
                 .get_result(c)?;
             (guests_done + notes_done, guests_left + notes_left)
         });
+        let wrapped_left = self.key_store().stale_keys(target)?;
         Ok(RotationProgress {
             target_version: target,
             done: u64::try_from(done).unwrap_or(0),
-            remaining: u64::try_from(remaining).unwrap_or(0),
+            remaining: u64::try_from(remaining).unwrap_or(0) + wrapped_left,
         })
     }
 
@@ -119,7 +173,8 @@ impl Store {
         let target = ring.current_version();
         let moved_guests = self.rotate_guests(&ring, target)?;
         let moved_notes = self.rotate_notes(&ring, target)?;
-        Ok(moved_guests + moved_notes)
+        let rewrapped = self.key_store().rewrap_batch(&ring)?;
+        Ok(moved_guests + moved_notes + rewrapped)
     }
 
     fn rotate_guests(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
@@ -129,12 +184,26 @@ impl Store {
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::guests::dsl as g;
             let rows: Vec<GuestRow> = c.stale_guests(current, skip_locked)?;
+            let flags: Vec<(String, bool)> = rows
+                .iter()
+                .map(|row| (row.id.clone(), row.data_key))
+                .collect();
+            let keys = self
+                .key_store()
+                .ensure_keys(ring, &flags, chrono::Utc::now())?;
             let mut moved = 0u64;
             for row in rows {
-                let guest = row.open(ring)?;
+                let access = keys.access(&row.id, row.data_key)?;
+                let Some(key) = keys.key(&row.id) else {
+                    moved += shred_stale_guest!(c, s, &row, current);
+                    continue;
+                };
+                let guest = row.open(ring, access)?;
+                move_notes_onto_data_key!(c, s, ring, key, &row.id);
                 let sealed = seal_guest(
                     ring,
                     target,
+                    Some(key),
                     &row.id,
                     &guest.name,
                     guest.email.as_ref(),
@@ -152,6 +221,7 @@ impl Store {
                     g::email_lookup.eq(sealed.email_lookup),
                     g::phone_sealed.eq(sealed.phone_sealed),
                     g::phone_lookup.eq(sealed.phone_lookup),
+                    g::data_key.eq(true),
                 ))
                 .execute(c)? as u64;
             }
@@ -207,7 +277,7 @@ impl StaleRows for diesel::PgConnection {
     fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
         use crate::schema::pg::guests::dsl as g;
         let query = g::guests
-            .filter(g::key_version.ne(current))
+            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
             .filter(g::erased_at.is_null())
             .order(g::id)
             .limit(ROTATION_BATCH);
@@ -222,6 +292,7 @@ impl StaleRows for diesel::PgConnection {
         use crate::schema::pg::reservations::dsl as r;
         let query = r::reservations
             .filter(r::key_version.ne(current))
+            .filter(r::key_version.ne(DATA_KEY_NOTES))
             .select((r::id, r::key_version.assume_not_null(), r::notes_sealed))
             .order(r::id)
             .limit(ROTATION_BATCH);
@@ -237,7 +308,7 @@ impl StaleRows for diesel::SqliteConnection {
     fn stale_guests(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
         use crate::schema::sqlite::guests::dsl as g;
         g::guests
-            .filter(g::key_version.ne(current))
+            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
             .filter(g::erased_at.is_null())
             .order(g::id)
             .limit(ROTATION_BATCH)
@@ -248,6 +319,7 @@ impl StaleRows for diesel::SqliteConnection {
         use crate::schema::sqlite::reservations::dsl as r;
         r::reservations
             .filter(r::key_version.ne(current))
+            .filter(r::key_version.ne(DATA_KEY_NOTES))
             .select((r::id, r::key_version.assume_not_null(), r::notes_sealed))
             .order(r::id)
             .limit(ROTATION_BATCH)

@@ -14,6 +14,7 @@ mod erasure;
 mod guests;
 mod idempotency;
 mod keys;
+mod keystore;
 mod outbox;
 mod payments;
 mod privacy;
@@ -37,8 +38,9 @@ pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
-pub use erasure::{Erasure, RetentionRun};
+pub use erasure::{Erasure, Replay, RetentionRun};
 pub use keys::RotationProgress;
+pub use keystore::{ErasureReason, GuestAccess, GuestKeys, KeyStore};
 pub use outbox::{
     DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
     retry_delay,
@@ -174,24 +176,38 @@ pub struct Store {
     pool: Pool,
     backend: Backend,
     keys: SharedKeyRing,
+    key_store: keystore::KeyStore,
     venue_cache: std::sync::Arc<venues::VenueCache>,
     occupancy_cache: std::sync::Arc<venues::OccupancyCache>,
 }
 
 impl Store {
-    /// Connects (failing with the driver's own reason) and builds the pool.
+    /// Connects to the data database and the key store (failing with the
+    /// driver's own reason) and builds their pools.
     pub fn connect(
         url: &DatabaseUrl,
+        key_store: &DatabaseUrl,
         pool_size: u32,
         keys: SharedKeyRing,
     ) -> Result<Self, StoreError> {
+        if url == key_store {
+            return Err(StoreError::Connect(
+                "the key store must be a database apart from the data".to_owned(),
+            ));
+        }
         Ok(Self {
             pool: connection::build_pool(url, pool_size)?,
             backend: url.backend(),
             keys,
+            key_store: keystore::KeyStore::connect(key_store, pool_size)?,
             venue_cache: std::sync::Arc::default(),
             occupancy_cache: std::sync::Arc::default(),
         })
+    }
+
+    /// Where the guests' data keys and the record of erasures are kept.
+    pub fn key_store(&self) -> &keystore::KeyStore {
+        &self.key_store
     }
 
     /// The key ring this store seals and opens with.
@@ -224,7 +240,8 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
-    /// Applies pending migrations and returns the versions applied.
+    /// Applies pending migrations (of the data database, then of the key
+    /// store) and returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection()?;
         let applied = match &mut *connection {
@@ -232,7 +249,9 @@ impl Store {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
         }
         .map_err(|error| StoreError::Migration(error.to_string()))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        let mut applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        applied.extend(self.key_store.migrate()?);
+        Ok(applied)
     }
 
     /// Connections open, of them idle, and the most the pool opens.

@@ -112,6 +112,7 @@ macro_rules! kluis_schema {
                 updated_at -> $Instant,
                 erased_at -> Nullable<$Instant>,
                 shared -> Bool,
+                data_key -> Bool,
             }
         }
 
@@ -442,6 +443,40 @@ macro_rules! kluis_schema {
 
 pub mod pg {
     kluis_schema!(Timestamptz);
+}
+
+/// The key store's tables (a database of their own, see `keystore.rs`).
+macro_rules! key_store_schema {
+    ($Instant:ident) => {
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            data_keys (guest_id) {
+                guest_id -> Text,
+                key_version -> Integer,
+                wrapped -> Binary,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            erasures (guest_id) {
+                guest_id -> Text,
+                erased_at -> $Instant,
+                reason -> Text,
+            }
+        }
+    };
+}
+
+pub mod key_store_pg {
+    key_store_schema!(Timestamptz);
+}
+
+pub mod key_store_sqlite {
+    key_store_schema!(TimestamptzSqlite);
 }
 
 pub mod sqlite {
