@@ -147,6 +147,12 @@ fn release_holds_periodically(store: Store, clock: clock::Clock) {
                 Ok(Err(error)) => tracing::warn!(%error, "purging expired access codes failed"),
                 Err(error) => tracing::warn!(%error, "purging expired access codes failed"),
             }
+            let purging = store.clone();
+            match tokio::task::spawn_blocking(move || purging.purge_expired(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "purging expired records failed"),
+                Err(error) => tracing::warn!(%error, "purging expired records failed"),
+            }
         }
     });
 }

@@ -75,6 +75,9 @@ impl Field {
     pub const IDEMPOTENT_TOKEN: Self = Self::new("idempotency_keys", "manage_token");
     /// Partner API key secrets, kept as keyed hashes.
     pub const API_KEY_SECRET: Self = Self::new("api_keys", "secret");
+    /// Keys of login throttles and rate-limit counters (client addresses,
+    /// e-mail addresses), kept as keyed pseudonyms.
+    pub const THROTTLE_KEY: Self = Self::new("throttles", "key");
     /// A guest's data key, wrapped under the master key in the key store.
     pub const DATA_KEY: Self = Self::new("data_keys", "key");
 

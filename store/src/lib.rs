@@ -39,6 +39,7 @@ pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, Replay, RetentionRun};
+pub use idempotency::{IDEMPOTENCY_HOURS, Purged, THROTTLE_HOURS};
 pub use keys::RotationProgress;
 pub use keystore::{ErasureReason, GuestAccess, GuestKeys, KeyStore};
 pub use outbox::{

@@ -787,6 +787,14 @@ impl TestApp {
         })
     }
 
+    /// Runs the purge of expired idempotency records and throttles as of
+    /// the server's clock, as the server does every 30 seconds.
+    pub async fn purge_expired(&self) -> anyhow::Result<store::Purged> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || store.purge_expired(now)).await??)
+    }
+
     /// Applies the key store's record of erasures to this server's
     /// database, as `kluis erasures replay` does.
     pub async fn replay_erasures(&self) -> anyhow::Result<store::Replay> {
