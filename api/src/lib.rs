@@ -185,7 +185,8 @@ pub async fn forget_saved_cards(
 /// this long has run it once.
 const RETENTION_FIRST_RUN: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Anonymizes guests past their venue's retention limit once an hour (the
+/// Drops card details past their venue's `payment_data_days` and
+/// anonymizes guests past their venue's retention limit once an hour (the
 /// first time ten minutes after start-up), so no one has to remember to
 /// run it.
 fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plugins::Gateways) {
@@ -196,8 +197,15 @@ fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plu
         );
         loop {
             tick.tick().await;
-            let store = store.clone();
             let now = clock.now();
+            let dropping = store.clone();
+            match tokio::task::spawn_blocking(move || dropping.drop_expired_card_details(now)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "dropping card details failed"),
+                Err(error) => tracing::warn!(%error, "dropping card details failed"),
+            }
+            let store = store.clone();
             match tokio::task::spawn_blocking(move || store.run_retention(now, false)).await {
                 Ok(Ok(run)) => {
                     forget_saved_cards(&gateways, &run.saved_cards).await;

@@ -224,6 +224,24 @@ impl Venue {
     /// Ten years, the longest bookkeeping duty we know of in the EU.
     pub const MAX_RETENTION_DAYS: u32 = 3650;
 
+    /// How long card brand and last four are kept after the last refund
+    /// window of their payment closes.
+    pub const DEFAULT_PAYMENT_DATA_DAYS: u32 = 30;
+    /// A year and a half: long enough for a late chargeback.
+    pub const MAX_PAYMENT_DATA_DAYS: u32 = 540;
+
+    pub fn check_payment_data_days(days: i64) -> Result<u32, String> {
+        u32::try_from(days)
+            .ok()
+            .filter(|d| *d <= Self::MAX_PAYMENT_DATA_DAYS)
+            .ok_or_else(|| {
+                format!(
+                    "card details are kept between 0 and {} days",
+                    Self::MAX_PAYMENT_DATA_DAYS
+                )
+            })
+    }
+
     pub fn check_retention_days(days: i64) -> Result<u32, String> {
         u32::try_from(days)
             .ok()

@@ -38,6 +38,7 @@ pub struct VenueRow {
     pub collect_phone: String,
     pub collect_notes: String,
     pub retention_days: i32,
+    pub _payment_data_days: i32,
 }
 
 #[derive(Debug, Clone, Queryable)]

@@ -32,6 +32,7 @@ macro_rules! kluis_schema {
                 collect_phone -> Text,
                 collect_notes -> Text,
                 retention_days -> Integer,
+                payment_data_days -> Integer,
             }
         }
 
@@ -438,6 +439,9 @@ macro_rules! kluis_schema {
 
         // The bulk-read rule weighs reads by when the reservation starts.
         diesel::allow_tables_to_appear_in_same_query!(audit_log, reservations);
+
+        // Card details are dropped by when their booking ended.
+        diesel::allow_tables_to_appear_in_same_query!(payments, reservations);
     };
 }
 

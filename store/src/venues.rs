@@ -103,6 +103,9 @@ pub struct VenueDefinition {
     pub payments: domain::payments::PaymentPolicy,
     pub guest_fields: domain::privacy::GuestFields,
     pub retention_days: u32,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped.
+    pub payment_data_days: u32,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -178,6 +181,7 @@ impl Store {
                 };
                 let field_values = (
                     v::retention_days.eq(db_int(definition.retention_days)),
+                    v::payment_data_days.eq(db_int(definition.payment_data_days)),
                     v::collect_email.eq(definition.guest_fields.email.as_str()),
                     v::collect_phone.eq(definition.guest_fields.phone.as_str()),
                     v::collect_notes.eq(definition.guest_fields.notes.as_str()),

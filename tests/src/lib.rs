@@ -787,6 +787,14 @@ impl TestApp {
         })
     }
 
+    /// Drops card details past their venue's `payment_data_days`, as of the
+    /// server's clock, as the hourly job does.
+    pub async fn drop_expired_card_details(&self) -> anyhow::Result<usize> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || store.drop_expired_card_details(now)).await??)
+    }
+
     /// Runs the purge of expired idempotency records and throttles as of
     /// the server's clock, as the server does every 30 seconds.
     pub async fn purge_expired(&self) -> anyhow::Result<store::Purged> {

@@ -63,6 +63,9 @@ pub struct VenueInput {
     /// Days after a guest's last visit until their personal data is
     /// anonymized; 365 when left out.
     pub retention_days: Option<i32>,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped; 30 when left out.
+    pub payment_data_days: Option<i32>,
 }
 
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +297,12 @@ pub fn definition(input: VenueInput) -> Result<VenueDefinition> {
                 domain::Venue::check_retention_days(i64::from(days))
             })
             .map_err(|reason| invalid("retentionDays", reason))?,
+        payment_data_days: input
+            .payment_data_days
+            .map_or(Ok(domain::Venue::DEFAULT_PAYMENT_DATA_DAYS), |days| {
+                domain::Venue::check_payment_data_days(i64::from(days))
+            })
+            .map_err(|reason| invalid("paymentDataDays", reason))?,
     })
 }
 

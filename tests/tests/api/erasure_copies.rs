@@ -262,3 +262,50 @@ both_backends!(
     a_wrong_key_store_is_an_error_not_an_erasure,
     a_wrong_key_store_is_an_error_not_an_erasure
 );
+
+/// Card brand and last four go `payment_data_days` (30 by default) after
+/// the payment's last refund window closes (the later of the booking's end
+/// and the payment's last event), not before; amounts and provider
+/// references stay.
+async fn card_details_are_dropped_after_the_payment_data_period(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    book(
+        &app,
+        10,
+        json!({ "name": "Carl Card", "email": "carl@example.org" }),
+    )
+    .await?;
+    app.execute_sql(
+        "INSERT INTO payments (id, reservation_id, kind, gateway, provider_reference, \
+         amount_minor, currency, refunded_minor, status, failure_reason, card_brand, card_last4, \
+         idempotency_key, request_hash, created_at, updated_at) \
+         SELECT 'pay-1', id, 'charge', 'stripe', 'pi_canary', 2500, 'EUR', 0, 'succeeded', NULL, \
+         'visa', '4242', 'key-1', 'hash-1', created_at, updated_at FROM reservations",
+    )?;
+    let with_card = "card_brand IS NOT NULL AND card_last4 IS NOT NULL";
+    assert_eq!(app.drop_expired_card_details().await?, 0);
+    // The booking ends tomorrow: 30 days from now its window has not yet
+    // been closed for 30 days.
+    app.advance(chrono::Duration::days(30));
+    assert_eq!(app.drop_expired_card_details().await?, 0);
+    assert_eq!(app.count_rows("payments", with_card)?, 1);
+    app.advance(chrono::Duration::days(2));
+    assert_eq!(app.drop_expired_card_details().await?, 1);
+    assert_eq!(
+        app.count_rows("payments", "card_brand IS NULL AND card_last4 IS NULL")?,
+        1
+    );
+    assert_eq!(
+        app.count_rows(
+            "payments",
+            "amount_minor = 2500 AND provider_reference = 'pi_canary' AND status = 'succeeded'"
+        )?,
+        1
+    );
+    assert_eq!(app.drop_expired_card_details().await?, 0);
+    Ok(())
+}
+both_backends!(
+    card_details_are_dropped_after_the_payment_data_period,
+    card_details_are_dropped_after_the_payment_data_period
+);
