@@ -200,7 +200,10 @@ impl Store {
             pool: connection::build_pool(url, pool_size)?,
             backend: url.backend(),
             keys,
-            key_store: keystore::KeyStore::connect(key_store, pool_size)?,
+            // Key-store queries are short (one per request or batch): a
+            // quarter of the data pool, so that each node's connections to
+            // a shared PostgreSQL grow by little.
+            key_store: keystore::KeyStore::connect(key_store, pool_size.div_ceil(4).max(2))?,
             venue_cache: std::sync::Arc::default(),
             occupancy_cache: std::sync::Arc::default(),
         })
