@@ -77,7 +77,17 @@ async fn run() -> anyhow::Result<()> {
         dir.path().join("bench.db").display()
     ))
     .map_err(anyhow::Error::msg)?;
-    let store = store::Store::connect(&url, 4, SharedKeyRing::new(KeyRing::for_testing(1)))?;
+    let key_store = store::DatabaseUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join("bench-keys.db").display()
+    ))
+    .map_err(anyhow::Error::msg)?;
+    let store = store::Store::connect(
+        &url,
+        &key_store,
+        4,
+        SharedKeyRing::new(KeyRing::for_testing(1)),
+    )?;
     store.migrate()?;
     let now = chrono::Utc::now();
     store.verify_keys(now)?;

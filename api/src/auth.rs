@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::auth::{ApiKeyToken, SessionToken};
-use domain::crypto::Field;
+use domain::crypto::{Field, KeyRing};
 use domain::ports::ReservationRepository;
 use domain::{Email, ManageToken, ReservationId};
-use sha2::{Digest, Sha256};
 use store::{Store, StoreError};
 
 /// The caller of one request.
@@ -163,19 +162,33 @@ pub fn address_backoff(failures: u32) -> Option<chrono::Duration> {
     }
 }
 
-/// Throttle scopes: a hash of the e-mail (kept whether or not an account
-/// has it, so that the answer never tells) and the client address.
-pub fn account_scope(email: &str) -> String {
-    format!(
-        "account:{}",
-        hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
-    )
+/// A throttle or rate-limit key: `kind:` and an HMAC of the value under a
+/// key derived from the master key (current version). Client and e-mail
+/// addresses are personal data, and a plain hash of one can be guessed:
+/// neither is ever stored as it is. Counters restart when the key version
+/// changes, which their one-hour life makes harmless.
+pub fn pseudonym(keys: &KeyRing, kind: &str, value: &str) -> String {
+    match keys.keyed_hash(
+        keys.current_version(),
+        Field::THROTTLE_KEY,
+        value.as_bytes(),
+    ) {
+        Ok(hash) => format!("{kind}:{}", hex::encode(&hash[..hash.len().min(16)])),
+        // Every version in a ring derives; fall back to one shared bucket.
+        Err(_) => format!("{kind}:unknown"),
+    }
+}
+
+/// Throttle scopes: a pseudonym of the e-mail (kept whether or not an
+/// account has it, so that the answer never tells) and the client address.
+pub fn account_scope(keys: &KeyRing, email: &str) -> String {
+    pseudonym(keys, "account", &email.trim().to_lowercase())
 }
 
 /// The throttle scope of a client address: per address for IPv4, per
 /// /64 network for IPv6 (see `crate::rate_limit::client_group`).
-pub fn address_scope(address: &str) -> String {
-    format!("address:{}", crate::rate_limit::client_group(address))
+pub fn address_scope(keys: &KeyRing, address: &str) -> String {
+    pseudonym(keys, "address", &crate::rate_limit::client_group(address))
 }
 
 /// How a login attempt ended.
@@ -206,8 +219,9 @@ pub fn login(
     session_length: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<LoginOutcome, StoreError> {
-    let account = account_scope(email);
-    let client = address_scope(address);
+    let keys = store.keys().current();
+    let account = account_scope(&keys, email);
+    let client = address_scope(&keys, address);
     let forget = chrono::Duration::hours(1);
     let by_account = store.count_login_attempt(&account, account_backoff, forget, now)?;
     let by_address = store.count_login_attempt(&client, address_backoff, forget, now)?;
@@ -291,25 +305,28 @@ mod tests {
 
     #[test]
     fn login_backoff_holds_a_whole_ipv6_64_network_as_one_address() {
-        assert_eq!(
-            address_scope("2001:db8:7:7::1"),
-            address_scope("2001:db8:7:7:abcd::2")
-        );
-        assert_ne!(
-            address_scope("2001:db8:7:7::1"),
-            address_scope("2001:db8:7:8::1")
-        );
-        assert_ne!(address_scope("192.0.2.1"), address_scope("192.0.2.2"));
-        assert_eq!(
-            address_scope("::ffff:192.0.2.1"),
-            address_scope("192.0.2.1")
-        );
+        let keys = KeyRing::for_testing(1);
+        let scope = |address: &str| address_scope(&keys, address);
+        assert_eq!(scope("2001:db8:7:7::1"), scope("2001:db8:7:7:abcd::2"));
+        assert_ne!(scope("2001:db8:7:7::1"), scope("2001:db8:7:8::1"));
+        assert_ne!(scope("192.0.2.1"), scope("192.0.2.2"));
+        assert_eq!(scope("::ffff:192.0.2.1"), scope("192.0.2.1"));
+        assert!(!scope("192.0.2.1").contains("192.0.2"));
     }
 
     #[test]
-    fn account_scopes_do_not_show_the_email() {
-        let scope = account_scope(" Ada@Example.org ");
-        assert_eq!(scope, account_scope("ada@example.org"));
+    fn account_scopes_are_keyed_pseudonyms_of_the_email() {
+        let keys = KeyRing::for_testing(1);
+        let scope = account_scope(&keys, " Ada@Example.org ");
+        assert_eq!(scope, account_scope(&keys, "ada@example.org"));
         assert!(!scope.contains("ada"));
+        // Not the plain hash anyone could compute from a guessed address.
+        use sha2::{Digest, Sha256};
+        let plain = hex::encode(Sha256::digest(b"ada@example.org"));
+        assert!(!scope.contains(&plain[..16]));
+        // Another master key gives another pseudonym.
+        let other =
+            KeyRing::new(vec![(1, [7u8; domain::crypto::MASTER_KEY_BYTES])]).expect("valid");
+        assert_ne!(scope, account_scope(&other, "ada@example.org"));
     }
 }

@@ -21,6 +21,12 @@ pub enum Environment {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database_url: String,
+    /// The key store (guests' data keys, record of erasures): a database
+    /// apart from the data, `sqlite://PATH` or `postgres://…` (a database
+    /// or a schema of its own). Default with SQLite data: a file next to
+    /// the data file (`kluis.db` → `kluis-keys.db`); required with
+    /// PostgreSQL.
+    pub key_store_url: Option<String>,
     pub bind: String,
     pub env: Environment,
     /// Database connections per server process.
@@ -452,6 +458,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             database_url: "sqlite://kluis.db".to_owned(),
+            key_store_url: None,
             bind: "127.0.0.1:8080".to_owned(),
             env: Environment::Development,
             pool_size: 16,
@@ -502,6 +509,7 @@ impl ConfigError {
 pub struct Checked {
     pub settings: Settings,
     pub database: DatabaseUrl,
+    pub key_store: DatabaseUrl,
     pub bind: SocketAddr,
     pub metrics_bind: Option<SocketAddr>,
 }
@@ -513,6 +521,7 @@ impl Settings {
             .merge(Toml::file(file))
             .merge(Env::prefixed("KLUIS_").only(&[
                 "database_url",
+                "key_store_url",
                 "bind",
                 "env",
                 "pool_size",
@@ -552,6 +561,7 @@ impl Settings {
     pub fn check(self) -> Result<Checked, ConfigError> {
         let database = DatabaseUrl::parse(&self.database_url)
             .map_err(|reason| ConfigError::new("database_url", reason))?;
+        let key_store = self.key_store_database()?;
         let bind = self.bind.parse().map_err(|_| {
             ConfigError::new(
                 "bind",
@@ -597,9 +607,51 @@ impl Settings {
         Ok(Checked {
             settings: self,
             database,
+            key_store,
             bind,
             metrics_bind,
         })
+    }
+}
+
+impl Settings {
+    /// Where the key store is: `key_store_url`, or next to an SQLite data
+    /// file. Never the data database itself: a backup of one must not hold
+    /// the other.
+    fn key_store_database(&self) -> Result<DatabaseUrl, ConfigError> {
+        let raw = match (
+            &self.key_store_url,
+            self.database_url.strip_prefix("sqlite://"),
+        ) {
+            (Some(raw), _) => raw.clone(),
+            (None, Some(path)) => {
+                let path = Path::new(path);
+                let stem = path
+                    .file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "kluis".to_owned());
+                format!(
+                    "sqlite://{}",
+                    path.with_file_name(format!("{stem}-keys.db")).display()
+                )
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "key_store_url",
+                    "is required with a PostgreSQL database_url: a database or schema of its \
+                     own, e.g. postgres://…/kluis_keys",
+                ));
+            }
+        };
+        let key_store =
+            DatabaseUrl::parse(&raw).map_err(|reason| ConfigError::new("key_store_url", reason))?;
+        if raw == self.database_url {
+            return Err(ConfigError::new(
+                "key_store_url",
+                "must not be the data database: keys and data are kept (and backed up) apart",
+            ));
+        }
+        Ok(key_store)
     }
 }
 
@@ -679,6 +731,33 @@ mod tests {
             assert!(!line.contains('\n'), "{line}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_key_store_defaults_to_a_file_next_to_sqlite_data_and_is_required_with_postgres() {
+        let settings = Settings {
+            database_url: "sqlite://./data/kluis.db".to_owned(),
+            ..Settings::default()
+        };
+        let checked = settings.check().expect("valid");
+        assert_eq!(
+            checked.key_store,
+            DatabaseUrl::parse("sqlite://./data/kluis-keys.db").expect("url")
+        );
+        let postgres = Settings {
+            database_url: "postgres://u@localhost/kluis".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            postgres.check().expect_err("needs a key store").key,
+            "key_store_url"
+        );
+        let same = Settings {
+            database_url: "postgres://u@localhost/kluis".to_owned(),
+            key_store_url: Some("postgres://u@localhost/kluis".to_owned()),
+            ..Settings::default()
+        };
+        assert_eq!(same.check().expect_err("apart").key, "key_store_url");
     }
 
     #[test]

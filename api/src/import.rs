@@ -66,6 +66,9 @@ struct VenueEntry {
     collect_notes: Option<Spanned<String>>,
     /// Days after a guest's last visit until they are anonymized (365).
     retention_days: Option<Spanned<i64>>,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped (30).
+    payment_data_days: Option<Spanned<i64>>,
     #[serde(default)]
     opening_hours: Week,
     #[serde(default)]
@@ -330,6 +333,11 @@ fn venue(
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
                 .map_err(|r| report.error(days, &key("retention_days"), r))?,
+        },
+        payment_data_days: match &entry.payment_data_days {
+            None => domain::Venue::DEFAULT_PAYMENT_DATA_DAYS,
+            Some(days) => domain::Venue::check_payment_data_days(*days.get_ref())
+                .map_err(|r| report.error(days, &key("payment_data_days"), r))?,
         },
     })
 }

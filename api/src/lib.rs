@@ -86,7 +86,12 @@ pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), S
             }
             None => domain::crypto::SharedKeyRing::new(ring),
         };
-        let store = Store::connect(&checked.database, checked.settings.pool_size, shared)?;
+        let store = Store::connect(
+            &checked.database,
+            &checked.key_store,
+            checked.settings.pool_size,
+            shared,
+        )?;
         let applied = store.migrate()?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
@@ -95,6 +100,13 @@ pub async fn open_store(checked: &Checked) -> Result<(Store, keys::KeySource), S
         Ok((store, source))
     })
     .await
+}
+
+/// Applies every erasure the key store records to the data database
+/// (`kluis erasures replay`, after restoring a data backup).
+pub async fn replay_erasures(checked: &Checked) -> Result<store::Replay, StartError> {
+    let (store, _) = open_store(checked).await?;
+    run_blocking(move || Ok(store.replay_erasures()?)).await
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -139,6 +151,12 @@ fn release_holds_periodically(store: Store, clock: clock::Clock) {
                 Ok(Err(error)) => tracing::warn!(%error, "purging expired access codes failed"),
                 Err(error) => tracing::warn!(%error, "purging expired access codes failed"),
             }
+            let purging = store.clone();
+            match tokio::task::spawn_blocking(move || purging.purge_expired(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "purging expired records failed"),
+                Err(error) => tracing::warn!(%error, "purging expired records failed"),
+            }
         }
     });
 }
@@ -171,7 +189,8 @@ pub async fn forget_saved_cards(
 /// this long has run it once.
 const RETENTION_FIRST_RUN: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Anonymizes guests past their venue's retention limit once an hour (the
+/// Drops card details past their venue's `payment_data_days` and
+/// anonymizes guests past their venue's retention limit once an hour (the
 /// first time ten minutes after start-up), so no one has to remember to
 /// run it.
 fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plugins::Gateways) {
@@ -182,8 +201,15 @@ fn apply_retention_periodically(store: Store, clock: clock::Clock, gateways: plu
         );
         loop {
             tick.tick().await;
-            let store = store.clone();
             let now = clock.now();
+            let dropping = store.clone();
+            match tokio::task::spawn_blocking(move || dropping.drop_expired_card_details(now)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "dropping card details failed"),
+                Err(error) => tracing::warn!(%error, "dropping card details failed"),
+            }
+            let store = store.clone();
             match tokio::task::spawn_blocking(move || store.run_retention(now, false)).await {
                 Ok(Ok(run)) => {
                     forget_saved_cards(&gateways, &run.saved_cards).await;

@@ -69,6 +69,19 @@ enum Command {
         #[command(subcommand)]
         action: RetentionCommand,
     },
+    /// The record of erasures kept in the key store.
+    Erasures {
+        #[command(subcommand)]
+        action: ErasuresCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErasuresCommand {
+    /// Apply every recorded erasure to the data database again: run it
+    /// after restoring a data backup, before serving from it. Safe to
+    /// repeat.
+    Replay,
 }
 
 #[derive(Subcommand)]
@@ -408,6 +421,23 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                     "retention applied"
                 );
             }
+            Ok(())
+        }
+        Command::Erasures {
+            action: ErasuresCommand::Replay,
+        } => {
+            let replay = api::replay_erasures(&checked).await?;
+            use std::io::Write;
+            writeln!(
+                std::io::stdout(),
+                "applied {} of {} recorded erasures ({} already erased, {} not in this database, \
+                 {} waiting for a payment to settle)",
+                replay.applied,
+                replay.recorded,
+                replay.already,
+                replay.absent,
+                replay.waiting
+            )?;
             Ok(())
         }
         Command::Audit {

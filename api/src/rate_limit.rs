@@ -126,6 +126,12 @@ impl RateLimiter {
         client.to_string()
     }
 
+    /// A client's counter key: never the address itself (see
+    /// `crate::auth::pseudonym`).
+    fn pseudonym(&self, kind: &str, address: &str) -> String {
+        crate::auth::pseudonym(&self.store.keys().current(), kind, &client_group(address))
+    }
+
     /// The scope a caller's requests count against, and its budget.
     pub fn scope_of(&self, principal: &Principal, address: &str) -> (String, Budget) {
         let complexity = i64::from(self.limits.complexity_per_minute);
@@ -145,7 +151,7 @@ impl RateLimiter {
                 },
             ),
             Principal::Anonymous | Principal::Guest(_) => (
-                format!("address:{}", client_group(address)),
+                self.pseudonym("address", address),
                 Budget {
                     requests: i64::from(self.limits.address_per_minute),
                     complexity,
@@ -157,7 +163,7 @@ impl RateLimiter {
     /// The scope and budget of provider webhook deliveries from a client.
     pub fn webhook_scope(&self, address: &str) -> (String, Budget) {
         (
-            format!("webhook:{}", client_group(address)),
+            self.pseudonym("webhook", address),
             Budget {
                 requests: i64::from(self.limits.webhook_per_minute),
                 complexity: i64::MAX,
@@ -168,7 +174,7 @@ impl RateLimiter {
     /// The scope and budget of credentials that do not hold, per client.
     pub fn bad_credentials_scope(&self, address: &str) -> (String, Budget) {
         (
-            format!("badauth:{}", client_group(address)),
+            self.pseudonym("badauth", address),
             Budget {
                 requests: i64::from(self.limits.bad_credentials_per_minute),
                 complexity: i64::MAX,

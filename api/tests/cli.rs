@@ -39,7 +39,16 @@ fn open_store(dir: &Path) -> store::Store {
         .expect("url");
     let keys = api::keys::read_key_file(&dir.join(api::keys::DEVELOPMENT_KEY_FILE))
         .expect("development key");
-    store::Store::connect(&url, 1, domain::crypto::SharedKeyRing::new(keys)).expect("connect")
+    let key_store =
+        store::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("kluis-keys.db").display()))
+            .expect("url");
+    store::Store::connect(
+        &url,
+        &key_store,
+        1,
+        domain::crypto::SharedKeyRing::new(keys),
+    )
+    .expect("connect")
 }
 
 #[test]
@@ -95,6 +104,7 @@ fn a_connection_failure_shows_the_real_cause() {
             "KLUIS_DATABASE_URL",
             "postgres://nobody@127.0.0.1:1/nothing",
         )
+        .env("KLUIS_KEY_STORE_URL", "postgres://nobody@127.0.0.1:1/keys")
         .output()
         .expect("run");
     let text = stderr(&output);
@@ -102,6 +112,34 @@ fn a_connection_failure_shows_the_real_cause() {
     assert!(
         text.contains("127.0.0.1") && text.to_lowercase().contains("refused"),
         "{text}"
+    );
+}
+
+#[test]
+fn erasures_replay_reports_what_it_applied_and_a_postgres_database_needs_a_key_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = kluis(dir.path())
+        .args(["erasures", "replay"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("applied 0 of 0 recorded erasures"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // The key store is a file of its own next to the data.
+    assert!(dir.path().join("kluis-keys.db").exists());
+    let output = kluis(dir.path())
+        .arg("migrate")
+        .env("KLUIS_DATABASE_URL", "postgres://nobody@127.0.0.1:1/kluis")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`key_store_url`"),
+        "{}",
+        stderr(&output)
     );
 }
 
@@ -394,8 +432,18 @@ fn production_seeds_nothing() {
     ))
     .expect("url");
     let keys = api::keys::parse_environment_keys(MASTER_KEY).expect("key");
-    let store =
-        store::Store::connect(&url, 1, domain::crypto::SharedKeyRing::new(keys)).expect("connect");
+    let key_store = store::DatabaseUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join("kluis-keys.db").display()
+    ))
+    .expect("url");
+    let store = store::Store::connect(
+        &url,
+        &key_store,
+        1,
+        domain::crypto::SharedKeyRing::new(keys),
+    )
+    .expect("connect");
     assert!(store.has_no_venues().expect("query"));
 }
 
@@ -597,12 +645,16 @@ fn postgres_connections_honour_sslmode() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned());
     let separator = if base.contains('?') { '&' } else { '?' };
     // Verifying the server against a root certificate that does not exist
-    // must fail: proof that the URL's sslmode reaches libpq.
+    // must fail: proof that the URL's sslmode reaches libpq. (A PostgreSQL
+    // data database needs a key store of its own; it gets the same server
+    // under the same sslmode, so the data database is reached first.)
+    let tls = "sslmode=verify-full&sslrootcert=/nonexistent/root.crt";
     let output = kluis(dir.path())
         .arg("migrate")
+        .env("KLUIS_DATABASE_URL", format!("{base}{separator}{tls}"))
         .env(
-            "KLUIS_DATABASE_URL",
-            format!("{base}{separator}sslmode=verify-full&sslrootcert=/nonexistent/root.crt"),
+            "KLUIS_KEY_STORE_URL",
+            format!("{base}{separator}{tls}&application_name=kluis-keys"),
         )
         .output()
         .expect("run");

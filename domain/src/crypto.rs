@@ -82,6 +82,11 @@ impl Field {
     /// entries written before the chain was keyed). Someone who can write
     /// the database but has no master key cannot recompute it.
     pub const AUDIT_CHAIN: Self = Self::new("audit_log", "hash");
+    /// Keys of login throttles and rate-limit counters (client addresses,
+    /// e-mail addresses), kept as keyed pseudonyms.
+    pub const THROTTLE_KEY: Self = Self::new("throttles", "key");
+    /// A guest's data key, wrapped under the master key in the key store.
+    pub const DATA_KEY: Self = Self::new("data_keys", "key");
 
     pub const fn new(table: &'static str, column: &'static str) -> Self {
         Self { table, column }
@@ -367,6 +372,126 @@ impl KeyRing {
             .map_err(|_| CryptoError::InvalidKeyRing("hash key has the wrong length".to_owned()))?;
         mac.update(data);
         Ok(mac.finalize().into_bytes().to_vec())
+    }
+}
+
+/// The version bytes a value sealed under a guest's data key carries
+/// instead of a master key version (those start at 1): readers tell the two
+/// kinds apart by the value alone.
+pub const DATA_KEY_VERSION: u32 = 0;
+
+/// Whether a sealed value was sealed under a guest's data key rather than a
+/// column key of the key ring.
+pub fn is_data_key_sealed(sealed: &[u8]) -> bool {
+    version_of(sealed) == Some(DATA_KEY_VERSION)
+}
+
+/// A guest's own random key. The guest's personal fields are sealed under
+/// it, it is kept (wrapped under the key ring) in a key store apart from
+/// the data, and destroying it there makes every copy of those fields
+/// unreadable: crypto-shredding. Sealed values keep the key ring's layout
+/// and associated data (`table | column | row id | version`), with version
+/// [`DATA_KEY_VERSION`].
+pub struct DataKey(SecretBox<[u8; DERIVED_KEY_BYTES]>);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(‹secret›)")
+    }
+}
+
+impl DataKey {
+    pub const BYTES: usize = DERIVED_KEY_BYTES;
+
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut key = Box::new([0u8; DERIVED_KEY_BYTES]);
+        getrandom::fill(key.as_mut()).map_err(|_| CryptoError::Randomness)?;
+        Ok(Self(SecretBox::new(key)))
+    }
+
+    /// A fixed, public key: for tests only.
+    pub fn for_testing(seed: u8) -> Self {
+        let mut key = Box::new([0u8; DERIVED_KEY_BYTES]);
+        for (index, byte) in key.iter_mut().enumerate() {
+            *byte = (index as u8).wrapping_mul(17).wrapping_add(seed) | 1;
+        }
+        Self(SecretBox::new(key))
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let key: [u8; DERIVED_KEY_BYTES] = bytes.try_into().ok()?;
+        Some(Self(SecretBox::new(Box::new(key))))
+    }
+
+    fn cipher(&self) -> Result<Aes256Siv, CryptoError> {
+        Aes256Siv::new_from_slice(self.0.expose_secret())
+            .map_err(|_| CryptoError::InvalidKeyRing("data key has the wrong length".to_owned()))
+    }
+
+    /// Seals a personal value for one column of one row.
+    pub fn seal(
+        &self,
+        field: Field,
+        row_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce = fresh_nonce()?;
+        let version_bytes = DATA_KEY_VERSION.to_be_bytes();
+        let associated = seal_associated_data(field, row_id, &version_bytes);
+        let headers: [&[u8]; 2] = [&associated, &nonce];
+        let ciphertext = self
+            .cipher()?
+            .encrypt(headers, plaintext)
+            .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
+        let mut sealed = Vec::with_capacity(VERSION_BYTES + NONCE_BYTES + ciphertext.len());
+        sealed.extend_from_slice(&version_bytes);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// Opens a value sealed under this key for this column of this row.
+    pub fn open(&self, field: Field, row_id: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let integrity = || CryptoError::Integrity {
+            table: field.table,
+            column: field.column,
+            row: row_id.to_owned(),
+        };
+        if !is_data_key_sealed(sealed) {
+            return Err(integrity());
+        }
+        let nonce = sealed
+            .get(VERSION_BYTES..VERSION_BYTES + NONCE_BYTES)
+            .ok_or_else(integrity)?;
+        let ciphertext = sealed
+            .get(VERSION_BYTES + NONCE_BYTES..)
+            .ok_or_else(integrity)?;
+        let associated = seal_associated_data(field, row_id, &DATA_KEY_VERSION.to_be_bytes());
+        let headers: [&[u8]; 2] = [&associated, nonce];
+        self.cipher()?
+            .decrypt(headers, ciphertext)
+            .map_err(|_| integrity())
+    }
+}
+
+impl KeyRing {
+    /// Wraps a guest's data key for the key store, under the current master
+    /// key and bound to the guest's id.
+    pub fn wrap_data_key(&self, guest_id: &str, key: &DataKey) -> Result<Vec<u8>, CryptoError> {
+        self.seal(Field::DATA_KEY, guest_id, key.0.expose_secret())
+    }
+
+    /// Opens a wrapped data key, which must belong to this guest.
+    pub fn unwrap_data_key(&self, guest_id: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let mut bytes = self.open(Field::DATA_KEY, guest_id, wrapped)?;
+        let key = DataKey::from_bytes(&bytes);
+        bytes.fill(0);
+        key.ok_or_else(|| CryptoError::Integrity {
+            table: Field::DATA_KEY.table,
+            column: Field::DATA_KEY.column,
+            row: guest_id.to_owned(),
+        })
     }
 }
 
@@ -666,6 +791,81 @@ mod tests {
             ring.keyed_hash(1, Field::API_KEY_SECRET, b"secreT")
                 .expect("hash")
         );
+    }
+
+    #[test]
+    fn a_value_sealed_under_a_data_key_opens_only_with_that_key_row_and_column() {
+        let key = DataKey::for_testing(1);
+        let sealed = key.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        assert!(is_data_key_sealed(&sealed));
+        assert_eq!(
+            key.open(Field::GUEST_NAME, ROW, &sealed).expect("opens"),
+            b"Ada"
+        );
+        assert!(
+            DataKey::for_testing(2)
+                .open(Field::GUEST_NAME, ROW, &sealed)
+                .is_err()
+        );
+        assert!(key.open(Field::GUEST_NAME, "another-row", &sealed).is_err());
+        assert!(key.open(Field::GUEST_EMAIL, ROW, &sealed).is_err());
+        // Nor does the key ring take it for one of its own.
+        assert!(
+            KeyRing::for_testing(1)
+                .open(Field::GUEST_NAME, ROW, &sealed)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_tampered_data_key_value_is_detected() {
+        let key = DataKey::for_testing(1);
+        let sealed = key.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        for index in 0..sealed.len() {
+            let mut tampered = sealed.clone();
+            tampered[index] ^= 0x01;
+            assert!(
+                key.open(Field::GUEST_NAME, ROW, &tampered).is_err(),
+                "byte {index}"
+            );
+        }
+        assert!(
+            key.open(Field::GUEST_NAME, ROW, &sealed[..sealed.len() - 1])
+                .is_err()
+        );
+        // A key-ring value is not taken for a data-key one.
+        let ring_sealed = KeyRing::for_testing(1)
+            .seal(Field::GUEST_NAME, ROW, b"Ada")
+            .expect("seals");
+        assert!(!is_data_key_sealed(&ring_sealed));
+        assert!(key.open(Field::GUEST_NAME, ROW, &ring_sealed).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_data_key_opens_for_its_guest_only_and_with_the_ring_only() {
+        let ring = KeyRing::for_testing(1);
+        let key = DataKey::generate().expect("random");
+        let wrapped = ring.wrap_data_key(ROW, &key).expect("wraps");
+        let sealed = key.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        let unwrapped = ring.unwrap_data_key(ROW, &wrapped).expect("unwraps");
+        assert_eq!(
+            unwrapped
+                .open(Field::GUEST_NAME, ROW, &sealed)
+                .expect("opens"),
+            b"Ada"
+        );
+        assert!(ring.unwrap_data_key("another-guest", &wrapped).is_err());
+        let other = KeyRing::new(vec![(1, [7u8; MASTER_KEY_BYTES])]).expect("valid");
+        assert!(other.unwrap_data_key(ROW, &wrapped).is_err());
+    }
+
+    #[test]
+    fn data_keys_are_random_and_never_printed() {
+        let first = DataKey::generate().expect("random");
+        let second = DataKey::generate().expect("random");
+        let sealed = first.seal(Field::GUEST_NAME, ROW, b"Ada").expect("seals");
+        assert!(second.open(Field::GUEST_NAME, ROW, &sealed).is_err());
+        assert_eq!(format!("{first:?}"), "DataKey(‹secret›)");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Venue {
     /// Days after a guest's last visit until their personal data is
     /// anonymized.
     pub retention_days: u32,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped.
+    pub payment_data_days: u32,
 }
 
 /// How bookings at a venue work.
@@ -224,6 +227,24 @@ impl Venue {
     /// Ten years, the longest bookkeeping duty we know of in the EU.
     pub const MAX_RETENTION_DAYS: u32 = 3650;
 
+    /// How long card brand and last four are kept after the last refund
+    /// window of their payment closes.
+    pub const DEFAULT_PAYMENT_DATA_DAYS: u32 = 30;
+    /// A year and a half: long enough for a late chargeback.
+    pub const MAX_PAYMENT_DATA_DAYS: u32 = 540;
+
+    pub fn check_payment_data_days(days: i64) -> Result<u32, String> {
+        u32::try_from(days)
+            .ok()
+            .filter(|d| *d <= Self::MAX_PAYMENT_DATA_DAYS)
+            .ok_or_else(|| {
+                format!(
+                    "card details are kept between 0 and {} days",
+                    Self::MAX_PAYMENT_DATA_DAYS
+                )
+            })
+    }
+
     pub fn check_retention_days(days: i64) -> Result<u32, String> {
         u32::try_from(days)
             .ok()
@@ -384,6 +405,7 @@ pub(crate) mod tests {
             payments: crate::payments::PaymentPolicy::default(),
             guest_fields: crate::privacy::GuestFields::default(),
             retention_days: 365,
+            payment_data_days: Venue::DEFAULT_PAYMENT_DATA_DAYS,
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -250,19 +250,24 @@ impl Store {
     pub fn guests_sharing_email(&self, guest: GuestId) -> Result<Vec<GuestId>, StoreError> {
         let id = guest.to_string();
         let mut connection = self.connection()?;
-        let row: Option<(String, Option<Vec<u8>>)> = on_backend!(&mut *connection, |c, s| {
+        let row: Option<(String, Option<Vec<u8>>, bool)> = on_backend!(&mut *connection, |c, s| {
             use s::guests::dsl as g;
             g::guests
                 .find(&id)
-                .select((g::venue_id, g::email_sealed))
+                .select((g::venue_id, g::email_sealed, g::data_key))
                 .first(c)
                 .optional()?
         });
-        let Some((venue, Some(sealed))) = row else {
+        let Some((venue, Some(sealed), uses_data_key)) = row else {
             return Ok(vec![guest]);
         };
         let ring = self.keys().current();
-        let email = open_text(&ring, Field::GUEST_EMAIL, &id, &sealed)?;
+        let keys = self.key_store().keys_of(&ring, std::slice::from_ref(&id))?;
+        let access = keys.access(&id, uses_data_key)?;
+        if matches!(access, crate::GuestAccess::Shredded) {
+            return Ok(vec![guest]);
+        }
+        let email = crate::guests::open_personal(&ring, access, Field::GUEST_EMAIL, &id, &sealed)?;
         let email_tokens = tokens(&ring, Field::GUEST_EMAIL, Some(&email))?;
         let guests: Vec<String> = on_backend!(&mut *connection, |c, s| guest_ids_by_email!(
             c,

@@ -48,11 +48,14 @@ impl Store {
         let ring = self.keys().current();
         let version = ring.current_version();
         let now = db_instant(now);
+        let ids: Vec<String> = guests.iter().map(|guest| guest.id.clone()).collect();
+        let keys = self.key_store().create_keys(&ring, &ids, now)?;
         let mut guest_rows = Vec::with_capacity(guests.len());
         for guest in guests {
             let sealed = seal_guest(
                 &ring,
                 version,
+                keys.get(&guest.id),
                 &guest.id,
                 &guest.name,
                 guest.email.as_ref(),
@@ -79,6 +82,7 @@ impl Store {
                             g::phone_lookup.eq(sealed.phone_lookup.as_ref()),
                             g::created_at.eq(now),
                             g::updated_at.eq(now),
+                            g::data_key.eq(true),
                         )
                     })
                     .collect();

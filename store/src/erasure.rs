@@ -8,6 +8,7 @@ use domain::payments::PaymentStatus;
 use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation};
 
 use crate::guests::{GuestRow, seal_guest};
+use crate::keystore::ErasureReason;
 use crate::rows::{ReservationRow, db_instant, reservation_columns};
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -39,7 +40,7 @@ impl Store {
     /// last four. Amounts, dates, statuses and provider references stay.
     /// Refused while a payment is in flight; erasing twice is fine.
     pub fn erase_guest(&self, guest: GuestId, now: DateTime<Utc>) -> Result<Erasure, StoreError> {
-        self.erase(guest, now, false)?
+        self.erase(guest, now, false, ErasureReason::Request)?
             .ok_or_else(|| DomainError::not_found("guest").into())
     }
 
@@ -50,6 +51,7 @@ impl Store {
         guest: GuestId,
         now: DateTime<Utc>,
         skip_locked: bool,
+        reason: ErasureReason,
     ) -> Result<Option<Erasure>, StoreError> {
         let now = db_instant(now);
         let guest = guest.to_string();
@@ -66,6 +68,9 @@ impl Store {
                 .select(r::id)
                 .load(c)?;
             if let Some(erased_at) = row.erased_at {
+                // Also when an earlier attempt stopped between the two
+                // databases: the key goes and the erasure is recorded.
+                self.key_store().destroy(&guest, erased_at, reason)?;
                 return Ok(Some(Erasure {
                     erased_at,
                     already: true,
@@ -100,6 +105,11 @@ impl Store {
             diesel::update(p::payments.filter(p::reservation_id.eq_any(&reservations)))
                 .set((p::card_brand.eq(None::<String>), p::card_last4.eq(None::<String>)))
                 .execute(c)?;
+            // Last, before this transaction commits: the guest's data key
+            // is destroyed and the erasure recorded in the key store. If
+            // the commit here then fails, the guest already reads as
+            // erased everywhere and a replay finishes the rows.
+            self.key_store().destroy(&guest, now, reason)?;
             Ok(Some(Erasure {
                 erased_at: now,
                 already: false,
@@ -133,14 +143,28 @@ impl Store {
         let now = db_instant(now);
         let ring = self.keys().current();
         let version = ring.current_version();
-        let sealed = guests
-            .iter()
-            .map(|guest| {
-                let id = guest.to_string();
-                seal_guest(&ring, version, &id, name, email, phone)
-                    .map(|sealed| (*guest, id, sealed))
+        let ids: Vec<String> = guests.iter().map(ToString::to_string).collect();
+        let flags: Vec<(String, bool)> = {
+            let mut connection = self.connection()?;
+            on_backend!(&mut *connection, |c, s| {
+                use s::guests::dsl as g;
+                g::guests
+                    .filter(g::id.eq_any(&ids))
+                    .select((g::id, g::data_key))
+                    .load(c)?
             })
-            .collect::<Result<Vec<_>, _>>()?;
+        };
+        // Corrected records are sealed under their data keys (records
+        // from before data keys get one now); erased ones stay erased.
+        let keys = self.key_store().ensure_keys(&ring, &flags, now)?;
+        let mut sealed = Vec::with_capacity(guests.len());
+        for (guest, id) in guests.iter().zip(ids) {
+            let Some(key) = keys.key(&id) else {
+                continue;
+            };
+            let row = seal_guest(&ring, version, Some(key), &id, name, email, phone)?;
+            sealed.push((*guest, id, row));
+        }
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::guests::dsl as g;
@@ -169,6 +193,7 @@ impl Store {
                         g::phone_sealed.eq(&sealed.phone_sealed),
                         g::phone_lookup.eq(&sealed.phone_lookup),
                         g::updated_at.eq(now),
+                        g::data_key.eq(true),
                     ))
                     .execute(c)?;
                 corrected.push(*guest);
@@ -182,6 +207,54 @@ impl Store {
             }
             Ok(corrected)
         }))
+    }
+}
+
+/// What replaying the key store's record of erasures did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replay {
+    /// Erasures the key store records.
+    pub recorded: usize,
+    /// Guests erased again now (their rows had come back with a restore).
+    pub applied: usize,
+    /// Guests whose rows were erased already.
+    pub already: usize,
+    /// Guests this database does not hold (a backup older than them).
+    pub absent: usize,
+    /// Guests with a payment in flight: a later replay erases them.
+    pub waiting: usize,
+}
+
+impl Store {
+    /// Applies every erasure the key store records to this database: after
+    /// a data backup is restored, the guests erased since it was taken are
+    /// erased again (their data keys are gone, so their fields never
+    /// opened). Idempotent; keeps each erasure's original time.
+    pub fn replay_erasures(&self) -> Result<Replay, StoreError> {
+        let recorded = self.key_store().erasures()?;
+        let mut replay = Replay {
+            recorded: recorded.len(),
+            ..Replay::default()
+        };
+        for (id, erased_at) in recorded {
+            let Ok(guest) = GuestId::parse(&id) else {
+                return Err(StoreError::Corrupt(format!("erasure record {id}")));
+            };
+            match self.erase(guest, erased_at, false, ErasureReason::Request) {
+                Ok(None) => replay.absent += 1,
+                Ok(Some(erasure)) if erasure.already => replay.already += 1,
+                Ok(Some(_)) => replay.applied += 1,
+                Err(StoreError::Domain(DomainError::Conflict(_))) => replay.waiting += 1,
+                Err(other) => return Err(other),
+            }
+        }
+        tracing::info!(
+            recorded = replay.recorded,
+            applied = replay.applied,
+            waiting = replay.waiting,
+            "replayed recorded erasures"
+        );
+        Ok(replay)
     }
 }
 
@@ -275,7 +348,7 @@ impl Store {
             for guest in batch {
                 let skip_locked = self.backend() == Backend::Postgresql;
                 let saved_cards = self.saved_cards_of(*guest)?;
-                match self.erase(*guest, now, skip_locked) {
+                match self.erase(*guest, now, skip_locked, ErasureReason::Retention) {
                     Ok(None) => run.taken_by_another_node += 1,
                     Ok(Some(erasure)) if !erasure.already => {
                         run.anonymized += 1;

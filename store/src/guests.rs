@@ -2,10 +2,11 @@
 //! else. Rows hold ciphertexts and lookup tokens; the rest of the program
 //! sees domain types whose values are masked.
 
-use domain::crypto::{CryptoError, Field, KeyRing};
+use domain::crypto::{CryptoError, DataKey, Field, KeyRing, is_data_key_sealed};
 use domain::{Email, Guest, GuestId, GuestNotes, PersonName, Phone, VenueId};
 
 use crate::StoreError;
+use crate::keystore::GuestAccess;
 
 /// A guest's columns, sealed for one row.
 pub struct SealedGuest {
@@ -21,7 +22,7 @@ pub struct SealedGuest {
 pub struct GuestRow {
     pub id: String,
     pub venue_id: String,
-    pub _key_version: i32,
+    pub key_version: i32,
     pub name_sealed: Vec<u8>,
     pub email_sealed: Option<Vec<u8>>,
     pub _email_lookup: Option<Vec<u8>>,
@@ -33,6 +34,8 @@ pub struct GuestRow {
     /// Several bookings were linked to this record before each booking
     /// kept its own: a single booking's manage token does not open it.
     pub shared: bool,
+    /// The personal fields are sealed under the guest's own data key.
+    pub data_key: bool,
 }
 
 /// What an erased guest's name reads as.
@@ -45,9 +48,26 @@ pub fn db_version(version: u32) -> i32 {
 /// A sealed value and its lookup token, both absent when the value is.
 type SealedAndToken = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// Seals a personal value of a guest: under their data key when they have
+/// one, else under the key ring's column key of `version`.
+pub fn seal_personal(
+    keys: &KeyRing,
+    version: u32,
+    data_key: Option<&DataKey>,
+    field: Field,
+    row: &str,
+    value: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    match data_key {
+        Some(key) => key.seal(field, row, value),
+        None => keys.seal_with(version, field, row, value),
+    }
+}
+
 fn seal_optional(
     keys: &KeyRing,
     version: u32,
+    data_key: Option<&DataKey>,
     field: Field,
     row: &str,
     value: Option<&str>,
@@ -55,16 +75,28 @@ fn seal_optional(
     match value {
         None => Ok((None, None)),
         Some(value) => Ok((
-            Some(keys.seal_with(version, field, row, value.as_bytes())?),
+            Some(seal_personal(
+                keys,
+                version,
+                data_key,
+                field,
+                row,
+                value.as_bytes(),
+            )?),
+            // Lookup tokens stay under column keys: equality search must
+            // work across guests.
             Some(keys.lookup_token_with(version, field, value.as_bytes())?),
         )),
     }
 }
 
-/// Seals a guest's name, e-mail and phone under one key version.
+/// Seals a guest's name, e-mail and phone: the values under the guest's
+/// data key (or, without one, key version `version`), the lookup tokens
+/// under key version `version`.
 pub fn seal_guest(
     keys: &KeyRing,
     version: u32,
+    data_key: Option<&DataKey>,
     id: &str,
     name: &PersonName,
     email: Option<&Email>,
@@ -73,6 +105,7 @@ pub fn seal_guest(
     let (email_sealed, email_lookup) = seal_optional(
         keys,
         version,
+        data_key,
         Field::GUEST_EMAIL,
         id,
         email.map(Email::expose),
@@ -80,13 +113,21 @@ pub fn seal_guest(
     let (phone_sealed, phone_lookup) = seal_optional(
         keys,
         version,
+        data_key,
         Field::GUEST_PHONE,
         id,
         phone.map(Phone::expose),
     )?;
     Ok(SealedGuest {
         key_version: db_version(version),
-        name_sealed: keys.seal_with(version, Field::GUEST_NAME, id, name.expose().as_bytes())?,
+        name_sealed: seal_personal(
+            keys,
+            version,
+            data_key,
+            Field::GUEST_NAME,
+            id,
+            name.expose().as_bytes(),
+        )?,
         email_sealed,
         email_lookup,
         phone_sealed,
@@ -110,10 +151,37 @@ pub fn open_text(
     })
 }
 
+/// Opens a guest's personal value: under their data key when it was sealed
+/// with one (the value says which), else with the key ring.
+pub fn open_personal(
+    keys: &KeyRing,
+    access: GuestAccess<'_>,
+    field: Field,
+    row: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    if !is_data_key_sealed(sealed) {
+        return open_text(keys, field, row, sealed);
+    }
+    let integrity = || {
+        StoreError::Integrity(CryptoError::Integrity {
+            table: field.table,
+            column: field.column,
+            row: row.to_owned(),
+        })
+    };
+    let GuestAccess::Key(key) = access else {
+        return Err(integrity());
+    };
+    String::from_utf8(key.open(field, row, sealed)?).map_err(|_| integrity())
+}
+
 impl GuestRow {
-    pub fn open(&self, keys: &KeyRing) -> Result<Guest, StoreError> {
+    /// The guest with their fields opened. A guest whose data key was
+    /// destroyed reads as erased, even in a copy of the data taken before.
+    pub fn open(&self, keys: &KeyRing, access: GuestAccess<'_>) -> Result<Guest, StoreError> {
         let id = &self.id;
-        if self.erased_at.is_some() {
+        if self.erased_at.is_some() || matches!(access, GuestAccess::Shredded) {
             return Ok(Guest {
                 id: GuestId::parse(id)
                     .map_err(|_| StoreError::Corrupt(format!("guest id {id}")))?,
@@ -128,15 +196,16 @@ impl GuestRow {
             |field: Field, sealed: &Option<Vec<u8>>| -> Result<Option<String>, StoreError> {
                 sealed
                     .as_deref()
-                    .map(|bytes| open_text(keys, field, id, bytes))
+                    .map(|bytes| open_personal(keys, access, field, id, bytes))
                     .transpose()
             };
         Ok(Guest {
             id: GuestId::parse(id).map_err(|_| StoreError::Corrupt(format!("guest id {id}")))?,
             venue_id: VenueId::parse(&self.venue_id)
                 .map_err(|_| StoreError::Corrupt(format!("guest {id} venue")))?,
-            name: PersonName::from_stored(open_text(
+            name: PersonName::from_stored(open_personal(
                 keys,
+                access,
                 Field::GUEST_NAME,
                 id,
                 &self.name_sealed,
@@ -147,15 +216,27 @@ impl GuestRow {
     }
 }
 
+/// A reservation's notes, under its guest's data key or the key ring;
+/// none once the guest's data key is destroyed.
 pub fn open_notes(
     keys: &KeyRing,
+    access: GuestAccess<'_>,
     reservation_id: &str,
     sealed: Option<&[u8]>,
 ) -> Result<Option<GuestNotes>, StoreError> {
+    if matches!(access, GuestAccess::Shredded) {
+        return Ok(None);
+    }
     sealed
         .map(|bytes| {
-            open_text(keys, Field::RESERVATION_NOTES, reservation_id, bytes)
-                .map(GuestNotes::from_stored)
+            open_personal(
+                keys,
+                access,
+                Field::RESERVATION_NOTES,
+                reservation_id,
+                bytes,
+            )
+            .map(GuestNotes::from_stored)
         })
         .transpose()
 }

@@ -8,7 +8,56 @@
 //! retries never do the work twice. On SQLite the write transaction already
 //! serializes them.
 
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use sha2::{Digest, Sha256};
+
+use crate::rows::db_instant;
+use crate::{Store, StoreError, on_backend};
+
+/// How long an idempotency record (with the sealed manage token of a
+/// booking's answer) is kept: clients retry within minutes, and a day is
+/// ample.
+pub const IDEMPOTENCY_HOURS: i64 = 24;
+
+/// How long after its last failure a login or guess throttle is kept when
+/// it holds nothing back any more (the counting window is one hour).
+pub const THROTTLE_HOURS: i64 = 1;
+
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub idempotency_records: usize,
+    pub throttles: usize,
+}
+
+impl Store {
+    /// Deletes idempotency records older than [`IDEMPOTENCY_HOURS`] and
+    /// login and guess throttles idle for [`THROTTLE_HOURS`] whose block
+    /// has ended. The server runs it every 30 seconds.
+    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<Purged, StoreError> {
+        let records_before = db_instant(now - chrono::Duration::hours(IDEMPOTENCY_HOURS));
+        let throttles_before = db_instant(now - chrono::Duration::hours(THROTTLE_HOURS));
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::idempotency_keys::dsl as k;
+            use s::login_throttle::dsl as t;
+            Purged {
+                idempotency_records: diesel::delete(
+                    k::idempotency_keys.filter(k::created_at.lt(records_before)),
+                )
+                .execute(c)?,
+                throttles: diesel::delete(
+                    t::login_throttle
+                        .filter(t::last_failure_at.lt(throttles_before))
+                        .filter(t::blocked_until.is_null().or(t::blocked_until.lt(now))),
+                )
+                .execute(c)?,
+            }
+        }))
+    }
+}
 
 /// A fingerprint of a request: same request, same fingerprint.
 pub fn fingerprint(parts: &[&dyn std::fmt::Display]) -> String {

@@ -1,13 +1,17 @@
 //! Key checks, key rotation and key retirement. Every column that holds
 //! sealed values is listed once, in [`SEALED`]; rotation, its progress and
-//! the check before a key version is retired all walk that list.
+//! the check before a key version is retired all walk that list. Guests
+//! are the exception in one respect: their fields are sealed under data
+//! keys of their own (version 0, which no master key rotation touches),
+//! so a rotation moves guests from before data keys onto one, rewrites
+//! their lookup tokens, and re-wraps the data keys in the key store.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-use domain::crypto::{Field, KeyRing, version_of};
+use domain::crypto::{DATA_KEY_VERSION, Field, KeyRing, version_of};
 
-use crate::guests::db_version;
+use crate::guests::{GuestRow, db_version, open_text, seal_guest};
 use crate::rows::db_instant;
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -15,6 +19,56 @@ use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 /// noticed at start, before anything is written with it.
 const CHECK_FIELD: Field = Field::new("key_checks", "check");
 const CHECK_TEXT: &[u8] = b"kluis key check";
+
+// Data keys: records from before them are moved onto one by a rotation,
+// and the wrapped keys in the key store are re-wrapped under the new
+// master key version (`rotate_batch`).
+
+/// The `key_version` of notes sealed under their guest's data key: no
+/// master key version, so master key rotations leave them alone.
+const DATA_KEY_NOTES: i32 = 0;
+
+/// Re-seals a guest's notes that are still under a column key under the
+/// guest's data key, in the transaction that moves the guest.
+macro_rules! move_notes_onto_data_key {
+    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {{
+        use $s::reservations::dsl as r;
+        let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
+            .filter(r::guest_id.eq($guest))
+            .filter(r::key_version.ne(DATA_KEY_NOTES))
+            .select((r::id, r::notes_sealed))
+            .load($c)?;
+        for (id, sealed) in notes {
+            let Some(bytes) = sealed else { continue };
+            let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
+            let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
+            diesel::update(r::reservations.find(&id))
+                .set((
+                    r::key_version.eq(DATA_KEY_NOTES),
+                    r::notes_sealed.eq(resealed),
+                ))
+                .execute($c)?;
+        }
+    }};
+}
+
+/// A guest whose erasure the key store records but whose row this
+/// database still holds (a restored backup): nothing of theirs opens, so
+/// nothing is re-sealed; the lookup tokens go and the row counts as moved.
+/// `kluis erasures replay` erases the rest.
+macro_rules! shred_stale_guest {
+    ($c:expr, $s:ident, $row:expr, $current:expr) => {{
+        use $s::guests::dsl as g;
+        diesel::update(g::guests.find(&$row.id))
+            .set((
+                g::key_version.eq($current),
+                g::email_lookup.eq(None::<Vec<u8>>),
+                g::phone_lookup.eq(None::<Vec<u8>>),
+                g::data_key.eq(true),
+            ))
+            .execute($c)? as u64
+    }};
+}
 
 /// Rows re-encrypted per transaction during a rotation: small enough that
 /// the server's own writes never wait long behind it.
@@ -83,12 +137,13 @@ impl Store {
     pub fn rotation_progress(&self) -> Result<RotationProgress, StoreError> {
         let target = self.keys.current().current_version();
         let prefix = target.to_be_bytes().to_vec();
+        let data_key_prefix = DATA_KEY_VERSION.to_be_bytes().to_vec();
         let backend = self.backend;
         let mut connection = self.connection()?;
         let mut done = 0i64;
         let mut remaining = 0i64;
         for table in SEALED {
-            let left = stale_condition(backend, table, "<>");
+            let left = stale_condition(backend, table);
             let any = table
                 .columns
                 .iter()
@@ -106,18 +161,50 @@ impl Store {
             on_backend!(&mut *connection, |c| {
                 remaining += diesel::sql_query(&count_left)
                     .bind::<Binary, _>(&prefix)
+                    .bind::<Binary, _>(&data_key_prefix)
                     .get_result::<Count>(c)?
                     .n;
                 done += diesel::sql_query(&count_done)
                     .bind::<Binary, _>(&prefix)
+                    .bind::<Binary, _>(&data_key_prefix)
                     .get_result::<Count>(c)?
                     .n;
             });
         }
+        // Guests whose fields are all sealed under a data key look done to
+        // the registry; they are left while their lookup tokens are on an
+        // older version or, from before data keys, until a rotation moves
+        // them onto one. Erased guests have nothing left to re-encrypt.
+        let guests_left = format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE \"erased_at\" IS NULL \
+             AND (\"data_key\" = {} OR \"key_version\" <> {}) AND NOT ({})",
+            quote(GUESTS),
+            match backend {
+                Backend::Postgresql => "FALSE",
+                Backend::Sqlite => "0",
+            },
+            param(backend, 3),
+            SEALED
+                .iter()
+                .find(|t| t.table == GUESTS)
+                .map_or_else(|| "FALSE".to_owned(), |t| stale_condition(backend, t)),
+        );
+        let guests_left = on_backend!(&mut *connection, |c| {
+            diesel::sql_query(&guests_left)
+                .bind::<Binary, _>(&prefix)
+                .bind::<Binary, _>(&data_key_prefix)
+                .bind::<diesel::sql_types::Integer, _>(db_version(target))
+                .get_result::<Count>(c)?
+                .n
+        });
+        done -= guests_left;
+        remaining += guests_left;
+        // Data keys wrapped under an older master key version.
+        let wrapped_left = self.key_store().stale_keys(target)?;
         Ok(RotationProgress {
             target_version: target,
             done: u64::try_from(done).unwrap_or(0),
-            remaining: u64::try_from(remaining).unwrap_or(0),
+            remaining: u64::try_from(remaining).unwrap_or(0) + wrapped_left,
         })
     }
 
@@ -129,16 +216,79 @@ impl Store {
     /// on PostgreSQL two rotations never take the same rows.
     pub fn rotate_batch(&self) -> Result<u64, StoreError> {
         let ring = self.keys.current();
-        let mut moved = 0;
+        let target = ring.current_version();
+        // Guests first: moving one onto a data key also moves its
+        // reservations' notes, which the registry would otherwise re-seal
+        // under the master key only to have them moved again.
+        let mut moved = self.rotate_guests(&ring, target)?;
         for table in SEALED {
+            if table.table == GUESTS {
+                continue;
+            }
             moved += self.rotate_table(&ring, table)?;
         }
+        // The data keys themselves are re-wrapped under the new version;
+        // what they seal stays as it is.
+        moved += self.key_store().rewrap_batch(&ring)?;
         Ok(moved)
+    }
+
+    fn rotate_guests(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
+        let current = db_version(target);
+        let skip_locked = self.backend == Backend::Postgresql;
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::guests::dsl as g;
+            let rows: Vec<GuestRow> = c.stale_guests(current, skip_locked)?;
+            let flags: Vec<(String, bool)> = rows
+                .iter()
+                .map(|row| (row.id.clone(), row.data_key))
+                .collect();
+            let keys = self
+                .key_store()
+                .ensure_keys(ring, &flags, chrono::Utc::now())?;
+            let mut moved = 0u64;
+            for row in rows {
+                let access = keys.access(&row.id, row.data_key)?;
+                let Some(key) = keys.key(&row.id) else {
+                    moved += shred_stale_guest!(c, s, &row, current);
+                    continue;
+                };
+                let guest = row.open(ring, access)?;
+                move_notes_onto_data_key!(c, s, ring, key, &row.id);
+                let sealed = seal_guest(
+                    ring,
+                    target,
+                    Some(key),
+                    &row.id,
+                    &guest.name,
+                    guest.email.as_ref(),
+                    guest.phone.as_ref(),
+                )?;
+                moved += diesel::update(
+                    g::guests
+                        .filter(g::id.eq(&row.id))
+                        .filter(g::key_version.eq(row.key_version)),
+                )
+                .set((
+                    g::key_version.eq(sealed.key_version),
+                    g::name_sealed.eq(sealed.name_sealed),
+                    g::email_sealed.eq(sealed.email_sealed),
+                    g::email_lookup.eq(sealed.email_lookup),
+                    g::phone_sealed.eq(sealed.phone_sealed),
+                    g::phone_lookup.eq(sealed.phone_lookup),
+                    g::data_key.eq(true),
+                ))
+                .execute(c)? as u64;
+            }
+            Ok::<_, StoreError>(moved)
+        }))
     }
 
     fn rotate_table(&self, ring: &KeyRing, table: &SealedTable) -> Result<u64, StoreError> {
         let target = ring.current_version();
         let prefix = target.to_be_bytes().to_vec();
+        let data_key_prefix = DATA_KEY_VERSION.to_be_bytes().to_vec();
         let backend = self.backend;
         if table.columns.len() > MAX_COLUMNS {
             return Err(StoreError::Corrupt(format!(
@@ -183,7 +333,7 @@ impl Store {
         let select = format!(
             "SELECT {} AS row_id, {k0} AS k0, {k1} AS k1, {values} FROM {name} WHERE {} ORDER BY k0, k1 LIMIT {ROTATION_BATCH}{lock}",
             table.row_id,
-            stale_condition(backend, table, "<>"),
+            stale_condition(backend, table),
         );
         let (p1, p2) = (param(backend, 1), param(backend, 2));
         let reseal = |column: &str| {
@@ -204,6 +354,7 @@ impl Store {
         on_backend!(&mut *connection, |c| c.write_transaction(|c| {
             let rows: Vec<StaleRow> = diesel::sql_query(&select)
                 .bind::<Binary, _>(&prefix)
+                .bind::<Binary, _>(&data_key_prefix)
                 .load(c)?;
             let mut moved = 0u64;
             for row in rows {
@@ -226,7 +377,9 @@ impl Store {
                     let Some(old) = value.filter(|v| v.len() > VERSION_PREFIX) else {
                         continue;
                     };
-                    if version_of(&old) == Some(target) {
+                    // Values under a data key (version 0) are not the
+                    // master key's to re-seal.
+                    if matches!(version_of(&old), Some(v) if v == target || v == DATA_KEY_VERSION) {
                         continue;
                     }
                     let plain = ring.open(column.field, &row.row_id, &old)?;
@@ -295,6 +448,34 @@ impl Store {
                     });
                 }
             }
+        }
+        // Lookup tokens of guests sealed under data keys: their fields
+        // carry version 0, but the tokens are keyed under the version in
+        // `key_version`, and a rotation rewrites them.
+        let lookups: i64 = on_backend!(&mut *connection, |c, s| {
+            use s::guests::dsl as g;
+            g::guests
+                .filter(g::data_key.eq(true))
+                .filter(g::key_version.eq(db))
+                .filter(g::erased_at.is_null())
+                .count()
+                .get_result(c)?
+        });
+        if lookups > 0 {
+            usage.sealed.push(SealedUsage {
+                table: GUESTS,
+                column: "email_lookup, phone_lookup",
+                rows: u64::try_from(lookups).unwrap_or(0),
+            });
+        }
+        // Data keys wrapped under the version in the key store.
+        let wrapped = self.key_store().keys_on_version(version)?;
+        if wrapped > 0 {
+            usage.sealed.push(SealedUsage {
+                table: "data_keys",
+                column: "wrapped",
+                rows: wrapped,
+            });
         }
         on_backend!(&mut *connection, |c, s| {
             use s::access_codes::dsl as a;
@@ -622,14 +803,59 @@ fn on_version(column: &str, operator: &str, param: &str) -> String {
     )
 }
 
-/// Rows with a value whose version compares with `operator` to the first
-/// bind parameter.
-fn stale_condition(backend: Backend, table: &SealedTable, operator: &str) -> String {
-    let p1 = param(backend, 1);
+/// Rows with a value on another master key version than the first bind
+/// parameter. Values sealed under a guest's data key carry version 0 (the
+/// second bind parameter): the master key's rotation leaves them alone,
+/// so they are not stale.
+fn stale_condition(backend: Backend, table: &SealedTable) -> String {
+    let (p1, p2) = (param(backend, 1), param(backend, 2));
     table
         .columns
         .iter()
-        .map(|c| on_version(&quote(c.column), operator, &p1))
+        .map(|c| {
+            let column = quote(c.column);
+            format!(
+                "({} AND substr({column}, 1, {VERSION_PREFIX}) <> {p2})",
+                on_version(&column, "<>", &p1)
+            )
+        })
         .collect::<Vec<_>>()
         .join(" OR ")
+}
+
+/// The table whose rows [`Store::rotate_guests`] moves itself.
+const GUESTS: &str = "guests";
+
+/// Guests on an older key version, a batch at a time; on PostgreSQL rows
+/// another rotation holds are skipped rather than waited for.
+trait StaleRows: Connection + Sized {
+    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>>;
+}
+
+impl StaleRows for diesel::PgConnection {
+    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
+        use crate::schema::pg::guests::dsl as g;
+        let query = g::guests
+            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
+            .filter(g::erased_at.is_null())
+            .order(g::id)
+            .limit(ROTATION_BATCH);
+        if skip_locked {
+            query.for_update().skip_locked().load(self)
+        } else {
+            query.load(self)
+        }
+    }
+}
+
+impl StaleRows for diesel::SqliteConnection {
+    fn stale_guests(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
+        use crate::schema::sqlite::guests::dsl as g;
+        g::guests
+            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
+            .filter(g::erased_at.is_null())
+            .order(g::id)
+            .limit(ROTATION_BATCH)
+            .load(self)
+    }
 }

@@ -14,6 +14,7 @@ mod erasure;
 mod guests;
 mod idempotency;
 mod keys;
+mod keystore;
 mod outbox;
 mod payments;
 mod privacy;
@@ -40,8 +41,10 @@ pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
-pub use erasure::{Erasure, RetentionRun};
+pub use erasure::{Erasure, Replay, RetentionRun};
+pub use idempotency::{IDEMPOTENCY_HOURS, Purged, THROTTLE_HOURS};
 pub use keys::{KeyUsage, RotationProgress, SEALED, SealedColumn, SealedTable, SealedUsage};
+pub use keystore::{ErasureReason, GuestAccess, GuestKeys, KeyStore};
 pub use outbox::{
     DueMessage, MAX_ATTEMPTS, Mail, OutboxKind, OutboxStatus, Outgoing, Webhook, WebhookTarget,
     retry_delay,
@@ -187,24 +190,41 @@ pub struct Store {
     pool: Pool,
     backend: Backend,
     keys: SharedKeyRing,
+    key_store: keystore::KeyStore,
     venue_cache: std::sync::Arc<venues::VenueCache>,
     occupancy_cache: std::sync::Arc<venues::OccupancyCache>,
 }
 
 impl Store {
-    /// Connects (failing with the driver's own reason) and builds the pool.
+    /// Connects to the data database and the key store (failing with the
+    /// driver's own reason) and builds their pools.
     pub fn connect(
         url: &DatabaseUrl,
+        key_store: &DatabaseUrl,
         pool_size: u32,
         keys: SharedKeyRing,
     ) -> Result<Self, StoreError> {
+        if url == key_store {
+            return Err(StoreError::Connect(
+                "the key store must be a database apart from the data".to_owned(),
+            ));
+        }
         Ok(Self {
             pool: connection::build_pool(url, pool_size)?,
             backend: url.backend(),
             keys,
+            // Key-store queries are short (one per request or batch): a
+            // quarter of the data pool, so that each node's connections to
+            // a shared PostgreSQL grow by little.
+            key_store: keystore::KeyStore::connect(key_store, pool_size.div_ceil(4).max(2))?,
             venue_cache: std::sync::Arc::default(),
             occupancy_cache: std::sync::Arc::default(),
         })
+    }
+
+    /// Where the guests' data keys and the record of erasures are kept.
+    pub fn key_store(&self) -> &keystore::KeyStore {
+        &self.key_store
     }
 
     /// The key ring this store seals and opens with.
@@ -237,7 +257,8 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
-    /// Applies pending migrations and returns the versions applied.
+    /// Applies pending migrations (of the data database, then of the key
+    /// store) and returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection()?;
         let applied = match &mut *connection {
@@ -245,7 +266,7 @@ impl Store {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
         }
         .map_err(|error| StoreError::Migration(error.to_string()))?;
-        let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        let mut applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
         drop(connection);
         // The audit entries written before the chain was keyed get their
         // anchor sealed right after the migration that records it, before
@@ -254,6 +275,7 @@ impl Store {
         if applied.iter().any(|v| v == audit::ANCHOR_MIGRATION) && self.seal_audit_anchor()? {
             tracing::warn!("audit anchor sealed: the entries before it keep their SHA-256 links");
         }
+        applied.extend(self.key_store.migrate()?);
         Ok(applied)
     }
 

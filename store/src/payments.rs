@@ -789,3 +789,53 @@ impl Store {
             .optional()?))
     }
 }
+
+impl Store {
+    /// Drops the card brand and last four of payments whose last refund
+    /// window closed more than the venue's `payment_data_days` ago; answers
+    /// how many payments. A payment's last refund window closes at the
+    /// later of its booking's end and its own last event (payment, capture
+    /// or refund, `updated_at`): kluis has no refund deadline of its own,
+    /// so a refund stays possible until then. Amounts, dates, statuses and
+    /// provider references stay for the books.
+    pub fn drop_expired_card_details(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut connection = self.connection()?;
+        let dropped = on_backend!(&mut *connection, |c, s| {
+            use s::payments::dsl as p;
+            use s::reservations::dsl as r;
+            let limits: Vec<(String, i32)> = s::venues::table
+                .select((s::venues::id, s::venues::payment_data_days))
+                .load(c)?;
+            let mut dropped = 0usize;
+            for (venue, days) in limits {
+                let cutoff = db_instant(now - chrono::Duration::days(i64::from(days)));
+                // Only payments that still hold card details: few, however
+                // long the venue's history.
+                let due: Vec<String> = p::payments
+                    .inner_join(r::reservations.on(r::id.eq(p::reservation_id)))
+                    .filter(r::venue_id.eq(&venue))
+                    .filter(r::ends_at.lt(cutoff))
+                    .filter(p::updated_at.lt(cutoff))
+                    .filter(p::card_brand.is_not_null().or(p::card_last4.is_not_null()))
+                    .select(p::id)
+                    .load(c)?;
+                for chunk in due.chunks(500) {
+                    dropped += diesel::update(p::payments.filter(p::id.eq_any(chunk)))
+                        .set((
+                            p::card_brand.eq(None::<String>),
+                            p::card_last4.eq(None::<String>),
+                        ))
+                        .execute(c)?;
+                }
+            }
+            dropped
+        });
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "card details past their venue's keeping period dropped"
+            );
+        }
+        Ok(dropped)
+    }
+}

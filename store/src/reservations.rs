@@ -493,7 +493,10 @@ impl Store {
             .iter()
             .map(|(id, sealed)| (id.as_str(), sealed.as_deref()))
             .collect();
+        let ids: Vec<String> = guests.keys().map(|id| (*id).to_owned()).collect();
         self.opening(|ring| {
+            // Every guest's data key with one query, opened once.
+            let keys = self.key_store().keys_of(ring, &ids)?;
             let mut records = std::collections::HashMap::with_capacity(reservations.len());
             for reservation in reservations {
                 let Some(guest_id) = reservation.guest_id else {
@@ -504,11 +507,12 @@ impl Store {
                     StoreError::Corrupt(format!("reservation {id} points at a missing guest"))
                 })?;
                 let sealed_notes = notes.get(id.as_str()).copied().flatten();
+                let access = keys.access(&row.id, row.data_key)?;
                 records.insert(
                     reservation.id,
                     GuestRecord {
-                        guest: row.open(ring)?,
-                        notes: open_notes(ring, &id, sealed_notes)?,
+                        guest: row.open(ring, access)?,
+                        notes: open_notes(ring, access, &id, sealed_notes)?,
                         shared: row.shared,
                     },
                 );
@@ -824,9 +828,13 @@ fn create_reservation_with(
             // phone it gives. The lookup tokens still let staff and the
             // access-code flow find every booking of an address.
             let guest_id = GuestId::new_random().to_string();
+            // The guest's own key, in the key store: destroying it
+            // there erases every copy of what is sealed under it.
+            let data_key = store.key_store().create_key(ring, &guest_id, now)?;
             let sealed = seal_guest(
                 ring,
                 version,
+                Some(&data_key),
                 &guest_id,
                 &guest.name,
                 guest.email.as_ref(),
@@ -846,6 +854,7 @@ fn create_reservation_with(
                         g::phone_lookup.eq(sealed.phone_lookup),
                         g::created_at.eq(now),
                         g::updated_at.eq(now),
+                        g::data_key.eq(true),
                     ))
                     .execute(c)?;
             }
@@ -882,12 +891,7 @@ fn create_reservation_with(
                 .notes
                 .as_ref()
                 .map(|notes| {
-                    ring.seal_with(
-                        version,
-                        Field::RESERVATION_NOTES,
-                        &row.id,
-                        notes.expose().as_bytes(),
-                    )
+                    data_key.seal(Field::RESERVATION_NOTES, &row.id, notes.expose().as_bytes())
                 })
                 .transpose()?;
             let token = ManageToken::generate()?;
@@ -909,7 +913,11 @@ fn create_reservation_with(
                     ),
                     (
                         r::guest_id.eq(&row.guest_id),
-                        r::key_version.eq(notes_sealed.as_ref().map(|_| db_version(version))),
+                        // Notes under the guest's data key carry key version 0:
+                        // a master key rotation has nothing to do for them.
+                        r::key_version.eq(notes_sealed
+                            .as_ref()
+                            .map(|_| db_version(domain::crypto::DATA_KEY_VERSION))),
                         r::notes_sealed.eq(notes_sealed),
                         r::manage_token_hash.eq(token.hash()),
                         r::hold_until.eq(row.hold_until),

@@ -38,6 +38,7 @@ pub struct VenueRow {
     pub collect_phone: String,
     pub collect_notes: String,
     pub retention_days: i32,
+    pub payment_data_days: i32,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -183,6 +184,8 @@ impl VenueRow {
             payments,
             guest_fields,
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
+            payment_data_days: u32::try_from(self.payment_data_days)
+                .map_err(|e| bad(e.to_string()))?,
             id: VenueId::parse(&self.id).map_err(|e| bad(e.to_string()))?,
             slug: Slug::parse(&self.slug).map_err(&bad)?,
             time_zone: domain::venue::parse_time_zone(&self.time_zone).map_err(&bad)?,

@@ -32,6 +32,7 @@ macro_rules! kluis_schema {
                 collect_phone -> Text,
                 collect_notes -> Text,
                 retention_days -> Integer,
+                payment_data_days -> Integer,
             }
         }
 
@@ -113,6 +114,7 @@ macro_rules! kluis_schema {
                 updated_at -> $Instant,
                 erased_at -> Nullable<$Instant>,
                 shared -> Bool,
+                data_key -> Bool,
             }
         }
 
@@ -482,11 +484,48 @@ macro_rules! kluis_schema {
         diesel::allow_tables_to_appear_in_same_query!(audit_objects, reservations);
         diesel::allow_tables_to_appear_in_same_query!(audit_objects, audit_log);
         diesel::joinable!(audit_objects -> audit_log (seq));
+
+        // Card details are dropped by when their booking ended.
+        diesel::allow_tables_to_appear_in_same_query!(payments, reservations);
     };
 }
 
 pub mod pg {
     kluis_schema!(Timestamptz);
+}
+
+/// The key store's tables (a database of their own, see `keystore.rs`).
+macro_rules! key_store_schema {
+    ($Instant:ident) => {
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            data_keys (guest_id) {
+                guest_id -> Text,
+                key_version -> Integer,
+                wrapped -> Binary,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            erasures (guest_id) {
+                guest_id -> Text,
+                erased_at -> $Instant,
+                reason -> Text,
+            }
+        }
+    };
+}
+
+pub mod key_store_pg {
+    key_store_schema!(Timestamptz);
+}
+
+pub mod key_store_sqlite {
+    key_store_schema!(TimestamptzSqlite);
 }
 
 pub mod sqlite {

@@ -103,6 +103,9 @@ pub struct VenueDefinition {
     pub payments: domain::payments::PaymentPolicy,
     pub guest_fields: domain::privacy::GuestFields,
     pub retention_days: u32,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped.
+    pub payment_data_days: u32,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -141,6 +144,7 @@ pub struct VenueChanges {
     pub collect_phone: Option<domain::privacy::FieldRule>,
     pub collect_notes: Option<domain::privacy::FieldRule>,
     pub retention_days: Option<u32>,
+    pub payment_data_days: Option<u32>,
     /// Replaces every opening interval; an empty week closes the venue.
     pub schedule: Option<WeeklySchedule>,
     /// The venue's resources: matched by slug, and those left out retired.
@@ -237,6 +241,7 @@ impl VenueChanges {
                 payments: venue.payments,
                 guest_fields: venue.guest_fields,
                 retention_days: venue.retention_days,
+                payment_data_days: venue.payment_data_days,
                 rules: venue.rules,
                 schedule: venue.schedule.clone(),
                 resources: resources
@@ -263,6 +268,7 @@ impl VenueChanges {
                 payments: domain::payments::PaymentPolicy::default(),
                 guest_fields: domain::privacy::GuestFields::default(),
                 retention_days: Venue::DEFAULT_RETENTION_DAYS,
+                payment_data_days: Venue::DEFAULT_PAYMENT_DATA_DAYS,
                 rules: BookingRules::restaurant_defaults(),
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
@@ -289,6 +295,7 @@ impl VenueChanges {
             collect_phone,
             collect_notes,
             retention_days,
+            payment_data_days,
             schedule,
             resources,
         } = self;
@@ -328,6 +335,7 @@ impl VenueChanges {
         keep_or(&mut definition.guest_fields.phone, collect_phone);
         keep_or(&mut definition.guest_fields.notes, collect_notes);
         keep_or(&mut definition.retention_days, retention_days);
+        keep_or(&mut definition.payment_data_days, payment_data_days);
         keep_or(&mut definition.schedule, schedule);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
@@ -442,6 +450,7 @@ macro_rules! write_venue {
         };
         let field_values = (
             v::retention_days.eq(db_int($definition.retention_days)),
+            v::payment_data_days.eq(db_int($definition.payment_data_days)),
             v::collect_email.eq($definition.guest_fields.email.as_str()),
             v::collect_phone.eq($definition.guest_fields.phone.as_str()),
             v::collect_notes.eq($definition.guest_fields.notes.as_str()),

@@ -320,6 +320,12 @@ fn fresh_postgres_schema() -> anyhow::Result<String> {
     ))
 }
 
+/// A copy of a test's data database (see `TestApp::copy_database`).
+pub struct DatabaseCopy {
+    url: String,
+    dir: tempfile::TempDir,
+}
+
 pub struct Options {
     pub env: Environment,
     pub venues: &'static str,
@@ -371,6 +377,12 @@ impl TestApp {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("kluis.db").display()),
             Backend::Postgres => tokio::task::spawn_blocking(fresh_postgres_schema).await??,
         };
+        // The key store: on SQLite the default file next to the data file,
+        // on PostgreSQL a schema of its own.
+        let key_store_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(tokio::task::spawn_blocking(fresh_postgres_schema).await??),
+        };
         let key_file = dir.path().join("kluis.key");
         api::keys::generate_key_file(&key_file)?;
         // Each test edits its own copy of the shipped policy.
@@ -382,6 +394,7 @@ impl TestApp {
         }
         let checked = Settings {
             database_url: database_url.clone(),
+            key_store_url,
             bind: "127.0.0.1:0".to_owned(),
             env: options.env,
             pool_size: 8,
@@ -725,6 +738,110 @@ impl TestApp {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.address = self.another_node().await?;
         Ok(())
+    }
+
+    /// A copy of the data database as it is now (not the key store): what a
+    /// backup, a replica or a stolen disk image holds. SQLite through
+    /// `VACUUM INTO`; PostgreSQL by copying every table of this test's
+    /// schema into a new schema.
+    pub async fn copy_database(&self) -> anyhow::Result<DatabaseCopy> {
+        let dir = tempfile::tempdir()?;
+        let url = match self.backend {
+            Backend::Sqlite => {
+                let target = dir.path().join("kluis.db");
+                self.execute_sql(&format!("VACUUM INTO '{}'", target.display()))?;
+                format!("sqlite://{}", target.display())
+            }
+            Backend::Postgres => {
+                let url = tokio::task::spawn_blocking(fresh_postgres_schema).await??;
+                let schema = url
+                    .rsplit("search_path%3D")
+                    .next()
+                    .and_then(|rest| rest.split("%2C").next())
+                    .context("schema of the copy")?
+                    .to_owned();
+                let tables = self.query_texts(
+                    "SELECT table_name AS value FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                )?;
+                for table in tables {
+                    self.execute_sql(&format!(
+                        "CREATE TABLE {schema}.{table} (LIKE {table} INCLUDING ALL)"
+                    ))?;
+                    self.execute_sql(&format!(
+                        "INSERT INTO {schema}.{table} SELECT * FROM {table}"
+                    ))?;
+                }
+                url
+            }
+        };
+        Ok(DatabaseCopy { url, dir })
+    }
+
+    /// Serves a copy of the data database (a restored backup) with this
+    /// server's settings, keys and key store: another deployment's view of
+    /// the same key store.
+    pub async fn serve_copy(&self, copy: DatabaseCopy) -> anyhow::Result<TestApp> {
+        let mut settings = self.checked.settings.clone();
+        settings.database_url = copy.url.clone();
+        settings.key_store_url = Some(match &self.checked.settings.key_store_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.dir.path().join("kluis-keys.db").display()
+            ),
+        });
+        let checked = settings.check()?;
+        let application =
+            api::Application::build_with_clock(checked.clone(), self.clock.clone()).await?;
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        Ok(TestApp {
+            address,
+            metrics_address: None,
+            client: reqwest::Client::new(),
+            backend: self.backend,
+            database_url: copy.url,
+            checked,
+            dir: copy.dir,
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// Runs a statement against this server's key store (a test making a
+    /// record from before data keys).
+    pub fn execute_key_store_sql(&self, sql: &str) -> anyhow::Result<usize> {
+        Ok(match &self.checked.settings.key_store_url {
+            Some(url) => diesel::sql_query(sql).execute(&mut PgConnection::establish(url)?)?,
+            None => {
+                let path = self.dir.path().join("kluis-keys.db");
+                diesel::sql_query(sql).execute(&mut SqliteConnection::establish(
+                    &path.display().to_string(),
+                )?)?
+            }
+        })
+    }
+
+    /// Drops card details past their venue's `payment_data_days`, as of the
+    /// server's clock, as the hourly job does.
+    pub async fn drop_expired_card_details(&self) -> anyhow::Result<usize> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || store.drop_expired_card_details(now)).await??)
+    }
+
+    /// Runs the purge of expired idempotency records and throttles as of
+    /// the server's clock, as the server does every 30 seconds.
+    pub async fn purge_expired(&self) -> anyhow::Result<store::Purged> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || store.purge_expired(now)).await??)
+    }
+
+    /// Applies the key store's record of erasures to this server's
+    /// database, as `kluis erasures replay` does.
+    pub async fn replay_erasures(&self) -> anyhow::Result<store::Replay> {
+        Ok(api::replay_erasures(&self.checked).await?)
     }
 
     /// Every byte the database holds, as an attacker with the disk (or a

@@ -8,6 +8,7 @@ mod api {
     mod bad_input;
     mod booking;
     mod concurrency;
+    mod erasure_copies;
     mod guests;
     mod idempotency;
     mod keys;

@@ -511,7 +511,11 @@ impl AccessMutation {
             }
         }
         let store = store(ctx).clone();
-        blocking(move || store.clear_login_failures(&crate::auth::account_scope(&email))).await?;
+        blocking(move || {
+            let scope = crate::auth::account_scope(&store.keys().current(), &email);
+            store.clear_login_failures(&scope)
+        })
+        .await?;
         Ok(true)
     }
 

@@ -265,7 +265,11 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
         .data_opt::<super::access::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
-    format!("guest-secret:{}", crate::auth::address_scope(address))
+    let keys = super::store(ctx).keys().current();
+    format!(
+        "guest-secret:{}",
+        crate::auth::address_scope(&keys, address)
+    )
 }
 
 /// Checks a guest's secret (manage token, access token, access code)

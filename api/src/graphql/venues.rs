@@ -83,6 +83,10 @@ pub struct VenueInput {
     /// anonymized (1 to 3650); left out, the stored limit stays (365 for a
     /// new venue).
     pub retention_days: Option<i32>,
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped (0 to 540); left out, the stored
+    /// value stays (30 for a new venue).
+    pub payment_data_days: Option<i32>,
 }
 
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +295,11 @@ pub fn changes(input: VenueInput) -> Result<(Slug, VenueChanges)> {
             .map(|days| domain::Venue::check_retention_days(i64::from(days)))
             .transpose()
             .map_err(|reason| invalid("retentionDays", reason))?,
+        payment_data_days: input
+            .payment_data_days
+            .map(|days| domain::Venue::check_payment_data_days(i64::from(days)))
+            .transpose()
+            .map_err(|reason| invalid("paymentDataDays", reason))?,
         schedule: None,
         resources: None,
     };

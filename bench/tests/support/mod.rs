@@ -9,8 +9,15 @@ use anyhow::Result;
 pub fn settings(database_url: String, dir: &std::path::Path) -> Result<api::config::Checked> {
     let key_file = dir.join("kluis.key");
     api::keys::generate_key_file(&key_file)?;
+    // The key store: next to an SQLite file, or a schema of its own.
+    let key_store_url = if database_url.starts_with("postgres") {
+        Some(postgres_schema()?)
+    } else {
+        None
+    };
     let mut settings = api::config::Settings {
         database_url,
+        key_store_url,
         key_file: Some(key_file),
         bind: "127.0.0.1:0".to_owned(),
         policy_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),

@@ -843,3 +843,89 @@ both_backends!(
     availability_is_charged_what_it_returned,
     availability_is_charged_what_it_returned
 );
+
+/// Login throttles, guess counters and rate-limit windows are keyed by
+/// pseudonyms (HMAC under a key derived from the master key): neither the
+/// e-mail address tried, nor a plain hash of it, nor the client address
+/// reaches the database.
+async fn throttle_and_limit_keys_hold_no_addresses(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let canary = "canary.throttle@example.org";
+    for _ in 0..3 {
+        app.gql(LOGIN, json!({ "e": canary, "p": "wrong password" }))
+            .await?;
+    }
+    let wrong = app
+        .gql(
+            "query T($t: String!) { reservationByToken(token: $t) { id } }",
+            json!({ "t": "kmt_wrongwrongwrongwrongwrongwrongwrongwrong" }),
+        )
+        .await?;
+    assert!(wrong["errors"].is_array() || wrong["data"]["reservationByToken"].is_null());
+    // Rate-limit counters reach the database within a sync period.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(app.count_rows("login_throttle", "1 = 1")? >= 2);
+    assert!(app.count_rows("rate_windows", "1 = 1")? >= 1);
+    let raw = app.raw_database()?;
+    kluis_tests::assert_absent(&raw, canary, "the database");
+    use sha2::Digest;
+    let plain = hex::encode(sha2::Sha256::digest(canary.as_bytes()));
+    kluis_tests::assert_absent(&raw, &plain, "the database");
+    for scope in [
+        "address:127.0.0.1",
+        "badauth:127.0.0.1",
+        "webhook:127.0.0.1",
+    ] {
+        kluis_tests::assert_absent(&raw, scope, "the database");
+    }
+    Ok(())
+}
+both_backends!(
+    throttle_and_limit_keys_hold_no_addresses,
+    throttle_and_limit_keys_hold_no_addresses
+);
+
+/// Idempotency records (which keep a booking's sealed manage token) and
+/// login throttles end: the purge deletes them a day, respectively an hour
+/// after their last failure, and not before.
+async fn idempotency_records_and_throttles_are_purged_on_schedule(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let booked = app
+        .gql(
+            CREATE,
+            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2,
+                "guest": { "name": "Ida Idem", "email": "ida@example.org" } }, "key": new_key() }),
+        )
+        .await?;
+    assert!(booked["errors"].is_null(), "{booked}");
+    for _ in 0..3 {
+        app.gql(
+            LOGIN,
+            json!({ "e": "someone@example.org", "p": "wrong password" }),
+        )
+        .await?;
+    }
+    let records = app.count_rows("idempotency_keys", "1 = 1")?;
+    let throttles = app.count_rows("login_throttle", "1 = 1")?;
+    assert!(records >= 1 && throttles >= 2, "{records} {throttles}");
+    assert_eq!(app.purge_expired().await?, store::Purged::default());
+    app.advance(chrono::Duration::minutes(61));
+    let purged = app.purge_expired().await?;
+    assert_eq!(purged.idempotency_records, 0, "{purged:?}");
+    assert_eq!(i64::try_from(purged.throttles)?, throttles, "{purged:?}");
+    app.advance(chrono::Duration::hours(24));
+    let purged = app.purge_expired().await?;
+    assert_eq!(
+        i64::try_from(purged.idempotency_records)?,
+        records,
+        "{purged:?}"
+    );
+    assert_eq!(app.count_rows("idempotency_keys", "1 = 1")?, 0);
+    assert_eq!(app.count_rows("login_throttle", "1 = 1")?, 0);
+    Ok(())
+}
+both_backends!(
+    idempotency_records_and_throttles_are_purged_on_schedule,
+    idempotency_records_and_throttles_are_purged_on_schedule
+);

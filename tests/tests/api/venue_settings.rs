@@ -551,3 +551,54 @@ both_backends!(
     a_venue_file_is_the_whole_truth_about_its_venues,
     a_venue_file_is_the_whole_truth_about_its_venues
 );
+
+/// `one-table`, keeping card details 90 days.
+const CARD_DAYS_VENUE: &str = r#"
+[[venue]]
+slug = "one-table"
+name = "One Table"
+time_zone = "UTC"
+payment_data_days = 90
+"#;
+
+/// How long card details are kept is not readable over GraphQL: it is
+/// read from the database. An edit of the name keeps it, an edit of it
+/// changes it, and a value out of range changes nothing.
+async fn payment_data_days_survive_an_edit_of_the_name(backend: Backend) -> Result<()> {
+    let app = spawn(backend, CARD_DAYS_VENUE).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    assert_eq!(app.count_rows("venues", "payment_data_days = 90")?, 1);
+    let renamed = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "name": "One Table, renamed" }),
+    )
+    .await?;
+    assert!(renamed.get("errors").is_none(), "{renamed}");
+    assert_eq!(
+        app.count_rows("venues", "payment_data_days = 90")?,
+        1,
+        "a name edit reset how long card details are kept"
+    );
+    let set = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "paymentDataDays": 7 }),
+    )
+    .await?;
+    assert!(set.get("errors").is_none(), "{set}");
+    assert_eq!(app.count_rows("venues", "payment_data_days = 7")?, 1);
+    let refused = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "paymentDataDays": 541 }),
+    )
+    .await?;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(app.count_rows("venues", "payment_data_days = 7")?, 1);
+    Ok(())
+}
+both_backends!(
+    payment_data_days_survive_an_edit_of_the_name,
+    payment_data_days_survive_an_edit_of_the_name
+);

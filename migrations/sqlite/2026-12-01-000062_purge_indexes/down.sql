@@ -1,0 +1,2 @@
+DROP INDEX login_throttle_by_last_failure;
+DROP INDEX idempotency_keys_by_age;
