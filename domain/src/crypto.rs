@@ -259,19 +259,13 @@ impl KeyRing {
         row_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let nonce = fresh_nonce()?;
-        let version_bytes = version.to_be_bytes();
-        let associated = seal_associated_data(field, row_id, &version_bytes);
-        let headers: [&[u8]; 2] = [&associated, &nonce];
-        let ciphertext = self
-            .cipher(version, Purpose::Seal, field)?
-            .encrypt(headers, plaintext)
-            .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
-        let mut sealed = Vec::with_capacity(VERSION_BYTES + NONCE_BYTES + ciphertext.len());
-        sealed.extend_from_slice(&version_bytes);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        Ok(sealed)
+        seal_envelope(
+            self.cipher(version, Purpose::Seal, field)?,
+            version,
+            field,
+            row_id,
+            plaintext,
+        )
     }
 
     /// Opens a sealed value, which must belong to this column of this row.
@@ -342,6 +336,29 @@ impl KeyRing {
 }
 
 /// What a sealed value is bound to: its column, its row and its key version.
+/// The sealed form shared by column keys and data keys: version, random
+/// nonce, AES-SIV ciphertext bound to the column and row.
+fn seal_envelope(
+    mut cipher: Aes256Siv,
+    version: u32,
+    field: Field,
+    row_id: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let nonce = fresh_nonce()?;
+    let version_bytes = version.to_be_bytes();
+    let associated = seal_associated_data(field, row_id, &version_bytes);
+    let headers: [&[u8]; 2] = [&associated, &nonce];
+    let ciphertext = cipher
+        .encrypt(headers, plaintext)
+        .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
+    let mut sealed = Vec::with_capacity(VERSION_BYTES + NONCE_BYTES + ciphertext.len());
+    sealed.extend_from_slice(&version_bytes);
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(&ciphertext);
+    Ok(sealed)
+}
+
 fn seal_associated_data(
     field: Field,
     row_id: &str,
@@ -436,19 +453,7 @@ impl DataKey {
         row_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let nonce = fresh_nonce()?;
-        let version_bytes = DATA_KEY_VERSION.to_be_bytes();
-        let associated = seal_associated_data(field, row_id, &version_bytes);
-        let headers: [&[u8]; 2] = [&associated, &nonce];
-        let ciphertext = self
-            .cipher()?
-            .encrypt(headers, plaintext)
-            .map_err(|_| CryptoError::InvalidKeyRing("encryption failed".to_owned()))?;
-        let mut sealed = Vec::with_capacity(VERSION_BYTES + NONCE_BYTES + ciphertext.len());
-        sealed.extend_from_slice(&version_bytes);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        Ok(sealed)
+        seal_envelope(self.cipher()?, DATA_KEY_VERSION, field, row_id, plaintext)
     }
 
     /// Opens a value sealed under this key for this column of this row.
