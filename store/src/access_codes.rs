@@ -44,6 +44,8 @@ pub enum Redemption {
 pub struct IssuedCode {
     pub code: domain::Personal,
     pub to: Email,
+    /// When the code stops working: its mail is not worth sending after.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What an access token opens: the guest records of one address at one
@@ -116,6 +118,7 @@ impl Store {
         Ok(issued.then(|| IssuedCode {
             code: domain::Personal::new(code),
             to: email.clone(),
+            expires_at: now + chrono::Duration::minutes(CODE_MINUTES),
         }))
     }
 

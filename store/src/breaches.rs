@@ -171,6 +171,7 @@ impl Store {
                     &mail_id,
                     "breach_notice",
                     Some(venue),
+                    Some(guest),
                     &sealed,
                     now
                 );

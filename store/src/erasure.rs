@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use domain::crypto::Field;
 use domain::payments::PaymentStatus;
 use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation};
 
@@ -11,6 +12,60 @@ use crate::guests::{GuestRow, seal_guest};
 use crate::keystore::ErasureReason;
 use crate::rows::{ReservationRow, db_instant, reservation_columns};
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
+
+/// Withdraws what the outbox still holds for a guest: marked `withdrawn`,
+/// its content destroyed. Sent and given-up messages hold no content.
+macro_rules! withdraw_messages {
+    ($c:expr, $s:ident, $guest:expr) => {{
+        use $s::outbox::dsl as o;
+        diesel::update(
+            o::outbox
+                .filter(o::guest_id.eq($guest))
+                .filter(o::status.eq("pending")),
+        )
+        .set((
+            o::status.eq("withdrawn"),
+            o::message_sealed.eq(Vec::<u8>::new()),
+        ))
+        .execute($c)?;
+    }};
+}
+
+/// Deletes the access codes and access grants of an address (given by its
+/// lookup tokens) at a venue. Grants keep the address sealed rather than a
+/// lookup token, so the venue's live grants (minutes old, few) are opened
+/// and compared.
+macro_rules! forget_access {
+    ($c:expr, $s:ident, $ring:expr, $venue:expr, $address:expr) => {{
+        let address: &Vec<Vec<u8>> = $address;
+        if !address.is_empty() {
+            use $s::access_codes::dsl as a;
+            use $s::guest_access_grants::dsl as g;
+            diesel::delete(
+                a::access_codes
+                    .filter(a::venue_id.eq($venue))
+                    .filter(a::email_lookup.eq_any(address)),
+            )
+            .execute($c)?;
+            let grants: Vec<(String, Vec<u8>)> = g::guest_access_grants
+                .filter(g::venue_id.eq($venue))
+                .select((g::id, g::email_sealed))
+                .load($c)?;
+            let mut theirs = Vec::new();
+            for (id, sealed) in grants {
+                let email =
+                    crate::guests::open_text($ring, Field::ACCESS_GRANT_EMAIL, &id, &sealed)?;
+                let tokens = crate::guests::tokens($ring, Field::GUEST_EMAIL, Some(&email))?;
+                if tokens.iter().any(|t| address.contains(t)) {
+                    theirs.push(id);
+                }
+            }
+            if !theirs.is_empty() {
+                diesel::delete(g::guest_access_grants.filter(g::id.eq_any(&theirs))).execute($c)?;
+            }
+        }
+    }};
+}
 
 /// What an erasure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +110,7 @@ impl Store {
     ) -> Result<Option<Erasure>, StoreError> {
         let now = db_instant(now);
         let guest = guest.to_string();
+        let ring = self.keys().current();
         let mut connection = self.connection()?;
         let erasure = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
@@ -67,6 +123,13 @@ impl Store {
                 .filter(r::guest_id.eq(&guest))
                 .select(r::id)
                 .load(c)?;
+            // What is still waiting to be sent about the guest, and the
+            // access codes and access tokens of their address at the
+            // venue, go too (also on a replay: a restored backup brings
+            // them back).
+            withdraw_messages!(c, s, &guest);
+            let address = self.address_tokens(&row)?;
+            forget_access!(c, s, &ring, &row.venue_id, &address);
             if let Some(erased_at) = row.erased_at {
                 // Also when an earlier attempt stopped between the two
                 // databases: the key goes and the erasure is recorded.
@@ -383,6 +446,38 @@ impl Store {
             tracing::debug!("retention run: nobody is past their venue's limit");
         }
         Ok(run)
+    }
+}
+
+impl Store {
+    /// The lookup tokens of a guest record's e-mail address, under every
+    /// key version when the address still opens, and at least the one the
+    /// row keeps (when the guest's data key is already gone). Empty for a
+    /// record without an address.
+    fn address_tokens(&self, row: &GuestRow) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut found: Vec<Vec<u8>> = row._email_lookup.iter().cloned().collect();
+        let Some(sealed) = &row.email_sealed else {
+            return Ok(found);
+        };
+        let ring = self.keys().current();
+        let keys = self
+            .key_store()
+            .keys_of(&ring, std::slice::from_ref(&row.id))?;
+        let access = match keys.access(&row.id, row.data_key) {
+            Ok(crate::GuestAccess::Shredded) | Err(StoreError::KeyMismatch(_)) => {
+                return Ok(found);
+            }
+            Ok(access) => access,
+            Err(other) => return Err(other),
+        };
+        let email =
+            crate::guests::open_personal(&ring, access, Field::GUEST_EMAIL, &row.id, sealed)?;
+        for token in crate::guests::tokens(&ring, Field::GUEST_EMAIL, Some(&email))? {
+            if !found.contains(&token) {
+                found.push(token);
+            }
+        }
+        Ok(found)
     }
 }
 

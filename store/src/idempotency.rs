@@ -29,13 +29,18 @@ pub const THROTTLE_HOURS: i64 = 1;
 pub struct Purged {
     pub idempotency_records: usize,
     pub throttles: usize,
+    /// Waiting messages past their use (access code mails whose code
+    /// expired), destroyed unsent.
+    pub stale_messages: usize,
 }
 
 impl Store {
     /// Deletes idempotency records older than [`IDEMPOTENCY_HOURS`] and
     /// login and guess throttles idle for [`THROTTLE_HOURS`] whose block
-    /// has ended. The server runs it every 30 seconds.
+    /// has ended, and destroys waiting messages past their use. The server
+    /// runs it every 30 seconds.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<Purged, StoreError> {
+        let stale_messages = self.discard_stale_messages(now)?;
         let records_before = db_instant(now - chrono::Duration::hours(IDEMPOTENCY_HOURS));
         let throttles_before = db_instant(now - chrono::Duration::hours(THROTTLE_HOURS));
         let now = db_instant(now);
@@ -54,6 +59,7 @@ impl Store {
                         .filter(t::blocked_until.is_null().or(t::blocked_until.lt(now))),
                 )
                 .execute(c)?,
+                stale_messages,
             }
         }))
     }

@@ -48,17 +48,45 @@ mod email_text {
     }
 }
 
-/// Queues a sealed e-mail on a connection, inside whatever transaction it
-/// is in (so that a message exists exactly when its cause does).
+/// Queues a sealed e-mail to a guest on a connection, inside whatever
+/// transaction it is in (so that a message exists exactly when its cause
+/// does). The guest's id goes with it: erasing the guest withdraws it.
 macro_rules! insert_mail {
-    ($c:expr, $s:ident, $id:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {
-        $crate::outbox::insert_message!($c, $s, $id, "email", $purpose, $venue, $sealed, $now)
+    ($c:expr, $s:ident, $id:expr, $purpose:expr, $venue:expr, $guest:expr, $sealed:expr, $now:expr) => {
+        $crate::outbox::insert_message!(
+            $c,
+            $s,
+            $id,
+            "email",
+            $purpose,
+            $venue,
+            $sealed,
+            $now,
+            $guest,
+            None::<chrono::DateTime<chrono::Utc>>
+        )
     };
 }
 pub(crate) use insert_mail;
 
+/// Queues a sealed message. `$guest` is the guest it is about (if any);
+/// `$discard_after` is when it stops being worth sending (if ever).
 macro_rules! insert_message {
-    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {{
+    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr) => {
+        $crate::outbox::insert_message!(
+            $c,
+            $s,
+            $id,
+            $kind,
+            $purpose,
+            $venue,
+            $sealed,
+            $now,
+            None::<&String>,
+            None::<chrono::DateTime<chrono::Utc>>
+        )
+    };
+    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr, $guest:expr, $discard_after:expr) => {{
         use $s::outbox::dsl as o;
         diesel::insert_into(o::outbox)
             .values((
@@ -71,6 +99,8 @@ macro_rules! insert_message {
                 o::attempts.eq(0),
                 o::next_attempt_at.eq($now),
                 o::created_at.eq($now),
+                o::guest_id.eq($guest),
+                o::discard_after.eq($discard_after),
             ))
             .execute($c)?;
     }};
@@ -276,15 +306,61 @@ impl Store {
         message: &Outgoing,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
+        self.enqueue_until(purpose, venue, message, now, None)
+    }
+
+    /// Queues a message that is worth sending only until `discard_after`:
+    /// past it, it is destroyed unsent instead of tried again.
+    pub fn enqueue_until(
+        &self,
+        purpose: &str,
+        venue: Option<domain::VenueId>,
+        message: &Outgoing,
+        now: DateTime<Utc>,
+        discard_after: Option<DateTime<Utc>>,
+    ) -> Result<String, StoreError> {
         let (id, sealed) = seal_message(&self.keys().current(), message)?;
         let kind = message.kind().as_str();
         let now = db_instant(now);
+        let discard_after = discard_after.map(db_instant);
         let venue = venue.map(|v| v.to_string());
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
-            insert_message!(c, s, &id, kind, purpose, venue.as_ref(), &sealed, now);
+            insert_message!(
+                c,
+                s,
+                &id,
+                kind,
+                purpose,
+                venue.as_ref(),
+                &sealed,
+                now,
+                None::<&String>,
+                discard_after
+            );
         });
         Ok(id)
+    }
+
+    /// Destroys waiting messages that are no longer worth sending (an
+    /// access code mail after its code expired): marked `discarded`, their
+    /// content gone. Returns how many.
+    pub fn discard_stale_messages(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::outbox::dsl as o;
+            diesel::update(
+                o::outbox
+                    .filter(o::status.eq("pending"))
+                    .filter(o::discard_after.lt(now)),
+            )
+            .set((
+                o::status.eq("discarded"),
+                o::message_sealed.eq(Vec::<u8>::new()),
+            ))
+            .execute(c)?
+        }))
     }
 
     /// Claims up to `limit` messages that are due, for `LEASE_SECONDS`:
@@ -443,6 +519,8 @@ impl DueRows for diesel::PgConnection {
             .filter(o::status.eq("pending"))
             .filter(o::kind.eq_any(kinds))
             .filter(o::next_attempt_at.le(now))
+            // Past its use: the purge destroys it; never sent late.
+            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
             .order(o::next_attempt_at)
             .limit(limit)
             .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed));
@@ -467,6 +545,8 @@ impl DueRows for diesel::SqliteConnection {
             .filter(o::status.eq("pending"))
             .filter(o::kind.eq_any(kinds))
             .filter(o::next_attempt_at.le(now))
+            // Past its use: the purge destroys it; never sent late.
+            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
             .order(o::next_attempt_at)
             .limit(limit)
             .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed))

@@ -970,6 +970,7 @@ fn create_reservation_with(
                     &mail_id,
                     "booking_confirmation",
                     Some(&venue_id),
+                    Some(&guest_id),
                     &sealed,
                     now
                 );

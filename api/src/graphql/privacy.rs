@@ -515,7 +515,9 @@ impl RightsMutation {
         let at = now(ctx);
         blocking(move || {
             if let Some(issued) = store.issue_access_code(venue, &email, at)? {
-                store.enqueue(
+                // A code mail that has not left by the time the code
+                // expires is destroyed unsent rather than retried.
+                store.enqueue_until(
                     "access_code",
                     Some(venue),
                     &store::Outgoing::Email(store::Mail {
@@ -528,6 +530,7 @@ impl RightsMutation {
                         ),
                     }),
                     at,
+                    Some(issued.expires_at),
                 )?;
             }
             Ok(())

@@ -5,7 +5,9 @@
 //! restored copy be erased again.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, new_key, tomorrow, tomorrow_at};
+use kluis_tests::{
+    Backend, CREATE, FakeSmtp, TestApp, both_backends, error_code, new_key, tomorrow, tomorrow_at,
+};
 use serde_json::{Value, json};
 
 const ERASE: &str =
@@ -308,4 +310,181 @@ async fn card_details_are_dropped_after_the_payment_data_period(backend: Backend
 both_backends!(
     card_details_are_dropped_after_the_payment_data_period,
     card_details_are_dropped_after_the_payment_data_period
+);
+
+const REQUEST_CODE: &str =
+    "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
+const REDEEM_CODE: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
+const EXPORT: &str = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
+
+/// The six-digit code in the newest mail.
+fn last_code(smtp: &FakeSmtp) -> Result<String> {
+    let message = smtp.messages().last().cloned().unwrap_or_default();
+    Ok(message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 6)
+        .context("no six-digit code in the mail")?
+        .to_owned())
+}
+
+/// Erasing a guest withdraws what the outbox still holds for them (their
+/// booking confirmation, with the manage token) and forgets the access
+/// codes and access tokens of their address at the venue; another
+/// guest's waiting mail is untouched and still leaves.
+async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let smtp = FakeSmtp::start(0).await?;
+    let address = "wanda.withdrawn@example.org";
+    book(
+        &app,
+        9,
+        json!({ "name": "Wanda Withdrawn", "email": address }),
+    )
+    .await?;
+    let asked = app
+        .gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
+        .await?;
+    assert_eq!(asked["data"]["requestAccessCode"], true, "{asked}");
+    assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 2);
+    let redeemed = app
+        .gql(
+            REDEEM_CODE,
+            json!({ "v": venue, "e": address, "c": last_code(&smtp)? }),
+        )
+        .await?;
+    let access = redeemed["data"]["redeemAccessCode"]
+        .as_str()
+        .with_context(|| format!("{redeemed}"))?
+        .to_owned();
+    // A second code, live when the guest is erased.
+    app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
+        .await?;
+    assert_eq!(app.count_rows("access_codes", "used_at IS NULL")?, 1);
+
+    // A second booking of hers and one of someone else, both confirmations
+    // still waiting when she asks to be erased.
+    let hers = book(
+        &app,
+        11,
+        json!({ "name": "Wanda Withdrawn", "email": address }),
+    )
+    .await?;
+    book(
+        &app,
+        13,
+        json!({ "name": "Otto Other", "email": "otto.other@example.org" }),
+    )
+    .await?;
+    assert_eq!(
+        app.count_rows(
+            "outbox",
+            "purpose = 'booking_confirmation' AND status = 'pending'"
+        )?,
+        2
+    );
+    let erased = app.gql(ERASE, json!({ "t": hers })).await?;
+    assert_eq!(
+        erased["data"]["eraseMyData"]["alreadyErased"], false,
+        "{erased}"
+    );
+
+    // Her confirmation is withdrawn, its content gone; Otto's waits.
+    assert_eq!(
+        app.count_rows(
+            "outbox",
+            "purpose = 'booking_confirmation' AND status = 'withdrawn'"
+        )?,
+        1
+    );
+    let empty = match backend {
+        Backend::Sqlite => "length(message_sealed) = 0",
+        Backend::Postgres => "octet_length(message_sealed) = 0",
+    };
+    assert_eq!(
+        app.count_rows("outbox", &format!("status = 'withdrawn' AND {empty}"))?,
+        1
+    );
+    assert_eq!(
+        app.count_rows(
+            "outbox",
+            "purpose = 'booking_confirmation' AND status = 'pending'"
+        )?,
+        1
+    );
+    // The address's codes and its access token are gone.
+    assert_eq!(app.count_rows("access_codes", "1 = 1")?, 0);
+    assert_eq!(app.count_rows("guest_access_grants", "1 = 1")?, 0);
+    let export = app.gql(EXPORT, json!({ "a": access })).await?;
+    assert_eq!(error_code(&export), Some("NOT_FOUND"), "{export}");
+
+    // What still leaves: Otto's confirmation and the second code's mail
+    // (it names no guest, and goes when its code expires); never her
+    // withdrawn confirmation.
+    let delivered = app.deliver_mail(&smtp.url).await?;
+    assert_eq!((delivered.sent, delivered.failed), (2, 0));
+    assert!(
+        !smtp.messages().iter().any(|m| m.contains(&hers)),
+        "the withdrawn confirmation was sent"
+    );
+    assert!(
+        smtp.messages()
+            .iter()
+            .any(|m| m.contains("Otto") || m.contains("otto.other@example.org")),
+        "the other guest's confirmation did not leave"
+    );
+    Ok(())
+}
+both_backends!(
+    erasure_withdraws_waiting_mail_and_forgets_access_secrets,
+    erasure_withdraws_waiting_mail_and_forgets_access_secrets
+);
+
+/// An access code mail that has not left by the time its code expires is
+/// destroyed unsent by the purge, instead of being retried for a day with
+/// the address in it; a worker never sends it late even before the purge.
+async fn an_access_code_mail_is_destroyed_once_its_code_expires(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let address = "late.code@example.org";
+    book(&app, 9, json!({ "name": "Late Code", "email": address })).await?;
+    let smtp = FakeSmtp::start(0).await?;
+    assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
+    app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
+        .await?;
+    assert_eq!(
+        app.count_rows("outbox", "purpose = 'access_code' AND status = 'pending'")?,
+        1
+    );
+    app.advance(chrono::Duration::minutes(16));
+    // Due, but past its use: not claimed.
+    let late = app.deliver_mail(&smtp.url).await?;
+    assert_eq!((late.sent, late.failed), (0, 0));
+    assert_eq!(smtp.messages().len(), 1);
+    let purged = app.purge_expired().await?;
+    assert_eq!(purged.stale_messages, 1, "{purged:?}");
+    let empty = match backend {
+        Backend::Sqlite => "length(message_sealed) = 0",
+        Backend::Postgres => "octet_length(message_sealed) = 0",
+    };
+    assert_eq!(
+        app.count_rows(
+            "outbox",
+            &format!("purpose = 'access_code' AND status = 'discarded' AND {empty}")
+        )?,
+        1
+    );
+    // Booking confirmations have no such limit.
+    assert_eq!(
+        app.count_rows(
+            "outbox",
+            "discard_after IS NOT NULL AND purpose <> 'access_code'"
+        )?,
+        0
+    );
+    Ok(())
+}
+both_backends!(
+    an_access_code_mail_is_destroyed_once_its_code_expires,
+    an_access_code_mail_is_destroyed_once_its_code_expires
 );
