@@ -55,6 +55,12 @@ pub enum StartError {
     /// `kluis keys retire` found data that still needs the version.
     #[error("key version {version} is still needed:\n  - {}", .needs.join("\n  - "))]
     KeyStillNeeded { version: u32, needs: Vec<String> },
+    /// `kluis keys retire` found the audit trail broken: retiring a key
+    /// now would leave the tampering unprovable, so it waits.
+    #[error(
+        "the audit trail is broken ({0}); key versions are not retired until it is investigated (`kluis audit verify`)"
+    )]
+    AuditBroken(store::BrokenLink),
 }
 
 impl StartError {
@@ -604,6 +610,23 @@ pub async fn rotate_keys(
                 )?)
             })
             .await?;
+            // The trail so far, its rotation entry included, is vouched
+            // for under the new version: the old one can be retired
+            // without leaving older entries unverifiable.
+            let checkpointing = store.clone();
+            let checkpoint =
+                run_blocking(move || Ok(checkpointing.checkpoint_audit(chrono::Utc::now())?))
+                    .await?;
+            match checkpoint {
+                store::Checkpointed::Written {
+                    until_seq,
+                    key_version,
+                } => tracing::info!(until_seq, key_version, "audit trail checkpoint written"),
+                store::Checkpointed::Broken(broken) => tracing::error!(
+                    %broken,
+                    "the audit trail is broken: no checkpoint written, and older key versions cannot be retired until it is investigated"
+                ),
+            }
             report_unmovable(&store).await?;
             return Ok(progress);
         }
@@ -670,6 +693,12 @@ pub async fn retire_key(
         return Err(keys::KeyError::NoSuchVersion(version).into());
     }
     run_blocking(move || {
+        // The audit entries whose HMACs use the version are vouched for by
+        // a checkpoint under the current one first; a broken trail stops
+        // here, while every key that can prove what was changed is held.
+        if let store::Checkpointed::Broken(broken) = store.checkpoint_audit(now)? {
+            return Err(StartError::AuditBroken(broken));
+        }
         // The database forgets the version first: were the key file
         // rewritten first and the command stopped in between, servers
         // would refuse to start (the database would name a version the

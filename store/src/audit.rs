@@ -199,6 +199,34 @@ pub enum BrokenLink {
     /// The anchor of the older SHA-256 entries is missing, unsealed or
     /// does not match them.
     Anchor,
+    /// The entries up to `until` no longer match the checkpoint that
+    /// vouches for them (an entry there was edited, removed or replaced),
+    /// or the checkpoint itself was tampered with.
+    Checkpoint { until: i64 },
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Modified { seq } => write!(f, "entry {seq} was modified"),
+            Self::Missing { seq, expected } => write!(
+                f,
+                "at entry {seq}: entry {expected} is missing or was altered"
+            ),
+            Self::Truncated { head, last } => write!(
+                f,
+                "it ends at entry {last}, before the published head {head} (its newest entries were removed)"
+            ),
+            Self::Anchor => write!(
+                f,
+                "the anchor of its older entries is missing or does not match them"
+            ),
+            Self::Checkpoint { until } => write!(
+                f,
+                "the entries up to {until} no longer match the checkpoint that vouches for them, or the checkpoint was altered"
+            ),
+        }
+    }
 }
 
 /// What a walk of the chain found.
@@ -294,6 +322,23 @@ type ObjectRow = (
 );
 /// Where the SHA-256 entries end: sequence number, hash, key version, HMAC.
 type AnchorRow = (i64, String, i32, String);
+/// The newest checkpoint: up to which entry, its HMAC there, the digest of
+/// every entry up to it, the key version and the checkpoint's own HMAC.
+type CheckpointRow = (i64, String, String, i32, String);
+
+/// Up to which entry a checkpoint or the anchor reaches, and the key
+/// version its HMAC is made with.
+type Sealing = (i64, i32);
+
+/// What [`Store::checkpoint_audit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpointed {
+    /// The trail holds; a checkpoint up to this entry (0: none yet) is
+    /// sealed with the current key version.
+    Written { until_seq: i64, key_version: u32 },
+    /// The trail is broken: no checkpoint vouches for it.
+    Broken(BrokenLink),
+}
 
 impl Store {
     /// Appends events to the chain as one entry (per principal), in one
@@ -575,57 +620,227 @@ impl Store {
     /// otherwise its newest entries were removed or rewritten.
     pub fn verify_audit(&self, head: Option<&AuditHead>) -> Result<Verification, StoreError> {
         let ring = self.keys().current();
-        let mut connection = self.connection()?;
-        let (anchor, rows, objects): (Option<AnchorRow>, Vec<EntryRow>, Vec<ObjectRow>) =
-            on_backend!(&mut *connection, |c, s| {
-                use s::audit_anchor::dsl as n;
-                use s::audit_log::dsl as a;
-                use s::audit_objects::dsl as o;
-                let anchor = n::audit_anchor
-                    .find(1)
-                    .select((n::until_seq, n::until_hash, n::key_version, n::mac))
-                    .first(c)
-                    .optional()?;
-                let rows = a::audit_log
-                    .order(a::seq)
-                    .select((
-                        a::seq,
-                        a::at,
-                        a::principal,
-                        a::action,
-                        a::venue_id,
-                        a::prev_hash,
-                        a::hash,
-                        a::key_version,
-                    ))
-                    .load(c)?;
-                let objects = o::audit_objects
-                    .order((o::seq, o::position))
-                    .select((
-                        o::seq,
-                        o::position,
-                        o::at,
-                        o::principal,
-                        o::action,
-                        o::object,
-                        o::fields,
-                        o::venue_id,
-                    ))
-                    .load(c)?;
-                (anchor, rows, objects)
-            });
-        let entries = rows.len() as u64;
-        let newest = rows.last().map(|row| AuditHead {
+        let trail = self.load_trail()?;
+        let entries = trail.rows.len() as u64;
+        let newest = trail.rows.last().map(|row| AuditHead {
             seq: row.0,
             hash: row.6.clone(),
         });
-        let broken = walk(&ring, anchor, rows, group_objects(objects), head)?;
+        let broken = walk(&ring, trail, head)?.broken;
         Ok(Verification {
             entries,
             head: newest,
             broken,
         })
     }
+
+    /// Walks the whole chain and, when it holds, seals a checkpoint up to
+    /// its newest entry with the current key version: from then on the
+    /// entries it covers verify without the key versions their HMACs were
+    /// made with, so those versions can be retired. A broken trail gets no
+    /// checkpoint (it would vouch for the tampering).
+    pub fn checkpoint_audit(&self, now: DateTime<Utc>) -> Result<Checkpointed, StoreError> {
+        let ring = self.keys().current();
+        let version = ring.current_version();
+        let key_version =
+            i32::try_from(version).map_err(|_| StoreError::Corrupt("a key version".to_owned()))?;
+        let trail = self.load_trail()?;
+        let walked = walk(&ring, trail, None)?;
+        if let Some(broken) = walked.broken {
+            return Ok(Checkpointed::Broken(broken));
+        }
+        let (until_seq, until_hash) = walked.last;
+        let digest = hex::encode(walked.digest.finalize());
+        let mac = checkpoint_mac(&ring, version, until_seq, &until_hash, &digest)?;
+        let now = db_instant(now);
+        let mut connection = self.connection()?;
+        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
+            use s::audit_checkpoints::dsl as k;
+            diesel::delete(k::audit_checkpoints.filter(k::until_seq.eq(until_seq))).execute(c)?;
+            diesel::insert_into(k::audit_checkpoints)
+                .values((
+                    k::until_seq.eq(until_seq),
+                    k::until_hash.eq(&until_hash),
+                    k::digest.eq(&digest),
+                    k::key_version.eq(key_version),
+                    k::mac.eq(&mac),
+                    k::created_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok::<_, StoreError>(())
+        }))?;
+        Ok(Checkpointed::Written {
+            until_seq,
+            key_version: version,
+        })
+    }
+
+    /// How much of the trail can only be verified with key `version`:
+    /// entries whose HMAC is made with it and that no checkpoint covers,
+    /// plus one each for the newest checkpoint and the anchor when they
+    /// are sealed with it (and, for the anchor, not covered).
+    pub(crate) fn audit_needs(&self, version: u32) -> Result<u64, StoreError> {
+        let db =
+            i32::try_from(version).map_err(|_| StoreError::Corrupt("a key version".to_owned()))?;
+        let mut connection = self.connection()?;
+        // (until which entry, sealed with which key version) of each.
+        let (checkpoint, anchor): (Option<Sealing>, Option<Sealing>) =
+            on_backend!(&mut *connection, |c, s| {
+                use s::audit_anchor::dsl as n;
+                use s::audit_checkpoints::dsl as k;
+                let checkpoint = k::audit_checkpoints
+                    .order(k::until_seq.desc())
+                    .select((k::until_seq, k::key_version))
+                    .first(c)
+                    .optional()?;
+                let anchor = n::audit_anchor
+                    .find(1)
+                    .select((n::until_seq, n::key_version))
+                    .first(c)
+                    .optional()?;
+                (checkpoint, anchor)
+            });
+        let covered = checkpoint.map_or(-1, |(until, _)| until);
+        let entries: i64 = on_backend!(&mut *connection, |c, s| {
+            use s::audit_log::dsl as a;
+            a::audit_log
+                .filter(a::key_version.eq(db))
+                .filter(a::seq.gt(covered))
+                .count()
+                .get_result(c)?
+        });
+        let mut needs = u64::try_from(entries).unwrap_or(0);
+        if checkpoint.is_some_and(|(_, v)| v == db) {
+            needs += 1;
+        }
+        if anchor.is_some_and(|(until, v)| v == db && until > covered) {
+            needs += 1;
+        }
+        Ok(needs)
+    }
+
+    /// The anchor, the newest checkpoint, every entry and every object.
+    fn load_trail(&self) -> Result<Trail, StoreError> {
+        let mut connection = self.connection()?;
+        let (anchor, checkpoint, rows, objects): (
+            Option<AnchorRow>,
+            Option<CheckpointRow>,
+            Vec<EntryRow>,
+            Vec<ObjectRow>,
+        ) = on_backend!(&mut *connection, |c, s| {
+            use s::audit_anchor::dsl as n;
+            use s::audit_checkpoints::dsl as k;
+            use s::audit_log::dsl as a;
+            use s::audit_objects::dsl as o;
+            let checkpoint = k::audit_checkpoints
+                .order(k::until_seq.desc())
+                .select((
+                    k::until_seq,
+                    k::until_hash,
+                    k::digest,
+                    k::key_version,
+                    k::mac,
+                ))
+                .first(c)
+                .optional()?;
+            let anchor = n::audit_anchor
+                .find(1)
+                .select((n::until_seq, n::until_hash, n::key_version, n::mac))
+                .first(c)
+                .optional()?;
+            let rows = a::audit_log
+                .order(a::seq)
+                .select((
+                    a::seq,
+                    a::at,
+                    a::principal,
+                    a::action,
+                    a::venue_id,
+                    a::prev_hash,
+                    a::hash,
+                    a::key_version,
+                ))
+                .load(c)?;
+            let objects = o::audit_objects
+                .order((o::seq, o::position))
+                .select((
+                    o::seq,
+                    o::position,
+                    o::at,
+                    o::principal,
+                    o::action,
+                    o::object,
+                    o::fields,
+                    o::venue_id,
+                ))
+                .load(c)?;
+            (anchor, checkpoint, rows, objects)
+        });
+        Ok(Trail {
+            anchor,
+            checkpoint,
+            rows,
+            objects: group_objects(objects),
+        })
+    }
+}
+
+/// The whole trail as stored.
+struct Trail {
+    anchor: Option<AnchorRow>,
+    checkpoint: Option<CheckpointRow>,
+    rows: Vec<EntryRow>,
+    objects: BTreeMap<i64, Vec<(ObjectRow, AuditObject)>>,
+}
+
+/// What a walk found: the first broken place, the last entry reached and
+/// the digest of every entry up to it (what a checkpoint seals).
+struct Walked {
+    broken: Option<BrokenLink>,
+    last: (i64, String),
+    digest: Sha256,
+}
+
+/// Feeds one entry, everything in it and its key version, into a
+/// checkpoint digest.
+fn digest_entry(digest: &mut Sha256, entry: &AuditEntry, key_version: i32) {
+    let mut data = Vec::with_capacity(256);
+    push_part(&mut data, &entry.seq.to_be_bytes());
+    push_part(&mut data, entry.at.to_rfc3339().as_bytes());
+    push_part(&mut data, entry.principal.as_bytes());
+    push_part(&mut data, entry.action.as_bytes());
+    push_part(&mut data, &optional(entry.venue_id.as_deref()));
+    push_part(&mut data, entry.prev_hash.as_bytes());
+    push_part(&mut data, entry.hash.as_bytes());
+    push_part(&mut data, &key_version.to_be_bytes());
+    push_part(&mut data, &(entry.objects.len() as u64).to_be_bytes());
+    for object in &entry.objects {
+        push_part(&mut data, object.action.as_bytes());
+        push_part(&mut data, object.object.as_bytes());
+        push_part(&mut data, object.fields.as_bytes());
+        push_part(&mut data, &optional(object.venue_id.as_deref()));
+    }
+    digest.update(&data);
+}
+
+/// The HMAC of a checkpoint.
+fn checkpoint_mac(
+    ring: &KeyRing,
+    version: u32,
+    until_seq: i64,
+    until_hash: &str,
+    digest: &str,
+) -> Result<String, StoreError> {
+    let mut data = Vec::with_capacity(160);
+    push_part(&mut data, b"kluis audit checkpoint v1");
+    push_part(&mut data, &until_seq.to_be_bytes());
+    push_part(&mut data, until_hash.as_bytes());
+    push_part(&mut data, digest.as_bytes());
+    Ok(hex::encode(ring.keyed_hash(
+        version,
+        Field::AUDIT_CHAIN,
+        &data,
+    )?))
 }
 
 /// The side table's rows by entry, each with its position.
@@ -657,27 +872,62 @@ fn entry_of(row: EntryRow, objects: Vec<AuditObject>) -> AuditEntry {
     }
 }
 
-/// Checks the anchor, every link, every entry's objects and the head.
-fn walk(
-    ring: &KeyRing,
-    anchor: Option<AnchorRow>,
-    rows: Vec<EntryRow>,
-    mut objects: BTreeMap<i64, Vec<(ObjectRow, AuditObject)>>,
-    head: Option<&AuditHead>,
-) -> Result<Option<BrokenLink>, StoreError> {
-    let Some((until_seq, until_hash, anchor_version, mac)) = anchor else {
-        return Ok(Some(BrokenLink::Anchor));
+/// Checks the anchor, the newest checkpoint, every link, every entry's
+/// objects and the head. Entries a checkpoint covers whose HMAC key is
+/// no longer held are checked through the checkpoint's digest instead.
+fn walk(ring: &KeyRing, trail: Trail, head: Option<&AuditHead>) -> Result<Walked, StoreError> {
+    let Trail {
+        anchor,
+        checkpoint,
+        rows,
+        mut objects,
+    } = trail;
+    let mut walked = Walked {
+        broken: None,
+        last: (0, GENESIS.to_owned()),
+        digest: Sha256::new(),
     };
-    let sealed = u32::try_from(anchor_version)
-        .ok()
-        .filter(|_| !mac.is_empty())
-        .and_then(|version| anchor_mac(ring, version, until_seq, &until_hash).ok())
-        .is_some_and(|expected| expected == mac);
+    let broken = |walked: Walked, link: BrokenLink| Walked {
+        broken: Some(link),
+        ..walked
+    };
+    let held = |version: u32| ring.versions().any(|v| v == version);
+    // A checkpoint counts only when its HMAC holds under a key we hold.
+    let checkpoint = match checkpoint {
+        None => None,
+        Some((until, until_hash, digest, version, mac)) => {
+            let sealed = u32::try_from(version)
+                .ok()
+                .filter(|v| held(*v))
+                .and_then(|v| checkpoint_mac(ring, v, until, &until_hash, &digest).ok())
+                .is_some_and(|expected| expected == mac);
+            if !sealed {
+                return Ok(broken(walked, BrokenLink::Checkpoint { until }));
+            }
+            Some((until, until_hash, digest))
+        }
+    };
+    let covered = checkpoint.as_ref().map_or(-1, |(until, _, _)| *until);
+    let Some((until_seq, until_hash, anchor_version, mac)) = anchor else {
+        return Ok(broken(walked, BrokenLink::Anchor));
+    };
+    // The anchor's own HMAC matters only while no checkpoint covers it.
+    let sealed = until_seq <= covered
+        || u32::try_from(anchor_version)
+            .ok()
+            .filter(|_| !mac.is_empty())
+            .and_then(|version| anchor_mac(ring, version, until_seq, &until_hash).ok())
+            .is_some_and(|expected| expected == mac);
     if !sealed {
-        return Ok(Some(BrokenLink::Anchor));
+        return Ok(broken(walked, BrokenLink::Anchor));
     }
     if until_seq == 0 && until_hash != GENESIS {
-        return Ok(Some(BrokenLink::Anchor));
+        return Ok(broken(walked, BrokenLink::Anchor));
+    }
+    if let Some((0, hash, _)) = &checkpoint
+        && hash != GENESIS
+    {
+        return Ok(broken(walked, BrokenLink::Checkpoint { until: 0 }));
     }
     let mut prev = GENESIS.to_owned();
     let mut last = 0;
@@ -685,8 +935,9 @@ fn walk(
     for (expected, row) in (1i64..).zip(rows) {
         let seq = row.0;
         if seq != expected || row.5 != prev {
-            return Ok(Some(BrokenLink::Missing { seq, expected }));
+            return Ok(broken(walked, BrokenLink::Missing { seq, expected }));
         }
+        let stored_version = row.7;
         let key_version = u32::try_from(row.7).ok();
         let named = objects.remove(&seq).unwrap_or_default();
         // The side table repeats the entry's time and principal for the
@@ -702,41 +953,63 @@ fn walk(
                 // Version 0 marks the SHA-256 entries: never past the anchor.
                 !entry.objects.is_empty()
                     && key_version.filter(|v| *v > 0).is_some_and(|v| {
-                        entry_hmac(ring, v, &entry).is_ok_and(|expected| expected == entry.hash)
+                        if held(v) {
+                            entry_hmac(ring, v, &entry).is_ok_and(|expected| expected == entry.hash)
+                        } else {
+                            // A retired key: only a checkpoint can vouch.
+                            seq <= covered
+                        }
                     })
             };
         if !holds {
-            return Ok(Some(BrokenLink::Modified { seq }));
+            return Ok(broken(walked, BrokenLink::Modified { seq }));
+        }
+        digest_entry(&mut walked.digest, &entry, stored_version);
+        if let Some((until, hash, digest)) = &checkpoint
+            && seq == *until
+        {
+            let reached = hex::encode(walked.digest.clone().finalize());
+            if entry.hash != *hash || reached != *digest {
+                return Ok(broken(walked, BrokenLink::Checkpoint { until: *until }));
+            }
         }
         if head.is_some_and(|h| h.seq == seq) {
             at_head = Some(entry.hash.clone());
         }
         prev = entry.hash;
         last = seq;
+        walked.last = (last, prev.clone());
     }
     if last < until_seq {
-        return Ok(Some(BrokenLink::Anchor));
+        return Ok(broken(walked, BrokenLink::Anchor));
+    }
+    if last < covered {
+        return Ok(broken(walked, BrokenLink::Checkpoint { until: covered }));
     }
     // Objects of no entry: added to make someone look like a reader.
     if let Some(seq) = objects.keys().next() {
-        return Ok(Some(BrokenLink::Modified { seq: *seq }));
+        let seq = *seq;
+        return Ok(broken(walked, BrokenLink::Modified { seq }));
     }
     if let Some(head) = head
         && head.seq > 0
     {
         if last < head.seq {
-            return Ok(Some(BrokenLink::Truncated {
-                head: head.seq,
-                last,
-            }));
+            return Ok(broken(
+                walked,
+                BrokenLink::Truncated {
+                    head: head.seq,
+                    last,
+                },
+            ));
         }
         // The chain holds, so another HMAC at the head's place means the
         // entries from there on were replaced.
         if at_head.as_deref() != Some(head.hash.as_str()) {
-            return Ok(Some(BrokenLink::Modified { seq: head.seq }));
+            return Ok(broken(walked, BrokenLink::Modified { seq: head.seq }));
         }
     }
-    Ok(None)
+    Ok(walked)
 }
 
 /// An entry written before the chain was keyed: one object, SHA-256, and

@@ -507,6 +507,8 @@ impl Store {
                 .get_result(c)?;
             usage.unsealed_fingerprints = u64::try_from(unsealed).unwrap_or(0);
         });
+        drop(connection);
+        usage.audit_entries = self.audit_needs(version)?;
         Ok(usage)
     }
 
@@ -699,6 +701,11 @@ pub struct KeyUsage {
     /// retirement up: a retry under such a key after it is refused with
     /// `CONFLICT` instead of answered.
     pub unsealed_fingerprints: u64,
+    /// Audit entries (and the anchor or newest checkpoint) that can only
+    /// be verified with the version: none once a checkpoint sealed with a
+    /// newer version covers them. `kluis keys rotate` and `kluis keys
+    /// retire` write that checkpoint.
+    pub audit_entries: u64,
 }
 
 /// Rows of one table whose value in one column is sealed with a version.
@@ -712,7 +719,10 @@ pub struct SealedUsage {
 impl KeyUsage {
     /// Whether anything still needs the version.
     pub fn blocks_retirement(&self) -> bool {
-        !self.sealed.is_empty() || !self.api_keys.is_empty() || self.access_codes > 0
+        !self.sealed.is_empty()
+            || !self.api_keys.is_empty()
+            || self.access_codes > 0
+            || self.audit_entries > 0
     }
 
     /// One line per thing that still needs the version, for the operator.
@@ -743,6 +753,12 @@ impl KeyUsage {
             lines.push(format!(
                 "access_codes: {} codes hashed under key version {} waiting to expire, valid until {until} at the latest",
                 self.access_codes, self.version
+            ));
+        }
+        if self.audit_entries > 0 {
+            lines.push(format!(
+                "audit_log: {} entries verifiable only with key version {} (written since the last checkpoint, by a node still on the old key file: run `kluis keys retire {}` again once every node has reloaded it)",
+                self.audit_entries, self.version, self.version
             ));
         }
         lines

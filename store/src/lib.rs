@@ -35,7 +35,7 @@ pub use access_codes::{ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, IssuedCode, R
 pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
 pub use audit::{
     AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,
-    GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
+    Checkpointed, GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
 };
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};

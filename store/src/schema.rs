@@ -333,6 +333,19 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            audit_checkpoints (until_seq) {
+                until_seq -> BigInt,
+                until_hash -> Text,
+                digest -> Text,
+                key_version -> Integer,
+                mac -> Text,
+                created_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             outbox (id) {
                 id -> Text,
                 purpose -> Text,
@@ -345,6 +358,8 @@ macro_rules! kluis_schema {
                 created_at -> $Instant,
                 sent_at -> Nullable<$Instant>,
                 kind -> Text,
+                guest_id -> Nullable<Text>,
+                discard_after -> Nullable<$Instant>,
             }
         }
 

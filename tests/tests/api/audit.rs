@@ -403,3 +403,94 @@ both_backends!(
     an_entry_naming_two_venues_is_shown_to_admins_of_every_venue,
     an_entry_naming_two_venues_is_shown_to_admins_of_every_venue
 );
+
+/// A key rotation seals a checkpoint under the new key version that
+/// vouches for every entry so far; retiring the old version then leaves
+/// the whole trail verifiable with the new key file alone, and edits to
+/// entries whose HMAC key is gone are still caught through the
+/// checkpoint's digest. A broken trail is never vouched for: retirement
+/// waits until it is investigated.
+async fn retiring_a_key_keeps_the_older_trail_verifiable(backend: Backend) -> Result<()> {
+    let mut app = TestApp::spawn(backend).await?;
+    let store = five_entries(&app).await?;
+    assert_eq!(app.count_rows("audit_log", "key_version = 1")?, 5);
+
+    // Tampered before the retirement: the checkpoint is refused and the
+    // key stays.
+    app.execute_sql("UPDATE audit_objects SET fields = 'nothing' WHERE seq = 2 AND position = 1")?;
+    app.rotate_keys().await?;
+    assert_eq!(app.count_rows("audit_checkpoints", "1 = 1")?, 0);
+    match app.retire_key(1).await {
+        Err(api::StartError::AuditBroken(BrokenLink::Modified { seq: 2 })) => {}
+        other => anyhow::bail!("retired over a broken trail: {other:?}"),
+    }
+    assert_eq!(
+        api::keys::read_key_file(&app.key_file())?
+            .versions()
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    app.execute_sql(
+        "UPDATE audit_objects SET fields = 'guestName' WHERE seq = 2 AND position = 1",
+    )?;
+
+    // Without a checkpoint, the entries under version 1 hold it up.
+    let usage = {
+        let store = store.clone();
+        let now = app.now();
+        tokio::task::spawn_blocking(move || store.key_usage(1, now)).await??
+    };
+    assert!(usage.audit_entries >= 5, "{usage:?}");
+    assert!(
+        usage
+            .describe()
+            .iter()
+            .any(|line| line.starts_with("audit_log:")),
+        "{usage:?}"
+    );
+
+    let retired = app.retire_key(1).await?;
+    assert!(!retired.blocks_retirement(), "{retired:?}");
+    assert_eq!(
+        api::keys::read_key_file(&app.key_file())?
+            .versions()
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    app.restart().await?;
+    // A node started with the new key file alone.
+    let store = app.store().await?;
+    store.audit(&[event("user:reader", "guest:g6", Some("v"))], app.now())?;
+    let (count, broken) = app.verify_audit().await?;
+    assert_eq!(broken, None);
+    assert!(count >= 7, "{count}");
+    assert_eq!(app.count_rows("audit_log", "key_version = 1")?, 5);
+
+    // Entry 2's HMAC key is gone; its edit is caught by the checkpoint.
+    let until = app.count_rows("audit_log", "key_version = 1")? + 1;
+    app.execute_sql("UPDATE audit_objects SET fields = 'nothing' WHERE seq = 2 AND position = 1")?;
+    match app.verify_audit().await?.1 {
+        Some(BrokenLink::Checkpoint { until: reached }) => assert!(reached >= until),
+        other => anyhow::bail!("an edit under a retired key went unnoticed: {other:?}"),
+    }
+    app.execute_sql(
+        "UPDATE audit_objects SET fields = 'guestName' WHERE seq = 2 AND position = 1",
+    )?;
+    assert_eq!(app.verify_audit().await?.1, None, "restored");
+    // So are a forged checkpoint and a removed one.
+    app.execute_sql("UPDATE audit_checkpoints SET digest = 'forged'")?;
+    assert!(matches!(
+        app.verify_audit().await?.1,
+        Some(BrokenLink::Checkpoint { .. })
+    ));
+    app.execute_sql("DELETE FROM audit_checkpoints")?;
+    assert!(
+        app.verify_audit().await?.1.is_some(),
+        "the checkpoint's removal went unnoticed"
+    );
+    Ok(())
+}
+both_backends!(
+    retiring_a_key_keeps_the_older_trail_verifiable,
+    retiring_a_key_keeps_the_older_trail_verifiable
+);
