@@ -544,7 +544,7 @@ impl Settings {
             // KLUIS_MONITORING__BULK_READ_RECORDS, ...
             .merge(section_env("payments"))
             .merge(section_env("monitoring"))
-            // The brief's name for the Redis setting; the section's own
+            // The conventional top-level name for the Redis setting; the section's own
             // variable below wins over it.
             .merge(
                 Env::raw()

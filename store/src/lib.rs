@@ -310,3 +310,51 @@ impl Store {
         Ok(connection.ping()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Migrations that exist in one tree only, each for a reason given in
+    /// `migrations/README.md`.
+    const ONE_BACKEND_ONLY: &[&str] = &["2026-11-27-000016_covering_guest_lookup"];
+
+    fn migrations_in(tree: &str) -> BTreeSet<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../migrations")
+            .join(tree);
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .collect()
+    }
+
+    /// Each schema change is one migration per backend, under the same
+    /// name, unless it is listed as belonging to one backend.
+    #[test]
+    fn migration_trees_stay_in_step() {
+        for (one, other) in [
+            ("sqlite", "postgres"),
+            ("keystore-sqlite", "keystore-postgres"),
+        ] {
+            let (a, b) = (migrations_in(one), migrations_in(other));
+            let lonely: Vec<&String> = a
+                .symmetric_difference(&b)
+                .filter(|name| !ONE_BACKEND_ONLY.contains(&name.as_str()))
+                .collect();
+            assert!(
+                lonely.is_empty(),
+                "migrations in only one of {one}/ and {other}/ (add the other, or list it in migrations/README.md and ONE_BACKEND_ONLY): {lonely:?}"
+            );
+        }
+        for name in ONE_BACKEND_ONLY {
+            let readme = include_str!("../../migrations/README.md");
+            assert!(
+                readme.contains(name),
+                "{name} is not explained in migrations/README.md"
+            );
+        }
+    }
+}

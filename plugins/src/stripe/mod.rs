@@ -1,4 +1,5 @@
-//! Stripe over its REST API (PaymentIntents), no SDK: see DESIGN.md. The
+//! Stripe over its REST API (PaymentIntents), without an SDK (a small,
+//! audited surface and no transitive dependencies of its own). The
 //! front-end collects the card with Stripe.js and sends only the
 //! PaymentMethod id; 3D Secure comes back as a `next_action`.
 
