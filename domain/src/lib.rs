@@ -7,6 +7,7 @@ pub mod availability;
 pub mod crypto;
 pub mod error;
 pub mod ids;
+pub mod messages;
 pub mod net;
 pub mod payments;
 pub mod personal;

@@ -22,7 +22,8 @@ pub const CODE_ATTEMPTS: i32 = 5;
 /// Codes an address can be sent per hour: enough for a lost e-mail, too
 /// few to flood an inbox.
 const CODES_PER_HOUR: i64 = 3;
-const CODE_MINUTES: i64 = 15;
+/// How long an access code works.
+pub const CODE_MINUTES: i64 = 15;
 /// How long an access token opens a guest's history: long enough to read
 /// an export and act on it, short enough that a forgotten tab is harmless.
 pub const ACCESS_MINUTES: i64 = 30;

@@ -107,22 +107,17 @@ macro_rules! alert_columns {
 }
 
 fn notice_mail(alert: &NewAlert, id: &str, now: DateTime<Utc>, to: Email) -> Mail {
-    Mail {
+    Mail::new(
         to,
-        subject: format!("kluis alert: {}", alert.rule),
-        body: format!(
-            "kluis opened an alert.\n\n\
-             rule: {}\nprincipal: {}\nvenue: {}\ncount: {}\nat: {}\nalert id: {}\n\n\
-             Look at it with the `alerts` query and acknowledge it with \
-             `acknowledgeAlert` once handled.\n",
-            alert.rule,
-            alert.principal,
-            alert.venue_id.as_deref().unwrap_or("-"),
-            alert.observed,
-            now.to_rfc3339(),
-            id,
-        ),
-    }
+        domain::messages::alert_notice(&domain::messages::AlertFacts {
+            rule: &alert.rule,
+            principal: &alert.principal,
+            venue_id: alert.venue_id.as_deref(),
+            observed: alert.observed,
+            at: now,
+            alert_id: id,
+        }),
+    )
 }
 
 impl Store {

@@ -31,7 +31,9 @@ use domain::DomainError;
 use domain::crypto::{CryptoError, SharedKeyRing};
 
 pub use access::{ApiKeyRow, Backoff, LoginAttempt, NewApiKey, RoleAssignment, StaffRow};
-pub use access_codes::{ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, IssuedCode, Redemption};
+pub use access_codes::{
+    ACCESS_MINUTES, AccessScope, CODE_ATTEMPTS, CODE_MINUTES, IssuedCode, Redemption,
+};
 pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
 pub use audit::{
     AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,

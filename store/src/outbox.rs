@@ -25,6 +25,17 @@ pub struct Mail {
     pub body: String,
 }
 
+impl Mail {
+    /// A message's words, to one recipient.
+    pub fn new(to: Email, message: domain::messages::Message) -> Self {
+        Self {
+            to,
+            subject: message.subject,
+            body: message.body.expose().to_owned(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Mail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mail")
@@ -253,21 +264,10 @@ pub(crate) fn booking_confirmation(
     token: &domain::ManageToken,
     to: Email,
 ) -> Mail {
-    let local = reservation.starts_at.with_timezone(&venue.time_zone);
-    Mail {
+    Mail::new(
         to,
-        subject: format!("Your booking at {}", venue.name),
-        body: format!(
-            "Your booking at {} is received: {} for {} people.\n\n\
-             Your manage token: {}\n\
-             Keep it: with it you can change or cancel the booking, and see, \
-             export, correct or erase the data we hold about you.\n",
-            venue.name,
-            local.format("%A %e %B %Y, %H:%M (%Z)"),
-            reservation.party_size.get(),
-            token.expose(),
-        ),
-    }
+        domain::messages::booking_confirmation(venue, reservation, token.expose()),
+    )
 }
 
 /// A message a worker claimed for delivery.

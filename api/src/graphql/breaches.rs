@@ -308,11 +308,10 @@ impl BreachMutation {
                 let Some(email) = record.guest.email.clone() else {
                     continue;
                 };
-                let mail = store::Mail {
-                    to: email,
-                    subject: subject.clone(),
-                    body: message.replace("{name}", record.guest.name.expose()),
-                };
+                let mail = store::Mail::new(
+                    email,
+                    domain::messages::breach_notice(&subject, &message, record.guest.name.expose()),
+                );
                 let venue = reservation.venue_id.to_string();
                 if store.queue_breach_notice(&breach_id, &guest.to_string(), &venue, &mail, at)? {
                     notified += 1;

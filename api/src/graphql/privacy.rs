@@ -520,15 +520,10 @@ impl RightsMutation {
                 store.enqueue_until(
                     "access_code",
                     Some(venue),
-                    &store::Outgoing::Email(store::Mail {
-                        to: issued.to,
-                        subject: "Your access code".to_owned(),
-                        body: format!(
-                            "Your code to see or change your booking data is {}.\n\
-                             It works for 15 minutes. If you did not ask for it, ignore this message.\n",
-                            issued.code.expose()
-                        ),
-                    }),
+                    &store::Outgoing::Email(store::Mail::new(
+                        issued.to,
+                        domain::messages::access_code(issued.code.expose(), store::CODE_MINUTES),
+                    )),
                     at,
                     Some(issued.expires_at),
                 )?;
