@@ -90,6 +90,29 @@ impl Store {
         rows.into_iter().map(Reservation::try_from).collect()
     }
 
+    /// The reservations of several guest records at one venue, in one
+    /// query, by start (then id).
+    pub fn reservations_of_guests(
+        &self,
+        guests: &[GuestId],
+        venue: domain::VenueId,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        if guests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let guests: Vec<String> = guests.iter().map(ToString::to_string).collect();
+        let venue = venue.to_string();
+        let mut connection = self.connection()?;
+        let rows: Vec<ReservationRow> =
+            on_backend!(&mut *connection, |c, s| s::reservations::table
+                .filter(s::reservations::guest_id.eq_any(&guests))
+                .filter(s::reservations::venue_id.eq(&venue))
+                .order((s::reservations::starts_at, s::reservations::id))
+                .select(reservation_columns!(s))
+                .load::<ReservationRow>(c)?);
+        rows.into_iter().map(Reservation::try_from).collect()
+    }
+
     /// Destroys a guest's personal fields everywhere: name, e-mail and phone
     /// (sealed values and lookup tokens), reservation notes, card brand and
     /// last four. Amounts, dates, statuses and provider references stay.

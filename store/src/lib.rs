@@ -11,6 +11,7 @@ mod breaches;
 mod bulk;
 mod connection;
 mod erasure;
+mod export;
 mod guests;
 mod idempotency;
 mod keys;
@@ -44,6 +45,10 @@ pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, Replay, RetentionRun};
+pub use export::{
+    EXPORT_FORMAT, ExportedAccess, ExportedConsent, ExportedPayment, ExportedProfile,
+    ExportedReservation, GuestExport,
+};
 pub use idempotency::{IDEMPOTENCY_HOURS, Purged, THROTTLE_HOURS};
 pub use keys::{KeyUsage, RotationProgress, SEALED, SealedColumn, SealedTable, SealedUsage};
 pub use keystore::{ErasureReason, GuestAccess, GuestKeys, KeyStore};

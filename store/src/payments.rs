@@ -586,6 +586,23 @@ impl Store {
         rows.into_iter().map(Payment::try_from).collect()
     }
 
+    /// The payments of several reservations, in one query, oldest first.
+    pub fn payments_of_many(
+        &self,
+        reservations: &[ReservationId],
+    ) -> Result<Vec<Payment>, StoreError> {
+        if reservations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = reservations.iter().map(ToString::to_string).collect();
+        let mut connection = self.connection()?;
+        let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| s::payments::table
+            .filter(s::payments::reservation_id.eq_any(&ids))
+            .order((s::payments::created_at, s::payments::id))
+            .load::<PaymentRow>(c)?);
+        rows.into_iter().map(Payment::try_from).collect()
+    }
+
     /// Whether a webhook event was handled (settled) before.
     pub fn delivered_before(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection()?;

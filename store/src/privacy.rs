@@ -189,35 +189,61 @@ impl Store {
 
     /// A guest's consent ledger at a venue, oldest first.
     pub fn consents_of(&self, guest: GuestId, venue: VenueId) -> Result<Vec<Consent>, StoreError> {
-        let (guest, venue) = (guest.to_string(), venue.to_string());
+        Ok(self
+            .consents_of_many(&[guest], venue)?
+            .into_iter()
+            .map(|(_, consent)| consent)
+            .collect())
+    }
+
+    /// The consent ledgers of several guest records at a venue, in one
+    /// query, in the order they were recorded, each with its record.
+    pub fn consents_of_many(
+        &self,
+        guests: &[GuestId],
+        venue: VenueId,
+    ) -> Result<Vec<(GuestId, Consent)>, StoreError> {
+        if guests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let guests: Vec<String> = guests.iter().map(ToString::to_string).collect();
+        let venue = venue.to_string();
         let mut connection = self.connection()?;
-        let rows: Vec<ConsentRow> = on_backend!(&mut *connection, |c, s| {
+        let rows: Vec<(String, ConsentRow)> = on_backend!(&mut *connection, |c, s| {
             use s::consents::dsl as k;
             k::consents
-                .filter(k::guest_id.eq(&guest))
+                .filter(k::guest_id.eq_any(&guests))
                 .filter(k::venue_id.eq(&venue))
                 .order(k::seq)
                 .select((
-                    k::purpose,
-                    k::given,
-                    k::at,
-                    k::channel,
-                    k::notice_version,
-                    k::notice_sha256,
+                    k::guest_id,
+                    (
+                        k::purpose,
+                        k::given,
+                        k::at,
+                        k::channel,
+                        k::notice_version,
+                        k::notice_sha256,
+                    ),
                 ))
-                .load::<ConsentRow>(c)?
+                .load::<(String, ConsentRow)>(c)?
         });
         rows.into_iter()
-            .map(|(purpose, given, at, channel, version, sha256)| {
-                Ok(Consent {
-                    purpose: ConsentPurpose::parse(&purpose)
-                        .map_err(|_| StoreError::Corrupt("consent purpose".to_owned()))?,
-                    given,
-                    at,
-                    channel,
-                    notice_version: version.and_then(|v| u32::try_from(v).ok()),
-                    notice_sha256: sha256,
-                })
+            .map(|(guest, (purpose, given, at, channel, version, sha256))| {
+                let guest = GuestId::parse(&guest)
+                    .map_err(|_| StoreError::Corrupt("consent guest".to_owned()))?;
+                Ok((
+                    guest,
+                    Consent {
+                        purpose: ConsentPurpose::parse(&purpose)
+                            .map_err(|_| StoreError::Corrupt("consent purpose".to_owned()))?,
+                        given,
+                        at,
+                        channel,
+                        notice_version: version.and_then(|v| u32::try_from(v).ok()),
+                        notice_sha256: sha256,
+                    },
+                ))
             })
             .collect()
     }

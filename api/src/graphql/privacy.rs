@@ -695,24 +695,11 @@ async fn export(
     let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
     let export = blocking(move || {
         let venue = reach.venue;
-        let mut reservations = Vec::new();
-        for guest in &reach.guests {
-            reservations.extend(
-                store
-                    .reservations_of_guest(*guest)?
-                    .into_iter()
-                    .filter(|r| r.venue_id == venue),
-            );
-        }
-        reservations.sort_by_key(|r| (r.starts_at, r.id.to_string()));
-        let mut objects: Vec<String> = reservations
-            .iter()
-            .map(|r| format!("reservation:{}", r.id))
-            .collect();
-        objects.extend(reach.guests.iter().map(|g| format!("guest:{g}")));
+        let reservations = store.export_scope(&reach.guests, venue)?;
         // One entry for the request (what the export-rate rule counts),
         // naming every record of the history, so that "who saw this
-        // guest" finds each of them.
+        // guest" finds each of them; written first, so the export's own
+        // access log shows it.
         let events: Vec<store::AuditEvent> = reach
             .guests
             .iter()
@@ -728,103 +715,9 @@ async fn export(
         if let Some(monitor) = &monitor {
             monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
         }
-        // Only the guest's own objects of each entry: the others a request
-        // named (a day sheet's other guests) are not theirs to see.
-        let access_log: Vec<serde_json::Value> = store
-            .audit_accesses(&objects, 10_000)?
-            .into_iter()
-            .map(|access| {
-                serde_json::json!({
-                    "at": access.at,
-                    "who": access.principal,
-                    "action": access.action,
-                    "object": access.object,
-                    "fields": access.fields.split(',').collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let records = store.guest_records(&reservations)?;
-        let mut bookings = Vec::new();
-        let mut payments = Vec::new();
-        let mut profiles: Vec<serde_json::Value> = Vec::new();
-        for booking in &reservations {
-            let record = records.get(&booking.id);
-            bookings.push(serde_json::json!({
-                "id": booking.id.to_string(),
-                "venueId": booking.venue_id.to_string(),
-                "guestId": booking.guest_id.map(|g| g.to_string()),
-                "startsAt": booking.starts_at,
-                "endsAt": booking.ends_at,
-                "partySize": booking.party_size.get(),
-                "status": booking.status.as_str(),
-                "notes": record.and_then(|r| r.notes.as_ref()).map(|n| n.expose().to_owned()),
-                "createdAt": booking.created_at,
-            }));
-            if let Some(record) = record {
-                let id = record.guest.id.to_string();
-                if !profiles.iter().any(|p| p["guestId"] == id.as_str()) {
-                    profiles.push(serde_json::json!({
-                        "guestId": id,
-                        "name": record.guest.name.expose(),
-                        "email": record.guest.email.as_ref().map(Email::expose),
-                        "phone": record.guest.phone.as_ref().map(Phone::expose),
-                    }));
-                }
-            }
-            for payment in store.payments_of(booking.id)? {
-                payments.push(serde_json::json!({
-                    "id": payment.id,
-                    "reservationId": booking.id.to_string(),
-                    "kind": payment.kind,
-                    "gateway": payment.gateway,
-                    "providerReference": payment.reference,
-                    "amount": payment.amount.minor(),
-                    "refunded": payment.refunded.minor(),
-                    "currency": payment.amount.currency().code(),
-                    "status": payment.status.as_str(),
-                    "cardBrand": payment.card_brand,
-                    "cardLast4": payment.card_last4,
-                    "createdAt": payment.created_at,
-                }));
-            }
-        }
-        let mut consents: Vec<(domain::GuestId, Consent)> = Vec::new();
-        for guest in &reach.guests {
-            consents.extend(
-                store
-                    .consents_of(*guest, venue)?
-                    .into_iter()
-                    .map(|c| (*guest, c)),
-            );
-        }
-        consents.sort_by_key(|(_, c)| c.at);
-        let consents: Vec<serde_json::Value> = consents
-            .into_iter()
-            .map(|(guest, c)| {
-                serde_json::json!({
-                    "guestId": guest.to_string(),
-                    "purpose": c.purpose.as_str(),
-                    "given": c.given,
-                    "at": c.at,
-                    "channel": c.channel,
-                    "noticeVersion": c.notice_version,
-                    "noticeSha256": c.notice_sha256,
-                })
-            })
-            .collect();
-        // The newest booking's details are the profile; each booking's own
-        // details are under `profiles`.
-        let profile = profiles.last().cloned();
-        Ok(serde_json::json!({
-            "format": "kluis-export-2",
-            "exportedAt": chrono::Utc::now(),
-            "profile": profile,
-            "profiles": profiles,
-            "reservations": bookings,
-            "consents": consents,
-            "payments": payments,
-            "accessLog": access_log,
-        }))
+        let export = store.load_export(&reach.guests, venue, &reservations, chrono::Utc::now())?;
+        serde_json::to_value(&export)
+            .map_err(|_| store::StoreError::Corrupt("an export that does not serialize".to_owned()))
     })
     .await?;
     Ok(async_graphql::Json(export))
