@@ -1,9 +1,9 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL), `/healthz` and `/readyz`.
+//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and
+//! `/readyz`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use serde_json::json;
 use store::Store;
@@ -67,7 +67,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .configure(crate::graphiql::routes);
 }
 
 fn request_error(status: StatusCode, message: &str) -> HttpResponse {
@@ -376,9 +377,7 @@ async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> Htt
     };
     let Some(query) = params.query else {
         return if state.env == Environment::Development {
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(GraphiQLSource::build().endpoint("/graphql").finish())
+            crate::graphiql::page()
         } else {
             request_error(StatusCode::NOT_FOUND, "send GraphQL requests with POST")
         };

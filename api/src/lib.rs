@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod import;

@@ -9,6 +9,7 @@ mod api {
     mod booking;
     mod concurrency;
     mod erasure_copies;
+    mod graphiql;
     mod guests;
     mod idempotency;
     mod keys;

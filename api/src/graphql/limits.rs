@@ -1,6 +1,7 @@
 //! Request limits that async-graphql does not count itself: aliases and
-//! directives per request. Both are cheap ways to multiply the work one
-//! request asks for (the same field a hundred times under a hundred names).
+//! directives per request, both cheap ways to multiply the work one request
+//! asks for (the same field a hundred times under a hundred names); and
+//! depth with introspection judged apart (`depth`).
 //! Also a cache of parsed documents: clients send the same few query texts
 //! over and over with different variables, and parsing is a tenth of a
 //! small request's time.
@@ -13,6 +14,8 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
+
+use super::depth::DepthLimits;
 
 pub const MAX_ALIASES: usize = 15;
 
@@ -47,15 +50,25 @@ const CACHED_TEXT_BYTES: usize = 8 * 1024;
 
 type DocumentCache = std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>;
 
-#[derive(Default)]
 pub struct RequestLimits {
     parsed: Arc<DocumentCache>,
+    depth: DepthLimits,
+}
+
+impl RequestLimits {
+    pub fn new(depth: DepthLimits) -> Self {
+        Self {
+            parsed: Arc::default(),
+            depth,
+        }
+    }
 }
 
 impl ExtensionFactory for RequestLimits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestLimitsExtension {
             parsed: Arc::clone(&self.parsed),
+            depth: self.depth,
         })
     }
 }
@@ -63,6 +76,7 @@ impl ExtensionFactory for RequestLimits {
 struct RequestLimitsExtension {
     /// Only documents within the limits are kept.
     parsed: Arc<DocumentCache>,
+    depth: DepthLimits,
 }
 
 #[derive(Default)]
@@ -166,6 +180,9 @@ impl Extension for RequestLimitsExtension {
                 None,
             ));
         }
+        self.depth
+            .check(&document)
+            .map_err(|message| ServerError::new(message, None))?;
         if cacheable && let Ok(mut cache) = self.parsed.lock() {
             if cache.len() >= CACHED_DOCUMENTS {
                 cache.clear();

@@ -4,6 +4,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod breaches;
+pub mod depth;
 pub mod errors;
 pub mod guard;
 pub mod limits;
@@ -52,6 +53,9 @@ pub struct Mutation(
 pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub const MAX_DEPTH: usize = 10;
+/// The standard introspection query nests 13 deep; this leaves room for
+/// tools that follow `ofType` a few levels further.
+pub const MAX_INTROSPECTION_DEPTH: usize = 16;
 /// Each field costs 1; a list costs its `first` (or its fixed bound) times
 /// its children. 100 venues with a dozen fields each fit; 100 venues with all
 /// their resources do not.
@@ -72,11 +76,25 @@ pub struct Services {
     pub outbound: crate::config::Outbound,
 }
 
+/// Introspection may nest deeper only where it is on.
+pub fn depth_limits(env: Environment) -> depth::DepthLimits {
+    depth::DepthLimits {
+        ordinary: MAX_DEPTH,
+        introspection: match env {
+            Environment::Development => MAX_INTROSPECTION_DEPTH,
+            Environment::Production => MAX_DEPTH,
+        },
+    }
+}
+
 pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
+    let depth = depth_limits(env);
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
+        // async-graphql's own count, blind to introspection, bounds every
+        // request as a second line behind `RequestLimits`' finer one.
+        .limit_depth(depth.overall())
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(limits::RequestLimits::default());
+        .extension(limits::RequestLimits::new(depth));
     if env == Environment::Production {
         builder = builder.disable_introspection().disable_suggestions();
     }
