@@ -773,31 +773,7 @@ both_backends!(
 );
 
 /// A venue with forty resources and a start every quarter hour, all day.
-fn large_venue() -> &'static str {
-    let mut toml = String::from(
-        "[[venue]]\nslug = \"large\"\nname = \"Large\"\ntime_zone = \"UTC\"\n\
-         slot_interval_minutes = 15\nbooking_duration_minutes = 60\nbuffer_minutes = 0\n\
-         min_notice_minutes = 0\ncancel_deadline_minutes = 60\nmax_party_size = 6\n\
-         max_advance_days = 30\n\n[venue.opening_hours]\n",
-    );
-    for day in [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ] {
-        toml.push_str(&format!("{day} = [\"00:00-24:00\"]\n"));
-    }
-    for n in 0..40 {
-        toml.push_str(&format!(
-            "\n[[venue.resource]]\nslug = \"table-{n}\"\nname = \"Table {n}\"\ncapacity = 4\n"
-        ));
-    }
-    Box::leak(toml.into_boxed_str())
-}
+const LARGE_VENUE: &str = kluis_tests::fixture!("large.toml");
 
 /// `availability` is charged what it returned: start times, and the free
 /// resources of each when asked for. A large venue's day with its free
@@ -807,7 +783,7 @@ async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()
     let app = TestApp::spawn_with(
         backend,
         Options {
-            venues: large_venue(),
+            venues: LARGE_VENUE,
             rate_limits: api::config::RateLimits {
                 complexity_per_minute: 3_000,
                 ..api::config::RateLimits::default()
