@@ -900,6 +900,8 @@ impl TestApp {
             party_size: 2,
             guest: guest(),
             key: None,
+            more_input: serde_json::Map::new(),
+            bearer: None,
             expected_status: None,
         }
     }
@@ -971,6 +973,8 @@ pub struct Booking<'a> {
     party_size: i64,
     guest: Value,
     key: Option<String>,
+    more_input: serde_json::Map<String, Value>,
+    bearer: Option<String>,
     expected_status: Option<&'static str>,
 }
 
@@ -1006,6 +1010,19 @@ impl Booking<'_> {
         self
     }
 
+    /// One more field of the input, such as `noticeVersion`.
+    pub fn input(mut self, field: &str, value: Value) -> Self {
+        self.more_input.insert(field.to_owned(), value);
+        self
+    }
+
+    /// Books as the holder of this bearer token (a partner key, a staff
+    /// session) instead of anonymously.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
+    }
+
     /// Fails unless the reservation comes back with this status.
     pub fn expect_status(mut self, status: &'static str) -> Self {
         self.expected_status = Some(status);
@@ -1018,14 +1035,16 @@ impl Booking<'_> {
             BookingVenue::Slug(slug) => self.app.venue_id(&slug).await?,
             BookingVenue::Id(id) => id,
         };
-        let key = self.key.unwrap_or_else(new_key);
-        self.app
-            .gql(
-                CREATE,
-                json!({ "input": { "venueId": venue, "startsAt": self.starts_at,
-                    "partySize": self.party_size, "guest": self.guest }, "key": key }),
-            )
-            .await
+        let mut input = json!({ "venueId": venue, "startsAt": self.starts_at,
+            "partySize": self.party_size, "guest": self.guest });
+        if let Some(fields) = input.as_object_mut() {
+            fields.extend(self.more_input);
+        }
+        let variables = json!({ "input": input, "key": self.key.unwrap_or_else(new_key) });
+        match self.bearer {
+            Some(token) => self.app.gql_as(&token, CREATE, variables).await,
+            None => self.app.gql(CREATE, variables).await,
+        }
     }
 
     async fn booked(self) -> anyhow::Result<Booked> {

@@ -5,7 +5,7 @@
 //! restored copy be erased again.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, error_code, tomorrow};
+use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, error_code, text, tomorrow};
 use serde_json::{Value, json};
 
 const ERASE: &str =
@@ -325,10 +325,7 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
             json!({ "v": venue, "e": address, "c": last_code(&smtp)? }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     // A second code, live when the guest is erased.
     app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
         .await?;

@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
     Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, new_key,
-    tomorrow, tomorrow_at,
+    text, tomorrow, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::method;
@@ -678,14 +678,8 @@ async fn partner_key(app: &TestApp, admin: &str) -> Result<(String, String)> {
             json!({ "i": { "name": "Booking platform", "venueIds": [venue] } }),
         )
         .await?;
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
-    let id = created["data"]["createApiKey"]["apiKey"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
+    let key = text(&created, "/data/createApiKey/key")?;
+    let id = text(&created, "/data/createApiKey/apiKey/id")?;
     Ok((key, id))
 }
 

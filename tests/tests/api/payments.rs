@@ -2,7 +2,7 @@ use anyhow::{Context, Result};
 use api::config::Environment;
 use kluis_tests::{
     Backend, Booked, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
-    error_code, new_key, stripe_config, stripe_fixture, tomorrow_at,
+    error_code, new_key, stripe_config, stripe_fixture, text, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -576,10 +576,7 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         )
         .await?;
     let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
-    let token = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .context("token")?
-        .to_owned();
+    let token = text(&booked, "/data/createReservation/manageToken")?;
     assert_eq!(
         booked["data"]["createReservation"]["reservation"]["status"], "PENDING",
         "{booked}"

@@ -1,5 +1,5 @@
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, Booked, TestApp, both_backends, error_code};
+use kluis_tests::{Backend, Booked, TestApp, both_backends, error_code, text};
 use serde_json::{Value, json};
 
 const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
@@ -227,10 +227,7 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
         "{read}"
     );
     let me = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
-    let staff_id = me["data"]["me"]["id"]
-        .as_str()
-        .context("staff id")?
-        .to_owned();
+    let staff_id = text(&me, "/data/me/id")?;
 
     let admin = app.staff("admin", None).await?;
     let log = app
@@ -535,10 +532,7 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
             json!({ "v": venue, "e": "lotte@example.org", "c": code }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     assert!(access.starts_with("kat_"), "{redeemed}");
     let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
     let export = app.gql(history, json!({ "a": access })).await?;
@@ -572,10 +566,7 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
 
     let reissue = "mutation I($a: String!, $r: ID!) { reissueManageToken(accessToken: $a, reservationId: $r) }";
     let reissued = app.gql(reissue, json!({ "a": access, "r": first })).await?;
-    let fresh = reissued["data"]["reissueManageToken"]
-        .as_str()
-        .with_context(|| format!("{reissued}"))?
-        .to_owned();
+    let fresh = text(&reissued, "/data/reissueManageToken")?;
     let mine = app.gql(MINE, json!({ "t": fresh })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["guestName"], "Lotte Lost",

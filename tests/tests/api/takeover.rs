@@ -5,7 +5,7 @@
 //! not tell which addresses a venue knows.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, Booked, CREATE, TestApp, both_backends, error_code, new_key};
+use kluis_tests::{Backend, Booked, CREATE, TestApp, both_backends, error_code, new_key, text};
 use serde_json::{Value, json};
 
 const MINE: &str = "query T($t: String!) { reservationByToken(token: $t) { id guestName guestEmail guestPhone notes consents { purpose given } } }";
@@ -365,10 +365,7 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
             json!({ "v": venue, "e": "alice.victim@example.org", "c": code }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
     let export = app.gql(history, json!({ "a": access })).await?;
     let ids: Vec<&str> = export["data"]["exportMyData"]["reservations"]

@@ -2,8 +2,8 @@
 //! out keeps its stored value. A venue file, by contrast, is the whole truth
 //! about the venues it lists.
 
-use anyhow::{Context, Result};
-use kluis_tests::{Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, error_code};
+use anyhow::Result;
+use kluis_tests::{Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, error_code, text};
 use serde_json::{Value, json};
 
 const SAVE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id retentionDays } }";
@@ -362,10 +362,7 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
         json!({ "slug": "new", "name": "New", "timeZone": "UTC" }),
     )
     .await?;
-    let id = created["data"]["saveVenue"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
+    let id = text(&created, "/data/saveVenue/id")?;
     let fresh = settings(&app, &admin, &id).await?;
     assert_eq!(fresh["retentionDays"], 365, "{fresh}");
     assert_eq!(fresh["payment"]["kind"], "NONE", "{fresh}");

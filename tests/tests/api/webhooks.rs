@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
     Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, guest,
-    new_key, tomorrow_at,
+    new_key, text, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -58,10 +58,7 @@ async fn booking_events_reach_the_venue_signed_and_without_personal_data(
         .await;
     let url = format!("{}/kluis", receiver.uri());
     let set = set_webhook(&app, &manager, &venue, &url).await?;
-    let secret = set["data"]["setVenueWebhook"]["secret"]
-        .as_str()
-        .context("a secret")?
-        .to_owned();
+    let secret = text(&set, "/data/setVenueWebhook/secret")?;
     assert!(secret.starts_with("whsec_") && secret.len() > 40, "{set}");
     let shown = app
         .gql_as(
@@ -85,10 +82,7 @@ async fn booking_events_reach_the_venue_signed_and_without_personal_data(
                 "key": new_key() }),
         )
         .await?;
-    let id = created["data"]["createReservation"]["reservation"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
+    let id = text(&created, "/data/createReservation/reservation/id")?;
     let token = created["data"]["createReservation"]["manageToken"].clone();
     let modified = app
         .gql(
