@@ -590,10 +590,7 @@ impl TestApp {
                 json!({ "e": email, "p": password }),
             )
             .await?;
-        answer["data"]["login"]["token"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("login failed: {answer}"))
+        text(&answer, "/data/login/token").context("login failed")
     }
 
     /// Has an admin create a partner API key bound to one venue; answers
@@ -611,10 +608,7 @@ impl TestApp {
                 json!({ "i": { "name": name, "venueIds": [venue_id] } }),
             )
             .await?;
-        answer["data"]["createApiKey"]["key"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("no key created: {answer}"))
+        text(&answer, "/data/createApiKey/key").context("no key created")
     }
 
     /// Sends a GraphQL request with `Authorization: Bearer <token>`.

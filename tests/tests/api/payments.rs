@@ -2,7 +2,7 @@ use anyhow::{Context, Result};
 use api::config::Environment;
 use kluis_tests::{
     Backend, Booked, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
-    error_code, new_key, stripe_config, stripe_fixture, text, tomorrow_at,
+    error_code, new_key, stripe_config, stripe_fixture, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -567,20 +567,14 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .expect(1)
         .mount(&stripe)
         .await;
-    let venue = app.venue_id("guarantee-grill").await?;
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(20), "partySize": 2,
-            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
-        )
+    let Booked {
+        id: reservation,
+        token,
+    } = app
+        .book("guarantee-grill", 20)
+        .guest(json!({ "name": "Nora Noshow" }))
+        .expect_status("PENDING")
         .await?;
-    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
-    let token = text(&booked, "/data/createReservation/manageToken")?;
-    assert_eq!(
-        booked["data"]["createReservation"]["reservation"]["status"], "PENDING",
-        "{booked}"
-    );
     let saved = app
         .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
         .await?;
@@ -616,9 +610,8 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .gql_as(&staff, mark, json!({ "id": reservation }))
         .await?;
     assert_eq!(error_code(&too_soon), Some("BAD_USER_INPUT"), "{too_soon}");
-    let id = reservation.as_str().context("id")?;
     app.execute_sql(&format!(
-        "UPDATE reservations SET status = 'no_show' WHERE id = '{id}'"
+        "UPDATE reservations SET status = 'no_show' WHERE id = '{reservation}'"
     ))?;
     let fee_too_soon = app
         .gql_as(
@@ -633,7 +626,7 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         "{fee_too_soon}"
     );
     app.execute_sql(&format!(
-        "UPDATE reservations SET status = 'confirmed' WHERE id = '{id}'"
+        "UPDATE reservations SET status = 'confirmed' WHERE id = '{reservation}'"
     ))?;
     // The evening comes and the guest does not.
     app.advance(chrono::Duration::days(2));
@@ -924,16 +917,13 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
         )?))
         .mount(&stripe)
         .await;
-    let grill = app.venue_id("guarantee-grill").await?;
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": grill, "startsAt": tomorrow_at(21), "partySize": 2,
-            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
-        )
+    let Booked {
+        id: reservation,
+        token: manage,
+    } = app
+        .book("guarantee-grill", 21)
+        .guest(json!({ "name": "Nora Noshow" }))
         .await?;
-    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
-    let manage = booked["data"]["createReservation"]["manageToken"].clone();
     let saved = app
         .gql(
             &start,

@@ -3,7 +3,9 @@
 //! about the venues it lists.
 
 use anyhow::Result;
-use kluis_tests::{Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, error_code, text};
+use kluis_tests::{
+    Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, data, error_code, text,
+};
 use serde_json::{Value, json};
 
 const SAVE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id retentionDays } }";
@@ -39,8 +41,7 @@ async fn spawn(backend: Backend, venues: &'static str) -> Result<TestApp> {
 
 async fn settings(app: &TestApp, token: &str, venue: &str) -> Result<Value> {
     let answer = app.gql_as(token, SETTINGS, json!({ "id": venue })).await?;
-    anyhow::ensure!(answer.get("errors").is_none(), "{answer}");
-    Ok(answer["data"]["venue"].clone())
+    Ok(data(&answer, "venue")?.clone())
 }
 
 async fn save(app: &TestApp, token: &str, input: Value) -> Result<Value> {
