@@ -16,147 +16,24 @@ pub enum Backend {
     Postgres,
 }
 
-/// A venue open around the clock in UTC with one-hour bookings on the hour,
-/// no notice period and a single four-seat table: every test can book
-/// "tomorrow 10:00" and knows exactly what is free.
-pub const ONE_TABLE_VENUE: &str = r#"
-[[venue]]
-slug = "one-table"
-name = "One Table"
-time_zone = "UTC"
-slot_interval_minutes = 60
-booking_duration_minutes = 60
-buffer_minutes = 0
-min_notice_minutes = 0
-cancel_deadline_minutes = 60
-max_party_size = 6
-max_advance_days = 30
+/// The text of a file under `tests/fixtures/`, such as a venue file.
+#[macro_export]
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/", $name))
+    };
+}
 
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
+/// The venues every test server starts with (unless its options say
+/// otherwise), among them `one-table`: open around the clock in UTC with
+/// one-hour bookings on the hour, no notice period and a single four-seat
+/// table, so that every test can book "tomorrow 10:00" and knows exactly
+/// what is free.
+pub const ONE_TABLE_VENUE: &str = fixture!("one-table.toml");
 
-[[venue.resource]]
-slug = "table"
-name = "The table"
-capacity = 4
-
-[[venue]]
-slug = "lunch-room"
-name = "Lunch Room"
-time_zone = "Europe/Amsterdam"
-country = "NL"
-slot_interval_minutes = 30
-booking_duration_minutes = 60
-min_notice_minutes = 120
-cancel_deadline_minutes = 60
-max_party_size = 4
-
-[venue.opening_hours]
-monday = ["12:00-14:00"]
-tuesday = ["12:00-14:00"]
-wednesday = ["12:00-14:00"]
-thursday = ["12:00-14:00"]
-friday = ["12:00-14:00"]
-saturday = ["12:00-14:00"]
-sunday = ["12:00-14:00"]
-
-[[venue.resource]]
-slug = "two"
-name = "Table for two"
-capacity = 2
-
-[[venue.resource]]
-slug = "four"
-name = "Table for four"
-capacity = 4
-
-[[venue]]
-slug = "next-day-only"
-name = "Next Day Only"
-time_zone = "UTC"
-slot_interval_minutes = 60
-booking_duration_minutes = 60
-min_notice_minutes = 1440
-max_party_size = 4
-
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
-
-[[venue.resource]]
-slug = "table"
-name = "The table"
-capacity = 4
-"#;
-
-/// A venue that asks a 10 EUR deposit per guest, held 15 minutes.
-pub const DEPOSIT_VENUE: &str = r#"
-[[venue]]
-slug = "deposit-bistro"
-name = "Deposit Bistro"
-time_zone = "UTC"
-slot_interval_minutes = 60
-booking_duration_minutes = 60
-min_notice_minutes = 0
-max_party_size = 4
-payment = "deposit"
-payment_amount = 1000
-payment_currency = "EUR"
-payment_per_guest = true
-payment_hold_minutes = 15
-
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
-
-[[venue.resource]]
-slug = "table"
-name = "The table"
-capacity = 4
-
-[[venue]]
-slug = "guarantee-grill"
-name = "Guarantee Grill"
-time_zone = "UTC"
-slot_interval_minutes = 60
-booking_duration_minutes = 60
-min_notice_minutes = 0
-cancel_deadline_minutes = 0
-max_party_size = 4
-payment = "guarantee"
-payment_amount = 2500
-payment_currency = "EUR"
-
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
-
-[[venue.resource]]
-slug = "table"
-name = "The table"
-capacity = 4
-"#;
+/// A venue that asks a 10 EUR deposit per guest, held 15 minutes, and one
+/// that asks a card guarantee.
+pub const DEPOSIT_VENUE: &str = fixture!("deposit.toml");
 
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_kluis_tests";
 
@@ -213,6 +90,11 @@ pub struct TestApp {
     checked: api::config::Checked,
     dir: tempfile::TempDir,
     clock: api::clock::Clock,
+    /// On PostgreSQL, the schemas of the data and of the key store. The key
+    /// store's is shared with the servers of copies (`serve_copy`): the
+    /// last server to go drops it.
+    _data_schema: Option<std::sync::Arc<PostgresSchema>>,
+    key_store_schema: Option<std::sync::Arc<PostgresSchema>>,
 }
 
 /// Everything every server in this test process logged, at debug level for
@@ -293,37 +175,68 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned())
 }
 
-/// Creates an empty schema for one test and returns a URL whose connections
-/// use it (with `public` behind it, where btree_gist lives).
-fn fresh_postgres_schema() -> anyhow::Result<String> {
-    let admin_url = postgres_url();
-    let mut admin = PgConnection::establish(&admin_url)
-        .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
-    // The migration creates btree_gist where it runs; with a schema per test
-    // it must already exist in `public`, created once per test process.
-    static EXTENSION: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut created = EXTENSION
-        .lock()
-        .map_err(|_| anyhow::anyhow!("extension lock poisoned"))?;
-    if !*created {
-        diesel::sql_query("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
-            .execute(&mut admin)
-            .context("cannot create btree_gist in public")?;
-        *created = true;
+/// A PostgreSQL schema made for one test. Dropped with all it holds when
+/// the last server of the test that uses it goes, so that test runs do not
+/// leave their schemas behind in the shared database.
+struct PostgresSchema {
+    name: String,
+    /// A URL whose connections use this schema (with `public` behind it,
+    /// where btree_gist lives).
+    url: String,
+}
+
+impl PostgresSchema {
+    /// Creates an empty schema.
+    fn create() -> anyhow::Result<Self> {
+        let admin_url = postgres_url();
+        let mut admin = PgConnection::establish(&admin_url)
+            .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
+        // The migration creates btree_gist where it runs; with a schema per
+        // test it must already exist in `public`, created once per test
+        // process.
+        static EXTENSION: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let mut created = EXTENSION
+            .lock()
+            .map_err(|_| anyhow::anyhow!("extension lock poisoned"))?;
+        if !*created {
+            diesel::sql_query("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
+                .execute(&mut admin)
+                .context("cannot create btree_gist in public")?;
+            *created = true;
+        }
+        drop(created);
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE SCHEMA {name}")).execute(&mut admin)?;
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-csearch_path%3D{name}%2Cpublic");
+        Ok(Self { name, url })
     }
-    drop(created);
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin)?;
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{admin_url}{separator}options=-csearch_path%3D{schema}%2Cpublic"
-    ))
+
+    fn drop_now(&self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::establish(&postgres_url())?;
+        // A connection still busy in the schema must not hang the test's
+        // end: give up and leave the schema instead.
+        diesel::sql_query("SET lock_timeout = '10s'").execute(&mut admin)?;
+        diesel::sql_query(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+            .execute(&mut admin)?;
+        Ok(())
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        // Runs while a failing test unwinds too: report, never panic.
+        if let Err(error) = self.drop_now() {
+            eprintln!("test schema {} left behind: {error:#}", self.name);
+        }
+    }
 }
 
 /// A copy of a test's data database (see `TestApp::copy_database`).
 pub struct DatabaseCopy {
     url: String,
     dir: tempfile::TempDir,
+    schema: Option<PostgresSchema>,
 }
 
 pub struct Options {
@@ -373,16 +286,24 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, options: Options) -> anyhow::Result<Self> {
         init_logging();
         let dir = tempfile::tempdir()?;
-        let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("kluis.db").display()),
-            Backend::Postgres => tokio::task::spawn_blocking(fresh_postgres_schema).await??,
-        };
         // The key store: on SQLite the default file next to the data file,
         // on PostgreSQL a schema of its own.
-        let key_store_url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(tokio::task::spawn_blocking(fresh_postgres_schema).await??),
+        let (data_schema, key_store_schema) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => (
+                Some(std::sync::Arc::new(
+                    tokio::task::spawn_blocking(PostgresSchema::create).await??,
+                )),
+                Some(std::sync::Arc::new(
+                    tokio::task::spawn_blocking(PostgresSchema::create).await??,
+                )),
+            ),
         };
+        let database_url = match &data_schema {
+            Some(schema) => schema.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("kluis.db").display()),
+        };
+        let key_store_url = key_store_schema.as_ref().map(|schema| schema.url.clone());
         let key_file = dir.path().join("kluis.key");
         api::keys::generate_key_file(&key_file)?;
         // Each test edits its own copy of the shipped policy.
@@ -445,6 +366,8 @@ impl TestApp {
             checked,
             dir,
             clock,
+            _data_schema: data_schema,
+            key_store_schema,
         })
     }
 
@@ -667,10 +590,7 @@ impl TestApp {
                 json!({ "e": email, "p": password }),
             )
             .await?;
-        answer["data"]["login"]["token"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("login failed: {answer}"))
+        text(&answer, "/data/login/token").context("login failed")
     }
 
     /// Has an admin create a partner API key bound to one venue; answers
@@ -688,10 +608,7 @@ impl TestApp {
                 json!({ "i": { "name": name, "venueIds": [venue_id] } }),
             )
             .await?;
-        answer["data"]["createApiKey"]["key"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("no key created: {answer}"))
+        text(&answer, "/data/createApiKey/key").context("no key created")
     }
 
     /// Sends a GraphQL request with `Authorization: Bearer <token>`.
@@ -746,20 +663,15 @@ impl TestApp {
     /// schema into a new schema.
     pub async fn copy_database(&self) -> anyhow::Result<DatabaseCopy> {
         let dir = tempfile::tempdir()?;
-        let url = match self.backend {
+        let (url, schema) = match self.backend {
             Backend::Sqlite => {
                 let target = dir.path().join("kluis.db");
                 self.execute_sql(&format!("VACUUM INTO '{}'", target.display()))?;
-                format!("sqlite://{}", target.display())
+                (format!("sqlite://{}", target.display()), None)
             }
             Backend::Postgres => {
-                let url = tokio::task::spawn_blocking(fresh_postgres_schema).await??;
-                let schema = url
-                    .rsplit("search_path%3D")
-                    .next()
-                    .and_then(|rest| rest.split("%2C").next())
-                    .context("schema of the copy")?
-                    .to_owned();
+                let copy = tokio::task::spawn_blocking(PostgresSchema::create).await??;
+                let schema = &copy.name;
                 let tables = self.query_texts(
                     "SELECT table_name AS value FROM information_schema.tables \
                      WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
@@ -772,10 +684,10 @@ impl TestApp {
                         "INSERT INTO {schema}.{table} SELECT * FROM {table}"
                     ))?;
                 }
-                url
+                (copy.url.clone(), Some(copy))
             }
         };
-        Ok(DatabaseCopy { url, dir })
+        Ok(DatabaseCopy { url, dir, schema })
     }
 
     /// Serves a copy of the data database (a restored backup) with this
@@ -805,6 +717,8 @@ impl TestApp {
             checked,
             dir: copy.dir,
             clock: self.clock.clone(),
+            _data_schema: copy.schema.map(std::sync::Arc::new),
+            key_store_schema: self.key_store_schema.clone(),
         })
     }
 
@@ -959,6 +873,33 @@ impl TestApp {
             .with_context(|| format!("no venue {slug} in {answer}"))
     }
 
+    /// Books two people at the venue with this slug tomorrow at `hour`:00
+    /// UTC as `guest()`, under a fresh idempotency key; `Booking` says how
+    /// to book otherwise.
+    pub fn book(&self, venue_slug: &str, hour: u32) -> Booking<'_> {
+        self.booking(BookingVenue::Slug(venue_slug.to_owned()), hour)
+    }
+
+    /// `book` at a venue id as given: one that may not exist, or not even
+    /// be an id.
+    pub fn book_at_venue_id(&self, venue_id: &str, hour: u32) -> Booking<'_> {
+        self.booking(BookingVenue::Id(venue_id.to_owned()), hour)
+    }
+
+    fn booking(&self, venue: BookingVenue, hour: u32) -> Booking<'_> {
+        Booking {
+            app: self,
+            venue,
+            starts_at: tomorrow_at(hour),
+            party_size: 2,
+            guest: guest(),
+            key: None,
+            more_input: serde_json::Map::new(),
+            bearer: None,
+            expected_status: None,
+        }
+    }
+
     /// Runs one SQL statement directly against this test's database, as an
     /// operator (or an attacker with file access) would.
     pub fn execute_sql(&self, sql: &str) -> anyhow::Result<usize> {
@@ -1005,6 +946,144 @@ impl TestApp {
             .map(|row| row.n)
             .context("COUNT returned no row")
     }
+}
+
+/// A booking a test made: the reservation's id and the guest's manage
+/// token.
+#[derive(Debug, Clone)]
+pub struct Booked {
+    pub id: String,
+    pub token: String,
+}
+
+/// A booking about to be made (see `TestApp::book`). Awaiting it books and
+/// answers the `Booked`, failing with the whole answer when there is none;
+/// `answer` books and answers the whole answer, errors and all.
+#[must_use = "nothing is booked until it is awaited"]
+pub struct Booking<'a> {
+    app: &'a TestApp,
+    venue: BookingVenue,
+    starts_at: String,
+    party_size: i64,
+    guest: Value,
+    key: Option<String>,
+    more_input: serde_json::Map<String, Value>,
+    bearer: Option<String>,
+    expected_status: Option<&'static str>,
+}
+
+enum BookingVenue {
+    Slug(String),
+    /// Sent as given, known or not.
+    Id(String),
+}
+
+impl Booking<'_> {
+    /// Starts at this time, RFC 3339 (or not, for tests of bad input),
+    /// instead of tomorrow at the hour given.
+    pub fn starts_at(mut self, starts_at: &str) -> Self {
+        starts_at.clone_into(&mut self.starts_at);
+        self
+    }
+
+    /// This many people instead of two.
+    pub fn party(mut self, size: i64) -> Self {
+        self.party_size = size;
+        self
+    }
+
+    /// This guest instead of `guest()`.
+    pub fn guest(mut self, guest: Value) -> Self {
+        self.guest = guest;
+        self
+    }
+
+    /// This idempotency key instead of a fresh one.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    /// One more field of the input, such as `noticeVersion`.
+    pub fn input(mut self, field: &str, value: Value) -> Self {
+        self.more_input.insert(field.to_owned(), value);
+        self
+    }
+
+    /// Books as the holder of this bearer token (a partner key, a staff
+    /// session) instead of anonymously.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
+    }
+
+    /// Fails unless the reservation comes back with this status.
+    pub fn expect_status(mut self, status: &'static str) -> Self {
+        self.expected_status = Some(status);
+        self
+    }
+
+    /// Books; answers the whole answer to `createReservation` (`CREATE`).
+    pub async fn answer(self) -> anyhow::Result<Value> {
+        let venue = match self.venue {
+            BookingVenue::Slug(slug) => self.app.venue_id(&slug).await?,
+            BookingVenue::Id(id) => id,
+        };
+        let mut input = json!({ "venueId": venue, "startsAt": self.starts_at,
+            "partySize": self.party_size, "guest": self.guest });
+        if let Some(fields) = input.as_object_mut() {
+            fields.extend(self.more_input);
+        }
+        let variables = json!({ "input": input, "key": self.key.unwrap_or_else(new_key) });
+        match self.bearer {
+            Some(token) => self.app.gql_as(&token, CREATE, variables).await,
+            None => self.app.gql(CREATE, variables).await,
+        }
+    }
+
+    async fn booked(self) -> anyhow::Result<Booked> {
+        let expected_status = self.expected_status;
+        let answer = self.answer().await?;
+        let created = data(&answer, "createReservation")?;
+        if let Some(status) = expected_status {
+            anyhow::ensure!(
+                created["reservation"]["status"] == status,
+                "not {status}: {answer}"
+            );
+        }
+        Ok(Booked {
+            id: text(created, "/reservation/id")?,
+            token: text(created, "/manageToken")?,
+        })
+    }
+}
+
+impl<'a> std::future::IntoFuture for Booking<'a> {
+    type Output = anyhow::Result<Booked>;
+    type IntoFuture = std::pin::Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.booked())
+    }
+}
+
+/// The field of an answer's `data` a test asked for; fails with the whole
+/// answer when the answer has errors or lacks the field.
+pub fn data<'a>(answer: &'a Value, field: &str) -> anyhow::Result<&'a Value> {
+    anyhow::ensure!(answer.get("errors").is_none(), "errors in {answer}");
+    let value = &answer["data"][field];
+    anyhow::ensure!(!value.is_null(), "no {field} in {answer}");
+    Ok(value)
+}
+
+/// The string at a JSON pointer (`"/data/login/token"`); fails with the
+/// whole value when there is none.
+pub fn text(value: &Value, pointer: &str) -> anyhow::Result<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no text at {pointer} in {value}"))
 }
 
 /// The `extensions.code` of the first error of an answer, if any.

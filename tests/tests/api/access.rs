@@ -2,8 +2,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, DEPOSIT_VENUE, Options, TestApp, both_backends, error_code, new_key,
-    tomorrow_at, tomorrow_local,
+    Backend, DEPOSIT_VENUE, Options, TestApp, both_backends, error_code, new_key, tomorrow_local,
 };
 use serde_json::{Value, json};
 
@@ -17,15 +16,9 @@ fn message(answer: &Value) -> String {
         .to_owned()
 }
 
-async fn book(app: &TestApp, slug: &str, starts_at: &str, token: Option<&str>) -> Result<Value> {
-    let venue = app.venue_id(slug).await?;
-    let variables = json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": 2,
-        "guest": { "name": "Pat Partner", "email": "pat@example.org", "phone": "+31 6 1234 5678", "notes": "quiet table" } },
-        "key": new_key() });
-    match token {
-        Some(token) => app.gql_as(token, CREATE, variables).await,
-        None => app.gql(CREATE, variables).await,
-    }
+/// A guest whose every detail a partner must not see elsewhere.
+fn pat() -> Value {
+    json!({ "name": "Pat Partner", "email": "pat@example.org", "phone": "+31 6 1234 5678", "notes": "quiet table" })
 }
 
 async fn logins_sessions_and_logout(backend: Backend) -> Result<()> {
@@ -218,22 +211,27 @@ async fn partner_keys_see_only_their_venues(backend: Backend) -> Result<()> {
         json!([lunch])
     );
 
-    let here = book(
-        &app,
-        "lunch-room",
-        &tomorrow_local("Europe/Amsterdam", "12:00")?,
-        Some(&key),
-    )
-    .await?;
+    let here = app
+        .book("lunch-room", 12)
+        .starts_at(&tomorrow_local("Europe/Amsterdam", "12:00")?)
+        .guest(pat())
+        .bearer(&key)
+        .answer()
+        .await?;
     let here_id = here["data"]["createReservation"]["reservation"]["id"].clone();
     assert!(here_id.is_string(), "{here}");
-    let elsewhere = book(&app, "one-table", &tomorrow_at(10), Some(&key)).await?;
+    let elsewhere = app
+        .book("one-table", 10)
+        .guest(pat())
+        .bearer(&key)
+        .answer()
+        .await?;
     assert_eq!(
         error_code(&elsewhere),
         Some("NOT_FOUND"),
         "a key for another venue booked: {elsewhere}"
     );
-    let theirs = book(&app, "one-table", &tomorrow_at(11), None).await?;
+    let theirs = app.book("one-table", 11).guest(pat()).answer().await?;
     let theirs_id = theirs["data"]["createReservation"]["reservation"]["id"].clone();
 
     let read = "query R($id: ID!) { reservation(id: $id) { partySize guestName guestEmail } }";
@@ -288,7 +286,7 @@ both_backends!(
 
 async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let booked = book(&app, "one-table", &tomorrow_at(12), None).await?;
+    let booked = app.book("one-table", 12).guest(pat()).answer().await?;
     let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
     let outsider = app.staff("manager", Some("lunch-room")).await?;
     let insider = app.staff("staff", Some("one-table")).await?;
@@ -426,7 +424,7 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         },
     )
     .await?;
-    let booked = book(&app, "deposit-bistro", &tomorrow_at(13), None).await?;
+    let booked = app.book("deposit-bistro", 13).guest(pat()).answer().await?;
     let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
     // A paid card on file, as the provider reported it.
     let db = app.store().await?;
@@ -570,7 +568,7 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
 
 async fn policy_edits_apply_live_and_broken_ones_are_refused(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let booked = book(&app, "one-table", &tomorrow_at(14), None).await?;
+    let booked = app.book("one-table", 14).guest(pat()).answer().await?;
     let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
     let staff = app.staff("staff", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
@@ -681,7 +679,7 @@ async fn policy_error_becomes(app: &TestApp, admin: &str, needle: Option<&str>) 
 /// raised, and a stranger still cannot read a guest's e-mail.
 async fn model_edits_that_widen_access_are_refused_live(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let booked = book(&app, "one-table", &tomorrow_at(15), None).await?;
+    let booked = app.book("one-table", 15).guest(pat()).answer().await?;
     let id = booked["data"]["createReservation"]["reservation"]["id"].clone();
     let admin = app.staff("admin", None).await?;
     // Loads the admin's role before the model breaks: a refused model

@@ -1,6 +1,6 @@
 //! The audit trail: one entry per request, an HMAC chain, a published head.
 use anyhow::{Context as _, Result};
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, new_key, tomorrow, tomorrow_at};
+use kluis_tests::{Backend, Booked, TestApp, both_backends, tomorrow};
 
 use serde_json::{Value, json};
 use store::BrokenLink;
@@ -8,28 +8,6 @@ use store::BrokenLink;
 const SHEET: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName notes } } } }";
 const LOG: &str = "query L($o: String, $a: String) { auditLog(object: $o, action: $a) { seq principal actions venueId objects { action object fields venueId } } }";
 const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
-
-async fn book(app: &TestApp, venue: &str, hour: u32, name: &str) -> Result<(String, String)> {
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
-                "guest": { "name": name, "email": format!("{}@example.org", name.to_lowercase()) } },
-                "key": new_key() }),
-        )
-        .await?;
-    let reservation = &booked["data"]["createReservation"];
-    Ok((
-        reservation["reservation"]["id"]
-            .as_str()
-            .with_context(|| format!("{booked}"))?
-            .to_owned(),
-        reservation["manageToken"]
-            .as_str()
-            .with_context(|| format!("{booked}"))?
-            .to_owned(),
-    ))
-}
 
 fn entries(answer: &Value) -> Vec<Value> {
     answer["data"]["auditLog"]
@@ -45,8 +23,18 @@ fn entries(answer: &Value) -> Vec<Value> {
 async fn one_request_is_one_entry_naming_every_object(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    let (ada, ada_token) = book(&app, &venue, 10, "Ada").await?;
-    let (bob, _) = book(&app, &venue, 11, "Bob").await?;
+    let Booked {
+        id: ada,
+        token: ada_token,
+    } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Ada", "email": "ada@example.org" }))
+        .await?;
+    let bob = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Bob", "email": "bob@example.org" }))
+        .await?
+        .id;
     let staff = app.staff("staff", Some("one-table")).await?;
     let before = app.count_rows("audit_log", "1 = 1")?;
     let sheet = app

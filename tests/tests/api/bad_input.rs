@@ -5,11 +5,6 @@ use kluis_tests::{
 };
 use serde_json::{Value, json};
 
-async fn book(app: &TestApp, venue: &str, starts_at: &str, size: i64) -> Result<Value> {
-    app.gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": starts_at, "partySize": size , "guest": guest()}, "key": new_key() }))
-        .await
-}
-
 fn message(answer: &Value) -> &str {
     answer["errors"][0]["message"].as_str().unwrap_or_default()
 }
@@ -34,7 +29,7 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
             )
             .await?;
         assert_eq!(error_code(&reservation), Some("NOT_FOUND"), "{reservation}");
-        let booking = book(&app, id, &tomorrow_at(10), 2).await?;
+        let booking = app.book_at_venue_id(id, 10).answer().await?;
         assert_eq!(error_code(&booking), Some("NOT_FOUND"), "{booking}");
         let free = app
             .gql("query A($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
@@ -97,7 +92,12 @@ async fn impossible_bookings_are_refused_with_the_reason(backend: Backend) -> Re
         ),
     ];
     for (venue, starts_at, size, reason) in cases {
-        let answer = book(&app, venue, &starts_at, size).await?;
+        let answer = app
+            .book_at_venue_id(venue, 10)
+            .starts_at(&starts_at)
+            .party(size)
+            .answer()
+            .await?;
         assert_eq!(
             error_code(&answer),
             Some("BAD_USER_INPUT"),
@@ -113,13 +113,11 @@ async fn impossible_bookings_are_refused_with_the_reason(backend: Backend) -> Re
         0,
         "a refused booking left a row"
     );
-    let fine = book(
-        &app,
-        &lunch,
-        &tomorrow_local("Europe/Amsterdam", "12:30")?,
-        2,
-    )
-    .await?;
+    let fine = app
+        .book_at_venue_id(&lunch, 10)
+        .starts_at(&tomorrow_local("Europe/Amsterdam", "12:30")?)
+        .answer()
+        .await?;
     assert!(fine.get("errors").is_none(), "{fine}");
     Ok(())
 }
@@ -131,7 +129,11 @@ both_backends!(
 async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    let bad_time = book(&app, &venue, "tomorrow at ten", 2).await?;
+    let bad_time = app
+        .book_at_venue_id(&venue, 10)
+        .starts_at("tomorrow at ten")
+        .answer()
+        .await?;
     assert_eq!(error_code(&bad_time), Some("BAD_USER_INPUT"), "{bad_time}");
     let bad_key = app
         .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest()}, "key": "x" }))

@@ -5,9 +5,7 @@
 //! restored copy be erased again.
 
 use anyhow::{Context, Result};
-use kluis_tests::{
-    Backend, CREATE, FakeSmtp, TestApp, both_backends, error_code, new_key, tomorrow, tomorrow_at,
-};
+use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, error_code, text, tomorrow};
 use serde_json::{Value, json};
 
 const ERASE: &str =
@@ -15,17 +13,6 @@ const ERASE: &str =
 const MINE: &str =
     "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
 const DAY: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { guestName notes } } } }";
-
-async fn book(app: &TestApp, hour: u32, guest: Value) -> Result<String> {
-    let venue = app.venue_id("one-table").await?;
-    let booked = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }))
-        .await?;
-    Ok(booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .with_context(|| format!("{booked}"))?
-        .to_owned())
-}
 
 async fn day_sheet(app: &TestApp) -> Result<Value> {
     let admin = app.staff("admin", None).await?;
@@ -49,18 +36,12 @@ async fn day_sheet(app: &TestApp) -> Result<Value> {
 /// erases the guest's rows in the copy too, once.
 async fn a_copy_taken_before_an_erasure_opens_nothing_of_the_guest(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let erik = book(
-        &app,
-        10,
-        json!({ "name": "Erik Copy", "email": "erik.copy@example.org", "phone": "+31 6 8765 4321", "notes": "window seat" }),
-    )
-    .await?;
-    let anna = book(
-        &app,
-        11,
-        json!({ "name": "Anna Stays", "email": "anna.stays@example.org", "notes": "aisle" }),
-    )
-    .await?;
+    let erik = app.book("one-table", 10).guest(json!({ "name": "Erik Copy", "email": "erik.copy@example.org", "phone": "+31 6 8765 4321", "notes": "window seat" })).await?.token;
+    let anna = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Anna Stays", "email": "anna.stays@example.org", "notes": "aisle" }))
+        .await?
+        .token;
     // The guests' fields are sealed under data keys (version bytes 0).
     let prefix = match backend {
         Backend::Sqlite => "hex(substr(name_sealed, 1, 4))",
@@ -144,12 +125,11 @@ both_backends!(
 /// keys destroyed: a copy from before the run reads the guest as erased.
 async fn retention_destroys_keys_and_is_recorded_for_replay(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let token = book(
-        &app,
-        10,
-        json!({ "name": "Rita Retained", "email": "rita@example.org" }),
-    )
-    .await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Rita Retained", "email": "rita@example.org" }))
+        .await?
+        .token;
     let copy = app.copy_database().await?;
     let run = app.run_retention(2000, false).await?;
     assert_eq!(run.anonymized, 1, "{run:?}");
@@ -177,12 +157,11 @@ async fn guests_from_before_data_keys_read_and_are_moved_onto_data_keys_by_rotat
 ) -> Result<()> {
     use domain::crypto::Field;
     let app = TestApp::spawn(backend).await?;
-    let token = book(
-        &app,
-        10,
-        json!({ "name": "Lena Legacy", "email": "lena@example.org", "notes": "old note" }),
-    )
-    .await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Lena Legacy", "email": "lena@example.org", "notes": "old note" }))
+        .await?
+        .token;
     let guest = app
         .query_texts("SELECT id AS value FROM guests")?
         .pop()
@@ -248,12 +227,11 @@ both_backends!(
 /// one here) fails loudly instead of showing every guest as erased.
 async fn a_wrong_key_store_is_an_error_not_an_erasure(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let token = book(
-        &app,
-        10,
-        json!({ "name": "Kai Keys", "email": "kai@example.org" }),
-    )
-    .await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Kai Keys", "email": "kai@example.org" }))
+        .await?
+        .token;
     app.execute_key_store_sql("DELETE FROM data_keys")?;
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(kluis_tests::error_code(&mine), Some("INTERNAL"), "{mine}");
@@ -271,12 +249,9 @@ both_backends!(
 /// references stay.
 async fn card_details_are_dropped_after_the_payment_data_period(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    book(
-        &app,
-        10,
-        json!({ "name": "Carl Card", "email": "carl@example.org" }),
-    )
-    .await?;
+    app.book("one-table", 10)
+        .guest(json!({ "name": "Carl Card", "email": "carl@example.org" }))
+        .await?;
     app.execute_sql(
         "INSERT INTO payments (id, reservation_id, kind, gateway, provider_reference, \
          amount_minor, currency, refunded_minor, status, failure_reason, card_brand, card_last4, \
@@ -336,12 +311,9 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
     let venue = app.venue_id("one-table").await?;
     let smtp = FakeSmtp::start(0).await?;
     let address = "wanda.withdrawn@example.org";
-    book(
-        &app,
-        9,
-        json!({ "name": "Wanda Withdrawn", "email": address }),
-    )
-    .await?;
+    app.book("one-table", 9)
+        .guest(json!({ "name": "Wanda Withdrawn", "email": address }))
+        .await?;
     let asked = app
         .gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
         .await?;
@@ -353,10 +325,7 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
             json!({ "v": venue, "e": address, "c": last_code(&smtp)? }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     // A second code, live when the guest is erased.
     app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
         .await?;
@@ -364,18 +333,14 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
 
     // A second booking of hers and one of someone else, both confirmations
     // still waiting when she asks to be erased.
-    let hers = book(
-        &app,
-        11,
-        json!({ "name": "Wanda Withdrawn", "email": address }),
-    )
-    .await?;
-    book(
-        &app,
-        13,
-        json!({ "name": "Otto Other", "email": "otto.other@example.org" }),
-    )
-    .await?;
+    let hers = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Wanda Withdrawn", "email": address }))
+        .await?
+        .token;
+    app.book("one-table", 13)
+        .guest(json!({ "name": "Otto Other", "email": "otto.other@example.org" }))
+        .await?;
     assert_eq!(
         app.count_rows(
             "outbox",
@@ -447,7 +412,9 @@ async fn an_access_code_mail_is_destroyed_once_its_code_expires(backend: Backend
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
     let address = "late.code@example.org";
-    book(&app, 9, json!({ "name": "Late Code", "email": address })).await?;
+    app.book("one-table", 9)
+        .guest(json!({ "name": "Late Code", "email": address }))
+        .await?;
     let smtp = FakeSmtp::start(0).await?;
     assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
     app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))

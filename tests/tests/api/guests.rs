@@ -1,19 +1,10 @@
 use anyhow::Result;
 use kluis_tests::{
     Backend, CREATE, TestApp, assert_absent, both_backends, captured_logs, error_code, new_key,
-    tomorrow_at,
 };
 use serde_json::{Value, json};
 
 const BY_TOKEN: &str = "query T($t: String!) { reservationByToken(token: $t) { id partySize guestName guestEmail guestPhone notes } }";
-
-async fn book_as(app: &TestApp, venue: &str, hour: u32, guest: Value) -> Result<Value> {
-    app.gql(
-        CREATE,
-        json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }),
-    )
-    .await
-}
 
 fn token_of(answer: &Value) -> String {
     answer["data"]["createReservation"]["manageToken"]
@@ -103,13 +94,11 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{wrong}: {answer}");
     }
     let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\") { status } }";
-    let other = book_as(
-        &app,
-        &app.venue_id("one-table").await?,
-        9,
-        json!({ "name": "Someone Else" }),
-    )
-    .await?;
+    let other = app
+        .book("one-table", 9)
+        .guest(json!({ "name": "Someone Else" }))
+        .answer()
+        .await?;
     let refused = app
         .gql(cancel, json!({ "id": id, "t": token_of(&other) }))
         .await?;
@@ -132,35 +121,22 @@ async fn every_booking_keeps_its_own_guest_record_tied_by_lookup_tokens(
     backend: Backend,
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
-    book_as(
-        &app,
-        &venue,
-        8,
-        json!({ "name": "Alice", "email": "alice@example.com" }),
-    )
-    .await?;
-    book_as(
-        &app,
-        &venue,
-        9,
-        json!({ "name": "Alice A.", "email": " Alice@Example.COM " }),
-    )
-    .await?;
-    book_as(
-        &app,
-        &venue,
-        10,
-        json!({ "name": "Bob", "phone": "+44 20 7946 0958" }),
-    )
-    .await?;
-    book_as(
-        &app,
-        &venue,
-        11,
-        json!({ "name": "Bob", "phone": "+442079460958", "email": "bob@example.com" }),
-    )
-    .await?;
+    app.book("one-table", 8)
+        .guest(json!({ "name": "Alice", "email": "alice@example.com" }))
+        .answer()
+        .await?;
+    app.book("one-table", 9)
+        .guest(json!({ "name": "Alice A.", "email": " Alice@Example.COM " }))
+        .answer()
+        .await?;
+    app.book("one-table", 10)
+        .guest(json!({ "name": "Bob", "phone": "+44 20 7946 0958" }))
+        .answer()
+        .await?;
+    app.book("one-table", 11)
+        .guest(json!({ "name": "Bob", "phone": "+442079460958", "email": "bob@example.com" }))
+        .answer()
+        .await?;
     assert_eq!(
         app.count_rows("guests", "1 = 1")?,
         4,
@@ -207,7 +183,6 @@ both_backends!(
 
 async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
     let cases = [
         (
             json!({ "name": "Eve", "email": "eve-at-example.com" }),
@@ -238,7 +213,11 @@ async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Re
         (json!({ "name": "   " }), "guest.name", "xxxxxxxx"),
     ];
     for (guest, field, secret) in cases {
-        let answer = book_as(&app, &venue, 10, guest.clone()).await?;
+        let answer = app
+            .book("one-table", 10)
+            .guest(guest.clone())
+            .answer()
+            .await?;
         assert_eq!(
             error_code(&answer),
             Some("BAD_USER_INPUT"),
@@ -250,13 +229,11 @@ async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Re
         );
         assert!(!answer.to_string().contains(secret), "echoed: {answer}");
     }
-    let card = book_as(
-        &app,
-        &venue,
-        10,
-        json!({ "name": "Eve", "notes": "4111-1111-1111-1111" }),
-    )
-    .await?;
+    let card = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Eve", "notes": "4111-1111-1111-1111" }))
+        .answer()
+        .await?;
     assert!(
         card["errors"][0]["message"]
             .as_str()
@@ -342,21 +319,16 @@ async fn swapped_ciphertexts_fail_instead_of_showing_someone_elses_data(
     backend: Backend,
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
-    let ada = book_as(
-        &app,
-        &venue,
-        10,
-        json!({ "name": "Ada", "email": "ada@example.org" }),
-    )
-    .await?;
-    let bob = book_as(
-        &app,
-        &venue,
-        11,
-        json!({ "name": "Bob", "email": "bob@example.org" }),
-    )
-    .await?;
+    let ada = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Ada", "email": "ada@example.org" }))
+        .answer()
+        .await?;
+    let bob = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Bob", "email": "bob@example.org" }))
+        .answer()
+        .await?;
     let ids = app.query_texts("SELECT id AS value FROM guests ORDER BY id")?;
     anyhow::ensure!(ids.len() == 2, "expected two guests, found {ids:?}");
     let (a, b) = (&ids[0], &ids[1]);
@@ -421,14 +393,8 @@ async fn key_rotation_under_concurrent_reads_leaves_no_old_ciphertext(
     let venue = app.venue_id("one-table").await?;
     let mut tokens = Vec::new();
     for day_hour in 0..24 {
-        let booked = book_as(
-            &app,
-            &venue,
-            day_hour,
-            json!({ "name": format!("Guest {day_hour}"), "email": format!("g{day_hour}@example.org"),
-                    "phone": format!("+3161234{:04}", day_hour), "notes": format!("note {day_hour}") }),
-        )
-        .await?;
+        let booked = app.book("one-table", day_hour).guest(json!({ "name": format!("Guest {day_hour}"), "email": format!("g{day_hour}@example.org"),
+                    "phone": format!("+3161234{:04}", day_hour), "notes": format!("note {day_hour}") })).answer().await?;
         let token = token_of(&booked);
         anyhow::ensure!(!token.is_empty(), "{booked}");
         tokens.push((day_hour, token));
@@ -520,15 +486,13 @@ both_backends!(
 /// third key.
 async fn an_interrupted_rotation_resumes_where_it_stopped(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
     for hour in [8, 9, 10] {
-        book_as(
-            &app,
-            &venue,
-            hour,
-            json!({ "name": "Resumed", "email": format!("r{hour}@example.org"), "notes": "x" }),
-        )
-        .await?;
+        app.book("one-table", hour)
+            .guest(
+                json!({ "name": "Resumed", "email": format!("r{hour}@example.org"), "notes": "x" }),
+            )
+            .answer()
+            .await?;
     }
     api::keys::add_key_version(&app.key_file())?;
     assert_eq!(
@@ -594,24 +558,19 @@ async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Re
         (11, format!("  {}  ", email.to_uppercase())),
         (10, format!(" Ada.{tag}@Example.ORG")),
     ] {
-        let booked = book_as(
-            &app,
-            &venue,
-            hour,
-            json!({ "name": "Ada Lovelace", "email": written }),
-        )
-        .await?;
+        let booked = app
+            .book("one-table", hour)
+            .guest(json!({ "name": "Ada Lovelace", "email": written }))
+            .answer()
+            .await?;
         ada.push(booked_id(&booked)?);
     }
     let (nine, eleven, ten) = (ada[0].clone(), ada[1].clone(), ada[2].clone());
     let bob = booked_id(
-        &book_as(
-            &app,
-            &venue,
-            12,
-            json!({ "name": "Bob", "email": format!("bob.{tag}@example.org") }),
-        )
-        .await?,
+        &app.book("one-table", 12)
+            .guest(json!({ "name": "Bob", "email": format!("bob.{tag}@example.org") }))
+            .answer()
+            .await?,
     )?;
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
     let elsewhere = app
@@ -732,13 +691,11 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
     let venue = app.venue_id("one-table").await?;
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let email = format!("grace.{tag}@example.org");
-    let booked = book_as(
-        &app,
-        &venue,
-        9,
-        json!({ "name": "Grace Hopper", "email": email }),
-    )
-    .await?;
+    let booked = app
+        .book("one-table", 9)
+        .guest(json!({ "name": "Grace Hopper", "email": email }))
+        .answer()
+        .await?;
     let token = token_of(&booked);
     let lookup = json!({ "v": venue, "e": email });
     let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";

@@ -1,6 +1,6 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
-    Backend, CREATE, FakeSmtp, TestApp, both_backends, error_code, new_key, tomorrow_at,
+    Backend, CREATE, FakeSmtp, TestApp, both_backends, error_code, new_key, text, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -62,10 +62,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
                    "phone": "+31612345678", "notes": "window seat" } },
         "key": idempotency_key });
     let booked = app.gql(CREATE, booking.clone()).await?;
-    let manage = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .with_context(|| format!("{booked}"))?
-        .to_owned();
+    let manage = text(&booked, "/data/createReservation/manageToken")?;
 
     // An access code asked for and redeemed: a grant with the sealed
     // address. A second code asked for and left: it waits to expire.
@@ -90,10 +87,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
             json!({ "v": venue, "e": "ada.rotation@example.org", "c": code }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     app.gql(
         REQUEST_CODE,
         json!({ "v": venue, "e": "ada.rotation@example.org" }),
@@ -114,10 +108,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
             json!({ "v": venue, "url": format!("{}/kluis", receiver.uri()) }),
         )
         .await?;
-    let secret = set["data"]["setVenueWebhook"]["secret"]
-        .as_str()
-        .with_context(|| format!("{set}"))?
-        .to_owned();
+    let secret = text(&set, "/data/setVenueWebhook/secret")?;
 
     let other = app
         .gql(

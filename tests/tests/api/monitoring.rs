@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
-    Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, guest,
-    new_key, tomorrow, tomorrow_at,
+    Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, new_key,
+    text, tomorrow, tomorrow_at,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::method;
@@ -176,25 +176,11 @@ both_backends!(
     failed_logins_from_one_address_are_grouped_under_a_pseudonym
 );
 
-async fn book_guests(
-    app: &TestApp,
-    venue: &str,
-    hours: std::ops::Range<u32>,
-) -> Result<Vec<String>> {
+/// Books a guest at `one-table` each hour; answers the reservation ids.
+async fn book_guests(app: &TestApp, hours: std::ops::Range<u32>) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for hour in hours {
-        let created = app
-            .gql(
-                CREATE,
-                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest() }, "key": new_key() }),
-            )
-            .await?;
-        ids.push(
-            created["data"]["createReservation"]["reservation"]["id"]
-                .as_str()
-                .with_context(|| format!("{created}"))?
-                .to_owned(),
-        );
+        ids.push(app.book("one-table", hour).await?.id);
     }
     Ok(ids)
 }
@@ -212,7 +198,7 @@ async fn bulk_reads_throttle_the_reader_until_an_admin_lifts_it(backend: Backend
     })
     .await?;
     let venue = app.venue_id("one-table").await?;
-    book_guests(&app, &venue, 8..13).await?;
+    book_guests(&app, 8..13).await?;
     let manager = app.staff("manager", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
 
@@ -267,7 +253,7 @@ async fn bulk_reads_can_be_only_reported(backend: Backend) -> Result<()> {
     })
     .await?;
     let venue = app.venue_id("one-table").await?;
-    let ids = book_guests(&app, &venue, 8..13).await?;
+    let ids = book_guests(&app, 8..13).await?;
     let staff = app.staff("staff", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
     let one = "query R($id: ID!) { reservation(id: $id) { guestName } }";
@@ -355,53 +341,24 @@ both_backends!(
     front_desk_lookups_count_as_bulk_reads
 );
 
+// The busy venue files' numbers, which the seeding below counts on.
 /// Far from UTC, so that a venue's "today" is not the server's.
 const BUSY_ZONE: &str = "Pacific/Auckland";
 /// Quarter-hour bookings on four tables, around the clock.
 const TABLES: usize = 4;
 const SLOT_MINUTES: i64 = 15;
 
-/// Venues open around the clock in `BUSY_ZONE`, each with room for 384
-/// bookings a day.
-fn busy_venues(slugs: &[&str]) -> &'static str {
-    let mut toml = String::new();
-    for slug in slugs {
-        toml.push_str(&format!(
-            r#"
-[[venue]]
-slug = "{slug}"
-name = "Busy {slug}"
-time_zone = "{BUSY_ZONE}"
-slot_interval_minutes = {SLOT_MINUTES}
-booking_duration_minutes = {SLOT_MINUTES}
-max_party_size = 6
-max_advance_days = 30
+/// `busy-bistro`, open around the clock in `BUSY_ZONE` with room for 384
+/// bookings a day (`TABLES` tables, a start every `SLOT_MINUTES`).
+const BUSY_BISTRO: &str = kluis_tests::fixture!("busy-bistro.toml");
+/// Four venues like `busy-bistro`: `north`, `south`, `east` and `west`.
+const BUSY_COMPASS: &str = kluis_tests::fixture!("busy-compass.toml");
 
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
-"#
-        ));
-        for table in 0..TABLES {
-            toml.push_str(&format!(
-                "\n[[venue.resource]]\nslug = \"t{table}\"\nname = \"Table {table}\"\ncapacity = 4\n"
-            ));
-        }
-    }
-    // Options take the venues for the whole test run.
-    Box::leak(toml.into_boxed_str())
-}
-
-async fn busy_app(backend: Backend, slugs: &[&str]) -> Result<TestApp> {
+async fn busy_app(backend: Backend, venues: &'static str) -> Result<TestApp> {
     TestApp::spawn_with(
         backend,
         Options {
-            venues: busy_venues(slugs),
+            venues,
             ..Options::default()
         },
     )
@@ -521,7 +478,7 @@ async fn read_sheet(
 async fn staff_working_their_day_sheets_all_evening_are_not_bulk_reading(
     backend: Backend,
 ) -> Result<()> {
-    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let app = busy_app(backend, BUSY_BISTRO).await?;
     let (today, tomorrow) = (venue_day(&app, 0), venue_day(&app, 1));
     let venue = seed_days(&app, "busy-bistro", &[today, tomorrow], 300).await?;
     let staff = app.staff("staff", Some("busy-bistro")).await?;
@@ -555,7 +512,7 @@ both_backends!(
 /// bulk: `bulk_read` trips within the first days and the account is
 /// throttled before it gets far, today's sheet read alongside or not.
 async fn paging_through_a_month_of_history_is_a_bulk_read(backend: Backend) -> Result<()> {
-    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let app = busy_app(backend, BUSY_BISTRO).await?;
     let history: Vec<chrono::NaiveDate> = (1..=30).map(|ago| venue_day(&app, -ago)).collect();
     let venue = seed_days(&app, "busy-bistro", &history, 20).await?;
     seed_days(&app, "busy-bistro", &[venue_day(&app, 0)], 300).await?;
@@ -603,7 +560,7 @@ both_backends!(
 /// each probe counts). Past 50, `bulk_read` trips and the desk account is
 /// throttled.
 async fn front_desk_lookups_of_many_addresses_are_a_bulk_read(backend: Backend) -> Result<()> {
-    let app = busy_app(backend, &["busy-bistro"]).await?;
+    let app = busy_app(backend, BUSY_BISTRO).await?;
     let today = venue_day(&app, 0);
     let venue = seed_days(&app, "busy-bistro", &[today], 30).await?;
     let desk = app.staff("staff", Some("busy-bistro")).await?;
@@ -654,7 +611,7 @@ both_backends!(
 /// further venues' guests count, and past 50 `bulk_read` trips.
 async fn reading_day_sheets_across_many_venues_is_a_bulk_read(backend: Backend) -> Result<()> {
     let slugs = ["north", "south", "east", "west"];
-    let app = busy_app(backend, &slugs).await?;
+    let app = busy_app(backend, BUSY_COMPASS).await?;
     let today = venue_day(&app, 0);
     let mut venues = Vec::new();
     for slug in slugs {
@@ -693,8 +650,7 @@ both_backends!(
 /// Exports of guest data by one account above the hourly rate.
 async fn exports_above_the_rate_raise_an_alert(backend: Backend) -> Result<()> {
     let app = watched(backend, |m| m.exports_per_hour = 1).await?;
-    let venue = app.venue_id("one-table").await?;
-    let ids = book_guests(&app, &venue, 8..10).await?;
+    let ids = book_guests(&app, 8..10).await?;
     let manager = app.staff("manager", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
     let export = "mutation E($r: ID!) { exportGuestData(reservationId: $r) }";
@@ -722,14 +678,8 @@ async fn partner_key(app: &TestApp, admin: &str) -> Result<(String, String)> {
             json!({ "i": { "name": "Booking platform", "venueIds": [venue] } }),
         )
         .await?;
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
-    let id = created["data"]["createApiKey"]["apiKey"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
+    let key = text(&created, "/data/createApiKey/key")?;
+    let id = text(&created, "/data/createApiKey/apiKey/id")?;
     Ok((key, id))
 }
 
@@ -848,8 +798,7 @@ async fn a_bulk_reading_api_key_is_suspended_until_lifted(backend: Backend) -> R
     .await?;
     let admin = app.staff("admin", None).await?;
     let (key, id) = partner_key(&app, &admin).await?;
-    let venue = app.venue_id("one-table").await?;
-    let ids = book_guests(&app, &venue, 8..12).await?;
+    let ids = book_guests(&app, 8..12).await?;
     let read = "query R($id: ID!) { reservation(id: $id) { guestName } }";
     for reservation in &ids {
         let answer = app.gql_as(&key, read, json!({ "id": reservation })).await?;

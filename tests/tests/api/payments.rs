@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use api::config::Environment;
 use kluis_tests::{
-    Backend, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
+    Backend, Booked, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
     error_code, new_key, stripe_config, stripe_fixture, tomorrow_at,
 };
 use serde_json::{Value, json};
@@ -33,27 +33,8 @@ async fn paying(backend: Backend, timeout_seconds: u64) -> Result<Paying> {
     Ok(Paying { app, stripe })
 }
 
-/// Books two people at the deposit venue: (reservation id, manage token).
-async fn book(app: &TestApp, hour: u32) -> Result<(Value, String)> {
-    let venue = app.venue_id("deposit-bistro").await?;
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
-            "guest": { "name": "Paula Payer", "email": "paula@example.org" } }, "key": new_key() }),
-        )
-        .await?;
-    let reservation = &booked["data"]["createReservation"]["reservation"];
-    anyhow::ensure!(
-        reservation["status"] == "PENDING",
-        "a deposit venue books pending: {booked}"
-    );
-    let token = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    Ok((reservation["id"].clone(), token))
-}
+/// Asks a deposit of 10 EUR a guest: its bookings wait for it, pending.
+const BISTRO: &str = "deposit-bistro";
 
 fn intent(id: &str, status: &str, extra: Value) -> Result<Value> {
     let mut changes = json!({ "id": id, "status": status, "amount": 2000, "currency": "eur",
@@ -113,10 +94,9 @@ async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend)
         )?))
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 10).await?;
+    let Booked { id, token } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let key = new_key();
-    let variables =
-        json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": key, "m": token });
+    let variables = json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": key, "m": token });
     let paid = app.gql(START, variables.clone()).await?;
     let payment = &paid["data"]["startPayment"]["payment"];
     assert_eq!(payment["status"], "SUCCEEDED", "{paid}");
@@ -145,9 +125,7 @@ async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend)
     let staff = app.staff("staff", Some("deposit-bistro")).await?;
     let manager = app.staff("manager", Some("deposit-bistro")).await?;
     let read = "query R($id: ID!) { reservation(id: $id) { partySize payments { status } } }";
-    let seen_by_staff = app
-        .gql_as(&staff, read, json!({ "id": reservation }))
-        .await?;
+    let seen_by_staff = app.gql_as(&staff, read, json!({ "id": id })).await?;
     assert_eq!(
         seen_by_staff["data"]["reservation"]["partySize"], 2,
         "{seen_by_staff}"
@@ -157,9 +135,7 @@ async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend)
         Some("FORBIDDEN"),
         "staff never see payment data: {seen_by_staff}"
     );
-    let seen_by_manager = app
-        .gql_as(&manager, read, json!({ "id": reservation }))
-        .await?;
+    let seen_by_manager = app.gql_as(&manager, read, json!({ "id": id })).await?;
     assert_eq!(
         seen_by_manager["data"]["reservation"]["payments"][0]["status"], "SUCCEEDED",
         "{seen_by_manager}"
@@ -185,9 +161,12 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         .expect(1)
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 11).await?;
+    let Booked { id, token } = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     let step = &started["data"]["startPayment"];
     assert_eq!(
@@ -262,9 +241,12 @@ async fn a_timeout_waits_for_the_webhook_and_bad_webhooks_change_nothing(
         .respond_with(ResponseTemplate::new(200).set_body_json(intent_ok.clone()))
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 12).await?;
+    let Booked { id, token } = app.book(BISTRO, 12).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
     assert_eq!(
@@ -350,9 +332,12 @@ async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> R
         "code": "card_declined", "decline_code": "insufficient_funds", "payment_intent": intent_declined } })))
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 13).await?;
+    let Booked { id, token } = app.book(BISTRO, 13).expect_status("PENDING").await?;
     let declined = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     let payment = &declined["data"]["startPayment"]["payment"];
     assert_eq!(
@@ -385,7 +370,10 @@ async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> R
         "{mine}"
     );
     let late = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     assert_eq!(error_code(&late), Some("BAD_USER_INPUT"), "{late}");
     Ok(())
@@ -415,9 +403,12 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         .expect(1)
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 14).await?;
+    let Booked { id, token } = app.book(BISTRO, 14).expect_status("PENDING").await?;
     let paid = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     let payment = paid["data"]["startPayment"]["payment"]["id"].clone();
     let manager = app.staff("manager", Some("deposit-bistro")).await?;
@@ -498,7 +489,7 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
         .expect(0)
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 15).await?;
+    let Booked { id, token } = app.book(BISTRO, 15).expect_status("PENDING").await?;
     for (gateway, card, reason) in [
         (
             "bitcoin",
@@ -511,7 +502,7 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
         let answer = app
             .gql(
                 START,
-                json!({ "r": reservation, "g": gateway, "t": card, "k": new_key(), "m": token }),
+                json!({ "r": id, "g": gateway, "t": card, "k": new_key(), "m": token }),
             )
             .await?;
         assert_eq!(error_code(&answer), Some("BAD_USER_INPUT"), "{answer}");
@@ -525,7 +516,7 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
     let onsite = app
         .gql(
             START,
-            json!({ "r": reservation, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
         )
         .await?;
     assert_eq!(
@@ -576,23 +567,14 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .expect(1)
         .mount(&stripe)
         .await;
-    let venue = app.venue_id("guarantee-grill").await?;
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(20), "partySize": 2,
-            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
-        )
+    let Booked {
+        id: reservation,
+        token,
+    } = app
+        .book("guarantee-grill", 20)
+        .guest(json!({ "name": "Nora Noshow" }))
+        .expect_status("PENDING")
         .await?;
-    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
-    let token = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    assert_eq!(
-        booked["data"]["createReservation"]["reservation"]["status"], "PENDING",
-        "{booked}"
-    );
     let saved = app
         .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
         .await?;
@@ -628,9 +610,8 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .gql_as(&staff, mark, json!({ "id": reservation }))
         .await?;
     assert_eq!(error_code(&too_soon), Some("BAD_USER_INPUT"), "{too_soon}");
-    let id = reservation.as_str().context("id")?;
     app.execute_sql(&format!(
-        "UPDATE reservations SET status = 'no_show' WHERE id = '{id}'"
+        "UPDATE reservations SET status = 'no_show' WHERE id = '{reservation}'"
     ))?;
     let fee_too_soon = app
         .gql_as(
@@ -645,7 +626,7 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         "{fee_too_soon}"
     );
     app.execute_sql(&format!(
-        "UPDATE reservations SET status = 'confirmed' WHERE id = '{id}'"
+        "UPDATE reservations SET status = 'confirmed' WHERE id = '{reservation}'"
     ))?;
     // The evening comes and the guest does not.
     app.advance(chrono::Duration::days(2));
@@ -709,9 +690,12 @@ async fn erasure_waits_while_a_payment_is_in_flight(backend: Backend) -> Result<
     )
     .mount(&stripe)
     .await;
-    let (reservation, token) = book(&app, 16).await?;
+    let Booked { id, token } = app.book(BISTRO, 16).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     assert_eq!(
         started["data"]["startPayment"]["payment"]["status"], "PROCESSING",
@@ -861,7 +845,10 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
             .mount(&stripe)
             .await;
         let hour = 8 + u32::try_from(n)?;
-        let (reservation, manage) = book(&app, hour).await?;
+        let Booked {
+            id: reservation,
+            token: manage,
+        } = app.book(BISTRO, hour).expect_status("PENDING").await?;
         let bearer = match bearer {
             Some("bearer") => Some(manage.clone()),
             other => other.map(str::to_owned),
@@ -930,16 +917,13 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
         )?))
         .mount(&stripe)
         .await;
-    let grill = app.venue_id("guarantee-grill").await?;
-    let booked = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": grill, "startsAt": tomorrow_at(21), "partySize": 2,
-            "guest": { "name": "Nora Noshow" } }, "key": new_key() }),
-        )
+    let Booked {
+        id: reservation,
+        token: manage,
+    } = app
+        .book("guarantee-grill", 21)
+        .guest(json!({ "name": "Nora Noshow" }))
         .await?;
-    let reservation = booked["data"]["createReservation"]["reservation"]["id"].clone();
-    let manage = booked["data"]["createReservation"]["manageToken"].clone();
     let saved = app
         .gql(
             &start,
@@ -1009,18 +993,18 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
         )?))
         .mount(&stripe)
         .await;
-    let (held, held_token) = book(&app, 10).await?;
+    let held = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": held, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": held_token }))
+        .gql(START, json!({ "r": held.id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": held.token }))
         .await?;
     assert_eq!(
         started["data"]["startPayment"]["payment"]["status"], "REQUIRES_ACTION",
         "{started}"
     );
     let late_payment = started["data"]["startPayment"]["payment"]["id"].clone();
-    let (mover, mover_token) = book(&app, 11).await?;
+    let mover = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let paid = app
-        .gql(START, json!({ "r": mover, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": mover_token }))
+        .gql(START, json!({ "r": mover.id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": mover.token }))
         .await?;
     assert_eq!(
         paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
@@ -1032,7 +1016,7 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
     let moved = app
         .gql(
             MODIFY,
-            json!({ "id": mover, "t": mover_token, "k": new_key(), "input": { "startsAt": tomorrow_at(10) } }),
+            json!({ "id": mover.id, "t": mover.token, "k": new_key(), "input": { "startsAt": tomorrow_at(10) } }),
         )
         .await?;
     assert_eq!(
@@ -1050,14 +1034,14 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
         )?))
         .mount(&stripe)
         .await;
-    app.gql(COMPLETE, json!({ "p": late_payment, "m": held_token }))
+    app.gql(COMPLETE, json!({ "p": late_payment, "m": held.token }))
         .await?;
-    let held_now = app.gql(MINE, json!({ "t": held_token })).await?;
+    let held_now = app.gql(MINE, json!({ "t": held.token })).await?;
     assert_eq!(
         held_now["data"]["reservationByToken"]["status"], "CANCELLED",
         "a late payment confirms no second booking on the table: {held_now}"
     );
-    let mover_now = app.gql(MINE, json!({ "t": mover_token })).await?;
+    let mover_now = app.gql(MINE, json!({ "t": mover.token })).await?;
     assert_eq!(
         mover_now["data"]["reservationByToken"]["status"], "CONFIRMED",
         "{mover_now}"
@@ -1091,9 +1075,12 @@ async fn a_webhook_that_cannot_be_settled_is_retried_not_dropped(backend: Backen
         )
         .mount_as_scoped(&stripe)
         .await;
-    let (reservation, token) = book(&app, 17).await?;
+    let Booked { id, token } = app.book(BISTRO, 17).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql(
+            START,
+            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+        )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
     assert_eq!(payment["status"], "PROCESSING", "{started}");
@@ -1153,7 +1140,7 @@ fn challenge(id: &str) -> Result<Value> {
 
 /// Starts a payment that Stripe answers with a 3D Secure challenge;
 /// answers the payment id.
-async fn start_challenged(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+async fn start_challenged(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
         .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
         .await?;
@@ -1195,12 +1182,12 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
         .expect(1)
         .mount(&stripe)
         .await;
-    let (kept, kept_token) = book(&app, 10).await?;
-    let kept_payment = start_challenged(&app, &kept, &kept_token).await?;
-    let (free, free_token) = book(&app, 12).await?;
-    let free_payment = start_challenged(&app, &free, &free_token).await?;
-    let (taken, taken_token) = book(&app, 13).await?;
-    let taken_payment = start_challenged(&app, &taken, &taken_token).await?;
+    let kept = app.book(BISTRO, 10).expect_status("PENDING").await?;
+    let kept_payment = start_challenged(&app, &kept.id, &kept.token).await?;
+    let free = app.book(BISTRO, 12).expect_status("PENDING").await?;
+    let free_payment = start_challenged(&app, &free.id, &free.token).await?;
+    let taken = app.book(BISTRO, 13).expect_status("PENDING").await?;
+    let taken_payment = start_challenged(&app, &taken.id, &taken.token).await?;
     let venue = app.venue_id("deposit-bistro").await?;
     let another_guest = |hour: u32| {
         json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
@@ -1218,13 +1205,13 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     );
     challenge_passed(&stripe, "pi_kept").await?;
     let done = app
-        .gql(COMPLETE, json!({ "p": kept_payment, "m": kept_token }))
+        .gql(COMPLETE, json!({ "p": kept_payment, "m": kept.token }))
         .await?;
     assert_eq!(
         done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
         "{done}"
     );
-    let mine = app.gql(MINE, json!({ "t": kept_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": kept.token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
         "{mine}"
@@ -1239,18 +1226,18 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     );
     // 12:00 went to nobody: the late success confirms it after all.
     challenge_passed(&stripe, "pi_free").await?;
-    app.gql(COMPLETE, json!({ "p": free_payment, "m": free_token }))
+    app.gql(COMPLETE, json!({ "p": free_payment, "m": free.token }))
         .await?;
-    let mine = app.gql(MINE, json!({ "t": free_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": free.token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
         "a late payment for a slot still free confirms it: {mine}"
     );
     // 13:00 went to someone else: the money goes back, and staff hear of it.
     challenge_passed(&stripe, "pi_taken").await?;
-    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken.token }))
         .await?;
-    let mine = app.gql(MINE, json!({ "t": taken_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": taken.token })).await?;
     let reservation = &mine["data"]["reservationByToken"];
     assert_eq!(reservation["status"], "CANCELLED", "{mine}");
     assert_eq!(
@@ -1273,7 +1260,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
         "an alert tells of the refund"
     );
     // Completing again changes nothing and refunds nothing more.
-    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken_token }))
+    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken.token }))
         .await?;
     assert_eq!(app.count_rows("payment_refunds", "1 = 1")?, 1);
     Ok(())
@@ -1352,7 +1339,10 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
             .mount(&paypal)
             .await;
     }
-    let (reservation, token) = book(&app, 10).await?;
+    let Booked {
+        id: reservation,
+        token,
+    } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let started = app
         .gql(
             START,
@@ -1437,22 +1427,22 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
         .expect(0)
         .mount(&paypal)
         .await;
-    let (other, other_token) = book(&app, 11).await?;
+    let other = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let started = app
         .gql(
             START,
-            json!({ "r": other, "g": "paypal", "t": "card", "k": new_key(), "m": other_token }),
+            json!({ "r": other.id, "g": "paypal", "t": "card", "k": new_key(), "m": other.token }),
         )
         .await?;
     let other_payment = started["data"]["startPayment"]["payment"]["id"].clone();
     let refused = app
-        .gql(COMPLETE, json!({ "p": other_payment, "m": other_token }))
+        .gql(COMPLETE, json!({ "p": other_payment, "m": other.token }))
         .await?;
     assert_eq!(
         refused["data"]["completePayment"]["payment"]["status"], "FAILED",
         "{refused}"
     );
-    let mine = app.gql(MINE, json!({ "t": other_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": other.token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "PENDING",
         "{mine}"
@@ -1492,7 +1482,10 @@ async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Res
         .expect(1)
         .mount(&stripe)
         .await;
-    let (reservation, token) = book(&app, 10).await?;
+    let Booked {
+        id: reservation,
+        token,
+    } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let paid = app
         .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
         .await?;
@@ -1536,12 +1529,12 @@ async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Res
         .await?;
     assert_eq!(error_code(&back), Some("BAD_USER_INPUT"), "{back}");
 
-    let (other, other_token) = book(&app, 11).await?;
-    start_challenged(&app, &other, &other_token).await?;
+    let other = app.book(BISTRO, 11).expect_status("PENDING").await?;
+    start_challenged(&app, &other.id, &other.token).await?;
     let during = app
         .gql(
             MODIFY,
-            json!({ "id": other, "t": other_token, "k": new_key(), "input": { "partySize": 4 } }),
+            json!({ "id": other.id, "t": other.token, "k": new_key(), "input": { "partySize": 4 } }),
         )
         .await?;
     assert_eq!(error_code(&during), Some("CONFLICT"), "{during}");
@@ -1554,7 +1547,7 @@ both_backends!(
 
 const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(paymentId: $p, paid: $paid) { status failureReason } }";
 
-async fn start_onsite(app: &TestApp, reservation: &Value, token: &str) -> Result<Value> {
+async fn start_onsite(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
         .gql(
             START,
@@ -1595,8 +1588,8 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
     let manager = app.staff("manager", Some("deposit-bistro")).await?;
     let elsewhere = app.staff("manager", Some("guarantee-grill")).await?;
 
-    let (paid_at_desk, paid_token) = book(&app, 10).await?;
-    let desk_payment = start_onsite(&app, &paid_at_desk, &paid_token).await?;
+    let paid_at_desk = app.book(BISTRO, 10).expect_status("PENDING").await?;
+    let desk_payment = start_onsite(&app, &paid_at_desk.id, &paid_at_desk.token).await?;
     for (who, token) in [
         ("another venue's manager", Some(&elsewhere)),
         ("the guest", None),
@@ -1608,7 +1601,7 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
             }
             None => {
                 app.gql_as(
-                    &paid_token,
+                    &paid_at_desk.token,
                     CLOSE,
                     json!({ "p": desk_payment, "paid": true }),
                 )
@@ -1627,7 +1620,7 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
         closed["data"]["closeOnsitePayment"]["status"], "SUCCEEDED",
         "{closed}"
     );
-    let mine = app.gql(MINE, json!({ "t": paid_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": paid_at_desk.token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
         "{mine}"
@@ -1637,8 +1630,8 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(error_code(&twice), Some("CONFLICT"), "{twice}");
 
-    let (not_paid, not_paid_token) = book(&app, 11).await?;
-    let cancelled_payment = start_onsite(&app, &not_paid, &not_paid_token).await?;
+    let not_paid = app.book(BISTRO, 11).expect_status("PENDING").await?;
+    let cancelled_payment = start_onsite(&app, &not_paid.id, &not_paid.token).await?;
     let closed = app
         .gql_as(
             &manager,
@@ -1651,32 +1644,32 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
         "{closed}"
     );
 
-    let (abandoned, abandoned_token) = book(&app, 12).await?;
-    start_challenged(&app, &abandoned, &abandoned_token).await?;
-    let (forgotten, forgotten_token) = book(&app, 13).await?;
-    start_onsite(&app, &forgotten, &forgotten_token).await?;
+    let abandoned = app.book(BISTRO, 12).expect_status("PENDING").await?;
+    start_challenged(&app, &abandoned.id, &abandoned.token).await?;
+    let forgotten = app.book(BISTRO, 13).expect_status("PENDING").await?;
+    start_onsite(&app, &forgotten.id, &forgotten.token).await?;
     let erase = "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }";
-    let blocked = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    let blocked = app.gql(erase, json!({ "t": abandoned.token })).await?;
     assert_eq!(error_code(&blocked), Some("CONFLICT"), "{blocked}");
 
     // Within the hour nothing is cancelled; after it, both end.
     app.advance(chrono::Duration::minutes(30));
     app.reconcile_payments().await?;
-    let mine = app.gql(MINE, json!({ "t": abandoned_token })).await?;
+    let mine = app.gql(MINE, json!({ "t": abandoned.token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["payments"][0]["status"], "REQUIRES_ACTION",
         "{mine}"
     );
     app.advance(chrono::Duration::minutes(40));
     app.reconcile_payments().await?;
-    for token in [&abandoned_token, &forgotten_token] {
+    for token in [&abandoned.token, &forgotten.token] {
         let mine = app.gql(MINE, json!({ "t": token })).await?;
         assert_eq!(
             mine["data"]["reservationByToken"]["payments"][0]["status"], "CANCELLED",
             "{mine}"
         );
     }
-    let erased = app.gql(erase, json!({ "t": abandoned_token })).await?;
+    let erased = app.gql(erase, json!({ "t": abandoned.token })).await?;
     assert_eq!(error_code(&erased), None, "erasure goes ahead: {erased}");
     Ok(())
 }

@@ -1,5 +1,5 @@
-use anyhow::{Context, Result};
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_local};
+use anyhow::Result;
+use kluis_tests::{Backend, TestApp, both_backends, error_code, text, tomorrow_local};
 use serde_json::{Value, json};
 
 const PUBLISH: &str = "mutation P($v: ID!, $t: String!) { publishPrivacyNotice(venueId: $v, locale: \"en\", text: $t) { version sha256 } }";
@@ -11,19 +11,9 @@ fn message(answer: &Value) -> &str {
     answer["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
-async fn book(
-    app: &TestApp,
-    venue: &str,
-    time: &str,
-    version: Option<i64>,
-    guest: Value,
-) -> Result<Value> {
-    let mut input = json!({ "venueId": venue, "startsAt": tomorrow_local("Europe/Amsterdam", time)?, "partySize": 2, "guest": guest });
-    if let Some(version) = version {
-        input["noticeVersion"] = json!(version);
-    }
-    app.gql(CREATE, json!({ "input": input, "key": new_key() }))
-        .await
+/// Tomorrow at a time of day in `lunch-room`'s time zone.
+fn lunch(time: &str) -> Result<String> {
+    tomorrow_local("Europe/Amsterdam", time)
 }
 
 async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Result<()> {
@@ -34,7 +24,10 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
     let guest = json!({ "name": "Nina Notice" });
 
     assert!(
-        book(&app, &venue, "12:00", None, guest.clone())
+        app.book("lunch-room", 12)
+            .starts_at(&lunch("12:00")?)
+            .guest(guest.clone())
+            .answer()
             .await?
             .get("errors")
             .is_none(),
@@ -73,11 +66,20 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
         first["data"]["publishPrivacyNotice"]["sha256"]
     );
 
-    let unnamed = book(&app, &venue, "12:30", None, guest.clone()).await?;
+    let unnamed = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("12:30")?)
+        .guest(guest.clone())
+        .answer()
+        .await?;
     assert_eq!(error_code(&unnamed), Some("BAD_USER_INPUT"), "{unnamed}");
     assert!(message(&unnamed).contains("version 1"), "{unnamed}");
     assert!(
-        book(&app, &venue, "12:30", Some(1), guest.clone())
+        app.book("lunch-room", 12)
+            .starts_at(&lunch("12:30")?)
+            .guest(guest.clone())
+            .input("noticeVersion", json!(1))
+            .answer()
             .await?
             .get("errors")
             .is_none()
@@ -89,13 +91,25 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
         json!({ "v": venue, "t": "# Privacy\nWe keep your name and e-mail." }),
     )
     .await?;
-    let stale = book(&app, &venue, "13:00", Some(1), guest.clone()).await?;
+    let stale = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("13:00")?)
+        .guest(guest.clone())
+        .input("noticeVersion", json!(1))
+        .answer()
+        .await?;
     assert_eq!(error_code(&stale), Some("BAD_USER_INPUT"), "{stale}");
     assert!(
         message(&stale).contains("version 2"),
         "the error must name the current version: {stale}"
     );
-    let unknown = book(&app, &venue, "13:00", Some(7), guest).await?;
+    let unknown = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("13:00")?)
+        .guest(guest)
+        .input("noticeVersion", json!(7))
+        .answer()
+        .await?;
     assert_eq!(error_code(&unknown), Some("BAD_USER_INPUT"), "{unknown}");
     Ok(())
 }
@@ -112,18 +126,14 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
         .gql_as(&manager, PUBLISH, json!({ "v": venue, "t": "# Privacy" }))
         .await?;
     let hash = published["data"]["publishPrivacyNotice"]["sha256"].clone();
-    let booked = book(
-        &app,
-        &venue,
-        "12:00",
-        Some(1),
-        json!({ "name": "Otto Optin", "email": "otto@example.org", "newsletter": true }),
-    )
-    .await?;
-    let token = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .context("token")?
-        .to_owned();
+    let booked = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("12:00")?)
+        .guest(json!({ "name": "Otto Optin", "email": "otto@example.org", "newsletter": true }))
+        .input("noticeVersion", json!(1))
+        .answer()
+        .await?;
+    let token = text(&booked, "/data/createReservation/manageToken")?;
 
     let ledger = app.gql(LEDGER, json!({ "t": token })).await?;
     let entries = ledger["data"]["reservationByToken"]["consents"]
@@ -209,15 +219,14 @@ async fn fields_a_venue_does_not_collect_are_refused(backend: Backend) -> Result
         .gql_as(&admin, save, json!({ "v": venue_input }))
         .await?;
     assert!(saved.get("errors").is_none(), "{saved}");
-    let venue = app.venue_id("lunch-room").await?;
-    let with_phone = book(
-        &app,
-        &venue,
-        "12:00",
-        None,
-        json!({ "name": "Pia Phone", "email": "pia@example.org", "phone": "+31 6 1234 5678" }),
-    )
-    .await?;
+    let with_phone = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("12:00")?)
+        .guest(
+            json!({ "name": "Pia Phone", "email": "pia@example.org", "phone": "+31 6 1234 5678" }),
+        )
+        .answer()
+        .await?;
     assert_eq!(
         error_code(&with_phone),
         Some("BAD_USER_INPUT"),
@@ -227,7 +236,12 @@ async fn fields_a_venue_does_not_collect_are_refused(backend: Backend) -> Result
         message(&with_phone).contains("does not collect a phone number"),
         "{with_phone}"
     );
-    let without_email = book(&app, &venue, "12:00", None, json!({ "name": "Pia Phone" })).await?;
+    let without_email = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("12:00")?)
+        .guest(json!({ "name": "Pia Phone" }))
+        .answer()
+        .await?;
     assert_eq!(
         error_code(&without_email),
         Some("BAD_USER_INPUT"),
@@ -238,14 +252,12 @@ async fn fields_a_venue_does_not_collect_are_refused(backend: Backend) -> Result
         0,
         "a refused booking stored a guest"
     );
-    let fine = book(
-        &app,
-        &venue,
-        "12:00",
-        None,
-        json!({ "name": "Pia Phone", "email": "pia@example.org" }),
-    )
-    .await?;
+    let fine = app
+        .book("lunch-room", 12)
+        .starts_at(&lunch("12:00")?)
+        .guest(json!({ "name": "Pia Phone", "email": "pia@example.org" }))
+        .answer()
+        .await?;
     assert!(fine.get("errors").is_none(), "{fine}");
     Ok(())
 }

@@ -189,10 +189,8 @@ async fn two_nodes_share_policy_edits_and_outbox_work(backend: Backend) -> Resul
     .await?;
     let mut ids = Vec::new();
     for hour in 8..14 {
-        let created = app
-            .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Nel Node", "email": "nel@example.org" } }, "key": new_key() }))
-            .await?;
-        ids.push(created["data"]["createReservation"]["reservation"]["id"].clone());
+        let guest = json!({ "name": "Nel Node", "email": "nel@example.org" });
+        ids.push(app.book("one-table", hour).guest(guest).await?.id);
     }
     let (a, b) = tokio::join!(app.deliver_webhooks(), app.deliver_webhooks());
     let (a, b) = (a?, b?);
@@ -773,31 +771,7 @@ both_backends!(
 );
 
 /// A venue with forty resources and a start every quarter hour, all day.
-fn large_venue() -> &'static str {
-    let mut toml = String::from(
-        "[[venue]]\nslug = \"large\"\nname = \"Large\"\ntime_zone = \"UTC\"\n\
-         slot_interval_minutes = 15\nbooking_duration_minutes = 60\nbuffer_minutes = 0\n\
-         min_notice_minutes = 0\ncancel_deadline_minutes = 60\nmax_party_size = 6\n\
-         max_advance_days = 30\n\n[venue.opening_hours]\n",
-    );
-    for day in [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ] {
-        toml.push_str(&format!("{day} = [\"00:00-24:00\"]\n"));
-    }
-    for n in 0..40 {
-        toml.push_str(&format!(
-            "\n[[venue.resource]]\nslug = \"table-{n}\"\nname = \"Table {n}\"\ncapacity = 4\n"
-        ));
-    }
-    Box::leak(toml.into_boxed_str())
-}
+const LARGE_VENUE: &str = kluis_tests::fixture!("large.toml");
 
 /// `availability` is charged what it returned: start times, and the free
 /// resources of each when asked for. A large venue's day with its free
@@ -807,7 +781,7 @@ async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()
     let app = TestApp::spawn_with(
         backend,
         Options {
-            venues: large_venue(),
+            venues: LARGE_VENUE,
             rate_limits: api::config::RateLimits {
                 complexity_per_minute: 3_000,
                 ..api::config::RateLimits::default()

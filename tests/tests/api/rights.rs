@@ -1,5 +1,5 @@
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at};
+use kluis_tests::{Backend, Booked, TestApp, both_backends, error_code, text};
 use serde_json::{Value, json};
 
 const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
@@ -8,26 +8,11 @@ const ERASE: &str =
 const MINE: &str =
     "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
 
-async fn book(app: &TestApp, hour: u32, guest: Value) -> Result<(Value, String)> {
-    let venue = app.venue_id("one-table").await?;
-    let booked = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }))
-        .await?;
-    let token = booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .with_context(|| format!("{booked}"))?
-        .to_owned();
-    Ok((
-        booked["data"]["createReservation"]["reservation"]["id"].clone(),
-        token,
-    ))
-}
-
 async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let guest = json!({ "name": "Eva Export", "email": "eva@example.org", "phone": "+31 6 1234 5678", "notes": "vegan", "newsletter": true });
-    let (first, token) = book(&app, 10, guest.clone()).await?;
-    book(&app, 11, guest).await?;
+    let Booked { id: first, token } = app.book("one-table", 10).guest(guest.clone()).await?;
+    app.book("one-table", 11).guest(guest).await?;
     let export = app.gql(EXPORT, json!({ "t": token })).await?;
     let data = &export["data"]["exportMyData"];
     assert_eq!(data["profile"]["name"], "Eva Export", "{export}");
@@ -68,12 +53,11 @@ both_backends!(
 
 async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let (_, token) = book(
-        &app,
-        10,
-        json!({ "name": "Cor Rection", "email": "cor@example.org" }),
-    )
-    .await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Cor Rection", "email": "cor@example.org" }))
+        .await?
+        .token;
     let correct = "mutation C($t: String!, $i: CorrectionInput!) { correctMyData(manageToken: $t, input: $i) }";
     let done = app
         .gql(
@@ -136,7 +120,7 @@ both_backends!(a_guest_corrects_their_data, a_guest_corrects_their_data);
 /// database file too), keeps the booking facts, and can be asked twice.
 async fn erasure_leaves_no_trace_and_is_idempotent(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let (reservation, token) = book(&app, 10, json!({ "name": "Erik Erase", "email": "erik@example.org", "phone": "+31 6 8765 4321", "notes": "window" })).await?;
+    let Booked { id: reservation, token } = app.book("one-table", 10).guest(json!({ "name": "Erik Erase", "email": "erik@example.org", "phone": "+31 6 8765 4321", "notes": "window" })).await?;
     let hex_of = |column: &str| -> Result<String> {
         let expression = match backend {
             Backend::Sqlite => format!("lower(hex({column}))"),
@@ -195,12 +179,9 @@ async fn erasure_leaves_no_trace_and_is_idempotent(backend: Backend) -> Result<(
     );
 
     // A lookup by the old e-mail finds nothing: a new booking is a new guest.
-    book(
-        &app,
-        11,
-        json!({ "name": "Someone", "email": "erik@example.org" }),
-    )
-    .await?;
+    app.book("one-table", 11)
+        .guest(json!({ "name": "Someone", "email": "erik@example.org" }))
+        .await?;
     assert_eq!(app.count_rows("guests", "1 = 1")?, 2);
     assert_eq!(
         app.count_rows(
@@ -226,12 +207,13 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
     backend: Backend,
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let (reservation, token) = book(
-        &app,
-        10,
-        json!({ "name": "Audrey Audit", "email": "audrey@example.org", "notes": "shy" }),
-    )
-    .await?;
+    let Booked {
+        id: reservation,
+        token,
+    } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Audrey Audit", "email": "audrey@example.org", "notes": "shy" }))
+        .await?;
     let staff = app.staff("staff", Some("one-table")).await?;
     let read = app
         .gql_as(
@@ -245,17 +227,14 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
         "{read}"
     );
     let me = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
-    let staff_id = me["data"]["me"]["id"]
-        .as_str()
-        .context("staff id")?
-        .to_owned();
+    let staff_id = text(&me, "/data/me/id")?;
 
     let admin = app.staff("admin", None).await?;
     let log = app
         .gql_as(
             &admin,
             "query L($o: String) { auditLog(object: $o) { principal actions objects { object fields } } }",
-            json!({ "o": format!("reservation:{}", reservation.as_str().unwrap_or_default()) }),
+            json!({ "o": format!("reservation:{reservation}") }),
         )
         .await?;
     let entries = log["data"]["auditLog"]
@@ -271,9 +250,7 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|o| {
-            o["object"] == format!("reservation:{}", reservation.as_str().unwrap_or_default())
-        })
+        .find(|o| o["object"] == format!("reservation:{reservation}"))
         .with_context(|| format!("{log}"))?;
     assert_eq!(read["fields"], json!(["guestName", "notes"]));
     let text = app
@@ -332,18 +309,16 @@ both_backends!(
 async fn retention_anonymizes_guests_past_the_venue_limit(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     app.execute_sql("UPDATE venues SET retention_days = 30")?;
-    let (_, token) = book(
-        &app,
-        10,
-        json!({ "name": "Rita Retention", "email": "rita@example.org", "notes": "allergic" }),
-    )
-    .await?;
-    book(
-        &app,
-        11,
-        json!({ "name": "Otto Other", "phone": "+31 6 1111 2222" }),
-    )
-    .await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(
+            json!({ "name": "Rita Retention", "email": "rita@example.org", "notes": "allergic" }),
+        )
+        .await?
+        .token;
+    app.book("one-table", 11)
+        .guest(json!({ "name": "Otto Other", "phone": "+31 6 1111 2222" }))
+        .await?;
 
     let early = app.run_retention(20, false).await?;
     assert_eq!((early.due, early.anonymized), (0, 0), "{early:?}");
@@ -394,18 +369,12 @@ both_backends!(
 async fn retention_skips_guests_another_node_is_anonymizing() -> Result<()> {
     let app = TestApp::spawn(Backend::Postgres).await?;
     app.execute_sql("UPDATE venues SET retention_days = 30")?;
-    book(
-        &app,
-        10,
-        json!({ "name": "Nadia Node", "email": "nadia@example.org" }),
-    )
-    .await?;
-    book(
-        &app,
-        11,
-        json!({ "name": "Niels Node", "email": "niels@example.org" }),
-    )
-    .await?;
+    app.book("one-table", 10)
+        .guest(json!({ "name": "Nadia Node", "email": "nadia@example.org" }))
+        .await?;
+    app.book("one-table", 11)
+        .guest(json!({ "name": "Niels Node", "email": "niels@example.org" }))
+        .await?;
     let other_node =
         app.hold_postgres_locks("SELECT id FROM guests ORDER BY id LIMIT 1 FOR UPDATE")?;
     let run = app.run_retention(40, false).await?;
@@ -426,12 +395,13 @@ async fn retention_skips_guests_another_node_is_anonymizing() -> Result<()> {
 /// without the role are refused and other venues' managers find nothing.
 async fn managers_exercise_rights_for_a_guest_on_request(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let (reservation, token) = book(
-        &app,
-        10,
-        json!({ "name": "Desk Dora", "email": "dora@example.org" }),
-    )
-    .await?;
+    let Booked {
+        id: reservation,
+        token,
+    } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Desk Dora", "email": "dora@example.org" }))
+        .await?;
     let manager = app.staff("manager", Some("one-table")).await?;
     let staff = app.staff("staff", Some("one-table")).await?;
     let elsewhere = app.staff("manager", Some("lunch-room")).await?;
@@ -507,18 +477,16 @@ both_backends!(
 async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    let (first, lost) = book(
-        &app,
-        10,
-        json!({ "name": "Lotte Lost", "email": "lotte@example.org" }),
-    )
-    .await?;
-    book(
-        &app,
-        11,
-        json!({ "name": "Lotte L.", "email": "Lotte@example.org", "notes": "second visit" }),
-    )
-    .await?;
+    let Booked {
+        id: first,
+        token: lost,
+    } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Lotte Lost", "email": "lotte@example.org" }))
+        .await?;
+    app.book("one-table", 11)
+        .guest(json!({ "name": "Lotte L.", "email": "Lotte@example.org", "notes": "second visit" }))
+        .await?;
     let request = "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
     let redeem = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
     let smtp = kluis_tests::FakeSmtp::start(0).await?;
@@ -564,10 +532,7 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
             json!({ "v": venue, "e": "lotte@example.org", "c": code }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     assert!(access.starts_with("kat_"), "{redeemed}");
     let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
     let export = app.gql(history, json!({ "a": access })).await?;
@@ -601,10 +566,7 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
 
     let reissue = "mutation I($a: String!, $r: ID!) { reissueManageToken(accessToken: $a, reservationId: $r) }";
     let reissued = app.gql(reissue, json!({ "a": access, "r": first })).await?;
-    let fresh = reissued["data"]["reissueManageToken"]
-        .as_str()
-        .with_context(|| format!("{reissued}"))?
-        .to_owned();
+    let fresh = text(&reissued, "/data/reissueManageToken")?;
     let mine = app.gql(MINE, json!({ "t": fresh })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["guestName"], "Lotte Lost",
@@ -617,12 +579,11 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
         "the lost token stops working: {old}"
     );
     // A booking of someone else is out of the access token's reach.
-    let (other, _) = book(
-        &app,
-        12,
-        json!({ "name": "Otto", "email": "otto@example.org" }),
-    )
-    .await?;
+    let other = app
+        .book("one-table", 12)
+        .guest(json!({ "name": "Otto", "email": "otto@example.org" }))
+        .await?
+        .id;
     let refused = app.gql(reissue, json!({ "a": access, "r": other })).await?;
     assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
     let reused = app
@@ -664,18 +625,12 @@ both_backends!(
 async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    book(
-        &app,
-        10,
-        json!({ "name": "Bert Breach", "email": "bert@example.org" }),
-    )
-    .await?;
-    book(
-        &app,
-        12,
-        json!({ "name": "Paula Phone", "phone": "+31 6 2222 3333" }),
-    )
-    .await?;
+    app.book("one-table", 10)
+        .guest(json!({ "name": "Bert Breach", "email": "bert@example.org" }))
+        .await?;
+    app.book("one-table", 12)
+        .guest(json!({ "name": "Paula Phone", "phone": "+31 6 2222 3333" }))
+        .await?;
     let admin = app.staff("admin", None).await?;
     let staff = app.staff("manager", Some("one-table")).await?;
     let record = "mutation B($i: BreachInput!) { recordBreach(input: $i) { id authorityDeadline deadlineMet } }";
@@ -771,7 +726,11 @@ both_backends!(
 /// `retryAfter`.
 async fn guessing_manage_tokens_is_rate_limited(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let (_, token) = book(&app, 10, json!({ "name": "Gus Guess" })).await?;
+    let token = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Gus Guess" }))
+        .await?
+        .token;
     let wrong = json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
     for attempt in 1..20 {
         let answer = app.gql(EXPORT, wrong.clone()).await?;

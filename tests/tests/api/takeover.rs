@@ -5,7 +5,7 @@
 //! not tell which addresses a venue knows.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, CREATE, TestApp, both_backends, error_code, new_key, tomorrow_at};
+use kluis_tests::{Backend, Booked, CREATE, TestApp, both_backends, error_code, new_key, text};
 use serde_json::{Value, json};
 
 const MINE: &str = "query T($t: String!) { reservationByToken(token: $t) { id guestName guestEmail guestPhone notes consents { purpose given } } }";
@@ -19,31 +19,6 @@ const REQUEST: &str =
 const REDEEM: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
 const LOOKUP: &str =
     "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id guestName } }";
-
-struct Booked {
-    id: String,
-    token: String,
-}
-
-async fn book(app: &TestApp, venue: &str, hour: u32, guest: Value) -> Result<Booked> {
-    let answer = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": guest }, "key": new_key() }),
-        )
-        .await?;
-    let booking = &answer["data"]["createReservation"];
-    Ok(Booked {
-        id: booking["reservation"]["id"]
-            .as_str()
-            .with_context(|| format!("{answer}"))?
-            .to_owned(),
-        token: booking["manageToken"]
-            .as_str()
-            .with_context(|| format!("{answer}"))?
-            .to_owned(),
-    })
-}
 
 /// None of the victim's values may appear in an answer to the attacker.
 fn assert_no_victim_data(answer: &Value, victim: &[&str], what: &str) {
@@ -87,15 +62,11 @@ const VICTIM_VALUES: [&str; 4] = [
     "newsletter",
 ];
 
-async fn victim_books(app: &TestApp, venue: &str) -> Result<Booked> {
-    book(
-        app,
-        venue,
-        9,
-        json!({ "name": "Alice Victim", "email": "alice.victim@example.org", "phone": "+31 6 1111 2222",
-                "notes": "CANARY allergic to nuts", "newsletter": true }),
-    )
-    .await
+async fn victim_books(app: &TestApp) -> Result<Booked> {
+    app.book("one-table", 9)
+        .guest(json!({ "name": "Alice Victim", "email": "alice.victim@example.org", "phone": "+31 6 1111 2222",
+                "notes": "CANARY allergic to nuts", "newsletter": true }))
+        .await
 }
 
 /// The attacker's token, after booking with the victim's address (or
@@ -151,14 +122,11 @@ async fn a_second_booker_with_someones_email_reaches_nothing_of_theirs(
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    let victim = victim_books(&app, &venue).await?;
-    let attacker = book(
-        &app,
-        &venue,
-        11,
-        json!({ "name": "Mallory", "email": " Alice.Victim@Example.ORG " }),
-    )
-    .await?;
+    let victim = victim_books(&app).await?;
+    let attacker = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Mallory", "email": " Alice.Victim@Example.ORG " }))
+        .await?;
     // Before anything is changed, the front desk finds both bookings of
     // the address, each with its own name.
     let staff = app.staff("staff", Some("one-table")).await?;
@@ -187,15 +155,8 @@ async fn a_booker_with_someones_phone_and_their_own_email_reaches_nothing_of_the
     backend: Backend,
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
-    let victim = victim_books(&app, &venue).await?;
-    let attacker = book(
-        &app,
-        &venue,
-        11,
-        json!({ "name": "Mallory", "email": "mallory@example.net", "phone": "+31 6 1111 2222" }),
-    )
-    .await?;
+    let victim = victim_books(&app).await?;
+    let attacker = app.book("one-table", 11).guest(json!({ "name": "Mallory", "email": "mallory@example.net", "phone": "+31 6 1111 2222" })).await?;
     attack(&app, &victim, &attacker, &["+31611112222"]).await
 }
 both_backends!(
@@ -210,15 +171,11 @@ async fn a_record_shared_from_before_opens_only_with_proof_of_the_address(
     backend: Backend,
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let venue = app.venue_id("one-table").await?;
-    let victim = victim_books(&app, &venue).await?;
-    let linked = book(
-        &app,
-        &venue,
-        11,
-        json!({ "name": "Mallory", "email": "alice.victim@example.org" }),
-    )
-    .await?;
+    let victim = victim_books(&app).await?;
+    let linked = app
+        .book("one-table", 11)
+        .guest(json!({ "name": "Mallory", "email": "alice.victim@example.org" }))
+        .await?;
     // What the old code did: the second booking pointed at the first
     // booking's guest record (the migration marks such records shared).
     app.execute_sql(&format!(
@@ -286,7 +243,7 @@ async fn code_from_mail(smtp: &kluis_tests::FakeSmtp, app: &TestApp) -> Result<S
 async fn wrong_codes_answer_alike_for_known_and_unknown_addresses(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    victim_books(&app, &venue).await?;
+    victim_books(&app).await?;
     let mut answers = Vec::new();
     for email in ["alice.victim@example.org", "nobody.here@example.org"] {
         let asked = app.gql(REQUEST, json!({ "v": venue, "e": email })).await?;
@@ -328,7 +285,7 @@ both_backends!(
 async fn a_burst_of_parallel_guesses_spends_the_codes_tries_once(backend: Backend) -> Result<()> {
     let app = std::sync::Arc::new(TestApp::spawn(backend).await?);
     let venue = app.venue_id("one-table").await?;
-    victim_books(&app, &venue).await?;
+    victim_books(&app).await?;
     let smtp = kluis_tests::FakeSmtp::start(0).await?;
     app.deliver_mail(&smtp.url).await?;
     app.gql(
@@ -384,14 +341,10 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
 ) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
-    let victim = victim_books(&app, &venue).await?;
-    book(
-        &app,
-        &venue,
-        12,
-        json!({ "name": "Otto Other", "email": "otto@example.org" }),
-    )
-    .await?;
+    let victim = victim_books(&app).await?;
+    app.book("one-table", 12)
+        .guest(json!({ "name": "Otto Other", "email": "otto@example.org" }))
+        .await?;
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
     let elsewhere = app
         .gql(CREATE, json!({ "input": { "venueId": app.venue_id("lunch-room").await?, "startsAt": lunch,
@@ -412,10 +365,7 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
             json!({ "v": venue, "e": "alice.victim@example.org", "c": code }),
         )
         .await?;
-    let access = redeemed["data"]["redeemAccessCode"]
-        .as_str()
-        .with_context(|| format!("{redeemed}"))?
-        .to_owned();
+    let access = text(&redeemed, "/data/redeemAccessCode")?;
     let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
     let export = app.gql(history, json!({ "a": access })).await?;
     let ids: Vec<&str> = export["data"]["exportMyData"]["reservations"]

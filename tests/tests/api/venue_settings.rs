@@ -2,10 +2,9 @@
 //! out keeps its stored value. A venue file, by contrast, is the whole truth
 //! about the venues it lists.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, ONE_TABLE_VENUE, Options, TestApp, both_backends, error_code, new_key,
-    tomorrow_at,
+    Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, data, error_code, text,
 };
 use serde_json::{Value, json};
 
@@ -24,78 +23,10 @@ const SETTINGS: &str = "query V($id: ID!) { venue(id: $id) {
 
 /// A venue where no setting is at its default, so that a reset to a
 /// default shows.
-const FULL_VENUE: &str = r#"
-[[venue]]
-slug = "full"
-name = "Full House"
-time_zone = "Europe/Amsterdam"
-country = "BE"
-slot_interval_minutes = 20
-booking_duration_minutes = 100
-buffer_minutes = 10
-min_notice_minutes = 45
-same_day_cutoff = "15:30"
-cancel_deadline_minutes = 90
-max_party_size = 9
-max_advance_days = 120
-payment = "deposit"
-payment_amount = 1250
-payment_currency = "GBP"
-payment_per_guest = true
-payment_hold_minutes = 30
-collect_email = "required"
-collect_phone = "no"
-collect_notes = "no"
-retention_days = 3650
-
-[venue.opening_hours]
-tuesday = ["12:00-14:30", "17:30-22:30"]
-saturday = ["12:00-23:00"]
-
-[[venue.resource]]
-slug = "salon"
-name = "Salon"
-kind = "room"
-capacity = 9
-
-[[venue.resource]]
-slug = "t1"
-name = "Table 1"
-kind = "other"
-capacity = 2
-
-[[venue]]
-slug = "elsewhere"
-name = "Elsewhere"
-time_zone = "UTC"
-"#;
+const FULL_VENUE: &str = kluis_tests::fixture!("full-house.toml");
 
 /// `one-table` of the shared test venues, keeping its guests ten years.
-const KEEPING_VENUE: &str = r#"
-[[venue]]
-slug = "one-table"
-name = "One Table"
-time_zone = "UTC"
-slot_interval_minutes = 60
-booking_duration_minutes = 60
-min_notice_minutes = 0
-max_advance_days = 30
-retention_days = 3650
-
-[venue.opening_hours]
-monday = ["00:00-24:00"]
-tuesday = ["00:00-24:00"]
-wednesday = ["00:00-24:00"]
-thursday = ["00:00-24:00"]
-friday = ["00:00-24:00"]
-saturday = ["00:00-24:00"]
-sunday = ["00:00-24:00"]
-
-[[venue.resource]]
-slug = "table"
-name = "The table"
-capacity = 4
-"#;
+const KEEPING_VENUE: &str = kluis_tests::fixture!("keeping.toml");
 
 async fn spawn(backend: Backend, venues: &'static str) -> Result<TestApp> {
     TestApp::spawn_with(
@@ -110,25 +41,11 @@ async fn spawn(backend: Backend, venues: &'static str) -> Result<TestApp> {
 
 async fn settings(app: &TestApp, token: &str, venue: &str) -> Result<Value> {
     let answer = app.gql_as(token, SETTINGS, json!({ "id": venue })).await?;
-    anyhow::ensure!(answer.get("errors").is_none(), "{answer}");
-    Ok(answer["data"]["venue"].clone())
+    Ok(data(&answer, "venue")?.clone())
 }
 
 async fn save(app: &TestApp, token: &str, input: Value) -> Result<Value> {
     app.gql_as(token, SAVE, json!({ "v": input })).await
-}
-
-/// Books the one table tomorrow; answers the guest's manage token.
-async fn book(app: &TestApp, name: &str) -> Result<String> {
-    let venue = app.venue_id("one-table").await?;
-    let guest = json!({ "name": name, "email": "keep@example.org" });
-    let booked = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest }, "key": new_key() }))
-        .await?;
-    booked["data"]["createReservation"]["manageToken"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("{booked}"))
 }
 
 /// The ten-year limit of `one-table` outlives an edit of its name alone:
@@ -151,7 +68,9 @@ async fn keeps_guests_after_a_name_edit(app: &TestApp, manager: &str) -> Result<
     assert_eq!(read["name"], "One Table, renamed", "{read}");
     assert_eq!(read["retentionDays"], 3650, "{read}");
 
-    book(app, "Karel Keep").await?;
+    app.book("one-table", 10)
+        .guest(json!({ "name": "Karel Keep", "email": "keep@example.org" }))
+        .await?;
     let four_years = 4 * 365 + 2;
     let run = app.run_retention(four_years, false).await?;
     assert_eq!((run.due, run.anonymized), (0, 0), "{run:?}");
@@ -444,10 +363,7 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
         json!({ "slug": "new", "name": "New", "timeZone": "UTC" }),
     )
     .await?;
-    let id = created["data"]["saveVenue"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
+    let id = text(&created, "/data/saveVenue/id")?;
     let fresh = settings(&app, &admin, &id).await?;
     assert_eq!(fresh["retentionDays"], 365, "{fresh}");
     assert_eq!(fresh["payment"]["kind"], "NONE", "{fresh}");
@@ -553,13 +469,7 @@ both_backends!(
 );
 
 /// `one-table`, keeping card details 90 days.
-const CARD_DAYS_VENUE: &str = r#"
-[[venue]]
-slug = "one-table"
-name = "One Table"
-time_zone = "UTC"
-payment_data_days = 90
-"#;
+const CARD_DAYS_VENUE: &str = kluis_tests::fixture!("card-days.toml");
 
 /// How long card details are kept is not readable over GraphQL: it is
 /// read from the database. An edit of the name keeps it, an edit of it

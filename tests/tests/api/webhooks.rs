@@ -1,7 +1,7 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
-    Backend, CREATE, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, guest,
-    new_key, tomorrow_at,
+    Backend, Booked, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, new_key,
+    text,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -58,10 +58,7 @@ async fn booking_events_reach_the_venue_signed_and_without_personal_data(
         .await;
     let url = format!("{}/kluis", receiver.uri());
     let set = set_webhook(&app, &manager, &venue, &url).await?;
-    let secret = set["data"]["setVenueWebhook"]["secret"]
-        .as_str()
-        .context("a secret")?
-        .to_owned();
+    let secret = text(&set, "/data/setVenueWebhook/secret")?;
     assert!(secret.starts_with("whsec_") && secret.len() > 40, "{set}");
     let shown = app
         .gql_as(
@@ -77,19 +74,10 @@ async fn booking_events_reach_the_venue_signed_and_without_personal_data(
     );
     assert_absent(&app.raw_database()?, &secret, "the database");
 
-    let created = app
-        .gql(
-            CREATE,
-            json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2,
-                "guest": { "name": "Wanda Webhook", "email": "wanda.webhook@example.org" } },
-                "key": new_key() }),
-        )
+    let Booked { id, token } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": "Wanda Webhook", "email": "wanda.webhook@example.org" }))
         .await?;
-    let id = created["data"]["createReservation"]["reservation"]["id"]
-        .as_str()
-        .with_context(|| format!("{created}"))?
-        .to_owned();
-    let token = created["data"]["createReservation"]["manageToken"].clone();
     let modified = app
         .gql(
             "mutation M($id: ID!, $t: String!, $key: String!) { modifyReservation(id: $id, manageToken: $t, input: { partySize: 3 }, idempotencyKey: $key) { partySize } }",
@@ -178,10 +166,7 @@ async fn a_receiver_that_is_down_gets_the_event_later(backend: Backend) -> Resul
         .mount(&receiver)
         .await;
     set_webhook(&app, &admin, &venue, &receiver.uri()).await?;
-    let created = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(9), "partySize": 2, "guest": guest() }, "key": new_key() }))
-        .await?;
-    assert!(created["errors"].is_null(), "{created}");
+    app.book("one-table", 9).await?;
 
     let first = app.deliver_webhooks().await?;
     assert_eq!((first.sent, first.failed), (0, 1), "the receiver said 503");
@@ -199,8 +184,7 @@ async fn a_receiver_that_is_down_gets_the_event_later(backend: Backend) -> Resul
     assert!(reason.contains("503"), "{reason}");
 
     // Removed while an event waits: the event is given up.
-    app.gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(12), "partySize": 2, "guest": guest() }, "key": new_key() }))
-        .await?;
+    app.book("one-table", 12).await?;
     let removed = app
         .gql_as(
             &admin,
@@ -215,8 +199,7 @@ async fn a_receiver_that_is_down_gets_the_event_later(backend: Backend) -> Resul
     assert_eq!(received(&receiver).await?.len(), 2, "nothing more was sent");
 
     // Without a webhook, bookings queue no events at all.
-    app.gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(15), "partySize": 2, "guest": guest() }, "key": new_key() }))
-        .await?;
+    app.book("one-table", 15).await?;
     assert_eq!(app.count_rows("outbox", "kind = 'webhook'")?, 2);
     Ok(())
 }
