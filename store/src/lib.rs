@@ -90,7 +90,28 @@ pub enum StoreError {
     /// A concurrent writer won a race inside a transaction; the operation
     /// retries and never lets this escape.
     #[error("concurrent change ({0})")]
-    Race(&'static str),
+    Race(Race),
+}
+
+/// The races a write transaction can lose to a concurrent writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Race {
+    /// The exclusion constraint refused an overlap the checks did not see.
+    Overlap,
+    /// The reservation changed since it was read.
+    StaleVersion,
+    /// Another writer took the audit sequence number this one computed.
+    AuditSequence,
+}
+
+impl std::fmt::Display for Race {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Overlap => "overlap",
+            Self::StaleVersion => "stale version",
+            Self::AuditSequence => "audit sequence",
+        })
+    }
 }
 
 impl StoreError {

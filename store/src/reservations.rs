@@ -24,7 +24,7 @@ use crate::rows::{
     OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int, reservation_columns,
 };
 use crate::venues::{load_occupancy, load_resources, load_venue};
-use crate::{Store, StoreError, WriteTransaction, on_backend};
+use crate::{Race, Store, StoreError, WriteTransaction, on_backend};
 
 /// Keyed the digest of a booking's guest details inside its fingerprint,
 /// before fingerprints were sealed; still read for older records.
@@ -33,14 +33,6 @@ const LEGACY_REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
 /// Attempts per request when a concurrent writer got in between the checks
 /// and the write; the next attempt sees what that writer committed.
 const ATTEMPTS: usize = 4;
-
-/// Why an attempt must be repeated.
-enum Race {
-    /// The exclusion constraint refused an overlap the checks did not see.
-    Overlap,
-    /// The reservation changed since it was read.
-    StaleVersion,
-}
 
 enum Outcome<T> {
     Done(T),
@@ -99,7 +91,7 @@ impl Store {
         }
         Err(match last {
             Race::Overlap => DomainError::SlotTaken,
-            Race::StaleVersion => DomainError::Conflict(
+            Race::StaleVersion | Race::AuditSequence => DomainError::Conflict(
                 "the reservation was changed by someone else at the same time; try again"
                     .to_owned(),
             ),
@@ -524,17 +516,14 @@ impl Store {
 
 impl From<RetryLater> for StoreError {
     fn from(retry: RetryLater) -> Self {
-        StoreError::Race(match retry.0 {
-            Race::Overlap => "overlap",
-            Race::StaleVersion => "stale",
-        })
+        StoreError::Race(retry.0)
     }
 }
 
 impl RetryLater {
     fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
         match error {
-            StoreError::Race("overlap") => Ok(Outcome::Retry(Race::Overlap)),
+            StoreError::Race(Race::Overlap) => Ok(Outcome::Retry(Race::Overlap)),
             StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),
             other => Err(other),
         }
