@@ -69,12 +69,16 @@ pub struct LoginAttempt {
 pub type Backoff = fn(u32) -> Option<chrono::Duration>;
 
 macro_rules! bump_authz_version {
-    ($c:expr, $s:ident) => {{
-        use $s::authz_version::dsl as a;
-        diesel::update(a::authz_version.filter(a::id.eq(1)))
-            .set(a::version.eq(a::version + 1))
-            .execute($c)?;
-    }};
+    ($c:expr, $s:ident) => {
+        $crate::step(|| {
+            Ok({
+                use $s::authz_version::dsl as a;
+                diesel::update(a::authz_version.filter(a::id.eq(1)))
+                    .set(a::version.eq(a::version + 1))
+                    .execute($c)?;
+            })
+        })
+    };
 }
 
 impl Store {
@@ -120,7 +124,7 @@ impl Store {
                     g::created_at.eq(now),
                 ))
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))?;
         Ok(id)
@@ -191,7 +195,7 @@ impl Store {
                 ))
                 .on_conflict_do_nothing()
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))
     }
@@ -207,7 +211,7 @@ impl Store {
                     .filter(g::venue.eq(venue)),
             )
             .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(removed == 1)
         }))
     }
@@ -351,7 +355,7 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(c)?;
             }
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))
     }
@@ -429,7 +433,7 @@ impl Store {
             use s::role_assignments::dsl as g;
             diesel::delete(g::role_assignments.filter(g::subject.eq(format!("apikey:{id}"))))
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(revoked == 1)
         }))
     }

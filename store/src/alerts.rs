@@ -207,7 +207,7 @@ impl Store {
                         alert.venue_id.as_ref(),
                         &sealed,
                         now
-                    );
+                    )?;
                 }
                 Ok(Raised { id, opened: true })
             }));

@@ -16,19 +16,23 @@ use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 /// Withdraws what the outbox still holds for a guest: marked `withdrawn`,
 /// its content destroyed. Sent and given-up messages hold no content.
 macro_rules! withdraw_messages {
-    ($c:expr, $s:ident, $guest:expr) => {{
-        use $s::outbox::dsl as o;
-        diesel::update(
-            o::outbox
-                .filter(o::guest_id.eq($guest))
-                .filter(o::status.eq("pending")),
-        )
-        .set((
-            o::status.eq("withdrawn"),
-            o::message_sealed.eq(Vec::<u8>::new()),
-        ))
-        .execute($c)?;
-    }};
+    ($c:expr, $s:ident, $guest:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::outbox::dsl as o;
+                diesel::update(
+                    o::outbox
+                        .filter(o::guest_id.eq($guest))
+                        .filter(o::status.eq("pending")),
+                )
+                .set((
+                    o::status.eq("withdrawn"),
+                    o::message_sealed.eq(Vec::<u8>::new()),
+                ))
+                .execute($c)?;
+            })
+        })
+    };
 }
 
 /// Deletes the access codes and access grants of an address (given by its
@@ -36,35 +40,45 @@ macro_rules! withdraw_messages {
 /// lookup token, so the venue's live grants (minutes old, few) are opened
 /// and compared.
 macro_rules! forget_access {
-    ($c:expr, $s:ident, $ring:expr, $venue:expr, $address:expr) => {{
-        let address: &Vec<Vec<u8>> = $address;
-        if !address.is_empty() {
-            use $s::access_codes::dsl as a;
-            use $s::guest_access_grants::dsl as g;
-            diesel::delete(
-                a::access_codes
-                    .filter(a::venue_id.eq($venue))
-                    .filter(a::email_lookup.eq_any(address)),
-            )
-            .execute($c)?;
-            let grants: Vec<(String, Vec<u8>)> = g::guest_access_grants
-                .filter(g::venue_id.eq($venue))
-                .select((g::id, g::email_sealed))
-                .load($c)?;
-            let mut theirs = Vec::new();
-            for (id, sealed) in grants {
-                let email =
-                    crate::guests::open_text($ring, Field::ACCESS_GRANT_EMAIL, &id, &sealed)?;
-                let tokens = crate::guests::tokens($ring, Field::GUEST_EMAIL, Some(&email))?;
-                if tokens.iter().any(|t| address.contains(t)) {
-                    theirs.push(id);
+    ($c:expr, $s:ident, $ring:expr, $venue:expr, $address:expr) => {
+        $crate::step(|| {
+            Ok({
+                let address: &Vec<Vec<u8>> = $address;
+                if !address.is_empty() {
+                    use $s::access_codes::dsl as a;
+                    use $s::guest_access_grants::dsl as g;
+                    diesel::delete(
+                        a::access_codes
+                            .filter(a::venue_id.eq($venue))
+                            .filter(a::email_lookup.eq_any(address)),
+                    )
+                    .execute($c)?;
+                    let grants: Vec<(String, Vec<u8>)> = g::guest_access_grants
+                        .filter(g::venue_id.eq($venue))
+                        .select((g::id, g::email_sealed))
+                        .load($c)?;
+                    let mut theirs = Vec::new();
+                    for (id, sealed) in grants {
+                        let email = crate::guests::open_text(
+                            $ring,
+                            Field::ACCESS_GRANT_EMAIL,
+                            &id,
+                            &sealed,
+                        )?;
+                        let tokens =
+                            crate::guests::tokens($ring, Field::GUEST_EMAIL, Some(&email))?;
+                        if tokens.iter().any(|t| address.contains(t)) {
+                            theirs.push(id);
+                        }
+                    }
+                    if !theirs.is_empty() {
+                        diesel::delete(g::guest_access_grants.filter(g::id.eq_any(&theirs)))
+                            .execute($c)?;
+                    }
                 }
-            }
-            if !theirs.is_empty() {
-                diesel::delete(g::guest_access_grants.filter(g::id.eq_any(&theirs))).execute($c)?;
-            }
-        }
-    }};
+            })
+        })
+    };
 }
 
 /// What an erasure did.
@@ -127,9 +141,9 @@ impl Store {
             // access codes and access tokens of their address at the
             // venue, go too (also on a replay: a restored backup brings
             // them back).
-            withdraw_messages!(c, s, &guest);
+            withdraw_messages!(c, s, &guest)?;
             let address = self.address_tokens(&row)?;
-            forget_access!(c, s, &ring, &row.venue_id, &address);
+            forget_access!(c, s, &ring, &row.venue_id, &address)?;
             if let Some(erased_at) = row.erased_at {
                 // Also when an earlier attempt stopped between the two
                 // databases: the key goes and the erasure is recorded.

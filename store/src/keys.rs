@@ -31,25 +31,29 @@ const DATA_KEY_NOTES: i32 = 0;
 /// Re-seals a guest's notes that are still under a column key under the
 /// guest's data key, in the transaction that moves the guest.
 macro_rules! move_notes_onto_data_key {
-    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {{
-        use $s::reservations::dsl as r;
-        let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
-            .filter(r::guest_id.eq($guest))
-            .filter(r::key_version.ne(DATA_KEY_NOTES))
-            .select((r::id, r::notes_sealed))
-            .load($c)?;
-        for (id, sealed) in notes {
-            let Some(bytes) = sealed else { continue };
-            let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
-            let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
-            diesel::update(r::reservations.find(&id))
-                .set((
-                    r::key_version.eq(DATA_KEY_NOTES),
-                    r::notes_sealed.eq(resealed),
-                ))
-                .execute($c)?;
-        }
-    }};
+    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservations::dsl as r;
+                let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
+                    .filter(r::guest_id.eq($guest))
+                    .filter(r::key_version.ne(DATA_KEY_NOTES))
+                    .select((r::id, r::notes_sealed))
+                    .load($c)?;
+                for (id, sealed) in notes {
+                    let Some(bytes) = sealed else { continue };
+                    let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
+                    let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
+                    diesel::update(r::reservations.find(&id))
+                        .set((
+                            r::key_version.eq(DATA_KEY_NOTES),
+                            r::notes_sealed.eq(resealed),
+                        ))
+                        .execute($c)?;
+                }
+            })
+        })
+    };
 }
 
 /// A guest whose erasure the key store records but whose row this
@@ -57,17 +61,21 @@ macro_rules! move_notes_onto_data_key {
 /// nothing is re-sealed; the lookup tokens go and the row counts as moved.
 /// `kluis erasures replay` erases the rest.
 macro_rules! shred_stale_guest {
-    ($c:expr, $s:ident, $row:expr, $current:expr) => {{
-        use $s::guests::dsl as g;
-        diesel::update(g::guests.find(&$row.id))
-            .set((
-                g::key_version.eq($current),
-                g::email_lookup.eq(None::<Vec<u8>>),
-                g::phone_lookup.eq(None::<Vec<u8>>),
-                g::data_key.eq(true),
-            ))
-            .execute($c)? as u64
-    }};
+    ($c:expr, $s:ident, $row:expr, $current:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::guests::dsl as g;
+                diesel::update(g::guests.find(&$row.id))
+                    .set((
+                        g::key_version.eq($current),
+                        g::email_lookup.eq(None::<Vec<u8>>),
+                        g::phone_lookup.eq(None::<Vec<u8>>),
+                        g::data_key.eq(true),
+                    ))
+                    .execute($c)? as u64
+            })
+        })
+    };
 }
 
 /// Rows re-encrypted per transaction during a rotation: small enough that
@@ -251,11 +259,11 @@ impl Store {
             for row in rows {
                 let access = keys.access(&row.id, row.data_key)?;
                 let Some(key) = keys.key(&row.id) else {
-                    moved += shred_stale_guest!(c, s, &row, current);
+                    moved += shred_stale_guest!(c, s, &row, current)?;
                     continue;
                 };
                 let guest = row.open(ring, access)?;
-                move_notes_onto_data_key!(c, s, ring, key, &row.id);
+                move_notes_onto_data_key!(c, s, ring, key, &row.id)?;
                 let sealed = seal_guest(
                     ring,
                     target,
@@ -366,8 +374,8 @@ impl Store {
                             Some(k1) => $query
                                 .bind::<Text, _>(&row.k0)
                                 .bind::<Text, _>(k1)
-                                .execute(c)?,
-                            None => $query.bind::<Text, _>(&row.k0).execute(c)?,
+                                .execute(c),
+                            None => $query.bind::<Text, _>(&row.k0).execute(c),
                         }
                     };
                 }
@@ -388,14 +396,14 @@ impl Store {
                         diesel::sql_query(reseal(column.column))
                             .bind::<Binary, _>(&new)
                             .bind::<Binary, _>(&old)
-                    );
+                    )?;
                     if updated != 1 {
                         continue;
                     }
                     resealed = true;
                     if let Some(lookup) = column.lookup {
                         let token = ring.lookup_token_with(target, column.field, &plain)?;
-                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token));
+                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token))?;
                     }
                 }
                 if !resealed {
@@ -406,7 +414,7 @@ impl Store {
                     by_key!(
                         diesel::sql_query(rewrite(version))
                             .bind::<diesel::sql_types::Integer, _>(db_version(target))
-                    );
+                    )?;
                 }
             }
             Ok::<_, StoreError>(moved)

@@ -175,6 +175,13 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// The body of a store macro that reads or writes: run as a closure, so
+/// that its `?` and early `return`s end the step, not the caller, and the
+/// macro evaluates to a `Result` the caller handles with its own `?`.
+pub(crate) fn step<T>(body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    body()
+}
+
 /// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`
 /// so that writers queue at the start instead of failing at commit, and the
 /// checks made inside it stay true until it commits.

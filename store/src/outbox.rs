@@ -86,56 +86,70 @@ macro_rules! insert_message {
             None::<chrono::DateTime<chrono::Utc>>
         )
     };
-    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr, $guest:expr, $discard_after:expr) => {{
-        use $s::outbox::dsl as o;
-        diesel::insert_into(o::outbox)
-            .values((
-                o::id.eq($id),
-                o::kind.eq($kind),
-                o::purpose.eq($purpose),
-                o::venue_id.eq($venue),
-                o::message_sealed.eq($sealed),
-                o::status.eq("pending"),
-                o::attempts.eq(0),
-                o::next_attempt_at.eq($now),
-                o::created_at.eq($now),
-                o::guest_id.eq($guest),
-                o::discard_after.eq($discard_after),
-            ))
-            .execute($c)?;
-    }};
+    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr, $guest:expr, $discard_after:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::outbox::dsl as o;
+                diesel::insert_into(o::outbox)
+                    .values((
+                        o::id.eq($id),
+                        o::kind.eq($kind),
+                        o::purpose.eq($purpose),
+                        o::venue_id.eq($venue),
+                        o::message_sealed.eq($sealed),
+                        o::status.eq("pending"),
+                        o::attempts.eq(0),
+                        o::next_attempt_at.eq($now),
+                        o::created_at.eq($now),
+                        o::guest_id.eq($guest),
+                        o::discard_after.eq($discard_after),
+                    ))
+                    .execute($c)?;
+            })
+        })
+    };
 }
 pub(crate) use insert_message;
 
 /// Queues a reservation event for the venue's webhook, in the change's own
 /// transaction, when the venue has one.
 macro_rules! queue_reservation_event {
-    ($c:expr, $s:ident, $ring:expr, $reservation:expr, $event:expr, $now:expr) => {{
-        let venue_id = $reservation.venue_id.to_string();
-        let subscribed: i64 = {
-            use $s::venue_webhooks::dsl as w;
-            w::venue_webhooks
-                .filter(w::venue_id.eq(&venue_id))
-                .count()
-                .get_result($c)?
-        };
-        if subscribed > 0 {
-            let webhook =
-                $crate::outbox::Webhook::reservation(&venue_id, $event, $reservation, $now)?;
-            let (id, sealed) =
-                $crate::outbox::seal_message($ring, &$crate::outbox::Outgoing::Webhook(webhook))?;
-            $crate::outbox::insert_message!(
-                $c,
-                $s,
-                &id,
-                $crate::outbox::OutboxKind::Webhook.as_str(),
-                $event.name(),
-                Some(&venue_id),
-                &sealed,
-                $now
-            );
-        }
-    }};
+    ($c:expr, $s:ident, $ring:expr, $reservation:expr, $event:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                let venue_id = $reservation.venue_id.to_string();
+                let subscribed: i64 = {
+                    use $s::venue_webhooks::dsl as w;
+                    w::venue_webhooks
+                        .filter(w::venue_id.eq(&venue_id))
+                        .count()
+                        .get_result($c)?
+                };
+                if subscribed > 0 {
+                    let webhook = $crate::outbox::Webhook::reservation(
+                        &venue_id,
+                        $event,
+                        $reservation,
+                        $now,
+                    )?;
+                    let (id, sealed) = $crate::outbox::seal_message(
+                        $ring,
+                        &$crate::outbox::Outgoing::Webhook(webhook),
+                    )?;
+                    $crate::outbox::insert_message!(
+                        $c,
+                        $s,
+                        &id,
+                        $crate::outbox::OutboxKind::Webhook.as_str(),
+                        $event.name(),
+                        Some(&venue_id),
+                        &sealed,
+                        $now
+                    )?;
+                }
+            })
+        })
+    };
 }
 pub(crate) use queue_reservation_event;
 
@@ -337,7 +351,7 @@ impl Store {
                 now,
                 None::<&String>,
                 discard_after
-            );
+            )?;
         });
         Ok(id)
     }

@@ -126,13 +126,17 @@ pub struct ProviderAnswer<'a> {
 }
 
 macro_rules! load_payment {
-    ($c:expr, $s:ident, $filter:expr) => {{
-        let row: Option<PaymentRow> = $s::payments::table
-            .filter($filter)
-            .first::<PaymentRow>($c)
-            .optional()?;
-        row.map(Payment::try_from).transpose()?
-    }};
+    ($c:expr, $s:ident, $filter:expr) => {
+        $crate::step(|| {
+            Ok({
+                let row: Option<PaymentRow> = $s::payments::table
+                    .filter($filter)
+                    .first::<PaymentRow>($c)
+                    .optional()?;
+                row.map(Payment::try_from).transpose()?
+            })
+        })
+    };
 }
 
 impl Store {
@@ -263,7 +267,7 @@ impl Store {
                     e::source.eq("created"),
                 ))
                 .execute(c)?;
-            let created = load_payment!(c, s, p::id.eq(&payment_id))
+            let created = load_payment!(c, s, p::id.eq(&payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             Ok(BeginPayment::New(created))
         }))
@@ -289,7 +293,7 @@ impl Store {
         let recorded = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            let current = load_payment!(c, s, p::id.eq(payment_id))?.ok_or(DomainError::not_found("payment"))?;
             let next = answer.step.status();
             let settled = matches!(
                 current.status,
@@ -403,10 +407,10 @@ impl Store {
                         &confirmed,
                         domain::webhooks::ReservationEvent::StatusChanged,
                         now
-                    );
+                    )?;
                 }
             }
-            let payment = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            let payment = load_payment!(c, s, p::id.eq(payment_id))?.ok_or(DomainError::not_found("payment"))?;
             Ok(Recorded { payment, orphaned, venue_id })
         })
         });
@@ -437,7 +441,7 @@ impl Store {
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payment_refunds::dsl as f;
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id))
+            let current = load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             let existing: Option<(String, String)> = f::payment_refunds
                 .find(idempotency_key)
@@ -498,7 +502,7 @@ impl Store {
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id))
+            let current = load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             {
                 use s::payment_refunds::dsl as f;
@@ -547,7 +551,7 @@ impl Store {
                     e::detail.eq(Some(amount.to_string())),
                 ))
                 .execute(c)?;
-            load_payment!(c, s, p::id.eq(payment_id))
+            load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment").into())
         }))
     }
@@ -558,7 +562,7 @@ impl Store {
             c,
             s,
             s::payments::id.eq(id)
-        )))
+        )?))
     }
 
     pub fn payment_by_reference(
@@ -573,7 +577,7 @@ impl Store {
             s::payments::gateway
                 .eq(gateway)
                 .and(s::payments::provider_reference.eq(reference))
-        )))
+        )?))
     }
 
     pub fn payments_of(&self, reservation: ReservationId) -> Result<Vec<Payment>, StoreError> {

@@ -103,29 +103,33 @@ impl Store {
 /// Gives back the slots of pending reservations whose payment deadline has
 /// passed (of one venue, or all): they become cancelled.
 macro_rules! release_expired_holds {
-    ($c:expr, $s:ident, $venue:expr, $now:expr) => {{
-        use $s::reservations::dsl as held;
-        let venue: Option<&str> = $venue;
-        let expired = held::reservations
-            .filter(held::status.eq(ReservationStatus::Pending.as_str()))
-            .filter(held::hold_until.le(db_instant($now)));
-        match venue {
-            Some(venue) => diesel::update(expired.filter(held::venue_id.eq(venue)))
-                .set((
-                    held::status.eq(ReservationStatus::Cancelled.as_str()),
-                    held::hold_until.eq(None::<DateTime<Utc>>),
-                    held::version.eq(held::version + 1),
-                ))
-                .execute($c)?,
-            None => diesel::update(expired)
-                .set((
-                    held::status.eq(ReservationStatus::Cancelled.as_str()),
-                    held::hold_until.eq(None::<DateTime<Utc>>),
-                    held::version.eq(held::version + 1),
-                ))
-                .execute($c)?,
-        }
-    }};
+    ($c:expr, $s:ident, $venue:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservations::dsl as held;
+                let venue: Option<&str> = $venue;
+                let expired = held::reservations
+                    .filter(held::status.eq(ReservationStatus::Pending.as_str()))
+                    .filter(held::hold_until.le(db_instant($now)));
+                match venue {
+                    Some(venue) => diesel::update(expired.filter(held::venue_id.eq(venue)))
+                        .set((
+                            held::status.eq(ReservationStatus::Cancelled.as_str()),
+                            held::hold_until.eq(None::<DateTime<Utc>>),
+                            held::version.eq(held::version + 1),
+                        ))
+                        .execute($c)?,
+                    None => diesel::update(expired)
+                        .set((
+                            held::status.eq(ReservationStatus::Cancelled.as_str()),
+                            held::hold_until.eq(None::<DateTime<Utc>>),
+                            held::version.eq(held::version + 1),
+                        ))
+                        .execute($c)?,
+                }
+            })
+        })
+    };
 }
 
 /// Refuses a new party size the money on record does not cover: a
@@ -135,7 +139,8 @@ macro_rules! release_expired_holds {
 /// way must end first, or it would confirm the booking at the old price.
 /// Fewer guests are always allowed; the caller refunds the difference.
 macro_rules! check_paid_for {
-    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {{
+    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {
+        $crate::step(|| Ok({
         use $s::payments::dsl as paid;
         let charges: Vec<(String, i64, i64, String)> = paid::payments
             .filter(paid::reservation_id.eq($id))
@@ -183,21 +188,26 @@ macro_rules! check_paid_for {
                 .into());
             }
         }
-    }};
+    }))
+    };
 }
 
 /// Loads a reservation's row inside the transaction that will change it,
 /// with the version the change must still find.
 macro_rules! load_for_change {
-    ($c:expr, $s:ident, $id:expr) => {{
-        let row: ReservationRow = $s::reservations::table
-            .find($id)
-            .select(reservation_columns!($s))
-            .first($c)
-            .optional()?
-            .ok_or(DomainError::not_found("reservation"))?;
-        (row.version, row)
-    }};
+    ($c:expr, $s:ident, $id:expr) => {
+        $crate::step(|| {
+            Ok({
+                let row: ReservationRow = $s::reservations::table
+                    .find($id)
+                    .select(reservation_columns!($s))
+                    .first($c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                (row.version, row)
+            })
+        })
+    };
 }
 
 /// Loads the venue a reservation belongs to, or reports corruption: the
@@ -264,7 +274,7 @@ impl ReservationRepository for Store {
             &venue,
             &email_tokens,
             &phone_tokens
-        ));
+        )?);
         found
             .map(|id| {
                 GuestId::parse(&id).map_err(|_| StoreError::Corrupt(format!("guest id {id}")))
@@ -305,32 +315,33 @@ impl ReservationRepository for Store {
         let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)?
                 {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let (_, row) = load_for_change!(c, s, &id);
+                let (_, row) = load_for_change!(c, s, &id)?;
                 let venue_id = row.venue_id.clone();
                 // Holds whose payment deadline passed give their slot back
                 // before the move looks for a free one: a slot that looks
                 // free must be free, or a late payment for the old hold
                 // would confirm a second booking on it. The reservation is
                 // read again, as the release may have ended it too.
-                release_expired_holds!(c, s, Some(&venue_id), now);
-                let (version, row) = load_for_change!(c, s, &id);
+                release_expired_holds!(c, s, Some(&venue_id), now)?;
+                let (version, row) = load_for_change!(c, s, &id)?;
                 let current = Reservation::try_from(row)?;
-                let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
-                let resources = load_resources!(c, s, &venue_id);
+                let venue = venue_of(load_venue!(c, s, &venue_id)?, &current)?;
+                let resources = load_resources!(c, s, &venue_id)?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
                 let party_size = change.party_size.unwrap_or(current.party_size);
                 let blocked_until = starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
                 if party_size != current.party_size {
-                    check_paid_for!(c, s, &id, &venue, party_size);
+                    check_paid_for!(c, s, &id, &venue, party_size)?;
                 }
-                let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now);
+                let occupied =
+                    load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now)?;
                 let placement = BookingContext {
                     venue: &venue,
                     resources: &resources,
@@ -370,7 +381,7 @@ impl ReservationRepository for Store {
                         };
                     }
                 }
-                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?)?;
                 crate::outbox::queue_reservation_event!(
                     c,
                     s,
@@ -378,7 +389,7 @@ impl ReservationRepository for Store {
                     &changed,
                     ReservationEvent::Changed,
                     now
-                );
+                )?;
                 Ok(Outcome::Done(changed))
             }))
             .or_else(RetryLater::recover)
@@ -402,15 +413,15 @@ impl ReservationRepository for Store {
         let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)?
                 {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let (version, row) = load_for_change!(c, s, &id);
+                let (version, row) = load_for_change!(c, s, &id)?;
                 let mut reservation = Reservation::try_from(row)?;
                 let venue_id = reservation.venue_id.to_string();
-                let venue = venue_of(load_venue!(c, s, &venue_id), &reservation)?;
+                let venue = venue_of(load_venue!(c, s, &venue_id)?, &reservation)?;
                 reservation.cancel(&venue, now)?;
                 let row = row_of(&reservation, version + 1);
                 let updated =
@@ -424,7 +435,7 @@ impl ReservationRepository for Store {
                 if updated != 1 {
                     return Err(RetryLater(Race::StaleVersion).into());
                 }
-                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?)?;
                 crate::outbox::queue_reservation_event!(
                     c,
                     s,
@@ -432,7 +443,7 @@ impl ReservationRepository for Store {
                     &reservation,
                     ReservationEvent::Cancelled,
                     now
-                );
+                )?;
                 Ok(Outcome::Done(reservation))
             }))
             .or_else(RetryLater::recover)
@@ -585,7 +596,7 @@ impl Store {
         let mut connection = self.connection()?;
         let (guests, rows): (Vec<String>, Vec<ReservationRow>) =
             on_backend!(&mut *connection, |c, s| {
-                let guests = crate::guests::guest_ids_by_email!(c, s, &venue, &email_tokens);
+                let guests = crate::guests::guest_ids_by_email!(c, s, &venue, &email_tokens)?;
                 use s::reservations::dsl as r;
                 // By guest only, so that the guest index is the one used
                 // (SQLite otherwise walks the venue's whole history for the
@@ -624,7 +635,7 @@ impl Store {
         let mut connection = self.connection()?;
         let written = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::reservations::dsl as r;
-            let (version, row) = load_for_change!(c, s, &id);
+            let (version, row) = load_for_change!(c, s, &id)?;
             let mut reservation = Reservation::try_from(row)?;
             reservation.record_status(next, now)?;
             let updated = diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
@@ -647,7 +658,7 @@ impl Store {
                 &reservation,
                 ReservationEvent::StatusChanged,
                 now
-            );
+            )?;
             Ok(reservation)
         }));
         if let Ok(reservation) = &written {
@@ -663,7 +674,7 @@ impl Store {
     pub fn release_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut connection = self.connection()?;
         let released = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            let released = release_expired_holds!(c, s, None, now);
+            let released = release_expired_holds!(c, s, None, now)?;
             Ok::<_, StoreError>(released)
         }));
         if matches!(released, Ok(count) if count > 0) {
@@ -770,7 +781,7 @@ fn create_reservation_with(
                 &request_sealed,
                 now,
                 matches
-            ) {
+            )? {
                 let sealed = token_sealed.ok_or_else(|| {
                     StoreError::Corrupt("stored booking answer has no manage token".to_owned())
                 })?;
@@ -787,22 +798,22 @@ fn create_reservation_with(
                 }));
             }
             let venue: Venue =
-                load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
+                load_venue!(c, s, &venue_id)?.ok_or(DomainError::not_found("venue"))?;
             // Only the fields this venue collects, under its current
             // privacy notice.
             venue.guest_fields.check(guest)?;
             let notice: Option<domain::privacy::PrivacyNotice> =
-                crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str());
+                crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str())?;
             crate::privacy::check_notice(notice.as_ref(), request.notice_version)?;
             // Holds whose payment deadline passed give their slot back
             // before anyone looks for a free one.
-            release_expired_holds!(c, s, Some(&venue_id), now);
-            let resources = load_resources!(c, s, &venue_id);
+            release_expired_holds!(c, s, Some(&venue_id), now)?;
+            let resources = load_resources!(c, s, &venue_id)?;
             let blocked_until = request.starts_at
                 + venue.rules.booking_duration.duration()
                 + venue.rules.buffer.duration();
             let occupied =
-                load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now);
+                load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now)?;
             let placement = BookingContext {
                 venue: &venue,
                 resources: &resources,
@@ -933,7 +944,7 @@ fn create_reservation_with(
                 request.channel.as_str(),
                 notice.as_ref(),
                 now
-            );
+            )?;
             let token_sealed = ring.seal_with(
                 version,
                 Field::IDEMPOTENT_TOKEN,
@@ -947,7 +958,7 @@ fn create_reservation_with(
                 key.as_str(),
                 to_answer(&row)?,
                 Some(token_sealed)
-            );
+            )?;
             // In the booking's own transaction: a confirmation is
             // queued exactly when the booking exists.
             if let Some(email) = guest.email.clone() {
@@ -962,7 +973,7 @@ fn create_reservation_with(
                     Some(&guest_id),
                     &sealed,
                     now
-                );
+                )?;
             }
             crate::outbox::queue_reservation_event!(
                 c,
@@ -971,7 +982,7 @@ fn create_reservation_with(
                 &reservation,
                 ReservationEvent::Created,
                 now
-            );
+            )?;
             Ok(Outcome::Done(Booking {
                 reservation,
                 manage_token: token,
