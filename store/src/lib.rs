@@ -153,6 +153,21 @@ impl From<diesel::result::Error> for StoreError {
 /// Runs the same Diesel code against whichever backend the connection is,
 /// with `$schema` naming that backend's table declarations.
 macro_rules! on_backend {
+    // Inside a transaction the caller opened, through a `Tx`.
+    (tx $tx:expr, |$c:ident, $schema:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Postgresql($c) => {
+                let $c: &mut diesel::PgConnection = $c;
+                use $crate::schema::pg as $schema;
+                $body
+            }
+            $crate::Tx::Sqlite($c) => {
+                let $c: &mut diesel::SqliteConnection = $c;
+                use $crate::schema::sqlite as $schema;
+                $body
+            }
+        }
+    };
     // For hand-written SQL, which needs no schema module.
     ($connection:expr, |$c:ident| $body:expr) => {
         match $connection {
@@ -174,6 +189,26 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// A connection of either backend inside a transaction its caller opened:
+/// the steps of one transaction can then be functions, each running its
+/// queries with `on_backend!(tx tx, |c, s| …)`.
+pub(crate) enum Tx<'a> {
+    Postgresql(&'a mut diesel::PgConnection),
+    Sqlite(&'a mut diesel::SqliteConnection),
+}
+
+impl<'a> From<&'a mut diesel::PgConnection> for Tx<'a> {
+    fn from(connection: &'a mut diesel::PgConnection) -> Self {
+        Self::Postgresql(connection)
+    }
+}
+
+impl<'a> From<&'a mut diesel::SqliteConnection> for Tx<'a> {
+    fn from(connection: &'a mut diesel::SqliteConnection) -> Self {
+        Self::Sqlite(connection)
+    }
+}
 
 /// The body of a store macro that reads or writes: run as a closure, so
 /// that its `?` and early `return`s end the step, not the caller, and the
