@@ -10,6 +10,7 @@ use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation};
 
 use crate::guests::{GuestRow, seal_guest};
 use crate::keystore::ErasureReason;
+use crate::lock::ForUpdate;
 use crate::rows::{ReservationRow, db_instant, reservation_columns};
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -129,7 +130,18 @@ impl Store {
         let erasure = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let Some(row) = c.lock_guest(&guest, skip_locked)? else {
+            // Locked, so that concurrent erasures of the same guest (two
+            // API nodes, a guest and the retention job) take turns; `None`
+            // when the guest does not exist or, skipping locked rows,
+            // another transaction holds theirs.
+            let lock = if skip_locked {
+                ForUpdate::SkipLocked
+            } else {
+                ForUpdate::Wait
+            };
+            let rows: Vec<GuestRow> =
+                s::load_locked!(g::guests.find(&guest).limit(1), c, lock)?;
+            let Some(row) = rows.into_iter().next() else {
                 return Ok::<_, StoreError>(None);
             };
             use s::reservations::dsl as r;
@@ -492,34 +504,5 @@ impl Store {
             }
         }
         Ok(found)
-    }
-}
-
-/// Reads a guest's row for erasure, locked so that concurrent erasures of
-/// the same guest (two API nodes, a guest and the retention job) take
-/// turns; SQLite's `BEGIN IMMEDIATE` already serializes writers.
-trait LockGuest: Connection + Sized {
-    /// `None` when the guest does not exist or, with `skip_locked` on
-    /// PostgreSQL, another transaction holds their row.
-    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError>;
-}
-
-impl LockGuest for diesel::PgConnection {
-    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
-        use crate::schema::pg::guests::dsl as g;
-        let query = g::guests.find(id).for_update();
-        let row = if skip_locked {
-            query.skip_locked().first(self).optional()?
-        } else {
-            query.first(self).optional()?
-        };
-        Ok(row)
-    }
-}
-
-impl LockGuest for diesel::SqliteConnection {
-    fn lock_guest(&mut self, id: &str, _skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
-        use crate::schema::sqlite::guests::dsl as g;
-        Ok(g::guests.find(id).first(self).optional()?)
     }
 }

@@ -12,6 +12,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use domain::crypto::{DATA_KEY_VERSION, Field, KeyRing, version_of};
 
 use crate::guests::{GuestRow, db_version, open_text, seal_guest};
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -243,11 +244,20 @@ impl Store {
 
     fn rotate_guests(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
         let current = db_version(target);
-        let skip_locked = self.backend == Backend::Postgresql;
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let rows: Vec<GuestRow> = c.stale_guests(current, skip_locked)?;
+            // Guests on an older key version, a batch at a time; rows
+            // another rotation holds are skipped rather than waited for.
+            let rows: Vec<GuestRow> = s::load_locked!(
+                g::guests
+                    .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
+                    .filter(g::erased_at.is_null())
+                    .order(g::id)
+                    .limit(ROTATION_BATCH),
+                c,
+                ForUpdate::SkipLocked
+            )?;
             let flags: Vec<(String, bool)> = rows
                 .iter()
                 .map(|row| (row.id.clone(), row.data_key))
@@ -849,37 +859,3 @@ fn stale_condition(backend: Backend, table: &SealedTable) -> String {
 
 /// The table whose rows [`Store::rotate_guests`] moves itself.
 const GUESTS: &str = "guests";
-
-/// Guests on an older key version, a batch at a time; on PostgreSQL rows
-/// another rotation holds are skipped rather than waited for.
-trait StaleRows: Connection + Sized {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>>;
-}
-
-impl StaleRows for diesel::PgConnection {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::pg::guests::dsl as g;
-        let query = g::guests
-            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl StaleRows for diesel::SqliteConnection {
-    fn stale_guests(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::sqlite::guests::dsl as g;
-        g::guests
-            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH)
-            .load(self)
-    }
-}

@@ -15,6 +15,7 @@ mod guests;
 mod idempotency;
 mod keys;
 mod keystore;
+mod lock;
 mod outbox;
 mod payments;
 mod privacy;

@@ -7,8 +7,9 @@ use diesel::prelude::*;
 use domain::Email;
 use domain::crypto::Field;
 
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
-use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
+use crate::{Store, StoreError, WriteTransaction, on_backend};
 
 /// Attempts before a message is given up (about a day of backoff).
 pub const MAX_ATTEMPTS: i32 = 10;
@@ -391,13 +392,26 @@ impl Store {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let now = db_instant(now);
         let lease_until = now + chrono::Duration::seconds(LEASE_SECONDS);
-        let skip_locked = self.backend() == Backend::Postgresql;
         let mut connection = self.connection()?;
         let claimed: Vec<ClaimedRow> = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
-                let rows = c.due_rows(now, limit, &kinds, skip_locked)?;
-                let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
                 use s::outbox::dsl as o;
+                // Pending messages that are due, oldest first; rows another
+                // node is claiming are skipped rather than waited for.
+                let rows: Vec<ClaimedRow> = s::load_locked!(
+                    o::outbox
+                        .filter(o::status.eq("pending"))
+                        .filter(o::kind.eq_any(&kinds))
+                        .filter(o::next_attempt_at.le(now))
+                        // Past its use: the purge destroys it; never sent late.
+                        .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
+                        .order(o::next_attempt_at)
+                        .limit(limit)
+                        .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed)),
+                    c,
+                    ForUpdate::SkipLocked
+                )?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
                 diesel::update(o::outbox.filter(o::id.eq_any(ids)))
                     .set(o::next_attempt_at.eq(lease_until))
                     .execute(c)?;
@@ -507,66 +521,6 @@ impl Store {
 
 /// Id, kind, purpose, attempts so far and the sealed message.
 type ClaimedRow = (String, String, String, i32, Vec<u8>);
-
-/// Pending messages that are due, oldest first; on PostgreSQL rows another
-/// node is claiming are skipped rather than waited for.
-trait DueRows: Connection + Sized {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>>;
-}
-
-impl DueRows for diesel::PgConnection {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>> {
-        use crate::schema::pg::outbox::dsl as o;
-        let query = o::outbox
-            .filter(o::status.eq("pending"))
-            .filter(o::kind.eq_any(kinds))
-            .filter(o::next_attempt_at.le(now))
-            // Past its use: the purge destroys it; never sent late.
-            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
-            .order(o::next_attempt_at)
-            .limit(limit)
-            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed));
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl DueRows for diesel::SqliteConnection {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        _skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>> {
-        use crate::schema::sqlite::outbox::dsl as o;
-        o::outbox
-            .filter(o::status.eq("pending"))
-            .filter(o::kind.eq_any(kinds))
-            .filter(o::next_attempt_at.le(now))
-            // Past its use: the purge destroys it; never sent late.
-            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
-            .order(o::next_attempt_at)
-            .limit(limit)
-            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed))
-            .load(self)
-    }
-}
 
 #[cfg(test)]
 mod tests {

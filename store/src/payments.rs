@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use domain::payments::{Currency, Money, Payment, PaymentStatus, PaymentStep};
 use domain::{DomainError, ReservationId, ReservationStatus};
 
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
@@ -629,56 +630,7 @@ impl Store {
     }
 }
 
-/// Payments still open (`requires_action`, `processing`) that no one
-/// looked at since `stale_before`, oldest first.
-trait OpenPayments: Connection + Sized {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>>;
-}
-
 const OPEN: [&str; 2] = ["requires_action", "processing"];
-
-impl OpenPayments for diesel::PgConnection {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>> {
-        use crate::schema::pg::payments::dsl as p;
-        let query = p::payments
-            .filter(p::status.eq_any(OPEN))
-            .filter(p::updated_at.le(stale_before))
-            .order(p::updated_at)
-            .limit(limit);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl OpenPayments for diesel::SqliteConnection {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        _skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>> {
-        use crate::schema::sqlite::payments::dsl as p;
-        p::payments
-            .filter(p::status.eq_any(OPEN))
-            .filter(p::updated_at.le(stale_before))
-            .order(p::updated_at)
-            .limit(limit)
-            .load(self)
-    }
-}
 
 impl Store {
     /// Claims up to `limit` open payments no one looked at since
@@ -692,13 +644,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Payment>, StoreError> {
         let (stale_before, now) = (db_instant(stale_before), db_instant(now));
-        let skip_locked = self.backend() == crate::Backend::Postgresql;
         let mut connection = self.connection()?;
         let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
-                let rows = c.open_payments(stale_before, limit, skip_locked)?;
-                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
                 use s::payments::dsl as p;
+                // Payments still open that no one looked at since
+                // `stale_before`, oldest first.
+                let rows: Vec<PaymentRow> = s::load_locked!(
+                    p::payments
+                        .filter(p::status.eq_any(OPEN))
+                        .filter(p::updated_at.le(stale_before))
+                        .order(p::updated_at)
+                        .limit(limit),
+                    c,
+                    ForUpdate::SkipLocked
+                )?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
                 diesel::update(p::payments.filter(p::id.eq_any(ids)))
                     .set(p::updated_at.eq(now))
                     .execute(c)?;

@@ -13,6 +13,7 @@ use domain::{
     Resource, ResourceId, ResourceKind, Slot, Slug, TimeOfDay, Venue, VenueId, WeeklySchedule,
 };
 
+use crate::lock::ForUpdate;
 use crate::rows::{OpeningHoursRow, ResourceRow, VenueRow, db_instant, db_int};
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
@@ -374,37 +375,6 @@ impl VenueChanges {
     }
 }
 
-/// Reads the id of the venue with a slug, locked until the transaction
-/// ends, so that concurrent edits of one venue take turns and each starts
-/// from what the other saved; SQLite's `BEGIN IMMEDIATE` already
-/// serializes writers.
-trait LockVenue: Connection + Sized {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError>;
-}
-
-impl LockVenue for diesel::PgConnection {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
-        use crate::schema::pg::venues::dsl as v;
-        Ok(v::venues
-            .filter(v::slug.eq(slug.as_str()))
-            .select(v::id)
-            .for_update()
-            .first(self)
-            .optional()?)
-    }
-}
-
-impl LockVenue for diesel::SqliteConnection {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
-        use crate::schema::sqlite::venues::dsl as v;
-        Ok(v::venues
-            .filter(v::slug.eq(slug.as_str()))
-            .select(v::id)
-            .first(self)
-            .optional()?)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ResourceDefinition {
     pub slug: Slug,
@@ -625,7 +595,18 @@ impl Store {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         let saved = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            let existing = c.lock_venue(slug)?;
+            // The venue's id, locked until the transaction ends, so that
+            // concurrent edits of one venue take turns and each starts
+            // from what the other saved.
+            let existing: Option<String> = s::load_locked!(
+                s::venues::table
+                    .filter(s::venues::slug.eq(slug.as_str()))
+                    .select(s::venues::id)
+                    .limit(1),
+                c,
+                ForUpdate::Wait
+            )?
+            .pop();
             let definition = match existing {
                 None => changes.apply(slug.clone(), None)?,
                 Some(id) => {
