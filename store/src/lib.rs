@@ -6,8 +6,10 @@ mod access_codes;
 mod alerts;
 pub use alerts::BULK_READ_ACTIONS;
 mod audit;
+#[cfg(feature = "bench")]
 mod baseline;
 mod breaches;
+#[cfg(feature = "bench")]
 mod bulk;
 mod connection;
 mod erasure;
@@ -38,8 +40,10 @@ pub use audit::{
     AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,
     Checkpointed, GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
 };
+#[cfg(feature = "bench")]
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
+#[cfg(feature = "bench")]
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, Replay, RetentionRun};
