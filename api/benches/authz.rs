@@ -154,9 +154,9 @@ async fn run() -> anyhow::Result<()> {
     );
     let principal = Principal::Staff {
         id: "bench".to_owned(),
-        email: "bench@example.org".to_owned(),
+        email: domain::Personal::new("bench@example.org".to_owned()),
         venues: vec![venue.to_string()],
-        session: Vec::new(),
+        session: domain::SessionHash::new(Vec::new()),
     };
     let execute = |schema: &graphql::KluisSchema| {
         let request = async_graphql::Request::new(query.clone())

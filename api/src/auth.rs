@@ -16,10 +16,10 @@ pub enum Principal {
     Guest(ReservationId),
     Staff {
         id: String,
-        email: String,
+        email: domain::Personal,
         /// Venues (or `*`) where the account holds any role.
         venues: Vec<String>,
-        session: Vec<u8>,
+        session: domain::SessionHash,
     },
     ApiKey {
         id: String,
@@ -235,7 +235,7 @@ pub fn login(
         // attempts reaches the lock as fast as slow ones would.
         if let Some(monitor) = monitor {
             let user = match Email::parse("email", email) {
-                Ok(email) => store.staff_by_email(email.expose())?.map(|u| u.id),
+                Ok(email) => store.staff_by_email(&email)?.map(|u| u.id),
                 Err(_) => None,
             };
             monitor.login_failed(
@@ -249,13 +249,10 @@ pub fn login(
         return Ok(LoginOutcome::Throttled(blocked_until.unwrap_or(held)));
     }
     let user = match Email::parse("email", email) {
-        Ok(email) => store.staff_by_email(email.expose())?,
+        Ok(email) => store.staff_by_email(&email)?,
         Err(_) => None,
     };
-    let stored = user
-        .as_ref()
-        .filter(|u| u.active)
-        .map(|u| u.password_hash.as_str());
+    let stored = user.as_ref().filter(|u| u.active).map(|u| &u.password_hash);
     if domain::auth::verify_password(password, stored) {
         let user_id = user.map(|u| u.id).unwrap_or_default();
         if let Some(monitor) = monitor {

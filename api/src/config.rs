@@ -803,7 +803,7 @@ mod tests {
             let payments = &checked.settings.payments;
             assert!(payments.onsite.as_ref().is_some_and(|o| o.enabled));
             assert_eq!(
-                payments.stripe.as_ref().map(|s| s.secret_key.as_str()),
+                payments.stripe.as_ref().map(|s| s.secret_key.expose()),
                 Some("sk_test_x")
             );
             assert!(

@@ -755,13 +755,7 @@ pub async fn add_staff_account(
     let (store, _) = open_store(checked).await?;
     let id = run_blocking(move || {
         let hash = password.hash().map_err(StoreError::Domain)?;
-        Ok(store.create_staff(
-            email.expose(),
-            &hash,
-            role.as_str(),
-            &venue,
-            chrono::Utc::now(),
-        )?)
+        Ok(store.create_staff(&email, &hash, role.as_str(), &venue, chrono::Utc::now())?)
     })
     .await?;
     Ok(id)

@@ -144,7 +144,10 @@ impl RateLimiter {
                 },
             ),
             Principal::Staff { session, .. } => (
-                format!("session:{}", hex::encode(&session[..session.len().min(12)])),
+                format!(
+                    "session:{}",
+                    hex::encode(&session.expose()[..session.expose().len().min(12)])
+                ),
                 Budget {
                     requests: i64::from(self.limits.session_per_minute),
                     complexity,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::DomainError;
 use crate::personal::Personal;
+use crate::secret::{Secret, SessionHash};
 
 /// The roles the policy knows. Permissions are the policy file's business;
 /// the code only names roles when it assigns them.
@@ -120,10 +121,10 @@ impl Password {
     }
 
     /// The PHC string to store (argon2id, random salt).
-    pub fn hash(&self) -> Result<String, DomainError> {
+    pub fn hash(&self) -> Result<Secret, DomainError> {
         hasher()
             .hash_password(self.0.expose().as_bytes())
-            .map(|hash| hash.to_string())
+            .map(|hash| Secret::new(hash.to_string()))
             .map_err(|_| DomainError::Conflict("password hashing failed; try again".to_owned()))
     }
 }
@@ -131,7 +132,8 @@ impl Password {
 /// Checks a login attempt against a stored hash. With no stored hash (an
 /// unknown e-mail) it checks against a fixed one, so that both cost the
 /// same and the answer cannot tell which happened.
-pub fn verify_password(attempt: &str, stored: Option<&str>) -> bool {
+pub fn verify_password(attempt: &str, stored: Option<&Secret>) -> bool {
+    let stored = stored.map(Secret::expose);
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = DUMMY.get_or_init(|| {
         hasher()
@@ -174,8 +176,8 @@ impl SessionToken {
         self.0.expose()
     }
 
-    pub fn hash(&self) -> Vec<u8> {
-        Sha256::digest(self.expose().as_bytes()).to_vec()
+    pub fn hash(&self) -> SessionHash {
+        SessionHash::new(Sha256::digest(self.expose().as_bytes()).to_vec())
     }
 }
 
@@ -283,8 +285,9 @@ mod tests {
             .hash()
             .expect("hashed");
         assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
+            hash.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            hash.expose()
         );
         assert!(verify_password("correct horse battery", Some(&hash)));
         assert!(!verify_password("correct horse battery!", Some(&hash)));

@@ -14,6 +14,7 @@ pub mod personal;
 pub mod ports;
 pub mod privacy;
 pub mod reservation;
+pub mod secret;
 pub mod values;
 pub mod venue;
 pub mod webhooks;
@@ -26,5 +27,6 @@ pub use personal::{
     Personal, Phone,
 };
 pub use reservation::{Reservation, ReservationStatus};
+pub use secret::{Secret, SessionHash};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
 pub use venue::{BookingRules, OpeningInterval, Resource, ResourceKind, Venue, WeeklySchedule};

@@ -44,6 +44,14 @@ impl PartialEq for Personal {
     }
 }
 
+impl Eq for Personal {}
+
+impl From<String> for Personal {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
 macro_rules! personal_type {
     ($name:ident) => {
         #[derive(Clone, PartialEq)]

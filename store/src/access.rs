@@ -4,16 +4,19 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::DomainError;
+use domain::{DomainError, Email, Personal, Secret, SessionHash};
 
 use crate::rows::db_instant;
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
+/// A staff account. Its e-mail and password hash are masked in `Debug`.
 #[derive(Debug, Clone, Queryable)]
 pub struct StaffRow {
     pub id: String,
-    pub email: String,
-    pub password_hash: String,
+    #[diesel(deserialize_as = String)]
+    pub email: Personal,
+    #[diesel(deserialize_as = String)]
+    pub password_hash: Secret,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -69,25 +72,30 @@ pub struct LoginAttempt {
 pub type Backoff = fn(u32) -> Option<chrono::Duration>;
 
 macro_rules! bump_authz_version {
-    ($c:expr, $s:ident) => {{
-        use $s::authz_version::dsl as a;
-        diesel::update(a::authz_version.filter(a::id.eq(1)))
-            .set(a::version.eq(a::version + 1))
-            .execute($c)?;
-    }};
+    ($c:expr, $s:ident) => {
+        $crate::step(|| {
+            Ok({
+                use $s::authz_version::dsl as a;
+                diesel::update(a::authz_version.filter(a::id.eq(1)))
+                    .set(a::version.eq(a::version + 1))
+                    .execute($c)?;
+            })
+        })
+    };
 }
 
 impl Store {
     /// Creates a staff account with a first role.
     pub fn create_staff(
         &self,
-        email: &str,
-        password_hash: &str,
+        email: &Email,
+        password_hash: &Secret,
         role: &str,
         venue: &str,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
         let now = db_instant(now);
+        let (email, password_hash) = (email.expose(), password_hash.expose());
         let id = domain::StaffId::new_random().to_string();
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
@@ -120,13 +128,14 @@ impl Store {
                     g::created_at.eq(now),
                 ))
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))?;
         Ok(id)
     }
 
-    pub fn staff_by_email(&self, email: &str) -> Result<Option<StaffRow>, StoreError> {
+    pub fn staff_by_email(&self, email: &Email) -> Result<Option<StaffRow>, StoreError> {
+        let email = email.expose();
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| s::staff_users::table
             .filter(s::staff_users::email.eq(email))
@@ -191,7 +200,7 @@ impl Store {
                 ))
                 .on_conflict_do_nothing()
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))
     }
@@ -207,7 +216,7 @@ impl Store {
                     .filter(g::venue.eq(venue)),
             )
             .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(removed == 1)
         }))
     }
@@ -252,10 +261,11 @@ impl Store {
     pub fn create_session(
         &self,
         user_id: &str,
-        token_hash: &[u8],
+        token_hash: &SessionHash,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let token_hash = token_hash.expose();
         let (now, expires_at) = (db_instant(now), db_instant(expires_at));
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
@@ -282,9 +292,10 @@ impl Store {
     /// The active staff account a live session belongs to.
     pub fn session_user(
         &self,
-        token_hash: &[u8],
+        token_hash: &SessionHash,
         now: DateTime<Utc>,
     ) -> Result<Option<StaffRow>, StoreError> {
+        let token_hash = token_hash.expose();
         let now = db_instant(now);
         let mut connection = self.connection()?;
         let user: Option<StaffRow> = on_backend!(&mut *connection, |c, s| {
@@ -308,7 +319,8 @@ impl Store {
         Ok(user)
     }
 
-    pub fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError> {
+    pub fn delete_session(&self, token_hash: &SessionHash) -> Result<bool, StoreError> {
+        let token_hash = token_hash.expose();
         let mut connection = self.connection()?;
         let deleted = on_backend!(&mut *connection, |c, s| diesel::delete(
             s::sessions::table.filter(s::sessions::token_hash.eq(token_hash))
@@ -351,7 +363,7 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(c)?;
             }
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(())
         }))
     }
@@ -429,7 +441,7 @@ impl Store {
             use s::role_assignments::dsl as g;
             diesel::delete(g::role_assignments.filter(g::subject.eq(format!("apikey:{id}"))))
                 .execute(c)?;
-            bump_authz_version!(c, s);
+            bump_authz_version!(c, s)?;
             Ok::<_, StoreError>(revoked == 1)
         }))
     }
@@ -581,5 +593,25 @@ impl Store {
         )
         .execute(c)?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staff_row_masks_its_email_and_password_hash() {
+        let row = StaffRow {
+            id: "staff-1".to_owned(),
+            email: Personal::new("owner@example.org".to_owned()),
+            password_hash: Secret::from("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+            active: true,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let shown = format!("{row:?}");
+        assert!(!shown.contains("owner@example.org"), "{shown}");
+        assert!(!shown.contains("argon2id"), "{shown}");
     }
 }

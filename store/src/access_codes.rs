@@ -113,7 +113,7 @@ impl Store {
                     a::created_at.eq(now),
                 ))
                 .execute(c)?;
-            let known = !guest_ids_by_email!(c, s, &venue, &email_tokens).is_empty();
+            let known = !guest_ids_by_email!(c, s, &venue, &email_tokens)?.is_empty();
             Ok(known)
         }))?;
         Ok(issued.then(|| IssuedCode {
@@ -240,7 +240,7 @@ impl Store {
             s,
             &venue,
             &email_tokens
-        ));
+        )?);
         Ok(Some(AccessScope {
             venue: VenueId::parse(&venue)
                 .map_err(|_| StoreError::Corrupt(format!("access grant {id} venue")))?,
@@ -278,7 +278,7 @@ impl Store {
             s,
             &venue,
             &email_tokens
-        ));
+        )?);
         // The record asked about first: it is the one the request is about.
         let mut guests = parse_guest_ids(guests)?;
         guests.retain(|g| *g != guest);

@@ -202,7 +202,7 @@ impl Store {
                         alert.venue_id.as_ref(),
                         &sealed,
                         now
-                    );
+                    )?;
                 }
                 Ok(Raised { id, opened: true })
             }));

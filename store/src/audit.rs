@@ -434,12 +434,12 @@ impl Store {
             }));
             match result {
                 Err(error) if error.is_unique_violation() => {
-                    last_error = Some(StoreError::Race("audit sequence"));
+                    last_error = Some(StoreError::Race(crate::Race::AuditSequence));
                 }
                 other => return other,
             }
         }
-        Err(last_error.unwrap_or(StoreError::Race("audit sequence")))
+        Err(last_error.unwrap_or(StoreError::Race(crate::Race::AuditSequence)))
     }
 
     /// Seals the anchor of the SHA-256 entries with the HMAC key: when it is

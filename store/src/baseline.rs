@@ -86,9 +86,9 @@ impl Store {
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| {
             let venue: domain::Venue =
-                load_venue!(c, s, &id).ok_or(DomainError::not_found("venue"))?;
-            let resources: Vec<Resource> = load_resources!(c, s, &id);
-            let occupied = load_occupancy!(c, s, &id, from, until, "", now);
+                load_venue!(c, s, &id)?.ok_or(DomainError::not_found("venue"))?;
+            let resources: Vec<Resource> = load_resources!(c, s, &id)?;
+            let occupied = load_occupancy!(c, s, &id, from, until, "", now)?;
             Ok(AvailabilityRows {
                 venue: venue.name,
                 resources: resources

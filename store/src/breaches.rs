@@ -174,7 +174,7 @@ impl Store {
                     Some(guest),
                     &sealed,
                     now
-                );
+                )?;
                 Ok(true)
             }
         ))?)

@@ -10,25 +10,30 @@ use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation};
 
 use crate::guests::{GuestRow, seal_guest};
 use crate::keystore::ErasureReason;
+use crate::lock::ForUpdate;
 use crate::rows::{ReservationRow, db_instant, reservation_columns};
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
 /// Withdraws what the outbox still holds for a guest: marked `withdrawn`,
 /// its content destroyed. Sent and given-up messages hold no content.
 macro_rules! withdraw_messages {
-    ($c:expr, $s:ident, $guest:expr) => {{
-        use $s::outbox::dsl as o;
-        diesel::update(
-            o::outbox
-                .filter(o::guest_id.eq($guest))
-                .filter(o::status.eq("pending")),
-        )
-        .set((
-            o::status.eq("withdrawn"),
-            o::message_sealed.eq(Vec::<u8>::new()),
-        ))
-        .execute($c)?;
-    }};
+    ($c:expr, $s:ident, $guest:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::outbox::dsl as o;
+                diesel::update(
+                    o::outbox
+                        .filter(o::guest_id.eq($guest))
+                        .filter(o::status.eq("pending")),
+                )
+                .set((
+                    o::status.eq("withdrawn"),
+                    o::message_sealed.eq(Vec::<u8>::new()),
+                ))
+                .execute($c)?;
+            })
+        })
+    };
 }
 
 /// Deletes the access codes and access grants of an address (given by its
@@ -36,35 +41,45 @@ macro_rules! withdraw_messages {
 /// lookup token, so the venue's live grants (minutes old, few) are opened
 /// and compared.
 macro_rules! forget_access {
-    ($c:expr, $s:ident, $ring:expr, $venue:expr, $address:expr) => {{
-        let address: &Vec<Vec<u8>> = $address;
-        if !address.is_empty() {
-            use $s::access_codes::dsl as a;
-            use $s::guest_access_grants::dsl as g;
-            diesel::delete(
-                a::access_codes
-                    .filter(a::venue_id.eq($venue))
-                    .filter(a::email_lookup.eq_any(address)),
-            )
-            .execute($c)?;
-            let grants: Vec<(String, Vec<u8>)> = g::guest_access_grants
-                .filter(g::venue_id.eq($venue))
-                .select((g::id, g::email_sealed))
-                .load($c)?;
-            let mut theirs = Vec::new();
-            for (id, sealed) in grants {
-                let email =
-                    crate::guests::open_text($ring, Field::ACCESS_GRANT_EMAIL, &id, &sealed)?;
-                let tokens = crate::guests::tokens($ring, Field::GUEST_EMAIL, Some(&email))?;
-                if tokens.iter().any(|t| address.contains(t)) {
-                    theirs.push(id);
+    ($c:expr, $s:ident, $ring:expr, $venue:expr, $address:expr) => {
+        $crate::step(|| {
+            Ok({
+                let address: &Vec<Vec<u8>> = $address;
+                if !address.is_empty() {
+                    use $s::access_codes::dsl as a;
+                    use $s::guest_access_grants::dsl as g;
+                    diesel::delete(
+                        a::access_codes
+                            .filter(a::venue_id.eq($venue))
+                            .filter(a::email_lookup.eq_any(address)),
+                    )
+                    .execute($c)?;
+                    let grants: Vec<(String, Vec<u8>)> = g::guest_access_grants
+                        .filter(g::venue_id.eq($venue))
+                        .select((g::id, g::email_sealed))
+                        .load($c)?;
+                    let mut theirs = Vec::new();
+                    for (id, sealed) in grants {
+                        let email = crate::guests::open_text(
+                            $ring,
+                            Field::ACCESS_GRANT_EMAIL,
+                            &id,
+                            &sealed,
+                        )?;
+                        let tokens =
+                            crate::guests::tokens($ring, Field::GUEST_EMAIL, Some(&email))?;
+                        if tokens.iter().any(|t| address.contains(t)) {
+                            theirs.push(id);
+                        }
+                    }
+                    if !theirs.is_empty() {
+                        diesel::delete(g::guest_access_grants.filter(g::id.eq_any(&theirs)))
+                            .execute($c)?;
+                    }
                 }
-            }
-            if !theirs.is_empty() {
-                diesel::delete(g::guest_access_grants.filter(g::id.eq_any(&theirs))).execute($c)?;
-            }
-        }
-    }};
+            })
+        })
+    };
 }
 
 /// What an erasure did.
@@ -138,7 +153,18 @@ impl Store {
         let erasure = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let Some(row) = c.lock_guest(&guest, skip_locked)? else {
+            // Locked, so that concurrent erasures of the same guest (two
+            // API nodes, a guest and the retention job) take turns; `None`
+            // when the guest does not exist or, skipping locked rows,
+            // another transaction holds theirs.
+            let lock = if skip_locked {
+                ForUpdate::SkipLocked
+            } else {
+                ForUpdate::Wait
+            };
+            let rows: Vec<GuestRow> =
+                s::load_locked!(g::guests.find(&guest).limit(1), c, lock)?;
+            let Some(row) = rows.into_iter().next() else {
                 return Ok::<_, StoreError>(None);
             };
             use s::reservations::dsl as r;
@@ -150,9 +176,9 @@ impl Store {
             // access codes and access tokens of their address at the
             // venue, go too (also on a replay: a restored backup brings
             // them back).
-            withdraw_messages!(c, s, &guest);
+            withdraw_messages!(c, s, &guest)?;
             let address = self.address_tokens(&row)?;
-            forget_access!(c, s, &ring, &row.venue_id, &address);
+            forget_access!(c, s, &ring, &row.venue_id, &address)?;
             if let Some(erased_at) = row.erased_at {
                 // Also when an earlier attempt stopped between the two
                 // databases: the key goes and the erasure is recorded.
@@ -501,34 +527,5 @@ impl Store {
             }
         }
         Ok(found)
-    }
-}
-
-/// Reads a guest's row for erasure, locked so that concurrent erasures of
-/// the same guest (two API nodes, a guest and the retention job) take
-/// turns; SQLite's `BEGIN IMMEDIATE` already serializes writers.
-trait LockGuest: Connection + Sized {
-    /// `None` when the guest does not exist or, with `skip_locked` on
-    /// PostgreSQL, another transaction holds their row.
-    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError>;
-}
-
-impl LockGuest for diesel::PgConnection {
-    fn lock_guest(&mut self, id: &str, skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
-        use crate::schema::pg::guests::dsl as g;
-        let query = g::guests.find(id).for_update();
-        let row = if skip_locked {
-            query.skip_locked().first(self).optional()?
-        } else {
-            query.first(self).optional()?
-        };
-        Ok(row)
-    }
-}
-
-impl LockGuest for diesel::SqliteConnection {
-    fn lock_guest(&mut self, id: &str, _skip_locked: bool) -> Result<Option<GuestRow>, StoreError> {
-        use crate::schema::sqlite::guests::dsl as g;
-        Ok(g::guests.find(id).first(self).optional()?)
     }
 }

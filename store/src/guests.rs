@@ -258,24 +258,28 @@ pub fn tokens(
 /// `tokens` (one per key version): every booking made with one address.
 /// One indexed equality query, no decryption.
 macro_rules! guest_ids_by_email {
-    ($c:expr, $s:ident, $venue_id:expr, $tokens:expr) => {{
-        use $s::guests::dsl as g;
-        // One key version (the usual case) asks with `=`: a statement that
-        // stays prepared on both backends, where a list does not.
-        match $tokens.as_slice() {
-            [] => Vec::<String>::new(),
-            [token] => g::guests
-                .filter(g::venue_id.eq($venue_id))
-                .filter(g::email_lookup.eq(token))
-                .select(g::id)
-                .load::<String>($c)?,
-            tokens => g::guests
-                .filter(g::venue_id.eq($venue_id))
-                .filter(g::email_lookup.eq_any(tokens))
-                .select(g::id)
-                .load::<String>($c)?,
-        }
-    }};
+    ($c:expr, $s:ident, $venue_id:expr, $tokens:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::guests::dsl as g;
+                // One key version (the usual case) asks with `=`: a statement that
+                // stays prepared on both backends, where a list does not.
+                match $tokens.as_slice() {
+                    [] => Vec::<String>::new(),
+                    [token] => g::guests
+                        .filter(g::venue_id.eq($venue_id))
+                        .filter(g::email_lookup.eq(token))
+                        .select(g::id)
+                        .load::<String>($c)?,
+                    tokens => g::guests
+                        .filter(g::venue_id.eq($venue_id))
+                        .filter(g::email_lookup.eq_any(tokens))
+                        .select(g::id)
+                        .load::<String>($c)?,
+                }
+            })
+        })
+    };
 }
 pub(crate) use guest_ids_by_email;
 
@@ -283,22 +287,26 @@ pub(crate) use guest_ids_by_email;
 /// for tools (the seed's idempotence) that ask whether an address is known
 /// at all. Bookings never use it to link themselves to a record.
 macro_rules! find_guest_id {
-    ($c:expr, $s:ident, $venue_id:expr, $email_tokens:expr, $phone_tokens:expr) => {{
-        use $s::guests::dsl as g;
-        let mut found: Option<String> =
-            crate::guests::guest_ids_by_email!($c, $s, $venue_id, $email_tokens)
-                .into_iter()
-                .next();
-        if found.is_none() && !$phone_tokens.is_empty() {
-            found = g::guests
-                .filter(g::venue_id.eq($venue_id))
-                .filter(g::phone_lookup.eq_any($phone_tokens))
-                .select(g::id)
-                .first::<String>($c)
-                .optional()?;
-        }
-        found
-    }};
+    ($c:expr, $s:ident, $venue_id:expr, $email_tokens:expr, $phone_tokens:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::guests::dsl as g;
+                let mut found: Option<String> =
+                    crate::guests::guest_ids_by_email!($c, $s, $venue_id, $email_tokens)?
+                        .into_iter()
+                        .next();
+                if found.is_none() && !$phone_tokens.is_empty() {
+                    found = g::guests
+                        .filter(g::venue_id.eq($venue_id))
+                        .filter(g::phone_lookup.eq_any($phone_tokens))
+                        .select(g::id)
+                        .first::<String>($c)
+                        .optional()?;
+                }
+                found
+            })
+        })
+    };
 }
 pub(crate) use find_guest_id;
 

@@ -76,40 +76,52 @@ pub fn fingerprint(parts: &[&dyn std::fmt::Display]) -> String {
 }
 
 /// Claims `($operation, $key)` inside the current transaction. Evaluates to
-/// `None` when this request is the first (go ahead, then `record_answer!`),
-/// or to `Some((stored answer, sealed manage token))` for a replay. Returns a `Conflict` error from
-/// the enclosing closure when the key was used for a different request.
+/// `Ok(None)` when this request is the first (go ahead, then
+/// `record_answer!`), to `Ok(Some((stored answer, sealed manage token)))`
+/// for a replay, and to a `Conflict` error when the key was used for a
+/// different request.
 macro_rules! claim_key {
-    ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $now:expr) => {{
-        use $s::idempotency_keys::dsl as k;
-        let inserted = diesel::insert_into(k::idempotency_keys)
-            .values((
-                k::operation.eq($operation),
-                k::key.eq($key),
-                k::request_hash.eq($hash),
-                k::created_at.eq($now),
-            ))
-            .on_conflict_do_nothing()
-            .execute($c)?;
-        if inserted == 1 {
-            None
-        } else {
-            let (stored_hash, answer, token_sealed): (String, Option<String>, Option<Vec<u8>>) =
-                k::idempotency_keys
-                    .find(($operation, $key))
-                    .select((k::request_hash, k::response, k::token_sealed))
-                    .first($c)?;
-            if stored_hash != $hash {
-                return Err(StoreError::Domain(domain::DomainError::Conflict(
-                    "this idempotency key was already used for a different request".to_owned(),
-                )));
-            }
-            let answer = answer.ok_or_else(|| {
-                StoreError::Corrupt(format!("idempotency key for {} has no answer", $operation))
-            })?;
-            Some((answer, token_sealed))
-        }
-    }};
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::idempotency_keys::dsl as k;
+                let inserted = diesel::insert_into(k::idempotency_keys)
+                    .values((
+                        k::operation.eq($operation),
+                        k::key.eq($key),
+                        k::request_hash.eq($hash),
+                        k::created_at.eq($now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute($c)?;
+                if inserted == 1 {
+                    None
+                } else {
+                    let (stored_hash, answer, token_sealed): (
+                        String,
+                        Option<String>,
+                        Option<Vec<u8>>,
+                    ) = k::idempotency_keys
+                        .find(($operation, $key))
+                        .select((k::request_hash, k::response, k::token_sealed))
+                        .first($c)?;
+                    if stored_hash != $hash {
+                        return Err(StoreError::Domain(domain::DomainError::Conflict(
+                            "this idempotency key was already used for a different request"
+                                .to_owned(),
+                        )));
+                    }
+                    let answer = answer.ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "idempotency key for {} has no answer",
+                            $operation
+                        ))
+                    })?;
+                    Some((answer, token_sealed))
+                }
+            })
+        })
+    };
 }
 pub(crate) use claim_key;
 
@@ -120,46 +132,54 @@ pub(crate) use claim_key;
 /// record's `request_hash` and sealed fingerprint (absent on records from
 /// before sealed fingerprints) and says whether it is this request.
 macro_rules! claim_sealed_key {
-    ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $sealed:expr, $now:expr, $matches:expr) => {{
-        use $s::idempotency_keys::dsl as k;
-        let inserted = diesel::insert_into(k::idempotency_keys)
-            .values((
-                k::operation.eq($operation),
-                k::key.eq($key),
-                k::request_hash.eq($hash),
-                k::request_sealed.eq(Some($sealed)),
-                k::created_at.eq($now),
-            ))
-            .on_conflict_do_nothing()
-            .execute($c)?;
-        if inserted == 1 {
-            None
-        } else {
-            let (stored_hash, stored_sealed, answer, token_sealed): (
-                String,
-                Option<Vec<u8>>,
-                Option<String>,
-                Option<Vec<u8>>,
-            ) = k::idempotency_keys
-                .find(($operation, $key))
-                .select((
-                    k::request_hash,
-                    k::request_sealed,
-                    k::response,
-                    k::token_sealed,
-                ))
-                .first($c)?;
-            if !$matches(stored_hash.as_str(), stored_sealed.as_deref())? {
-                return Err(StoreError::Domain(domain::DomainError::Conflict(
-                    "this idempotency key was already used for a different request".to_owned(),
-                )));
-            }
-            let answer = answer.ok_or_else(|| {
-                StoreError::Corrupt(format!("idempotency key for {} has no answer", $operation))
-            })?;
-            Some((answer, token_sealed))
-        }
-    }};
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $hash:expr, $sealed:expr, $now:expr, $matches:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::idempotency_keys::dsl as k;
+                let inserted = diesel::insert_into(k::idempotency_keys)
+                    .values((
+                        k::operation.eq($operation),
+                        k::key.eq($key),
+                        k::request_hash.eq($hash),
+                        k::request_sealed.eq(Some($sealed)),
+                        k::created_at.eq($now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute($c)?;
+                if inserted == 1 {
+                    None
+                } else {
+                    let (stored_hash, stored_sealed, answer, token_sealed): (
+                        String,
+                        Option<Vec<u8>>,
+                        Option<String>,
+                        Option<Vec<u8>>,
+                    ) = k::idempotency_keys
+                        .find(($operation, $key))
+                        .select((
+                            k::request_hash,
+                            k::request_sealed,
+                            k::response,
+                            k::token_sealed,
+                        ))
+                        .first($c)?;
+                    if !$matches(stored_hash.as_str(), stored_sealed.as_deref())? {
+                        return Err(StoreError::Domain(domain::DomainError::Conflict(
+                            "this idempotency key was already used for a different request"
+                                .to_owned(),
+                        )));
+                    }
+                    let answer = answer.ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "idempotency key for {} has no answer",
+                            $operation
+                        ))
+                    })?;
+                    Some((answer, token_sealed))
+                }
+            })
+        })
+    };
 }
 pub(crate) use claim_sealed_key;
 
@@ -167,12 +187,16 @@ macro_rules! record_answer {
     ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr) => {
         record_answer!($c, $s, $operation, $key, $answer, None::<Vec<u8>>)
     };
-    ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr, $token_sealed:expr) => {{
-        use $s::idempotency_keys::dsl as k;
-        diesel::update(k::idempotency_keys.find(($operation, $key)))
-            .set((k::response.eq($answer), k::token_sealed.eq($token_sealed)))
-            .execute($c)?;
-    }};
+    ($c:expr, $s:ident, $operation:expr, $key:expr, $answer:expr, $token_sealed:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::idempotency_keys::dsl as k;
+                diesel::update(k::idempotency_keys.find(($operation, $key)))
+                    .set((k::response.eq($answer), k::token_sealed.eq($token_sealed)))
+                    .execute($c)?;
+            })
+        })
+    };
 }
 pub(crate) use record_answer;
 

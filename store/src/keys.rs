@@ -12,6 +12,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use domain::crypto::{DATA_KEY_VERSION, Field, KeyRing, version_of};
 
 use crate::guests::{GuestRow, db_version, open_text, seal_guest};
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
 use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
 
@@ -31,25 +32,29 @@ const DATA_KEY_NOTES: i32 = 0;
 /// Re-seals a guest's notes that are still under a column key under the
 /// guest's data key, in the transaction that moves the guest.
 macro_rules! move_notes_onto_data_key {
-    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {{
-        use $s::reservations::dsl as r;
-        let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
-            .filter(r::guest_id.eq($guest))
-            .filter(r::key_version.ne(DATA_KEY_NOTES))
-            .select((r::id, r::notes_sealed))
-            .load($c)?;
-        for (id, sealed) in notes {
-            let Some(bytes) = sealed else { continue };
-            let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
-            let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
-            diesel::update(r::reservations.find(&id))
-                .set((
-                    r::key_version.eq(DATA_KEY_NOTES),
-                    r::notes_sealed.eq(resealed),
-                ))
-                .execute($c)?;
-        }
-    }};
+    ($c:expr, $s:ident, $ring:expr, $key:expr, $guest:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservations::dsl as r;
+                let notes: Vec<(String, Option<Vec<u8>>)> = r::reservations
+                    .filter(r::guest_id.eq($guest))
+                    .filter(r::key_version.ne(DATA_KEY_NOTES))
+                    .select((r::id, r::notes_sealed))
+                    .load($c)?;
+                for (id, sealed) in notes {
+                    let Some(bytes) = sealed else { continue };
+                    let text = open_text($ring, Field::RESERVATION_NOTES, &id, &bytes)?;
+                    let resealed = $key.seal(Field::RESERVATION_NOTES, &id, text.as_bytes())?;
+                    diesel::update(r::reservations.find(&id))
+                        .set((
+                            r::key_version.eq(DATA_KEY_NOTES),
+                            r::notes_sealed.eq(resealed),
+                        ))
+                        .execute($c)?;
+                }
+            })
+        })
+    };
 }
 
 /// A guest whose erasure the key store records but whose row this
@@ -57,17 +62,21 @@ macro_rules! move_notes_onto_data_key {
 /// nothing is re-sealed; the lookup tokens go and the row counts as moved.
 /// `kluis erasures replay` erases the rest.
 macro_rules! shred_stale_guest {
-    ($c:expr, $s:ident, $row:expr, $current:expr) => {{
-        use $s::guests::dsl as g;
-        diesel::update(g::guests.find(&$row.id))
-            .set((
-                g::key_version.eq($current),
-                g::email_lookup.eq(None::<Vec<u8>>),
-                g::phone_lookup.eq(None::<Vec<u8>>),
-                g::data_key.eq(true),
-            ))
-            .execute($c)? as u64
-    }};
+    ($c:expr, $s:ident, $row:expr, $current:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::guests::dsl as g;
+                diesel::update(g::guests.find(&$row.id))
+                    .set((
+                        g::key_version.eq($current),
+                        g::email_lookup.eq(None::<Vec<u8>>),
+                        g::phone_lookup.eq(None::<Vec<u8>>),
+                        g::data_key.eq(true),
+                    ))
+                    .execute($c)? as u64
+            })
+        })
+    };
 }
 
 /// Rows re-encrypted per transaction during a rotation: small enough that
@@ -235,11 +244,20 @@ impl Store {
 
     fn rotate_guests(&self, ring: &KeyRing, target: u32) -> Result<u64, StoreError> {
         let current = db_version(target);
-        let skip_locked = self.backend == Backend::Postgresql;
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::guests::dsl as g;
-            let rows: Vec<GuestRow> = c.stale_guests(current, skip_locked)?;
+            // Guests on an older key version, a batch at a time; rows
+            // another rotation holds are skipped rather than waited for.
+            let rows: Vec<GuestRow> = s::load_locked!(
+                g::guests
+                    .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
+                    .filter(g::erased_at.is_null())
+                    .order(g::id)
+                    .limit(ROTATION_BATCH),
+                c,
+                ForUpdate::SkipLocked
+            )?;
             let flags: Vec<(String, bool)> = rows
                 .iter()
                 .map(|row| (row.id.clone(), row.data_key))
@@ -251,11 +269,11 @@ impl Store {
             for row in rows {
                 let access = keys.access(&row.id, row.data_key)?;
                 let Some(key) = keys.key(&row.id) else {
-                    moved += shred_stale_guest!(c, s, &row, current);
+                    moved += shred_stale_guest!(c, s, &row, current)?;
                     continue;
                 };
                 let guest = row.open(ring, access)?;
-                move_notes_onto_data_key!(c, s, ring, key, &row.id);
+                move_notes_onto_data_key!(c, s, ring, key, &row.id)?;
                 let sealed = seal_guest(
                     ring,
                     target,
@@ -366,8 +384,8 @@ impl Store {
                             Some(k1) => $query
                                 .bind::<Text, _>(&row.k0)
                                 .bind::<Text, _>(k1)
-                                .execute(c)?,
-                            None => $query.bind::<Text, _>(&row.k0).execute(c)?,
+                                .execute(c),
+                            None => $query.bind::<Text, _>(&row.k0).execute(c),
                         }
                     };
                 }
@@ -388,14 +406,14 @@ impl Store {
                         diesel::sql_query(reseal(column.column))
                             .bind::<Binary, _>(&new)
                             .bind::<Binary, _>(&old)
-                    );
+                    )?;
                     if updated != 1 {
                         continue;
                     }
                     resealed = true;
                     if let Some(lookup) = column.lookup {
                         let token = ring.lookup_token_with(target, column.field, &plain)?;
-                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token));
+                        by_key!(diesel::sql_query(rewrite(lookup)).bind::<Binary, _>(&token))?;
                     }
                 }
                 if !resealed {
@@ -406,7 +424,7 @@ impl Store {
                     by_key!(
                         diesel::sql_query(rewrite(version))
                             .bind::<diesel::sql_types::Integer, _>(db_version(target))
-                    );
+                    )?;
                 }
             }
             Ok::<_, StoreError>(moved)
@@ -841,37 +859,3 @@ fn stale_condition(backend: Backend, table: &SealedTable) -> String {
 
 /// The table whose rows [`Store::rotate_guests`] moves itself.
 const GUESTS: &str = "guests";
-
-/// Guests on an older key version, a batch at a time; on PostgreSQL rows
-/// another rotation holds are skipped rather than waited for.
-trait StaleRows: Connection + Sized {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>>;
-}
-
-impl StaleRows for diesel::PgConnection {
-    fn stale_guests(&mut self, current: i32, skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::pg::guests::dsl as g;
-        let query = g::guests
-            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl StaleRows for diesel::SqliteConnection {
-    fn stale_guests(&mut self, current: i32, _skip_locked: bool) -> QueryResult<Vec<GuestRow>> {
-        use crate::schema::sqlite::guests::dsl as g;
-        g::guests
-            .filter(g::key_version.ne(current).or(g::data_key.eq(false)))
-            .filter(g::erased_at.is_null())
-            .order(g::id)
-            .limit(ROTATION_BATCH)
-            .load(self)
-    }
-}

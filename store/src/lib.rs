@@ -6,8 +6,10 @@ mod access_codes;
 mod alerts;
 pub use alerts::BULK_READ_ACTIONS;
 mod audit;
+#[cfg(feature = "bench")]
 mod baseline;
 mod breaches;
+#[cfg(feature = "bench")]
 mod bulk;
 mod connection;
 mod erasure;
@@ -16,6 +18,7 @@ mod guests;
 mod idempotency;
 mod keys;
 mod keystore;
+mod lock;
 mod outbox;
 mod payments;
 mod privacy;
@@ -40,8 +43,10 @@ pub use audit::{
     AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,
     Checkpointed, GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
 };
+#[cfg(feature = "bench")]
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};
 pub use breaches::{AUTHORITY_DEADLINE_HOURS, Breach, NewBreach};
+#[cfg(feature = "bench")]
 pub use bulk::{BulkGuest, BulkReservation};
 pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, Replay, RetentionRun};
@@ -97,7 +102,28 @@ pub enum StoreError {
     /// A concurrent writer won a race inside a transaction; the operation
     /// retries and never lets this escape.
     #[error("concurrent change ({0})")]
-    Race(&'static str),
+    Race(Race),
+}
+
+/// The races a write transaction can lose to a concurrent writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Race {
+    /// The exclusion constraint refused an overlap the checks did not see.
+    Overlap,
+    /// The reservation changed since it was read.
+    StaleVersion,
+    /// Another writer took the audit sequence number this one computed.
+    AuditSequence,
+}
+
+impl std::fmt::Display for Race {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Overlap => "overlap",
+            Self::StaleVersion => "stale version",
+            Self::AuditSequence => "audit sequence",
+        })
+    }
 }
 
 impl StoreError {
@@ -139,6 +165,21 @@ impl From<diesel::result::Error> for StoreError {
 /// Runs the same Diesel code against whichever backend the connection is,
 /// with `$schema` naming that backend's table declarations.
 macro_rules! on_backend {
+    // Inside a transaction the caller opened, through a `Tx`.
+    (tx $tx:expr, |$c:ident, $schema:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Postgresql($c) => {
+                let $c: &mut diesel::PgConnection = $c;
+                use $crate::schema::pg as $schema;
+                $body
+            }
+            $crate::Tx::Sqlite($c) => {
+                let $c: &mut diesel::SqliteConnection = $c;
+                use $crate::schema::sqlite as $schema;
+                $body
+            }
+        }
+    };
     // For hand-written SQL, which needs no schema module.
     ($connection:expr, |$c:ident| $body:expr) => {
         match $connection {
@@ -160,6 +201,33 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// A connection of either backend inside a transaction its caller opened:
+/// the steps of one transaction can then be functions, each running its
+/// queries with `on_backend!(tx tx, |c, s| …)`.
+pub(crate) enum Tx<'a> {
+    Postgresql(&'a mut diesel::PgConnection),
+    Sqlite(&'a mut diesel::SqliteConnection),
+}
+
+impl<'a> From<&'a mut diesel::PgConnection> for Tx<'a> {
+    fn from(connection: &'a mut diesel::PgConnection) -> Self {
+        Self::Postgresql(connection)
+    }
+}
+
+impl<'a> From<&'a mut diesel::SqliteConnection> for Tx<'a> {
+    fn from(connection: &'a mut diesel::SqliteConnection) -> Self {
+        Self::Sqlite(connection)
+    }
+}
+
+/// The body of a store macro that reads or writes: run as a closure, so
+/// that its `?` and early `return`s end the step, not the caller, and the
+/// macro evaluates to a `Result` the caller handles with its own `?`.
+pub(crate) fn step<T>(body: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    body()
+}
 
 /// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`
 /// so that writers queue at the start instead of failing at commit, and the

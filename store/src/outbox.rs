@@ -7,8 +7,9 @@ use diesel::prelude::*;
 use domain::Email;
 use domain::crypto::Field;
 
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
-use crate::{Backend, Store, StoreError, WriteTransaction, on_backend};
+use crate::{Store, StoreError, WriteTransaction, on_backend};
 
 /// Attempts before a message is given up (about a day of backoff).
 pub const MAX_ATTEMPTS: i32 = 10;
@@ -97,56 +98,70 @@ macro_rules! insert_message {
             None::<chrono::DateTime<chrono::Utc>>
         )
     };
-    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr, $guest:expr, $discard_after:expr) => {{
-        use $s::outbox::dsl as o;
-        diesel::insert_into(o::outbox)
-            .values((
-                o::id.eq($id),
-                o::kind.eq($kind),
-                o::purpose.eq($purpose),
-                o::venue_id.eq($venue),
-                o::message_sealed.eq($sealed),
-                o::status.eq("pending"),
-                o::attempts.eq(0),
-                o::next_attempt_at.eq($now),
-                o::created_at.eq($now),
-                o::guest_id.eq($guest),
-                o::discard_after.eq($discard_after),
-            ))
-            .execute($c)?;
-    }};
+    ($c:expr, $s:ident, $id:expr, $kind:expr, $purpose:expr, $venue:expr, $sealed:expr, $now:expr, $guest:expr, $discard_after:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::outbox::dsl as o;
+                diesel::insert_into(o::outbox)
+                    .values((
+                        o::id.eq($id),
+                        o::kind.eq($kind),
+                        o::purpose.eq($purpose),
+                        o::venue_id.eq($venue),
+                        o::message_sealed.eq($sealed),
+                        o::status.eq("pending"),
+                        o::attempts.eq(0),
+                        o::next_attempt_at.eq($now),
+                        o::created_at.eq($now),
+                        o::guest_id.eq($guest),
+                        o::discard_after.eq($discard_after),
+                    ))
+                    .execute($c)?;
+            })
+        })
+    };
 }
 pub(crate) use insert_message;
 
 /// Queues a reservation event for the venue's webhook, in the change's own
 /// transaction, when the venue has one.
 macro_rules! queue_reservation_event {
-    ($c:expr, $s:ident, $ring:expr, $reservation:expr, $event:expr, $now:expr) => {{
-        let venue_id = $reservation.venue_id.to_string();
-        let subscribed: i64 = {
-            use $s::venue_webhooks::dsl as w;
-            w::venue_webhooks
-                .filter(w::venue_id.eq(&venue_id))
-                .count()
-                .get_result($c)?
-        };
-        if subscribed > 0 {
-            let webhook =
-                $crate::outbox::Webhook::reservation(&venue_id, $event, $reservation, $now)?;
-            let (id, sealed) =
-                $crate::outbox::seal_message($ring, &$crate::outbox::Outgoing::Webhook(webhook))?;
-            $crate::outbox::insert_message!(
-                $c,
-                $s,
-                &id,
-                $crate::outbox::OutboxKind::Webhook.as_str(),
-                $event.name(),
-                Some(&venue_id),
-                &sealed,
-                $now
-            );
-        }
-    }};
+    ($c:expr, $s:ident, $ring:expr, $reservation:expr, $event:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                let venue_id = $reservation.venue_id.to_string();
+                let subscribed: i64 = {
+                    use $s::venue_webhooks::dsl as w;
+                    w::venue_webhooks
+                        .filter(w::venue_id.eq(&venue_id))
+                        .count()
+                        .get_result($c)?
+                };
+                if subscribed > 0 {
+                    let webhook = $crate::outbox::Webhook::reservation(
+                        &venue_id,
+                        $event,
+                        $reservation,
+                        $now,
+                    )?;
+                    let (id, sealed) = $crate::outbox::seal_message(
+                        $ring,
+                        &$crate::outbox::Outgoing::Webhook(webhook),
+                    )?;
+                    $crate::outbox::insert_message!(
+                        $c,
+                        $s,
+                        &id,
+                        $crate::outbox::OutboxKind::Webhook.as_str(),
+                        $event.name(),
+                        Some(&venue_id),
+                        &sealed,
+                        $now
+                    )?;
+                }
+            })
+        })
+    };
 }
 pub(crate) use queue_reservation_event;
 
@@ -337,7 +352,7 @@ impl Store {
                 now,
                 None::<&String>,
                 discard_after
-            );
+            )?;
         });
         Ok(id)
     }
@@ -377,13 +392,26 @@ impl Store {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let now = db_instant(now);
         let lease_until = now + chrono::Duration::seconds(LEASE_SECONDS);
-        let skip_locked = self.backend() == Backend::Postgresql;
         let mut connection = self.connection()?;
         let claimed: Vec<ClaimedRow> = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
-                let rows = c.due_rows(now, limit, &kinds, skip_locked)?;
-                let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
                 use s::outbox::dsl as o;
+                // Pending messages that are due, oldest first; rows another
+                // node is claiming are skipped rather than waited for.
+                let rows: Vec<ClaimedRow> = s::load_locked!(
+                    o::outbox
+                        .filter(o::status.eq("pending"))
+                        .filter(o::kind.eq_any(&kinds))
+                        .filter(o::next_attempt_at.le(now))
+                        // Past its use: the purge destroys it; never sent late.
+                        .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
+                        .order(o::next_attempt_at)
+                        .limit(limit)
+                        .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed)),
+                    c,
+                    ForUpdate::SkipLocked
+                )?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
                 diesel::update(o::outbox.filter(o::id.eq_any(ids)))
                     .set(o::next_attempt_at.eq(lease_until))
                     .execute(c)?;
@@ -493,66 +521,6 @@ impl Store {
 
 /// Id, kind, purpose, attempts so far and the sealed message.
 type ClaimedRow = (String, String, String, i32, Vec<u8>);
-
-/// Pending messages that are due, oldest first; on PostgreSQL rows another
-/// node is claiming are skipped rather than waited for.
-trait DueRows: Connection + Sized {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>>;
-}
-
-impl DueRows for diesel::PgConnection {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>> {
-        use crate::schema::pg::outbox::dsl as o;
-        let query = o::outbox
-            .filter(o::status.eq("pending"))
-            .filter(o::kind.eq_any(kinds))
-            .filter(o::next_attempt_at.le(now))
-            // Past its use: the purge destroys it; never sent late.
-            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
-            .order(o::next_attempt_at)
-            .limit(limit)
-            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed));
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl DueRows for diesel::SqliteConnection {
-    fn due_rows(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        kinds: &[&str],
-        _skip_locked: bool,
-    ) -> QueryResult<Vec<ClaimedRow>> {
-        use crate::schema::sqlite::outbox::dsl as o;
-        o::outbox
-            .filter(o::status.eq("pending"))
-            .filter(o::kind.eq_any(kinds))
-            .filter(o::next_attempt_at.le(now))
-            // Past its use: the purge destroys it; never sent late.
-            .filter(o::discard_after.is_null().or(o::discard_after.gt(now)))
-            .order(o::next_attempt_at)
-            .limit(limit)
-            .select((o::id, o::kind, o::purpose, o::attempts, o::message_sealed))
-            .load(self)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use domain::payments::{Currency, Money, Payment, PaymentStatus, PaymentStep};
 use domain::{DomainError, ReservationId, ReservationStatus};
 
+use crate::lock::ForUpdate;
 use crate::rows::db_instant;
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
@@ -126,13 +127,17 @@ pub struct ProviderAnswer<'a> {
 }
 
 macro_rules! load_payment {
-    ($c:expr, $s:ident, $filter:expr) => {{
-        let row: Option<PaymentRow> = $s::payments::table
-            .filter($filter)
-            .first::<PaymentRow>($c)
-            .optional()?;
-        row.map(Payment::try_from).transpose()?
-    }};
+    ($c:expr, $s:ident, $filter:expr) => {
+        $crate::step(|| {
+            Ok({
+                let row: Option<PaymentRow> = $s::payments::table
+                    .filter($filter)
+                    .first::<PaymentRow>($c)
+                    .optional()?;
+                row.map(Payment::try_from).transpose()?
+            })
+        })
+    };
 }
 
 impl Store {
@@ -263,7 +268,7 @@ impl Store {
                     e::source.eq("created"),
                 ))
                 .execute(c)?;
-            let created = load_payment!(c, s, p::id.eq(&payment_id))
+            let created = load_payment!(c, s, p::id.eq(&payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             Ok(BeginPayment::New(created))
         }))
@@ -289,7 +294,7 @@ impl Store {
         let recorded = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            let current = load_payment!(c, s, p::id.eq(payment_id))?.ok_or(DomainError::not_found("payment"))?;
             let next = answer.step.status();
             let settled = matches!(
                 current.status,
@@ -403,10 +408,10 @@ impl Store {
                         &confirmed,
                         domain::webhooks::ReservationEvent::StatusChanged,
                         now
-                    );
+                    )?;
                 }
             }
-            let payment = load_payment!(c, s, p::id.eq(payment_id)).ok_or(DomainError::not_found("payment"))?;
+            let payment = load_payment!(c, s, p::id.eq(payment_id))?.ok_or(DomainError::not_found("payment"))?;
             Ok(Recorded { payment, orphaned, venue_id })
         })
         });
@@ -437,7 +442,7 @@ impl Store {
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payment_refunds::dsl as f;
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id))
+            let current = load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             let existing: Option<(String, String)> = f::payment_refunds
                 .find(idempotency_key)
@@ -498,7 +503,7 @@ impl Store {
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::payments::dsl as p;
-            let current = load_payment!(c, s, p::id.eq(payment_id))
+            let current = load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment"))?;
             {
                 use s::payment_refunds::dsl as f;
@@ -547,7 +552,7 @@ impl Store {
                     e::detail.eq(Some(amount.to_string())),
                 ))
                 .execute(c)?;
-            load_payment!(c, s, p::id.eq(payment_id))
+            load_payment!(c, s, p::id.eq(payment_id))?
                 .ok_or(DomainError::not_found("payment").into())
         }))
     }
@@ -558,7 +563,7 @@ impl Store {
             c,
             s,
             s::payments::id.eq(id)
-        )))
+        )?))
     }
 
     pub fn payment_by_reference(
@@ -573,7 +578,7 @@ impl Store {
             s::payments::gateway
                 .eq(gateway)
                 .and(s::payments::provider_reference.eq(reference))
-        )))
+        )?))
     }
 
     pub fn payments_of(&self, reservation: ReservationId) -> Result<Vec<Payment>, StoreError> {
@@ -642,56 +647,7 @@ impl Store {
     }
 }
 
-/// Payments still open (`requires_action`, `processing`) that no one
-/// looked at since `stale_before`, oldest first.
-trait OpenPayments: Connection + Sized {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>>;
-}
-
 const OPEN: [&str; 2] = ["requires_action", "processing"];
-
-impl OpenPayments for diesel::PgConnection {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>> {
-        use crate::schema::pg::payments::dsl as p;
-        let query = p::payments
-            .filter(p::status.eq_any(OPEN))
-            .filter(p::updated_at.le(stale_before))
-            .order(p::updated_at)
-            .limit(limit);
-        if skip_locked {
-            query.for_update().skip_locked().load(self)
-        } else {
-            query.load(self)
-        }
-    }
-}
-
-impl OpenPayments for diesel::SqliteConnection {
-    fn open_payments(
-        &mut self,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-        _skip_locked: bool,
-    ) -> QueryResult<Vec<PaymentRow>> {
-        use crate::schema::sqlite::payments::dsl as p;
-        p::payments
-            .filter(p::status.eq_any(OPEN))
-            .filter(p::updated_at.le(stale_before))
-            .order(p::updated_at)
-            .limit(limit)
-            .load(self)
-    }
-}
 
 impl Store {
     /// Claims up to `limit` open payments no one looked at since
@@ -705,13 +661,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Payment>, StoreError> {
         let (stale_before, now) = (db_instant(stale_before), db_instant(now));
-        let skip_locked = self.backend() == crate::Backend::Postgresql;
         let mut connection = self.connection()?;
         let rows: Vec<PaymentRow> = on_backend!(&mut *connection, |c, s| {
             c.write_transaction(|c| {
-                let rows = c.open_payments(stale_before, limit, skip_locked)?;
-                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
                 use s::payments::dsl as p;
+                // Payments still open that no one looked at since
+                // `stale_before`, oldest first.
+                let rows: Vec<PaymentRow> = s::load_locked!(
+                    p::payments
+                        .filter(p::status.eq_any(OPEN))
+                        .filter(p::updated_at.le(stale_before))
+                        .order(p::updated_at)
+                        .limit(limit),
+                    c,
+                    ForUpdate::SkipLocked
+                )?;
+                let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
                 diesel::update(p::payments.filter(p::id.eq_any(ids)))
                     .set(p::updated_at.eq(now))
                     .execute(c)?;

@@ -39,53 +39,61 @@ impl TryFrom<NoticeRow> for PrivacyNotice {
 
 /// The current notice of a venue in a locale, inside a transaction.
 macro_rules! current_notice {
-    ($c:expr, $s:ident, $venue:expr, $locale:expr) => {{
-        use $s::privacy_notices::dsl as n;
-        let row: Option<$crate::privacy::NoticeRow> = n::privacy_notices
-            .filter(n::venue_id.eq($venue))
-            .filter(n::locale.eq($locale))
-            .order(n::version.desc())
-            .first::<$crate::privacy::NoticeRow>($c)
-            .optional()?;
-        row.map(domain::privacy::PrivacyNotice::try_from)
-            .transpose()?
-    }};
+    ($c:expr, $s:ident, $venue:expr, $locale:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::privacy_notices::dsl as n;
+                let row: Option<$crate::privacy::NoticeRow> = n::privacy_notices
+                    .filter(n::venue_id.eq($venue))
+                    .filter(n::locale.eq($locale))
+                    .order(n::version.desc())
+                    .first::<$crate::privacy::NoticeRow>($c)
+                    .optional()?;
+                row.map(domain::privacy::PrivacyNotice::try_from)
+                    .transpose()?
+            })
+        })
+    };
 }
 pub(crate) use current_notice;
 
 /// Appends consent entries (one per purpose) inside a transaction.
 macro_rules! append_consents {
-    ($c:expr, $s:ident, $guest:expr, $venue:expr, $purposes:expr, $given:expr, $channel:expr, $notice:expr, $now:expr) => {{
-        use $s::consents::dsl as k;
-        let notice: Option<&domain::privacy::PrivacyNotice> = $notice;
-        let last: Option<i32> = k::consents
-            .filter(k::guest_id.eq($guest))
-            .select(diesel::dsl::max(k::seq))
-            .first($c)?;
-        let notice_version = notice.map(|n| i32::try_from(n.version).unwrap_or(i32::MAX));
-        let notice_sha256 = notice.map(|n| n.sha256.clone());
-        // One statement for all of a booking's purposes, numbered in the
-        // order given.
-        let rows: Vec<_> = $purposes
-            .into_iter()
-            .zip(last.unwrap_or(0) + 1..)
-            .map(|(purpose, seq): (domain::privacy::ConsentPurpose, i32)| {
-                (
-                    k::id.eq(domain::GuestId::new_random().to_string()),
-                    k::guest_id.eq($guest),
-                    k::seq.eq(seq),
-                    k::venue_id.eq($venue),
-                    k::purpose.eq(purpose.as_str()),
-                    k::given.eq($given),
-                    k::at.eq($now),
-                    k::channel.eq($channel),
-                    k::notice_version.eq(notice_version),
-                    k::notice_sha256.eq(notice_sha256.clone()),
-                )
+    ($c:expr, $s:ident, $guest:expr, $venue:expr, $purposes:expr, $given:expr, $channel:expr, $notice:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::consents::dsl as k;
+                let notice: Option<&domain::privacy::PrivacyNotice> = $notice;
+                let last: Option<i32> = k::consents
+                    .filter(k::guest_id.eq($guest))
+                    .select(diesel::dsl::max(k::seq))
+                    .first($c)?;
+                let notice_version = notice.map(|n| i32::try_from(n.version).unwrap_or(i32::MAX));
+                let notice_sha256 = notice.map(|n| n.sha256.clone());
+                // One statement for all of a booking's purposes, numbered in the
+                // order given.
+                let rows: Vec<_> = $purposes
+                    .into_iter()
+                    .zip(last.unwrap_or(0) + 1..)
+                    .map(|(purpose, seq): (domain::privacy::ConsentPurpose, i32)| {
+                        (
+                            k::id.eq(domain::GuestId::new_random().to_string()),
+                            k::guest_id.eq($guest),
+                            k::seq.eq(seq),
+                            k::venue_id.eq($venue),
+                            k::purpose.eq(purpose.as_str()),
+                            k::given.eq($given),
+                            k::at.eq($now),
+                            k::channel.eq($channel),
+                            k::notice_version.eq(notice_version),
+                            k::notice_sha256.eq(notice_sha256.clone()),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(k::consents).values(rows).execute($c)?;
             })
-            .collect();
-        diesel::insert_into(k::consents).values(rows).execute($c)?;
-    }};
+        })
+    };
 }
 pub(crate) use append_consents;
 
@@ -124,7 +132,7 @@ impl Store {
         let venue_id = venue.to_string();
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            let latest: Option<PrivacyNotice> = current_notice!(c, s, &venue_id, locale.as_str());
+            let latest: Option<PrivacyNotice> = current_notice!(c, s, &venue_id, locale.as_str())?;
             let version = latest.map_or(1, |n| n.version + 1);
             use s::privacy_notices::dsl as n;
             diesel::insert_into(n::privacy_notices)
@@ -138,7 +146,7 @@ impl Store {
                 ))
                 .execute(c)?;
             let published: Option<PrivacyNotice> =
-                current_notice!(c, s, &venue_id, locale.as_str());
+                current_notice!(c, s, &venue_id, locale.as_str())?;
             published
                 .ok_or_else(|| StoreError::Corrupt("the notice just published is gone".to_owned()))
         }))
@@ -156,7 +164,7 @@ impl Store {
             s,
             &venue_id,
             locale.as_str()
-        )))
+        )?))
     }
 
     /// Appends a consent given or withdrawn, under the venue's current
@@ -171,7 +179,7 @@ impl Store {
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let notice: Option<PrivacyNotice> =
-                current_notice!(c, s, &venue, change.locale.as_str());
+                current_notice!(c, s, &venue, change.locale.as_str())?;
             append_consents!(
                 c,
                 s,
@@ -182,7 +190,7 @@ impl Store {
                 change.channel,
                 notice.as_ref(),
                 now
-            );
+            )?;
             Ok::<_, StoreError>(())
         }))
     }

@@ -5,14 +5,14 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::crypto::{Field, KeyRing};
+use domain::crypto::{DataKey, Field, KeyRing};
 use domain::ports::{
     Booking, GuestRecord, NewReservation, ReservationChange, ReservationRepository,
 };
 use domain::webhooks::ReservationEvent;
 use domain::{
-    BookingContext, DomainError, Email, GuestId, IdempotencyKey, ManageToken, Phone, Reservation,
-    ReservationId, ReservationStatus, Venue, VenueId,
+    BookingContext, DomainError, Email, GuestId, IdempotencyKey, ManageToken, Phone, Placement,
+    Reservation, ReservationId, ReservationStatus, Venue, VenueId,
 };
 use sha2::{Digest, Sha256};
 
@@ -24,7 +24,7 @@ use crate::rows::{
     OpeningHoursRow, ReservationRow, ResourceRow, VenueRow, db_instant, db_int, reservation_columns,
 };
 use crate::venues::{load_occupancy, load_resources, load_venue};
-use crate::{Store, StoreError, WriteTransaction, on_backend};
+use crate::{Race, Store, StoreError, Tx, WriteTransaction, on_backend};
 
 /// Keyed the digest of a booking's guest details inside its fingerprint,
 /// before fingerprints were sealed; still read for older records.
@@ -33,14 +33,6 @@ const LEGACY_REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
 /// Attempts per request when a concurrent writer got in between the checks
 /// and the write; the next attempt sees what that writer committed.
 const ATTEMPTS: usize = 4;
-
-/// Why an attempt must be repeated.
-enum Race {
-    /// The exclusion constraint refused an overlap the checks did not see.
-    Overlap,
-    /// The reservation changed since it was read.
-    StaleVersion,
-}
 
 enum Outcome<T> {
     Done(T),
@@ -99,7 +91,7 @@ impl Store {
         }
         Err(match last {
             Race::Overlap => DomainError::SlotTaken,
-            Race::StaleVersion => DomainError::Conflict(
+            Race::StaleVersion | Race::AuditSequence => DomainError::Conflict(
                 "the reservation was changed by someone else at the same time; try again"
                     .to_owned(),
             ),
@@ -111,29 +103,33 @@ impl Store {
 /// Gives back the slots of pending reservations whose payment deadline has
 /// passed (of one venue, or all): they become cancelled.
 macro_rules! release_expired_holds {
-    ($c:expr, $s:ident, $venue:expr, $now:expr) => {{
-        use $s::reservations::dsl as held;
-        let venue: Option<&str> = $venue;
-        let expired = held::reservations
-            .filter(held::status.eq(ReservationStatus::Pending.as_str()))
-            .filter(held::hold_until.le(db_instant($now)));
-        match venue {
-            Some(venue) => diesel::update(expired.filter(held::venue_id.eq(venue)))
-                .set((
-                    held::status.eq(ReservationStatus::Cancelled.as_str()),
-                    held::hold_until.eq(None::<DateTime<Utc>>),
-                    held::version.eq(held::version + 1),
-                ))
-                .execute($c)?,
-            None => diesel::update(expired)
-                .set((
-                    held::status.eq(ReservationStatus::Cancelled.as_str()),
-                    held::hold_until.eq(None::<DateTime<Utc>>),
-                    held::version.eq(held::version + 1),
-                ))
-                .execute($c)?,
-        }
-    }};
+    ($c:expr, $s:ident, $venue:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservations::dsl as held;
+                let venue: Option<&str> = $venue;
+                let expired = held::reservations
+                    .filter(held::status.eq(ReservationStatus::Pending.as_str()))
+                    .filter(held::hold_until.le(db_instant($now)));
+                match venue {
+                    Some(venue) => diesel::update(expired.filter(held::venue_id.eq(venue)))
+                        .set((
+                            held::status.eq(ReservationStatus::Cancelled.as_str()),
+                            held::hold_until.eq(None::<DateTime<Utc>>),
+                            held::version.eq(held::version + 1),
+                        ))
+                        .execute($c)?,
+                    None => diesel::update(expired)
+                        .set((
+                            held::status.eq(ReservationStatus::Cancelled.as_str()),
+                            held::hold_until.eq(None::<DateTime<Utc>>),
+                            held::version.eq(held::version + 1),
+                        ))
+                        .execute($c)?,
+                }
+            })
+        })
+    };
 }
 
 /// Refuses a new party size the money on record does not cover: a
@@ -143,7 +139,8 @@ macro_rules! release_expired_holds {
 /// way must end first, or it would confirm the booking at the old price.
 /// Fewer guests are always allowed; the caller refunds the difference.
 macro_rules! check_paid_for {
-    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {{
+    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {
+        $crate::step(|| Ok({
         use $s::payments::dsl as paid;
         let charges: Vec<(String, i64, i64, String)> = paid::payments
             .filter(paid::reservation_id.eq($id))
@@ -191,21 +188,26 @@ macro_rules! check_paid_for {
                 .into());
             }
         }
-    }};
+    }))
+    };
 }
 
 /// Loads a reservation's row inside the transaction that will change it,
 /// with the version the change must still find.
 macro_rules! load_for_change {
-    ($c:expr, $s:ident, $id:expr) => {{
-        let row: ReservationRow = $s::reservations::table
-            .find($id)
-            .select(reservation_columns!($s))
-            .first($c)
-            .optional()?
-            .ok_or(DomainError::not_found("reservation"))?;
-        (row.version, row)
-    }};
+    ($c:expr, $s:ident, $id:expr) => {
+        $crate::step(|| {
+            Ok({
+                let row: ReservationRow = $s::reservations::table
+                    .find($id)
+                    .select(reservation_columns!($s))
+                    .first($c)
+                    .optional()?
+                    .ok_or(DomainError::not_found("reservation"))?;
+                (row.version, row)
+            })
+        })
+    };
 }
 
 /// Loads the venue a reservation belongs to, or reports corruption: the
@@ -272,7 +274,7 @@ impl ReservationRepository for Store {
             &venue,
             &email_tokens,
             &phone_tokens
-        ));
+        )?);
         found
             .map(|id| {
                 GuestId::parse(&id).map_err(|_| StoreError::Corrupt(format!("guest id {id}")))
@@ -313,32 +315,33 @@ impl ReservationRepository for Store {
         let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)?
                 {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let (_, row) = load_for_change!(c, s, &id);
+                let (_, row) = load_for_change!(c, s, &id)?;
                 let venue_id = row.venue_id.clone();
                 // Holds whose payment deadline passed give their slot back
                 // before the move looks for a free one: a slot that looks
                 // free must be free, or a late payment for the old hold
                 // would confirm a second booking on it. The reservation is
                 // read again, as the release may have ended it too.
-                release_expired_holds!(c, s, Some(&venue_id), now);
-                let (version, row) = load_for_change!(c, s, &id);
+                release_expired_holds!(c, s, Some(&venue_id), now)?;
+                let (version, row) = load_for_change!(c, s, &id)?;
                 let current = Reservation::try_from(row)?;
-                let venue = venue_of(load_venue!(c, s, &venue_id), &current)?;
-                let resources = load_resources!(c, s, &venue_id);
+                let venue = venue_of(load_venue!(c, s, &venue_id)?, &current)?;
+                let resources = load_resources!(c, s, &venue_id)?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
                 let party_size = change.party_size.unwrap_or(current.party_size);
                 let blocked_until = starts_at
                     + venue.rules.booking_duration.duration()
                     + venue.rules.buffer.duration();
                 if party_size != current.party_size {
-                    check_paid_for!(c, s, &id, &venue, party_size);
+                    check_paid_for!(c, s, &id, &venue, party_size)?;
                 }
-                let occupied = load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now);
+                let occupied =
+                    load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now)?;
                 let placement = BookingContext {
                     venue: &venue,
                     resources: &resources,
@@ -378,7 +381,7 @@ impl ReservationRepository for Store {
                         };
                     }
                 }
-                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?)?;
                 crate::outbox::queue_reservation_event!(
                     c,
                     s,
@@ -386,7 +389,7 @@ impl ReservationRepository for Store {
                     &changed,
                     ReservationEvent::Changed,
                     now
-                );
+                )?;
                 Ok(Outcome::Done(changed))
             }))
             .or_else(RetryLater::recover)
@@ -410,15 +413,15 @@ impl ReservationRepository for Store {
         let written = self.with_retries(|| {
             let mut connection = self.connection()?;
             on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)
+                if let Some(answer) = claim_key!(c, s, OPERATION, key.as_str(), hash.as_str(), now)?
                 {
                     return Ok(Outcome::Done(from_answer(&answer.0)?));
                 }
                 use s::reservations::dsl as r;
-                let (version, row) = load_for_change!(c, s, &id);
+                let (version, row) = load_for_change!(c, s, &id)?;
                 let mut reservation = Reservation::try_from(row)?;
                 let venue_id = reservation.venue_id.to_string();
-                let venue = venue_of(load_venue!(c, s, &venue_id), &reservation)?;
+                let venue = venue_of(load_venue!(c, s, &venue_id)?, &reservation)?;
                 reservation.cancel(&venue, now)?;
                 let row = row_of(&reservation, version + 1);
                 let updated =
@@ -432,7 +435,7 @@ impl ReservationRepository for Store {
                 if updated != 1 {
                     return Err(RetryLater(Race::StaleVersion).into());
                 }
-                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?);
+                record_answer!(c, s, OPERATION, key.as_str(), to_answer(&row)?)?;
                 crate::outbox::queue_reservation_event!(
                     c,
                     s,
@@ -440,7 +443,7 @@ impl ReservationRepository for Store {
                     &reservation,
                     ReservationEvent::Cancelled,
                     now
-                );
+                )?;
                 Ok(Outcome::Done(reservation))
             }))
             .or_else(RetryLater::recover)
@@ -524,17 +527,14 @@ impl Store {
 
 impl From<RetryLater> for StoreError {
     fn from(retry: RetryLater) -> Self {
-        StoreError::Race(match retry.0 {
-            Race::Overlap => "overlap",
-            Race::StaleVersion => "stale",
-        })
+        StoreError::Race(retry.0)
     }
 }
 
 impl RetryLater {
     fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
         match error {
-            StoreError::Race("overlap") => Ok(Outcome::Retry(Race::Overlap)),
+            StoreError::Race(Race::Overlap) => Ok(Outcome::Retry(Race::Overlap)),
             StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),
             other => Err(other),
         }
@@ -596,7 +596,7 @@ impl Store {
         let mut connection = self.connection()?;
         let (guests, rows): (Vec<String>, Vec<ReservationRow>) =
             on_backend!(&mut *connection, |c, s| {
-                let guests = crate::guests::guest_ids_by_email!(c, s, &venue, &email_tokens);
+                let guests = crate::guests::guest_ids_by_email!(c, s, &venue, &email_tokens)?;
                 use s::reservations::dsl as r;
                 // By guest only, so that the guest index is the one used
                 // (SQLite otherwise walks the venue's whole history for the
@@ -635,7 +635,7 @@ impl Store {
         let mut connection = self.connection()?;
         let written = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::reservations::dsl as r;
-            let (version, row) = load_for_change!(c, s, &id);
+            let (version, row) = load_for_change!(c, s, &id)?;
             let mut reservation = Reservation::try_from(row)?;
             reservation.record_status(next, now)?;
             let updated = diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
@@ -658,7 +658,7 @@ impl Store {
                 &reservation,
                 ReservationEvent::StatusChanged,
                 now
-            );
+            )?;
             Ok(reservation)
         }));
         if let Ok(reservation) = &written {
@@ -674,7 +674,7 @@ impl Store {
     pub fn release_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut connection = self.connection()?;
         let released = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            let released = release_expired_holds!(c, s, None, now);
+            let released = release_expired_holds!(c, s, None, now)?;
             Ok::<_, StoreError>(released)
         }));
         if matches!(released, Ok(count) if count > 0) {
@@ -698,18 +698,93 @@ fn create_reservation_with(
     key: &IdempotencyKey,
     now: DateTime<Utc>,
 ) -> Result<Booking, StoreError> {
-    const OPERATION: &str = "createReservation";
-    let guest = &request.guest;
-    let email = guest.email.as_ref().map(Email::expose);
-    let phone = guest.phone.as_ref().map(Phone::expose);
-    let details = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        guest.name.expose(),
-        email.unwrap_or_default(),
-        phone.unwrap_or_default(),
-        guest.notes.as_ref().map(|n| n.expose()).unwrap_or_default()
-    );
-    let fingerprint_with = |guest_digest: &str| {
+    let booking = NewBooking::prepare(store, ring, request, key, now)?;
+    let written = store.with_retries(|| {
+        let mut connection = store.connection()?;
+        on_backend!(&mut *connection, |c| c
+            .write_transaction(|c| booking.attempt(&mut Tx::from(c))))
+        .or_else(RetryLater::recover)
+    });
+    if let Ok(booking) = &written {
+        store.occupancy_changed(booking.reservation.venue_id);
+    }
+    written
+}
+
+/// What a booking request needs inside its transaction, computed once for
+/// all its attempts.
+struct NewBooking<'a> {
+    store: &'a Store,
+    ring: &'a KeyRing,
+    request: &'a NewReservation,
+    key: &'a IdempotencyKey,
+    now: DateTime<Utc>,
+    venue_id: String,
+    /// The key version everything new is sealed with.
+    version: u32,
+    /// The id the idempotency record's sealed values are bound to.
+    answer_row: String,
+    /// The fingerprint of the request without the guest's details.
+    hash: String,
+    /// The fingerprint of the whole request, including the guest's details.
+    full: String,
+    /// `full`, sealed for the idempotency record.
+    request_sealed: Vec<u8>,
+    /// The guest's details as one string, for the legacy digest.
+    details: String,
+}
+
+impl<'a> NewBooking<'a> {
+    const OPERATION: &'static str = "createReservation";
+
+    fn prepare(
+        store: &'a Store,
+        ring: &'a KeyRing,
+        request: &'a NewReservation,
+        key: &'a IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let guest = &request.guest;
+        let details = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            guest.name.expose(),
+            guest.email.as_ref().map(Email::expose).unwrap_or_default(),
+            guest.phone.as_ref().map(Phone::expose).unwrap_or_default(),
+            guest.notes.as_ref().map(|n| n.expose()).unwrap_or_default()
+        );
+        // The guest's details take part in the fingerprint only inside a
+        // sealed value: a plain hash of an e-mail address can be guessed,
+        // and a keyed digest could not be re-keyed by a rotation (the
+        // details are not kept). The stored `request_hash` covers the
+        // other parts.
+        let hash = Self::fingerprint_with(request, "");
+        let full =
+            Self::fingerprint_with(request, &hex::encode(Sha256::digest(details.as_bytes())));
+        let version = ring.current_version();
+        let answer_row = format!("{}|{}", Self::OPERATION, key.as_str());
+        let request_sealed = ring.seal_with(
+            version,
+            Field::IDEMPOTENT_REQUEST,
+            &answer_row,
+            full.as_bytes(),
+        )?;
+        Ok(Self {
+            store,
+            ring,
+            request,
+            key,
+            now: db_instant(now),
+            venue_id: request.venue_id.to_string(),
+            version,
+            answer_row,
+            hash,
+            full,
+            request_sealed,
+            details,
+        })
+    }
+
+    fn fingerprint_with(request: &NewReservation, guest_digest: &str) -> String {
         fingerprint(&[
             &request.venue_id,
             &request.starts_at.to_rfc3339(),
@@ -731,172 +806,238 @@ fn create_reservation_with(
                 .collect::<Vec<_>>()
                 .join(","),
         ])
-    };
-    // The guest's details take part in the fingerprint only inside a
-    // sealed value: a plain hash of an e-mail address can be guessed,
-    // and a keyed digest could not be re-keyed by a rotation (the
-    // details are not kept). The stored `request_hash` covers the
-    // other parts.
-    let hash = fingerprint_with("");
-    let full = fingerprint_with(&hex::encode(Sha256::digest(details.as_bytes())));
-    // Records from before sealed fingerprints hold a digest keyed under
-    // the version of their day.
-    let legacy_matches = |stored: &str| -> Result<bool, StoreError> {
-        for version in ring.versions() {
-            let digest = hex::encode(ring.lookup_token_with(
+    }
+
+    /// Whether a stored idempotency record is this request.
+    fn matches(&self, stored_hash: &str, stored_sealed: Option<&[u8]>) -> Result<bool, StoreError> {
+        match stored_sealed {
+            Some(sealed) => Ok(stored_hash == self.hash
+                && open_text(
+                    self.ring,
+                    Field::IDEMPOTENT_REQUEST,
+                    &self.answer_row,
+                    sealed,
+                )? == self.full),
+            None => self.legacy_matches(stored_hash),
+        }
+    }
+
+    /// Records from before sealed fingerprints hold a digest keyed under
+    /// the version of their day.
+    fn legacy_matches(&self, stored: &str) -> Result<bool, StoreError> {
+        for version in self.ring.versions() {
+            let digest = hex::encode(self.ring.lookup_token_with(
                 version,
                 LEGACY_REQUEST_DIGEST,
-                details.as_bytes(),
+                self.details.as_bytes(),
             )?);
-            if fingerprint_with(&digest) == stored {
+            if Self::fingerprint_with(self.request, &digest) == stored {
                 return Ok(true);
             }
         }
         Ok(false)
-    };
-    let version = ring.current_version();
-    let answer_row = format!("{OPERATION}|{}", key.as_str());
-    let request_sealed = ring.seal_with(
-        version,
-        Field::IDEMPOTENT_REQUEST,
-        &answer_row,
-        full.as_bytes(),
-    )?;
-    let matches = |stored_hash: &str, stored_sealed: Option<&[u8]>| match stored_sealed {
-        Some(sealed) => Ok(stored_hash == hash
-            && open_text(ring, Field::IDEMPOTENT_REQUEST, &answer_row, sealed)? == full),
-        None => legacy_matches(stored_hash),
-    };
-    let venue_id = request.venue_id.to_string();
-    let now = db_instant(now);
-    let written = store.with_retries(|| {
-        let mut connection = store.connection()?;
-        on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            if let Some((answer, token_sealed)) = claim_sealed_key!(
-                c,
-                s,
-                OPERATION,
-                key.as_str(),
-                hash.as_str(),
-                &request_sealed,
-                now,
-                matches
-            ) {
-                let sealed = token_sealed.ok_or_else(|| {
-                    StoreError::Corrupt("stored booking answer has no manage token".to_owned())
-                })?;
-                let token = ManageToken::parse(&open_text(
-                    ring,
-                    Field::IDEMPOTENT_TOKEN,
-                    &answer_row,
-                    &sealed,
-                )?)
-                .map_err(|_| StoreError::Corrupt("stored manage token is malformed".to_owned()))?;
-                return Ok(Outcome::Done(Booking {
-                    reservation: from_answer(&answer)?,
-                    manage_token: token,
-                }));
-            }
-            let venue: Venue =
-                load_venue!(c, s, &venue_id).ok_or(DomainError::not_found("venue"))?;
-            // Only the fields this venue collects, under its current
-            // privacy notice.
-            venue.guest_fields.check(guest)?;
+    }
+
+    /// One attempt, inside its write transaction.
+    fn attempt(&self, tx: &mut Tx<'_>) -> Result<Outcome<Booking>, StoreError> {
+        if let Some(booking) = self.replay(tx)? {
+            return Ok(Outcome::Done(booking));
+        }
+        let (venue, notice) = self.venue_and_notice(tx)?;
+        let placement = self.find_slot(tx, &venue)?;
+        let (guest_id, data_key) = self.write_guest(tx)?;
+        let reservation = self.reservation(&venue, &placement, guest_id)?;
+        let token = ManageToken::generate()?;
+        // The transaction is aborted on PostgreSQL after an overlap: the
+        // race gives it up and the next attempt reads what the other
+        // writer did.
+        self.write_reservation(tx, &reservation, &data_key, &token)?;
+        self.record_consents(tx, guest_id, notice.as_ref())?;
+        self.record_answer(tx, &reservation, &token)?;
+        self.queue_messages(tx, &venue, &reservation, guest_id, &token)?;
+        Ok(Outcome::Done(Booking {
+            reservation,
+            manage_token: token,
+        }))
+    }
+
+    /// Claims the idempotency key; the booking made under it before, when
+    /// this is a retry.
+    fn replay(&self, tx: &mut Tx<'_>) -> Result<Option<Booking>, StoreError> {
+        let claimed = on_backend!(tx tx, |c, s| claim_sealed_key!(
+            c,
+            s,
+            Self::OPERATION,
+            self.key.as_str(),
+            self.hash.as_str(),
+            &self.request_sealed,
+            self.now,
+            |hash: &str, sealed: Option<&[u8]>| self.matches(hash, sealed)
+        )?);
+        let Some((answer, token_sealed)) = claimed else {
+            return Ok(None);
+        };
+        let sealed = token_sealed.ok_or_else(|| {
+            StoreError::Corrupt("stored booking answer has no manage token".to_owned())
+        })?;
+        let token = ManageToken::parse(&open_text(
+            self.ring,
+            Field::IDEMPOTENT_TOKEN,
+            &self.answer_row,
+            &sealed,
+        )?)
+        .map_err(|_| StoreError::Corrupt("stored manage token is malformed".to_owned()))?;
+        Ok(Some(Booking {
+            reservation: from_answer(&answer)?,
+            manage_token: token,
+        }))
+    }
+
+    /// The venue, and its current privacy notice in the request's locale:
+    /// only the fields this venue collects, under that notice.
+    fn venue_and_notice(
+        &self,
+        tx: &mut Tx<'_>,
+    ) -> Result<(Venue, Option<domain::privacy::PrivacyNotice>), StoreError> {
+        let venue_id = self.venue_id.as_str();
+        let locale = self.request.locale.as_str();
+        let (venue, notice) = on_backend!(tx tx, |c, s| {
+            let venue: Venue = load_venue!(c, s, venue_id)?.ok_or(DomainError::not_found("venue"))?;
+            venue.guest_fields.check(&self.request.guest)?;
             let notice: Option<domain::privacy::PrivacyNotice> =
-                crate::privacy::current_notice!(c, s, &venue_id, request.locale.as_str());
-            crate::privacy::check_notice(notice.as_ref(), request.notice_version)?;
+                crate::privacy::current_notice!(c, s, venue_id, locale)?;
+            (venue, notice)
+        });
+        crate::privacy::check_notice(notice.as_ref(), self.request.notice_version)?;
+        Ok((venue, notice))
+    }
+
+    /// A free place for the party at the requested time.
+    fn find_slot(&self, tx: &mut Tx<'_>, venue: &Venue) -> Result<Placement, StoreError> {
+        let (venue_id, now, request) = (self.venue_id.as_str(), self.now, self.request);
+        let blocked_until = request.starts_at
+            + venue.rules.booking_duration.duration()
+            + venue.rules.buffer.duration();
+        let (resources, occupied) = on_backend!(tx tx, |c, s| {
             // Holds whose payment deadline passed give their slot back
             // before anyone looks for a free one.
-            release_expired_holds!(c, s, Some(&venue_id), now);
-            let resources = load_resources!(c, s, &venue_id);
-            let blocked_until = request.starts_at
-                + venue.rules.booking_duration.duration()
-                + venue.rules.buffer.duration();
+            release_expired_holds!(c, s, Some(venue_id), now)?;
+            let resources = load_resources!(c, s, venue_id)?;
             let occupied =
-                load_occupancy!(c, s, &venue_id, request.starts_at, blocked_until, "", now);
-            let placement = BookingContext {
-                venue: &venue,
-                resources: &resources,
-                occupied: &occupied,
-                now,
-            }
-            .place_new(request.starts_at, request.party_size, request.resource_id)?;
+                load_occupancy!(c, s, venue_id, request.starts_at, blocked_until, "", now)?;
+            (resources, occupied)
+        });
+        Ok(BookingContext {
+            venue,
+            resources: &resources,
+            occupied: &occupied,
+            now,
+        }
+        .place_new(request.starts_at, request.party_size, request.resource_id)?)
+    }
 
-            // The details entered with this booking get a guest record
-            // of their own: a booking never links into, reveals or
-            // overwrites an earlier booking's data, whatever e-mail or
-            // phone it gives. The lookup tokens still let staff and the
-            // access-code flow find every booking of an address.
-            let guest_id = GuestId::new_random().to_string();
-            // The guest's own key, in the key store: destroying it
-            // there erases every copy of what is sealed under it.
-            let data_key = store.key_store().create_key(ring, &guest_id, now)?;
-            let sealed = seal_guest(
-                ring,
-                version,
-                Some(&data_key),
-                &guest_id,
-                &guest.name,
-                guest.email.as_ref(),
-                guest.phone.as_ref(),
-            )?;
-            {
-                use s::guests::dsl as g;
-                diesel::insert_into(g::guests)
-                    .values((
-                        g::id.eq(&guest_id),
-                        g::venue_id.eq(&venue_id),
-                        g::key_version.eq(sealed.key_version),
-                        g::name_sealed.eq(sealed.name_sealed),
-                        g::email_sealed.eq(sealed.email_sealed),
-                        g::email_lookup.eq(sealed.email_lookup),
-                        g::phone_sealed.eq(sealed.phone_sealed),
-                        g::phone_lookup.eq(sealed.phone_lookup),
-                        g::created_at.eq(now),
-                        g::updated_at.eq(now),
-                        g::data_key.eq(true),
-                    ))
-                    .execute(c)?;
-            }
+    /// The details entered with this booking get a guest record of their
+    /// own: a booking never links into, reveals or overwrites an earlier
+    /// booking's data, whatever e-mail or phone it gives. The lookup tokens
+    /// still let staff and the access-code flow find every booking of an
+    /// address.
+    fn write_guest(&self, tx: &mut Tx<'_>) -> Result<(GuestId, DataKey), StoreError> {
+        let guest = &self.request.guest;
+        let guest_id = GuestId::new_random();
+        let id = guest_id.to_string();
+        // The guest's own key, in the key store: destroying it there
+        // erases every copy of what is sealed under it.
+        let data_key = self
+            .store
+            .key_store()
+            .create_key(self.ring, &id, self.now)?;
+        let sealed = seal_guest(
+            self.ring,
+            self.version,
+            Some(&data_key),
+            &id,
+            &guest.name,
+            guest.email.as_ref(),
+            guest.phone.as_ref(),
+        )?;
+        let now = self.now;
+        on_backend!(tx tx, |c, s| {
+            use s::guests::dsl as g;
+            diesel::insert_into(g::guests)
+                .values((
+                    g::id.eq(&id),
+                    g::venue_id.eq(&self.venue_id),
+                    g::key_version.eq(sealed.key_version),
+                    g::name_sealed.eq(sealed.name_sealed),
+                    g::email_sealed.eq(sealed.email_sealed),
+                    g::email_lookup.eq(sealed.email_lookup),
+                    g::phone_sealed.eq(sealed.phone_sealed),
+                    g::phone_lookup.eq(sealed.phone_lookup),
+                    g::created_at.eq(now),
+                    g::updated_at.eq(now),
+                    g::data_key.eq(true),
+                ))
+                .execute(c)?
+        });
+        Ok((guest_id, data_key))
+    }
 
-            let reservation = Reservation {
-                id: ReservationId::new_random(),
-                venue_id: venue.id,
-                resource_id: placement.resource_id,
-                guest_id: Some(
-                    GuestId::parse(&guest_id)
-                        .map_err(|_| StoreError::Corrupt(format!("guest id {guest_id}")))?,
-                ),
-                party_size: request.party_size,
-                starts_at: placement.starts_at,
-                ends_at: placement.ends_at,
-                blocked_until: placement.blocked_until,
-                status: ReservationStatus::Confirmed,
-                hold_until: None,
-                created_at: now,
-                updated_at: now,
-            };
-            // A venue that wants money up front gets a pending booking
-            // that holds its slot until the payment deadline.
-            let reservation = match venue.payments.rule.requirement(request.party_size)? {
-                Some(_) => Reservation {
-                    status: ReservationStatus::Pending,
-                    hold_until: Some(now + venue.payments.hold.duration()),
-                    ..reservation
-                },
-                None => reservation,
-            };
-            let row = row_of(&reservation, 1);
-            let notes_sealed = guest
-                .notes
-                .as_ref()
-                .map(|notes| {
-                    data_key.seal(Field::RESERVATION_NOTES, &row.id, notes.expose().as_bytes())
-                })
-                .transpose()?;
-            let token = ManageToken::generate()?;
+    /// The new reservation at its place: confirmed, or pending until the
+    /// payment deadline when the venue wants money up front.
+    fn reservation(
+        &self,
+        venue: &Venue,
+        placement: &Placement,
+        guest_id: GuestId,
+    ) -> Result<Reservation, StoreError> {
+        let (request, now) = (self.request, self.now);
+        let reservation = Reservation {
+            id: ReservationId::new_random(),
+            venue_id: venue.id,
+            resource_id: placement.resource_id,
+            guest_id: Some(guest_id),
+            party_size: request.party_size,
+            starts_at: placement.starts_at,
+            ends_at: placement.ends_at,
+            blocked_until: placement.blocked_until,
+            status: ReservationStatus::Confirmed,
+            hold_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(match venue.payments.rule.requirement(request.party_size)? {
+            Some(_) => Reservation {
+                status: ReservationStatus::Pending,
+                hold_until: Some(now + venue.payments.hold.duration()),
+                ..reservation
+            },
+            None => reservation,
+        })
+    }
+
+    /// Inserts the reservation with its notes (under the guest's data key)
+    /// and its manage token's hash. An overlap the exclusion constraint
+    /// refuses is a [`Race::Overlap`].
+    fn write_reservation(
+        &self,
+        tx: &mut Tx<'_>,
+        reservation: &Reservation,
+        data_key: &DataKey,
+        token: &ManageToken,
+    ) -> Result<(), StoreError> {
+        let row = row_of(reservation, 1);
+        let notes_sealed = self
+            .request
+            .guest
+            .notes
+            .as_ref()
+            .map(|notes| {
+                data_key.seal(Field::RESERVATION_NOTES, &row.id, notes.expose().as_bytes())
+            })
+            .transpose()?;
+        let inserted = on_backend!(tx tx, |c, s| {
             use s::reservations::dsl as r;
-            let inserted = diesel::insert_into(r::reservations)
+            diesel::insert_into(r::reservations)
                 .values((
                     (
                         r::id.eq(&row.id),
@@ -918,80 +1059,114 @@ fn create_reservation_with(
                         r::key_version.eq(notes_sealed
                             .as_ref()
                             .map(|_| db_version(domain::crypto::DATA_KEY_VERSION))),
-                        r::notes_sealed.eq(notes_sealed),
+                        r::notes_sealed.eq(&notes_sealed),
                         r::manage_token_hash.eq(token.hash()),
                         r::hold_until.eq(row.hold_until),
                     ),
                 ))
-                .execute(c);
-            if let Err(error) = inserted {
-                // The transaction is aborted on PostgreSQL: give it up and
-                // let the next attempt read what the other writer did.
-                return match retry_on_overlap::<Booking>(error)? {
-                    Outcome::Retry(race) => Err(RetryLater(race).into()),
-                    done => Ok(done),
-                };
+                .execute(c)
+        });
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) => match retry_on_overlap::<()>(error)? {
+                Outcome::Retry(race) => Err(RetryLater(race).into()),
+                Outcome::Done(()) => Ok(()),
+            },
+        }
+    }
+
+    /// The consent to the booking and to each purpose opted into, under
+    /// the notice the guest was shown.
+    fn record_consents(
+        &self,
+        tx: &mut Tx<'_>,
+        guest_id: GuestId,
+        notice: Option<&domain::privacy::PrivacyNotice>,
+    ) -> Result<(), StoreError> {
+        let guest_id = guest_id.to_string();
+        let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
+            .chain(self.request.opt_ins.iter().copied());
+        on_backend!(tx tx, |c, s| crate::privacy::append_consents!(
+            c,
+            s,
+            &guest_id,
+            &self.venue_id,
+            purposes,
+            true,
+            self.request.channel.as_str(),
+            notice,
+            self.now
+        )?);
+        Ok(())
+    }
+
+    /// The answer a retry under the same key gets, with the manage token
+    /// sealed.
+    fn record_answer(
+        &self,
+        tx: &mut Tx<'_>,
+        reservation: &Reservation,
+        token: &ManageToken,
+    ) -> Result<(), StoreError> {
+        let token_sealed = self.ring.seal_with(
+            self.version,
+            Field::IDEMPOTENT_TOKEN,
+            &self.answer_row,
+            token.expose().as_bytes(),
+        )?;
+        let answer = to_answer(&row_of(reservation, 1))?;
+        on_backend!(tx tx, |c, s| record_answer!(
+            c,
+            s,
+            Self::OPERATION,
+            self.key.as_str(),
+            &answer,
+            Some(&token_sealed)
+        )?);
+        Ok(())
+    }
+
+    /// In the booking's own transaction: a confirmation is queued exactly
+    /// when the booking exists, and so is the venue's webhook event.
+    fn queue_messages(
+        &self,
+        tx: &mut Tx<'_>,
+        venue: &Venue,
+        reservation: &Reservation,
+        guest_id: GuestId,
+        token: &ManageToken,
+    ) -> Result<(), StoreError> {
+        let (ring, now, venue_id) = (self.ring, self.now, self.venue_id.as_str());
+        let guest_id = guest_id.to_string();
+        let mail = match self.request.guest.email.clone() {
+            Some(email) => {
+                let mail = crate::outbox::booking_confirmation(venue, reservation, token, email);
+                Some(crate::outbox::seal_mail(ring, &mail)?)
             }
-            let purposes = std::iter::once(domain::privacy::ConsentPurpose::Booking)
-                .chain(request.opt_ins.iter().copied());
-            crate::privacy::append_consents!(
-                c,
-                s,
-                &guest_id,
-                &venue_id,
-                purposes,
-                true,
-                request.channel.as_str(),
-                notice.as_ref(),
-                now
-            );
-            let token_sealed = ring.seal_with(
-                version,
-                Field::IDEMPOTENT_TOKEN,
-                &answer_row,
-                token.expose().as_bytes(),
-            )?;
-            record_answer!(
-                c,
-                s,
-                OPERATION,
-                key.as_str(),
-                to_answer(&row)?,
-                Some(token_sealed)
-            );
-            // In the booking's own transaction: a confirmation is
-            // queued exactly when the booking exists.
-            if let Some(email) = guest.email.clone() {
-                let mail = crate::outbox::booking_confirmation(&venue, &reservation, &token, email);
-                let (mail_id, sealed) = crate::outbox::seal_mail(ring, &mail)?;
+            None => None,
+        };
+        on_backend!(tx tx, |c, s| {
+            if let Some((mail_id, sealed)) = &mail {
                 crate::outbox::insert_mail!(
                     c,
                     s,
-                    &mail_id,
+                    mail_id,
                     "booking_confirmation",
-                    Some(&venue_id),
+                    Some(venue_id),
                     Some(&guest_id),
-                    &sealed,
+                    sealed,
                     now
-                );
+                )?;
             }
             crate::outbox::queue_reservation_event!(
                 c,
                 s,
                 &ring,
-                &reservation,
+                reservation,
                 ReservationEvent::Created,
                 now
-            );
-            Ok(Outcome::Done(Booking {
-                reservation,
-                manage_token: token,
-            }))
-        }))
-        .or_else(RetryLater::recover)
-    });
-    if let Ok(booking) = &written {
-        store.occupancy_changed(booking.reservation.venue_id);
+            )?;
+        });
+        Ok(())
     }
-    written
 }

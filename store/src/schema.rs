@@ -507,6 +507,7 @@ macro_rules! kluis_schema {
 
 pub mod pg {
     kluis_schema!(Timestamptz);
+    pub(crate) use crate::lock::load_locked_pg as load_locked;
 }
 
 /// The key store's tables (a database of their own, see `keystore.rs`).
@@ -545,4 +546,5 @@ pub mod key_store_sqlite {
 
 pub mod sqlite {
     kluis_schema!(TimestamptzSqlite);
+    pub(crate) use crate::lock::load_locked_sqlite as load_locked;
 }

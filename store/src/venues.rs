@@ -13,83 +13,100 @@ use domain::{
     Resource, ResourceId, ResourceKind, Slot, Slug, TimeOfDay, Venue, VenueId, WeeklySchedule,
 };
 
+use crate::lock::ForUpdate;
 use crate::rows::{OpeningHoursRow, ResourceRow, VenueRow, db_instant, db_int};
 use crate::{Store, StoreError, WriteTransaction, on_backend};
 
 /// Loads one venue with its opening hours, inside whatever transaction the
 /// caller holds.
 macro_rules! load_venue {
-    ($c:expr, $s:ident, $id:expr) => {{
-        let row: Option<VenueRow> = $s::venues::table
-            .find($id)
-            .first::<VenueRow>($c)
-            .optional()?;
-        match row {
-            None => None,
-            Some(row) => {
-                let hours: Vec<OpeningHoursRow> = $s::opening_hours::table
-                    .filter($s::opening_hours::venue_id.eq(&row.id))
-                    .load($c)?;
-                Some(row.into_domain(&hours)?)
-            }
-        }
-    }};
+    ($c:expr, $s:ident, $id:expr) => {
+        $crate::step(|| {
+            Ok({
+                let row: Option<VenueRow> = $s::venues::table
+                    .find($id)
+                    .first::<VenueRow>($c)
+                    .optional()?;
+                match row {
+                    None => None,
+                    Some(row) => {
+                        let hours: Vec<OpeningHoursRow> = $s::opening_hours::table
+                            .filter($s::opening_hours::venue_id.eq(&row.id))
+                            .load($c)?;
+                        Some(row.into_domain(&hours)?)
+                    }
+                }
+            })
+        })
+    };
 }
 pub(crate) use load_venue;
 
 /// Loads every resource of a venue, retired ones included.
 macro_rules! load_resources {
-    ($c:expr, $s:ident, $venue_id:expr) => {{
-        let rows: Vec<ResourceRow> = $s::resources::table
-            .filter($s::resources::venue_id.eq($venue_id))
-            .order($s::resources::slug)
-            .load($c)?;
-        rows.into_iter()
-            .map(domain::Resource::try_from)
-            .collect::<Result<Vec<_>, StoreError>>()?
-    }};
+    ($c:expr, $s:ident, $venue_id:expr) => {
+        $crate::step(|| {
+            Ok({
+                let rows: Vec<ResourceRow> = $s::resources::table
+                    .filter($s::resources::venue_id.eq($venue_id))
+                    .order($s::resources::slug)
+                    .load($c)?;
+                rows.into_iter()
+                    .map(domain::Resource::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            })
+        })
+    };
 }
 pub(crate) use load_resources;
 
 /// Loads the spans during which a venue's resources are taken by active
 /// reservations that overlap `[from, until)`.
 macro_rules! load_occupancy {
-    ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr, $now:expr) => {{
-        use $s::reservations::dsl as r;
-        let active: Vec<&str> = ReservationStatus::ACTIVE
-            .iter()
-            .map(|s| s.as_str())
-            .collect();
-        let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = r::reservations
-            .filter(r::venue_id.eq($venue_id))
-            .filter(r::status.eq_any(active))
-            .filter(r::starts_at.lt(db_instant($until)))
-            // No reservation blocks longer than this, so the index on
-            // (venue, start) bounds the search on both sides.
-            .filter(r::starts_at.gt(db_instant($from - domain::BookingRules::longest_block())))
-            .filter(r::blocked_until.gt(db_instant($from)))
-            .filter(r::id.ne($except))
-            // A hold whose payment deadline passed no longer holds.
-            .filter(
-                r::hold_until
-                    .is_null()
-                    .or(r::hold_until.gt(db_instant($now))),
-            )
-            .select((r::resource_id, r::starts_at, r::blocked_until))
-            .load($c)?;
-        spans
-            .into_iter()
-            .map(|(resource_id, starts_at, blocked_until)| {
-                Ok(domain::Occupancy {
-                    resource_id: domain::ResourceId::parse(&resource_id).map_err(|_| {
-                        StoreError::Corrupt(format!("reservation resource id {resource_id}"))
-                    })?,
-                    starts_at,
-                    blocked_until,
-                })
+    ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr, $now:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservations::dsl as r;
+                let active: Vec<&str> = ReservationStatus::ACTIVE
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = r::reservations
+                    .filter(r::venue_id.eq($venue_id))
+                    .filter(r::status.eq_any(active))
+                    .filter(r::starts_at.lt(db_instant($until)))
+                    // No reservation blocks longer than this, so the index on
+                    // (venue, start) bounds the search on both sides.
+                    .filter(
+                        r::starts_at.gt(db_instant($from - domain::BookingRules::longest_block())),
+                    )
+                    .filter(r::blocked_until.gt(db_instant($from)))
+                    .filter(r::id.ne($except))
+                    // A hold whose payment deadline passed no longer holds.
+                    .filter(
+                        r::hold_until
+                            .is_null()
+                            .or(r::hold_until.gt(db_instant($now))),
+                    )
+                    .select((r::resource_id, r::starts_at, r::blocked_until))
+                    .load($c)?;
+                spans
+                    .into_iter()
+                    .map(|(resource_id, starts_at, blocked_until)| {
+                        Ok(domain::Occupancy {
+                            resource_id: domain::ResourceId::parse(&resource_id).map_err(|_| {
+                                StoreError::Corrupt(format!(
+                                    "reservation resource id {resource_id}"
+                                ))
+                            })?,
+                            starts_at,
+                            blocked_until,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?
             })
-            .collect::<Result<Vec<_>, StoreError>>()?
-    }};
+        })
+    };
 }
 pub(crate) use load_occupancy;
 
@@ -358,37 +375,6 @@ impl VenueChanges {
     }
 }
 
-/// Reads the id of the venue with a slug, locked until the transaction
-/// ends, so that concurrent edits of one venue take turns and each starts
-/// from what the other saved; SQLite's `BEGIN IMMEDIATE` already
-/// serializes writers.
-trait LockVenue: Connection + Sized {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError>;
-}
-
-impl LockVenue for diesel::PgConnection {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
-        use crate::schema::pg::venues::dsl as v;
-        Ok(v::venues
-            .filter(v::slug.eq(slug.as_str()))
-            .select(v::id)
-            .for_update()
-            .first(self)
-            .optional()?)
-    }
-}
-
-impl LockVenue for diesel::SqliteConnection {
-    fn lock_venue(&mut self, slug: &Slug) -> Result<Option<String>, StoreError> {
-        use crate::schema::sqlite::venues::dsl as v;
-        Ok(v::venues
-            .filter(v::slug.eq(slug.as_str()))
-            .select(v::id)
-            .first(self)
-            .optional()?)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ResourceDefinition {
     pub slug: Slug,
@@ -412,157 +398,163 @@ pub struct ImportReport {
 /// Writes one venue definition inside the caller's write transaction:
 /// creates the venue or updates the one with its slug, replaces its opening
 /// hours, matches resources by slug and retires those it does not list.
-/// Evaluates to the venue's id.
+/// Evaluates to `Ok` with the venue's id.
 macro_rules! write_venue {
-    ($c:expr, $s:ident, $definition:expr, $now:expr, $report:expr) => {{
-        use $s::venues::dsl as v;
-        let existing: Option<String> = v::venues
-            .filter(v::slug.eq($definition.slug.as_str()))
-            .select(v::id)
-            .first($c)
-            .optional()?;
-        let rules = &$definition.rules;
-        let values = (
-            v::name.eq(&$definition.name),
-            v::time_zone.eq($definition.time_zone.name()),
-            v::country.eq($definition.country.map(domain::Country::code)),
-            v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
-            v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
-            v::buffer_minutes.eq(db_int(rules.buffer.get())),
-            v::min_notice_minutes.eq(db_int(rules.min_notice.get())),
-            v::same_day_cutoff_minute.eq(rules.same_day_cutoff.map(|t| db_int(t.minutes()))),
-            v::cancel_deadline_minutes.eq(db_int(rules.cancel_deadline.get())),
-            v::max_party_size.eq(db_int(rules.max_party_size)),
-            v::max_advance_days.eq(db_int(rules.max_advance_days)),
-            v::updated_at.eq($now),
-        );
-        let (rule, per_guest, amount) = match $definition.payments.rule {
-            domain::payments::PaymentRule::None => ("none", false, None),
-            domain::payments::PaymentRule::Deposit { amount, per_guest } => {
-                ("deposit", per_guest, Some(amount))
-            }
-            domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
-                ("prepayment", per_guest, Some(amount))
-            }
-            domain::payments::PaymentRule::Guarantee { fee, per_guest } => {
-                ("guarantee", per_guest, Some(fee))
-            }
-        };
-        let field_values = (
-            v::retention_days.eq(db_int($definition.retention_days)),
-            v::payment_data_days.eq(db_int($definition.payment_data_days)),
-            v::collect_email.eq($definition.guest_fields.email.as_str()),
-            v::collect_phone.eq($definition.guest_fields.phone.as_str()),
-            v::collect_notes.eq($definition.guest_fields.notes.as_str()),
-        );
-        let payment_values = (
-            v::payment_rule.eq(rule),
-            v::payment_per_guest.eq(per_guest),
-            v::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
-            v::payment_currency
-                .eq(amount.map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
-            v::payment_hold_minutes.eq(db_int($definition.payments.hold.get())),
-        );
-        let venue_id = match existing {
-            Some(id) => {
-                diesel::update(v::venues.find(&id))
-                    .set(values)
-                    .execute($c)?;
-                diesel::update(v::venues.find(&id))
-                    .set(payment_values)
-                    .execute($c)?;
-                diesel::update(v::venues.find(&id))
-                    .set(field_values)
-                    .execute($c)?;
-                $report.venues_updated += 1;
-                id
-            }
-            None => {
-                let id = VenueId::new_random().to_string();
-                diesel::insert_into(v::venues)
-                    .values((
-                        v::id.eq(&id),
-                        v::slug.eq($definition.slug.as_str()),
-                        v::created_at.eq($now),
-                        values,
-                    ))
-                    .execute($c)?;
-                diesel::update(v::venues.find(&id))
-                    .set(payment_values)
-                    .execute($c)?;
-                diesel::update(v::venues.find(&id))
-                    .set(field_values)
-                    .execute($c)?;
-                $report.venues_created += 1;
-                id
-            }
-        };
+    ($c:expr, $s:ident, $definition:expr, $now:expr, $report:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::venues::dsl as v;
+                let existing: Option<String> = v::venues
+                    .filter(v::slug.eq($definition.slug.as_str()))
+                    .select(v::id)
+                    .first($c)
+                    .optional()?;
+                let rules = &$definition.rules;
+                let values = (
+                    v::name.eq(&$definition.name),
+                    v::time_zone.eq($definition.time_zone.name()),
+                    v::country.eq($definition.country.map(domain::Country::code)),
+                    v::slot_interval_minutes.eq(db_int(rules.slot_interval.get())),
+                    v::booking_duration_minutes.eq(db_int(rules.booking_duration.get())),
+                    v::buffer_minutes.eq(db_int(rules.buffer.get())),
+                    v::min_notice_minutes.eq(db_int(rules.min_notice.get())),
+                    v::same_day_cutoff_minute
+                        .eq(rules.same_day_cutoff.map(|t| db_int(t.minutes()))),
+                    v::cancel_deadline_minutes.eq(db_int(rules.cancel_deadline.get())),
+                    v::max_party_size.eq(db_int(rules.max_party_size)),
+                    v::max_advance_days.eq(db_int(rules.max_advance_days)),
+                    v::updated_at.eq($now),
+                );
+                let (rule, per_guest, amount) = match $definition.payments.rule {
+                    domain::payments::PaymentRule::None => ("none", false, None),
+                    domain::payments::PaymentRule::Deposit { amount, per_guest } => {
+                        ("deposit", per_guest, Some(amount))
+                    }
+                    domain::payments::PaymentRule::Prepayment { amount, per_guest } => {
+                        ("prepayment", per_guest, Some(amount))
+                    }
+                    domain::payments::PaymentRule::Guarantee { fee, per_guest } => {
+                        ("guarantee", per_guest, Some(fee))
+                    }
+                };
+                let field_values = (
+                    v::retention_days.eq(db_int($definition.retention_days)),
+                    v::payment_data_days.eq(db_int($definition.payment_data_days)),
+                    v::collect_email.eq($definition.guest_fields.email.as_str()),
+                    v::collect_phone.eq($definition.guest_fields.phone.as_str()),
+                    v::collect_notes.eq($definition.guest_fields.notes.as_str()),
+                );
+                let payment_values = (
+                    v::payment_rule.eq(rule),
+                    v::payment_per_guest.eq(per_guest),
+                    v::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
+                    v::payment_currency
+                        .eq(amount
+                            .map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
+                    v::payment_hold_minutes.eq(db_int($definition.payments.hold.get())),
+                );
+                let venue_id = match existing {
+                    Some(id) => {
+                        diesel::update(v::venues.find(&id))
+                            .set(values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(payment_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(field_values)
+                            .execute($c)?;
+                        $report.venues_updated += 1;
+                        id
+                    }
+                    None => {
+                        let id = VenueId::new_random().to_string();
+                        diesel::insert_into(v::venues)
+                            .values((
+                                v::id.eq(&id),
+                                v::slug.eq($definition.slug.as_str()),
+                                v::created_at.eq($now),
+                                values,
+                            ))
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(payment_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(field_values)
+                            .execute($c)?;
+                        $report.venues_created += 1;
+                        id
+                    }
+                };
 
-        use $s::opening_hours::dsl as h;
-        diesel::delete(h::opening_hours.filter(h::venue_id.eq(&venue_id))).execute($c)?;
-        for (weekday, interval) in $definition.schedule.iter() {
-            diesel::insert_into(h::opening_hours)
-                .values((
-                    h::venue_id.eq(&venue_id),
-                    h::weekday.eq(db_int(weekday.num_days_from_monday())),
-                    h::opens_minute.eq(db_int(interval.opens.minutes())),
-                    h::closes_minute.eq(db_int(interval.closes.minutes())),
-                ))
-                .execute($c)?;
-        }
-
-        use $s::resources::dsl as r;
-        let known: Vec<(String, String)> = r::resources
-            .filter(r::venue_id.eq(&venue_id))
-            .select((r::id, r::slug))
-            .load($c)?;
-        for resource in &$definition.resources {
-            let values = (
-                r::name.eq(&resource.name),
-                r::kind.eq(resource.kind.as_str()),
-                r::capacity.eq(db_int(resource.capacity)),
-                r::active.eq(true),
-                r::updated_at.eq($now),
-            );
-            match known
-                .iter()
-                .find(|(_, slug)| slug == resource.slug.as_str())
-            {
-                Some((id, _)) => {
-                    diesel::update(r::resources.find(id))
-                        .set(values)
-                        .execute($c)?;
-                    $report.resources_updated += 1;
-                }
-                None => {
-                    diesel::insert_into(r::resources)
+                use $s::opening_hours::dsl as h;
+                diesel::delete(h::opening_hours.filter(h::venue_id.eq(&venue_id))).execute($c)?;
+                for (weekday, interval) in $definition.schedule.iter() {
+                    diesel::insert_into(h::opening_hours)
                         .values((
-                            r::id.eq(ResourceId::new_random().to_string()),
-                            r::venue_id.eq(&venue_id),
-                            r::slug.eq(resource.slug.as_str()),
-                            r::created_at.eq($now),
-                            values,
+                            h::venue_id.eq(&venue_id),
+                            h::weekday.eq(db_int(weekday.num_days_from_monday())),
+                            h::opens_minute.eq(db_int(interval.opens.minutes())),
+                            h::closes_minute.eq(db_int(interval.closes.minutes())),
                         ))
                         .execute($c)?;
-                    $report.resources_created += 1;
                 }
-            }
-        }
-        let kept: Vec<&str> = $definition
-            .resources
-            .iter()
-            .map(|r| r.slug.as_str())
-            .collect();
-        $report.resources_retired += diesel::update(
-            r::resources
-                .filter(r::venue_id.eq(&venue_id))
-                .filter(r::active.eq(true))
-                .filter(r::slug.ne_all(kept)),
-        )
-        .set((r::active.eq(false), r::updated_at.eq($now)))
-        .execute($c)?;
-        venue_id
-    }};
+
+                use $s::resources::dsl as r;
+                let known: Vec<(String, String)> = r::resources
+                    .filter(r::venue_id.eq(&venue_id))
+                    .select((r::id, r::slug))
+                    .load($c)?;
+                for resource in &$definition.resources {
+                    let values = (
+                        r::name.eq(&resource.name),
+                        r::kind.eq(resource.kind.as_str()),
+                        r::capacity.eq(db_int(resource.capacity)),
+                        r::active.eq(true),
+                        r::updated_at.eq($now),
+                    );
+                    match known
+                        .iter()
+                        .find(|(_, slug)| slug == resource.slug.as_str())
+                    {
+                        Some((id, _)) => {
+                            diesel::update(r::resources.find(id))
+                                .set(values)
+                                .execute($c)?;
+                            $report.resources_updated += 1;
+                        }
+                        None => {
+                            diesel::insert_into(r::resources)
+                                .values((
+                                    r::id.eq(ResourceId::new_random().to_string()),
+                                    r::venue_id.eq(&venue_id),
+                                    r::slug.eq(resource.slug.as_str()),
+                                    r::created_at.eq($now),
+                                    values,
+                                ))
+                                .execute($c)?;
+                            $report.resources_created += 1;
+                        }
+                    }
+                }
+                let kept: Vec<&str> = $definition
+                    .resources
+                    .iter()
+                    .map(|r| r.slug.as_str())
+                    .collect();
+                $report.resources_retired += diesel::update(
+                    r::resources
+                        .filter(r::venue_id.eq(&venue_id))
+                        .filter(r::active.eq(true))
+                        .filter(r::slug.ne_all(kept)),
+                )
+                .set((r::active.eq(false), r::updated_at.eq($now)))
+                .execute($c)?;
+                venue_id
+            })
+        })
+    };
 }
 
 impl Store {
@@ -581,7 +573,7 @@ impl Store {
         let imported = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             let mut report = ImportReport::default();
             for definition in definitions {
-                write_venue!(c, s, definition, now, report);
+                write_venue!(c, s, definition, now, report)?;
             }
             Ok::<_, StoreError>(report)
         }));
@@ -603,18 +595,29 @@ impl Store {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         let saved = on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
-            let existing = c.lock_venue(slug)?;
+            // The venue's id, locked until the transaction ends, so that
+            // concurrent edits of one venue take turns and each starts
+            // from what the other saved.
+            let existing: Option<String> = s::load_locked!(
+                s::venues::table
+                    .filter(s::venues::slug.eq(slug.as_str()))
+                    .select(s::venues::id)
+                    .limit(1),
+                c,
+                ForUpdate::Wait
+            )?
+            .pop();
             let definition = match existing {
                 None => changes.apply(slug.clone(), None)?,
                 Some(id) => {
-                    let current: Venue = load_venue!(c, s, &id)
+                    let current: Venue = load_venue!(c, s, &id)?
                         .ok_or_else(|| StoreError::Corrupt(format!("venue {id} vanished")))?;
-                    let resources: Vec<Resource> = load_resources!(c, s, &id);
+                    let resources: Vec<Resource> = load_resources!(c, s, &id)?;
                     changes.apply(slug.clone(), Some((&current, &resources)))?
                 }
             };
             let mut report = ImportReport::default();
-            let id = write_venue!(c, s, &definition, now, report);
+            let id = write_venue!(c, s, &definition, now, report)?;
             let id =
                 VenueId::parse(&id).map_err(|_| StoreError::Corrupt(format!("venue id {id}")))?;
             Ok::<_, StoreError>((id, report))
@@ -652,7 +655,9 @@ impl VenueRepository for Store {
     fn venue(&self, id: VenueId) -> Result<Option<Venue>, StoreError> {
         let mut connection = self.connection()?;
         let id = id.to_string();
-        Ok(on_backend!(&mut *connection, |c, s| load_venue!(c, s, &id)))
+        Ok(on_backend!(&mut *connection, |c, s| load_venue!(
+            c, s, &id
+        )?))
     }
 
     fn venues(&self, after: Option<VenueId>, first: usize) -> Result<Page<Venue>, StoreError> {
@@ -689,7 +694,7 @@ impl VenueRepository for Store {
         let venue = venue.to_string();
         Ok(on_backend!(&mut *connection, |c, s| load_resources!(
             c, s, &venue
-        )))
+        )?))
     }
 
     fn availability(
@@ -866,20 +871,24 @@ impl OccupancyCache {
 
 /// The cached definition, or loads it on the caller's connection.
 macro_rules! venue_view {
-    ($store:expr, $c:expr, $s:ident, $id:expr) => {{
-        match $store.venue_cache.fresh($id) {
-            Some(view) => Some(view),
-            None => match load_venue!($c, $s, $id) {
-                None => None,
-                Some(venue) => {
-                    let resources = load_resources!($c, $s, $id);
-                    let view = Arc::new(VenueView { venue, resources });
-                    $store.venue_cache.keep($id.to_owned(), &view);
-                    Some(view)
+    ($store:expr, $c:expr, $s:ident, $id:expr) => {
+        $crate::step(|| {
+            Ok({
+                match $store.venue_cache.fresh($id) {
+                    Some(view) => Some(view),
+                    None => match load_venue!($c, $s, $id)? {
+                        None => None,
+                        Some(venue) => {
+                            let resources = load_resources!($c, $s, $id)?;
+                            let view = Arc::new(VenueView { venue, resources });
+                            $store.venue_cache.keep($id.to_owned(), &view);
+                            Some(view)
+                        }
+                    },
                 }
-            },
-        }
-    }};
+            })
+        })
+    };
 }
 
 impl Store {
@@ -892,7 +901,7 @@ impl Store {
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| venue_view!(
             self, c, s, &id
-        )))
+        )?))
     }
 
     /// Start times on a local date with the resources free for each, and
@@ -909,7 +918,7 @@ impl Store {
         let id = venue_id.to_string();
         let (view, occupied): (Arc<VenueView>, Arc<Vec<Occupancy>>) =
             on_backend!(&mut *connection, |c, s| {
-                let view = venue_view!(self, c, s, &id).ok_or(DomainError::not_found("venue"))?;
+                let view = venue_view!(self, c, s, &id)?.ok_or(DomainError::not_found("venue"))?;
                 let grid = view.venue.slot_grid(date);
                 let occupied = match (grid.first(), grid.last()) {
                     (Some((from, _)), Some((last, _))) => {
@@ -922,7 +931,7 @@ impl Store {
                             None => {
                                 let generation = self.occupancy_cache.generation(&id);
                                 let spans =
-                                    Arc::new(load_occupancy!(c, s, &id, *from, until, "", now));
+                                    Arc::new(load_occupancy!(c, s, &id, *from, until, "", now)?);
                                 if let Some(generation) = generation {
                                     self.occupancy_cache.keep(key, generation, now, &spans);
                                 }

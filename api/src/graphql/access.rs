@@ -121,7 +121,7 @@ fn staff_account_within(
     }
     Ok(Some(StaffAccount {
         id: ID(row.id),
-        email: row.email,
+        email: row.email.expose().to_owned(),
         active: row.active,
         roles,
     }))
@@ -382,8 +382,7 @@ impl AccessMutation {
         let store = store(ctx).clone();
         let account = blocking(move || {
             let hash = password.hash()?;
-            let id =
-                store.create_staff(email.expose(), &hash, role.as_str(), &venue, Utc::now())?;
+            let id = store.create_staff(&email, &hash, role.as_str(), &venue, Utc::now())?;
             let row = store
                 .staff_by_id(&id)?
                 .ok_or(domain::DomainError::not_found("staff account"))?;
@@ -498,7 +497,7 @@ impl AccessMutation {
             let lookup = store(ctx).clone();
             let address = email.clone();
             let account = blocking(move || match Email::parse("email", &address) {
-                Ok(email) => lookup.staff_by_email(email.expose()),
+                Ok(email) => lookup.staff_by_email(&email),
                 Err(_) => Ok(None),
             })
             .await?;

@@ -10,36 +10,29 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::DomainError;
 use domain::payments::{
     GatewayError, Money, PaymentGateway, PaymentStep, ProviderPayment, ProviderRefund,
     StartPayment, WebhookEvent,
 };
+use domain::{DomainError, Secret};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::PluginError;
 
-#[derive(Clone, Deserialize)]
+/// The client secret is a [`Secret`]: `Debug` does not show it.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayPalConfig {
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// The webhook's id in the PayPal dashboard, for signature checks.
     pub webhook_id: String,
     #[serde(default = "default_base_url")]
     pub base_url: String,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-}
-
-impl std::fmt::Debug for PayPalConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PayPalConfig")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_base_url() -> String {
@@ -54,7 +47,7 @@ pub struct PayPal {
     config: PayPalConfig,
     http: reqwest::Client,
     /// The access token and when it stops being valid.
-    token: Mutex<Option<(String, DateTime<Utc>)>>,
+    token: Mutex<Option<(Secret, DateTime<Utc>)>>,
 }
 
 fn transport_error(error: reqwest::Error) -> GatewayError {
@@ -101,7 +94,7 @@ impl PayPal {
 
     /// A valid access token: the cached one, or a new one a minute before
     /// the old expires.
-    async fn access_token(&self) -> Result<String, GatewayError> {
+    async fn access_token(&self) -> Result<Secret, GatewayError> {
         let mut cached = self.token.lock().await;
         if let Some((token, until)) = cached.as_ref()
             && *until > Utc::now()
@@ -111,7 +104,10 @@ impl PayPal {
         let response = self
             .http
             .post(self.url("/v1/oauth2/token"))
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+            .basic_auth(
+                &self.config.client_id,
+                Some(self.config.client_secret.expose()),
+            )
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
@@ -125,7 +121,7 @@ impl PayPal {
     async fn order(&self, request: reqwest::RequestBuilder) -> Result<wire::Order, GatewayError> {
         let token = self.access_token().await?;
         let response = request
-            .bearer_auth(token)
+            .bearer_auth(token.expose())
             .send()
             .await
             .map_err(transport_error)?;
@@ -293,7 +289,7 @@ impl PaymentGateway for PayPal {
         let response = self
             .http
             .post(self.url(&format!("/v2/payments/captures/{capture}/refund")))
-            .bearer_auth(token)
+            .bearer_auth(token.expose())
             .header("PayPal-Request-Id", idempotency_key)
             .json(&json!({ "amount": { "currency_code": amount.currency().code(), "value": value(amount) } }))
             .send()
@@ -353,7 +349,7 @@ impl PaymentGateway for PayPal {
         let response = self
             .http
             .post(self.url("/v1/notifications/verify-webhook-signature"))
-            .bearer_auth(token)
+            .bearer_auth(token.expose())
             .header("content-type", "application/json")
             .body(request_body)
             .send()

@@ -33,7 +33,7 @@ fn gateway(server: &MockServer) -> PayPal {
     let _ = rustls::crypto::ring::default_provider().install_default();
     PayPal::new(PayPalConfig {
         client_id: "client".to_owned(),
-        client_secret: "secret".to_owned(),
+        client_secret: "secret".into(),
         webhook_id: "WH-1".to_owned(),
         base_url: server.uri(),
         timeout_seconds: 5,
@@ -249,4 +249,22 @@ async fn only_card_or_wallet_are_tokens() {
     let paypal = gateway(&server);
     assert!(paypal.check_token("card").is_ok());
     assert!(paypal.check_token("4111111111111111").is_err());
+}
+
+#[test]
+fn the_config_and_access_token_never_show_their_secrets() {
+    let config = PayPalConfig {
+        client_id: "client".to_owned(),
+        client_secret: "paypal-client-secret".into(),
+        webhook_id: "WH-1".to_owned(),
+        base_url: "https://api-m.paypal.com".to_owned(),
+        timeout_seconds: 5,
+    };
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("paypal-client-secret"), "{shown}");
+    let token: super::wire::AccessToken =
+        serde_json::from_str(r#"{"access_token": "A21AA-token", "expires_in": 32400}"#)
+            .expect("an access token");
+    let shown = format!("{token:?}");
+    assert!(!shown.contains("A21AA-token"), "{shown}");
 }

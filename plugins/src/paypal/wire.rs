@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 pub struct AccessToken {
-    pub access_token: String,
+    pub access_token: domain::Secret,
     /// Seconds.
     pub expires_in: i64,
 }

@@ -8,11 +8,11 @@ mod wire;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::DomainError;
 use domain::payments::{
     GatewayError, Money, PaymentGateway, ProviderPayment, ProviderRefund, StartPayment,
     WebhookEvent,
 };
+use domain::{DomainError, Secret};
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 
@@ -21,26 +21,20 @@ use crate::PluginError;
 /// Webhooks older (or newer) than this are refused as replays.
 const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
 
-#[derive(Clone, Deserialize)]
+/// The secrets are [`Secret`]s: `Debug` shows the base URL and timeout
+/// only.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeConfig {
     /// `sk_live_…` or `sk_test_…`.
-    pub secret_key: String,
+    pub secret_key: Secret,
     /// `whsec_…`, from the webhook endpoint's settings.
-    pub webhook_secret: String,
+    pub webhook_secret: Secret,
     /// Stripe's API; tests point it at a local fake.
     #[serde(default = "default_base_url")]
     pub base_url: String,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-}
-
-impl std::fmt::Debug for StripeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeConfig")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_base_url() -> String {
@@ -62,12 +56,14 @@ impl Stripe {
             gateway: "stripe",
             reason,
         };
-        if !config.secret_key.starts_with("sk_") && !config.secret_key.starts_with("rk_") {
+        if !config.secret_key.expose().starts_with("sk_")
+            && !config.secret_key.expose().starts_with("rk_")
+        {
             return Err(config_error(
                 "secret_key must be a Stripe secret key (sk_…)".to_owned(),
             ));
         }
-        if !config.webhook_secret.starts_with("whsec_") {
+        if !config.webhook_secret.expose().starts_with("whsec_") {
             return Err(config_error(
                 "webhook_secret must be a webhook signing secret (whsec_…)".to_owned(),
             ));
@@ -90,7 +86,7 @@ impl Stripe {
         request: reqwest::RequestBuilder,
     ) -> Result<ProviderPayment, GatewayError> {
         let response = request
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .send()
             .await
             .map_err(transport_error)?;
@@ -172,7 +168,7 @@ impl Stripe {
         let response = self
             .http
             .post(self.url("/v1/customers"))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .header(
                 "Idempotency-Key",
                 format!("{}-customer", request.idempotency_key),
@@ -196,7 +192,7 @@ impl Stripe {
         let response = self
             .http
             .post(self.url("/v1/setup_intents"))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .header("Idempotency-Key", &request.idempotency_key)
             .form(&form)
             .send()
@@ -310,7 +306,7 @@ impl PaymentGateway for Stripe {
             let response = self
                 .http
                 .get(self.url(&format!("/v1/setup_intents/{reference}")))
-                .bearer_auth(&self.config.secret_key)
+                .bearer_auth(self.config.secret_key.expose())
                 .send()
                 .await
                 .map_err(transport_error)?;
@@ -356,7 +352,7 @@ impl PaymentGateway for Stripe {
         let response = self
             .http
             .post(self.url("/v1/refunds"))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .header("Idempotency-Key", idempotency_key)
             .form(&[("payment_intent", reference), ("amount", &minor)])
             .send()
@@ -391,7 +387,7 @@ impl PaymentGateway for Stripe {
         let response = self
             .http
             .get(self.url(&format!("/v1/setup_intents/{reference}")))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .send()
             .await
             .map_err(transport_error)?;
@@ -402,7 +398,7 @@ impl PaymentGateway for Stripe {
         let response = self
             .http
             .delete(self.url(&format!("/v1/customers/{}", customer.id())))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .send()
             .await
             .map_err(transport_error)?;
@@ -425,7 +421,7 @@ impl PaymentGateway for Stripe {
         let response = self
             .http
             .get(self.url(&format!("/v1/setup_intents/{saved}")))
-            .bearer_auth(&self.config.secret_key)
+            .bearer_auth(self.config.secret_key.expose())
             .send()
             .await
             .map_err(transport_error)?;
@@ -466,7 +462,7 @@ impl PaymentGateway for Stripe {
             .map(|(_, value)| value.as_str())
             .ok_or_else(|| GatewayError::InvalidWebhook("no Stripe-Signature header".to_owned()))?;
         verify_signature(
-            &self.config.webhook_secret,
+            self.config.webhook_secret.expose(),
             signature,
             body,
             now.timestamp(),

@@ -36,8 +36,8 @@ fn fixture(resource: &str, changes: Value) -> Value {
 fn gateway(server: &MockServer, timeout_seconds: u64) -> Stripe {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Stripe::new(StripeConfig {
-        secret_key: SECRET.to_owned(),
-        webhook_secret: WEBHOOK_SECRET.to_owned(),
+        secret_key: SECRET.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
         base_url: server.uri(),
         timeout_seconds,
     })
@@ -353,4 +353,17 @@ async fn a_guarantee_saves_the_card_and_a_no_show_fee_charges_it_off_session() {
         (charged.reference.as_str(), &charged.step),
         ("pi_fee", &PaymentStep::Succeeded)
     );
+}
+
+#[test]
+fn the_config_never_shows_its_secrets() {
+    let config = StripeConfig {
+        secret_key: SECRET.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        base_url: "https://api.stripe.com".to_owned(),
+        timeout_seconds: 10,
+    };
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(!shown.contains(WEBHOOK_SECRET), "{shown}");
 }
