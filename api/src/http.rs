@@ -18,7 +18,7 @@ pub struct ServerState {
     pub schema: KluisSchema,
     pub store: Store,
     pub env: Environment,
-    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
+    pub authorizer: std::sync::Arc<app::authz::Authorizer>,
     pub gateways: plugins::Gateways,
     pub clock: crate::clock::Clock,
     pub monitor: Option<crate::monitor::Monitor>,
@@ -506,7 +506,7 @@ async fn webhook(
         None => "ignored",
         Some(payment) => {
             let hint = event.reference.as_deref();
-            match graphql::payments::refresh_and_record(
+            match app::payments::refresh_and_record(
                 &state.store,
                 state.monitor.as_ref(),
                 gateway.as_ref(),

@@ -376,8 +376,7 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 },
         } => {
             let (store, _) = api::open_store(&checked).await?;
-            let authorizer =
-                api::authz::Authorizer::load(&checked.settings.policy_dir, store).await?;
+            let authorizer = api::authz::load(&checked.settings.policy_dir, store).await?;
             let (allowed, lines) = authorizer.explain(&subject, &venue, &object, &action);
             let mut out = format!(
                 "{}: {subject} {action} {object} in {venue}\n",

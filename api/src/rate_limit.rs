@@ -51,23 +51,7 @@ pub enum RateLimitError {
     Redis(#[from] redis::RedisError),
 }
 
-/// The group a client address counts in for every per-address limit: the
-/// address itself for IPv4 (an IPv4-mapped IPv6 address is IPv4), its /64
-/// network for IPv6, since whoever holds one address of a /64 usually holds
-/// all 2^64 of them. Anything that is not an address counts as itself.
-pub fn client_group(address: &str) -> String {
-    match address.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let network = u128::from(v6) & !(u128::MAX >> 64);
-                format!("{}/64", std::net::Ipv6Addr::from(network))
-            }
-        },
-        Err(_) => address.to_owned(),
-    }
-}
+pub use app::auth::client_group;
 
 fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)

@@ -10,13 +10,13 @@ use domain::crypto::Field;
 use domain::{Email, VenueId};
 use store::{Store, StoreError};
 
+use super::context::{blocking, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{
     EXECUTE, READ, Reach, principal, reach, require, require_for_domain, require_over,
 };
-use super::{blocking, store};
 use crate::auth::{LoginOutcome, Principal};
-use crate::authz::Authorizer;
+use app::authz::Authorizer;
 
 /// The client's network address, for login throttling.
 #[derive(Debug, Clone)]

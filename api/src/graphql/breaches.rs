@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use domain::ports::ReservationRepository;
 use domain::{DomainError, ReservationId, VenueId};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
-use super::{blocking, now, store};
 
 /// A personal data breach and what was done about it.
 #[derive(SimpleObject)]

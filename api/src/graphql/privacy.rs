@@ -6,9 +6,9 @@ use domain::ports::ReservationRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
 use domain::{DomainError, Email, ManageToken, Phone, VenueId};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
-use super::{blocking, now, store};
 
 #[derive(SimpleObject)]
 pub struct PrivacyNoticeObject {
@@ -265,7 +265,7 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
         .data_opt::<super::access::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
-    let keys = super::store(ctx).keys().current();
+    let keys = super::context::store(ctx).keys().current();
     format!(
         "guest-secret:{}",
         crate::auth::address_scope(&keys, address)

@@ -7,9 +7,9 @@ use domain::VenueId;
 use domain::ports::VenueRepository;
 use secrecy::ExposeSecret;
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
-use super::{blocking, now, store};
 
 /// Longer URLs are refused rather than stored.
 const MAX_URL_LENGTH: usize = 2_000;
