@@ -45,8 +45,8 @@ pub fn check_dir(dir: &Path) -> Result<CheckedPolicy, Vec<PolicyError>> {
 
 /// Loads the policy at start, checked against the schema; a broken policy
 /// here stops the start.
-pub async fn load(dir: &Path, store: Store) -> Result<Arc<Authorizer>, crate::StartError> {
-    Ok(Authorizer::load(dir, store, schema_coordinates()).await?)
+pub async fn load(dir: &Path, store: Store) -> Result<Arc<Authorizer>, app::Error> {
+    Authorizer::load(dir, store, schema_coordinates()).await
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{
     EXECUTE, READ, Reach, principal, reach, require, require_for_domain, require_over,
 };
-use crate::auth::{LoginOutcome, Principal};
+use app::auth::{LoginOutcome, Principal};
 use app::authz::Authorizer;
 
 /// The client's network address, for login throttling.
@@ -314,9 +314,9 @@ impl AccessMutation {
             .data_opt::<SessionLength>()
             .map_or_else(|| chrono::Duration::hours(12), |l| l.0);
         let now = Utc::now();
-        let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
+        let monitor = ctx.data_opt::<app::monitor::Monitor>().cloned();
         let outcome = blocking(move || {
-            crate::auth::login(
+            app::auth::login(
                 &store,
                 monitor.as_ref(),
                 &email,
@@ -512,7 +512,7 @@ impl AccessMutation {
         }
         let store = store(ctx).clone();
         blocking(move || {
-            let scope = crate::auth::account_scope(&store.keys().current(), &email);
+            let scope = app::auth::account_scope(&store.keys().current(), &email);
             store.clear_login_failures(&scope)
         })
         .await?;

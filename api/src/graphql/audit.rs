@@ -10,7 +10,7 @@ use store::{AuditEvent, AuditFilter};
 
 use super::context::{blocking, store};
 use super::guard::{self, READ};
-use crate::monitor::{RecordStart, RecordStarts};
+use app::monitor::{RecordStart, RecordStarts};
 
 /// The accesses of one request (one entry on the trail), merged per
 /// (principal, action, object) with the fields of each,

@@ -7,8 +7,8 @@ use store::{Store, StoreError};
 
 /// The time the booking rules see.
 pub fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
-    ctx.data_opt::<crate::clock::Clock>()
-        .map_or_else(chrono::Utc::now, crate::clock::Clock::now)
+    ctx.data_opt::<app::clock::Clock>()
+        .map_or_else(chrono::Utc::now, app::clock::Clock::now)
 }
 
 pub fn store<'a>(ctx: &Context<'a>) -> &'a Store {

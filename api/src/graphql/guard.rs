@@ -11,7 +11,7 @@ use store::{Store, StoreError};
 
 use super::context::{blocking, store};
 use super::errors::{Code, OrGraphqlError, api_error};
-use crate::auth::Principal;
+use app::auth::Principal;
 use app::authz::Authorizer;
 
 pub const READ: &str = "read";
@@ -297,7 +297,7 @@ pub async fn authorize_change_in(
     object: &'static str,
 ) -> Result<(ReservationId, Access, VenueId)> {
     let id = ReservationId::parse(id).or_gql()?;
-    let bearer_guest = matches!(principal(ctx), crate::auth::Principal::Guest(own) if *own == id);
+    let bearer_guest = matches!(principal(ctx), app::auth::Principal::Guest(own) if *own == id);
     let token = manage_token
         .map(|raw| ManageToken::parse(&raw))
         .transpose()

@@ -89,11 +89,11 @@ async fn respond(
 }
 
 /// How a consent reached kluis, for the ledger.
-pub fn channel_of(principal: &crate::auth::Principal) -> String {
+pub fn channel_of(principal: &app::auth::Principal) -> String {
     match principal {
-        crate::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
-        crate::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
-        crate::auth::Principal::Anonymous | crate::auth::Principal::Guest(_) => "web".to_owned(),
+        app::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
+        app::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
+        app::auth::Principal::Anonymous | app::auth::Principal::Guest(_) => "web".to_owned(),
     }
 }
 

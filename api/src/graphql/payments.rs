@@ -215,7 +215,7 @@ fn provider_error(error: GatewayError) -> async_graphql::Error {
 )]
 pub async fn settle(
     store: &Store,
-    monitor: Option<&crate::monitor::Monitor>,
+    monitor: Option<&app::monitor::Monitor>,
     viewer: Viewer,
     gateway: &dyn PaymentGateway,
     payment: Payment,
@@ -368,7 +368,7 @@ impl PaymentMutation {
         let request = start_request(&payment, &token, return_url, requirement.purpose);
         settle(
             &store,
-            ctx.data_opt::<crate::monitor::Monitor>(),
+            ctx.data_opt::<app::monitor::Monitor>(),
             viewer,
             provider.as_ref(),
             payment,
@@ -415,7 +415,7 @@ impl PaymentMutation {
         })?;
         settle(
             &store,
-            ctx.data_opt::<crate::monitor::Monitor>(),
+            ctx.data_opt::<app::monitor::Monitor>(),
             viewer,
             provider.as_ref(),
             payment,
@@ -555,7 +555,7 @@ impl OnsiteMutation {
             Some(onsite) => {
                 give_back(
                     store_for_refund,
-                    ctx.data_opt::<crate::monitor::Monitor>(),
+                    ctx.data_opt::<app::monitor::Monitor>(),
                     onsite.as_ref(),
                     ended,
                     at,
@@ -671,7 +671,7 @@ impl NoShowMutation {
             BeginPayment::Existing(payment) if payment.reference.is_some() => {
                 return settle(
                     &store,
-                    ctx.data_opt::<crate::monitor::Monitor>(),
+                    ctx.data_opt::<app::monitor::Monitor>(),
                     viewer,
                     provider.as_ref(),
                     payment,

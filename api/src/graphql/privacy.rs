@@ -266,10 +266,7 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
         .data_opt::<super::access::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
     let keys = super::context::store(ctx).keys().current();
-    format!(
-        "guest-secret:{}",
-        crate::auth::address_scope(&keys, address)
-    )
+    format!("guest-secret:{}", app::auth::address_scope(&keys, address))
 }
 
 /// Checks a guest's secret (manage token, access token, access code)
@@ -287,7 +284,7 @@ fn behind_backoff<T>(
 ) -> Result<Result<T, DateTime<Utc>>, store::StoreError> {
     let attempt = store.count_login_attempt(
         scope,
-        crate::auth::address_backoff,
+        app::auth::address_backoff,
         chrono::Duration::hours(1),
         at,
     )?;
@@ -298,7 +295,7 @@ fn behind_backoff<T>(
     }
     let answer = check()?;
     if is_right(&answer) {
-        store.forgive_login_attempt(scope, crate::auth::address_backoff)?;
+        store.forgive_login_attempt(scope, app::auth::address_backoff)?;
     }
     Ok(Ok(answer))
 }
@@ -697,7 +694,7 @@ async fn export(
 ) -> Result<async_graphql::Json<serde_json::Value>> {
     let store = store(ctx).clone();
     let at = now(ctx);
-    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
+    let monitor = ctx.data_opt::<app::monitor::Monitor>().cloned();
     let export = blocking(move || {
         let venue = reach.venue;
         let mut reservations = Vec::new();
@@ -895,7 +892,7 @@ async fn correct(
 async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureReport> {
     let store = store(ctx).clone();
     let at = now(ctx);
-    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
+    let monitor = ctx.data_opt::<app::monitor::Monitor>().cloned();
     let guests = reach.guests.clone();
     let venue = reach.venue;
     let (report, saved_cards) = blocking(move || {

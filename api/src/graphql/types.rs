@@ -333,7 +333,7 @@ impl ReservationObject {
     fn subject(&self, ctx: &Context<'_>) -> Option<String> {
         match (self.access, super::guard::principal(ctx)) {
             (Access::Guest, _) => Some("guest".to_owned()),
-            (Access::Public, crate::auth::Principal::Guest(own)) => {
+            (Access::Public, app::auth::Principal::Guest(own)) => {
                 (*own == self.reservation.id).then(|| "guest".to_owned())
             }
             (Access::Public, principal) => Some(principal.subject()),
@@ -363,7 +363,7 @@ impl ReservationObject {
         super::audit::note_start(
             ctx,
             &record,
-            crate::monitor::RecordStart {
+            app::monitor::RecordStart {
                 at: self.reservation.starts_at,
                 zone: self.venue.time_zone,
             },
@@ -417,7 +417,7 @@ impl ReservationObject {
     fn opened_by_token(&self, ctx: &Context<'_>) -> bool {
         match (self.access, super::guard::principal(ctx)) {
             (Access::Guest, _) => true,
-            (Access::Public, crate::auth::Principal::Guest(own)) => *own == self.reservation.id,
+            (Access::Public, app::auth::Principal::Guest(own)) => *own == self.reservation.id,
             (Access::Public, _) => false,
         }
     }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use store::{RateDelta, Store};
 
-use crate::auth::Principal;
 use crate::config::RateLimits;
+use app::auth::Principal;
 
 /// A caller's budget: requests and complexity per minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct RateLimiter {
     limits: Arc<RateLimits>,
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     store: Store,
-    monitor: Option<crate::monitor::Monitor>,
+    monitor: Option<app::monitor::Monitor>,
     /// Where nodes share counts when not through the database.
     redis: Option<redis::Client>,
 }
@@ -58,11 +58,7 @@ fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl RateLimiter {
-    pub fn new(
-        store: Store,
-        limits: &RateLimits,
-        monitor: Option<crate::monitor::Monitor>,
-    ) -> Self {
+    pub fn new(store: Store, limits: &RateLimits, monitor: Option<app::monitor::Monitor>) -> Self {
         let trusted_proxies = limits
             .trusted_proxies
             .iter()
@@ -111,9 +107,9 @@ impl RateLimiter {
     }
 
     /// A client's counter key: never the address itself (see
-    /// `crate::auth::pseudonym`).
+    /// `app::auth::pseudonym`).
     fn pseudonym(&self, kind: &str, address: &str) -> String {
-        crate::auth::pseudonym(&self.store.keys().current(), kind, &client_group(address))
+        app::auth::pseudonym(&self.store.keys().current(), kind, &client_group(address))
     }
 
     /// The scope a caller's requests count against, and its budget.
@@ -312,7 +308,7 @@ impl RateLimiter {
     }
 
     /// Syncs every second and forgets old windows every few minutes.
-    pub fn sync_periodically(self, clock: crate::clock::Clock) {
+    pub fn sync_periodically(self, clock: app::clock::Clock) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut ticks: u64 = 0;

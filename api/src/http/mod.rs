@@ -1,5 +1,10 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL), `/healthz` and `/readyz`.
+//! GraphiQL), `/healthz` and `/readyz`; the request pipeline around them
+//! (principal, rate limits and load shedding, metrics, the audit writer).
+
+pub mod audit_writer;
+pub mod metrics;
+pub mod rate_limit;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,13 +25,13 @@ pub struct ServerState {
     pub env: Environment,
     pub authorizer: std::sync::Arc<app::authz::Authorizer>,
     pub gateways: plugins::Gateways,
-    pub clock: crate::clock::Clock,
-    pub monitor: Option<crate::monitor::Monitor>,
-    pub metrics: crate::metrics::Metrics,
+    pub clock: app::clock::Clock,
+    pub monitor: Option<app::monitor::Monitor>,
+    pub metrics: crate::http::metrics::Metrics,
     pub metrics_access: MetricsAccess,
-    pub limiter: crate::rate_limit::RateLimiter,
+    pub limiter: crate::http::rate_limit::RateLimiter,
     /// Appends requests' audit trails, many per transaction.
-    pub audit: crate::audit_writer::AuditWriter,
+    pub audit: crate::http::audit_writer::AuditWriter,
     /// Turns for GraphQL requests (`rate_limits.max_in_flight`).
     pub admission: std::sync::Arc<tokio::sync::Semaphore>,
     /// How long a request waits for a turn (`rate_limits.queue_wait_ms`).
@@ -143,8 +148,8 @@ async fn execute_as_caller(
     let monitor = state.monitor.clone();
     let key_address = address.clone();
     let resolved = tokio::task::spawn_blocking(move || {
-        let principal = crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
-        if let (crate::auth::Principal::ApiKey { id, .. }, Some(monitor)) = (&principal, &monitor) {
+        let principal = app::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
+        if let (app::auth::Principal::ApiKey { id, .. }, Some(monitor)) = (&principal, &monitor) {
             monitor.api_key_used(id, &key_address, now);
         }
         // A principal held back by an automatic response (bulk reads) is
@@ -154,21 +159,21 @@ async fn execute_as_caller(
         } else {
             None
         };
-        Ok::<_, crate::auth::AuthError>((principal, hold))
+        Ok::<_, app::auth::AuthError>((principal, hold))
     })
     .await;
     // Only credentials that did not hold stay counted (not a database
     // that failed to answer).
     if let Some((scope, _)) = &guessing
-        && !matches!(resolved, Ok(Err(crate::auth::AuthError::Unauthenticated)))
+        && !matches!(resolved, Ok(Err(app::auth::AuthError::Unauthenticated)))
     {
         state.limiter.refund(scope, now);
     }
     let principal = match resolved {
         Ok(Ok((_, Some(hold)))) => return held_back(&hold, now),
         Ok(Ok((principal, None))) => principal,
-        Ok(Err(crate::auth::AuthError::Unauthenticated)) => return unauthenticated(),
-        Ok(Err(crate::auth::AuthError::Store(error))) => {
+        Ok(Err(app::auth::AuthError::Unauthenticated)) => return unauthenticated(),
+        Ok(Err(app::auth::AuthError::Store(error))) => {
             let error = graphql::errors::internal_error(&error);
             return HttpResponse::Ok()
                 .json(json!({ "errors": [error.into_server_error(Default::default())] }));
@@ -238,7 +243,7 @@ async fn execute_as_caller(
         if let Some(monitor) = state
             .monitor
             .clone()
-            .filter(|_| crate::monitor::watches_reads(&watched))
+            .filter(|_| app::monitor::watches_reads(&watched))
         {
             let _checked = tokio::task::spawn_blocking(move || {
                 monitor.after_request(&watched, &events, &starts, now);
