@@ -3,6 +3,7 @@
 //! the command line's operator) and then call one function here; these
 //! call the store, the payment plugins, the mail relay and webhooks.
 
+pub mod access;
 pub mod auth;
 pub mod authz;
 pub mod clock;

@@ -495,13 +495,13 @@ async fn apikey(checked: &Checked, action: ApiKeyCommand) -> anyhow::Result<()> 
             let expires_at = expires_in_days
                 .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
             let created = tokio::task::spawn_blocking(move || {
-                api::graphql::access::create_api_key(&store, &name, role, &venues, expires_at, None)
+                app::access::create_api_key(&store, &name, role, &venues, expires_at, None)
             })
             .await??;
             writeln!(out, "{}", created.key)?;
             eprintln!(
                 "kluis: API key {} created; the key above is shown once",
-                created.api_key.id.0
+                created.row.id
             );
         }
         ApiKeyCommand::List => {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::auth::{ApiKeyToken, EVERY_VENUE, Password, Role};
-use domain::crypto::Field;
+use domain::auth::{EVERY_VENUE, Password, Role};
 use domain::{Email, VenueId};
 use store::{Store, StoreError};
 
@@ -601,28 +600,9 @@ pub fn create_api_key(
     expires_at: Option<DateTime<Utc>>,
     created_by: Option<&str>,
 ) -> Result<CreatedApiKey, StoreError> {
-    let (token, full) = ApiKeyToken::generate()?;
-    let ring = store.keys().current();
-    let version = ring.current_version();
-    let secret_hash = ring.keyed_hash(version, Field::API_KEY_SECRET, token.secret())?;
-    store.create_api_key(
-        &store::NewApiKey {
-            id: &token.id,
-            name,
-            secret_hash,
-            hash_version: i32::try_from(version).unwrap_or(i32::MAX),
-            role: role.as_str(),
-            venues,
-            created_by,
-            expires_at,
-        },
-        Utc::now(),
-    )?;
-    let row = store
-        .api_key(&token.id)?
-        .ok_or(domain::DomainError::not_found("api key"))?;
+    let created = app::access::create_api_key(store, name, role, venues, expires_at, created_by)?;
     Ok(CreatedApiKey {
-        key: full,
-        api_key: api_key_info(store, row)?,
+        key: created.key,
+        api_key: api_key_info(store, created.row)?,
     })
 }
