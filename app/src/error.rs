@@ -35,6 +35,9 @@ pub enum Error {
     /// investigated.
     #[error("the audit trail is broken ({0})")]
     AuditBroken(store::BrokenLink),
+    /// The payment provider failed (not a refusal: those are `Refused`).
+    #[error(transparent)]
+    Provider(domain::payments::GatewayError),
     /// The access policy was refused (file and line say why).
     #[error("{0}")]
     Policy(String),

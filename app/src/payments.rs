@@ -5,9 +5,12 @@
 use chrono::{DateTime, Utc};
 use domain::DomainError;
 use domain::ReservationId;
-use domain::payments::{GatewayError, Money, Payment, PaymentGateway};
+use domain::payments::{
+    GatewayError, Money, Payment, PaymentGateway, PaymentStep, Purpose, StartPayment,
+};
 use domain::ports::{ReservationRepository, VenueRepository};
-use store::{BeginRefund, ProviderAnswer, Store};
+use domain::{IdempotencyKey, Reservation, Venue};
+use store::{BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Store};
 
 use crate::error::{Error, blocking};
 use crate::monitor::Monitor;
@@ -248,4 +251,241 @@ pub async fn refresh_and_record(
     .await
     .map_err(|e| SettleError::Task(e.to_string()))??;
     Ok(give_back(&store_for_refund, monitor, gateway, recorded, at).await)
+}
+
+/// What a payment step came to: the payment as recorded, and the step the
+/// provider asked for (none when it was not asked).
+#[derive(Debug)]
+pub struct Stepped {
+    pub payment: Payment,
+    pub step: Option<PaymentStep>,
+}
+
+/// A provider's refusal as the caller hears it; other failures are
+/// internal.
+pub fn provider_error(error: GatewayError) -> Error {
+    match error {
+        GatewayError::Rejected(reason) => {
+            Error::Refused(format!("the payment provider refused: {reason}"))
+        }
+        GatewayError::Unsupported(reason) => Error::Refused(reason.to_owned()),
+        other => Error::Provider(other),
+    }
+}
+
+/// Asks the provider and records its answer. A provider that is silent or
+/// down leaves the payment `processing`: a later refresh or webhook decides.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of several flows, each naming its own parts"
+)]
+pub async fn settle(
+    store: &Store,
+    monitor: Option<&Monitor>,
+    gateway: &dyn PaymentGateway,
+    payment: Payment,
+    start: Option<StartPayment>,
+    reference_hint: Option<&str>,
+    source: &'static str,
+    at: DateTime<Utc>,
+) -> Result<Stepped, Error> {
+    let known = payment.reference.as_deref().or(reference_hint);
+    let answer = match (&start, known) {
+        (_, Some(reference)) => gateway.refresh(reference).await,
+        (Some(request), None) => gateway.start(request).await,
+        (None, None) => {
+            return Ok(Stepped {
+                payment,
+                step: None,
+            });
+        }
+    };
+    let provider = match answer {
+        Ok(provider) => provider,
+        Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
+            tracing::warn!(payment = %payment.id, "payment provider silent; the payment stays processing");
+            return Ok(Stepped {
+                payment,
+                step: Some(PaymentStep::Processing),
+            });
+        }
+        Err(other) => return Err(provider_error(other)),
+    };
+    let writer = store.clone();
+    let id = payment.id.clone();
+    let step = provider.step.clone();
+    let recorded = blocking(move || {
+        Ok(writer.record_payment_answer(
+            &id,
+            &ProviderAnswer {
+                reference: Some(&provider.reference),
+                step: &provider.step,
+                card_brand: provider.card_brand.as_deref(),
+                card_last4: provider.card_last4.as_deref(),
+                source,
+            },
+            at,
+        )?)
+    })
+    .await?;
+    let payment = give_back(store, monitor, gateway, recorded, at).await;
+    Ok(Stepped {
+        payment,
+        step: Some(step),
+    })
+}
+
+/// The request a payment sends its provider.
+pub fn start_request(
+    payment: &Payment,
+    token: &str,
+    return_url: Option<String>,
+    purpose: Purpose,
+) -> StartPayment {
+    StartPayment {
+        purpose,
+        payment_id: payment.id.clone(),
+        amount: payment.amount,
+        token: token.to_owned(),
+        // The provider's own idempotency key follows kluis's payment: a
+        // retry never creates a second provider payment.
+        idempotency_key: format!("kluis-{}", payment.id),
+        return_url,
+        description: format!("Reservation {}", payment.reservation_id),
+    }
+}
+
+/// A reservation, its venue and the card saved for it (a succeeded
+/// guarantee): what a no-show fee is charged against. Loaded before the
+/// caller's permission in the venue is checked.
+pub struct NoShowTarget {
+    pub reservation: Reservation,
+    pub venue: Venue,
+    pub saved: Option<Payment>,
+}
+
+pub async fn no_show_target(store: &Store, id: ReservationId) -> Result<NoShowTarget, Error> {
+    let store = store.clone();
+    blocking(move || {
+        let reservation = store
+            .reservation(id)?
+            .ok_or(DomainError::not_found("reservation"))?;
+        let venue = store
+            .venue(reservation.venue_id)?
+            .ok_or(DomainError::not_found("venue"))?;
+        let saved = store.payments_of(id)?.into_iter().find(|p| {
+            p.kind == "guarantee" && p.status == domain::payments::PaymentStatus::Succeeded
+        });
+        Ok(NoShowTarget {
+            reservation,
+            venue,
+            saved,
+        })
+    })
+    .await
+}
+
+/// Charges a guest who did not come the venue's no-show fee on the card
+/// saved with their booking. Keyed by `key`: a retry answers the same
+/// payment (refreshed from the provider once it has a reference).
+pub async fn charge_no_show_fee(
+    store: &Store,
+    gateways: Option<&plugins::Gateways>,
+    monitor: Option<&Monitor>,
+    target: NoShowTarget,
+    key: IdempotencyKey,
+    at: DateTime<Utc>,
+) -> Result<Stepped, Error> {
+    let NoShowTarget {
+        reservation,
+        venue,
+        saved,
+    } = target;
+    let id = reservation.id;
+    let fee = match venue.payments.rule.requirement(reservation.party_size)? {
+        Some(requirement) if requirement.purpose == Purpose::SaveCard => requirement.amount,
+        _ => {
+            return Err(Error::Refused(
+                "reservationId: this venue takes no card guarantee".to_owned(),
+            ));
+        }
+    };
+    let no_card =
+        || Error::Refused("reservationId: no card was saved for this reservation".to_owned());
+    let saved = saved.ok_or_else(no_card)?;
+    let saved_reference = saved.reference.clone().ok_or_else(no_card)?;
+    let gateways = gateways.ok_or_else(|| Error::Refused(NO_GATEWAY.to_owned()))?;
+    let provider = gateways.named(&saved.gateway).ok_or_else(|| {
+        Error::Refused(format!(
+            "gateway: `{}` is not configured on this server",
+            saved.gateway
+        ))
+    })?;
+    let hash = format!("no-show|{id}|{}", fee.minor());
+    let begun = {
+        let store = store.clone();
+        let gateway = saved.gateway.clone();
+        blocking(move || {
+            Ok(store.begin_payment(
+                &NewPayment {
+                    reservation: id,
+                    kind: "no_show_fee",
+                    gateway: &gateway,
+                    amount: fee,
+                    idempotency_key: key.as_str(),
+                    request_hash: &hash,
+                },
+                at,
+            )?)
+        })
+        .await?
+    };
+    let payment = match begun {
+        BeginPayment::Existing(payment) if payment.reference.is_some() => {
+            return settle(
+                store,
+                monitor,
+                provider.as_ref(),
+                payment,
+                None,
+                None,
+                "refresh",
+                at,
+            )
+            .await;
+        }
+        BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
+    };
+    let request = start_request(&payment, "saved card", None, Purpose::Charge);
+    let answer = match provider.charge_saved(&saved_reference, &request).await {
+        Ok(answer) => answer,
+        Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
+            return Ok(Stepped {
+                payment,
+                step: Some(PaymentStep::Processing),
+            });
+        }
+        Err(other) => return Err(provider_error(other)),
+    };
+    let step = answer.step.clone();
+    let id = payment.id.clone();
+    let store = store.clone();
+    let recorded = blocking(move || {
+        Ok(store.record_payment_answer(
+            &id,
+            &ProviderAnswer {
+                reference: Some(&answer.reference),
+                step: &answer.step,
+                card_brand: answer.card_brand.as_deref(),
+                card_last4: answer.card_last4.as_deref(),
+                source: "no_show_fee",
+            },
+            at,
+        )?)
+    })
+    .await?;
+    Ok(Stepped {
+        payment: recorded.payment,
+        step: Some(step),
+    })
 }

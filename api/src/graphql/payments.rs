@@ -9,9 +9,9 @@ use domain::payments::{
 };
 use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, IdempotencyKey, ReservationId, VenueId};
-use store::{BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Store};
+use store::{BeginPayment, BeginRefund, NewPayment, Store};
 
-use app::payments::give_back;
+use app::payments::{give_back, start_request};
 
 use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
@@ -197,18 +197,11 @@ fn gateways<'a>(ctx: &Context<'a>) -> Result<&'a plugins::Gateways> {
 }
 
 fn provider_error(error: GatewayError) -> async_graphql::Error {
-    match error {
-        GatewayError::Rejected(reason) => api_error(
-            Code::BadUserInput,
-            format!("the payment provider refused: {reason}"),
-        ),
-        GatewayError::Unsupported(reason) => api_error(Code::BadUserInput, reason),
-        other => super::errors::internal_error(&other),
-    }
+    super::errors::app_error(app::payments::provider_error(error))
 }
 
-/// Asks the provider and records its answer. A provider that is silent or
-/// down leaves the payment `processing`: a later refresh or webhook decides.
+/// Asks the provider and records its answer (see
+/// [`app::payments::settle`]), answered as the payload clients see.
 #[expect(
     clippy::too_many_arguments,
     reason = "one step of several flows, each naming its own parts"
@@ -224,58 +217,19 @@ pub async fn settle(
     source: &'static str,
     at: DateTime<Utc>,
 ) -> Result<PaymentStepPayload> {
-    let known = payment.reference.as_deref().or(reference_hint);
-    let answer = match (&start, known) {
-        (_, Some(reference)) => gateway.refresh(reference).await,
-        (Some(request), None) => gateway.start(request).await,
-        (None, None) => return Ok(payload(payment, None, viewer)),
-    };
-    let provider = match answer {
-        Ok(provider) => provider,
-        Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
-            tracing::warn!(payment = %payment.id, "payment provider silent; the payment stays processing");
-            return Ok(payload(payment, Some(&PaymentStep::Processing), viewer));
-        }
-        Err(other) => return Err(provider_error(other)),
-    };
-    let writer = store.clone();
-    let id = payment.id.clone();
-    let step = provider.step.clone();
-    let recorded = blocking(move || {
-        writer.record_payment_answer(
-            &id,
-            &ProviderAnswer {
-                reference: Some(&provider.reference),
-                step: &provider.step,
-                card_brand: provider.card_brand.as_deref(),
-                card_last4: provider.card_last4.as_deref(),
-                source,
-            },
-            at,
-        )
-    })
-    .await?;
-    let payment = give_back(store, monitor, gateway, recorded, at).await;
-    Ok(payload(payment, Some(&step), viewer))
-}
-
-fn start_request(
-    payment: &Payment,
-    token: &str,
-    return_url: Option<String>,
-    purpose: Purpose,
-) -> StartPayment {
-    StartPayment {
-        purpose,
-        payment_id: payment.id.clone(),
-        amount: payment.amount,
-        token: token.to_owned(),
-        // The provider's own idempotency key follows kluis's payment: a
-        // retry never creates a second provider payment.
-        idempotency_key: format!("kluis-{}", payment.id),
-        return_url,
-        description: format!("Reservation {}", payment.reservation_id),
-    }
+    let stepped = app::payments::settle(
+        store,
+        monitor,
+        gateway,
+        payment,
+        start,
+        reference_hint,
+        source,
+        at,
+    )
+    .await
+    .or_gql()?;
+    Ok(payload(stepped.payment, stepped.step.as_ref(), viewer))
 }
 
 #[derive(Default)]
@@ -587,128 +541,27 @@ impl NoShowMutation {
     ) -> Result<PaymentStepPayload> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let id = ReservationId::parse(&reservation_id).or_gql()?;
-        let store = store(ctx).clone();
-        let (reservation, venue, saved) = {
-            let store = store.clone();
-            blocking(move || {
-                let reservation = store
-                    .reservation(id)?
-                    .ok_or(DomainError::not_found("reservation"))?;
-                let venue = store
-                    .venue(reservation.venue_id)?
-                    .ok_or(DomainError::not_found("venue"))?;
-                let saved = store.payments_of(id)?.into_iter().find(|p| {
-                    p.kind == "guarantee" && p.status == domain::payments::PaymentStatus::Succeeded
-                });
-                Ok((reservation, venue, saved))
-            })
-            .await?
-        };
+        let store = store(ctx);
+        let target = app::payments::no_show_target(store, id).await.or_gql()?;
         guard::require_in_venue(
             ctx,
-            venue.id,
+            target.venue.id,
             "Mutation.chargeNoShowFee",
             EXECUTE,
             "reservation",
         )?;
-        let viewer = Viewer::of(ctx, Access::Public, venue.id);
-        let fee = match venue
-            .payments
-            .rule
-            .requirement(reservation.party_size)
-            .or_gql()?
-        {
-            Some(requirement) if requirement.purpose == Purpose::SaveCard => requirement.amount,
-            _ => {
-                return Err(api_error(
-                    Code::BadUserInput,
-                    "reservationId: this venue takes no card guarantee",
-                ));
-            }
-        };
-        let saved = saved.ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                "reservationId: no card was saved for this reservation",
-            )
-        })?;
-        let saved_reference = saved.reference.clone().ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                "reservationId: no card was saved for this reservation",
-            )
-        })?;
-        let provider = gateways(ctx)?.named(&saved.gateway).ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                format!(
-                    "gateway: `{}` is not configured on this server",
-                    saved.gateway
-                ),
-            )
-        })?;
-        let at = now(ctx);
-        let hash = format!("no-show|{id}|{}", fee.minor());
-        let begun = {
-            let store = store.clone();
-            let gateway = saved.gateway.clone();
-            blocking(move || {
-                store.begin_payment(
-                    &NewPayment {
-                        reservation: id,
-                        kind: "no_show_fee",
-                        gateway: &gateway,
-                        amount: fee,
-                        idempotency_key: key.as_str(),
-                        request_hash: &hash,
-                    },
-                    at,
-                )
-            })
-            .await?
-        };
-        let payment = match begun {
-            BeginPayment::Existing(payment) if payment.reference.is_some() => {
-                return settle(
-                    &store,
-                    ctx.data_opt::<app::monitor::Monitor>(),
-                    viewer,
-                    provider.as_ref(),
-                    payment,
-                    None,
-                    None,
-                    "refresh",
-                    at,
-                )
-                .await;
-            }
-            BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
-        };
-        let request = start_request(&payment, "saved card", None, Purpose::Charge);
-        let answer = match provider.charge_saved(&saved_reference, &request).await {
-            Ok(answer) => answer,
-            Err(GatewayError::Timeout | GatewayError::Unavailable(_)) => {
-                return Ok(payload(payment, Some(&PaymentStep::Processing), viewer));
-            }
-            Err(other) => return Err(provider_error(other)),
-        };
-        let step = answer.step.clone();
-        let id = payment.id.clone();
-        let recorded = blocking(move || {
-            store.record_payment_answer(
-                &id,
-                &ProviderAnswer {
-                    reference: Some(&answer.reference),
-                    step: &answer.step,
-                    card_brand: answer.card_brand.as_deref(),
-                    card_last4: answer.card_last4.as_deref(),
-                    source: "no_show_fee",
-                },
-                at,
-            )
-        })
-        .await?;
-        Ok(payload(recorded.payment, Some(&step), viewer))
+        let viewer = Viewer::of(ctx, Access::Public, target.venue.id);
+        let stepped = app::payments::charge_no_show_fee(
+            store,
+            ctx.data_opt::<plugins::Gateways>(),
+            ctx.data_opt::<app::monitor::Monitor>(),
+            target,
+            key,
+            now(ctx),
+        )
+        .await
+        .or_gql()?;
+        Ok(payload(stepped.payment, stepped.step.as_ref(), viewer))
     }
 }
 
