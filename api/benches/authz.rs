@@ -131,7 +131,7 @@ async fn run() -> anyhow::Result<()> {
         include_str!("../../policies/model.conf"),
     )?;
     std::fs::write(policy_dir.join("policy.csv"), policy(&venue.to_string()))?;
-    let guarded = api::authz::Authorizer::load(&policy_dir, store.clone()).await?;
+    let guarded = api::authz::load(&policy_dir, store.clone()).await?;
     let open = guarded.unrestricted_for_benchmarks();
     let schema = |authorizer| {
         graphql::build(

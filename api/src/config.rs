@@ -8,14 +8,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use store::DatabaseUrl;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// GraphiQL, introspection and a demo venue on an empty database.
-    Development,
-    /// None of those.
-    Production,
-}
+pub use app::settings::{
+    Audit, BulkReadResponse, Environment, Monitoring, Outbound, SecretSetting,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,49 +82,36 @@ pub struct Settings {
     pub outbound: Outbound,
 }
 
-/// Where webhooks, alerts and e-mail may be sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Outbound {
-    /// Lets outgoing messages reach loopback, private, link-local, carrier
-    /// NAT and cloud metadata addresses. Off by default: a venue manager's
-    /// webhook URL must not become a way into the network the nodes run
-    /// in. For development and tests, whose receivers run on this machine.
-    pub allow_private_targets: bool,
-}
-
-impl Outbound {
-    /// Refuses the alert webhook and mail server when they point inside.
-    /// Names the setting and the kind of address, never the URL (the mail
-    /// server's may hold a password).
-    fn check(&self, settings: &Settings) -> Result<(), ConfigError> {
-        if self.allow_private_targets {
-            return Ok(());
-        }
-        let refuse = |key: &str, why: crate::outbound::RefusedTarget| {
-            ConfigError::new(
-                key,
-                format!(
-                    "points at {}, which outgoing messages may not reach; set \
-                     [outbound] allow_private_targets = true to allow it (development only)",
-                    why.0
-                ),
-            )
-        };
-        if let Some(url) = &settings.monitoring.alert_webhook_url
-            && let Ok(parsed) = reqwest::Url::parse(url)
-        {
-            crate::outbound::check_url(&parsed, false)
-                .map_err(|why| refuse("monitoring.alert_webhook_url", why))?;
-        }
-        if let Some(url) = &settings.smtp_url {
-            use secrecy::ExposeSecret;
-            let parsed = reqwest::Url::parse(url.0.expose_secret())
-                .map_err(|_| ConfigError::new("smtp_url", "not a valid smtp:// or smtps:// URL"))?;
-            crate::outbound::check_url(&parsed, false).map_err(|why| refuse("smtp_url", why))?;
-        }
-        Ok(())
+/// Refuses the alert webhook and mail server when they point inside.
+/// Names the setting and the kind of address, never the URL (the mail
+/// server's may hold a password).
+fn check_outbound(outbound: &Outbound, settings: &Settings) -> Result<(), ConfigError> {
+    if outbound.allow_private_targets {
+        return Ok(());
     }
+    let refuse = |key: &str, why: app::outbound::RefusedTarget| {
+        ConfigError::new(
+            key,
+            format!(
+                "points at {}, which outgoing messages may not reach; set \
+                 [outbound] allow_private_targets = true to allow it (development only)",
+                why.0
+            ),
+        )
+    };
+    if let Some(url) = &settings.monitoring.alert_webhook_url
+        && let Ok(parsed) = reqwest::Url::parse(url)
+    {
+        app::outbound::check_url(&parsed, false)
+            .map_err(|why| refuse("monitoring.alert_webhook_url", why))?;
+    }
+    if let Some(url) = &settings.smtp_url {
+        use secrecy::ExposeSecret;
+        let parsed = reqwest::Url::parse(url.0.expose_secret())
+            .map_err(|_| ConfigError::new("smtp_url", "not a valid smtp:// or smtps:// URL"))?;
+        app::outbound::check_url(&parsed, false).map_err(|why| refuse("smtp_url", why))?;
+    }
+    Ok(())
 }
 
 /// Per-minute budgets, shared by all nodes through the database.
@@ -251,207 +233,118 @@ pub enum LogFormat {
     Json,
 }
 
-/// What a principal that trips the bulk-read rule gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BulkReadResponse {
-    /// Every request refused (RATE_LIMITED) for `throttle_minutes`, or
-    /// until an admin lifts it.
-    Throttle,
-    /// Refused until an admin lifts it.
-    Suspend,
-    /// An alert, nothing more.
-    Alert,
-}
-
-/// The audit trail's published head (README, "Audit trail").
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Audit {
-    /// Every this many minutes each node publishes the chain head (newest
-    /// entry's sequence number and HMAC) to the alert webhook, when one is
-    /// configured, and to the log: `kluis audit verify --head SEQ:HMAC`
-    /// then detects removal of the entries up to it. The newest entries
-    /// since the last publication are what an intruder can remove
-    /// unnoticed.
-    pub publish_head_minutes: u32,
-}
-
-impl Default for Audit {
-    fn default() -> Self {
-        Self {
-            publish_head_minutes: 15,
-        }
+fn check_audit(audit: &Audit) -> Result<(), ConfigError> {
+    if !(1..=1440).contains(&audit.publish_head_minutes) {
+        return Err(ConfigError::new(
+            "audit.publish_head_minutes",
+            "must be between 1 and 1440",
+        ));
     }
+    Ok(())
 }
 
-impl Audit {
-    fn check(&self) -> Result<(), ConfigError> {
-        if !(1..=1440).contains(&self.publish_head_minutes) {
+fn check_monitoring(monitoring: &Monitoring) -> Result<(), ConfigError> {
+    let ranges = [
+        (
+            "failed_logins_per_account",
+            monitoring.failed_logins_per_account,
+            1,
+            10_000,
+        ),
+        (
+            "failed_logins_per_address",
+            monitoring.failed_logins_per_address,
+            1,
+            100_000,
+        ),
+        (
+            "failed_login_window_minutes",
+            monitoring.failed_login_window_minutes,
+            1,
+            1_440,
+        ),
+        (
+            "bulk_read_records",
+            monitoring.bulk_read_records,
+            1,
+            1_000_000,
+        ),
+        ("bulk_read_minutes", monitoring.bulk_read_minutes, 1, 1_440),
+        (
+            "bulk_read_operational_days",
+            monitoring.bulk_read_operational_days,
+            0,
+            31,
+        ),
+        (
+            "bulk_read_operational_venues",
+            monitoring.bulk_read_operational_venues,
+            0,
+            100,
+        ),
+        ("throttle_minutes", monitoring.throttle_minutes, 1, 10_080),
+        ("exports_per_hour", monitoring.exports_per_hour, 1, 100_000),
+        (
+            "erasures_per_hour",
+            monitoring.erasures_per_hour,
+            1,
+            100_000,
+        ),
+        (
+            "api_key_rate_factor",
+            monitoring.api_key_rate_factor,
+            2,
+            1_000,
+        ),
+        (
+            "api_key_rate_floor",
+            monitoring.api_key_rate_floor,
+            1,
+            1_000_000,
+        ),
+    ];
+    for (key, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
             return Err(ConfigError::new(
-                "audit.publish_head_minutes",
-                "must be between 1 and 1440",
+                &format!("monitoring.{key}"),
+                format!("must be between {min} and {max}, not {value}"),
             ));
         }
-        Ok(())
     }
-}
-
-/// Thresholds of the detection rules (README, "Security monitoring").
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Monitoring {
-    /// Failed logins of one account within the window that raise an alert.
-    pub failed_logins_per_account: u32,
-    /// Failed logins from one client address within the window.
-    pub failed_logins_per_address: u32,
-    pub failed_login_window_minutes: u32,
-    /// Records one principal may read within `bulk_read_minutes` before
-    /// `bulk_read` trips: distinct reservations whose personal fields it
-    /// read and distinct guests it found by address, each once however
-    /// often re-read, plus every lookup that found nobody...
-    pub bulk_read_records: u32,
-    pub bulk_read_minutes: u32,
-    /// ...but not the reservations starting within this many venue-local
-    /// days from today (today and tomorrow by default; 0 counts every
-    /// day) at the venues it reads: the day sheets staff work from...
-    pub bulk_read_operational_days: u32,
-    /// ...at the first this many venues it read in the window; reservations
-    /// of further venues count whatever their day.
-    pub bulk_read_operational_venues: u32,
-    pub bulk_read_response: BulkReadResponse,
-    pub throttle_minutes: u32,
-    /// Exports (and erasures) by one account or key within an hour.
-    pub exports_per_hour: u32,
-    pub erasures_per_hour: u32,
-    /// An API key's requests in a minute above this many times its average
-    /// per active minute over the last day...
-    pub api_key_rate_factor: u32,
-    /// ...and above this floor (a quiet key doing a little more is fine).
-    pub api_key_rate_floor: u32,
-    /// Where new alerts are posted (signed like venue webhooks).
-    pub alert_webhook_url: Option<String>,
-    #[serde(skip_serializing)]
-    pub alert_webhook_secret: Option<SecretSetting>,
-    /// Who gets an e-mail for each new alert.
-    pub alert_emails: Vec<String>,
-}
-
-impl Default for Monitoring {
-    fn default() -> Self {
-        Self {
-            failed_logins_per_account: 5,
-            failed_logins_per_address: 20,
-            failed_login_window_minutes: 15,
-            bulk_read_records: 50,
-            bulk_read_minutes: 10,
-            bulk_read_operational_days: 2,
-            bulk_read_operational_venues: 2,
-            bulk_read_response: BulkReadResponse::Throttle,
-            throttle_minutes: 60,
-            exports_per_hour: 20,
-            erasures_per_hour: 20,
-            api_key_rate_factor: 10,
-            api_key_rate_floor: 60,
-            alert_webhook_url: None,
-            alert_webhook_secret: None,
-            alert_emails: Vec::new(),
-        }
-    }
-}
-
-impl Monitoring {
-    fn check(&self) -> Result<(), ConfigError> {
-        let ranges = [
-            (
-                "failed_logins_per_account",
-                self.failed_logins_per_account,
-                1,
-                10_000,
-            ),
-            (
-                "failed_logins_per_address",
-                self.failed_logins_per_address,
-                1,
-                100_000,
-            ),
-            (
-                "failed_login_window_minutes",
-                self.failed_login_window_minutes,
-                1,
-                1_440,
-            ),
-            ("bulk_read_records", self.bulk_read_records, 1, 1_000_000),
-            ("bulk_read_minutes", self.bulk_read_minutes, 1, 1_440),
-            (
-                "bulk_read_operational_days",
-                self.bulk_read_operational_days,
-                0,
-                31,
-            ),
-            (
-                "bulk_read_operational_venues",
-                self.bulk_read_operational_venues,
-                0,
-                100,
-            ),
-            ("throttle_minutes", self.throttle_minutes, 1, 10_080),
-            ("exports_per_hour", self.exports_per_hour, 1, 100_000),
-            ("erasures_per_hour", self.erasures_per_hour, 1, 100_000),
-            ("api_key_rate_factor", self.api_key_rate_factor, 2, 1_000),
-            ("api_key_rate_floor", self.api_key_rate_floor, 1, 1_000_000),
-        ];
-        for (key, value, min, max) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::new(
-                    &format!("monitoring.{key}"),
-                    format!("must be between {min} and {max}, not {value}"),
-                ));
-            }
-        }
-        match (&self.alert_webhook_url, &self.alert_webhook_secret) {
-            (Some(url), Some(_)) => {
-                let parsed = reqwest::Url::parse(url)
-                    .map_err(|_| ConfigError::new("monitoring.alert_webhook_url", "not a URL"))?;
-                if !matches!(parsed.scheme(), "https" | "http") {
-                    return Err(ConfigError::new(
-                        "monitoring.alert_webhook_url",
-                        "must be an https:// URL",
-                    ));
-                }
-            }
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    "monitoring.alert_webhook_secret",
-                    "is needed with alert_webhook_url (receivers check signatures with it)",
-                ));
-            }
-            (None, Some(_)) => {
+    match (
+        &monitoring.alert_webhook_url,
+        &monitoring.alert_webhook_secret,
+    ) {
+        (Some(url), Some(_)) => {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|_| ConfigError::new("monitoring.alert_webhook_url", "not a URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
                 return Err(ConfigError::new(
                     "monitoring.alert_webhook_url",
-                    "is needed with alert_webhook_secret",
+                    "must be an https:// URL",
                 ));
             }
-            (None, None) => {}
         }
-        for email in &self.alert_emails {
-            domain::Email::parse("alert_emails", email).map_err(|_| {
-                ConfigError::new("monitoring.alert_emails", "holds an invalid e-mail address")
-            })?;
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "monitoring.alert_webhook_secret",
+                "is needed with alert_webhook_url (receivers check signatures with it)",
+            ));
         }
-        Ok(())
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "monitoring.alert_webhook_url",
+                "is needed with alert_webhook_secret",
+            ));
+        }
+        (None, None) => {}
     }
-}
-
-/// A setting whose value must never be printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct SecretSetting(pub secrecy::SecretString);
-
-impl std::fmt::Debug for SecretSetting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("‹secret›")
+    for email in &monitoring.alert_emails {
+        domain::Email::parse("alert_emails", email).map_err(|_| {
+            ConfigError::new("monitoring.alert_emails", "holds an invalid e-mail address")
+        })?;
     }
+    Ok(())
 }
 
 impl Default for Settings {
@@ -577,10 +470,10 @@ impl Settings {
         if !(1..=512).contains(&self.pool_size) {
             return Err(ConfigError::new("pool_size", "must be between 1 and 512"));
         }
-        self.monitoring.check()?;
-        self.audit.check()?;
+        check_monitoring(&self.monitoring)?;
+        check_audit(&self.audit)?;
         self.rate_limits.check()?;
-        self.outbound.check(&self)?;
+        check_outbound(&self.outbound, &self)?;
         let metrics_bind = match &self.metrics_bind {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {
@@ -611,6 +504,29 @@ impl Settings {
             bind,
             metrics_bind,
         })
+    }
+}
+
+impl Settings {
+    /// The part of the settings that delivering the outbox reads.
+    pub fn outbox(&self) -> app::settings::OutboxSettings {
+        app::settings::OutboxSettings {
+            env: self.env,
+            smtp_url: self.smtp_url.clone(),
+            mail_from: self.mail_from.clone(),
+            outbound: self.outbound,
+            alert_webhook_url: self.monitoring.alert_webhook_url.clone(),
+            alert_webhook_secret: self.monitoring.alert_webhook_secret.clone(),
+        }
+    }
+
+    /// The part of the settings that says where the master keys are.
+    pub fn keys(&self) -> app::settings::KeySettings {
+        app::settings::KeySettings {
+            env: self.env,
+            master_key: self.master_key.clone(),
+            key_file: self.key_file.clone(),
+        }
     }
 }
 

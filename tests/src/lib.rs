@@ -497,7 +497,8 @@ impl TestApp {
             ))
             .extract_inner("smtp_url")?,
         );
-        let couriers = api::outbox::Couriers::with_lookup(&settings, fixed_lookup(names)?)?;
+        let couriers =
+            api::outbox::Couriers::with_lookup(&settings.outbox(), fixed_lookup(names)?)?;
         Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
     }
 
@@ -508,8 +509,10 @@ impl TestApp {
         names: &[(&str, &str)],
     ) -> anyhow::Result<api::outbox::Delivery> {
         let (store, _) = api::open_store(&self.checked).await?;
-        let mut couriers =
-            api::outbox::Couriers::with_lookup(&self.checked.settings, fixed_lookup(names)?)?;
+        let mut couriers = api::outbox::Couriers::with_lookup(
+            &self.checked.settings.outbox(),
+            fixed_lookup(names)?,
+        )?;
         couriers.mail = None;
         Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
     }
@@ -542,7 +545,7 @@ impl TestApp {
     /// webhooks leave, e-mails stay.
     pub async fn deliver_webhooks(&self) -> anyhow::Result<api::outbox::Delivery> {
         let (store, _) = api::open_store(&self.checked).await?;
-        let mut couriers = api::outbox::Couriers::from_settings(&self.checked.settings)?;
+        let mut couriers = api::outbox::Couriers::from_settings(&self.checked.settings.outbox())?;
         couriers.mail = None;
         Ok(api::outbox::deliver_due(&store, &couriers, self.clock.now()).await?)
     }

@@ -5,18 +5,17 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::auth::{ApiKeyToken, EVERY_VENUE, Password, Role};
-use domain::crypto::Field;
+use domain::auth::{EVERY_VENUE, Password, Role};
 use domain::{Email, VenueId};
 use store::{Store, StoreError};
 
+use super::context::{blocking, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{
     EXECUTE, READ, Reach, principal, reach, require, require_for_domain, require_over,
 };
-use super::{blocking, store};
-use crate::auth::{LoginOutcome, Principal};
-use crate::authz::Authorizer;
+use app::auth::{LoginOutcome, Principal};
+use app::authz::Authorizer;
 
 /// The client's network address, for login throttling.
 #[derive(Debug, Clone)]
@@ -314,9 +313,9 @@ impl AccessMutation {
             .data_opt::<SessionLength>()
             .map_or_else(|| chrono::Duration::hours(12), |l| l.0);
         let now = Utc::now();
-        let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
+        let monitor = ctx.data_opt::<app::monitor::Monitor>().cloned();
         let outcome = blocking(move || {
-            crate::auth::login(
+            app::auth::login(
                 &store,
                 monitor.as_ref(),
                 &email,
@@ -511,7 +510,7 @@ impl AccessMutation {
         }
         let store = store(ctx).clone();
         blocking(move || {
-            let scope = crate::auth::account_scope(&store.keys().current(), &email);
+            let scope = app::auth::account_scope(&store.keys().current(), &email);
             store.clear_login_failures(&scope)
         })
         .await?;
@@ -600,28 +599,9 @@ pub fn create_api_key(
     expires_at: Option<DateTime<Utc>>,
     created_by: Option<&str>,
 ) -> Result<CreatedApiKey, StoreError> {
-    let (token, full) = ApiKeyToken::generate()?;
-    let ring = store.keys().current();
-    let version = ring.current_version();
-    let secret_hash = ring.keyed_hash(version, Field::API_KEY_SECRET, token.secret())?;
-    store.create_api_key(
-        &store::NewApiKey {
-            id: &token.id,
-            name,
-            secret_hash,
-            hash_version: i32::try_from(version).unwrap_or(i32::MAX),
-            role: role.as_str(),
-            venues,
-            created_by,
-            expires_at,
-        },
-        Utc::now(),
-    )?;
-    let row = store
-        .api_key(&token.id)?
-        .ok_or(domain::DomainError::not_found("api key"))?;
+    let created = app::access::create_api_key(store, name, role, venues, expires_at, created_by)?;
     Ok(CreatedApiKey {
-        key: full,
-        api_key: api_key_info(store, row)?,
+        key: created.key,
+        api_key: api_key_info(store, created.row)?,
     })
 }

@@ -4,9 +4,9 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::context::{blocking, store};
 use super::errors::{Code, api_error};
 use super::guard::{self, EXECUTE, READ};
-use super::{blocking, store};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum AlertStatus {
@@ -75,7 +75,7 @@ impl AlertQuery {
     /// (the `lastAt` of the last one seen). An admin bound to venues sees
     /// the alerts of those venues; alerts of no venue (failed logins,
     /// policy refusals, ...) only an admin of every venue.
-    #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
+    #[graphql(complexity = "super::limits::page_complexity(Some(first), child_complexity)")]
     async fn alerts(
         &self,
         ctx: &Context<'_>,
@@ -85,7 +85,7 @@ impl AlertQuery {
     ) -> Result<Vec<AlertObject>> {
         guard::require(ctx, None, "Query.alerts", READ)?;
         let venues = guard::reach(ctx, "Query.alerts", READ).filter();
-        let limit = i64::try_from(super::query::page_size(Some(first))?).unwrap_or(0);
+        let limit = i64::try_from(super::limits::page_size(Some(first))?).unwrap_or(0);
         let store = store(ctx).clone();
         let alerts = blocking(move || {
             store.alerts(
@@ -125,7 +125,7 @@ impl AlertMutation {
         }
         let by = guard::principal(ctx).subject();
         let store = store(ctx).clone();
-        let now = super::now(ctx);
+        let now = super::context::now(ctx);
         let alert = blocking(move || store.acknowledge_alert(&id, &by, now)).await?;
         alert
             .map(AlertObject::from)

@@ -8,9 +8,9 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use store::{AuditEvent, AuditFilter};
 
+use super::context::{blocking, store};
 use super::guard::{self, READ};
-use super::{blocking, store};
-use crate::monitor::{RecordStart, RecordStarts};
+use app::monitor::{RecordStart, RecordStarts};
 
 /// The accesses of one request (one entry on the trail), merged per
 /// (principal, action, object) with the fields of each,
@@ -141,7 +141,7 @@ impl AuditQuery {
     /// (an entry names one venue's objects or it is shown whole to admins
     /// of every venue only); entries of no venue only an admin of every
     /// venue.
-    #[graphql(complexity = "super::query::page_complexity(Some(first), child_complexity)")]
+    #[graphql(complexity = "super::limits::page_complexity(Some(first), child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -153,7 +153,7 @@ impl AuditQuery {
     ) -> Result<Vec<AuditEntryObject>> {
         guard::require(ctx, None, "Query.auditLog", READ)?;
         let venues = guard::reach(ctx, "Query.auditLog", READ).filter();
-        let limit = i64::from(super::query::page_size(Some(first)).map(|n| n as i32)?);
+        let limit = i64::from(super::limits::page_size(Some(first)).map(|n| n as i32)?);
         let store = store(ctx).clone();
         let filter = AuditFilter {
             principal,

@@ -4,12 +4,11 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::ports::ReservationRepository;
 use domain::{DomainError, ReservationId, VenueId};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
-use super::{blocking, now, store};
 
 /// A personal data breach and what was done about it.
 #[derive(SimpleObject)]
@@ -253,29 +252,10 @@ impl BreachMutation {
             .iter()
             .map(|raw| ReservationId::parse(raw).or_gql())
             .collect::<Result<Vec<_>>>()?;
-        let store = store(ctx).clone();
-        let lookup = store.clone();
-        let reservations = blocking(move || {
-            let mut found = Vec::new();
-            if let Some((venue, from, until)) = window {
-                let mut after = None;
-                loop {
-                    let page = lookup.reservations_in(venue, from, until, after, 500)?;
-                    let Some(last) = page.last() else { break };
-                    after = Some((last.starts_at, last.id.to_string()));
-                    found.extend(page);
-                }
-            }
-            for id in listed {
-                found.push(
-                    lookup
-                        .reservation(id)?
-                        .ok_or(DomainError::not_found("reservation"))?,
-                );
-            }
-            Ok(found)
-        })
-        .await?;
+        let store = store(ctx);
+        let reservations = app::breaches::affected_reservations(store, window, listed)
+            .await
+            .or_gql()?;
         for reservation in &reservations {
             guard::require_in_venue(
                 ctx,
@@ -286,47 +266,15 @@ impl BreachMutation {
             )?;
         }
         let who = guard::principal(ctx).subject();
-        let at = now(ctx);
-        let breach_id = id.to_string();
-        blocking(move || {
-            if store.breach(&breach_id)?.is_none() {
-                return Err(DomainError::not_found("breach").into());
-            }
-            let mut notified = 0i32;
-            let mut seen = std::collections::HashSet::new();
-            let mut events = Vec::new();
-            for reservation in reservations {
-                let Some(guest) = reservation.guest_id else {
-                    continue;
-                };
-                if !seen.insert(guest) {
-                    continue;
-                }
-                let Some(record) = store.guest_record(&reservation)? else {
-                    continue;
-                };
-                let Some(email) = record.guest.email.clone() else {
-                    continue;
-                };
-                let mail = store::Mail::new(
-                    email,
-                    domain::messages::breach_notice(&subject, &message, record.guest.name.expose()),
-                );
-                let venue = reservation.venue_id.to_string();
-                if store.queue_breach_notice(&breach_id, &guest.to_string(), &venue, &mail, at)? {
-                    notified += 1;
-                    events.push(store::AuditEvent {
-                        principal: who.clone(),
-                        action: "notify".to_owned(),
-                        object: format!("guest:{guest}"),
-                        fields: "name,email".to_owned(),
-                        venue_id: Some(venue),
-                    });
-                }
-            }
-            store.audit(&events, at)?;
-            Ok(notified)
-        })
+        app::breaches::notify(
+            store,
+            id.to_string(),
+            reservations,
+            app::breaches::Notice { subject, message },
+            who,
+            now(ctx),
+        )
         .await
+        .or_gql()
     }
 }

@@ -85,6 +85,19 @@ pub fn store_error(error: StoreError) -> Error {
     }
 }
 
+/// What a use case's refusal or failure looks like to the client.
+pub fn app_error(error: app::Error) -> Error {
+    match error {
+        app::Error::Domain(domain) => domain_error(&domain),
+        app::Error::Store(store) => store_error(store),
+        app::Error::Refused(message) => api_error(Code::BadUserInput, message),
+        app::Error::Unauthenticated(message) => api_error(Code::Unauthenticated, message),
+        app::Error::Forbidden(message) => api_error(Code::Forbidden, message),
+        app::Error::RateLimited(message) => api_error(Code::RateLimited, message),
+        other => internal_error(&other),
+    }
+}
+
 /// Removes the integrity marks from an answer; returns how many there were.
 pub fn take_integrity_marks(response: &mut async_graphql::Response) -> i64 {
     let mut marked = 0;
@@ -107,6 +120,12 @@ pub trait OrGraphqlError<T> {
 impl<T> OrGraphqlError<T> for Result<T, StoreError> {
     fn or_gql(self) -> async_graphql::Result<T> {
         self.map_err(store_error)
+    }
+}
+
+impl<T> OrGraphqlError<T> for Result<T, app::Error> {
+    fn or_gql(self) -> async_graphql::Result<T> {
+        self.map_err(app_error)
     }
 }
 

@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Result};
-use domain::VenueId;
+use async_graphql::{Context, ID, Result};
+use domain::ports::ReservationRepository;
+use domain::{DomainError, ManageToken, ReservationId, VenueId};
+use store::{Store, StoreError};
 
-use super::errors::{Code, api_error};
-use crate::auth::Principal;
-use crate::authz::Authorizer;
+use super::context::{blocking, store};
+use super::errors::{Code, OrGraphqlError, api_error};
+use app::auth::Principal;
+use app::authz::Authorizer;
 
 pub const READ: &str = "read";
 pub const EXECUTE: &str = "execute";
@@ -253,4 +256,76 @@ pub fn require_for_domain(
     } else {
         require_over(ctx, &[domain.to_owned()], object, action, "venue")
     }
+}
+
+/// How the caller reached a reservation, which decides whether its
+/// personal fields are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// By id: the booking facts only.
+    Public,
+    /// With its manage token (or by booking it): the guest's own data too.
+    Guest,
+}
+
+fn authorize(store: &Store, id: ReservationId, token: &ManageToken) -> Result<(), StoreError> {
+    match store.reservation_by_token(token)? {
+        Some(reservation) if reservation.id == id => Ok(()),
+        _ => Err(DomainError::not_found("reservation").into()),
+    }
+}
+
+/// Decides who changes a reservation: with a manage token (argument or
+/// bearer) it is the guest, for their own reservation only; otherwise the
+/// caller, in the reservation's venue. A token that fits nothing, and a
+/// venue the caller cannot see, read as NOT_FOUND.
+pub async fn authorize_change(
+    ctx: &Context<'_>,
+    id: &ID,
+    manage_token: Option<String>,
+    object: &'static str,
+) -> Result<(ReservationId, Access)> {
+    let (id, access, _) = authorize_change_in(ctx, id, manage_token, object).await?;
+    Ok((id, access))
+}
+
+/// `authorize_change`, also answering the reservation's venue.
+pub async fn authorize_change_in(
+    ctx: &Context<'_>,
+    id: &ID,
+    manage_token: Option<String>,
+    object: &'static str,
+) -> Result<(ReservationId, Access, VenueId)> {
+    let id = ReservationId::parse(id).or_gql()?;
+    let bearer_guest = matches!(principal(ctx), app::auth::Principal::Guest(own) if *own == id);
+    let token = manage_token
+        .map(|raw| ManageToken::parse(&raw))
+        .transpose()
+        .or_gql()?;
+    let store = store(ctx).clone();
+    if token.is_some() || bearer_guest {
+        let venue = blocking(move || {
+            if let Some(token) = &token {
+                authorize(&store, id, token)?;
+            }
+            let reservation = store
+                .reservation(id)?
+                .ok_or(DomainError::not_found("reservation"))?;
+            Ok(reservation.venue_id)
+        })
+        .await?;
+        if !allowed_as(ctx, "guest", Some(venue), object, EXECUTE) {
+            return Err(forbidden(ctx, object));
+        }
+        return Ok((id, Access::Guest, venue));
+    }
+    let venue = blocking(move || {
+        Ok(store
+            .reservation(id)?
+            .ok_or(DomainError::not_found("reservation"))?
+            .venue_id)
+    })
+    .await?;
+    require_in_venue(ctx, venue, object, EXECUTE, "reservation")?;
+    Ok((id, Access::Public, venue))
 }

@@ -19,6 +19,27 @@ use super::depth::DepthLimits;
 
 pub const MAX_ALIASES: usize = 15;
 
+pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: i32 = 20;
+
+/// Reads a page size, refusing what the limits do not allow.
+pub fn page_size(first: Option<i32>) -> async_graphql::Result<usize> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(super::errors::api_error(
+            super::errors::Code::BadUserInput,
+            format!("first: must be between 0 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(usize::try_from(first).unwrap_or(0))
+}
+
+/// What a page of `first` items costs: each item as much as its fields.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0)
+        * child_complexity
+}
+
 /// Items a list without a page size is charged for in advance (the
 /// complexity is judged before anything is read): a generous guess of its
 /// usual length. Lists that can be longer are charged what they returned

@@ -1,9 +1,13 @@
-//! The GraphQL schema: queries, mutations, their limits and errors.
+//! The GraphQL schema: queries, mutations, their limits and errors. The
+//! schema is assembled in `schema`; what resolvers share sits below them
+//! (`context`, `errors`, `guard`, `limits`), so no resolver imports this
+//! module or the schema.
 
 pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod breaches;
+pub mod context;
 pub mod depth;
 pub mod errors;
 pub mod guard;
@@ -12,150 +16,14 @@ mod mutation;
 pub mod payments;
 pub mod privacy;
 mod query;
+pub mod schema;
 pub mod types;
 mod venues;
 mod webhooks;
 
-use async_graphql::{Context, EmptySubscription, Schema};
-use store::{Store, StoreError};
-
-use crate::config::Environment;
 pub use errors::{Code, ensure_codes};
-pub use limits::{MAX_ALIASES, MAX_DIRECTIVES};
-/// All queries: bookings and access control.
-#[derive(async_graphql::MergedObject, Default)]
-pub struct Query(
-    query::BookingQuery,
-    access::AccessQuery,
-    privacy::PrivacyQuery,
-    audit::AuditQuery,
-    breaches::BreachQuery,
-    webhooks::WebhookQuery,
-    alerts::AlertQuery,
-);
-
-/// All mutations: bookings and access control.
-#[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(
-    mutation::BookingMutation,
-    access::AccessMutation,
-    venues::VenueMutation,
-    payments::PaymentMutation,
-    payments::NoShowMutation,
-    payments::OnsiteMutation,
-    privacy::PrivacyMutation,
-    privacy::RightsMutation,
-    breaches::BreachMutation,
-    webhooks::WebhookMutation,
-    alerts::AlertMutation,
-);
-
-pub type KluisSchema = Schema<Query, Mutation, EmptySubscription>;
-
-pub const MAX_DEPTH: usize = 10;
-/// The standard introspection query nests 13 deep; this leaves room for
-/// tools that follow `ofType` a few levels further.
-pub const MAX_INTROSPECTION_DEPTH: usize = 16;
-/// Each field costs 1; a list costs its `first` (or its fixed bound) times
-/// its children. 100 venues with a dozen fields each fit; 100 venues with all
-/// their resources do not.
-pub const MAX_COMPLEXITY: usize = 2_000;
-pub const MAX_PAGE: i32 = 100;
-pub const DEFAULT_PAGE: i32 = 20;
-
-/// What the schema's resolvers need at run time.
-pub struct Services {
-    pub store: Store,
-    pub clock: crate::clock::Clock,
-    pub gateways: plugins::Gateways,
-    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
-    pub session_length: chrono::Duration,
-    /// The detection rules; `None` runs without them (benchmarks).
-    pub monitor: Option<crate::monitor::Monitor>,
-    /// Where webhooks may point.
-    pub outbound: crate::config::Outbound,
-}
-
-/// Introspection may nest deeper only where it is on.
-pub fn depth_limits(env: Environment) -> depth::DepthLimits {
-    depth::DepthLimits {
-        ordinary: MAX_DEPTH,
-        introspection: match env {
-            Environment::Development => MAX_INTROSPECTION_DEPTH,
-            Environment::Production => MAX_DEPTH,
-        },
-    }
-}
-
-pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
-    let depth = depth_limits(env);
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        // async-graphql's own count, blind to introspection, bounds every
-        // request as a second line behind `RequestLimits`' finer one.
-        .limit_depth(depth.overall())
-        .limit_complexity(MAX_COMPLEXITY)
-        .extension(limits::RequestLimits::new(depth));
-    if env == Environment::Production {
-        builder = builder.disable_introspection().disable_suggestions();
-    }
-    if let Some(services) = services {
-        builder = builder
-            .data(services.store)
-            .data(services.clock)
-            .data(services.gateways)
-            .data(services.authorizer)
-            .data(access::SessionLength(services.session_length))
-            .data(services.outbound);
-        if let Some(monitor) = services.monitor {
-            builder = builder.data(monitor);
-        }
-    }
-    builder.finish()
-}
-
-/// The schema in SDL, as committed in `api/schema.graphql`.
-pub fn sdl() -> String {
-    build(None, Environment::Development).sdl()
-}
-
-/// The time the booking rules see.
-fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
-    ctx.data_opt::<crate::clock::Clock>()
-        .map_or_else(chrono::Utc::now, crate::clock::Clock::now)
-}
-
-fn store<'a>(ctx: &Context<'a>) -> &'a Store {
-    // The server always installs the store; only `sdl()` builds without one,
-    // and it executes nothing.
-    ctx.data_unchecked::<Store>()
-}
-
-/// Runs synchronous storage work off the async executor.
-async fn blocking<T, F>(work: F) -> async_graphql::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
-{
-    use errors::OrGraphqlError;
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.or_gql(),
-        Err(join_error) => Err(errors::internal_error(&join_error)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_committed_sdl_matches_the_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
-        let current = super::sdl();
-        if std::env::var_os("UPDATE_SCHEMA").is_some() {
-            std::fs::write(path, &current).expect("write schema.graphql");
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == current,
-            "api/schema.graphql is out of date; run `UPDATE_SCHEMA=1 cargo test -p api` and commit it"
-        );
-    }
-}
+pub use limits::{DEFAULT_PAGE, MAX_ALIASES, MAX_DIRECTIVES, MAX_PAGE};
+pub use schema::{
+    KluisSchema, MAX_COMPLEXITY, MAX_DEPTH, MAX_INTROSPECTION_DEPTH, Mutation, Query, Services,
+    build, depth_limits, sdl,
+};

@@ -2,14 +2,15 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, FixedOffset, Utc};
 use domain::ports::{NewReservation, ReservationChange, ReservationRepository, VenueRepository};
 use domain::{
-    DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, ManageToken, PartySize,
-    PersonName, Phone, Reservation, ReservationId, ResourceId, VenueId,
+    DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, PartySize, PersonName, Phone,
+    Reservation, ResourceId, VenueId,
 };
 use store::{Store, StoreError};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard::{self, authorize_change};
 use super::types::{Access, ReservationObject, Status};
-use super::{blocking, guard, now, store};
 
 #[derive(Default)]
 pub struct BookingMutation;
@@ -88,23 +89,16 @@ async fn respond(
 }
 
 /// How a consent reached kluis, for the ledger.
-pub fn channel_of(principal: &crate::auth::Principal) -> String {
+pub fn channel_of(principal: &app::auth::Principal) -> String {
     match principal {
-        crate::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
-        crate::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
-        crate::auth::Principal::Anonymous | crate::auth::Principal::Guest(_) => "web".to_owned(),
+        app::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
+        app::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
+        app::auth::Principal::Anonymous | app::auth::Principal::Guest(_) => "web".to_owned(),
     }
 }
 
 /// Checks that a manage token belongs to the reservation with this id. A
 /// token for another reservation, or none at all, reads as not found.
-fn authorize(store: &Store, id: ReservationId, token: &ManageToken) -> Result<(), StoreError> {
-    match store.reservation_by_token(token)? {
-        Some(reservation) if reservation.id == id => Ok(()),
-        _ => Err(DomainError::not_found("reservation").into()),
-    }
-}
-
 fn guest_details(input: &GuestInput) -> Result<(PersonName, Option<Email>, Option<GuestNotes>)> {
     let name = PersonName::parse("guest.name", &input.name).or_gql()?;
     let email = input
@@ -239,7 +233,16 @@ impl BookingMutation {
         // Fewer guests under a per-guest rule: their share goes back. (More
         // guests than were paid for were refused inside the change.)
         if let Some(key) = smaller_party_key {
-            super::payments::refund_smaller_party(ctx, id, &key).await?;
+            app::payments::refund_smaller_party(
+                store(ctx),
+                ctx.data_opt::<plugins::Gateways>(),
+                ctx.data_opt::<app::monitor::Monitor>(),
+                id,
+                &key,
+                now(ctx),
+            )
+            .await
+            .or_gql()?;
         }
         Ok(changed)
     }
@@ -279,62 +282,6 @@ impl BookingMutation {
         })
         .await
     }
-}
-
-/// Decides who changes a reservation: with a manage token (argument or
-/// bearer) it is the guest, for their own reservation only; otherwise the
-/// caller, in the reservation's venue. A token that fits nothing, and a
-/// venue the caller cannot see, read as NOT_FOUND.
-pub(super) async fn authorize_change(
-    ctx: &Context<'_>,
-    id: &ID,
-    manage_token: Option<String>,
-    object: &'static str,
-) -> Result<(ReservationId, Access)> {
-    let (id, access, _) = authorize_change_in(ctx, id, manage_token, object).await?;
-    Ok((id, access))
-}
-
-/// `authorize_change`, also answering the reservation's venue.
-pub(super) async fn authorize_change_in(
-    ctx: &Context<'_>,
-    id: &ID,
-    manage_token: Option<String>,
-    object: &'static str,
-) -> Result<(ReservationId, Access, VenueId)> {
-    let id = ReservationId::parse(id).or_gql()?;
-    let bearer_guest =
-        matches!(guard::principal(ctx), crate::auth::Principal::Guest(own) if *own == id);
-    let token = manage_token
-        .map(|raw| ManageToken::parse(&raw))
-        .transpose()
-        .or_gql()?;
-    let store = store(ctx).clone();
-    if token.is_some() || bearer_guest {
-        let venue = blocking(move || {
-            if let Some(token) = &token {
-                authorize(&store, id, token)?;
-            }
-            let reservation = store
-                .reservation(id)?
-                .ok_or(DomainError::not_found("reservation"))?;
-            Ok(reservation.venue_id)
-        })
-        .await?;
-        if !guard::allowed_as(ctx, "guest", Some(venue), object, guard::EXECUTE) {
-            return Err(guard::forbidden(ctx, object));
-        }
-        return Ok((id, Access::Guest, venue));
-    }
-    let venue = blocking(move || {
-        Ok(store
-            .reservation(id)?
-            .ok_or(DomainError::not_found("reservation"))?
-            .venue_id)
-    })
-    .await?;
-    guard::require_in_venue(ctx, venue, object, guard::EXECUTE, "reservation")?;
-    Ok((id, Access::Public, venue))
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use domain::ports::ReservationRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
 use domain::{DomainError, Email, ManageToken, Phone, VenueId};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
-use super::{blocking, now, store};
 
 #[derive(SimpleObject)]
 pub struct PrivacyNoticeObject {
@@ -265,11 +265,8 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
         .data_opt::<super::access::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
-    let keys = super::store(ctx).keys().current();
-    format!(
-        "guest-secret:{}",
-        crate::auth::address_scope(&keys, address)
-    )
+    let keys = super::context::store(ctx).keys().current();
+    format!("guest-secret:{}", app::auth::address_scope(&keys, address))
 }
 
 /// Checks a guest's secret (manage token, access token, access code)
@@ -287,7 +284,7 @@ fn behind_backoff<T>(
 ) -> Result<Result<T, DateTime<Utc>>, store::StoreError> {
     let attempt = store.count_login_attempt(
         scope,
-        crate::auth::address_backoff,
+        app::auth::address_backoff,
         chrono::Duration::hours(1),
         at,
     )?;
@@ -298,7 +295,7 @@ fn behind_backoff<T>(
     }
     let answer = check()?;
     if is_right(&answer) {
-        store.forgive_login_attempt(scope, crate::auth::address_backoff)?;
+        store.forgive_login_attempt(scope, app::auth::address_backoff)?;
     }
     Ok(Ok(answer))
 }
@@ -520,10 +517,15 @@ impl RightsMutation {
                 store.enqueue_until(
                     "access_code",
                     Some(venue),
-                    &store::Outgoing::Email(store::Mail::new(
-                        issued.to,
-                        domain::messages::access_code(issued.code.expose(), store::CODE_MINUTES),
-                    )),
+                    &store::Outgoing::Email(store::Mail {
+                        to: issued.to,
+                        subject: "Your access code".to_owned(),
+                        body: format!(
+                            "Your code to see or change your booking data is {}.\n\
+                             It works for 15 minutes. If you did not ask for it, ignore this message.\n",
+                            issued.code.expose()
+                        ),
+                    }),
                     at,
                     Some(issued.expires_at),
                 )?;
@@ -684,42 +686,24 @@ async fn as_staff(
 }
 
 /// Everything kluis holds in the guest records of `reach`, as JSON,
-/// audited as an export by `who`.
+/// audited as an export by `who` (see [`app::rights::export`]).
 async fn export(
     ctx: &Context<'_>,
     who: String,
     reach: Reach,
 ) -> Result<async_graphql::Json<serde_json::Value>> {
-    let store = store(ctx).clone();
-    let at = now(ctx);
-    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
-    let export = blocking(move || {
-        let venue = reach.venue;
-        let reservations = store.export_scope(&reach.guests, venue)?;
-        // One entry for the request (what the export-rate rule counts),
-        // naming every record of the history, so that "who saw this
-        // guest" finds each of them; written first, so the export's own
-        // access log shows it.
-        let events: Vec<store::AuditEvent> = reach
-            .guests
-            .iter()
-            .map(|guest| store::AuditEvent {
-                principal: who.clone(),
-                action: "export".to_owned(),
-                object: format!("guest:{guest}"),
-                fields: "profile,reservations,consents,payments".to_owned(),
-                venue_id: Some(venue.to_string()),
-            })
-            .collect();
-        store.audit(&events, at)?;
-        if let Some(monitor) = &monitor {
-            monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
-        }
-        let export = store.load_export(&reach.guests, venue, &reservations, chrono::Utc::now())?;
-        serde_json::to_value(&export)
-            .map_err(|_| store::StoreError::Corrupt("an export that does not serialize".to_owned()))
-    })
-    .await?;
+    let export = app::rights::export(
+        store(ctx),
+        ctx.data_opt::<app::monitor::Monitor>(),
+        who,
+        reach.venue,
+        reach.guests,
+        now(ctx),
+    )
+    .await
+    .or_gql()?;
+    let export = serde_json::to_value(&export)
+        .map_err(|_| api_error(Code::Internal, "the export could not be written"))?;
     Ok(async_graphql::Json(export))
 }
 
@@ -778,73 +762,23 @@ async fn correct(
 }
 
 /// Erases the personal data of the guest records of `reach`, audited as an
-/// erasure by `who`, and asks payment providers to delete their customer
-/// objects.
+/// erasure by `who` (see [`app::rights::erase`]).
 async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureReport> {
-    let store = store(ctx).clone();
-    let at = now(ctx);
-    let monitor = ctx.data_opt::<crate::monitor::Monitor>().cloned();
-    let guests = reach.guests.clone();
-    let venue = reach.venue;
-    let (report, saved_cards) = blocking(move || {
-        let mut saved_cards = Vec::new();
-        let mut report = ErasureReport {
-            erased_at: at,
-            already_erased: true,
-            reservations: 0,
-            providers_asked: 0,
-        };
-        let mut events = Vec::new();
-        let mut first_erased: Option<DateTime<Utc>> = None;
-        for guest in &guests {
-            let cards = store.saved_cards_of(*guest)?;
-            let erasure = store.erase_guest(*guest, at)?;
-            report.reservations = report
-                .reservations
-                .saturating_add(u32::try_from(erasure.reservations).unwrap_or(u32::MAX));
-            if erasure.already {
-                first_erased =
-                    Some(first_erased.map_or(erasure.erased_at, |t| t.min(erasure.erased_at)));
-                continue;
-            }
-            report.already_erased = false;
-            saved_cards.extend(cards);
-            events.push(store::AuditEvent {
-                principal: who.clone(),
-                action: "erase".to_owned(),
-                object: format!("guest:{guest}"),
-                fields: "name,email,phone,notes,card".to_owned(),
-                venue_id: Some(venue.to_string()),
-            });
-        }
-        if report.already_erased {
-            // Nothing new was destroyed: the first erasure's time stands.
-            report.erased_at = first_erased.unwrap_or(at);
-        } else {
-            store.audit(&events, at)?;
-            if let Some(monitor) = &monitor {
-                monitor.rights_exercised(&who, "erase", Some(&venue.to_string()), at);
-            }
-        }
-        Ok((report, saved_cards))
-    })
-    .await?;
-    let asked = if report.already_erased {
-        0
-    } else {
-        match ctx.data_opt::<plugins::Gateways>() {
-            Some(gateways) => crate::forget_saved_cards(gateways, &saved_cards).await,
-            None => 0,
-        }
-    };
-    tracing::info!(
-        venue = %reach.venue,
-        records = reach.guests.len(),
-        reservations = report.reservations,
-        "guest data erased"
-    );
+    let erasure = app::rights::erase(
+        store(ctx),
+        ctx.data_opt::<app::monitor::Monitor>(),
+        ctx.data_opt::<plugins::Gateways>(),
+        who,
+        reach.venue,
+        reach.guests,
+        now(ctx),
+    )
+    .await
+    .or_gql()?;
     Ok(ErasureReport {
-        providers_asked: asked,
-        ..report
+        erased_at: erasure.erased_at,
+        already_erased: erasure.already_erased,
+        reservations: erasure.reservations,
+        providers_asked: erasure.providers_asked,
     })
 }

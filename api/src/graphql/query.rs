@@ -5,30 +5,14 @@ use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, Email, ManageToken, PartySize, Reservation, ReservationId, VenueId};
 use store::{Store, StoreError};
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
+use super::guard;
+use super::limits::{page_complexity, page_size};
 use super::types::{Access, ReservationObject, Slot, VenueObject, local};
-use super::{DEFAULT_PAGE, MAX_PAGE, blocking, guard, now, store};
 
 #[derive(Default)]
 pub struct BookingQuery;
-
-/// Reads a page size, refusing what the limits do not allow.
-pub fn page_size(first: Option<i32>) -> Result<usize> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(api_error(
-            Code::BadUserInput,
-            format!("first: must be between 0 and {MAX_PAGE}"),
-        ));
-    }
-    Ok(usize::try_from(first).unwrap_or(0))
-}
-
-/// What a page of `first` items costs: each item as much as its fields.
-pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
-    usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0)
-        * child_complexity
-}
 
 /// A venue's definition from the per-node cache; NOT_FOUND when it does
 /// not exist.

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use domain::ports::{GuestRecord, VenueRepository};
 use domain::{Reservation, ReservationId, ReservationStatus, Resource, ResourceKind, Venue};
 
-use super::{blocking, store};
+use super::context::{blocking, store};
 
 pub fn local(instant: DateTime<Utc>, tz: Tz) -> DateTime<FixedOffset> {
     instant.with_timezone(&tz).fixed_offset()
@@ -148,7 +148,7 @@ impl VenueObject {
 /// A venue's payment rule.
 #[derive(async_graphql::SimpleObject)]
 pub struct VenuePayment {
-    pub kind: super::venues::PaymentKind,
+    pub kind: PaymentKind,
     /// Per booking, or per guest with `perGuest`; null for `NONE`.
     pub amount: Option<super::payments::MoneyValue>,
     pub per_guest: bool,
@@ -159,9 +159,9 @@ pub struct VenuePayment {
 /// Which guest fields a venue collects (the name always).
 #[derive(async_graphql::SimpleObject)]
 pub struct VenueGuestFields {
-    pub email: super::venues::FieldRuleValue,
-    pub phone: super::venues::FieldRuleValue,
-    pub notes: super::venues::FieldRuleValue,
+    pub email: FieldRuleValue,
+    pub phone: FieldRuleValue,
+    pub notes: FieldRuleValue,
 }
 
 #[derive(async_graphql::SimpleObject)]
@@ -278,15 +278,7 @@ impl Slot {
     }
 }
 
-/// How the caller reached a reservation, which decides whether its
-/// personal fields are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// By id: the booking facts only.
-    Public,
-    /// With its manage token (or by booking it): the guest's own data too.
-    Guest,
-}
+pub use super::guard::Access;
 
 /// The guests of reservations answered together (a day sheet, a lookup):
 /// decrypted in one load, the first time any of them is asked for a
@@ -341,7 +333,7 @@ impl ReservationObject {
     fn subject(&self, ctx: &Context<'_>) -> Option<String> {
         match (self.access, super::guard::principal(ctx)) {
             (Access::Guest, _) => Some("guest".to_owned()),
-            (Access::Public, crate::auth::Principal::Guest(own)) => {
+            (Access::Public, app::auth::Principal::Guest(own)) => {
                 (*own == self.reservation.id).then(|| "guest".to_owned())
             }
             (Access::Public, principal) => Some(principal.subject()),
@@ -371,7 +363,7 @@ impl ReservationObject {
         super::audit::note_start(
             ctx,
             &record,
-            crate::monitor::RecordStart {
+            app::monitor::RecordStart {
                 at: self.reservation.starts_at,
                 zone: self.venue.time_zone,
             },
@@ -425,7 +417,7 @@ impl ReservationObject {
     fn opened_by_token(&self, ctx: &Context<'_>) -> bool {
         match (self.access, super::guard::principal(ctx)) {
             (Access::Guest, _) => true,
-            (Access::Public, crate::auth::Principal::Guest(own)) => *own == self.reservation.id,
+            (Access::Public, app::auth::Principal::Guest(own)) => *own == self.reservation.id,
             (Access::Public, _) => false,
         }
     }
@@ -580,4 +572,31 @@ impl From<ReservationStatus> for Status {
             ReservationStatus::Cancelled => Self::Cancelled,
         }
     }
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRuleValue {
+    Required,
+    Optional,
+    /// Not collected: refused when given.
+    No,
+}
+
+impl From<domain::privacy::FieldRule> for FieldRuleValue {
+    fn from(rule: domain::privacy::FieldRule) -> Self {
+        match rule {
+            domain::privacy::FieldRule::Required => Self::Required,
+            domain::privacy::FieldRule::Optional => Self::Optional,
+            domain::privacy::FieldRule::NotCollected => Self::No,
+        }
+    }
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    None,
+    Deposit,
+    Prepayment,
+    /// A card kept on file; `amount` is the no-show fee.
+    Guarantee,
 }

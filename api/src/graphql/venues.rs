@@ -13,10 +13,10 @@ use domain::{
 };
 use store::{ResourceChange, VenueChanges};
 
+use super::context::{blocking, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
-use super::types::{ResourceKindValue, VenueObject, Weekday};
-use super::{blocking, store};
+use super::types::{FieldRuleValue, PaymentKind, ResourceKindValue, VenueObject, Weekday};
 
 #[derive(InputObject)]
 pub struct OpeningHoursInput {
@@ -89,14 +89,6 @@ pub struct VenueInput {
     pub payment_data_days: Option<i32>,
 }
 
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
-pub enum FieldRuleValue {
-    Required,
-    Optional,
-    /// Not collected: refused when given.
-    No,
-}
-
 /// Which guest fields a venue collects; a field left out keeps its rule.
 #[derive(InputObject)]
 pub struct GuestFieldsInput {
@@ -111,25 +103,6 @@ fn field_rule(value: FieldRuleValue) -> domain::privacy::FieldRule {
         FieldRuleValue::Optional => domain::privacy::FieldRule::Optional,
         FieldRuleValue::No => domain::privacy::FieldRule::NotCollected,
     }
-}
-
-impl From<domain::privacy::FieldRule> for FieldRuleValue {
-    fn from(rule: domain::privacy::FieldRule) -> Self {
-        match rule {
-            domain::privacy::FieldRule::Required => Self::Required,
-            domain::privacy::FieldRule::Optional => Self::Optional,
-            domain::privacy::FieldRule::NotCollected => Self::No,
-        }
-    }
-}
-
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentKind {
-    None,
-    Deposit,
-    Prepayment,
-    /// A card kept on file; `amount` is the no-show fee.
-    Guarantee,
 }
 
 /// A venue's payment rule; a part left out keeps its stored value. A

@@ -7,9 +7,9 @@ use domain::VenueId;
 use domain::ports::VenueRepository;
 use secrecy::ExposeSecret;
 
+use super::context::{blocking, now, store};
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
-use super::{blocking, now, store};
 
 /// Longer URLs are refused rather than stored.
 const MAX_URL_LENGTH: usize = 2_000;
@@ -46,7 +46,7 @@ fn check_url(raw: &str, allow_private: bool) -> Result<String> {
     }
     let url = reqwest::Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
     let host = url.host_str().ok_or_else(|| invalid("needs a host"))?;
-    crate::outbound::check_url(&url, allow_private).map_err(|refused| {
+    app::outbound::check_url(&url, allow_private).map_err(|refused| {
         invalid(&format!(
             "must not point into a private network ({} here)",
             refused.0

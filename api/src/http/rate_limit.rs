@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use store::{RateDelta, Store};
 
-use crate::auth::Principal;
 use crate::config::RateLimits;
+use app::auth::Principal;
 
 /// A caller's budget: requests and complexity per minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct RateLimiter {
     limits: Arc<RateLimits>,
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     store: Store,
-    monitor: Option<crate::monitor::Monitor>,
+    monitor: Option<app::monitor::Monitor>,
     /// Where nodes share counts when not through the database.
     redis: Option<redis::Client>,
 }
@@ -51,34 +51,14 @@ pub enum RateLimitError {
     Redis(#[from] redis::RedisError),
 }
 
-/// The group a client address counts in for every per-address limit: the
-/// address itself for IPv4 (an IPv4-mapped IPv6 address is IPv4), its /64
-/// network for IPv6, since whoever holds one address of a /64 usually holds
-/// all 2^64 of them. Anything that is not an address counts as itself.
-pub fn client_group(address: &str) -> String {
-    match address.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let network = u128::from(v6) & !(u128::MAX >> 64);
-                format!("{}/64", std::net::Ipv6Addr::from(network))
-            }
-        },
-        Err(_) => address.to_owned(),
-    }
-}
+pub use app::auth::client_group;
 
 fn window_of(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
 
 impl RateLimiter {
-    pub fn new(
-        store: Store,
-        limits: &RateLimits,
-        monitor: Option<crate::monitor::Monitor>,
-    ) -> Self {
+    pub fn new(store: Store, limits: &RateLimits, monitor: Option<app::monitor::Monitor>) -> Self {
         let trusted_proxies = limits
             .trusted_proxies
             .iter()
@@ -127,9 +107,9 @@ impl RateLimiter {
     }
 
     /// A client's counter key: never the address itself (see
-    /// `crate::auth::pseudonym`).
+    /// `app::auth::pseudonym`).
     fn pseudonym(&self, kind: &str, address: &str) -> String {
-        crate::auth::pseudonym(&self.store.keys().current(), kind, &client_group(address))
+        app::auth::pseudonym(&self.store.keys().current(), kind, &client_group(address))
     }
 
     /// The scope a caller's requests count against, and its budget.
@@ -331,7 +311,7 @@ impl RateLimiter {
     }
 
     /// Syncs every second and forgets old windows every few minutes.
-    pub fn sync_periodically(self, clock: crate::clock::Clock) {
+    pub fn sync_periodically(self, clock: app::clock::Clock) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut ticks: u64 = 0;

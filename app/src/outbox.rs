@@ -25,21 +25,18 @@ pub struct Couriers {
 }
 
 impl Couriers {
-    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, MailError> {
+    pub fn from_settings(settings: &crate::settings::OutboxSettings) -> Result<Self, MailError> {
         Self::with_lookup(settings, Arc::new(SystemLookup))
     }
 
     /// Like `from_settings`, resolving receivers' names through `lookup`
     /// (tests stand in names that point inside the network).
     pub fn with_lookup(
-        settings: &crate::config::Settings,
+        settings: &crate::settings::OutboxSettings,
         lookup: Arc<dyn HostLookup>,
     ) -> Result<Self, MailError> {
         let allow_private = settings.outbound.allow_private_targets;
-        let alerts = match (
-            &settings.monitoring.alert_webhook_url,
-            &settings.monitoring.alert_webhook_secret,
-        ) {
+        let alerts = match (&settings.alert_webhook_url, &settings.alert_webhook_secret) {
             (Some(url), Some(secret)) => Some(Endpoint {
                 url: url.clone(),
                 secret: secret.0.clone(),

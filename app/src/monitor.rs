@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use domain::crypto::Field;
 use store::{AlertNotices, AuditEvent, NewAlert, Store};
 
-use crate::auth::Principal;
-use crate::config::{BulkReadResponse, Monitoring};
+use crate::principal::Principal;
+use crate::settings::{BulkReadResponse, Monitoring};
 
 /// The rules, as alerts name them.
 pub mod rules {
@@ -35,12 +35,20 @@ pub mod rules {
 /// address gives the same pseudonym while the key version stays.
 const CLIENT_ADDRESS: Field = Field::new("alerts", "client_address");
 
+/// Where the rules' outcomes are counted (the server's metrics).
+pub trait Signals: Send + Sync {
+    /// A rule raised an alert.
+    fn alert(&self, rule: &str);
+    /// An edited policy was taken (`true`) or refused.
+    fn policy_reload(&self, accepted: bool);
+}
+
 #[derive(Clone)]
 pub struct Monitor {
     store: Store,
     rules: Arc<Monitoring>,
     notices: Arc<AlertNotices>,
-    metrics: Option<crate::metrics::Metrics>,
+    metrics: Option<Arc<dyn Signals>>,
     /// (key, network) pairs this node already knows are on record.
     known_networks: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
     /// Per principal, what the trail said at the last bulk-read count and
@@ -128,7 +136,7 @@ pub fn watches_reads(principal: &Principal) -> bool {
 }
 
 impl Monitor {
-    pub fn new(store: Store, rules: &Monitoring, metrics: Option<crate::metrics::Metrics>) -> Self {
+    pub fn new(store: Store, rules: &Monitoring, metrics: Option<Arc<dyn Signals>>) -> Self {
         let notices = AlertNotices {
             webhook: rules.alert_webhook_url.is_some(),
             // Checked when the settings were loaded.

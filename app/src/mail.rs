@@ -57,7 +57,7 @@ impl Transport {
     /// The transport the settings ask for; `None` in production without
     /// SMTP (messages wait in the outbox until it is configured).
     pub fn from_settings(
-        settings: &crate::config::Settings,
+        settings: &crate::settings::OutboxSettings,
         lookup: Arc<dyn HostLookup>,
     ) -> Result<Option<Self>, MailError> {
         let from = settings
@@ -81,7 +81,9 @@ impl Transport {
                 };
                 Ok(Some(Self::Smtp { relay, from }))
             }
-            None if settings.env == crate::config::Environment::Development => Ok(Some(Self::Log)),
+            None if settings.env == crate::settings::Environment::Development => {
+                Ok(Some(Self::Log))
+            }
             None => Ok(None),
         }
     }

@@ -1,6 +1,11 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and
-//! `/readyz`.
+//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and `/readyz`; the request pipeline around them
+//! (principal, rate limits and load shedding, metrics, the audit writer).
+
+pub mod audit_writer;
+pub mod graphiql;
+pub mod metrics;
+pub mod rate_limit;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,15 +23,15 @@ pub struct ServerState {
     pub schema: KluisSchema,
     pub store: Store,
     pub env: Environment,
-    pub authorizer: std::sync::Arc<crate::authz::Authorizer>,
+    pub authorizer: std::sync::Arc<app::authz::Authorizer>,
     pub gateways: plugins::Gateways,
-    pub clock: crate::clock::Clock,
-    pub monitor: Option<crate::monitor::Monitor>,
-    pub metrics: crate::metrics::Metrics,
+    pub clock: app::clock::Clock,
+    pub monitor: Option<app::monitor::Monitor>,
+    pub metrics: crate::http::metrics::Metrics,
     pub metrics_access: MetricsAccess,
-    pub limiter: crate::rate_limit::RateLimiter,
+    pub limiter: crate::http::rate_limit::RateLimiter,
     /// Appends requests' audit trails, many per transaction.
-    pub audit: crate::audit_writer::AuditWriter,
+    pub audit: crate::http::audit_writer::AuditWriter,
     /// Turns for GraphQL requests (`rate_limits.max_in_flight`).
     pub admission: std::sync::Arc<tokio::sync::Semaphore>,
     /// How long a request waits for a turn (`rate_limits.queue_wait_ms`).
@@ -68,7 +73,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .configure(crate::graphiql::routes);
+        .configure(graphiql::routes);
 }
 
 fn request_error(status: StatusCode, message: &str) -> HttpResponse {
@@ -144,8 +149,8 @@ async fn execute_as_caller(
     let monitor = state.monitor.clone();
     let key_address = address.clone();
     let resolved = tokio::task::spawn_blocking(move || {
-        let principal = crate::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
-        if let (crate::auth::Principal::ApiKey { id, .. }, Some(monitor)) = (&principal, &monitor) {
+        let principal = app::auth::resolve(&store, header.as_deref(), chrono::Utc::now())?;
+        if let (app::auth::Principal::ApiKey { id, .. }, Some(monitor)) = (&principal, &monitor) {
             monitor.api_key_used(id, &key_address, now);
         }
         // A principal held back by an automatic response (bulk reads) is
@@ -155,21 +160,21 @@ async fn execute_as_caller(
         } else {
             None
         };
-        Ok::<_, crate::auth::AuthError>((principal, hold))
+        Ok::<_, app::auth::AuthError>((principal, hold))
     })
     .await;
     // Only credentials that did not hold stay counted (not a database
     // that failed to answer).
     if let Some((scope, _)) = &guessing
-        && !matches!(resolved, Ok(Err(crate::auth::AuthError::Unauthenticated)))
+        && !matches!(resolved, Ok(Err(app::auth::AuthError::Unauthenticated)))
     {
         state.limiter.refund(scope, now);
     }
     let principal = match resolved {
         Ok(Ok((_, Some(hold)))) => return held_back(&hold, now),
         Ok(Ok((principal, None))) => principal,
-        Ok(Err(crate::auth::AuthError::Unauthenticated)) => return unauthenticated(),
-        Ok(Err(crate::auth::AuthError::Store(error))) => {
+        Ok(Err(app::auth::AuthError::Unauthenticated)) => return unauthenticated(),
+        Ok(Err(app::auth::AuthError::Store(error))) => {
             let error = graphql::errors::internal_error(&error);
             return HttpResponse::Ok()
                 .json(json!({ "errors": [error.into_server_error(Default::default())] }));
@@ -239,7 +244,7 @@ async fn execute_as_caller(
         if let Some(monitor) = state
             .monitor
             .clone()
-            .filter(|_| crate::monitor::watches_reads(&watched))
+            .filter(|_| app::monitor::watches_reads(&watched))
         {
             let _checked = tokio::task::spawn_blocking(move || {
                 monitor.after_request(&watched, &events, &starts, now);
@@ -377,7 +382,7 @@ async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> Htt
     };
     let Some(query) = params.query else {
         return if state.env == Environment::Development {
-            crate::graphiql::page()
+            graphiql::page()
         } else {
             request_error(StatusCode::NOT_FOUND, "send GraphQL requests with POST")
         };
@@ -505,7 +510,7 @@ async fn webhook(
         None => "ignored",
         Some(payment) => {
             let hint = event.reference.as_deref();
-            match graphql::payments::refresh_and_record(
+            match app::payments::refresh_and_record(
                 &state.store,
                 state.monitor.as_ref(),
                 gateway.as_ref(),

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use domain::crypto::{KeyRing, MASTER_KEY_BYTES, SharedKeyRing};
 use secrecy::ExposeSecret;
 
-use crate::config::{Checked, Environment};
+use crate::settings::{Environment, KeySettings};
 
 /// The key file `cargo run` creates on first start in development.
 pub const DEVELOPMENT_KEY_FILE: &str = "kluis.key";
@@ -271,8 +271,7 @@ pub fn remove_key_version(path: &Path, version: u32) -> Result<KeyRing, KeyError
 /// Loads the key ring for a command or the server, following the rules in
 /// the README: environment, then key file, then (development only) a
 /// generated `kluis.key`.
-pub fn load(checked: &Checked) -> Result<(KeyRing, KeySource), KeyError> {
-    let settings = &checked.settings;
+pub fn load(settings: &KeySettings) -> Result<(KeyRing, KeySource), KeyError> {
     if let Some(raw) = &settings.master_key {
         return Ok((
             parse_environment_keys(raw.0.expose_secret())?,

@@ -39,6 +39,17 @@ struct Inner {
     operations: Mutex<HashSet<String>>,
 }
 
+impl app::monitor::Signals for Metrics {
+    fn alert(&self, rule: &str) {
+        self.0.alerts.with_label_values(&[rule]).inc();
+    }
+
+    fn policy_reload(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.0.policy_reloads.with_label_values(&[outcome]).inc();
+    }
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new_custom(Some("kluis".to_owned()), None)?;
@@ -137,15 +148,6 @@ impl Metrics {
         for code in error_codes {
             self.0.errors.with_label_values(&[code]).inc();
         }
-    }
-
-    pub fn alert(&self, rule: &str) {
-        self.0.alerts.with_label_values(&[rule]).inc();
-    }
-
-    pub fn policy_reload(&self, accepted: bool) {
-        let outcome = if accepted { "accepted" } else { "refused" };
-        self.0.policy_reloads.with_label_values(&[outcome]).inc();
     }
 
     /// The text exposition, with pool and outbox read now. Runs on the

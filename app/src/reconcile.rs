@@ -117,7 +117,7 @@ pub async fn run_once(
             }
             continue;
         };
-        let refreshed = match crate::graphql::payments::refresh_and_record(
+        let refreshed = match crate::payments::refresh_and_record(
             store,
             monitor,
             gateway.as_ref(),
@@ -148,7 +148,7 @@ pub async fn run_once(
         match gateway.cancel(&reference).await {
             Ok(answer) if answer.step == PaymentStep::Succeeded => {
                 // It went through after all: record the success.
-                let recorded = crate::graphql::payments::refresh_and_record(
+                let recorded = crate::payments::refresh_and_record(
                     store,
                     monitor,
                     gateway.as_ref(),

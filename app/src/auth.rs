@@ -5,55 +5,10 @@ use chrono::{DateTime, Utc};
 use domain::auth::{ApiKeyToken, SessionToken};
 use domain::crypto::{Field, KeyRing};
 use domain::ports::ReservationRepository;
-use domain::{Email, ManageToken, ReservationId};
+use domain::{Email, ManageToken};
 use store::{Store, StoreError};
 
-/// The caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Anonymous,
-    /// Holder of a reservation's manage token: that reservation only.
-    Guest(ReservationId),
-    Staff {
-        id: String,
-        email: domain::Personal,
-        /// Venues (or `*`) where the account holds any role.
-        venues: Vec<String>,
-        session: domain::SessionHash,
-    },
-    ApiKey {
-        id: String,
-        venues: Vec<String>,
-    },
-}
-
-impl Principal {
-    /// The Casbin subject: a role for callers without an account, the
-    /// account otherwise.
-    pub fn subject(&self) -> String {
-        match self {
-            Self::Anonymous => "anonymous".to_owned(),
-            Self::Guest(_) => "guest".to_owned(),
-            Self::Staff { id, .. } => format!("user:{id}"),
-            Self::ApiKey { id, .. } => format!("apikey:{id}"),
-        }
-    }
-
-    /// Venues where this principal holds a role, for checks that concern no
-    /// one venue.
-    pub fn venues(&self) -> &[String] {
-        match self {
-            Self::Staff { venues, .. } | Self::ApiKey { venues, .. } => venues,
-            Self::Anonymous | Self::Guest(_) => &[],
-        }
-    }
-
-    /// Whether this principal's reach is bound to venues: then a venue
-    /// outside it does not exist for them.
-    pub fn is_venue_bound(&self) -> bool {
-        matches!(self, Self::Staff { .. } | Self::ApiKey { .. })
-    }
-}
+pub use crate::principal::Principal;
 
 /// Credentials were given but do not hold. Deliberately without detail.
 #[derive(Debug, thiserror::Error)]
@@ -186,9 +141,9 @@ pub fn account_scope(keys: &KeyRing, email: &str) -> String {
 }
 
 /// The throttle scope of a client address: per address for IPv4, per
-/// /64 network for IPv6 (see `crate::rate_limit::client_group`).
+/// /64 network for IPv6 (see [`client_group`]).
 pub fn address_scope(keys: &KeyRing, address: &str) -> String {
-    pseudonym(keys, "address", &crate::rate_limit::client_group(address))
+    pseudonym(keys, "address", &client_group(address))
 }
 
 /// How a login attempt ended.
@@ -277,6 +232,25 @@ pub fn login(
         Some(until) if until > now + chrono::Duration::seconds(1) => LoginOutcome::Throttled(until),
         _ => LoginOutcome::Refused,
     })
+}
+
+/// The group a client address counts in for every per-address limit: the
+/// address itself for IPv4 (an IPv4-mapped IPv6 address is IPv4), its /64
+/// network for IPv6, since whoever holds one address of a /64 usually holds
+/// all 2^64 of them. Anything that is not an address counts as itself.
+pub fn client_group(address: &str) -> String {
+    use std::net::IpAddr;
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & !(u128::MAX >> 64);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        Err(_) => address.to_owned(),
+    }
 }
 
 #[cfg(test)]

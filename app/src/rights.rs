@@ -1,0 +1,158 @@
+//! Guests' rights: the export, and erasure as a whole (the data, the audit entry, the
+//! alert count, and the payment providers' saved cards).
+
+use chrono::{DateTime, Utc};
+use domain::{GuestId, VenueId};
+use store::Store;
+
+use crate::error::{Error, blocking};
+use crate::monitor::Monitor;
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub erased_at: DateTime<Utc>,
+    /// True when the data had already been erased: nothing more was done.
+    pub already_erased: bool,
+    pub reservations: u32,
+    /// Payment providers asked to delete their customer object.
+    pub providers_asked: u32,
+}
+
+/// Asks the payment providers to delete the customer objects behind saved
+/// cards; answers how many did. A provider that fails is logged (with the
+/// gateway, not the guest) and not retried: the card data is theirs.
+pub async fn forget_saved_cards(
+    gateways: &plugins::Gateways,
+    saved_cards: &[(String, String)],
+) -> u32 {
+    let mut asked = 0u32;
+    for (gateway, reference) in saved_cards {
+        if let Some(provider) = gateways.named(gateway) {
+            match provider.forget(reference).await {
+                Ok(()) => asked += 1,
+                Err(error) => {
+                    tracing::warn!(%error, %gateway, "the provider could not delete its customer object")
+                }
+            }
+        }
+    }
+    asked
+}
+
+/// Erases the personal data of `guests` (their records at `venue`),
+/// audited as an erasure by `who`, and asks payment providers to delete
+/// their customer objects. The data itself is destroyed by
+/// `Store::erase_guest` (`store/src/erasure.rs`).
+pub async fn erase(
+    store: &Store,
+    monitor: Option<&Monitor>,
+    gateways: Option<&plugins::Gateways>,
+    who: String,
+    venue: VenueId,
+    guests: Vec<GuestId>,
+    at: DateTime<Utc>,
+) -> Result<Erasure, Error> {
+    let records = guests.len();
+    let monitor = monitor.cloned();
+    let store = store.clone();
+    let (report, saved_cards) = blocking(move || {
+        let mut saved_cards = Vec::new();
+        let mut report = Erasure {
+            erased_at: at,
+            already_erased: true,
+            reservations: 0,
+            providers_asked: 0,
+        };
+        let mut events = Vec::new();
+        let mut first_erased: Option<DateTime<Utc>> = None;
+        for guest in &guests {
+            let cards = store.saved_cards_of(*guest)?;
+            let erasure = store.erase_guest(*guest, at)?;
+            report.reservations = report
+                .reservations
+                .saturating_add(u32::try_from(erasure.reservations).unwrap_or(u32::MAX));
+            if erasure.already {
+                first_erased =
+                    Some(first_erased.map_or(erasure.erased_at, |t| t.min(erasure.erased_at)));
+                continue;
+            }
+            report.already_erased = false;
+            saved_cards.extend(cards);
+            events.push(store::AuditEvent {
+                principal: who.clone(),
+                action: "erase".to_owned(),
+                object: format!("guest:{guest}"),
+                fields: "name,email,phone,notes,card".to_owned(),
+                venue_id: Some(venue.to_string()),
+            });
+        }
+        if report.already_erased {
+            // Nothing new was destroyed: the first erasure's time stands.
+            report.erased_at = first_erased.unwrap_or(at);
+        } else {
+            store.audit(&events, at)?;
+            if let Some(monitor) = &monitor {
+                monitor.rights_exercised(&who, "erase", Some(&venue.to_string()), at);
+            }
+        }
+        Ok((report, saved_cards))
+    })
+    .await?;
+    let asked = if report.already_erased {
+        0
+    } else {
+        match gateways {
+            Some(gateways) => forget_saved_cards(gateways, &saved_cards).await,
+            None => 0,
+        }
+    };
+    tracing::info!(
+        %venue,
+        records,
+        reservations = report.reservations,
+        "guest data erased"
+    );
+    Ok(Erasure {
+        providers_asked: asked,
+        ..report
+    })
+}
+
+/// Everything kluis holds in the guest records `guests` at `venue` (a
+/// typed document, loaded with one query per table), audited as an
+/// export by `who`.
+pub async fn export(
+    store: &Store,
+    monitor: Option<&Monitor>,
+    who: String,
+    venue: VenueId,
+    guests: Vec<GuestId>,
+    at: DateTime<Utc>,
+) -> Result<store::GuestExport, Error> {
+    let store = store.clone();
+    let monitor = monitor.cloned();
+    blocking(move || {
+        let reservations = store.export_scope(&guests, venue)?;
+        // One entry for the request (what the export-rate rule counts),
+        // naming every record of the history, so that "who saw this
+        // guest" finds each of them; written first, so the export's own
+        // access log shows it.
+        let events: Vec<store::AuditEvent> = guests
+            .iter()
+            .map(|guest| store::AuditEvent {
+                principal: who.clone(),
+                action: "export".to_owned(),
+                object: format!("guest:{guest}"),
+                fields: "profile,reservations,consents,payments".to_owned(),
+                venue_id: Some(venue.to_string()),
+            })
+            .collect();
+        store.audit(&events, at)?;
+        if let Some(monitor) = &monitor {
+            monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
+        }
+        Ok(store.load_export(&guests, venue, &reservations, Utc::now())?)
+    })
+    .await
+}
