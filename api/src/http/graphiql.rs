@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 use crate::config::Environment;
-use crate::http::ServerState;
+use crate::http::state::ServerState;
 
 /// Where the assets are served; the page names them under it.
 const ASSETS_PATH: &str = "/graphiql/assets";

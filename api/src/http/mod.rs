@@ -1,52 +1,26 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and `/readyz`; the request pipeline around them
+//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and
+//! `/readyz`; the request pipeline around them
 //! (principal, rate limits and load shedding, metrics, the audit writer).
 
 pub mod audit_writer;
 pub mod graphiql;
 pub mod metrics;
 pub mod rate_limit;
+pub mod state;
+
+pub use state::{MetricsAccess, ServerState};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::parser::types::OperationType;
 use serde_json::json;
-use store::Store;
 
 use crate::config::Environment;
-use crate::graphql::{self, KluisSchema};
+use crate::graphql;
 
 /// Request bodies above this are refused with 413 before being parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub struct ServerState {
-    pub schema: KluisSchema,
-    pub store: Store,
-    pub env: Environment,
-    pub authorizer: std::sync::Arc<app::authz::Authorizer>,
-    pub gateways: plugins::Gateways,
-    pub clock: app::clock::Clock,
-    pub monitor: Option<app::monitor::Monitor>,
-    pub metrics: crate::http::metrics::Metrics,
-    pub metrics_access: MetricsAccess,
-    pub limiter: crate::http::rate_limit::RateLimiter,
-    /// Appends requests' audit trails, many per transaction.
-    pub audit: crate::http::audit_writer::AuditWriter,
-    /// Turns for GraphQL requests (`rate_limits.max_in_flight`).
-    pub admission: std::sync::Arc<tokio::sync::Semaphore>,
-    /// How long a request waits for a turn (`rate_limits.queue_wait_ms`).
-    pub queue_wait: std::time::Duration,
-}
-
-/// Who may read `/metrics`.
-#[derive(Clone)]
-pub struct MetricsAccess {
-    /// Asked of every scrape when set.
-    pub token: Option<secrecy::SecretString>,
-    /// Without a token: served on the main listener (development without
-    /// a separate metrics address).
-    pub open_on_main: bool,
-}
 
 /// Marks the listener on `metrics_bind`, which serves `/metrics` only.
 #[derive(Clone, Copy)]
