@@ -10,6 +10,7 @@ use domain::{Email, VenueId};
 use store::{Store, StoreError};
 
 use super::context::{blocking, store};
+use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{
     EXECUTE, READ, Reach, principal, reach, require, require_for_domain, require_over,
@@ -225,7 +226,7 @@ impl AccessQuery {
         let Principal::Staff { id, .. } = principal(ctx) else {
             return Err(api_error(Code::Unauthenticated, "log in first"));
         };
-        require(ctx, None, "Query.me", READ)?;
+        require(ctx, None, coordinates::QUERY_ME, READ)?;
         let store = store(ctx).clone();
         let id = id.clone();
         blocking(move || {
@@ -239,7 +240,7 @@ impl AccessQuery {
 
     /// The access policy in force and the last refused change.
     async fn policy_status(&self, ctx: &Context<'_>) -> Result<PolicyStatus> {
-        require(ctx, None, "Query.policyStatus", READ)?;
+        require(ctx, None, coordinates::QUERY_POLICY_STATUS, READ)?;
         let authorizer = ctx
             .data_opt::<Arc<Authorizer>>()
             .ok_or_else(|| api_error(Code::Internal, "no access policy loaded"))?;
@@ -257,8 +258,8 @@ impl AccessQuery {
     /// roles.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn staff_accounts(&self, ctx: &Context<'_>) -> Result<Vec<StaffAccount>> {
-        require(ctx, None, "Query.staffAccounts", READ)?;
-        let reach = reach(ctx, "Query.staffAccounts", READ);
+        require(ctx, None, coordinates::QUERY_STAFF_ACCOUNTS, READ)?;
+        let reach = reach(ctx, coordinates::QUERY_STAFF_ACCOUNTS, READ);
         let store = store(ctx).clone();
         blocking(move || {
             let mut accounts = Vec::new();
@@ -274,8 +275,8 @@ impl AccessQuery {
     /// venues, the keys bound to one of them, showing only those venues.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyInfo>> {
-        require(ctx, None, "Query.apiKeys", READ)?;
-        let reach = reach(ctx, "Query.apiKeys", READ);
+        require(ctx, None, coordinates::QUERY_API_KEYS, READ)?;
+        let reach = reach(ctx, coordinates::QUERY_API_KEYS, READ);
         let store = store(ctx).clone();
         blocking(move || {
             let mut keys = Vec::new();
@@ -303,7 +304,7 @@ impl AccessMutation {
         email: String,
         password: String,
     ) -> Result<LoginPayload> {
-        require(ctx, None, "Mutation.login", EXECUTE)?;
+        require(ctx, None, coordinates::MUTATION_LOGIN, EXECUTE)?;
         let store = store(ctx).clone();
         let address = ctx
             .data_opt::<ClientAddress>()
@@ -358,7 +359,7 @@ impl AccessMutation {
         let Principal::Staff { session, .. } = principal(ctx) else {
             return Err(api_error(Code::Unauthenticated, "log in first"));
         };
-        require(ctx, None, "Mutation.logout", EXECUTE)?;
+        require(ctx, None, coordinates::MUTATION_LOGOUT, EXECUTE)?;
         let store = store(ctx).clone();
         let session = session.clone();
         blocking(move || store.delete_session(&session)).await
@@ -372,12 +373,12 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: CreateStaffInput,
     ) -> Result<StaffAccount> {
-        require(ctx, None, "Mutation.createStaff", EXECUTE)?;
+        require(ctx, None, coordinates::MUTATION_CREATE_STAFF, EXECUTE)?;
         let email = Email::parse("email", &input.email).or_gql()?;
         let password = Password::parse(&input.password).or_gql()?;
         let role = assignable(&input.role)?;
         let venue = venue_domain(input.venue_id.as_ref())?;
-        require_for_domain(ctx, &venue, "Mutation.createStaff", EXECUTE)?;
+        require_for_domain(ctx, &venue, coordinates::MUTATION_CREATE_STAFF, EXECUTE)?;
         let store = store(ctx).clone();
         let account = blocking(move || {
             let hash = password.hash()?;
@@ -403,7 +404,7 @@ impl AccessMutation {
         role: String,
         venue_id: Option<ID>,
     ) -> Result<bool> {
-        const OBJECT: &str = "Mutation.assignRole";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_ASSIGN_ROLE;
         require(ctx, None, OBJECT, EXECUTE)?;
         let role = assignable(&role)?;
         let venue = venue_domain(venue_id.as_ref())?;
@@ -444,7 +445,7 @@ impl AccessMutation {
         role: String,
         venue_id: Option<ID>,
     ) -> Result<bool> {
-        const OBJECT: &str = "Mutation.removeRole";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_REMOVE_ROLE;
         require(ctx, None, OBJECT, EXECUTE)?;
         let role = Role::parse(&role).or_gql()?;
         let venue = venue_domain(venue_id.as_ref())?;
@@ -475,7 +476,7 @@ impl AccessMutation {
         staff_id: ID,
         active: bool,
     ) -> Result<bool> {
-        const OBJECT: &str = "Mutation.setStaffActive";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_SET_STAFF_ACTIVE;
         require(ctx, None, OBJECT, EXECUTE)?;
         let domains = domains_of(ctx, format!("user:{}", staff_id.0)).await?;
         if !within(&reach(ctx, OBJECT, EXECUTE), &domains) {
@@ -490,7 +491,7 @@ impl AccessMutation {
     /// bound to venues unlocks only accounts whose every role is in them
     /// (any other address, known or not, is FORBIDDEN).
     async fn unlock_login(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
-        const OBJECT: &str = "Mutation.unlockLogin";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_UNLOCK_LOGIN;
         require(ctx, None, OBJECT, EXECUTE)?;
         if reach(ctx, OBJECT, EXECUTE) != Reach::Everywhere {
             let lookup = store(ctx).clone();
@@ -524,7 +525,7 @@ impl AccessMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> Result<CreatedApiKey> {
-        require(ctx, None, "Mutation.createApiKey", EXECUTE)?;
+        require(ctx, None, coordinates::MUTATION_CREATE_API_KEY, EXECUTE)?;
         let name = domain::venue::check_display_name(&input.name)
             .map_err(|reason| api_error(Code::BadUserInput, format!("name: {reason}")))?;
         let role = assignable(input.role.as_deref().unwrap_or("partner"))?;
@@ -543,7 +544,7 @@ impl AccessMutation {
         // Each venue the key will act for must be one the caller
         // administers.
         for venue in &venues {
-            require_for_domain(ctx, venue, "Mutation.createApiKey", EXECUTE)?;
+            require_for_domain(ctx, venue, coordinates::MUTATION_CREATE_API_KEY, EXECUTE)?;
         }
         let expires_at = input
             .expires_in_days
@@ -573,7 +574,7 @@ impl AccessMutation {
     /// of other venues answers `false`, as an unknown one; one also bound
     /// elsewhere is FORBIDDEN).
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        const OBJECT: &str = "Mutation.revokeApiKey";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_REVOKE_API_KEY;
         require(ctx, None, OBJECT, EXECUTE)?;
         let reach = reach(ctx, OBJECT, EXECUTE);
         if reach != Reach::Everywhere {

@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::{blocking, store};
+use super::coordinates;
 use super::errors::{Code, api_error};
 use super::guard::{self, EXECUTE, READ};
 
@@ -83,8 +84,8 @@ impl AlertQuery {
         #[graphql(default = 50)] first: i32,
         before: Option<DateTime<Utc>>,
     ) -> Result<Vec<AlertObject>> {
-        guard::require(ctx, None, "Query.alerts", READ)?;
-        let venues = guard::reach(ctx, "Query.alerts", READ).filter();
+        guard::require(ctx, None, coordinates::QUERY_ALERTS, READ)?;
+        let venues = guard::reach(ctx, coordinates::QUERY_ALERTS, READ).filter();
         let limit = i64::try_from(super::limits::page_size(Some(first))?).unwrap_or(0);
         let store = store(ctx).clone();
         let alerts = blocking(move || {
@@ -109,7 +110,7 @@ impl AlertMutation {
     /// same principal opens a new one. An alert out of the caller's venues
     /// is NOT_FOUND, as an unknown one.
     async fn acknowledge_alert(&self, ctx: &Context<'_>, id: ID) -> Result<AlertObject> {
-        const OBJECT: &str = "Mutation.acknowledgeAlert";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_ACKNOWLEDGE_ALERT;
         guard::require(ctx, None, OBJECT, EXECUTE)?;
         let reach = guard::reach(ctx, OBJECT, EXECUTE);
         if reach != guard::Reach::Everywhere {
@@ -138,7 +139,7 @@ impl AlertMutation {
     /// them: others answer `false`, as a principal without a hold (FORBIDDEN
     /// when it also holds roles in the caller's venues).
     async fn lift_hold(&self, ctx: &Context<'_>, principal: String) -> Result<bool> {
-        const OBJECT: &str = "Mutation.liftHold";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_LIFT_HOLD;
         guard::require(ctx, None, OBJECT, EXECUTE)?;
         let reach = guard::reach(ctx, OBJECT, EXECUTE);
         if reach != guard::Reach::Everywhere {

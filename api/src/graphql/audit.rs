@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use store::{AuditEvent, AuditFilter};
 
 use super::context::{blocking, store};
+use super::coordinates;
 use super::guard::{self, READ};
 use app::monitor::{RecordStart, RecordStarts};
 
@@ -151,8 +152,8 @@ impl AuditQuery {
         object: Option<String>,
         action: Option<String>,
     ) -> Result<Vec<AuditEntryObject>> {
-        guard::require(ctx, None, "Query.auditLog", READ)?;
-        let venues = guard::reach(ctx, "Query.auditLog", READ).filter();
+        guard::require(ctx, None, coordinates::QUERY_AUDIT_LOG, READ)?;
+        let venues = guard::reach(ctx, coordinates::QUERY_AUDIT_LOG, READ).filter();
         let limit = i64::from(super::limits::page_size(Some(first)).map(|n| n as i32)?);
         let store = store(ctx).clone();
         let filter = AuditFilter {

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use domain::{DomainError, ReservationId, VenueId};
 
 use super::context::{blocking, now, store};
+use super::coordinates;
+use super::coordinates::Coordinate;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
 
@@ -85,7 +87,7 @@ pub struct AffectedGuestsInput {
 
 /// Requires `object` over an existing breach: one of another venue, or of
 /// no venue for an admin bound to venues, is NOT_FOUND, as an unknown one.
-async fn require_breach(ctx: &Context<'_>, id: &ID, object: &str) -> Result<()> {
+async fn require_breach(ctx: &Context<'_>, id: &ID, object: Coordinate) -> Result<()> {
     let reach = guard::reach(ctx, object, EXECUTE);
     if reach == guard::Reach::Everywhere {
         return Ok(());
@@ -119,8 +121,8 @@ impl BreachQuery {
     /// bound to venues sees the breaches of those venues.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn breaches(&self, ctx: &Context<'_>) -> Result<Vec<BreachObject>> {
-        guard::require(ctx, None, "Query.breaches", READ)?;
-        let venues = guard::reach(ctx, "Query.breaches", READ).filter();
+        guard::require(ctx, None, coordinates::QUERY_BREACHES, READ)?;
+        let venues = guard::reach(ctx, coordinates::QUERY_BREACHES, READ).filter();
         let store = store(ctx).clone();
         let at = now(ctx);
         blocking(move || {
@@ -146,7 +148,7 @@ impl BreachMutation {
     /// in a venue the caller administers (of no venue: admins of every
     /// venue).
     async fn record_breach(&self, ctx: &Context<'_>, input: BreachInput) -> Result<BreachObject> {
-        const OBJECT: &str = "Mutation.recordBreach";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_RECORD_BREACH;
         guard::require(ctx, None, OBJECT, EXECUTE)?;
         let venue_id = match &input.venue_id {
             Some(raw) => {
@@ -193,8 +195,13 @@ impl BreachMutation {
         id: ID,
         reported_at: Option<DateTime<Utc>>,
     ) -> Result<BreachObject> {
-        guard::require(ctx, None, "Mutation.reportBreachToAuthority", EXECUTE)?;
-        require_breach(ctx, &id, "Mutation.reportBreachToAuthority").await?;
+        guard::require(
+            ctx,
+            None,
+            coordinates::MUTATION_REPORT_BREACH_TO_AUTHORITY,
+            EXECUTE,
+        )?;
+        require_breach(ctx, &id, coordinates::MUTATION_REPORT_BREACH_TO_AUTHORITY).await?;
         let at = now(ctx);
         let reported = reported_at.unwrap_or(at);
         if reported > at {
@@ -223,14 +230,19 @@ impl BreachMutation {
         subject: String,
         message: String,
     ) -> Result<i32> {
-        guard::require(ctx, None, "Mutation.notifyBreach", EXECUTE)?;
-        require_breach(ctx, &id, "Mutation.notifyBreach").await?;
+        guard::require(ctx, None, coordinates::MUTATION_NOTIFY_BREACH, EXECUTE)?;
+        require_breach(ctx, &id, coordinates::MUTATION_NOTIFY_BREACH).await?;
         let subject = text("subject", &subject, 200)?;
         let message = text("message", &message, 20_000)?;
         let window = match (&affected.venue_id, affected.from, affected.until) {
             (Some(venue), Some(from), Some(until)) if from < until => {
                 let venue = VenueId::parse(venue).or_gql()?;
-                guard::require(ctx, Some(venue), "Mutation.notifyBreach", EXECUTE)?;
+                guard::require(
+                    ctx,
+                    Some(venue),
+                    coordinates::MUTATION_NOTIFY_BREACH,
+                    EXECUTE,
+                )?;
                 Some((venue, from, until))
             }
             (None, None, None) => None,
@@ -260,7 +272,7 @@ impl BreachMutation {
             guard::require_in_venue(
                 ctx,
                 reservation.venue_id,
-                "Mutation.notifyBreach",
+                coordinates::MUTATION_NOTIFY_BREACH,
                 EXECUTE,
                 "reservation",
             )?;

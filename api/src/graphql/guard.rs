@@ -10,6 +10,7 @@ use domain::{DomainError, ManageToken, ReservationId, VenueId};
 use store::{Store, StoreError};
 
 use super::context::{blocking, store};
+use super::coordinates::Coordinate;
 use super::errors::{Code, OrGraphqlError, api_error};
 use app::auth::Principal;
 use app::authz::Authorizer;
@@ -31,13 +32,13 @@ fn decide(
     authorizer: &Authorizer,
     subject: &str,
     venue: &str,
-    object: &str,
+    object: Coordinate,
     action: &str,
 ) -> bool {
     let key = (
         subject.to_owned(),
         venue.to_owned(),
-        object.to_owned(),
+        object.as_str().to_owned(),
         action.to_owned(),
     );
     let cache = ctx.data_opt::<Decisions>();
@@ -45,7 +46,7 @@ fn decide(
     {
         return known;
     }
-    let decision = authorizer.allows(subject, venue, object, action);
+    let decision = authorizer.allows(subject, venue, object.as_str(), action);
     if let Some(Ok(mut map)) = cache.map(|c| c.0.lock()) {
         map.insert(key, decision);
     }
@@ -62,7 +63,7 @@ pub fn allowed_as(
     ctx: &Context<'_>,
     subject: &str,
     venue: Option<VenueId>,
-    object: &str,
+    object: Coordinate,
     action: &str,
 ) -> bool {
     let Some(authorizer) = ctx.data_opt::<Arc<Authorizer>>() else {
@@ -86,13 +87,18 @@ pub fn allowed_as(
     }
 }
 
-pub fn allowed(ctx: &Context<'_>, venue: Option<VenueId>, object: &str, action: &str) -> bool {
+pub fn allowed(
+    ctx: &Context<'_>,
+    venue: Option<VenueId>,
+    object: Coordinate,
+    action: &str,
+) -> bool {
     allowed_as(ctx, &principal(ctx).subject(), venue, object, action)
 }
 
 /// The refusal: UNAUTHENTICATED for a caller who gave no credentials (they
 /// may be allowed once they do), FORBIDDEN for one who did.
-pub fn forbidden(ctx: &Context<'_>, object: &str) -> async_graphql::Error {
+pub fn forbidden(ctx: &Context<'_>, object: Coordinate) -> async_graphql::Error {
     match principal(ctx) {
         Principal::Anonymous => api_error(
             Code::Unauthenticated,
@@ -106,7 +112,7 @@ pub fn forbidden(ctx: &Context<'_>, object: &str) -> async_graphql::Error {
 pub fn require(
     ctx: &Context<'_>,
     venue: Option<VenueId>,
-    object: &str,
+    object: Coordinate,
     action: &str,
 ) -> Result<()> {
     if allowed(ctx, venue, object, action) {
@@ -122,7 +128,7 @@ pub fn require(
 pub fn require_in_venue(
     ctx: &Context<'_>,
     venue: VenueId,
-    object: &str,
+    object: Coordinate,
     action: &str,
     entity: &'static str,
 ) -> Result<()> {
@@ -176,7 +182,7 @@ impl Reach {
 
 /// Where the caller holds `object`/`action`: `*`, or the venues it holds a
 /// role in that grants it.
-pub fn reach(ctx: &Context<'_>, object: &str, action: &str) -> Reach {
+pub fn reach(ctx: &Context<'_>, object: Coordinate, action: &str) -> Reach {
     let Some(authorizer) = ctx.data_opt::<Arc<Authorizer>>() else {
         return Reach::Venues(Vec::new());
     };
@@ -212,7 +218,7 @@ pub fn reach(ctx: &Context<'_>, object: &str, action: &str) -> Reach {
 pub fn require_over(
     ctx: &Context<'_>,
     domains: &[String],
-    object: &str,
+    object: Coordinate,
     action: &str,
     entity: &'static str,
 ) -> Result<()> {
@@ -234,7 +240,7 @@ pub fn require_over(
 
 /// Requires a permission in `*`: for what belongs to every venue or none
 /// (a role in every venue, a staff account or breach of no venue).
-pub fn require_everywhere(ctx: &Context<'_>, object: &str, action: &str) -> Result<()> {
+pub fn require_everywhere(ctx: &Context<'_>, object: Coordinate, action: &str) -> Result<()> {
     if reach(ctx, object, action) == Reach::Everywhere {
         Ok(())
     } else {
@@ -248,7 +254,7 @@ pub fn require_everywhere(ctx: &Context<'_>, object: &str, action: &str) -> Resu
 pub fn require_for_domain(
     ctx: &Context<'_>,
     domain: &str,
-    object: &str,
+    object: Coordinate,
     action: &str,
 ) -> Result<()> {
     if domain == domain::auth::EVERY_VENUE {
@@ -283,7 +289,7 @@ pub async fn authorize_change(
     ctx: &Context<'_>,
     id: &ID,
     manage_token: Option<String>,
-    object: &'static str,
+    object: Coordinate,
 ) -> Result<(ReservationId, Access)> {
     let (id, access, _) = authorize_change_in(ctx, id, manage_token, object).await?;
     Ok((id, access))
@@ -294,7 +300,7 @@ pub async fn authorize_change_in(
     ctx: &Context<'_>,
     id: &ID,
     manage_token: Option<String>,
-    object: &'static str,
+    object: Coordinate,
 ) -> Result<(ReservationId, Access, VenueId)> {
     let id = ReservationId::parse(id).or_gql()?;
     let bearer_guest = matches!(principal(ctx), app::auth::Principal::Guest(own) if *own == id);

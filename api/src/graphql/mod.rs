@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod audit;
 pub mod breaches;
 pub mod context;
+pub mod coordinates;
 pub mod depth;
 pub mod errors;
 pub mod guard;

@@ -8,6 +8,7 @@ use domain::{
 use store::{Store, StoreError};
 
 use super::context::{blocking, now, store};
+use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, authorize_change};
 use super::types::{Access, ReservationObject, Status};
@@ -131,7 +132,7 @@ impl BookingMutation {
         guard::require_in_venue(
             ctx,
             venue_id,
-            "Mutation.createReservation",
+            coordinates::MUTATION_CREATE_RESERVATION,
             guard::EXECUTE,
             "venue",
         )?;
@@ -222,8 +223,13 @@ impl BookingMutation {
                 .transpose()
                 .or_gql()?,
         };
-        let (id, access) =
-            authorize_change(ctx, &id, manage_token, "Mutation.modifyReservation").await?;
+        let (id, access) = authorize_change(
+            ctx,
+            &id,
+            manage_token,
+            coordinates::MUTATION_MODIFY_RESERVATION,
+        )
+        .await?;
         let at = now(ctx);
         let smaller_party_key = change.party_size.map(|_| key.as_str().to_owned());
         let changed = respond(ctx, access, move |store| {
@@ -257,8 +263,13 @@ impl BookingMutation {
         idempotency_key: String,
     ) -> Result<ReservationObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let (id, access) =
-            authorize_change(ctx, &id, manage_token, "Mutation.cancelReservation").await?;
+        let (id, access) = authorize_change(
+            ctx,
+            &id,
+            manage_token,
+            coordinates::MUTATION_CANCEL_RESERVATION,
+        )
+        .await?;
         let at = now(ctx);
         respond(ctx, access, move |store| {
             store.cancel_reservation(id, &key, at)
@@ -274,7 +285,7 @@ impl BookingMutation {
         status: Status,
     ) -> Result<ReservationObject> {
         let (id, access) =
-            authorize_change(ctx, &id, None, "Mutation.setReservationStatus").await?;
+            authorize_change(ctx, &id, None, coordinates::MUTATION_SET_RESERVATION_STATUS).await?;
         let next = status.into();
         let at = now(ctx);
         respond(ctx, access, move |store| {

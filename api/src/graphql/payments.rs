@@ -14,6 +14,8 @@ use store::{BeginPayment, BeginRefund, NewPayment, Store};
 use app::payments::{give_back, start_request};
 
 use super::context::{blocking, now, store};
+use super::coordinates;
+use super::coordinates::Coordinate;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
 use super::guard::{Access, authorize_change_in};
@@ -135,7 +137,7 @@ impl PaymentObject {
     /// `object` in the payment's venue gets FORBIDDEN on that field, and the
     /// rest of the answer stands (a payment mutation still tells a partner
     /// or staff member how the payment stands).
-    fn check(&self, ctx: &Context<'_>, object: &str) -> Result<()> {
+    fn check(&self, ctx: &Context<'_>, object: Coordinate) -> Result<()> {
         let permitted = self.viewer.0.as_ref().is_some_and(|(subject, venue)| {
             guard::allowed_as(ctx, subject, Some(*venue), object, READ)
         });
@@ -152,14 +154,14 @@ impl PaymentObject {
     /// Payment data: the card's brand (`visa`, ...), for those the policy
     /// lets read `Payment.cardBrand`.
     async fn card_brand(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        self.check(ctx, "Payment.cardBrand")?;
+        self.check(ctx, coordinates::PAYMENT_CARD_BRAND)?;
         Ok(self.card_brand.clone())
     }
 
     /// Payment data: the card's last four digits, for those the policy
     /// lets read `Payment.cardLast4`.
     async fn card_last4(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        self.check(ctx, "Payment.cardLast4")?;
+        self.check(ctx, coordinates::PAYMENT_CARD_LAST4)?;
         Ok(self.card_last4.clone())
     }
 }
@@ -256,9 +258,13 @@ impl PaymentMutation {
         return_url: Option<String>,
     ) -> Result<PaymentStepPayload> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let (id, access, venue_id) =
-            authorize_change_in(ctx, &reservation_id, manage_token, "Mutation.startPayment")
-                .await?;
+        let (id, access, venue_id) = authorize_change_in(
+            ctx,
+            &reservation_id,
+            manage_token,
+            coordinates::MUTATION_START_PAYMENT,
+        )
+        .await?;
         let viewer = Viewer::of(ctx, access, venue_id);
         let store = store(ctx).clone();
         let at = now(ctx);
@@ -354,9 +360,13 @@ impl PaymentMutation {
             .await?
         };
         let reservation = ID(payment.reservation_id.to_string());
-        let (_, access, venue) =
-            authorize_change_in(ctx, &reservation, manage_token, "Mutation.completePayment")
-                .await?;
+        let (_, access, venue) = authorize_change_in(
+            ctx,
+            &reservation,
+            manage_token,
+            coordinates::MUTATION_COMPLETE_PAYMENT,
+        )
+        .await?;
         let viewer = Viewer::of(ctx, access, venue);
         let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
             api_error(
@@ -393,7 +403,13 @@ impl PaymentMutation {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
         let store = store(ctx).clone();
         let (payment, venue) = payment_in_venue(&store, &payment_id).await?;
-        guard::require_in_venue(ctx, venue, "Mutation.refundPayment", EXECUTE, "payment")?;
+        guard::require_in_venue(
+            ctx,
+            venue,
+            coordinates::MUTATION_REFUND_PAYMENT,
+            EXECUTE,
+            "payment",
+        )?;
         let amount = Money::new(amount, payment.amount.currency()).or_gql()?;
         let at = now(ctx);
         // The key is claimed before the provider is asked: the same request
@@ -474,7 +490,7 @@ impl OnsiteMutation {
         guard::require_in_venue(
             ctx,
             venue,
-            "Mutation.closeOnsitePayment",
+            coordinates::MUTATION_CLOSE_ONSITE_PAYMENT,
             EXECUTE,
             "payment",
         )?;
@@ -546,7 +562,7 @@ impl NoShowMutation {
         guard::require_in_venue(
             ctx,
             target.venue.id,
-            "Mutation.chargeNoShowFee",
+            coordinates::MUTATION_CHARGE_NO_SHOW_FEE,
             EXECUTE,
             "reservation",
         )?;

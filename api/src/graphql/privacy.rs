@@ -7,6 +7,8 @@ use domain::privacy::{Consent, ConsentPurpose, Locale};
 use domain::{DomainError, Email, ManageToken, Phone, VenueId};
 
 use super::context::{blocking, now, store};
+use super::coordinates;
+use super::coordinates::Coordinate;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
 
@@ -125,9 +127,9 @@ async fn consent(
     given: bool,
 ) -> Result<Vec<ConsentEntry>> {
     let object = if given {
-        "Mutation.giveConsent"
+        coordinates::MUTATION_GIVE_CONSENT
     } else {
-        "Mutation.withdrawConsent"
+        coordinates::MUTATION_WITHDRAW_CONSENT
     };
     let purpose = ConsentPurpose::from(purpose);
     if purpose == ConsentPurpose::Booking {
@@ -189,7 +191,7 @@ impl PrivacyMutation {
         guard::require_in_venue(
             ctx,
             venue,
-            "Mutation.publishPrivacyNotice",
+            coordinates::MUTATION_PUBLISH_PRIVACY_NOTICE,
             EXECUTE,
             "venue",
         )?;
@@ -314,7 +316,7 @@ fn held_back(until: DateTime<Utc>, at: DateTime<Utc>) -> async_graphql::Error {
 async fn as_guest(
     ctx: &Context<'_>,
     manage_token: &str,
-    object: &str,
+    object: Coordinate,
 ) -> Result<(domain::Reservation, domain::GuestId)> {
     let token = ManageToken::parse(manage_token).or_gql()?;
     let store = store(ctx).clone();
@@ -360,7 +362,7 @@ async fn reach_as_guest(
     ctx: &Context<'_>,
     manage_token: Option<&str>,
     access_token: Option<&str>,
-    object: &str,
+    object: Coordinate,
 ) -> Result<Reach> {
     match (manage_token, access_token) {
         (Some(manage_token), None) => {
@@ -394,7 +396,11 @@ async fn reach_as_guest(
 
 /// The guest records an access token opens; a wrong or expired token is
 /// NOT_FOUND and counts like a wrong manage token.
-async fn as_address_holder(ctx: &Context<'_>, access_token: &str, object: &str) -> Result<Reach> {
+async fn as_address_holder(
+    ctx: &Context<'_>,
+    access_token: &str,
+    object: Coordinate,
+) -> Result<Reach> {
     let token = domain::AccessToken::parse(access_token).or_gql()?;
     let store = store(ctx).clone();
     let scope = wrong_secret_scope(ctx);
@@ -443,7 +449,7 @@ impl RightsMutation {
             ctx,
             manage_token.as_deref(),
             access_token.as_deref(),
-            "Mutation.exportMyData",
+            coordinates::MUTATION_EXPORT_MY_DATA,
         )
         .await?;
         export(ctx, "guest".to_owned(), reach).await
@@ -465,7 +471,7 @@ impl RightsMutation {
             ctx,
             manage_token.as_deref(),
             access_token.as_deref(),
-            "Mutation.correctMyData",
+            coordinates::MUTATION_CORRECT_MY_DATA,
         )
         .await?;
         correct(ctx, "guest".to_owned(), reach, input).await
@@ -488,7 +494,7 @@ impl RightsMutation {
             ctx,
             manage_token.as_deref(),
             access_token.as_deref(),
-            "Mutation.eraseMyData",
+            coordinates::MUTATION_ERASE_MY_DATA,
         )
         .await?;
         erase(ctx, "guest".to_owned(), reach).await
@@ -506,7 +512,13 @@ impl RightsMutation {
         email: String,
     ) -> Result<bool> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue, "Mutation.requestAccessCode", EXECUTE, "venue")?;
+        guard::require_in_venue(
+            ctx,
+            venue,
+            coordinates::MUTATION_REQUEST_ACCESS_CODE,
+            EXECUTE,
+            "venue",
+        )?;
         let email = Email::parse("email", &email).or_gql()?;
         let store = store(ctx).clone();
         let at = now(ctx);
@@ -551,7 +563,13 @@ impl RightsMutation {
         code: String,
     ) -> Result<String> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue, "Mutation.redeemAccessCode", EXECUTE, "venue")?;
+        guard::require_in_venue(
+            ctx,
+            venue,
+            coordinates::MUTATION_REDEEM_ACCESS_CODE,
+            EXECUTE,
+            "venue",
+        )?;
         let email = Email::parse("email", &email).or_gql()?;
         if code.len() > 32 {
             return Err(api_error(Code::BadUserInput, "code: too long"));
@@ -594,7 +612,12 @@ impl RightsMutation {
         reservation_id: ID,
     ) -> Result<String> {
         let id = domain::ReservationId::parse(&reservation_id).or_gql()?;
-        let reach = as_address_holder(ctx, &access_token, "Mutation.reissueManageToken").await?;
+        let reach = as_address_holder(
+            ctx,
+            &access_token,
+            coordinates::MUTATION_REISSUE_MANAGE_TOKEN,
+        )
+        .await?;
         let store = store(ctx).clone();
         let at = now(ctx);
         let token = blocking(move || {
@@ -625,7 +648,12 @@ impl RightsMutation {
         ctx: &Context<'_>,
         reservation_id: ID,
     ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.exportGuestData").await?;
+        let (who, reach) = as_staff(
+            ctx,
+            &reservation_id,
+            coordinates::MUTATION_EXPORT_GUEST_DATA,
+        )
+        .await?;
         export(ctx, who, reach).await
     }
 
@@ -637,7 +665,12 @@ impl RightsMutation {
         reservation_id: ID,
         input: CorrectionInput,
     ) -> Result<bool> {
-        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.correctGuestData").await?;
+        let (who, reach) = as_staff(
+            ctx,
+            &reservation_id,
+            coordinates::MUTATION_CORRECT_GUEST_DATA,
+        )
+        .await?;
         correct(ctx, who, reach, input).await
     }
 
@@ -648,7 +681,8 @@ impl RightsMutation {
         ctx: &Context<'_>,
         reservation_id: ID,
     ) -> Result<ErasureReport> {
-        let (who, reach) = as_staff(ctx, &reservation_id, "Mutation.eraseGuestData").await?;
+        let (who, reach) =
+            as_staff(ctx, &reservation_id, coordinates::MUTATION_ERASE_GUEST_DATA).await?;
         erase(ctx, who, reach).await
     }
 }
@@ -660,7 +694,7 @@ impl RightsMutation {
 async fn as_staff(
     ctx: &Context<'_>,
     reservation_id: &str,
-    object: &str,
+    object: Coordinate,
 ) -> Result<(String, Reach)> {
     let id = domain::ReservationId::parse(reservation_id).or_gql()?;
     let reading = store(ctx).clone();

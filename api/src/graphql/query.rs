@@ -6,6 +6,7 @@ use domain::{DomainError, Email, ManageToken, PartySize, Reservation, Reservatio
 use store::{Store, StoreError};
 
 use super::context::{blocking, now, store};
+use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard;
 use super::limits::{page_complexity, page_size};
@@ -101,7 +102,7 @@ impl BookingQuery {
     /// One reservation, by its id, for those allowed to see its venue's
     /// bookings. Which of its guest fields answer is the policy's call.
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<ReservationObject> {
-        const OBJECT: &str = "Query.reservation";
+        const OBJECT: coordinates::Coordinate = coordinates::QUERY_RESERVATION;
         if !guard::principal(ctx).is_venue_bound() {
             guard::require(ctx, None, OBJECT, guard::READ)?;
         }
@@ -124,7 +125,13 @@ impl BookingQuery {
         after: Option<String>,
     ) -> Result<Connection<String, ReservationObject, EmptyFields, EmptyFields>> {
         let venue_id = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue_id, "Query.reservations", guard::READ, "venue")?;
+        guard::require_in_venue(
+            ctx,
+            venue_id,
+            coordinates::QUERY_RESERVATIONS,
+            guard::READ,
+            "venue",
+        )?;
         let first = page_size(first)?;
         let cursor = match after {
             None => None,
@@ -173,7 +180,7 @@ impl BookingQuery {
         guard::require_in_venue(
             ctx,
             venue_id,
-            "Query.guestReservations",
+            coordinates::QUERY_GUEST_RESERVATIONS,
             guard::READ,
             "venue",
         )?;

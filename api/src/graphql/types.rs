@@ -12,6 +12,8 @@ use domain::ports::{GuestRecord, VenueRepository};
 use domain::{Reservation, ReservationId, ReservationStatus, Resource, ResourceKind, Venue};
 
 use super::context::{blocking, store};
+use super::coordinates;
+use super::coordinates::Coordinate;
 
 pub fn local(instant: DateTime<Utc>, tz: Tz) -> DateTime<FixedOffset> {
     instant.with_timezone(&tz).fixed_offset()
@@ -342,7 +344,7 @@ impl ReservationObject {
 
     /// Whether the policy lets this caller read `object` of this
     /// reservation; FORBIDDEN (or UNAUTHENTICATED) on that field otherwise.
-    fn check(&self, ctx: &Context<'_>, object: &str) -> Result<()> {
+    fn check(&self, ctx: &Context<'_>, object: Coordinate) -> Result<()> {
         let subject = self.subject(ctx);
         let permitted = subject.as_ref().is_some_and(|subject| {
             super::guard::allowed_as(
@@ -358,7 +360,7 @@ impl ReservationObject {
         }
         // Every personal field read is on the record: who, which
         // reservation, which field; never the value.
-        let field = object.rsplit('.').next().unwrap_or(object);
+        let field = object.field();
         let record = format!("reservation:{}", self.reservation.id);
         super::audit::note_start(
             ctx,
@@ -381,7 +383,11 @@ impl ReservationObject {
 
     /// The guest record, for callers the policy lets read `object`; a
     /// denied field is FORBIDDEN on its own and the rest still answers.
-    async fn personal(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+    async fn personal(
+        &self,
+        ctx: &Context<'_>,
+        object: Coordinate,
+    ) -> Result<Option<&GuestRecord>> {
         self.check(ctx, object)?;
         let records = self
             .guests
@@ -399,7 +405,7 @@ impl ReservationObject {
     /// manage token opens only what was entered with its own booking: a
     /// record that several bookings were once linked to answers FORBIDDEN
     /// to the token, and the access-code flow opens it instead.
-    async fn profile(&self, ctx: &Context<'_>, object: &str) -> Result<Option<&GuestRecord>> {
+    async fn profile(&self, ctx: &Context<'_>, object: Coordinate) -> Result<Option<&GuestRecord>> {
         let record = self.personal(ctx, object).await?;
         if record.is_some_and(|r| r.shared) && self.opened_by_token(ctx) {
             return Err(super::errors::api_error(
@@ -484,7 +490,7 @@ impl ReservationObject {
     /// Personal: the guest's name.
     async fn guest_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .profile(ctx, "Reservation.guestName")
+            .profile(ctx, coordinates::RESERVATION_GUEST_NAME)
             .await?
             .map(|record| record.guest.name.expose().to_owned()))
     }
@@ -492,7 +498,7 @@ impl ReservationObject {
     /// Personal: the guest's e-mail address, normalized.
     async fn guest_email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .profile(ctx, "Reservation.guestEmail")
+            .profile(ctx, coordinates::RESERVATION_GUEST_EMAIL)
             .await?
             .and_then(|record| record.guest.email.as_ref().map(|e| e.expose().to_owned())))
     }
@@ -500,7 +506,7 @@ impl ReservationObject {
     /// Personal: the guest's phone number in E.164 form.
     async fn guest_phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .profile(ctx, "Reservation.guestPhone")
+            .profile(ctx, coordinates::RESERVATION_GUEST_PHONE)
             .await?
             .and_then(|record| record.guest.phone.as_ref().map(|p| p.expose().to_owned())))
     }
@@ -515,14 +521,14 @@ impl ReservationObject {
     /// Personal: the guest's consent ledger at this venue (append-only).
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::privacy::ConsentEntry>> {
-        self.profile(ctx, "Reservation.consents").await?;
+        self.profile(ctx, coordinates::RESERVATION_CONSENTS).await?;
         super::privacy::consents_of(ctx, &self.reservation).await
     }
 
     /// Payment data: amounts, status, provider, card brand and last four.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
-        self.check(ctx, "Reservation.payments")?;
+        self.check(ctx, coordinates::RESERVATION_PAYMENTS)?;
         let viewer = super::payments::Viewer::new(self.subject(ctx), self.venue.id);
         super::payments::payments_of(ctx, self.reservation.id, viewer).await
     }
@@ -530,7 +536,7 @@ impl ReservationObject {
     /// Personal: the guest's remarks for this reservation.
     async fn notes(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self
-            .personal(ctx, "Reservation.notes")
+            .personal(ctx, coordinates::RESERVATION_NOTES)
             .await?
             .and_then(|record| record.notes.as_ref().map(|n| n.expose().to_owned())))
     }

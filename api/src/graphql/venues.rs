@@ -14,6 +14,7 @@ use domain::{
 use store::{ResourceChange, VenueChanges};
 
 use super::context::{blocking, store};
+use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
 use super::types::{FieldRuleValue, PaymentKind, ResourceKindValue, VenueObject, Weekday};
@@ -322,7 +323,7 @@ impl VenueMutation {
     /// creates it (admins of every venue), all in one transaction. Settings
     /// the input leaves out keep their stored values (see `VenueInput`).
     async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<VenueObject> {
-        const OBJECT: &str = "Mutation.saveVenue";
+        const OBJECT: coordinates::Coordinate = coordinates::MUTATION_SAVE_VENUE;
         let (slug, changes) = changes(input)?;
         let store = store(ctx).clone();
         let existing = {

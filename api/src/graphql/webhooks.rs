@@ -8,6 +8,7 @@ use domain::ports::VenueRepository;
 use secrecy::ExposeSecret;
 
 use super::context::{blocking, now, store};
+use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
 
@@ -86,7 +87,7 @@ impl WebhookQuery {
     /// The venue's webhook endpoint, if it has one.
     async fn venue_webhook(&self, ctx: &Context<'_>, venue_id: ID) -> Result<Option<VenueWebhook>> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue, "Query.venueWebhook", READ, "venue")?;
+        guard::require_in_venue(ctx, venue, coordinates::QUERY_VENUE_WEBHOOK, READ, "venue")?;
         let store = store(ctx).clone();
         let endpoint = blocking(move || store.venue_webhook(&venue.to_string())).await?;
         Ok(endpoint.map(|endpoint| VenueWebhook {
@@ -110,7 +111,13 @@ impl WebhookMutation {
         url: String,
     ) -> Result<VenueWebhookSecret> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue, "Mutation.setVenueWebhook", EXECUTE, "venue")?;
+        guard::require_in_venue(
+            ctx,
+            venue,
+            coordinates::MUTATION_SET_VENUE_WEBHOOK,
+            EXECUTE,
+            "venue",
+        )?;
         let allow_private = ctx
             .data_opt::<crate::config::Outbound>()
             .is_some_and(|outbound| outbound.allow_private_targets);
@@ -130,7 +137,13 @@ impl WebhookMutation {
     /// Stops the venue's webhook; answers whether there was one.
     async fn remove_venue_webhook(&self, ctx: &Context<'_>, venue_id: ID) -> Result<bool> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(ctx, venue, "Mutation.removeVenueWebhook", EXECUTE, "venue")?;
+        guard::require_in_venue(
+            ctx,
+            venue,
+            coordinates::MUTATION_REMOVE_VENUE_WEBHOOK,
+            EXECUTE,
+            "venue",
+        )?;
         let store = store(ctx).clone();
         blocking(move || store.remove_venue_webhook(venue)).await
     }
