@@ -186,7 +186,7 @@ fn audit_verify_detects_a_truncated_tail_against_a_published_head() {
             .audit(
                 &[store::AuditEvent {
                     principal: "user:reader".to_owned(),
-                    action: "read".to_owned(),
+                    action: store::AuditAction::Read,
                     object: format!("guest:g{n}"),
                     fields: "name".to_owned(),
                     venue_id: None,

@@ -88,9 +88,9 @@ pub async fn notify(
                 notified += 1;
                 events.push(store::AuditEvent {
                     principal: who.clone(),
-                    action: "notify".to_owned(),
+                    action: store::AuditAction::Notify,
                     object: format!("guest:{guest}"),
-                    fields: "name,email".to_owned(),
+                    fields: store::audit_fields::NOTIFIED.to_owned(),
                     venue_id: Some(venue),
                 });
             }

@@ -258,7 +258,7 @@ impl Monitor {
         let read: Vec<&AuditEvent> = events
             .iter()
             .filter(|event| event.principal == subject)
-            .filter(|event| store::BULK_READ_ACTIONS.contains(&event.action.as_str()))
+            .filter(|event| store::BULK_READ_ACTIONS.contains(&event.action))
             .collect();
         if read.is_empty() {
             return;
@@ -308,7 +308,7 @@ impl Monitor {
         let venues_exempt = usize::try_from(self.rules.bulk_read_operational_venues).unwrap_or(0);
         let mut counted = 0_i64;
         for event in read {
-            let start = (event.action == "read")
+            let start = (event.action == store::AuditAction::Read)
                 .then(|| starts.get(&event.object))
                 .flatten();
             let on_sheet = start.is_some_and(|start| {
@@ -325,7 +325,7 @@ impl Monitor {
             });
             // As the trail is counted: the first venues read, whatever
             // was read of them.
-            let exempt = event.action == "read"
+            let exempt = event.action == store::AuditAction::Read
                 && event.venue_id.as_ref().is_some_and(|venue| {
                     if !count.venues.contains(venue) && count.venues.len() < venues_exempt {
                         count.venues.push(venue.clone());
@@ -413,7 +413,7 @@ impl Monitor {
     pub fn rights_exercised(
         &self,
         subject: &str,
-        action: &str,
+        action: store::AuditAction,
         venue: Option<&str>,
         now: DateTime<Utc>,
     ) {
@@ -421,8 +421,8 @@ impl Monitor {
             return;
         }
         let (rule, limit) = match action {
-            "export" => (rules::EXPORT_RATE, self.rules.exports_per_hour),
-            "erase" => (rules::ERASURE_RATE, self.rules.erasures_per_hour),
+            store::AuditAction::Export => (rules::EXPORT_RATE, self.rules.exports_per_hour),
+            store::AuditAction::Erase => (rules::ERASURE_RATE, self.rules.erasures_per_hour),
             _ => return,
         };
         let since = now - chrono::Duration::hours(1);

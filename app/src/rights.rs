@@ -81,9 +81,9 @@ pub async fn erase(
             saved_cards.extend(cards);
             events.push(store::AuditEvent {
                 principal: who.clone(),
-                action: "erase".to_owned(),
+                action: store::AuditAction::Erase,
                 object: format!("guest:{guest}"),
-                fields: "name,email,phone,notes,card".to_owned(),
+                fields: store::audit_fields::ERASED.to_owned(),
                 venue_id: Some(venue.to_string()),
             });
         }
@@ -93,7 +93,12 @@ pub async fn erase(
         } else {
             store.audit(&events, at)?;
             if let Some(monitor) = &monitor {
-                monitor.rights_exercised(&who, "erase", Some(&venue.to_string()), at);
+                monitor.rights_exercised(
+                    &who,
+                    store::AuditAction::Erase,
+                    Some(&venue.to_string()),
+                    at,
+                );
             }
         }
         Ok((report, saved_cards))
@@ -142,15 +147,20 @@ pub async fn export(
             .iter()
             .map(|guest| store::AuditEvent {
                 principal: who.clone(),
-                action: "export".to_owned(),
+                action: store::AuditAction::Export,
                 object: format!("guest:{guest}"),
-                fields: "profile,reservations,consents,payments".to_owned(),
+                fields: store::audit_fields::EXPORTED.to_owned(),
                 venue_id: Some(venue.to_string()),
             })
             .collect();
         store.audit(&events, at)?;
         if let Some(monitor) = &monitor {
-            monitor.rights_exercised(&who, "export", Some(&venue.to_string()), at);
+            monitor.rights_exercised(
+                &who,
+                store::AuditAction::Export,
+                Some(&venue.to_string()),
+                at,
+            );
         }
         Ok(store.load_export(&guests, venue, &reservations, Utc::now())?)
     })

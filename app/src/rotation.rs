@@ -66,7 +66,7 @@ pub async fn rotate(
                 Ok(auditing.audit(
                     &[store::AuditEvent {
                         principal: "cli".to_owned(),
-                        action: "rotate".to_owned(),
+                        action: store::AuditAction::Rotate,
                         object: format!("keys:v{}", progress.target_version),
                         fields: format!("{columns};rows={resealed}"),
                         venue_id: None,
@@ -183,7 +183,7 @@ pub async fn retire(
         store.audit(
             &[store::AuditEvent {
                 principal: "cli".to_owned(),
-                action: "retire".to_owned(),
+                action: store::AuditAction::Retire,
                 object: format!("keys:v{version}"),
                 fields: String::new(),
                 venue_id: None,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use domain::Email;
 
+use crate::audit::AuditAction;
 use crate::outbox::{Mail, Outgoing, Webhook, WebhookTarget, insert_message, seal_message};
 use crate::rows::db_instant;
 use crate::{Store, StoreError, WriteTransaction, on_backend};
@@ -12,7 +13,7 @@ use crate::{Store, StoreError, WriteTransaction, on_backend};
 /// Audit actions the bulk-read rule counts: reading a record's personal
 /// fields, and finding a guest by their address (enumerating addresses at
 /// the front desk is a bulk read too).
-pub const BULK_READ_ACTIONS: [&str; 2] = ["read", "lookup"];
+pub const BULK_READ_ACTIONS: [AuditAction; 2] = [AuditAction::Read, AuditAction::Lookup];
 
 /// How a read of a reservation names it in the trail.
 const RESERVATION_PREFIX: &str = "reservation:";
@@ -361,7 +362,7 @@ impl Store {
             use s::audit_objects::dsl as l;
             l::audit_objects
                 .filter(l::principal.eq(principal))
-                .filter(l::action.eq("read"))
+                .filter(l::action.eq(AuditAction::Read.as_str()))
                 .filter(l::at.ge(since))
                 .filter(l::venue_id.is_not_null())
                 .group_by(l::venue_id)
@@ -394,14 +395,14 @@ impl Store {
             use s::reservations::dsl as r;
             let distinct = l::audit_objects
                 .filter(l::principal.eq(principal))
-                .filter(l::action.eq_any(BULK_READ_ACTIONS))
+                .filter(l::action.eq_any(BULK_READ_ACTIONS.map(AuditAction::as_str)))
                 .filter(l::at.ge(since))
                 .filter(l::object.not_like(format!("{MISSED_LOOKUP}%")))
                 .select(diesel::dsl::count(l::object).aggregate_distinct())
                 .first::<i64>(c)?;
             let missed = l::audit_objects
                 .filter(l::principal.eq(principal))
-                .filter(l::action.eq("lookup"))
+                .filter(l::action.eq(AuditAction::Lookup.as_str()))
                 .filter(l::at.ge(since))
                 .filter(l::object.like(format!("{MISSED_LOOKUP}%")))
                 .count()
@@ -413,7 +414,7 @@ impl Store {
                 exempt += l::audit_objects
                     .inner_join(r::reservations.on(r::id.eq(substr(l::object, RESERVATION_ID_AT))))
                     .filter(l::principal.eq(principal))
-                    .filter(l::action.eq("read"))
+                    .filter(l::action.eq(AuditAction::Read.as_str()))
                     .filter(l::at.ge(since))
                     .filter(l::venue_id.eq(&window.venue_id))
                     .filter(r::venue_id.eq(&window.venue_id))
@@ -431,7 +432,7 @@ impl Store {
     pub fn actions_since(
         &self,
         principal: &str,
-        action: &str,
+        action: AuditAction,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let mut connection = self.connection()?;
@@ -442,7 +443,7 @@ impl Store {
             use diesel::expression_methods::AggregateExpressionMethods as _;
             l::audit_objects
                 .filter(l::principal.eq(principal))
-                .filter(l::action.eq(action))
+                .filter(l::action.eq(action.as_str()))
                 .filter(l::at.ge(since))
                 .select(diesel::dsl::count(l::seq).aggregate_distinct())
                 .first::<i64>(c)?

@@ -32,14 +32,88 @@ pub(crate) const ANCHOR_MIGRATION: &str = "20261201000075";
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// What happened to an object an audit entry names. The names are the
+/// trail's vocabulary: stored as they are, filtered on by `auditLog` and
+/// counted by the monitoring rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuditAction {
+    /// A guarded field was read.
+    Read,
+    /// The front desk looked an address up (also when it found nobody).
+    Lookup,
+    Export,
+    Correct,
+    Erase,
+    /// A breach notice was queued for the guest.
+    Notify,
+    /// A guest's lost manage token was replaced.
+    ReissueToken,
+    /// A key rotation re-sealed every sealed value.
+    Rotate,
+    /// A key version was retired.
+    Retire,
+}
+
+impl AuditAction {
+    pub const ALL: [Self; 9] = [
+        Self::Read,
+        Self::Lookup,
+        Self::Export,
+        Self::Correct,
+        Self::Erase,
+        Self::Notify,
+        Self::ReissueToken,
+        Self::Rotate,
+        Self::Retire,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Lookup => "lookup",
+            Self::Export => "export",
+            Self::Correct => "correct",
+            Self::Erase => "erase",
+            Self::Notify => "notify",
+            Self::ReissueToken => "reissue_token",
+            Self::Rotate => "rotate",
+            Self::Retire => "retire",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fields the rights and notices name, in one place: what an entry
+/// says was read or changed when it is not one GraphQL field.
+pub mod fields {
+    /// What an erasure or anonymization destroys.
+    pub const ERASED: &str = "name,email,phone,notes,card";
+    /// What an export hands over.
+    pub const EXPORTED: &str = "profile,reservations,consents,payments";
+    /// What a correction replaces.
+    pub const CORRECTED: &str = "name,email,phone";
+    /// What a breach notice uses.
+    pub const NOTIFIED: &str = "name,email";
+    /// What reissuing a manage token changes.
+    pub const MANAGE_TOKEN: &str = "manage_token";
+}
+
 /// One object read or changed, as callers report it. The events of one
 /// `audit` call (or one batch) with the same principal become one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// `anonymous`, `guest`, `user:<id>`, `apikey:<id>`, `cli`.
     pub principal: String,
-    /// `read`, `export`, `correct`, `erase`.
-    pub action: String,
+    pub action: AuditAction,
     /// `guest:<id>` or `reservation:<id>`.
     pub object: String,
     /// Field names, e.g. `guestName,notes`.
@@ -112,17 +186,29 @@ impl std::fmt::Display for AuditHead {
 /// The plain SHA-256 link of an entry written before the chain was keyed
 /// (then one object per entry).
 pub fn legacy_hash(prev: &str, seq: i64, at: DateTime<Utc>, event: &AuditEvent) -> String {
-    let mut hasher = Sha256::new();
-    for part in [
+    legacy_hash_of(
         prev,
-        &seq.to_string(),
-        &at.to_rfc3339(),
-        &event.principal,
-        &event.action,
-        &event.object,
-        &event.fields,
-        event.venue_id.as_deref().unwrap_or(""),
-    ] {
+        seq,
+        at,
+        [
+            &event.principal,
+            event.action.as_str(),
+            &event.object,
+            &event.fields,
+            event.venue_id.as_deref().unwrap_or(""),
+        ],
+    )
+}
+
+/// The SHA-256 link over an entry's parts as stored: principal, action,
+/// object, fields and venue (empty for none). Stored actions are read as
+/// written, whatever vocabulary they were written in.
+fn legacy_hash_of(prev: &str, seq: i64, at: DateTime<Utc>, parts: [&str; 5]) -> String {
+    let mut hasher = Sha256::new();
+    for part in [prev, &seq.to_string(), &at.to_rfc3339()]
+        .into_iter()
+        .chain(parts)
+    {
         hasher.update(part.as_bytes());
         hasher.update([0x1f]);
     }
@@ -267,7 +353,7 @@ fn entries_of(events: &[AuditEvent]) -> Vec<(String, Vec<AuditObject>)> {
     let mut entries: Vec<(String, Vec<AuditObject>)> = Vec::new();
     for event in events {
         let object = AuditObject {
-            action: event.action.clone(),
+            action: event.action.as_str().to_owned(),
             object: event.object.clone(),
             fields: event.fields.clone(),
             venue_id: event.venue_id.clone(),
@@ -1018,16 +1104,16 @@ fn legacy_holds(entry: &AuditEntry, prev: &str, until_seq: i64, until_hash: &str
     let [object] = entry.objects.as_slice() else {
         return false;
     };
-    let event = AuditEvent {
-        principal: entry.principal.clone(),
-        action: object.action.clone(),
-        object: object.object.clone(),
-        fields: object.fields.clone(),
-        venue_id: object.venue_id.clone(),
-    };
+    let parts = [
+        entry.principal.as_str(),
+        object.action.as_str(),
+        object.object.as_str(),
+        object.fields.as_str(),
+        object.venue_id.as_deref().unwrap_or(""),
+    ];
     entry.action == object.action
         && entry.venue_id == object.venue_id
-        && legacy_hash(prev, entry.seq, entry.at, &event) == entry.hash
+        && legacy_hash_of(prev, entry.seq, entry.at, parts) == entry.hash
         && (entry.seq != until_seq || entry.hash == until_hash)
 }
 
@@ -1057,6 +1143,14 @@ mod tests {
             prev_hash: GENESIS.to_owned(),
             hash: String::new(),
         }
+    }
+
+    #[test]
+    fn every_action_reads_back_as_itself() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(AuditAction::parse("write"), None);
     }
 
     #[test]

@@ -468,9 +468,9 @@ impl Store {
                         self.audit(
                             &[crate::AuditEvent {
                                 principal: "retention".to_owned(),
-                                action: "erase".to_owned(),
+                                action: crate::AuditAction::Erase,
                                 object: format!("guest:{guest}"),
-                                fields: "name,email,phone,notes,card".to_owned(),
+                                fields: crate::audit_fields::ERASED.to_owned(),
                                 venue_id: None,
                             }],
                             now,

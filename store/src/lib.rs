@@ -40,8 +40,9 @@ pub use access_codes::{
 };
 pub use alerts::{Alert, AlertNotices, Hold, NewAlert, OperationalWindow, Raised};
 pub use audit::{
-    AuditAccess, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject, BrokenLink,
-    Checkpointed, GENESIS as AUDIT_GENESIS, Verification, legacy_hash as legacy_audit_hash,
+    AuditAccess, AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditHead, AuditObject,
+    BrokenLink, Checkpointed, GENESIS as AUDIT_GENESIS, Verification, fields as audit_fields,
+    legacy_hash as legacy_audit_hash,
 };
 #[cfg(feature = "bench")]
 pub use baseline::{AvailabilityRows, DaySheetRow, GuestReservationRow};

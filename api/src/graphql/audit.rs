@@ -45,7 +45,7 @@ pub fn note_start(ctx: &Context<'_>, object: &str, start: RecordStart) {
 pub fn record(
     ctx: &Context<'_>,
     principal: &str,
-    action: &str,
+    action: store::AuditAction,
     object: String,
     field: &str,
     venue: Option<String>,
@@ -69,7 +69,7 @@ pub fn record(
         }
         None => events.push(AuditEvent {
             principal: principal.to_owned(),
-            action: action.to_owned(),
+            action,
             object,
             fields: field.to_owned(),
             venue_id: venue,

@@ -627,9 +627,9 @@ impl RightsMutation {
             store.audit(
                 &[store::AuditEvent {
                     principal: "guest".to_owned(),
-                    action: "reissue_token".to_owned(),
+                    action: store::AuditAction::ReissueToken,
                     object: format!("reservation:{id}"),
-                    fields: "manage_token".to_owned(),
+                    fields: store::audit_fields::MANAGE_TOKEN.to_owned(),
                     venue_id: Some(reach.venue.to_string()),
                 }],
                 at,
@@ -783,9 +783,9 @@ async fn correct(
             .iter()
             .map(|guest| store::AuditEvent {
                 principal: who.clone(),
-                action: "correct".to_owned(),
+                action: store::AuditAction::Correct,
                 object: format!("guest:{guest}"),
-                fields: "name,email,phone".to_owned(),
+                fields: store::audit_fields::CORRECTED.to_owned(),
                 venue_id: Some(venue.id.to_string()),
             })
             .collect();

@@ -213,7 +213,7 @@ impl BookingQuery {
             super::audit::record(
                 ctx,
                 &principal,
-                "lookup",
+                store::AuditAction::Lookup,
                 object,
                 "email",
                 Some(venue_id.to_string()),

@@ -373,7 +373,7 @@ impl ReservationObject {
         super::audit::record(
             ctx,
             subject.as_deref().unwrap_or("anonymous"),
-            "read",
+            store::AuditAction::Read,
             record,
             field,
             Some(self.venue.id.to_string()),

@@ -140,7 +140,7 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
         store.audit(
             &[store::AuditEvent {
                 principal: "system".to_owned(),
-                action: "read".to_owned(),
+                action: store::AuditAction::Read,
                 object: format!("marker:{n}"),
                 fields: "name".to_owned(),
                 venue_id: venue.cloned(),
@@ -499,7 +499,7 @@ async fn the_admin_of_every_venue_still_does_everything(backend: Backend) -> Res
     store.audit(
         &[store::AuditEvent {
             principal: "system".to_owned(),
-            action: "read".to_owned(),
+            action: store::AuditAction::Read,
             object: "marker:none".to_owned(),
             fields: "name".to_owned(),
             venue_id: None,

@@ -108,7 +108,7 @@ both_backends!(
 fn event(principal: &str, object: &str, venue: Option<&str>) -> store::AuditEvent {
     store::AuditEvent {
         principal: principal.to_owned(),
-        action: "read".to_owned(),
+        action: store::AuditAction::Read,
         object: object.to_owned(),
         fields: "guestName".to_owned(),
         venue_id: venue.map(str::to_owned),
