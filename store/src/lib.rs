@@ -100,8 +100,9 @@ pub enum StoreError {
     /// database uses is missing.
     #[error("{0}")]
     KeyMismatch(String),
-    /// A concurrent writer won a race inside a transaction; the operation
-    /// retries and never lets this escape.
+    /// A concurrent writer won a race inside a transaction. The operation
+    /// tries again; only when every attempt lost (the audit append under
+    /// sustained contention) does it reach the caller, as INTERNAL.
     #[error("concurrent change ({0})")]
     Race(Race),
 }
