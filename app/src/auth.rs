@@ -253,6 +253,37 @@ pub fn client_group(address: &str) -> String {
     }
 }
 
+/// A staff login as a use case: checks the attempt off the async executor
+/// (see [`login`]) and logs a success by account id.
+pub async fn log_in(
+    store: &Store,
+    monitor: Option<&crate::monitor::Monitor>,
+    email: String,
+    password: String,
+    address: String,
+    session_length: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<LoginOutcome, crate::Error> {
+    let store = store.clone();
+    let monitor = monitor.cloned();
+    let outcome = crate::error::blocking(move || {
+        Ok(login(
+            &store,
+            monitor.as_ref(),
+            &email,
+            &password,
+            &address,
+            session_length,
+            now,
+        )?)
+    })
+    .await?;
+    if let LoginOutcome::Success { user_id, .. } = &outcome {
+        tracing::info!(staff = %user_id, "login");
+    }
+    Ok(outcome)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,62 @@ use store::Store;
 
 use crate::error::{Error, blocking};
 
+/// A free text of the register or a notice: trimmed, 1 to `limit`
+/// characters.
+pub fn text(field: &str, raw: &str, limit: usize) -> Result<String, Error> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > limit {
+        return Err(Error::Refused(format!(
+            "{field}: must be 1 to {limit} characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A venue and the window of bookings a breach touched there.
+pub type Window = (VenueId, DateTime<Utc>, DateTime<Utc>);
+
+/// The affected window as given: a venue, from and until together (from
+/// before until), or none of them.
+pub fn window(
+    venue: Option<&str>,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<Window>, Error> {
+    match (venue, from, until) {
+        (Some(venue), Some(from), Some(until)) if from < until => {
+            Ok(Some((VenueId::parse(venue)?, from, until)))
+        }
+        (None, None, None) => Ok(None),
+        _ => Err(Error::Refused(
+            "affected: venueId, from and until go together, with from before until".to_owned(),
+        )),
+    }
+}
+
+/// The reservations named as affected; with no window, at least one must
+/// be.
+pub fn listed<S: AsRef<str>>(
+    window: Option<&Window>,
+    raw: &[S],
+) -> Result<Vec<ReservationId>, Error> {
+    if window.is_none() && raw.is_empty() {
+        return Err(Error::Refused(
+            "affected: name a venue and window or reservations".to_owned(),
+        ));
+    }
+    Ok(raw
+        .iter()
+        .map(|raw| ReservationId::parse(raw.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// The reservations a breach touched: those starting in a venue's window,
 /// and those named. Loaded before the caller's permission in each
 /// reservation's venue is checked.
 pub async fn affected_reservations(
     store: &Store,
-    window: Option<(VenueId, DateTime<Utc>, DateTime<Utc>)>,
+    window: Option<Window>,
     listed: Vec<ReservationId>,
 ) -> Result<Vec<Reservation>, Error> {
     let lookup = store.clone();
@@ -44,6 +94,16 @@ pub async fn affected_reservations(
 pub struct Notice {
     pub subject: String,
     pub message: String,
+}
+
+impl Notice {
+    /// A subject of 1 to 200 characters and a message of 1 to 20 000.
+    pub fn parse(subject: &str, message: &str) -> Result<Self, Error> {
+        Ok(Self {
+            subject: text("subject", subject, 200)?,
+            message: text("message", message, 20_000)?,
+        })
+    }
 }
 
 /// Queues the breach notice once per guest with an e-mail address among

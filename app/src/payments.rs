@@ -9,7 +9,7 @@ use domain::payments::{
     GatewayError, Money, Payment, PaymentGateway, PaymentStep, Purpose, StartPayment,
 };
 use domain::ports::{ReservationRepository, VenueRepository};
-use domain::{IdempotencyKey, Reservation, Venue};
+use domain::{IdempotencyKey, Reservation, Venue, VenueId};
 use store::{BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Store};
 
 use crate::error::{Error, blocking};
@@ -487,5 +487,257 @@ pub async fn charge_no_show_fee(
     Ok(Stepped {
         payment: recorded.payment,
         step: Some(step),
+    })
+}
+
+/// A payment and the venue of its reservation, loaded before the caller's
+/// rights in that venue are checked; an unknown payment is NOT_FOUND.
+pub async fn payment_in_venue(store: &Store, id: &str) -> Result<(Payment, VenueId), Error> {
+    let store = store.clone();
+    let id = id.to_owned();
+    blocking(move || {
+        let payment = store
+            .payment(&id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        let reservation = store
+            .reservation(payment.reservation_id)?
+            .ok_or(DomainError::not_found("payment"))?;
+        Ok((payment, reservation.venue_id))
+    })
+    .await
+}
+
+/// A payment by id, loaded before the caller's right to change its
+/// reservation is checked; an unknown payment is NOT_FOUND.
+pub async fn payment(store: &Store, id: &str) -> Result<Payment, Error> {
+    let store = store.clone();
+    let id = id.to_owned();
+    blocking(move || {
+        Ok(store
+            .payment(&id)?
+            .ok_or(DomainError::not_found("payment"))?)
+    })
+    .await
+}
+
+fn configured(
+    gateways: Option<&plugins::Gateways>,
+    name: &str,
+) -> Result<std::sync::Arc<dyn PaymentGateway>, Error> {
+    let gateways = gateways.ok_or_else(|| Error::Refused(NO_GATEWAY.to_owned()))?;
+    gateways.named(name).ok_or_else(|| {
+        Error::Refused(format!(
+            "gateway: `{name}` is not configured on this server"
+        ))
+    })
+}
+
+/// What a guest or the venue asks to pay for a pending reservation.
+pub struct PaymentRequest {
+    pub reservation: ReservationId,
+    /// The gateway's name (`stripe`, `paypal`, `onsite`).
+    pub gateway: String,
+    /// The provider's token from the front-end.
+    pub token: String,
+    pub key: IdempotencyKey,
+    pub return_url: Option<String>,
+}
+
+/// Pays what the venue asks for a reservation: a charge or a saved card,
+/// as its rule says. The same key and request answer the same payment, so
+/// a retry never pays twice.
+pub async fn start_payment(
+    store: &Store,
+    gateways: Option<&plugins::Gateways>,
+    monitor: Option<&Monitor>,
+    request: PaymentRequest,
+    at: DateTime<Utc>,
+) -> Result<Stepped, Error> {
+    let PaymentRequest {
+        reservation: id,
+        gateway,
+        token,
+        key,
+        return_url,
+    } = request;
+    let (reservation, venue) = {
+        let store = store.clone();
+        blocking(move || {
+            let reservation = store
+                .reservation(id)?
+                .ok_or(DomainError::not_found("reservation"))?;
+            let venue = store
+                .venue(reservation.venue_id)?
+                .ok_or(DomainError::not_found("venue"))?;
+            Ok((reservation, venue))
+        })
+        .await?
+    };
+    let provider = gateways
+        .ok_or_else(|| Error::Refused(NO_GATEWAY.to_owned()))?
+        .for_venue(&gateway, &venue.id.to_string())?;
+    provider.check_token(&token)?;
+    let requirement = venue
+        .payments
+        .rule
+        .requirement(reservation.party_size)?
+        .ok_or_else(|| {
+            Error::Refused("reservationId: this venue takes no payment online".to_owned())
+        })?;
+    let amount = requirement.amount;
+    let kind = match requirement.purpose {
+        Purpose::Charge => "charge",
+        Purpose::SaveCard => "guarantee",
+    };
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        format!("{id}\u{1f}{gateway}\u{1f}{token}\u{1f}{}", amount.minor()).as_bytes(),
+    ));
+    let begun = {
+        let store = store.clone();
+        blocking(move || {
+            Ok(store.begin_payment(
+                &NewPayment {
+                    reservation: id,
+                    kind,
+                    gateway: &gateway,
+                    amount,
+                    idempotency_key: key.as_str(),
+                    request_hash: &hash,
+                },
+                at,
+            )?)
+        })
+        .await?
+    };
+    let payment = match begun {
+        BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
+    };
+    let request = start_request(&payment, &token, return_url, requirement.purpose);
+    settle(
+        store,
+        monitor,
+        provider.as_ref(),
+        payment,
+        Some(request),
+        None,
+        "start",
+        at,
+    )
+    .await
+}
+
+/// After the guest's challenge: asks the payment's provider how it
+/// stands. The front-end saying "done" proves nothing by itself.
+pub async fn complete_payment(
+    store: &Store,
+    gateways: Option<&plugins::Gateways>,
+    monitor: Option<&Monitor>,
+    payment: Payment,
+    at: DateTime<Utc>,
+) -> Result<Stepped, Error> {
+    let provider = configured(gateways, &payment.gateway)?;
+    settle(
+        store,
+        monitor,
+        provider.as_ref(),
+        payment,
+        None,
+        None,
+        "refresh",
+        at,
+    )
+    .await
+}
+
+/// Refunds `amount` (in the payment's currency's minor unit) of a payment.
+/// More than what is left is refused before the provider is asked. The
+/// key is claimed before the provider is asked: the same request again
+/// finds the refund made and neither asks nor counts again.
+pub async fn refund_payment(
+    store: &Store,
+    gateways: Option<&plugins::Gateways>,
+    payment: Payment,
+    amount: i64,
+    key: IdempotencyKey,
+    at: DateTime<Utc>,
+) -> Result<Payment, Error> {
+    let amount = Money::new(amount, payment.amount.currency())?;
+    let begun = {
+        let store = store.clone();
+        let id = payment.id.clone();
+        let key = key.as_str().to_owned();
+        blocking(move || Ok(store.begin_refund(&id, &key, amount, at)?)).await?
+    };
+    let payment = match begun {
+        BeginRefund::Done(payment) => return Ok(payment),
+        BeginRefund::Ask(payment) => payment,
+    };
+    let reference = payment.reference.clone().ok_or_else(|| {
+        Error::Refused("paymentId: this payment never reached its provider".to_owned())
+    })?;
+    let provider = configured(gateways, &payment.gateway)?;
+    let refund = provider
+        .refund(
+            &reference,
+            amount,
+            &format!("kluis-refund-{}", key.as_str()),
+        )
+        .await
+        .map_err(provider_error)?;
+    if !refund.succeeded {
+        return Err(
+            DomainError::Conflict("the provider did not accept the refund".to_owned()).into(),
+        );
+    }
+    let store = store.clone();
+    let id = payment.id.clone();
+    blocking(move || {
+        Ok(store.record_refund(&id, key.as_str(), refund.amount, &refund.reference, at)?)
+    })
+    .await
+}
+
+/// Closes an on-site payment at the desk: paid at the venue (a pending
+/// booking is then confirmed) or cancelled. Only open on-site payments;
+/// closing twice is a conflict. Money paid for a booking that no longer
+/// waited for it is given back (see [`give_back`]).
+pub async fn close_onsite_payment(
+    store: &Store,
+    gateways: Option<&plugins::Gateways>,
+    monitor: Option<&Monitor>,
+    payment: Payment,
+    paid: bool,
+    at: DateTime<Utc>,
+) -> Result<Payment, Error> {
+    let ended = || DomainError::Conflict("this payment has already ended".to_owned());
+    if payment.gateway != "onsite" {
+        return Err(Error::Refused(
+            "paymentId: only on-site payments are closed at the venue".to_owned(),
+        ));
+    }
+    if !payment.status.is_in_flight() {
+        return Err(ended().into());
+    }
+    let (status, source) = if paid {
+        (
+            domain::payments::PaymentStatus::Succeeded,
+            "paid at the venue",
+        )
+    } else {
+        (
+            domain::payments::PaymentStatus::Cancelled,
+            "cancelled at the venue",
+        )
+    };
+    let closed = {
+        let store = store.clone();
+        let id = payment.id.clone();
+        blocking(move || Ok(store.end_payment(&id, status, source, "venue", at)?)).await?
+    };
+    let closed = closed.ok_or_else(ended)?;
+    let gateways = gateways.ok_or_else(|| Error::Refused(NO_GATEWAY.to_owned()))?;
+    Ok(match gateways.named("onsite") {
+        Some(onsite) => give_back(store, monitor, onsite.as_ref(), closed, at).await,
+        None => closed.payment,
     })
 }

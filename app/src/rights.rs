@@ -1,8 +1,11 @@
-//! Guests' rights: the export, and erasure as a whole (the data, the audit entry, the
-//! alert count, and the payment providers' saved cards).
+//! Guests' rights: the export, correction, consent, and erasure as a whole
+//! (the data, the audit entry, the alert count, and the payment providers'
+//! saved cards).
 
 use chrono::{DateTime, Utc};
-use domain::{GuestId, VenueId};
+use domain::ports::{ReservationRepository, VenueRepository};
+use domain::privacy::{Consent, ConsentPurpose, Locale};
+use domain::{DomainError, Email, GuestId, ManageToken, PersonName, Phone, Reservation, VenueId};
 use store::Store;
 
 use crate::error::{Error, blocking};
@@ -163,6 +166,112 @@ pub async fn export(
             );
         }
         Ok(store.load_export(&guests, venue, &reservations, Utc::now())?)
+    })
+    .await
+}
+
+/// A guest's corrected details. The phone number is read by the venue's
+/// country, so it comes as typed.
+pub struct Correction {
+    pub name: PersonName,
+    pub email: Option<Email>,
+    pub phone: Option<String>,
+}
+
+/// Replaces the name, e-mail and phone of the guest records `guests` at
+/// `venue`, audited as a correction by `who`; the venue's field rules
+/// apply as when booking. Erased records stay erased.
+pub async fn correct(
+    store: &Store,
+    who: String,
+    venue: VenueId,
+    guests: Vec<GuestId>,
+    correction: Correction,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Correction { name, email, phone } = correction;
+    let store = store.clone();
+    blocking(move || {
+        let venue = store.venue(venue)?.ok_or(DomainError::not_found("venue"))?;
+        let phone = phone
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| Phone::parse("phone", raw, venue.country))
+            .transpose()?;
+        venue.guest_fields.check(&domain::GuestDetails {
+            name: name.clone(),
+            email: email.clone(),
+            phone: phone.clone(),
+            notes: None,
+        })?;
+        let corrected = store.correct_guests(&guests, &name, email.as_ref(), phone.as_ref(), at)?;
+        let events: Vec<store::AuditEvent> = corrected
+            .iter()
+            .map(|guest| store::AuditEvent {
+                principal: who.clone(),
+                action: store::AuditAction::Correct,
+                object: format!("guest:{guest}"),
+                fields: store::audit_fields::CORRECTED.to_owned(),
+                venue_id: Some(venue.id.to_string()),
+            })
+            .collect();
+        Ok(store.audit(&events, at)?)
+    })
+    .await
+}
+
+/// Refuses a consent change for the booking itself: that is the legal
+/// basis of the reservation, not a consent.
+pub fn consentable(purpose: ConsentPurpose) -> Result<(), Error> {
+    if purpose == ConsentPurpose::Booking {
+        return Err(Error::Refused(
+            "purpose: the booking is the legal basis of the reservation itself; cancel it or erase your data instead".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The reservation a manage token opens, loaded before the guest's right
+/// in its venue is checked; an unknown token is NOT_FOUND.
+pub async fn reservation_by_token(store: &Store, token: ManageToken) -> Result<Reservation, Error> {
+    let store = store.clone();
+    blocking(move || {
+        Ok(store
+            .reservation_by_token(&token)?
+            .ok_or(DomainError::not_found("reservation"))?)
+    })
+    .await
+}
+
+/// Gives or withdraws the consent of a reservation's guest to `purpose`
+/// at its venue, from the web; answers the guest's whole consent ledger
+/// there.
+pub async fn record_consent(
+    store: &Store,
+    reservation: &Reservation,
+    purpose: ConsentPurpose,
+    given: bool,
+    locale: Locale,
+    at: DateTime<Utc>,
+) -> Result<Vec<Consent>, Error> {
+    let guest = reservation
+        .guest_id
+        .ok_or_else(|| Error::Refused("this reservation has no guest record".to_owned()))?;
+    let venue = reservation.venue_id;
+    let store = store.clone();
+    blocking(move || {
+        store.record_consent(
+            &store::ConsentChange {
+                guest,
+                venue,
+                purpose,
+                given,
+                channel: "web",
+                locale: &locale,
+            },
+            at,
+        )?;
+        Ok(store.consents_of(guest, venue)?)
     })
     .await
 }

@@ -198,14 +198,7 @@ fn venue_domain(venue: Option<&ID>) -> Result<String> {
 }
 
 fn assignable(raw: &str) -> Result<Role> {
-    let role = Role::parse(raw).or_gql()?;
-    if !role.is_assignable() {
-        return Err(api_error(
-            Code::BadUserInput,
-            "role: guest and anonymous cannot be assigned",
-        ));
-    }
-    Ok(role)
+    app::access::assignable(raw).or_gql()
 }
 
 /// Role changes take effect at once on this node (and within a second on
@@ -305,7 +298,6 @@ impl AccessMutation {
         password: String,
     ) -> Result<LoginPayload> {
         require(ctx, None, coordinates::MUTATION_LOGIN, EXECUTE)?;
-        let store = store(ctx).clone();
         let address = ctx
             .data_opt::<ClientAddress>()
             .map(|a| a.0.clone())
@@ -314,31 +306,17 @@ impl AccessMutation {
             .data_opt::<SessionLength>()
             .map_or_else(|| chrono::Duration::hours(12), |l| l.0);
         let now = Utc::now();
-        let monitor = ctx.data_opt::<app::monitor::Monitor>().cloned();
-        let outcome = blocking(move || {
-            app::auth::login(
-                &store,
-                monitor.as_ref(),
-                &email,
-                &password,
-                &address,
-                length,
-                now,
-            )
-        })
-        .await?;
+        let monitor = ctx.data_opt::<app::monitor::Monitor>();
+        let outcome = app::auth::log_in(store(ctx), monitor, email, password, address, length, now)
+            .await
+            .or_gql()?;
         match outcome {
             LoginOutcome::Success {
-                user_id,
-                token,
+                token, expires_at, ..
+            } => Ok(LoginPayload {
+                token: token.expose().to_owned(),
                 expires_at,
-            } => {
-                tracing::info!(staff = %user_id, "login");
-                Ok(LoginPayload {
-                    token: token.expose().to_owned(),
-                    expires_at,
-                })
-            }
+            }),
             LoginOutcome::Refused => Err(api_error(
                 Code::Unauthenticated,
                 "invalid e-mail or password",
@@ -526,47 +504,33 @@ impl AccessMutation {
         input: CreateApiKeyInput,
     ) -> Result<CreatedApiKey> {
         require(ctx, None, coordinates::MUTATION_CREATE_API_KEY, EXECUTE)?;
-        let name = domain::venue::check_display_name(&input.name)
-            .map_err(|reason| api_error(Code::BadUserInput, format!("name: {reason}")))?;
-        let role = assignable(input.role.as_deref().unwrap_or("partner"))?;
-        if input.venue_ids.is_empty() {
-            return Err(api_error(
-                Code::BadUserInput,
-                "venueIds: give at least one venue",
-            ));
-        }
-        let venues = input
-            .venue_ids
-            .iter()
-            .map(|id| VenueId::parse(id).map(|v| v.to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .or_gql()?;
+        let venue_ids: Vec<&str> = input.venue_ids.iter().map(|id| id.as_str()).collect();
+        let request = app::access::KeyRequest::parse(
+            &input.name,
+            input.role.as_deref(),
+            &venue_ids,
+            input.expires_in_days,
+        )
+        .or_gql()?;
         // Each venue the key will act for must be one the caller
         // administers.
-        for venue in &venues {
+        for venue in &request.venues {
             require_for_domain(ctx, venue, coordinates::MUTATION_CREATE_API_KEY, EXECUTE)?;
         }
-        let expires_at = input
-            .expires_in_days
-            .map(|days| Utc::now() + chrono::Duration::days(i64::from(days.clamp(1, 3660))));
         let created_by = match principal(ctx) {
             Principal::Staff { id, .. } => Some(id.clone()),
             _ => None,
         };
+        let created = app::access::issue_api_key(store(ctx), request, created_by)
+            .await
+            .or_gql()?;
         let store = store(ctx).clone();
-        let created = blocking(move || {
-            create_api_key(
-                &store,
-                &name,
-                role,
-                &venues,
-                expires_at,
-                created_by.as_deref(),
-            )
-        })
-        .await?;
+        let api_key = blocking(move || api_key_info(&store, created.row)).await?;
         refresh(ctx).await;
-        Ok(created)
+        Ok(CreatedApiKey {
+            key: created.key,
+            api_key,
+        })
     }
 
     /// Revokes a key at once; answers whether it was in force. An admin
@@ -591,7 +555,8 @@ impl AccessMutation {
     }
 }
 
-/// Creates and stores an API key; shared by the mutation and the CLI.
+/// Creates and stores an API key and answers it as `createApiKey` does,
+/// for callers that seed one outside a request (the benchmark).
 pub fn create_api_key(
     store: &Store,
     name: &str,

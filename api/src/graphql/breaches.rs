@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::{DomainError, ReservationId, VenueId};
+use domain::{DomainError, VenueId};
 
 use super::context::{blocking, now, store};
 use super::coordinates;
@@ -102,14 +102,7 @@ async fn require_breach(ctx: &Context<'_>, id: &ID, object: Coordinate) -> Resul
 }
 
 fn text(field: &str, raw: &str, limit: usize) -> Result<String> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > limit {
-        return Err(api_error(
-            Code::BadUserInput,
-            format!("{field}: must be 1 to {limit} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    app::breaches::text(field, raw, limit).or_gql()
 }
 
 #[derive(Default)]
@@ -230,63 +223,26 @@ impl BreachMutation {
         subject: String,
         message: String,
     ) -> Result<i32> {
-        guard::require(ctx, None, coordinates::MUTATION_NOTIFY_BREACH, EXECUTE)?;
-        require_breach(ctx, &id, coordinates::MUTATION_NOTIFY_BREACH).await?;
-        let subject = text("subject", &subject, 200)?;
-        let message = text("message", &message, 20_000)?;
-        let window = match (&affected.venue_id, affected.from, affected.until) {
-            (Some(venue), Some(from), Some(until)) if from < until => {
-                let venue = VenueId::parse(venue).or_gql()?;
-                guard::require(
-                    ctx,
-                    Some(venue),
-                    coordinates::MUTATION_NOTIFY_BREACH,
-                    EXECUTE,
-                )?;
-                Some((venue, from, until))
-            }
-            (None, None, None) => None,
-            _ => {
-                return Err(api_error(
-                    Code::BadUserInput,
-                    "affected: venueId, from and until go together, with from before until",
-                ));
-            }
-        };
-        if window.is_none() && affected.reservation_ids.is_empty() {
-            return Err(api_error(
-                Code::BadUserInput,
-                "affected: name a venue and window or reservations",
-            ));
+        const OBJECT: Coordinate = coordinates::MUTATION_NOTIFY_BREACH;
+        guard::require(ctx, None, OBJECT, EXECUTE)?;
+        require_breach(ctx, &id, OBJECT).await?;
+        let notice = app::breaches::Notice::parse(&subject, &message).or_gql()?;
+        let venue = affected.venue_id.as_ref().map(|id| id.as_str());
+        let window = app::breaches::window(venue, affected.from, affected.until).or_gql()?;
+        if let Some((venue, _, _)) = window {
+            guard::require(ctx, Some(venue), OBJECT, EXECUTE)?;
         }
-        let listed = affected
-            .reservation_ids
-            .iter()
-            .map(|raw| ReservationId::parse(raw).or_gql())
-            .collect::<Result<Vec<_>>>()?;
+        let listed = app::breaches::listed(window.as_ref(), &affected.reservation_ids).or_gql()?;
         let store = store(ctx);
         let reservations = app::breaches::affected_reservations(store, window, listed)
             .await
             .or_gql()?;
         for reservation in &reservations {
-            guard::require_in_venue(
-                ctx,
-                reservation.venue_id,
-                coordinates::MUTATION_NOTIFY_BREACH,
-                EXECUTE,
-                "reservation",
-            )?;
+            guard::require_in_venue(ctx, reservation.venue_id, OBJECT, EXECUTE, "reservation")?;
         }
         let who = guard::principal(ctx).subject();
-        app::breaches::notify(
-            store,
-            id.to_string(),
-            reservations,
-            app::breaches::Notice { subject, message },
-            who,
-            now(ctx),
-        )
-        .await
-        .or_gql()
+        app::breaches::notify(store, id.to_string(), reservations, notice, who, now(ctx))
+            .await
+            .or_gql()
     }
 }

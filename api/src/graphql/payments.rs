@@ -4,19 +4,13 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::payments::{
-    GatewayError, Money, NextAction, Payment, PaymentGateway, PaymentStep, Purpose, StartPayment,
-};
-use domain::ports::{ReservationRepository, VenueRepository};
-use domain::{DomainError, IdempotencyKey, ReservationId, VenueId};
-use store::{BeginPayment, BeginRefund, NewPayment, Store};
-
-use app::payments::{give_back, start_request};
+use domain::payments::{Money, NextAction, Payment, PaymentStep};
+use domain::{IdempotencyKey, ReservationId, VenueId};
 
 use super::context::{blocking, now, store};
 use super::coordinates;
 use super::coordinates::Coordinate;
-use super::errors::{Code, OrGraphqlError, api_error};
+use super::errors::OrGraphqlError;
 use super::guard::{self, EXECUTE, READ};
 use super::guard::{Access, authorize_change_in};
 
@@ -193,47 +187,6 @@ fn payload(payment: Payment, step: Option<&PaymentStep>, viewer: Viewer) -> Paym
     }
 }
 
-fn gateways<'a>(ctx: &Context<'a>) -> Result<&'a plugins::Gateways> {
-    ctx.data_opt::<plugins::Gateways>()
-        .ok_or_else(|| api_error(Code::BadUserInput, app::payments::NO_GATEWAY))
-}
-
-fn provider_error(error: GatewayError) -> async_graphql::Error {
-    super::errors::app_error(app::payments::provider_error(error))
-}
-
-/// Asks the provider and records its answer (see
-/// [`app::payments::settle`]), answered as the payload clients see.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one step of several flows, each naming its own parts"
-)]
-pub async fn settle(
-    store: &Store,
-    monitor: Option<&app::monitor::Monitor>,
-    viewer: Viewer,
-    gateway: &dyn PaymentGateway,
-    payment: Payment,
-    start: Option<StartPayment>,
-    reference_hint: Option<&str>,
-    source: &'static str,
-    at: DateTime<Utc>,
-) -> Result<PaymentStepPayload> {
-    let stepped = app::payments::settle(
-        store,
-        monitor,
-        gateway,
-        payment,
-        start,
-        reference_hint,
-        source,
-        at,
-    )
-    .await
-    .or_gql()?;
-    Ok(payload(stepped.payment, stepped.step.as_ref(), viewer))
-}
-
 #[derive(Default)]
 pub struct PaymentMutation;
 
@@ -266,78 +219,23 @@ impl PaymentMutation {
         )
         .await?;
         let viewer = Viewer::of(ctx, access, venue_id);
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        let (reservation, venue) = {
-            let store = store.clone();
-            blocking(move || {
-                let reservation = store
-                    .reservation(id)?
-                    .ok_or(DomainError::not_found("reservation"))?;
-                let venue = store
-                    .venue(reservation.venue_id)?
-                    .ok_or(DomainError::not_found("venue"))?;
-                Ok((reservation, venue))
-            })
-            .await?
+        let request = app::payments::PaymentRequest {
+            reservation: id,
+            gateway,
+            token,
+            key,
+            return_url,
         };
-        let provider = gateways(ctx)?
-            .for_venue(&gateway, &venue.id.to_string())
-            .or_gql()?;
-        provider.check_token(&token).or_gql()?;
-        let requirement = venue
-            .payments
-            .rule
-            .requirement(reservation.party_size)
-            .or_gql()?
-            .ok_or_else(|| {
-                api_error(
-                    Code::BadUserInput,
-                    "reservationId: this venue takes no payment online",
-                )
-            })?;
-        let amount = requirement.amount;
-        let kind = match requirement.purpose {
-            Purpose::Charge => "charge",
-            Purpose::SaveCard => "guarantee",
-        };
-        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            format!("{id}\u{1f}{gateway}\u{1f}{token}\u{1f}{}", amount.minor()).as_bytes(),
-        ));
-        let begun = {
-            let store = store.clone();
-            let gateway = gateway.clone();
-            blocking(move || {
-                store.begin_payment(
-                    &NewPayment {
-                        reservation: id,
-                        kind,
-                        gateway: &gateway,
-                        amount,
-                        idempotency_key: key.as_str(),
-                        request_hash: &hash,
-                    },
-                    at,
-                )
-            })
-            .await?
-        };
-        let payment = match begun {
-            BeginPayment::New(payment) | BeginPayment::Existing(payment) => payment,
-        };
-        let request = start_request(&payment, &token, return_url, requirement.purpose);
-        settle(
-            &store,
+        let stepped = app::payments::start_payment(
+            store(ctx),
+            ctx.data_opt::<plugins::Gateways>(),
             ctx.data_opt::<app::monitor::Monitor>(),
-            viewer,
-            provider.as_ref(),
-            payment,
-            Some(request),
-            None,
-            "start",
-            at,
+            request,
+            now(ctx),
         )
         .await
+        .or_gql()?;
+        Ok(payload(stepped.payment, stepped.step.as_ref(), viewer))
     }
 
     /// After the guest's challenge: asks the provider how the payment
@@ -348,17 +246,9 @@ impl PaymentMutation {
         payment_id: ID,
         manage_token: Option<String>,
     ) -> Result<PaymentStepPayload> {
-        let store = store(ctx).clone();
-        let payment = {
-            let store = store.clone();
-            let id = payment_id.0.clone();
-            blocking(move || {
-                Ok(store
-                    .payment(&id)?
-                    .ok_or(DomainError::not_found("payment"))?)
-            })
-            .await?
-        };
+        let payment = app::payments::payment(store(ctx), &payment_id)
+            .await
+            .or_gql()?;
         let reservation = ID(payment.reservation_id.to_string());
         let (_, access, venue) = authorize_change_in(
             ctx,
@@ -368,27 +258,16 @@ impl PaymentMutation {
         )
         .await?;
         let viewer = Viewer::of(ctx, access, venue);
-        let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                format!(
-                    "gateway: `{}` is not configured on this server",
-                    payment.gateway
-                ),
-            )
-        })?;
-        settle(
-            &store,
+        let stepped = app::payments::complete_payment(
+            store(ctx),
+            ctx.data_opt::<plugins::Gateways>(),
             ctx.data_opt::<app::monitor::Monitor>(),
-            viewer,
-            provider.as_ref(),
             payment,
-            None,
-            None,
-            "refresh",
             now(ctx),
         )
         .await
+        .or_gql()?;
+        Ok(payload(stepped.payment, stepped.step.as_ref(), viewer))
     }
 
     /// Refunds part or all of a payment (managers). More than what is left
@@ -401,8 +280,10 @@ impl PaymentMutation {
         idempotency_key: String,
     ) -> Result<PaymentObject> {
         let key = IdempotencyKey::parse(&idempotency_key).or_gql()?;
-        let store = store(ctx).clone();
-        let (payment, venue) = payment_in_venue(&store, &payment_id).await?;
+        let store = store(ctx);
+        let (payment, venue) = app::payments::payment_in_venue(store, &payment_id)
+            .await
+            .or_gql()?;
         guard::require_in_venue(
             ctx,
             venue,
@@ -410,61 +291,13 @@ impl PaymentMutation {
             EXECUTE,
             "payment",
         )?;
-        let amount = Money::new(amount, payment.amount.currency()).or_gql()?;
-        let at = now(ctx);
-        // The key is claimed before the provider is asked: the same request
-        // again finds the refund made and neither asks nor counts again.
-        let begun = {
-            let store = store.clone();
-            let id = payment.id.clone();
-            let key = key.as_str().to_owned();
-            blocking(move || store.begin_refund(&id, &key, amount, at)).await?
-        };
-        let payment = match begun {
-            BeginRefund::Done(payment) => {
-                return Ok(PaymentObject::new(
-                    payment,
-                    Viewer::of(ctx, Access::Public, venue),
-                ));
-            }
-            BeginRefund::Ask(payment) => payment,
-        };
-        let reference = payment.reference.clone().ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                "paymentId: this payment never reached its provider",
-            )
-        })?;
-        let provider = gateways(ctx)?.named(&payment.gateway).ok_or_else(|| {
-            api_error(
-                Code::BadUserInput,
-                format!(
-                    "gateway: `{}` is not configured on this server",
-                    payment.gateway
-                ),
-            )
-        })?;
-        let refund = provider
-            .refund(
-                &reference,
-                amount,
-                &format!("kluis-refund-{}", key.as_str()),
-            )
-            .await
-            .map_err(provider_error)?;
-        if !refund.succeeded {
-            return Err(api_error(
-                Code::Conflict,
-                "the provider did not accept the refund",
-            ));
-        }
-        let id = payment.id.clone();
-        let recorded = blocking(move || {
-            store.record_refund(&id, key.as_str(), refund.amount, &refund.reference, at)
-        })
-        .await?;
+        let gateways = ctx.data_opt::<plugins::Gateways>();
+        let refunded =
+            app::payments::refund_payment(store, gateways, payment, amount, key, now(ctx))
+                .await
+                .or_gql()?;
         Ok(PaymentObject::new(
-            recorded,
+            refunded,
             Viewer::of(ctx, Access::Public, venue),
         ))
     }
@@ -485,8 +318,10 @@ impl OnsiteMutation {
         payment_id: ID,
         paid: bool,
     ) -> Result<PaymentObject> {
-        let store = store(ctx).clone();
-        let (payment, venue) = payment_in_venue(&store, &payment_id).await?;
+        let store = store(ctx);
+        let (payment, venue) = app::payments::payment_in_venue(store, &payment_id)
+            .await
+            .or_gql()?;
         guard::require_in_venue(
             ctx,
             venue,
@@ -494,48 +329,18 @@ impl OnsiteMutation {
             EXECUTE,
             "payment",
         )?;
-        if payment.gateway != "onsite" {
-            return Err(api_error(
-                Code::BadUserInput,
-                "paymentId: only on-site payments are closed at the venue",
-            ));
-        }
-        if !payment.status.is_in_flight() {
-            return Err(api_error(Code::Conflict, "this payment has already ended"));
-        }
-        let at = now(ctx);
-        let status = if paid {
-            domain::payments::PaymentStatus::Succeeded
-        } else {
-            domain::payments::PaymentStatus::Cancelled
-        };
-        let source = if paid {
-            "paid at the venue"
-        } else {
-            "cancelled at the venue"
-        };
-        let id = payment.id.clone();
-        let store_for_refund = &store.clone();
-        let ended = blocking(move || store.end_payment(&id, status, source, "venue", at)).await?;
-        let ended =
-            ended.ok_or_else(|| api_error(Code::Conflict, "this payment has already ended"))?;
-        // Paid at the desk for a booking that no longer waited for it: the
-        // venue gives the money back there, and an alert says so.
-        let payment = match gateways(ctx)?.named("onsite") {
-            Some(onsite) => {
-                give_back(
-                    store_for_refund,
-                    ctx.data_opt::<app::monitor::Monitor>(),
-                    onsite.as_ref(),
-                    ended,
-                    at,
-                )
-                .await
-            }
-            None => ended.payment,
-        };
-        Ok(PaymentObject::new(
+        let closed = app::payments::close_onsite_payment(
+            store,
+            ctx.data_opt::<plugins::Gateways>(),
+            ctx.data_opt::<app::monitor::Monitor>(),
             payment,
+            paid,
+            now(ctx),
+        )
+        .await
+        .or_gql()?;
+        Ok(PaymentObject::new(
+            closed,
             Viewer::of(ctx, Access::Public, venue),
         ))
     }
@@ -594,21 +399,4 @@ pub async fn payments_of(
         .into_iter()
         .map(|payment| PaymentObject::new(payment, viewer.clone()))
         .collect())
-}
-
-/// A payment and the venue of its reservation, before the caller's rights
-/// in that venue are checked; an unknown payment is NOT_FOUND.
-async fn payment_in_venue(store: &Store, payment_id: &ID) -> Result<(Payment, VenueId)> {
-    let store = store.clone();
-    let id = payment_id.0.clone();
-    blocking(move || {
-        let payment = store
-            .payment(&id)?
-            .ok_or(DomainError::not_found("payment"))?;
-        let reservation = store
-            .reservation(payment.reservation_id)?
-            .ok_or(DomainError::not_found("payment"))?;
-        Ok((payment, reservation.venue_id))
-    })
-    .await
 }

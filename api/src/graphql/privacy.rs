@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Result, SimpleOb
 use chrono::{DateTime, Utc};
 use domain::ports::ReservationRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
-use domain::{DomainError, Email, ManageToken, Phone, VenueId};
+use domain::{DomainError, Email, ManageToken, VenueId};
 
 use super::context::{blocking, now, store};
 use super::coordinates;
@@ -132,47 +132,20 @@ async fn consent(
         coordinates::MUTATION_WITHDRAW_CONSENT
     };
     let purpose = ConsentPurpose::from(purpose);
-    if purpose == ConsentPurpose::Booking {
-        return Err(api_error(
-            Code::BadUserInput,
-            "purpose: the booking is the legal basis of the reservation itself; cancel it or erase your data instead",
-        ));
-    }
+    app::rights::consentable(purpose).or_gql()?;
     let token = ManageToken::parse(manage_token).or_gql()?;
     let locale = Locale::parse(locale).or_gql()?;
-    let store = store(ctx).clone();
-    let reservation = {
-        let store = store.clone();
-        blocking(move || {
-            store
-                .reservation_by_token(&token)?
-                .ok_or_else(|| DomainError::not_found("reservation").into())
-        })
-        .await?
-    };
+    let store = store(ctx);
+    let reservation = app::rights::reservation_by_token(store, token)
+        .await
+        .or_gql()?;
     if !guard::allowed_as(ctx, "guest", Some(reservation.venue_id), object, EXECUTE) {
         return Err(guard::forbidden(ctx, object));
     }
-    let guest = reservation
-        .guest_id
-        .ok_or_else(|| api_error(Code::BadUserInput, "this reservation has no guest record"))?;
-    let at = now(ctx);
-    let venue = reservation.venue_id;
-    let entries = blocking(move || {
-        store.record_consent(
-            &store::ConsentChange {
-                guest,
-                venue,
-                purpose,
-                given,
-                channel: "web",
-                locale: &locale,
-            },
-            at,
-        )?;
-        store.consents_of(guest, venue)
-    })
-    .await?;
+    let entries =
+        app::rights::record_consent(store, &reservation, purpose, given, locale, now(ctx))
+            .await
+            .or_gql()?;
     Ok(entries.into_iter().map(ConsentEntry::from).collect())
 }
 
@@ -271,37 +244,6 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     format!("guest-secret:{}", app::auth::address_scope(&keys, address))
 }
 
-/// Checks a guest's secret (manage token, access token, access code)
-/// behind the per-address backoff. The attempt is counted before the check,
-/// in one step with reading the backoff, so a burst of parallel guesses
-/// gets no more checks than patient guessing would; an attempt while held
-/// back counts too and is not checked. A secret that proves right takes
-/// its count back. `Err(until)`: held back until then.
-fn behind_backoff<T>(
-    store: &store::Store,
-    scope: &str,
-    at: DateTime<Utc>,
-    check: impl FnOnce() -> Result<T, store::StoreError>,
-    is_right: impl Fn(&T) -> bool,
-) -> Result<Result<T, DateTime<Utc>>, store::StoreError> {
-    let attempt = store.count_login_attempt(
-        scope,
-        app::auth::address_backoff,
-        chrono::Duration::hours(1),
-        at,
-    )?;
-    if let Some(held) = attempt.held {
-        return Ok(Err(attempt
-            .blocked_until
-            .map_or(held, |until| until.max(held))));
-    }
-    let answer = check()?;
-    if is_right(&answer) {
-        store.forgive_login_attempt(scope, app::auth::address_backoff)?;
-    }
-    Ok(Ok(answer))
-}
-
 fn held_back(until: DateTime<Utc>, at: DateTime<Utc>) -> async_graphql::Error {
     let seconds = (until - at).num_seconds().max(1);
     api_error(
@@ -323,7 +265,7 @@ async fn as_guest(
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
     let reservation = blocking(move || {
-        behind_backoff(
+        app::access::behind_backoff(
             &store,
             &scope,
             at,
@@ -406,7 +348,7 @@ async fn as_address_holder(
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
     let reach = blocking(move || {
-        behind_backoff(
+        app::access::behind_backoff(
             &store,
             &scope,
             at,
@@ -520,31 +462,9 @@ impl RightsMutation {
             "venue",
         )?;
         let email = Email::parse("email", &email).or_gql()?;
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        blocking(move || {
-            if let Some(issued) = store.issue_access_code(venue, &email, at)? {
-                // A code mail that has not left by the time the code
-                // expires is destroyed unsent rather than retried.
-                store.enqueue_until(
-                    "access_code",
-                    Some(venue),
-                    &store::Outgoing::Email(store::Mail {
-                        to: issued.to,
-                        subject: "Your access code".to_owned(),
-                        body: format!(
-                            "Your code to see or change your booking data is {}.\n\
-                             It works for 15 minutes. If you did not ask for it, ignore this message.\n",
-                            issued.code.expose()
-                        ),
-                    }),
-                    at,
-                    Some(issued.expires_at),
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
+        app::access::request_access_code(store(ctx), venue, email, now(ctx))
+            .await
+            .or_gql()?;
         Ok(true)
     }
 
@@ -571,23 +491,12 @@ impl RightsMutation {
             "venue",
         )?;
         let email = Email::parse("email", &email).or_gql()?;
-        if code.len() > 32 {
-            return Err(api_error(Code::BadUserInput, "code: too long"));
-        }
-        let store = store(ctx).clone();
         let at = now(ctx);
         let scope = wrong_secret_scope(ctx);
-        let redemption = blocking(move || {
-            behind_backoff(
-                &store,
-                &scope,
-                at,
-                || store.redeem_access_code(venue, &email, &code, at),
-                |redemption| matches!(redemption, store::Redemption::Token(_)),
-            )
-        })
-        .await?
-        .map_err(|until| held_back(until, at))?;
+        let redemption = app::access::redeem_access_code(store(ctx), scope, venue, email, code, at)
+            .await
+            .or_gql()?
+            .map_err(|until| held_back(until, at))?;
         match redemption {
             store::Redemption::Token(token) => Ok(token.expose().to_owned()),
             store::Redemption::NotFound => Err(api_error(
@@ -758,40 +667,21 @@ async fn correct(
         .map(|raw| Email::parse("email", raw))
         .transpose()
         .or_gql()?;
-    let store = store(ctx).clone();
-    let at = now(ctx);
-    blocking(move || {
-        use domain::ports::VenueRepository;
-        let venue = store
-            .venue(reach.venue)?
-            .ok_or(DomainError::not_found("venue"))?;
-        let phone = input
-            .phone
-            .as_deref()
-            .filter(|raw| !raw.trim().is_empty())
-            .map(|raw| Phone::parse("phone", raw, venue.country))
-            .transpose()?;
-        venue.guest_fields.check(&domain::GuestDetails {
-            name: name.clone(),
-            email: email.clone(),
-            phone: phone.clone(),
-            notes: None,
-        })?;
-        let corrected =
-            store.correct_guests(&reach.guests, &name, email.as_ref(), phone.as_ref(), at)?;
-        let events: Vec<store::AuditEvent> = corrected
-            .iter()
-            .map(|guest| store::AuditEvent {
-                principal: who.clone(),
-                action: store::AuditAction::Correct,
-                object: format!("guest:{guest}"),
-                fields: store::audit_fields::CORRECTED.to_owned(),
-                venue_id: Some(venue.id.to_string()),
-            })
-            .collect();
-        store.audit(&events, at)
-    })
-    .await?;
+    let correction = app::rights::Correction {
+        name,
+        email,
+        phone: input.phone,
+    };
+    app::rights::correct(
+        store(ctx),
+        who,
+        reach.venue,
+        reach.guests,
+        correction,
+        now(ctx),
+    )
+    .await
+    .or_gql()?;
     Ok(true)
 }
 
