@@ -49,7 +49,7 @@ pub struct NewBooking {
 }
 
 /// How a consent reached kluis, for the ledger.
-pub fn channel_of(principal: &Principal) -> String {
+fn channel_of(principal: &Principal) -> String {
     match principal {
         Principal::ApiKey { id, .. } => format!("partner:{id}"),
         Principal::Staff { id, .. } => format!("staff:{id}"),
