@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auth;
 pub mod authz;
+pub mod booking;
 pub mod breaches;
 pub mod clock;
 pub mod error;

@@ -1,13 +1,9 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, FixedOffset, Utc};
-use domain::ports::{NewReservation, ReservationChange, ReservationRepository, VenueRepository};
-use domain::{
-    DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, PartySize, PersonName, Phone,
-    Reservation, ResourceId, VenueId,
-};
-use store::{Store, StoreError};
+use domain::ports::ReservationChange;
+use domain::{Email, GuestNotes, IdempotencyKey, PartySize, PersonName, ResourceId, VenueId};
 
-use super::context::{blocking, now, store};
+use super::context::{now, store};
 use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, authorize_change};
@@ -71,35 +67,12 @@ pub struct CreateReservationPayload {
     pub manage_token: String,
 }
 
-/// Runs a booking operation and loads the venue the answer needs.
-async fn respond(
-    ctx: &Context<'_>,
-    access: Access,
-    work: impl FnOnce(&Store) -> Result<Reservation, StoreError> + Send + 'static,
-) -> Result<ReservationObject> {
-    let store = store(ctx).clone();
-    let (reservation, venue) = blocking(move || {
-        let reservation = work(&store)?;
-        let venue = store.venue(reservation.venue_id)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("reservation {} has no venue", reservation.id))
-        })?;
-        Ok((reservation, venue))
-    })
-    .await?;
-    Ok(ReservationObject::new(reservation, venue, access))
+/// The answer of a booking use case, as its caller may see it.
+fn answer(booked: app::booking::Booked, access: Access) -> ReservationObject {
+    ReservationObject::new(booked.reservation, booked.venue, access)
 }
 
-/// How a consent reached kluis, for the ledger.
-pub fn channel_of(principal: &app::auth::Principal) -> String {
-    match principal {
-        app::auth::Principal::ApiKey { id, .. } => format!("partner:{id}"),
-        app::auth::Principal::Staff { id, .. } => format!("staff:{id}"),
-        app::auth::Principal::Anonymous | app::auth::Principal::Guest(_) => "web".to_owned(),
-    }
-}
-
-/// Checks that a manage token belongs to the reservation with this id. A
-/// token for another reservation, or none at all, reads as not found.
+/// The guest's name, address and notes, checked.
 fn guest_details(input: &GuestInput) -> Result<(PersonName, Option<Email>, Option<GuestNotes>)> {
     let name = PersonName::parse("guest.name", &input.name).or_gql()?;
     let email = input
@@ -114,6 +87,48 @@ fn guest_details(input: &GuestInput) -> Result<(PersonName, Option<Email>, Optio
         None => None,
     };
     Ok((name, email, notes))
+}
+
+/// A booking's input as the use case takes it.
+fn new_booking(
+    venue_id: VenueId,
+    input: CreateReservationInput,
+) -> Result<app::booking::NewBooking> {
+    let party_size = PartySize::parse(i64::from(input.party_size)).or_gql()?;
+    let resource_id = input
+        .resource_id
+        .map(|id| ResourceId::parse(&id))
+        .transpose()
+        .or_gql()?;
+    let (name, email, notes) = guest_details(&input.guest)?;
+    let locale = domain::privacy::Locale::parse(&input.locale).or_gql()?;
+    let notice_version = input
+        .notice_version
+        .map(|v| {
+            u32::try_from(v)
+                .map_err(|_| api_error(Code::BadUserInput, "noticeVersion: must be positive"))
+        })
+        .transpose()?;
+    let mut opt_ins = Vec::new();
+    if input.guest.newsletter {
+        opt_ins.push(domain::privacy::ConsentPurpose::Newsletter);
+    }
+    if input.guest.marketing {
+        opt_ins.push(domain::privacy::ConsentPurpose::Marketing);
+    }
+    Ok(app::booking::NewBooking {
+        venue_id,
+        starts_at: input.starts_at.with_timezone(&Utc),
+        party_size,
+        resource_id,
+        name,
+        email,
+        phone: input.guest.phone,
+        notes,
+        locale,
+        notice_version,
+        opt_ins,
+    })
 }
 
 #[Object]
@@ -136,64 +151,14 @@ impl BookingMutation {
             guard::EXECUTE,
             "venue",
         )?;
-        let starts_at = input.starts_at.with_timezone(&Utc);
-        let party_size = PartySize::parse(i64::from(input.party_size)).or_gql()?;
-        let resource_id = input
-            .resource_id
-            .map(|id| ResourceId::parse(&id))
-            .transpose()
+        let request = new_booking(venue_id, input)?;
+        let principal = guard::principal(ctx);
+        let created = app::booking::create(store(ctx), principal, request, key, now(ctx))
+            .await
             .or_gql()?;
-        let (name, email, notes) = guest_details(&input.guest)?;
-        let locale = domain::privacy::Locale::parse(&input.locale).or_gql()?;
-        let notice_version = input
-            .notice_version
-            .map(|v| {
-                u32::try_from(v)
-                    .map_err(|_| api_error(Code::BadUserInput, "noticeVersion: must be positive"))
-            })
-            .transpose()?;
-        let mut opt_ins = Vec::new();
-        if input.guest.newsletter {
-            opt_ins.push(domain::privacy::ConsentPurpose::Newsletter);
-        }
-        if input.guest.marketing {
-            opt_ins.push(domain::privacy::ConsentPurpose::Marketing);
-        }
-        let channel = channel_of(guard::principal(ctx));
-        let raw_phone = input.guest.phone.filter(|raw| !raw.trim().is_empty());
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        let (booking, venue) = blocking(move || {
-            let venue = store
-                .venue(venue_id)?
-                .ok_or(DomainError::not_found("venue"))?;
-            let phone = raw_phone
-                .as_deref()
-                .map(|raw| Phone::parse("guest.phone", raw, venue.country))
-                .transpose()?;
-            let request = NewReservation {
-                venue_id,
-                starts_at,
-                party_size,
-                resource_id,
-                guest: GuestDetails {
-                    name,
-                    email,
-                    phone,
-                    notes,
-                },
-                locale,
-                notice_version,
-                opt_ins,
-                channel,
-            };
-            let booking = store.create_reservation(&request, &key, at)?;
-            Ok((booking, venue))
-        })
-        .await?;
         Ok(CreateReservationPayload {
-            manage_token: booking.manage_token.expose().to_owned(),
-            reservation: ReservationObject::new(booking.reservation, venue, Access::Guest),
+            manage_token: created.manage_token.expose().to_owned(),
+            reservation: answer(created.booked, Access::Guest),
         })
     }
 
@@ -230,27 +195,13 @@ impl BookingMutation {
             coordinates::MUTATION_MODIFY_RESERVATION,
         )
         .await?;
-        let at = now(ctx);
-        let smaller_party_key = change.party_size.map(|_| key.as_str().to_owned());
-        let changed = respond(ctx, access, move |store| {
-            store.modify_reservation(id, &change, &key, at)
-        })
-        .await?;
-        // Fewer guests under a per-guest rule: their share goes back. (More
-        // guests than were paid for were refused inside the change.)
-        if let Some(key) = smaller_party_key {
-            app::payments::refund_smaller_party(
-                store(ctx),
-                ctx.data_opt::<plugins::Gateways>(),
-                ctx.data_opt::<app::monitor::Monitor>(),
-                id,
-                &key,
-                now(ctx),
-            )
+        let gateways = ctx.data_opt::<plugins::Gateways>();
+        let monitor = ctx.data_opt::<app::monitor::Monitor>();
+        let clock = || now(ctx);
+        let changed = app::booking::modify(store(ctx), gateways, monitor, id, change, key, clock)
             .await
             .or_gql()?;
-        }
-        Ok(changed)
+        Ok(answer(changed, access))
     }
 
     /// Cancels a reservation, until the venue's cancellation deadline: the
@@ -270,11 +221,10 @@ impl BookingMutation {
             coordinates::MUTATION_CANCEL_RESERVATION,
         )
         .await?;
-        let at = now(ctx);
-        respond(ctx, access, move |store| {
-            store.cancel_reservation(id, &key, at)
-        })
-        .await
+        let cancelled = app::booking::cancel(store(ctx), id, key, now(ctx))
+            .await
+            .or_gql()?;
+        Ok(answer(cancelled, access))
     }
 
     /// Records check-in, no-show or completion (venue staff).
@@ -286,12 +236,10 @@ impl BookingMutation {
     ) -> Result<ReservationObject> {
         let (id, access) =
             authorize_change(ctx, &id, None, coordinates::MUTATION_SET_RESERVATION_STATUS).await?;
-        let next = status.into();
-        let at = now(ctx);
-        respond(ctx, access, move |store| {
-            store.set_reservation_status(id, next, at)
-        })
-        .await
+        let set = app::booking::set_status(store(ctx), id, status.into(), now(ctx))
+            .await
+            .or_gql()?;
+        Ok(answer(set, access))
     }
 }
 

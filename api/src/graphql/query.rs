@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{NaiveDate, Utc};
 use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, Email, ManageToken, PartySize, Reservation, ReservationId, VenueId};
-use store::{Store, StoreError};
+use store::{AuditAction, Store, StoreError};
 
 use super::context::{blocking, now, store};
 use super::coordinates;
@@ -14,16 +14,6 @@ use super::types::{Access, ReservationObject, Slot, VenueObject, local};
 
 #[derive(Default)]
 pub struct BookingQuery;
-
-/// A venue's definition from the per-node cache; NOT_FOUND when it does
-/// not exist.
-fn cached_venue(store: &Store, id: VenueId) -> Result<domain::Venue, StoreError> {
-    Ok(store
-        .venue_view(id)?
-        .ok_or(DomainError::not_found("venue"))?
-        .venue
-        .clone())
-}
 
 #[Object]
 impl BookingQuery {
@@ -133,34 +123,18 @@ impl BookingQuery {
             "venue",
         )?;
         let first = page_size(first)?;
-        let cursor = match after {
-            None => None,
-            Some(raw) => Some(parse_cursor(&raw)?),
-        };
+        let cursor = after.as_deref().map(parse_cursor).transpose()?;
         let has_cursor = cursor.is_some();
-        let store = store(ctx).clone();
-        let limit = i64::try_from(first).unwrap_or(0) + 1;
-        let (venue, mut reservations) = blocking(move || {
-            let venue = cached_venue(&store, venue_id)?;
-            let from = venue.instant_at(date, domain::TimeOfDay::MIDNIGHT);
-            let until = venue.instant_at(date, domain::TimeOfDay::END_OF_DAY);
-            let list = store.reservations_in(venue_id, from, until, cursor, limit)?;
-            Ok((venue, list))
-        })
-        .await?;
-        let has_next_page = reservations.len() > first;
-        reservations.truncate(first);
-        let mut connection = Connection::new(has_cursor, has_next_page);
-        connection.edges.extend(
-            ReservationObject::list(reservations, &venue, Access::Public)
-                .into_iter()
-                .map(|object| {
-                    let reservation = &object.reservation;
-                    let cursor =
-                        format!("{}|{}", reservation.starts_at.to_rfc3339(), reservation.id);
-                    Edge::new(cursor, object)
-                }),
-        );
+        let sheet = app::booking::day_sheet(store(ctx), venue_id, date, cursor, first)
+            .await
+            .or_gql()?;
+        let mut connection = Connection::new(has_cursor, sheet.has_next_page);
+        let objects = ReservationObject::list(sheet.reservations, &sheet.venue, Access::Public);
+        connection.edges.extend(objects.into_iter().map(|object| {
+            let reservation = &object.reservation;
+            let cursor = format!("{}|{}", reservation.starts_at.to_rfc3339(), reservation.id);
+            Edge::new(cursor, object)
+        }));
         Ok(connection)
     }
 
@@ -185,43 +159,20 @@ impl BookingQuery {
             "venue",
         )?;
         let email = Email::parse("email", &email).or_gql()?;
-        let limit = i64::try_from(page_size(first)?).unwrap_or(0);
-        let store = store(ctx).clone();
-        let (venue, found) = blocking(move || {
-            let venue = cached_venue(&store, venue_id)?;
-            let found = store.reservations_of_guest_by_email(venue_id, &email, limit)?;
-            Ok((venue, found))
-        })
-        .await?;
-        // Finding someone by their address is itself a use of it, and so is
-        // learning that someone is not a guest: the trail names the guest
-        // records found, or the venue searched in vain, never the address.
-        // The records named are those of the bookings answered (a page may
-        // hold fewer than the address has).
-        let (_, reservations) = found;
-        let mut guests: Vec<String> = reservations
-            .iter()
-            .filter_map(|r| r.guest_id.map(|g| format!("guest:{g}")))
-            .collect();
-        guests.sort();
-        guests.dedup();
-        if guests.is_empty() {
-            guests.push(format!("venue:{venue_id}"));
-        }
+        let limit = page_size(first)?;
+        let found = app::booking::guest_lookup(store(ctx), venue_id, email, limit)
+            .await
+            .or_gql()?;
+        // The lookup is a use of the address: the request's trail names
+        // what it found (never the address).
         let principal = guard::principal(ctx).subject();
-        for object in guests {
-            super::audit::record(
-                ctx,
-                &principal,
-                store::AuditAction::Lookup,
-                object,
-                "email",
-                Some(venue_id.to_string()),
-            );
+        for object in found.looked_up {
+            let venue = Some(venue_id.to_string());
+            super::audit::record(ctx, &principal, AuditAction::Lookup, object, "email", venue);
         }
         Ok(ReservationObject::list(
-            reservations,
-            &venue,
+            found.reservations,
+            &found.venue,
             Access::Public,
         ))
     }
