@@ -1,5 +1,6 @@
 //! Partner API keys: issuing one (`createApiKey`, `kluis apikey create`);
-//! guests' proof of control of an e-mail address (access codes), and the
+//! guests' proof of control of an e-mail address (access codes), a lost
+//! manage token reissued to whoever proved it, and the
 //! backoff that holds back guessers of guests' secrets.
 
 use chrono::{DateTime, Utc};
@@ -211,6 +212,37 @@ pub async fn redeem_access_code(
             || store.redeem_access_code(venue, &email, &code, at),
             |redemption| matches!(redemption, store::Redemption::Token(_)),
         )?)
+    })
+    .await
+}
+
+/// Gives one of the bookings an access token opens (`guests` at `venue`) a
+/// fresh manage token, for a guest who lost theirs; the old one stops
+/// working. NOT_FOUND when the reservation is not one of theirs. Audited
+/// as the guest's.
+pub async fn reissue_manage_token(
+    store: &Store,
+    reservation: domain::ReservationId,
+    venue: VenueId,
+    guests: Vec<domain::GuestId>,
+    at: DateTime<Utc>,
+) -> Result<domain::ManageToken, Error> {
+    let store = store.clone();
+    blocking(move || {
+        let token = store
+            .reissue_manage_token(reservation, &guests)?
+            .ok_or(domain::DomainError::not_found("reservation"))?;
+        store.audit(
+            &[store::AuditEvent {
+                principal: "guest".to_owned(),
+                action: store::AuditAction::ReissueToken,
+                object: format!("reservation:{reservation}"),
+                fields: store::audit_fields::MANAGE_TOKEN.to_owned(),
+                venue_id: Some(venue.to_string()),
+            }],
+            at,
+        )?;
+        Ok(token)
     })
     .await
 }

@@ -527,25 +527,10 @@ impl RightsMutation {
             coordinates::MUTATION_REISSUE_MANAGE_TOKEN,
         )
         .await?;
-        let store = store(ctx).clone();
-        let at = now(ctx);
-        let token = blocking(move || {
-            let token = store
-                .reissue_manage_token(id, &reach.guests)?
-                .ok_or(DomainError::not_found("reservation"))?;
-            store.audit(
-                &[store::AuditEvent {
-                    principal: "guest".to_owned(),
-                    action: store::AuditAction::ReissueToken,
-                    object: format!("reservation:{id}"),
-                    fields: store::audit_fields::MANAGE_TOKEN.to_owned(),
-                    venue_id: Some(reach.venue.to_string()),
-                }],
-                at,
-            )?;
-            Ok(token)
-        })
-        .await?;
+        let token =
+            app::access::reissue_manage_token(store(ctx), id, reach.venue, reach.guests, now(ctx))
+                .await
+                .or_gql()?;
         Ok(token.expose().to_owned())
     }
 
