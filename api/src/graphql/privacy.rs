@@ -95,21 +95,22 @@ pub struct PrivacyQuery;
 
 #[Object]
 impl PrivacyQuery {
-    /// The venue's current privacy notice in a locale, for the booking form.
+    /// The venue's current privacy notice in a locale, for the booking form;
+    /// null (not an error) while the venue has published none, so that a
+    /// booking widget's combined query still answers.
     async fn privacy_notice(
         &self,
         ctx: &Context<'_>,
         venue_id: ID,
         #[graphql(default = "en")] locale: String,
-    ) -> Result<PrivacyNoticeObject> {
+    ) -> Result<Option<PrivacyNoticeObject>> {
         let venue = VenueId::parse(&venue_id).or_gql()?;
         let locale = Locale::parse(&locale).or_gql()?;
         let store = store(ctx).clone();
         blocking(move || {
-            store
+            Ok(store
                 .current_notice(venue, &locale)?
-                .map(PrivacyNoticeObject::from)
-                .ok_or_else(|| DomainError::not_found("privacy notice").into())
+                .map(PrivacyNoticeObject::from))
         })
         .await
     }

@@ -17,12 +17,14 @@ pub struct BookingQuery;
 
 #[Object]
 impl BookingQuery {
-    async fn venue(&self, ctx: &Context<'_>, id: ID) -> Result<VenueObject> {
+    /// One venue, by its id. Null with NOT_FOUND when there is none: the
+    /// rest of a combined query still answers.
+    async fn venue(&self, ctx: &Context<'_>, id: ID) -> Result<Option<VenueObject>> {
         let id = VenueId::parse(&id).or_gql()?;
         let store = store(ctx).clone();
         blocking(move || store.venue(id))
             .await?
-            .map(VenueObject)
+            .map(|venue| Some(VenueObject(venue)))
             .ok_or_else(|| super::errors::domain_error(&DomainError::not_found("venue")))
     }
 
@@ -91,7 +93,8 @@ impl BookingQuery {
 
     /// One reservation, by its id, for those allowed to see its venue's
     /// bookings. Which of its guest fields answer is the policy's call.
-    async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<ReservationObject> {
+    /// Null, with the error, when it is not found or not theirs to see.
+    async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ReservationObject>> {
         const OBJECT: coordinates::Coordinate = coordinates::QUERY_RESERVATION;
         if !guard::principal(ctx).is_venue_bound() {
             guard::require(ctx, None, OBJECT, guard::READ)?;
@@ -100,7 +103,7 @@ impl BookingQuery {
         let found =
             load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await?;
         guard::require_in_venue(ctx, found.venue.id, OBJECT, guard::READ, "reservation")?;
-        Ok(found)
+        Ok(Some(found))
     }
 
     /// A venue's reservations on a local date, in start order (staff's day
@@ -178,17 +181,18 @@ impl BookingQuery {
     }
 
     /// The reservation a guest's manage token belongs to, with the guest's
-    /// own data. A token that matches nothing is NOT_FOUND.
+    /// own data. A token that matches nothing is null with NOT_FOUND.
     async fn reservation_by_token(
         &self,
         ctx: &Context<'_>,
         token: String,
-    ) -> Result<ReservationObject> {
+    ) -> Result<Option<ReservationObject>> {
         let token = ManageToken::parse(&token).or_gql()?;
         load_reservation(ctx, Access::Guest, move |store| {
             store.reservation_by_token(&token)
         })
         .await
+        .map(Some)
     }
 }
 

@@ -519,18 +519,33 @@ impl ReservationObject {
     }
 
     /// Personal: the guest's consent ledger at this venue (append-only).
+    /// Null, with a FORBIDDEN error for this field alone, where the policy
+    /// does not grant it: the rest of the answer stands.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
-    async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<super::privacy::ConsentEntry>> {
+    async fn consents(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::privacy::ConsentEntry>>> {
         self.profile(ctx, coordinates::RESERVATION_CONSENTS).await?;
-        super::privacy::consents_of(ctx, &self.reservation).await
+        super::privacy::consents_of(ctx, &self.reservation)
+            .await
+            .map(Some)
     }
 
     /// Payment data: amounts, status, provider, card brand and last four.
+    /// Null, with a FORBIDDEN error for this field alone, where the policy
+    /// does not grant it (staff never see payments): the rest of the
+    /// answer stands.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
-    async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::PaymentObject>> {
+    async fn payments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::payments::PaymentObject>>> {
         self.check(ctx, coordinates::RESERVATION_PAYMENTS)?;
         let viewer = super::payments::Viewer::new(self.subject(ctx), self.venue.id);
-        super::payments::payments_of(ctx, self.reservation.id, viewer).await
+        super::payments::payments_of(ctx, self.reservation.id, viewer)
+            .await
+            .map(Some)
     }
 
     /// Personal: the guest's remarks for this reservation.

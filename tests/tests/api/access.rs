@@ -838,3 +838,88 @@ both_backends!(
     managers_set_up_their_venue_and_admins_create_venues,
     managers_set_up_their_venue_and_admins_create_venues
 );
+
+/// A field the policy denies answers null with its own FORBIDDEN error and
+/// leaves the rest of the answer standing: a staff day sheet that selects
+/// payments (never granted to staff) still lists every reservation.
+async fn a_denied_field_does_not_wipe_the_day_sheet(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    app.book("one-table", 10).await?;
+    app.book("one-table", 13).await?;
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let sheet = app
+        .gql_as(
+            &staff,
+            "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName payments { status } } } } }",
+            json!({ "v": venue, "d": kluis_tests::tomorrow() }),
+        )
+        .await?;
+    let rows = sheet["data"]["reservations"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{sheet}");
+    for row in &rows {
+        assert!(row["node"]["id"].is_string(), "{sheet}");
+        assert!(row["node"]["guestName"].is_string(), "{sheet}");
+        assert_eq!(row["node"]["payments"], Value::Null, "{sheet}");
+    }
+    let denied: Vec<&Value> = sheet["errors"]
+        .as_array()
+        .map(|errors| errors.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(denied.len(), 2, "one error per denied field: {sheet}");
+    for error in denied {
+        assert_eq!(error["extensions"]["code"], "FORBIDDEN", "{sheet}");
+        assert_eq!(
+            error["path"].as_array().and_then(|p| p.last()),
+            Some(&json!("payments")),
+            "{sheet}"
+        );
+    }
+    Ok(())
+}
+both_backends!(
+    a_denied_field_does_not_wipe_the_day_sheet,
+    a_denied_field_does_not_wipe_the_day_sheet
+);
+
+/// A booking widget's combined query survives what is missing: no privacy
+/// notice published yet is null without an error, and a lookup that finds
+/// nothing is null with its own NOT_FOUND while the rest answers.
+async fn missing_things_do_not_wipe_a_combined_query(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let answer = app
+        .gql(
+            "query W($v: ID!, $r: ID!, $t: String!) { venue(id: $v) { name } privacyNotice(venueId: $v) { version } reservation(id: $r) { id } reservationByToken(token: $t) { id } }",
+            json!({ "v": venue, "r": uuid::Uuid::new_v4().to_string(),
+                    "t": format!("kmt_{}", "A".repeat(43)) }),
+        )
+        .await?;
+    assert!(answer["data"]["venue"]["name"].is_string(), "{answer}");
+    assert_eq!(answer["data"]["privacyNotice"], Value::Null, "{answer}");
+    assert_eq!(answer["data"]["reservation"], Value::Null, "{answer}");
+    assert_eq!(
+        answer["data"]["reservationByToken"],
+        Value::Null,
+        "{answer}"
+    );
+    let paths: BTreeSet<String> = answer["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["path"][0].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!paths.contains("privacyNotice"), "{answer}");
+    assert!(!paths.contains("venue"), "{answer}");
+    Ok(())
+}
+both_backends!(
+    missing_things_do_not_wipe_a_combined_query,
+    missing_things_do_not_wipe_a_combined_query
+);
