@@ -141,7 +141,7 @@ pub async fn export(
     let store = store.clone();
     let monitor = monitor.cloned();
     blocking(move || {
-        let reservations = store.export_scope(&guests, venue)?;
+        let reservations = store.reservations_of_guests(&guests, venue)?;
         // One entry for the request (what the export-rate rule counts),
         // naming every record of the history, so that "who saw this
         // guest" finds each of them; written first, so the export's own

@@ -232,24 +232,30 @@ fn optional(part: Option<&str>) -> Vec<u8> {
 pub fn entry_hmac(ring: &KeyRing, version: u32, entry: &AuditEntry) -> Result<String, StoreError> {
     let mut data = Vec::with_capacity(256);
     push_part(&mut data, b"kluis audit entry v2");
-    push_part(&mut data, entry.prev_hash.as_bytes());
-    push_part(&mut data, &entry.seq.to_be_bytes());
-    push_part(&mut data, entry.at.to_rfc3339().as_bytes());
-    push_part(&mut data, entry.principal.as_bytes());
-    push_part(&mut data, entry.action.as_bytes());
-    push_part(&mut data, &optional(entry.venue_id.as_deref()));
-    push_part(&mut data, &(entry.objects.len() as u64).to_be_bytes());
-    for object in &entry.objects {
-        push_part(&mut data, object.action.as_bytes());
-        push_part(&mut data, object.object.as_bytes());
-        push_part(&mut data, object.fields.as_bytes());
-        push_part(&mut data, &optional(object.venue_id.as_deref()));
-    }
+    push_content(&mut data, entry);
     Ok(hex::encode(ring.keyed_hash(
         version,
         Field::AUDIT_CHAIN,
         &data,
     )?))
+}
+
+/// Everything an entry says (its link to the previous one included), in
+/// the encoding its HMAC covers; the checkpoint digest reuses it.
+fn push_content(data: &mut Vec<u8>, entry: &AuditEntry) {
+    push_part(data, entry.prev_hash.as_bytes());
+    push_part(data, &entry.seq.to_be_bytes());
+    push_part(data, entry.at.to_rfc3339().as_bytes());
+    push_part(data, entry.principal.as_bytes());
+    push_part(data, entry.action.as_bytes());
+    push_part(data, &optional(entry.venue_id.as_deref()));
+    push_part(data, &(entry.objects.len() as u64).to_be_bytes());
+    for object in &entry.objects {
+        push_part(data, object.action.as_bytes());
+        push_part(data, object.object.as_bytes());
+        push_part(data, object.fields.as_bytes());
+        push_part(data, &optional(object.venue_id.as_deref()));
+    }
 }
 
 /// The HMAC of the anchor: where the SHA-256 part of the chain ends.
@@ -384,6 +390,22 @@ fn venue_of(objects: &[AuditObject]) -> Option<String> {
         .iter()
         .all(|o| o.venue_id.as_deref() == Some(first.as_str()))
         .then_some(first)
+}
+
+/// The columns of an [`EntryRow`], in its order, from `audit_log` as `$a`.
+macro_rules! entry_columns {
+    ($a:ident) => {
+        (
+            $a::seq,
+            $a::at,
+            $a::principal,
+            $a::action,
+            $a::venue_id,
+            $a::prev_hash,
+            $a::hash,
+            $a::key_version,
+        )
+    };
 }
 
 type EntryRow = (
@@ -591,16 +613,7 @@ impl Store {
                 let rows: Vec<EntryRow> = if filter.object.is_some() || filter.action.is_some() {
                     let mut query = o::audit_objects
                         .inner_join(a::audit_log)
-                        .select((
-                            a::seq,
-                            a::at,
-                            a::principal,
-                            a::action,
-                            a::venue_id,
-                            a::prev_hash,
-                            a::hash,
-                            a::key_version,
-                        ))
+                        .select(entry_columns!(a))
                         .distinct()
                         .order(a::seq.desc())
                         .limit(limit)
@@ -623,16 +636,7 @@ impl Store {
                     query.load(c)?
                 } else {
                     let mut query = a::audit_log
-                        .select((
-                            a::seq,
-                            a::at,
-                            a::principal,
-                            a::action,
-                            a::venue_id,
-                            a::prev_hash,
-                            a::hash,
-                            a::key_version,
-                        ))
+                        .select(entry_columns!(a))
                         .order(a::seq.desc())
                         .limit(limit)
                         .into_boxed();
@@ -836,16 +840,7 @@ impl Store {
                 .optional()?;
             let rows = a::audit_log
                 .order(a::seq)
-                .select((
-                    a::seq,
-                    a::at,
-                    a::principal,
-                    a::action,
-                    a::venue_id,
-                    a::prev_hash,
-                    a::hash,
-                    a::key_version,
-                ))
+                .select(entry_columns!(a))
                 .load(c)?;
             let objects = o::audit_objects
                 .order((o::seq, o::position))
@@ -891,21 +886,9 @@ struct Walked {
 /// checkpoint digest.
 fn digest_entry(digest: &mut Sha256, entry: &AuditEntry, key_version: i32) {
     let mut data = Vec::with_capacity(256);
-    push_part(&mut data, &entry.seq.to_be_bytes());
-    push_part(&mut data, entry.at.to_rfc3339().as_bytes());
-    push_part(&mut data, entry.principal.as_bytes());
-    push_part(&mut data, entry.action.as_bytes());
-    push_part(&mut data, &optional(entry.venue_id.as_deref()));
-    push_part(&mut data, entry.prev_hash.as_bytes());
+    push_content(&mut data, entry);
     push_part(&mut data, entry.hash.as_bytes());
     push_part(&mut data, &key_version.to_be_bytes());
-    push_part(&mut data, &(entry.objects.len() as u64).to_be_bytes());
-    for object in &entry.objects {
-        push_part(&mut data, object.action.as_bytes());
-        push_part(&mut data, object.object.as_bytes());
-        push_part(&mut data, object.fields.as_bytes());
-        push_part(&mut data, &optional(object.venue_id.as_deref()));
-    }
     digest.update(&data);
 }
 

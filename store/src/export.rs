@@ -104,18 +104,8 @@ pub struct ExportedAccess {
 const ACCESS_LOG_LIMIT: i64 = 10_000;
 
 impl Store {
-    /// The reservations of `guests` at `venue`, oldest first: what an
-    /// export covers, and the objects its audit entry names.
-    pub fn export_scope(
-        &self,
-        guests: &[GuestId],
-        venue: VenueId,
-    ) -> Result<Vec<Reservation>, StoreError> {
-        self.reservations_of_guests(guests, venue)
-    }
-
     /// Loads the export of `guests` at `venue` (whose reservations are
-    /// `reservations`, from [`Store::export_scope`]): one query each for
+    /// `reservations`, from [`Store::reservations_of_guests`]): one query each for
     /// the guest records, payments, consents and audit rows.
     pub fn load_export(
         &self,
