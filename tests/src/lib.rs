@@ -1094,6 +1094,46 @@ pub fn error_code(answer: &Value) -> Option<&str> {
     answer["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// The payload of a mutation that went through: fails with the whole
+/// answer when there are top-level errors or user errors.
+pub fn payload<'a>(answer: &'a Value, mutation: &str) -> anyhow::Result<&'a Value> {
+    let payload = data(answer, mutation)?;
+    let user_errors = payload["userErrors"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(user_errors == 0, "user errors in {answer}");
+    Ok(payload)
+}
+
+/// The `code` of the first of a mutation payload's `userErrors`, if any.
+pub fn user_error_code<'a>(answer: &'a Value, mutation: &str) -> Option<&'a str> {
+    answer["data"][mutation]["userErrors"][0]["code"].as_str()
+}
+
+/// Every user error of a mutation payload as (`field` joined with dots,
+/// `code`), in the order the server gave them.
+pub fn user_errors(answer: &Value, mutation: &str) -> Vec<(String, String)> {
+    answer["data"][mutation]["userErrors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|error| {
+                    let field = error["field"]
+                        .as_array()
+                        .map(|parts| {
+                            parts
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .unwrap_or_default();
+                    (field, error["code"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Tomorrow at `hour`:00 UTC, RFC 3339.
 pub fn tomorrow_at(hour: u32) -> String {
     let date = chrono::Utc::now().date_naive() + chrono::Duration::days(1);

@@ -1,6 +1,6 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use domain::ports::{ReservationRepository, VenueRepository};
 use domain::{DomainError, Email, ManageToken, PartySize, Reservation, ReservationId, VenueId};
 use store::{AuditAction, Store, StoreError};
@@ -64,7 +64,7 @@ impl BookingQuery {
         &self,
         ctx: &Context<'_>,
         venue_id: ID,
-        date: NaiveDate,
+        date: super::scalars::Date,
         party_size: i32,
     ) -> Result<Vec<Slot>> {
         let venue_id = VenueId::parse(&venue_id).or_gql()?;
@@ -72,7 +72,7 @@ impl BookingQuery {
         let store = store(ctx).clone();
         let at = now(ctx);
         let (view, slots) =
-            blocking(move || store.availability_view(venue_id, date, party, at)).await?;
+            blocking(move || store.availability_view(venue_id, date.0, party, at)).await?;
         let time_zone = view.venue.time_zone;
         let listed = if ctx.look_ahead().field("freeResources").exists() {
             slots.iter().map(|slot| slot.free_resources.len()).sum()
@@ -113,7 +113,7 @@ impl BookingQuery {
         &self,
         ctx: &Context<'_>,
         venue_id: ID,
-        date: NaiveDate,
+        date: super::scalars::Date,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, ReservationObject, EmptyFields, EmptyFields>> {
@@ -128,7 +128,7 @@ impl BookingQuery {
         let first = page_size(first)?;
         let cursor = after.as_deref().map(parse_cursor).transpose()?;
         let has_cursor = cursor.is_some();
-        let sheet = app::booking::day_sheet(store(ctx), venue_id, date, cursor, first)
+        let sheet = app::booking::day_sheet(store(ctx), venue_id, date.0, cursor, first)
             .await
             .or_gql()?;
         let mut connection = Connection::new(has_cursor, sheet.has_next_page);

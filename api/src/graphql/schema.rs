@@ -6,8 +6,8 @@ use async_graphql::{EmptySubscription, Schema};
 use store::Store;
 
 use super::{
-    access, alerts, audit, breaches, depth, limits, mutation, payments, privacy, query, venues,
-    webhooks,
+    access, alerts, audit, breaches, depth, limits, mutation, payments, privacy, query, scalars,
+    venues, webhooks,
 };
 use app::settings::Environment;
 
@@ -81,7 +81,8 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
         // request as a second line behind `RequestLimits`' finer one.
         .limit_depth(depth.overall())
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(limits::RequestLimits::new(depth));
+        .extension(limits::RequestLimits::new(depth))
+        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(scalars::DATE_TIME);
     if env == Environment::Production {
         builder = builder.disable_introspection().disable_suggestions();
     }
@@ -102,7 +103,8 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
 
 /// The schema in SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    build(None, Environment::Development).sdl()
+    build(None, Environment::Development)
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 #[cfg(test)]

@@ -125,8 +125,8 @@ impl VenueObject {
             .iter()
             .map(|(weekday, interval)| OpeningHours {
                 weekday: weekday.into(),
-                opens: interval.opens.to_string(),
-                closes: interval.closes.to_string(),
+                opens: super::scalars::LocalTime(interval.opens),
+                closes: super::scalars::LocalTime(interval.closes),
             })
             .collect()
     }
@@ -169,10 +169,9 @@ pub struct VenueGuestFields {
 #[derive(async_graphql::SimpleObject)]
 pub struct OpeningHours {
     pub weekday: Weekday,
-    /// Local time, HH:MM.
-    pub opens: String,
-    /// Local time, HH:MM; `24:00` is midnight at the end of the day.
-    pub closes: String,
+    pub opens: super::scalars::LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: super::scalars::LocalTime,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

@@ -22,10 +22,9 @@ use super::types::{FieldRuleValue, PaymentKind, ResourceKindValue, VenueObject, 
 #[derive(InputObject)]
 pub struct OpeningHoursInput {
     pub weekday: Weekday,
-    /// Local time, HH:MM.
-    pub opens: String,
-    /// Local time, HH:MM; `24:00` is midnight.
-    pub closes: String,
+    pub opens: super::scalars::LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: super::scalars::LocalTime,
 }
 
 #[derive(InputObject)]
@@ -280,9 +279,7 @@ pub fn changes(input: VenueInput) -> Result<(Slug, VenueChanges)> {
     if let Some(opening_hours) = &input.opening_hours {
         let mut days: [Vec<OpeningInterval>; 7] = Default::default();
         for hours in opening_hours {
-            let interval = TimeOfDay::parse(&hours.opens)
-                .and_then(|opens| Ok((opens, TimeOfDay::parse(&hours.closes)?)))
-                .and_then(|(opens, closes)| OpeningInterval::new(opens, closes))
+            let interval = OpeningInterval::new(hours.opens.0, hours.closes.0)
                 .map_err(|reason| invalid("openingHours", reason))?;
             if let Some(day) = days.get_mut(weekday_index(hours.weekday)) {
                 day.push(interval);

@@ -106,6 +106,12 @@ async fn execute_as_caller(
         Some(Ok(value)) => Some(value),
         Some(Err(_)) => return unauthenticated(),
     };
+    // A guest's key in the header is not a staff or partner credential:
+    // the guest stays anonymous and the resolvers that take the key read it.
+    let guest_bearer = header
+        .as_deref()
+        .and_then(graphql::context::GuestBearer::from_header);
+    let header = if guest_bearer.is_some() { None } else { header };
     let store = state.store.clone();
     let now = state.clock.now();
     let address = client_address(state, http);
@@ -166,6 +172,10 @@ async fn execute_as_caller(
     let trail = std::sync::Arc::new(graphql::audit::AuditTrail::default());
     let watched = principal.clone();
     let operation = request.operation_name.clone();
+    let mut request = request;
+    if let Some(bearer) = guest_bearer {
+        request = request.data(bearer);
+    }
     let request = request
         .data(principal)
         .data(graphql::access::ClientAddress(address))
