@@ -46,6 +46,12 @@ impl GuestBearer {
     }
 }
 
+impl GuestBearer {
+    pub fn is_access_token(&self) -> bool {
+        self.0.starts_with("kat_")
+    }
+}
+
 impl std::fmt::Debug for GuestBearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GuestBearer(‹secret›)")

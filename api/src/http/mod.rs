@@ -106,12 +106,18 @@ async fn execute_as_caller(
         Some(Ok(value)) => Some(value),
         Some(Err(_)) => return unauthenticated(),
     };
-    // A guest's key in the header is not a staff or partner credential:
-    // the guest stays anonymous and the resolvers that take the key read it.
+    // A guest's key in the header is handed to the resolvers that take it.
+    // A manage token also makes the caller the guest of its booking (and
+    // one that matches nothing is refused like any bad credential); an
+    // access token proves an address, not a principal, so the caller stays
+    // anonymous for the policy.
     let guest_bearer = header
         .as_deref()
         .and_then(graphql::context::GuestBearer::from_header);
-    let header = if guest_bearer.is_some() { None } else { header };
+    let header = match &guest_bearer {
+        Some(bearer) if bearer.is_access_token() => None,
+        _ => header,
+    };
     let store = state.store.clone();
     let now = state.clock.now();
     let address = client_address(state, http);

@@ -299,7 +299,7 @@ async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
         "{answer}"
     );
     let venue = app.venue_id("one-table").await?;
-    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName notes } } } }";
+    let day = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id guestName notes } } } }";
     let sheet = app
         .gql_as(
             &insider,
@@ -851,7 +851,7 @@ async fn a_denied_field_does_not_wipe_the_day_sheet(backend: Backend) -> Result<
     let sheet = app
         .gql_as(
             &staff,
-            "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName payments { status } } } } }",
+            "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id guestName payments { status } } } } }",
             json!({ "v": venue, "d": kluis_tests::tomorrow() }),
         )
         .await?;

@@ -32,7 +32,7 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
         let booking = app.book_at_venue_id(id, 10).answer().await?;
         assert_eq!(error_code(&booking), Some("NOT_FOUND"), "{booking}");
         let free = app
-            .gql("query A($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
+            .gql("query A($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
             .await?;
         assert_eq!(error_code(&free), Some("NOT_FOUND"), "{free}");
     }

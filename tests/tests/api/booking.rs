@@ -5,7 +5,7 @@ use kluis_tests::{
 use serde_json::json;
 
 const AVAILABILITY: &str = r#"
-query Free($venue: ID!, $date: NaiveDate!, $size: Int!) {
+query Free($venue: ID!, $date: Date!, $size: Int!) {
   availability(venueId: $venue, date: $date, partySize: $size) { startsAt endsAt freeResources { slug } }
 }"#;
 

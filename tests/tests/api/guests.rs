@@ -698,7 +698,7 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
         .await?;
     let token = token_of(&booked);
     let lookup = json!({ "v": venue, "e": email });
-    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";
+    let day = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";
     let day_sheet = json!({ "v": venue, "d": kluis_tests::tomorrow() });
 
     // The same code as the day sheet gives each caller.

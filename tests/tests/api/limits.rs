@@ -229,14 +229,14 @@ async fn availability_with_every_resource_field_exceeds_the_complexity_budget() 
     let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
     let usual = app
         .gql(
-            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { name capacity } } }",
+            "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { name capacity } } }",
             variables.clone(),
         )
         .await?;
     assert!(usual.get("errors").is_none(), "{usual}");
     let costly = app
         .gql(
-            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { id slug name kind capacity } } }",
+            "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { id slug name kind capacity } } }",
             variables,
         )
         .await?;
