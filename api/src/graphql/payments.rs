@@ -406,14 +406,21 @@ step_payload!(
     ChargeNoShowFeePayload
 );
 
-crate::payload!(
-    /// The payment after a refund.
-    RefundPaymentPayload { payment: PaymentObject }
-);
-crate::payload!(
-    /// The on-site payment, closed.
-    CloseOnsitePaymentPayload { payment: PaymentObject }
-);
+/// The payment after a refund.
+#[derive(SimpleObject, Default)]
+pub struct RefundPaymentPayload {
+    pub payment: Option<PaymentObject>,
+    /// What to fix before submitting again; empty when it went through.
+    pub user_errors: Vec<UserError>,
+}
+
+/// The on-site payment, closed.
+#[derive(SimpleObject, Default)]
+pub struct CloseOnsitePaymentPayload {
+    pub payment: Option<PaymentObject>,
+    /// What to fix before submitting again; empty when it went through.
+    pub user_errors: Vec<UserError>,
+}
 
 /// Points a NOT_FOUND that names no field at the input field it is about
 /// (the reservation or payment the caller named).
@@ -571,49 +578,54 @@ impl PaymentMutation {
         ctx: &Context<'_>,
         input: RefundPaymentInput,
     ) -> Result<RefundPaymentPayload> {
-        let loaded = outcome(
-            payment_for(ctx, &input.payment_id, coordinates::MUTATION_REFUND_PAYMENT).await,
-        )?;
-        let Some((payment, venue)) = loaded.0 else {
-            return Ok(RefundPaymentPayload {
-                payment: None,
-                user_errors: at(loaded.1, "paymentId"),
-            });
-        };
-        let mut checks = Checks::default();
-        let key = key(&mut checks, &input.idempotency_key);
-        if input.amount <= 0 {
-            checks.push(UserError::at_input(
-                "amount",
-                UserErrorCode::Invalid,
-                "amount: must be more than 0",
-            ));
-        }
-        let errors = checks.finish()?;
-        let Some(key) = key.filter(|_| errors.is_empty()) else {
-            return Ok(RefundPaymentPayload {
-                payment: None,
-                user_errors: errors,
-            });
-        };
-        let gateways = ctx.data_opt::<plugins::Gateways>();
-        let refunded = app::payments::refund_payment(
-            store(ctx),
-            gateways,
-            payment,
-            input.amount,
-            key,
-            now(ctx),
-        )
-        .await
-        .or_gql();
-        let (refunded, user_errors) = outcome(refunded)?;
+        let (payment, user_errors) = refund(ctx, input).await?;
         Ok(RefundPaymentPayload {
-            payment: refunded
-                .map(|payment| PaymentObject::new(payment, Viewer::of(ctx, Access::Public, venue))),
+            payment,
             user_errors: at(user_errors, "paymentId"),
         })
     }
+}
+
+/// Refunds once the caller may and the form's checks held; every field at
+/// fault is told at once.
+async fn refund(
+    ctx: &Context<'_>,
+    input: RefundPaymentInput,
+) -> Result<(Option<PaymentObject>, Vec<UserError>)> {
+    let object = coordinates::MUTATION_REFUND_PAYMENT;
+    let (loaded, errors) = outcome(payment_for(ctx, &input.payment_id, object).await)?;
+    let Some((payment, venue)) = loaded else {
+        return Ok((None, errors));
+    };
+    let mut checks = Checks::default();
+    let key = key(&mut checks, &input.idempotency_key);
+    if input.amount <= 0 {
+        checks.push(UserError::at_input(
+            "amount",
+            UserErrorCode::Invalid,
+            "amount: must be more than 0",
+        ));
+    }
+    let errors = checks.finish()?;
+    let Some(key) = key.filter(|_| errors.is_empty()) else {
+        return Ok((None, errors));
+    };
+    let refunded = app::payments::refund_payment(
+        store(ctx),
+        ctx.data_opt::<plugins::Gateways>(),
+        payment,
+        input.amount,
+        key,
+        now(ctx),
+    )
+    .await
+    .or_gql();
+    let (refunded, errors) = outcome(refunded)?;
+    let viewer = Viewer::of(ctx, Access::Public, venue);
+    Ok((
+        refunded.map(|payment| PaymentObject::new(payment, viewer)),
+        errors,
+    ))
 }
 
 /// Starts a payment once the input's form checks held.
@@ -662,7 +674,7 @@ async fn complete(ctx: &Context<'_>, payment_id: &ID, token: Option<String>) -> 
         coordinates::MUTATION_COMPLETE_PAYMENT,
     )
     .await
-    .map_err(|error| as_payment(error))?;
+    .map_err(as_payment)?;
     let stepped = app::payments::complete_payment(
         store(ctx),
         ctx.data_opt::<plugins::Gateways>(),
@@ -801,4 +813,57 @@ pub async fn payments_of(
         .into_iter()
         .map(|payment| PaymentObject::new(payment, viewer.clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_and_purposes_read_back_the_names_kluis_stores() {
+        for gateway in [
+            PaymentGateway::Stripe,
+            PaymentGateway::Paypal,
+            PaymentGateway::Onsite,
+        ] {
+            assert_eq!(PaymentGateway::from_name(gateway.name()), Some(gateway));
+        }
+        assert_eq!(PaymentGateway::from_name("bitcoin"), None);
+        assert_eq!(
+            PaymentPurpose::from_name("no_show_fee"),
+            Some(PaymentPurpose::NoShowFee)
+        );
+        assert_eq!(PaymentPurpose::from_name("deposit"), None);
+    }
+
+    #[test]
+    fn the_next_step_follows_the_provider_and_what_was_recorded() {
+        use PaymentStatus as S;
+        let challenge = PaymentStep::RequiresAction {
+            next_action: NextAction::ClientSecret("secret".to_owned()),
+        };
+        let next = PaymentNextStep::of;
+        assert_eq!(
+            next(Some(&challenge), S::RequiresAction),
+            PaymentNextStep::Challenge
+        );
+        assert_eq!(
+            next(Some(&PaymentStep::Succeeded), S::Succeeded),
+            PaymentNextStep::Done
+        );
+        // Taken and given back at once: the booking no longer waited.
+        assert_eq!(
+            next(Some(&PaymentStep::Succeeded), S::Refunded),
+            PaymentNextStep::Failed
+        );
+        assert_eq!(next(None, S::PartiallyRefunded), PaymentNextStep::Done);
+        assert_eq!(
+            next(Some(&PaymentStep::Processing), S::Processing),
+            PaymentNextStep::Processing
+        );
+        let declined = PaymentStep::Failed {
+            reason: "insufficient_funds".to_owned(),
+        };
+        assert_eq!(next(Some(&declined), S::Failed), PaymentNextStep::Failed);
+    }
 }

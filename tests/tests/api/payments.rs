@@ -1353,7 +1353,7 @@ fn challenge(id: &str) -> Result<Value> {
 async fn start_challenged(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
         .gql_as(
-            &token,
+            token,
             START,
             json!({ "r": reservation, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
@@ -1770,7 +1770,7 @@ const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(i
 async fn start_onsite(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
         .gql_as(
-            &token,
+            token,
             START,
             json!({ "r": reservation, "g": "ONSITE", "t": "onsite", "k": new_key() }),
         )
