@@ -228,6 +228,20 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         "{foreign_complete}"
     );
     assert!(foreign_complete["data"]["completePayment"]["payment"].is_null());
+    // The own token twice, in the header and the deprecated field: refused
+    // on the field, before anything is looked up.
+    let twice = app
+        .gql_as(
+            &token,
+            "mutation C($p: ID!, $m: String) { completePayment(input: { paymentId: $p, manageToken: $m }) { payment { status } userErrors { field code } } }",
+            json!({ "p": payment, "m": token }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&twice, "completePayment"),
+        [("input.manageToken".to_owned(), "INVALID".to_owned())],
+        "{twice}"
+    );
     assert_eq!(app.count_rows("payments", "1 = 1")?, payments_before);
 
     // The front-end says "done" but Stripe still waits: nothing changes.
@@ -1765,7 +1779,7 @@ both_backends!(
     a_party_change_is_priced_by_the_per_guest_rule
 );
 
-const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(input: { paymentId: $p, paid: $paid }) { payment { status failureReason kind gateway } userErrors { field code } } }";
+const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(input: { paymentId: $p, paid: $paid }) { payment { status failureReason kind gateway reservation { id status } } userErrors { field code } } }";
 
 async fn start_onsite(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
@@ -1861,6 +1875,12 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
             closed_payment["gateway"].as_str()
         ),
         (Some("CHARGE"), Some("ONSITE"))
+    );
+    // The desk sees the booking it just confirmed, as staff see bookings.
+    assert_eq!(
+        closed_payment["reservation"],
+        json!({ "id": paid_at_desk.id, "status": "CONFIRMED" }),
+        "{closed}"
     );
     let mine = app.gql(MINE, json!({ "t": paid_at_desk.token })).await?;
     assert_eq!(
