@@ -405,13 +405,16 @@ pub async fn charge_no_show_fee(
     let fee = match venue.payments.rule.requirement(reservation.party_size)? {
         Some(requirement) if requirement.purpose == Purpose::SaveCard => requirement.amount,
         _ => {
-            return Err(Error::Refused(
-                "reservationId: this venue takes no card guarantee".to_owned(),
-            ));
+            return Err(DomainError::invalid(
+                "reservationId",
+                "this venue takes no card guarantee",
+            )
+            .into());
         }
     };
-    let no_card =
-        || Error::Refused("reservationId: no card was saved for this reservation".to_owned());
+    let no_card = || -> Error {
+        DomainError::invalid("reservationId", "no card was saved for this reservation").into()
+    };
     let saved = saved.ok_or_else(no_card)?;
     let saved_reference = saved.reference.clone().ok_or_else(no_card)?;
     let gateways = gateways.ok_or_else(|| Error::Refused(NO_GATEWAY.to_owned()))?;
@@ -582,7 +585,7 @@ pub async fn start_payment(
         .rule
         .requirement(reservation.party_size)?
         .ok_or_else(|| {
-            Error::Refused("reservationId: this venue takes no payment online".to_owned())
+            DomainError::invalid("reservationId", "this venue takes no payment online")
         })?;
     let amount = requirement.amount;
     let kind = match requirement.purpose {
@@ -673,7 +676,7 @@ pub async fn refund_payment(
         BeginRefund::Ask(payment) => payment,
     };
     let reference = payment.reference.clone().ok_or_else(|| {
-        Error::Refused("paymentId: this payment never reached its provider".to_owned())
+        DomainError::invalid("paymentId", "this payment never reached its provider")
     })?;
     let provider = configured(gateways, &payment.gateway)?;
     let refund = provider
@@ -711,9 +714,11 @@ pub async fn close_onsite_payment(
 ) -> Result<Payment, Error> {
     let ended = || DomainError::Conflict("this payment has already ended".to_owned());
     if payment.gateway != "onsite" {
-        return Err(Error::Refused(
-            "paymentId: only on-site payments are closed at the venue".to_owned(),
-        ));
+        return Err(DomainError::invalid(
+            "paymentId",
+            "only on-site payments are closed at the venue",
+        )
+        .into());
     }
     if !payment.status.is_in_flight() {
         return Err(ended().into());

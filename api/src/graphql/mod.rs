@@ -16,6 +16,7 @@ pub mod limits;
 mod mutation;
 pub mod pages;
 pub mod payload;
+mod payment_object;
 pub mod payments;
 pub mod privacy;
 mod query;

@@ -387,8 +387,10 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
 
     // Payment data beyond the facts a payer needs to go on (how much, how
     // it stands) is guarded field by field too.
-    const PAYMENT_FACTS: [&str; 9] = [
+    const PAYMENT_FACTS: [&str; 10] = [
         "id",
+        // Guarded as `reservation(id:)` is: not card data.
+        "reservation",
         "kind",
         "gateway",
         "amount",

@@ -2,14 +2,15 @@ use anyhow::{Context, Result};
 use api::config::Environment;
 use kluis_tests::{
     Backend, Booked, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
-    error_code, new_key, stripe_config, stripe_fixture, tomorrow_at,
+    error_code, new_key, payload, stripe_config, stripe_fixture, tomorrow_at, user_errors,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const START: &str = "mutation P($r: ID!, $g: String!, $t: String!, $k: String!, $m: String) { startPayment(reservationId: $r, gateway: $g, token: $t, idempotencyKey: $k, manageToken: $m) { redirectUrl clientSecret payment { id status amount { amount currency } cardBrand cardLast4 failureReason } } }";
-const COMPLETE: &str = "mutation C($p: ID!, $m: String) { completePayment(paymentId: $p, manageToken: $m) { payment { status } } }";
+/// The guest sends the manage token as `Authorization: Bearer kmt_…`.
+const START: &str = "mutation P($r: ID!, $g: PaymentGateway!, $t: String!, $k: String!) { startPayment(input: { reservationId: $r, gateway: $g, token: $t, idempotencyKey: $k }) { nextStep redirectUrl clientSecret payment { id kind gateway status amount { amount currency } cardBrand cardLast4 failureReason } userErrors { field code message } } }";
+const COMPLETE: &str = "mutation C($p: ID!) { completePayment(input: { paymentId: $p }) { nextStep payment { status } userErrors { field code } } }";
 const MINE: &str = "query T($t: String!) { reservationByToken(token: $t) { status holdUntil payments { status amount { amount } refunded { amount } } } }";
 
 struct Paying {
@@ -96,10 +97,16 @@ async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend)
         .await;
     let Booked { id, token } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let key = new_key();
-    let variables = json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": key, "m": token });
-    let paid = app.gql(START, variables.clone()).await?;
-    let payment = &paid["data"]["startPayment"]["payment"];
+    let variables = json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": key });
+    let paid = app.gql_as(&token, START, variables.clone()).await?;
+    let step = payload(&paid, "startPayment")?;
+    assert_eq!(step["nextStep"], "DONE", "{paid}");
+    let payment = &step["payment"];
     assert_eq!(payment["status"], "SUCCEEDED", "{paid}");
+    assert_eq!(
+        (payment["kind"].as_str(), payment["gateway"].as_str()),
+        (Some("CHARGE"), Some("STRIPE"))
+    );
     assert_eq!(
         payment["amount"],
         json!({ "amount": 2000, "currency": "EUR" }),
@@ -109,12 +116,30 @@ async fn a_deposit_paid_without_challenge_confirms_the_booking(backend: Backend)
         (payment["cardBrand"].as_str(), payment["cardLast4"].as_str()),
         (Some("visa"), Some("4242"))
     );
-    // The same request again: the same payment, no second provider call.
-    let again = app.gql(START, variables).await?;
-    assert_eq!(
-        again["data"]["startPayment"]["payment"]["id"], payment["id"],
+    // The same request again, with the token in the deprecated input
+    // field: the same payment, no second provider call.
+    let with_argument = "mutation P($r: ID!, $g: PaymentGateway!, $t: String!, $k: String!, $m: String) { startPayment(input: { reservationId: $r, gateway: $g, token: $t, idempotencyKey: $k, manageToken: $m }) { payment { id reservation { id status guestName } } userErrors { field code } } }";
+    let mut old_style = variables.clone();
+    old_style["m"] = json!(token);
+    let again = app.gql(with_argument, old_style.clone()).await?;
+    let again_payment = &payload(&again, "startPayment")?["payment"];
+    assert_eq!(again_payment["id"], payment["id"], "{again}");
+    // The payment leads to its reservation, seen as the guest's own.
+    assert_eq!(again_payment["reservation"]["id"], json!(id), "{again}");
+    assert_eq!(again_payment["reservation"]["status"], "CONFIRMED");
+    assert!(
+        again_payment["reservation"]["guestName"].is_string(),
         "{again}"
     );
+    // The token in the header and in the field at once: refused on the
+    // field, nothing asked of the provider.
+    let twice = app.gql_as(&token, with_argument, old_style).await?;
+    assert_eq!(
+        user_errors(&twice, "startPayment"),
+        [("input.manageToken".to_owned(), "INVALID".to_owned())],
+        "{twice}"
+    );
+    assert!(twice["data"]["startPayment"]["payment"].is_null());
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
@@ -163,9 +188,10 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         .await;
     let Booked { id, token } = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     let step = &started["data"]["startPayment"];
@@ -173,8 +199,50 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         step["redirectUrl"], "https://hooks.stripe.com/3d_secure/pi_3ds",
         "{started}"
     );
+    assert_eq!(step["nextStep"], "CHALLENGE", "{started}");
     assert_eq!(step["payment"]["status"], "REQUIRES_ACTION");
     let payment = step["payment"]["id"].clone();
+
+    // Another booking's manage token reaches neither this reservation nor
+    // its payment: not found, and nothing asked of Stripe (one start).
+    let other = app.book(BISTRO, 15).expect_status("PENDING").await?;
+    let payments_before = app.count_rows("payments", "1 = 1")?;
+    let foreign_start = app
+        .gql_as(
+            &other.token,
+            START,
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&foreign_start, "startPayment"),
+        [("input.reservationId".to_owned(), "NOT_FOUND".to_owned())],
+        "{foreign_start}"
+    );
+    let foreign_complete = app
+        .gql_as(&other.token, COMPLETE, json!({ "p": payment }))
+        .await?;
+    assert_eq!(
+        user_errors(&foreign_complete, "completePayment"),
+        [("input.paymentId".to_owned(), "NOT_FOUND".to_owned())],
+        "{foreign_complete}"
+    );
+    assert!(foreign_complete["data"]["completePayment"]["payment"].is_null());
+    // The own token twice, in the header and the deprecated field: refused
+    // on the field, before anything is looked up.
+    let twice = app
+        .gql_as(
+            &token,
+            "mutation C($p: ID!, $m: String) { completePayment(input: { paymentId: $p, manageToken: $m }) { payment { status } userErrors { field code } } }",
+            json!({ "p": payment, "m": token }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&twice, "completePayment"),
+        [("input.manageToken".to_owned(), "INVALID".to_owned())],
+        "{twice}"
+    );
+    assert_eq!(app.count_rows("payments", "1 = 1")?, payments_before);
 
     // The front-end says "done" but Stripe still waits: nothing changes.
     let still = Mock::given(method("GET"))
@@ -184,12 +252,13 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         .mount_as_scoped(&stripe)
         .await;
     let claimed = app
-        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .gql_as(&token, COMPLETE, json!({ "p": payment }))
         .await?;
     assert_eq!(
         claimed["data"]["completePayment"]["payment"]["status"], "REQUIRES_ACTION",
         "{claimed}"
     );
+    assert_eq!(claimed["data"]["completePayment"]["nextStep"], "CHALLENGE");
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(mine["data"]["reservationByToken"]["status"], "PENDING");
     drop(still);
@@ -204,12 +273,13 @@ async fn three_d_secure_is_a_next_action_and_only_the_provider_settles_it(
         .mount(&stripe)
         .await;
     let done = app
-        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .gql_as(&token, COMPLETE, json!({ "p": payment }))
         .await?;
     assert_eq!(
         done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
         "{done}"
     );
+    assert_eq!(done["data"]["completePayment"]["nextStep"], "DONE");
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
@@ -243,9 +313,10 @@ async fn a_timeout_waits_for_the_webhook_and_bad_webhooks_change_nothing(
         .await;
     let Booked { id, token } = app.book(BISTRO, 12).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
@@ -334,9 +405,10 @@ async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> R
         .await;
     let Booked { id, token } = app.book(BISTRO, 13).expect_status("PENDING").await?;
     let declined = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     let payment = &declined["data"]["startPayment"]["payment"];
@@ -370,12 +442,17 @@ async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> R
         "{mine}"
     );
     let late = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
-    assert_eq!(error_code(&late), Some("BAD_USER_INPUT"), "{late}");
+    assert_eq!(
+        user_errors(&late, "startPayment"),
+        [("input.reservationId".to_owned(), "INVALID".to_owned())],
+        "{late}"
+    );
     Ok(())
 }
 both_backends!(
@@ -405,22 +482,50 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         .await;
     let Booked { id, token } = app.book(BISTRO, 14).expect_status("PENDING").await?;
     let paid = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     let payment = paid["data"]["startPayment"]["payment"]["id"].clone();
     let manager = app.staff("manager", Some("deposit-bistro")).await?;
-    let refund = "mutation R($p: ID!, $a: Int!, $k: String!) { refundPayment(paymentId: $p, amount: $a, idempotencyKey: $k) { status refunded { amount } } }";
-    let too_much = app
-        .gql_as(
-            &manager,
-            refund,
-            json!({ "p": payment, "a": 2001, "k": new_key() }),
-        )
+    let refund = "mutation R($p: ID!, $a: Int!, $k: String!) { refundPayment(input: { paymentId: $p, amount: $a, idempotencyKey: $k }) { payment { status refunded { amount } } userErrors { field code message } } }";
+    let refuse = |answer: &Value, field: &str, code: &str| {
+        assert_eq!(
+            user_errors(answer, "refundPayment"),
+            [(field.to_owned(), code.to_owned())],
+            "{answer}"
+        );
+        assert!(
+            answer["data"]["refundPayment"]["payment"].is_null(),
+            "{answer}"
+        );
+    };
+    // More than was paid, nothing, less than nothing, more than money
+    // kluis counts: each refused on the amount, Stripe never asked.
+    for amount in [2001_i64, 0, -500, 9_000_000_000_000] {
+        let wrong = app
+            .gql_as(
+                &manager,
+                refund,
+                json!({ "p": payment, "a": amount, "k": new_key() }),
+            )
+            .await?;
+        refuse(&wrong, "input.amount", "INVALID");
+    }
+    // A malformed key and a negative amount at once: both are told.
+    let both = app
+        .gql_as(&manager, refund, json!({ "p": payment, "a": -1, "k": "x" }))
         .await?;
-    assert_eq!(error_code(&too_much), Some("BAD_USER_INPUT"), "{too_much}");
+    assert_eq!(
+        user_errors(&both, "refundPayment"),
+        [
+            ("input.idempotencyKey".to_owned(), "INVALID".to_owned()),
+            ("input.amount".to_owned(), "INVALID".to_owned())
+        ],
+        "{both}"
+    );
     let key = new_key();
     let part = app
         .gql_as(
@@ -429,11 +534,9 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
             json!({ "p": payment, "a": 500, "k": key }),
         )
         .await?;
-    assert_eq!(
-        part["data"]["refundPayment"]["status"], "PARTIALLY_REFUNDED",
-        "{part}"
-    );
-    assert_eq!(part["data"]["refundPayment"]["refunded"]["amount"], 500);
+    let refunded = &payload(&part, "refundPayment")?["payment"];
+    assert_eq!(refunded["status"], "PARTIALLY_REFUNDED", "{part}");
+    assert_eq!(refunded["refunded"]["amount"], 500);
     // A retry with the same key is the same refund: counted once, and
     // Stripe is asked once (the mock expects one call).
     let again = app
@@ -444,7 +547,8 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(
-        again["data"]["refundPayment"]["refunded"]["amount"], 500,
+        payload(&again, "refundPayment")?["payment"]["refunded"]["amount"],
+        500,
         "{again}"
     );
     let other_amount = app
@@ -454,16 +558,16 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
             json!({ "p": payment, "a": 700, "k": key }),
         )
         .await?;
-    assert_eq!(
-        error_code(&other_amount),
-        Some("CONFLICT"),
-        "{other_amount}"
-    );
-    assert_eq!(
-        app.count_rows("payment_events", "source = 'refund'")?,
-        1,
-        "one refund in the history"
-    );
+    refuse(&other_amount, "", "CONFLICT");
+    // What is left is 1500: one cent more is refused.
+    let over_left = app
+        .gql_as(
+            &manager,
+            refund,
+            json!({ "p": payment, "a": 1501, "k": new_key() }),
+        )
+        .await?;
+    refuse(&over_left, "input.amount", "INVALID");
     let staff = app.staff("staff", Some("deposit-bistro")).await?;
     let denied = app
         .gql_as(
@@ -473,6 +577,51 @@ async fn refunds_never_exceed_what_was_paid(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+    assert!(denied["data"]["refundPayment"].is_null(), "{denied}");
+    // Staff and managers of another venue do not even learn that the
+    // payment exists: the same answer as for an unknown id.
+    for role in ["staff", "manager"] {
+        let elsewhere = app.staff(role, Some("guarantee-grill")).await?;
+        let foreign = app
+            .gql_as(
+                &elsewhere,
+                refund,
+                json!({ "p": payment, "a": 100, "k": new_key() }),
+            )
+            .await?;
+        refuse(&foreign, "input.paymentId", "NOT_FOUND");
+        let unknown = app
+            .gql_as(
+                &elsewhere,
+                refund,
+                json!({ "p": "pay_unknown", "a": 100, "k": new_key() }),
+            )
+            .await?;
+        assert_eq!(
+            user_errors(&unknown, "refundPayment"),
+            user_errors(&foreign, "refundPayment"),
+            "{role}: {unknown}"
+        );
+    }
+    // Anonymous callers are told to log in.
+    let anonymous = app
+        .gql(refund, json!({ "p": payment, "a": 100, "k": new_key() }))
+        .await?;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
+    assert_eq!(
+        app.count_rows("payment_events", "source = 'refund'")?,
+        1,
+        "one refund in the history"
+    );
+    assert_eq!(
+        app.count_rows("payment_refunds", "1 = 1")?,
+        1,
+        "nothing else was even begun"
+    );
     Ok(())
 }
 both_backends!(
@@ -490,23 +639,46 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
         .mount(&stripe)
         .await;
     let Booked { id, token } = app.book(BISTRO, 15).expect_status("PENDING").await?;
-    for (gateway, card, reason) in [
+    // A gateway the schema does not name never reaches a resolver.
+    let bitcoin = app
+        .gql_as(
+            &token,
+            START,
+            json!({ "r": id, "g": "bitcoin", "t": "pm_card_visa", "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(error_code(&bitcoin), Some("BAD_USER_INPUT"), "{bitcoin}");
+    let message = bitcoin["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("PaymentGateway"), "{message}");
+    for (gateway, card, field, reason) in [
         (
-            "bitcoin",
+            "PAYPAL",
             "pm_card_visa",
-            "`bitcoin` is not a payment gateway",
+            "input.gateway",
+            "`paypal` is not configured",
         ),
-        ("paypal", "pm_card_visa", "`paypal` is not configured"),
-        ("stripe", "4242424242424242", "PaymentMethod id"),
+        (
+            "STRIPE",
+            "4242424242424242",
+            "input.token",
+            "PaymentMethod id",
+        ),
     ] {
         let answer = app
-            .gql(
+            .gql_as(
+                &token,
                 START,
-                json!({ "r": id, "g": gateway, "t": card, "k": new_key(), "m": token }),
+                json!({ "r": id, "g": gateway, "t": card, "k": new_key() }),
             )
             .await?;
-        assert_eq!(error_code(&answer), Some("BAD_USER_INPUT"), "{answer}");
-        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            user_errors(&answer, "startPayment"),
+            [(field.to_owned(), "INVALID".to_owned())],
+            "{answer}"
+        );
+        let message = answer["data"]["startPayment"]["userErrors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(message.contains(reason), "{message}");
         assert!(
             !answer.to_string().contains("4242424242424242"),
@@ -514,9 +686,10 @@ async fn unknown_gateways_and_malformed_tokens_are_refused_before_any_provider_c
         );
     }
     let onsite = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "ONSITE", "t": "onsite", "k": new_key() }),
         )
         .await?;
     assert_eq!(
@@ -576,12 +749,21 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .expect_status("PENDING")
         .await?;
     let saved = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql_as(
+            &token,
+            START,
+            json!({ "r": reservation, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
         .await?;
     assert_eq!(
         saved["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
         "{saved}"
     );
+    assert_eq!(
+        saved["data"]["startPayment"]["payment"]["kind"],
+        "GUARANTEE"
+    );
+    assert_eq!(saved["data"]["startPayment"]["nextStep"], "DONE");
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["status"], "CONFIRMED",
@@ -590,7 +772,7 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
 
     let staff = app.staff("staff", Some("guarantee-grill")).await?;
     let manager = app.staff("manager", Some("guarantee-grill")).await?;
-    let charge = "mutation F($r: ID!, $k: String!) { chargeNoShowFee(reservationId: $r, idempotencyKey: $k) { payment { kind status amount { amount } } } }";
+    let charge = "mutation F($r: ID!, $k: String!) { chargeNoShowFee(input: { reservationId: $r, idempotencyKey: $k }) { nextStep payment { id kind status amount { amount } } userErrors { field code } } }";
     let early = app
         .gql_as(
             &manager,
@@ -599,8 +781,8 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         )
         .await?;
     assert_eq!(
-        error_code(&early),
-        Some("BAD_USER_INPUT"),
+        user_errors(&early, "chargeNoShowFee"),
+        [("input.reservationId".to_owned(), "INVALID".to_owned())],
         "only after a no-show: {early}"
     );
     // Before the booking starts the guest may still come: no no-show yet,
@@ -621,8 +803,8 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         )
         .await?;
     assert_eq!(
-        error_code(&fee_too_soon),
-        Some("BAD_USER_INPUT"),
+        user_errors(&fee_too_soon, "chargeNoShowFee"),
+        [("input.reservationId".to_owned(), "INVALID".to_owned())],
         "{fee_too_soon}"
     );
     app.execute_sql(&format!(
@@ -645,15 +827,48 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
         .gql_as(&staff, charge, json!({ "r": reservation, "k": new_key() }))
         .await?;
     assert_eq!(error_code(&by_staff), Some("FORBIDDEN"), "{by_staff}");
+    let elsewhere = app.staff("manager", Some("deposit-bistro")).await?;
+    let foreign = app
+        .gql_as(
+            &elsewhere,
+            charge,
+            json!({ "r": reservation, "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&foreign, "chargeNoShowFee"),
+        [("input.reservationId".to_owned(), "NOT_FOUND".to_owned())],
+        "a manager of another venue: {foreign}"
+    );
     let key = new_key();
     let fee = app
         .gql_as(&manager, charge, json!({ "r": reservation, "k": key }))
         .await?;
-    let payment = &fee["data"]["chargeNoShowFee"]["payment"];
+    let payment = &payload(&fee, "chargeNoShowFee")?["payment"];
     assert_eq!(
         (payment["kind"].as_str(), payment["status"].as_str()),
-        (Some("no_show_fee"), Some("SUCCEEDED")),
+        (Some("NO_SHOW_FEE"), Some("SUCCEEDED")),
         "{fee}"
+    );
+    assert_eq!(fee["data"]["chargeNoShowFee"]["nextStep"], "DONE");
+    // The same key again: the same fee, Stripe charged once (the mock
+    // expects one charge) and only asked how it stands.
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_fee"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_fee",
+            "succeeded",
+            json!({ "amount": 2500 }),
+        )?))
+        .mount(&stripe)
+        .await;
+    let again = app
+        .gql_as(&manager, charge, json!({ "r": reservation, "k": key }))
+        .await?;
+    assert_eq!(
+        payload(&again, "chargeNoShowFee")?["payment"]["id"],
+        payment["id"],
+        "{again}"
     );
     assert_eq!(payment["amount"]["amount"], 2500);
 
@@ -692,9 +907,10 @@ async fn erasure_waits_while_a_payment_is_in_flight(backend: Backend) -> Result<
     .await;
     let Booked { id, token } = app.book(BISTRO, 16).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     assert_eq!(
@@ -726,8 +942,10 @@ both_backends!(
 /// needs to go on, from the schema itself (a new one is guarded or fails
 /// here).
 fn card_fields() -> Vec<String> {
-    const FACTS: [&str; 9] = [
+    const FACTS: [&str; 10] = [
         "id",
+        // Guarded as `reservation(id:)` is: not card data.
+        "reservation",
         "kind",
         "gateway",
         "amount",
@@ -796,16 +1014,16 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
     let Paying { app, stripe } = paying(backend, 5).await?;
     let card = card_fields().join(" ");
     let start = format!(
-        "mutation P($r: ID!, $k: String!, $m: String) {{ startPayment(reservationId: $r, gateway: \"stripe\", token: \"pm_card_visa\", idempotencyKey: $k, manageToken: $m) {{ payment {{ id status {card} }} }} }}"
+        "mutation P($r: ID!, $k: String!, $m: String) {{ startPayment(input: {{ reservationId: $r, gateway: STRIPE, token: \"pm_card_visa\", idempotencyKey: $k, manageToken: $m }}) {{ payment {{ id status {card} }} }} }}"
     );
     let complete = format!(
-        "mutation C($p: ID!, $m: String) {{ completePayment(paymentId: $p, manageToken: $m) {{ payment {{ id status {card} }} }} }}"
+        "mutation C($p: ID!, $m: String) {{ completePayment(input: {{ paymentId: $p, manageToken: $m }}) {{ payment {{ id status {card} }} }} }}"
     );
     let refund = format!(
-        "mutation R($p: ID!, $k: String!) {{ refundPayment(paymentId: $p, amount: 100, idempotencyKey: $k) {{ id status {card} }} }}"
+        "mutation R($p: ID!, $k: String!) {{ refundPayment(input: {{ paymentId: $p, amount: 100, idempotencyKey: $k }}) {{ payment {{ id status {card} }} }} }}"
     );
     let charge = format!(
-        "mutation F($r: ID!, $k: String!) {{ chargeNoShowFee(reservationId: $r, idempotencyKey: $k) {{ payment {{ id status {card} }} }} }}"
+        "mutation F($r: ID!, $k: String!) {{ chargeNoShowFee(input: {{ reservationId: $r, idempotencyKey: $k }}) {{ payment {{ id status {card} }} }} }}"
     );
     let admin = app.staff("admin", None).await?;
     let manager = app.staff("manager", Some("deposit-bistro")).await?;
@@ -875,7 +1093,7 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
         assert_card_fields(&completed, &["completePayment", "payment"], role, true)?;
         if role == "manager" || role == "admin" {
             let refunded = send(refund.clone(), json!({ "p": payment, "k": new_key() })).await?;
-            assert_card_fields(&refunded, &["refundPayment"], role, true)?;
+            assert_card_fields(&refunded, &["refundPayment", "payment"], role, true)?;
         }
         // Staff never get that far: the mutations are not theirs.
         let by_staff = app
@@ -925,10 +1143,7 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
         .guest(json!({ "name": "Nora Noshow" }))
         .await?;
     let saved = app
-        .gql(
-            &start,
-            json!({ "r": reservation, "k": new_key(), "m": manage }),
-        )
+        .gql_as(&manage, &start, json!({ "r": reservation, "k": new_key() }))
         .await?;
     // The saved card's details come later; the guest may read them.
     assert_card_fields(&saved, &["startPayment", "payment"], "guest", false)?;
@@ -995,7 +1210,11 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
         .await;
     let held = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let started = app
-        .gql(START, json!({ "r": held.id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": held.token }))
+        .gql_as(
+            &held.token,
+            START,
+            json!({ "r": held.id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
         .await?;
     assert_eq!(
         started["data"]["startPayment"]["payment"]["status"], "REQUIRES_ACTION",
@@ -1004,7 +1223,11 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
     let late_payment = started["data"]["startPayment"]["payment"]["id"].clone();
     let mover = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let paid = app
-        .gql(START, json!({ "r": mover.id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": mover.token }))
+        .gql_as(
+            &mover.token,
+            START,
+            json!({ "r": mover.id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
         .await?;
     assert_eq!(
         paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
@@ -1034,7 +1257,7 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
         )?))
         .mount(&stripe)
         .await;
-    app.gql(COMPLETE, json!({ "p": late_payment, "m": held.token }))
+    app.gql_as(&held.token, COMPLETE, json!({ "p": late_payment }))
         .await?;
     let held_now = app.gql(MINE, json!({ "t": held.token })).await?;
     assert_eq!(
@@ -1077,9 +1300,10 @@ async fn a_webhook_that_cannot_be_settled_is_retried_not_dropped(backend: Backen
         .await;
     let Booked { id, token } = app.book(BISTRO, 17).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": id, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }),
+            json!({ "r": id, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
         )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
@@ -1142,7 +1366,11 @@ fn challenge(id: &str) -> Result<Value> {
 /// answers the payment id.
 async fn start_challenged(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql_as(
+            token,
+            START,
+            json!({ "r": reservation, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
     anyhow::ensure!(payment["status"] == "REQUIRES_ACTION", "{started}");
@@ -1205,7 +1433,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     );
     challenge_passed(&stripe, "pi_kept").await?;
     let done = app
-        .gql(COMPLETE, json!({ "p": kept_payment, "m": kept.token }))
+        .gql_as(&kept.token, COMPLETE, json!({ "p": kept_payment }))
         .await?;
     assert_eq!(
         done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
@@ -1226,7 +1454,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     );
     // 12:00 went to nobody: the late success confirms it after all.
     challenge_passed(&stripe, "pi_free").await?;
-    app.gql(COMPLETE, json!({ "p": free_payment, "m": free.token }))
+    app.gql_as(&free.token, COMPLETE, json!({ "p": free_payment }))
         .await?;
     let mine = app.gql(MINE, json!({ "t": free.token })).await?;
     assert_eq!(
@@ -1235,7 +1463,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     );
     // 13:00 went to someone else: the money goes back, and staff hear of it.
     challenge_passed(&stripe, "pi_taken").await?;
-    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken.token }))
+    app.gql_as(&taken.token, COMPLETE, json!({ "p": taken_payment }))
         .await?;
     let mine = app.gql(MINE, json!({ "t": taken.token })).await?;
     let reservation = &mine["data"]["reservationByToken"];
@@ -1260,7 +1488,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
         "an alert tells of the refund"
     );
     // Completing again changes nothing and refunds nothing more.
-    app.gql(COMPLETE, json!({ "p": taken_payment, "m": taken.token }))
+    app.gql_as(&taken.token, COMPLETE, json!({ "p": taken_payment }))
         .await?;
     assert_eq!(app.count_rows("payment_refunds", "1 = 1")?, 1);
     Ok(())
@@ -1344,9 +1572,10 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
         token,
     } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &token,
             START,
-            json!({ "r": reservation, "g": "paypal", "t": "card", "k": new_key(), "m": token }),
+            json!({ "r": reservation, "g": "PAYPAL", "t": "card", "k": new_key() }),
         )
         .await?;
     let step = &started["data"]["startPayment"];
@@ -1370,7 +1599,7 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
         .mount_as_scoped(&paypal)
         .await;
     let early = app
-        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .gql_as(&token, COMPLETE, json!({ "p": payment }))
         .await?;
     assert_eq!(
         early["data"]["completePayment"]["payment"]["status"], "REQUIRES_ACTION",
@@ -1399,7 +1628,7 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
         .mount(&paypal)
         .await;
     let done = app
-        .gql(COMPLETE, json!({ "p": payment, "m": token }))
+        .gql_as(&token, COMPLETE, json!({ "p": payment }))
         .await?;
     assert_eq!(
         done["data"]["completePayment"]["payment"]["status"], "SUCCEEDED",
@@ -1429,14 +1658,15 @@ async fn a_paypal_card_payment_with_three_d_secure_confirms_through_graphql(
         .await;
     let other = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let started = app
-        .gql(
+        .gql_as(
+            &other.token,
             START,
-            json!({ "r": other.id, "g": "paypal", "t": "card", "k": new_key(), "m": other.token }),
+            json!({ "r": other.id, "g": "PAYPAL", "t": "card", "k": new_key() }),
         )
         .await?;
     let other_payment = started["data"]["startPayment"]["payment"]["id"].clone();
     let refused = app
-        .gql(COMPLETE, json!({ "p": other_payment, "m": other.token }))
+        .gql_as(&other.token, COMPLETE, json!({ "p": other_payment }))
         .await?;
     assert_eq!(
         refused["data"]["completePayment"]["payment"]["status"], "FAILED",
@@ -1487,7 +1717,11 @@ async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Res
         token,
     } = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let paid = app
-        .gql(START, json!({ "r": reservation, "g": "stripe", "t": "pm_card_visa", "k": new_key(), "m": token }))
+        .gql_as(
+            &token,
+            START,
+            json!({ "r": reservation, "g": "STRIPE", "t": "pm_card_visa", "k": new_key() }),
+        )
         .await?;
     assert_eq!(
         paid["data"]["startPayment"]["payment"]["status"], "SUCCEEDED",
@@ -1545,13 +1779,14 @@ both_backends!(
     a_party_change_is_priced_by_the_per_guest_rule
 );
 
-const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(paymentId: $p, paid: $paid) { status failureReason } }";
+const CLOSE: &str = "mutation O($p: ID!, $paid: Boolean!) { closeOnsitePayment(input: { paymentId: $p, paid: $paid }) { payment { status failureReason kind gateway reservation { id status } } userErrors { field code } } }";
 
 async fn start_onsite(app: &TestApp, reservation: &str, token: &str) -> Result<Value> {
     let started = app
-        .gql(
+        .gql_as(
+            token,
             START,
-            json!({ "r": reservation, "g": "onsite", "t": "onsite", "k": new_key(), "m": token }),
+            json!({ "r": reservation, "g": "ONSITE", "t": "onsite", "k": new_key() }),
         )
         .await?;
     let payment = &started["data"]["startPayment"]["payment"];
@@ -1590,34 +1825,61 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
 
     let paid_at_desk = app.book(BISTRO, 10).expect_status("PENDING").await?;
     let desk_payment = start_onsite(&app, &paid_at_desk.id, &paid_at_desk.token).await?;
-    for (who, token) in [
-        ("another venue's manager", Some(&elsewhere)),
-        ("the guest", None),
-    ] {
-        let denied = match token {
-            Some(token) => {
-                app.gql_as(token, CLOSE, json!({ "p": desk_payment, "paid": true }))
-                    .await?
-            }
-            None => {
-                app.gql_as(
-                    &paid_at_desk.token,
-                    CLOSE,
-                    json!({ "p": desk_payment, "paid": true }),
-                )
-                .await?
-            }
-        };
-        assert!(
-            matches!(error_code(&denied), Some("FORBIDDEN" | "NOT_FOUND")),
-            "{who}: {denied}"
-        );
-    }
+    // Another venue's manager does not learn the payment exists; the
+    // guest's manage token is no desk's credential.
+    let foreign = app
+        .gql_as(
+            &elsewhere,
+            CLOSE,
+            json!({ "p": desk_payment, "paid": true }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&foreign, "closeOnsitePayment"),
+        [("input.paymentId".to_owned(), "NOT_FOUND".to_owned())],
+        "another venue's manager: {foreign}"
+    );
+    let by_guest = app
+        .gql_as(
+            &paid_at_desk.token,
+            CLOSE,
+            json!({ "p": desk_payment, "paid": true }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&by_guest),
+        Some("UNAUTHENTICATED"),
+        "the guest: {by_guest}"
+    );
+    // A second payment while the first is open: refused as a conflict.
+    let second = app
+        .gql_as(
+            &paid_at_desk.token,
+            START,
+            json!({ "r": paid_at_desk.id, "g": "ONSITE", "t": "onsite", "k": new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&second, "startPayment"),
+        [(String::new(), "CONFLICT".to_owned())],
+        "{second}"
+    );
     let closed = app
         .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": true }))
         .await?;
+    let closed_payment = &payload(&closed, "closeOnsitePayment")?["payment"];
+    assert_eq!(closed_payment["status"], "SUCCEEDED", "{closed}");
     assert_eq!(
-        closed["data"]["closeOnsitePayment"]["status"], "SUCCEEDED",
+        (
+            closed_payment["kind"].as_str(),
+            closed_payment["gateway"].as_str()
+        ),
+        (Some("CHARGE"), Some("ONSITE"))
+    );
+    // The desk sees the booking it just confirmed, as staff see bookings.
+    assert_eq!(
+        closed_payment["reservation"],
+        json!({ "id": paid_at_desk.id, "status": "CONFIRMED" }),
         "{closed}"
     );
     let mine = app.gql(MINE, json!({ "t": paid_at_desk.token })).await?;
@@ -1628,7 +1890,12 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
     let twice = app
         .gql_as(&staff, CLOSE, json!({ "p": desk_payment, "paid": false }))
         .await?;
-    assert_eq!(error_code(&twice), Some("CONFLICT"), "{twice}");
+    assert_eq!(
+        user_errors(&twice, "closeOnsitePayment"),
+        [(String::new(), "CONFLICT".to_owned())],
+        "{twice}"
+    );
+    assert!(twice["data"]["closeOnsitePayment"]["payment"].is_null());
 
     let not_paid = app.book(BISTRO, 11).expect_status("PENDING").await?;
     let cancelled_payment = start_onsite(&app, &not_paid.id, &not_paid.token).await?;
@@ -1640,12 +1907,21 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(
-        closed["data"]["closeOnsitePayment"]["status"], "CANCELLED",
+        payload(&closed, "closeOnsitePayment")?["payment"]["status"],
+        "CANCELLED",
         "{closed}"
     );
 
     let abandoned = app.book(BISTRO, 12).expect_status("PENDING").await?;
-    start_challenged(&app, &abandoned.id, &abandoned.token).await?;
+    let card_payment = start_challenged(&app, &abandoned.id, &abandoned.token).await?;
+    let not_onsite = app
+        .gql_as(&staff, CLOSE, json!({ "p": card_payment, "paid": true }))
+        .await?;
+    assert_eq!(
+        user_errors(&not_onsite, "closeOnsitePayment"),
+        [("input.paymentId".to_owned(), "INVALID".to_owned())],
+        "a card payment is not closed at the desk: {not_onsite}"
+    );
     let forgotten = app.book(BISTRO, 13).expect_status("PENDING").await?;
     start_onsite(&app, &forgotten.id, &forgotten.token).await?;
     let erase = "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }";
