@@ -17,6 +17,7 @@ mod mutation;
 pub mod pages;
 pub mod payload;
 pub mod payments;
+pub mod consent_types;
 pub mod privacy;
 mod query;
 pub mod scalars;

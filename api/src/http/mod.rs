@@ -4,6 +4,7 @@
 //! (principal, rate limits and load shedding, metrics, the audit writer).
 
 pub mod audit_writer;
+mod export;
 pub mod graphiql;
 pub mod metrics;
 pub mod rate_limit;
@@ -47,6 +48,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .configure(export::routes)
         .configure(graphiql::routes);
 }
 
