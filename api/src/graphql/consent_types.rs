@@ -109,7 +109,10 @@ pub fn states(ledger: &[Consent]) -> Vec<ConsentState> {
 }
 
 /// The consent ledger of a reservation's guest at its venue, oldest first.
-pub async fn ledger_of(ctx: &Context<'_>, reservation: &domain::Reservation) -> Result<Vec<Consent>> {
+pub async fn ledger_of(
+    ctx: &Context<'_>,
+    reservation: &domain::Reservation,
+) -> Result<Vec<Consent>> {
     let Some(guest) = reservation.guest_id else {
         return Ok(Vec::new());
     };

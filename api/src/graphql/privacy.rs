@@ -500,8 +500,12 @@ pub struct ReissueManageTokenInput {
     pub access_token: Option<String>,
 }
 
-crate::payload!(ExportMyDataPayload { export: GuestExport });
-crate::payload!(ExportGuestDataPayload { export: GuestExport });
+crate::payload!(ExportMyDataPayload {
+    export: GuestExport
+});
+crate::payload!(ExportGuestDataPayload {
+    export: GuestExport
+});
 crate::payload!(CorrectMyDataPayload {
     /// How many guest records were changed (erased ones stay erased and
     /// are not counted).
@@ -512,8 +516,12 @@ crate::payload!(CorrectGuestDataPayload {
     /// are not counted).
     corrected: u32,
 });
-crate::payload!(EraseMyDataPayload { report: ErasureReport });
-crate::payload!(EraseGuestDataPayload { report: ErasureReport });
+crate::payload!(EraseMyDataPayload {
+    report: ErasureReport
+});
+crate::payload!(EraseGuestDataPayload {
+    report: ErasureReport
+});
 crate::payload!(
     /// The same answer, after the same work, whether or not the address
     /// booked at the venue: it does not tell who is a guest.
@@ -648,7 +656,11 @@ impl RightsMutation {
     ) -> Result<RequestAccessCodePayload> {
         let at = now(ctx);
         let done = async {
-            let venue = open_venue(ctx, &input.venue_id, coordinates::MUTATION_REQUEST_ACCESS_CODE)?;
+            let venue = open_venue(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_REQUEST_ACCESS_CODE,
+            )?;
             let email = Email::parse("email", &input.email).or_gql()?;
             app::access::request_access_code(store(ctx), venue, email, at)
                 .await
@@ -676,7 +688,11 @@ impl RightsMutation {
     ) -> Result<RedeemAccessCodePayload> {
         let at = now(ctx);
         let done = async {
-            let venue = open_venue(ctx, &input.venue_id, coordinates::MUTATION_REDEEM_ACCESS_CODE)?;
+            let venue = open_venue(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_REDEEM_ACCESS_CODE,
+            )?;
             let email = Email::parse("email", &input.email).or_gql()?;
             let scope = wrong_secret_scope(ctx);
             let redemption =

@@ -532,13 +532,15 @@ impl ReservationObject {
     }
 
     /// Personal: where the guest stands on each opt-in purpose (newsletter,
-    /// marketing), folded from the ledger in `consents`, whose guard it
-    /// shares: null with one FORBIDDEN error where that is not granted.
+    /// marketing), folded from the ledger in `consents`: what a "my data"
+    /// page shows as switches. Null, with a FORBIDDEN error for this field
+    /// alone, where the policy does not grant it.
     async fn consent_state(
         &self,
         ctx: &Context<'_>,
     ) -> Result<Option<Vec<super::consent_types::ConsentState>>> {
-        self.profile(ctx, coordinates::RESERVATION_CONSENTS).await?;
+        self.profile(ctx, coordinates::RESERVATION_CONSENT_STATE)
+            .await?;
         super::consent_types::consent_state_of(ctx, &self.reservation)
             .await
             .map(Some)

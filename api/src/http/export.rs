@@ -34,8 +34,7 @@ const AS_STAFF: &str = "mutation ExportDownload($reservation: ID!) { exportGuest
 /// Which export the query string asks for: the caller's own (none), or a
 /// guest's by one of their reservations (staff). Anything else is refused.
 fn asked(query: &str) -> Result<Option<String>, &'static str> {
-    const REFUSED: &str =
-        "the only parameter is `reservation`; send tokens as Authorization: Bearer …, never in the URL";
+    const REFUSED: &str = "the only parameter is `reservation`; send tokens as Authorization: Bearer …, never in the URL";
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query).map_err(|_| REFUSED)?;
     let mut reservation = None;
     for (name, value) in pairs.into_inner() {
@@ -55,8 +54,9 @@ async fn download(state: web::Data<ServerState>, http: HttpRequest) -> HttpRespo
     let collected = ExportDownload::default();
     let request = match reservation {
         None => async_graphql::Request::new(AS_GUEST),
-        Some(id) => async_graphql::Request::new(AS_STAFF)
-            .variables(async_graphql::Variables::from_json(json!({ "reservation": id }))),
+        Some(id) => async_graphql::Request::new(AS_STAFF).variables(
+            async_graphql::Variables::from_json(json!({ "reservation": id })),
+        ),
     }
     .operation_name("ExportDownload")
     .data(collected.clone());
@@ -142,7 +142,10 @@ async fn refusal(answered: HttpResponse) -> HttpResponse {
                 .and_then(|data| data.values().next())
                 .cloned()
                 .unwrap_or(Value::Null);
-            let user_errors = payload["userErrors"].as_array().cloned().unwrap_or_default();
+            let user_errors = payload["userErrors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             Value::Array(
                 user_errors
                     .into_iter()
@@ -158,7 +161,9 @@ async fn refusal(answered: HttpResponse) -> HttpResponse {
             )
         }
     };
-    let code = errors[0]["extensions"]["code"].as_str().unwrap_or("INTERNAL");
+    let code = errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("INTERNAL");
     let status = if status.is_success() {
         match code {
             "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
@@ -174,16 +179,19 @@ async fn refusal(answered: HttpResponse) -> HttpResponse {
     };
     let mut response = HttpResponse::build(status).json(json!({ "errors": errors }));
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
     if let Some(retry_after) = retry_after.or_else(|| {
         errors[0]["extensions"]["retryAfter"]
             .as_i64()
             .and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok())
     }) {
-        response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
     }
     if let Some(id) = request_id {
         response

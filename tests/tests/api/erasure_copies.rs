@@ -5,9 +5,7 @@
 //! restored copy be erased again.
 
 use anyhow::{Context, Result};
-use kluis_tests::{
-    Backend, FakeSmtp, TestApp, both_backends, text, tomorrow, user_error_code,
-};
+use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, text, tomorrow, user_error_code};
 use serde_json::{Value, json};
 
 const ERASE: &str = "mutation X { eraseMyData { report { alreadyErased reservations } userErrors { field code } } }";

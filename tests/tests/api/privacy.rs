@@ -75,7 +75,11 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
             json!({ "v": venue }),
         )
         .await?;
-    assert_eq!(error_code(&bad_locale), Some("BAD_USER_INPUT"), "{bad_locale}");
+    assert_eq!(
+        error_code(&bad_locale),
+        Some("BAD_USER_INPUT"),
+        "{bad_locale}"
+    );
     let first = app
         .gql_as(
             &manager,
@@ -252,7 +256,11 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
             json!({ "t": token }),
         )
         .await?;
-    assert_eq!(user_error_code(&both, "giveConsent"), Some("INVALID"), "{both}");
+    assert_eq!(
+        user_error_code(&both, "giveConsent"),
+        Some("INVALID"),
+        "{both}"
+    );
     let bad_locale = app
         .gql_as(
             &token,
@@ -265,9 +273,7 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
         [("input.locale".to_owned(), "INVALID".to_owned())],
         "{bad_locale}"
     );
-    let nobody = app
-        .gql(withdraw, json!({ "p": "NEWSLETTER" }))
-        .await?;
+    let nobody = app.gql(withdraw, json!({ "p": "NEWSLETTER" })).await?;
     assert_eq!(error_code(&nobody), Some("UNAUTHENTICATED"), "{nobody}");
 
     // Someone else's token changes their consent, never this guest's; an
@@ -298,7 +304,11 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
             json!({ "p": "NEWSLETTER" }),
         )
         .await?;
-    assert_eq!(error_code(&with_access), Some("UNAUTHENTICATED"), "{with_access}");
+    assert_eq!(
+        error_code(&with_access),
+        Some("UNAUTHENTICATED"),
+        "{with_access}"
+    );
     // A staff member without the consents right sees no state.
     let staff = app.staff("staff", Some("lunch-room")).await?;
     let reservation = text(&booked, "/data/createReservation/reservation/id")?;

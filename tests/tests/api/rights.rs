@@ -98,7 +98,11 @@ async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> 
             json!({ "t": token }),
         )
         .await?;
-    assert_eq!(user_error_code(&both, "exportMyData"), Some("INVALID"), "{both}");
+    assert_eq!(
+        user_error_code(&both, "exportMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
     let nobody = app.gql(&export_mine(), json!({})).await?;
     assert_eq!(error_code(&nobody), Some("UNAUTHENTICATED"), "{nobody}");
     Ok(())
@@ -190,7 +194,11 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
         .collect();
     assert_eq!(
         fields,
-        ["input.name:INVALID", "input.email:INVALID", "input.phone:INVALID"],
+        [
+            "input.name:INVALID",
+            "input.email:INVALID",
+            "input.phone:INVALID"
+        ],
         "{oversized}"
     );
     assert!(oversized["data"]["correctMyData"]["corrected"].is_null());
@@ -206,7 +214,10 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
             json!({ "i": { "name": "Cor Again", "email": "cor.new@example.org", "manageToken": token } }),
         )
         .await?;
-    assert_eq!(by_argument["data"]["correctMyData"]["corrected"], 1, "{by_argument}");
+    assert_eq!(
+        by_argument["data"]["correctMyData"]["corrected"], 1,
+        "{by_argument}"
+    );
     let both = app
         .gql_as(
             &token,
@@ -214,7 +225,11 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
             json!({ "i": { "name": "Cor Both", "manageToken": token } }),
         )
         .await?;
-    assert_eq!(user_error_code(&both, "correctMyData"), Some("INVALID"), "{both}");
+    assert_eq!(
+        user_error_code(&both, "correctMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
     Ok(())
 }
 both_backends!(a_guest_corrects_their_data, a_guest_corrects_their_data);
@@ -374,10 +389,7 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
 
     let export = exported(&app, &token).await?;
-    let access = export["accessLog"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let access = export["accessLog"].as_array().cloned().unwrap_or_default();
     assert!(
         access
             .iter()
@@ -703,13 +715,17 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
             "mutation E($t: String!) {{ exportMyData(input: {{ {field}: $t }}) {{ export {{ format }} userErrors {{ code }} }} }}"
         )
     };
-    let as_manage = app.gql(&by_field("manageToken"), json!({ "t": access })).await?;
+    let as_manage = app
+        .gql(&by_field("manageToken"), json!({ "t": access }))
+        .await?;
     assert_eq!(
         user_error_code(&as_manage, "exportMyData"),
         Some("NOT_FOUND"),
         "{as_manage}"
     );
-    let as_access = app.gql(&by_field("accessToken"), json!({ "t": lost })).await?;
+    let as_access = app
+        .gql(&by_field("accessToken"), json!({ "t": lost }))
+        .await?;
     assert_eq!(
         user_error_code(&as_access, "exportMyData"),
         Some("NOT_FOUND"),
@@ -721,7 +737,11 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
             json!({ "a": access, "t": lost }),
         )
         .await?;
-    assert_eq!(user_error_code(&both, "exportMyData"), Some("INVALID"), "{both}");
+    assert_eq!(
+        user_error_code(&both, "exportMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
     let header_and_field = app
         .gql_as(&lost, &by_field("accessToken"), json!({ "t": access }))
         .await?;
@@ -1182,8 +1202,13 @@ async fn the_export_download_refuses_abuse(backend: Backend) -> Result<()> {
         "{headers:?}"
     );
     assert!(!theirs.to_string().contains(canary), "{theirs}");
-    let (status, _, reaching) =
-        download(&app, Some(&other.token), &format!("?reservation={id}"), false).await?;
+    let (status, _, reaching) = download(
+        &app,
+        Some(&other.token),
+        &format!("?reservation={id}"),
+        false,
+    )
+    .await?;
     assert_eq!(status, 401, "a guest is no staff member: {reaching}");
     assert!(!reaching.to_string().contains(canary));
     // Someone else's token does not open this booking; a made-up one is

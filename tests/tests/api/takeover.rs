@@ -20,7 +20,10 @@ const REDEEM: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAcce
 /// error alike.
 fn refusal(answer: &Value) -> (Option<String>, Value) {
     match error_code(answer) {
-        Some(code) => (Some(code.to_owned()), answer["errors"][0]["message"].clone()),
+        Some(code) => (
+            Some(code.to_owned()),
+            answer["errors"][0]["message"].clone(),
+        ),
         None => (
             user_error_code(answer, "redeemAccessCode").map(str::to_owned),
             answer["data"]["redeemAccessCode"]["userErrors"][0]["message"].clone(),
