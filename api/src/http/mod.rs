@@ -1,6 +1,6 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and
-//! `/readyz`; the request pipeline around them
+//! GraphiQL with its assets under `/graphiql/assets`), `/export.json` (a
+//! guest's export as a file), `/healthz` and `/readyz`; the request pipeline around them
 //! (principal, rate limits and load shedding, metrics, the audit writer).
 
 pub mod audit_writer;
