@@ -342,3 +342,47 @@ pub fn consent_state(ledger: &[Consent]) -> Vec<ConsentState> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(purpose: ConsentPurpose, given: bool, minute: u32) -> Consent {
+        Consent {
+            purpose,
+            given,
+            at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 12, minute, 0)
+                .single()
+                .expect("a valid time"),
+            channel: "web".to_owned(),
+            notice_version: None,
+            notice_sha256: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_entry_of_each_opt_in_wins_and_the_booking_is_left_out() {
+        let ledger = [
+            entry(ConsentPurpose::Booking, true, 0),
+            entry(ConsentPurpose::Newsletter, true, 1),
+            entry(ConsentPurpose::Newsletter, false, 5),
+            entry(ConsentPurpose::Newsletter, true, 3),
+        ];
+        let state = consent_state(&ledger);
+        assert_eq!(
+            state,
+            [
+                ConsentState {
+                    purpose: ConsentPurpose::Newsletter,
+                    given: false,
+                    since: Some(ledger[2].at),
+                },
+                ConsentState {
+                    purpose: ConsentPurpose::Marketing,
+                    given: false,
+                    since: None,
+                },
+            ]
+        );
+    }
+}
