@@ -3,9 +3,9 @@
 //! saved cards).
 
 use chrono::{DateTime, Utc};
-use domain::ports::{ReservationRepository, VenueRepository};
+use domain::ports::VenueRepository;
 use domain::privacy::{Consent, ConsentPurpose, Locale};
-use domain::{DomainError, Email, GuestId, ManageToken, PersonName, Phone, Reservation, VenueId};
+use domain::{DomainError, Email, GuestId, PersonName, Phone, Reservation, VenueId};
 use store::Store;
 
 use crate::error::{Error, blocking};
@@ -170,12 +170,65 @@ pub async fn export(
     .await
 }
 
-/// A guest's corrected details. The phone number is read by the venue's
-/// country, so it comes as typed.
+/// A guest's corrected details as typed: each is checked in
+/// [`correct`], all at once, so a form learns every fault in one submit.
+/// The phone number is read by the venue's country.
 pub struct Correction {
-    pub name: PersonName,
-    pub email: Option<Email>,
+    pub name: String,
+    pub email: Option<String>,
     pub phone: Option<String>,
+}
+
+/// What a correction came to.
+#[derive(Debug)]
+pub enum Corrected {
+    /// The guest records changed (erased ones stay erased and are not
+    /// counted).
+    Done { records: usize },
+    /// Nothing changed: every field at fault, named as in [`Correction`].
+    Refused(Vec<DomainError>),
+}
+
+/// Checks every field of `correction` against its own rule and the venue's
+/// field rules, collecting every fault.
+fn check_correction(
+    venue: &domain::Venue,
+    correction: &Correction,
+) -> Result<(PersonName, Option<Email>, Option<Phone>), Vec<DomainError>> {
+    let mut faults = Vec::new();
+    let given = |raw: &Option<String>| raw.clone().filter(|raw| !raw.trim().is_empty());
+    let name = PersonName::parse("name", &correction.name)
+        .map_err(|fault| faults.push(fault))
+        .ok();
+    let email = given(&correction.email)
+        .map(|raw| Email::parse("email", &raw))
+        .transpose()
+        .map_err(|fault| faults.push(fault))
+        .ok();
+    let phone = given(&correction.phone)
+        .map(|raw| Phone::parse("phone", &raw, venue.country))
+        .transpose()
+        .map_err(|fault| faults.push(fault))
+        .ok();
+    let (Some(name), Some(email), Some(phone)) = (name, email, phone) else {
+        return Err(faults);
+    };
+    let rules = venue.guest_fields.check(&domain::GuestDetails {
+        name: name.clone(),
+        email: email.clone(),
+        phone: phone.clone(),
+        notes: None,
+    });
+    match rules {
+        Ok(()) => Ok((name, email, phone)),
+        // The rules speak of a booking's `guest.email`; a correction's
+        // fields sit at the top.
+        Err(DomainError::InvalidInput { field, reason }) => Err(vec![DomainError::invalid(
+            field.trim_start_matches("guest.").to_owned(),
+            reason,
+        )]),
+        Err(other) => Err(vec![other]),
+    }
 }
 
 /// Replaces the name, e-mail and phone of the guest records `guests` at
@@ -188,22 +241,14 @@ pub async fn correct(
     guests: Vec<GuestId>,
     correction: Correction,
     at: DateTime<Utc>,
-) -> Result<(), Error> {
-    let Correction { name, email, phone } = correction;
+) -> Result<Corrected, Error> {
     let store = store.clone();
     blocking(move || {
         let venue = store.venue(venue)?.ok_or(DomainError::not_found("venue"))?;
-        let phone = phone
-            .as_deref()
-            .filter(|raw| !raw.trim().is_empty())
-            .map(|raw| Phone::parse("phone", raw, venue.country))
-            .transpose()?;
-        venue.guest_fields.check(&domain::GuestDetails {
-            name: name.clone(),
-            email: email.clone(),
-            phone: phone.clone(),
-            notes: None,
-        })?;
+        let (name, email, phone) = match check_correction(&venue, &correction) {
+            Ok(checked) => checked,
+            Err(faults) => return Ok(Corrected::Refused(faults)),
+        };
         let corrected = store.correct_guests(&guests, &name, email.as_ref(), phone.as_ref(), at)?;
         let events: Vec<store::AuditEvent> = corrected
             .iter()
@@ -215,7 +260,10 @@ pub async fn correct(
                 venue_id: Some(venue.id.to_string()),
             })
             .collect();
-        Ok(store.audit(&events, at)?)
+        store.audit(&events, at)?;
+        Ok(Corrected::Done {
+            records: corrected.len(),
+        })
     })
     .await
 }
@@ -229,18 +277,6 @@ pub fn consentable(purpose: ConsentPurpose) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// The reservation a manage token opens, loaded before the guest's right
-/// in its venue is checked; an unknown token is NOT_FOUND.
-pub async fn reservation_by_token(store: &Store, token: ManageToken) -> Result<Reservation, Error> {
-    let store = store.clone();
-    blocking(move || {
-        Ok(store
-            .reservation_by_token(&token)?
-            .ok_or(DomainError::not_found("reservation"))?)
-    })
-    .await
 }
 
 /// Gives or withdraws the consent of a reservation's guest to `purpose`
@@ -274,4 +310,79 @@ pub async fn record_consent(
         Ok(store.consents_of(guest, venue)?)
     })
     .await
+}
+
+/// Where a guest stands on one purpose, folded from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentState {
+    pub purpose: ConsentPurpose,
+    pub given: bool,
+    /// When it was last given or withdrawn; `None` if never.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The opt-in purposes' current state, one each (newsletter, marketing):
+/// the newest entry of each purpose wins, and a purpose never recorded is
+/// off, as opting in must be asked for. The booking's legal basis is no
+/// opt-in and is left out.
+pub fn consent_state(ledger: &[Consent]) -> Vec<ConsentState> {
+    ConsentPurpose::ALL
+        .into_iter()
+        .filter(|purpose| *purpose != ConsentPurpose::Booking)
+        .map(|purpose| {
+            let newest = ledger
+                .iter()
+                .filter(|entry| entry.purpose == purpose)
+                .max_by_key(|entry| entry.at);
+            ConsentState {
+                purpose,
+                given: newest.is_some_and(|entry| entry.given),
+                since: newest.map(|entry| entry.at),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(purpose: ConsentPurpose, given: bool, minute: u32) -> Consent {
+        Consent {
+            purpose,
+            given,
+            at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 12, minute, 0)
+                .single()
+                .expect("a valid time"),
+            channel: "web".to_owned(),
+            notice_version: None,
+            notice_sha256: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_entry_of_each_opt_in_wins_and_the_booking_is_left_out() {
+        let ledger = [
+            entry(ConsentPurpose::Booking, true, 0),
+            entry(ConsentPurpose::Newsletter, true, 1),
+            entry(ConsentPurpose::Newsletter, false, 5),
+            entry(ConsentPurpose::Newsletter, true, 3),
+        ];
+        let state = consent_state(&ledger);
+        assert_eq!(
+            state,
+            [
+                ConsentState {
+                    purpose: ConsentPurpose::Newsletter,
+                    given: false,
+                    since: Some(ledger[2].at),
+                },
+                ConsentState {
+                    purpose: ConsentPurpose::Marketing,
+                    given: false,
+                    since: None,
+                },
+            ]
+        );
+    }
 }

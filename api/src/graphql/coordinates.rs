@@ -77,6 +77,7 @@ pub const QUERY_RESERVATIONS: Coordinate = Coordinate("Query.reservations");
 pub const QUERY_STAFF_ACCOUNTS: Coordinate = Coordinate("Query.staffAccounts");
 pub const QUERY_VENUE_WEBHOOK: Coordinate = Coordinate("Query.venueWebhook");
 pub const RESERVATION_CONSENTS: Coordinate = Coordinate("Reservation.consents");
+pub const RESERVATION_CONSENT_STATE: Coordinate = Coordinate("Reservation.consentState");
 pub const RESERVATION_GUEST_EMAIL: Coordinate = Coordinate("Reservation.guestEmail");
 pub const RESERVATION_GUEST_NAME: Coordinate = Coordinate("Reservation.guestName");
 pub const RESERVATION_GUEST_PHONE: Coordinate = Coordinate("Reservation.guestPhone");
@@ -137,6 +138,7 @@ pub const ALL: &[Coordinate] = &[
     QUERY_STAFF_ACCOUNTS,
     QUERY_VENUE_WEBHOOK,
     RESERVATION_CONSENTS,
+    RESERVATION_CONSENT_STATE,
     RESERVATION_GUEST_EMAIL,
     RESERVATION_GUEST_NAME,
     RESERVATION_GUEST_PHONE,

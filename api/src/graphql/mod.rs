@@ -7,6 +7,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod breaches;
+pub mod consent_types;
 pub mod context;
 pub mod coordinates;
 pub mod depth;

@@ -1,18 +1,27 @@
-//! Privacy notices and the consent ledger over GraphQL.
+//! Privacy notices, consent and guests' rights over GraphQL: which secret
+//! reaches which guest records, the guards, and the payloads a "my data"
+//! page reads. The work itself is in `app::rights` and `app::access`.
 
-use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Result, SimpleObject};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::ports::ReservationRepository;
-use domain::privacy::{Consent, ConsentPurpose, Locale};
+use domain::ports::ReservationRepository as _;
+use domain::privacy::{ConsentPurpose, Locale};
 use domain::{DomainError, Email, ManageToken, VenueId};
 
-use super::context::{blocking, now, store};
+use super::consent_types::{self, ConsentEntry, ConsentState, OptInPurpose, PurposeValue};
+use super::context::{self, blocking, now, store};
 use super::coordinates;
 use super::coordinates::Coordinate;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
+use super::payload::{Checks, UserError, UserErrorCode, outcome};
+use super::types::{Access, ReservationObject};
 
+/// One published version of a venue's privacy notice.
 #[derive(SimpleObject)]
+#[graphql(name = "PrivacyNotice")]
 pub struct PrivacyNoticeObject {
     pub locale: String,
     /// Name this in `createReservation(input: { noticeVersion })`.
@@ -36,68 +45,15 @@ impl From<domain::privacy::PrivacyNotice> for PrivacyNoticeObject {
     }
 }
 
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "ConsentPurpose")]
-pub enum PurposeValue {
-    /// The booking itself: its legal basis, recorded when booking.
-    Booking,
-    Newsletter,
-    Marketing,
-}
-
-impl From<PurposeValue> for ConsentPurpose {
-    fn from(value: PurposeValue) -> Self {
-        match value {
-            PurposeValue::Booking => Self::Booking,
-            PurposeValue::Newsletter => Self::Newsletter,
-            PurposeValue::Marketing => Self::Marketing,
-        }
-    }
-}
-
-impl From<ConsentPurpose> for PurposeValue {
-    fn from(value: ConsentPurpose) -> Self {
-        match value {
-            ConsentPurpose::Booking => Self::Booking,
-            ConsentPurpose::Newsletter => Self::Newsletter,
-            ConsentPurpose::Marketing => Self::Marketing,
-        }
-    }
-}
-
-/// One entry of the append-only consent ledger.
-#[derive(SimpleObject)]
-pub struct ConsentEntry {
-    pub purpose: PurposeValue,
-    pub given: bool,
-    pub at: DateTime<Utc>,
-    /// `web`, `partner:<key id>` or `staff:<account id>`.
-    pub channel: String,
-    pub notice_version: Option<u32>,
-    pub notice_sha256: Option<String>,
-}
-
-impl From<Consent> for ConsentEntry {
-    fn from(consent: Consent) -> Self {
-        Self {
-            purpose: consent.purpose.into(),
-            given: consent.given,
-            at: consent.at,
-            channel: consent.channel,
-            notice_version: consent.notice_version,
-            notice_sha256: consent.notice_sha256,
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct PrivacyQuery;
 
 #[Object]
 impl PrivacyQuery {
-    /// The venue's current privacy notice in a locale, for the booking form;
-    /// null (not an error) while the venue has published none, so that a
-    /// booking widget's combined query still answers.
+    /// The venue's current privacy notice in a locale (a language tag like
+    /// `en` or `nl-BE`; anything else is BAD_USER_INPUT), for the booking
+    /// form; null (not an error) while the venue has published none, so
+    /// that a booking widget's combined query still answers.
     async fn privacy_notice(
         &self,
         ctx: &Context<'_>,
@@ -116,38 +72,87 @@ impl PrivacyQuery {
     }
 }
 
+#[derive(InputObject)]
+pub struct PublishPrivacyNoticeInput {
+    pub venue_id: ID,
+    /// A language tag like `en` or `nl-BE`.
+    pub locale: String,
+    /// Markdown.
+    pub text: String,
+}
+
+crate::payload!(PublishPrivacyNoticePayload {
+    /// The version just published; bookings must now name it.
+    notice: PrivacyNoticeObject,
+});
+
+#[derive(InputObject)]
+pub struct GiveConsentInput {
+    pub purpose: OptInPurpose,
+    /// The language of the notice the guest was shown.
+    #[graphql(default = "en")]
+    pub locale: String,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
+    pub manage_token: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct WithdrawConsentInput {
+    pub purpose: OptInPurpose,
+    #[graphql(default = "en")]
+    pub locale: String,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
+    pub manage_token: Option<String>,
+}
+
+crate::payload!(GiveConsentPayload {
+    /// Where the guest now stands on every opt-in purpose.
+    consent_state: Vec<ConsentState>,
+    /// The guest's whole consent ledger at the venue, oldest first.
+    ledger: Vec<ConsentEntry>,
+});
+
+crate::payload!(WithdrawConsentPayload {
+    /// Where the guest now stands on every opt-in purpose.
+    consent_state: Vec<ConsentState>,
+    /// The guest's whole consent ledger at the venue, oldest first.
+    ledger: Vec<ConsentEntry>,
+});
+
 #[derive(Default)]
 pub struct PrivacyMutation;
 
-/// Gives or withdraws a consent as the guest holding the manage token.
+/// Gives or withdraws a consent as the guest holding the manage token:
+/// the state after it and the whole ledger.
 async fn consent(
     ctx: &Context<'_>,
-    manage_token: &str,
-    purpose: PurposeValue,
+    argument: Option<&str>,
+    purpose: OptInPurpose,
     locale: &str,
     given: bool,
-) -> Result<Vec<ConsentEntry>> {
+) -> Result<(Vec<ConsentState>, Vec<ConsentEntry>)> {
     let object = if given {
         coordinates::MUTATION_GIVE_CONSENT
     } else {
         coordinates::MUTATION_WITHDRAW_CONSENT
     };
-    let purpose = ConsentPurpose::from(purpose);
-    app::rights::consentable(purpose).or_gql()?;
-    let token = ManageToken::parse(manage_token).or_gql()?;
+    let token = required(context::manage_token(ctx, argument)?, "a manage token")?;
     let locale = Locale::parse(locale).or_gql()?;
-    let store = store(ctx);
-    let reservation = app::rights::reservation_by_token(store, token)
-        .await
-        .or_gql()?;
-    if !guard::allowed_as(ctx, "guest", Some(reservation.venue_id), object, EXECUTE) {
-        return Err(guard::forbidden(ctx, object));
-    }
-    let entries =
-        app::rights::record_consent(store, &reservation, purpose, given, locale, now(ctx))
-            .await
-            .or_gql()?;
-    Ok(entries.into_iter().map(ConsentEntry::from).collect())
+    let (reservation, _) = as_guest(ctx, token, object).await?;
+    let ledger = app::rights::record_consent(
+        store(ctx),
+        &reservation,
+        ConsentPurpose::from(purpose),
+        given,
+        locale,
+        now(ctx),
+    )
+    .await
+    .or_gql()?;
+    Ok((
+        consent_types::states(&ledger),
+        ledger.into_iter().map(ConsentEntry::from).collect(),
+    ))
 }
 
 #[Object]
@@ -157,81 +162,123 @@ impl PrivacyMutation {
     async fn publish_privacy_notice(
         &self,
         ctx: &Context<'_>,
-        venue_id: ID,
-        locale: String,
-        text: String,
-    ) -> Result<PrivacyNoticeObject> {
-        let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(
+        input: PublishPrivacyNoticeInput,
+    ) -> Result<PublishPrivacyNoticePayload> {
+        let venue = VenueId::parse(&input.venue_id).or_gql();
+        let venue = match outcome(venue)? {
+            (Some(venue), _) => venue,
+            (None, user_errors) => {
+                return Ok(PublishPrivacyNoticePayload {
+                    user_errors: at_field(user_errors, "venueId"),
+                    ..Default::default()
+                });
+            }
+        };
+        let allowed = guard::require_in_venue(
             ctx,
             venue,
             coordinates::MUTATION_PUBLISH_PRIVACY_NOTICE,
             EXECUTE,
             "venue",
-        )?;
-        let locale = Locale::parse(&locale).or_gql()?;
-        let (text, sha256) = domain::privacy::notice_text(&text).or_gql()?;
+        );
+        if let (None, user_errors) = outcome(allowed)? {
+            return Ok(PublishPrivacyNoticePayload {
+                user_errors: at_field(user_errors, "venueId"),
+                ..Default::default()
+            });
+        }
+        let mut checks = Checks::default();
+        let locale = checks.take(Locale::parse(&input.locale).or_gql());
+        let text = checks.take(domain::privacy::notice_text(&input.text).or_gql());
+        let user_errors = checks.finish()?;
+        let (Some(locale), Some((text, sha256))) = (locale, text) else {
+            return Ok(PublishPrivacyNoticePayload {
+                user_errors,
+                ..Default::default()
+            });
+        };
         let store = store(ctx).clone();
         let at = now(ctx);
         let notice =
             blocking(move || store.publish_notice(venue, &locale, &text, &sha256, at)).await?;
-        Ok(notice.into())
+        Ok(PublishPrivacyNoticePayload {
+            notice: Some(notice.into()),
+            user_errors: Vec::new(),
+        })
     }
 
     /// Opts in to a purpose (newsletter, marketing), under the current
-    /// notice. Returns the guest's whole consent ledger at the venue.
+    /// notice, as the guest of the booking whose manage token is sent as
+    /// `Authorization: Bearer kmt_…`. Answers where the guest now stands
+    /// and the whole consent ledger at the venue.
     async fn give_consent(
         &self,
         ctx: &Context<'_>,
-        manage_token: String,
-        purpose: PurposeValue,
-        #[graphql(default = "en")] locale: String,
-    ) -> Result<Vec<ConsentEntry>> {
-        consent(ctx, &manage_token, purpose, &locale, true).await
+        input: GiveConsentInput,
+    ) -> Result<GiveConsentPayload> {
+        let done = consent(
+            ctx,
+            input.manage_token.as_deref(),
+            input.purpose,
+            &input.locale,
+            true,
+        )
+        .await;
+        let (done, user_errors) = outcome(done)?;
+        let (consent_state, ledger) = done.unzip();
+        Ok(GiveConsentPayload {
+            consent_state,
+            ledger,
+            user_errors,
+        })
     }
 
     /// Withdraws a consent: one call, as easy as giving it.
     async fn withdraw_consent(
         &self,
         ctx: &Context<'_>,
-        manage_token: String,
-        purpose: PurposeValue,
-        #[graphql(default = "en")] locale: String,
-    ) -> Result<Vec<ConsentEntry>> {
-        consent(ctx, &manage_token, purpose, &locale, false).await
+        input: WithdrawConsentInput,
+    ) -> Result<WithdrawConsentPayload> {
+        let done = consent(
+            ctx,
+            input.manage_token.as_deref(),
+            input.purpose,
+            &input.locale,
+            false,
+        )
+        .await;
+        let (done, user_errors) = outcome(done)?;
+        let (consent_state, ledger) = done.unzip();
+        Ok(WithdrawConsentPayload {
+            consent_state,
+            ledger,
+            user_errors,
+        })
     }
 }
 
-/// The consent ledger of a reservation's guest at its venue.
-pub async fn consents_of(
-    ctx: &Context<'_>,
-    reservation: &domain::Reservation,
-) -> Result<Vec<ConsentEntry>> {
-    let Some(guest) = reservation.guest_id else {
-        return Ok(Vec::new());
-    };
-    let venue = reservation.venue_id;
-    let store = store(ctx).clone();
-    let entries = blocking(move || store.consents_of(guest, venue)).await?;
-    Ok(entries.into_iter().map(ConsentEntry::from).collect())
+/// Points user errors that name no field at `field` of the input.
+fn at_field(user_errors: Vec<UserError>, field: &str) -> Vec<UserError> {
+    user_errors
+        .into_iter()
+        .map(|mut error| {
+            if error.field.is_empty() && error.code != UserErrorCode::NotFound {
+                error.field = vec!["input".to_owned(), field.to_owned()];
+            }
+            error
+        })
+        .collect()
 }
 
-#[derive(async_graphql::InputObject)]
-pub struct CorrectionInput {
-    pub name: String,
-    pub email: Option<String>,
-    /// Read in the venue's country unless written with a country code.
-    pub phone: Option<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct ErasureReport {
-    pub erased_at: DateTime<Utc>,
-    /// True when the data had already been erased: nothing more was done.
-    pub already_erased: bool,
-    pub reservations: u32,
-    /// Payment providers asked to delete their customer object.
-    pub providers_asked: u32,
+/// A guest's token the request must carry; without one the caller is
+/// unknown (UNAUTHENTICATED), which no form field can fix.
+fn required<T>(token: Option<T>, what: &str) -> Result<T> {
+    token.ok_or_else(|| {
+        api_error(
+            Code::Unauthenticated,
+            format!("send {what} as Authorization: Bearer …"),
+        )
+    })
 }
 
 /// Wrong manage tokens and access codes, counted per client address: a
@@ -241,7 +288,7 @@ fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
         .data_opt::<super::access::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
-    let keys = super::context::store(ctx).keys().current();
+    let keys = store(ctx).keys().current();
     format!("guest-secret:{}", app::auth::address_scope(&keys, address))
 }
 
@@ -258,10 +305,9 @@ fn held_back(until: DateTime<Utc>, at: DateTime<Utc>) -> async_graphql::Error {
 /// as the guest; the policy must allow `object` for the guest role.
 async fn as_guest(
     ctx: &Context<'_>,
-    manage_token: &str,
+    token: ManageToken,
     object: Coordinate,
 ) -> Result<(domain::Reservation, domain::GuestId)> {
-    let token = ManageToken::parse(manage_token).or_gql()?;
     let store = store(ctx).clone();
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
@@ -289,7 +335,7 @@ async fn as_guest(
 
 /// Whose data a right is exercised on: the guest records in reach of the
 /// caller's secret, at one venue.
-struct Reach {
+pub struct Reach {
     venue: VenueId,
     guests: Vec<domain::GuestId>,
 }
@@ -301,12 +347,17 @@ struct Reach {
 ///   refused (it may hold what another booking entered);
 /// - an access token, earned by proving control of an e-mail address,
 ///   reaches every record made with that address at its venue.
+///
+/// The token comes from `Authorization: Bearer …` or a deprecated input
+/// field; none at all is UNAUTHENTICATED, two are BAD_USER_INPUT.
 async fn reach_as_guest(
     ctx: &Context<'_>,
     manage_token: Option<&str>,
     access_token: Option<&str>,
     object: Coordinate,
 ) -> Result<Reach> {
+    let manage_token = context::manage_token(ctx, manage_token)?;
+    let access_token = context::access_token(ctx, access_token)?;
     match (manage_token, access_token) {
         (Some(manage_token), None) => {
             let (reservation, guest) = as_guest(ctx, manage_token, object).await?;
@@ -330,9 +381,13 @@ async fn reach_as_guest(
             })
         }
         (None, Some(access_token)) => as_address_holder(ctx, access_token, object).await,
-        _ => Err(api_error(
+        (None, None) => Err(api_error(
+            Code::Unauthenticated,
+            "send a manage token (this booking) or an access token (every booking of your address) as Authorization: Bearer …",
+        )),
+        (Some(_), Some(_)) => Err(api_error(
             Code::BadUserInput,
-            "give exactly one of manageToken (this booking) and accessToken (every booking of your address)",
+            "send exactly one of a manage token (this booking) and an access token (every booking of your address)",
         )),
     }
 }
@@ -341,10 +396,9 @@ async fn reach_as_guest(
 /// NOT_FOUND and counts like a wrong manage token.
 async fn as_address_holder(
     ctx: &Context<'_>,
-    access_token: &str,
+    token: domain::AccessToken,
     object: Coordinate,
 ) -> Result<Reach> {
-    let token = domain::AccessToken::parse(access_token).or_gql()?;
     let store = store(ctx).clone();
     let scope = wrong_secret_scope(ctx);
     let at = now(ctx);
@@ -370,186 +424,372 @@ async fn as_address_holder(
     })
 }
 
+/// The guest's own token, for the rights a guest exercises: both fields
+/// are deprecated, the token belongs in `Authorization: Bearer …`.
+#[derive(InputObject, Default)]
+pub struct ExportMyDataInput {
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
+    pub manage_token: Option<String>,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kat_…")]
+    pub access_token: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct EraseMyDataInput {
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
+    pub manage_token: Option<String>,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kat_…")]
+    pub access_token: Option<String>,
+}
+
+/// The corrected details; each field is checked as when booking, all at
+/// once. An empty e-mail or phone removes it (where the venue allows).
+#[derive(InputObject)]
+pub struct CorrectMyDataInput {
+    pub name: String,
+    pub email: Option<String>,
+    /// Read in the venue's country unless written with a country code.
+    pub phone: Option<String>,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
+    pub manage_token: Option<String>,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kat_…")]
+    pub access_token: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ExportGuestDataInput {
+    /// Any booking of the guest at the venue.
+    pub reservation_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct EraseGuestDataInput {
+    /// Any booking of the guest at the venue.
+    pub reservation_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CorrectGuestDataInput {
+    /// Any booking of the guest at the venue.
+    pub reservation_id: ID,
+    pub name: String,
+    pub email: Option<String>,
+    /// Read in the venue's country unless written with a country code.
+    pub phone: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RequestAccessCodeInput {
+    pub venue_id: ID,
+    pub email: String,
+}
+
+#[derive(InputObject)]
+pub struct RedeemAccessCodeInput {
+    pub venue_id: ID,
+    pub email: String,
+    /// The six digits from the e-mail.
+    pub code: String,
+}
+
+#[derive(InputObject)]
+pub struct ReissueManageTokenInput {
+    /// The booking whose manage link was lost.
+    pub reservation_id: ID,
+    #[graphql(deprecation = "Send it as Authorization: Bearer kat_…")]
+    pub access_token: Option<String>,
+}
+
+crate::payload!(ExportMyDataPayload {
+    export: GuestExport
+});
+crate::payload!(ExportGuestDataPayload {
+    export: GuestExport
+});
+crate::payload!(CorrectMyDataPayload {
+    /// How many guest records were changed (erased ones stay erased and
+    /// are not counted).
+    corrected: u32,
+});
+crate::payload!(CorrectGuestDataPayload {
+    /// How many guest records were changed (erased ones stay erased and
+    /// are not counted).
+    corrected: u32,
+});
+crate::payload!(EraseMyDataPayload {
+    report: ErasureReport
+});
+crate::payload!(EraseGuestDataPayload {
+    report: ErasureReport
+});
+crate::payload!(
+    /// The same answer, after the same work, whether or not the address
+    /// booked at the venue: it does not tell who is a guest.
+    RequestAccessCodePayload {
+        /// True once the request is taken: if the address booked here, a
+        /// code is on its way to it (at most three per address and hour).
+        accepted: bool,
+        /// Until when a code sent now works.
+        valid_until: DateTime<Utc>,
+    }
+);
+crate::payload!(RedeemAccessCodePayload {
+    /// `kat_…`: send it as `Authorization: Bearer kat_…` to `exportMyData`,
+    /// `correctMyData`, `eraseMyData` and `reissueManageToken`.
+    access_token: String,
+    expires_at: DateTime<Utc>,
+});
+crate::payload!(ReissueManageTokenPayload {
+    /// `kmt_…`, replacing the lost one, which stops working.
+    manage_token: String,
+    reservation: ReservationObject,
+});
+
 #[derive(Default)]
 pub struct RightsMutation;
 
 #[Object]
 impl RightsMutation {
-    /// Everything kluis holds about the guest at this venue, decrypted, as
-    /// machine-readable JSON: the details entered with each booking,
-    /// reservations, consents with notice versions, payment metadata and
-    /// who accessed the data (the right of access and to portability).
-    /// With `manageToken`: what was entered with that one booking. With
-    /// `accessToken` (from `redeemAccessCode`): every booking made with the
-    /// proven address at the venue.
+    /// Everything kluis holds about the guest at this venue, decrypted:
+    /// the details entered with each booking, reservations, consents with
+    /// notice versions, payment metadata and who accessed the data (the
+    /// right of access). With a manage token (`Authorization: Bearer
+    /// kmt_…`): what was entered with that one booking. With an access
+    /// token (`Bearer kat_…`, from `redeemAccessCode`): every booking made
+    /// with the proven address at the venue. The same document as a file,
+    /// for portability: `POST /export.json` with the same header.
     async fn export_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: Option<String>,
-        access_token: Option<String>,
-    ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let reach = reach_as_guest(
-            ctx,
-            manage_token.as_deref(),
-            access_token.as_deref(),
-            coordinates::MUTATION_EXPORT_MY_DATA,
-        )
-        .await?;
-        export(ctx, "guest".to_owned(), reach).await
+        #[graphql(default)] input: ExportMyDataInput,
+    ) -> Result<ExportMyDataPayload> {
+        let done = async {
+            let reach = reach_as_guest(
+                ctx,
+                input.manage_token.as_deref(),
+                input.access_token.as_deref(),
+                coordinates::MUTATION_EXPORT_MY_DATA,
+            )
+            .await?;
+            export(ctx, "guest".to_owned(), reach).await
+        }
+        .await;
+        let (export, user_errors) = outcome(done)?;
+        Ok(ExportMyDataPayload {
+            export,
+            user_errors,
+        })
     }
 
     /// Corrects the guest's name, e-mail and phone (the right to
-    /// rectification); the venue's field rules apply as when booking. With
-    /// `manageToken`: the details of that one booking. With `accessToken`:
-    /// the address on file for every booking made with it (the token then
-    /// stops finding them if the e-mail changes).
+    /// rectification); the venue's field rules apply as when booking, and
+    /// every field at fault is named at once. With a manage token: the
+    /// details of that one booking. With an access token: the address on
+    /// file for every booking made with it (the token then stops finding
+    /// them if the e-mail changes).
     async fn correct_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: Option<String>,
-        access_token: Option<String>,
-        input: CorrectionInput,
-    ) -> Result<bool> {
+        input: CorrectMyDataInput,
+    ) -> Result<CorrectMyDataPayload> {
         let reach = reach_as_guest(
             ctx,
-            manage_token.as_deref(),
-            access_token.as_deref(),
+            input.manage_token.as_deref(),
+            input.access_token.as_deref(),
             coordinates::MUTATION_CORRECT_MY_DATA,
         )
-        .await?;
-        correct(ctx, "guest".to_owned(), reach, input).await
+        .await;
+        let correction = app::rights::Correction {
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+        };
+        let (corrected, user_errors) = match outcome(reach)? {
+            (Some(reach), _) => correct(ctx, "guest".to_owned(), reach, correction).await?,
+            (None, user_errors) => (None, user_errors),
+        };
+        Ok(CorrectMyDataPayload {
+            corrected,
+            user_errors,
+        })
     }
 
     /// Erases the guest's personal data (the right to erasure): name,
     /// contact details and notes are destroyed, payment providers are asked
     /// to delete their customer object; amounts and dates stay for the
-    /// books under a pseudonym. With `manageToken`: what was entered with
-    /// that one booking. With `accessToken`: everything of every booking
+    /// books under a pseudonym. With a manage token: what was entered with
+    /// that one booking. With an access token: everything of every booking
     /// made with the proven address at the venue. Refused while a payment
     /// is in flight; erasing twice is fine.
     async fn erase_my_data(
         &self,
         ctx: &Context<'_>,
-        manage_token: Option<String>,
-        access_token: Option<String>,
-    ) -> Result<ErasureReport> {
-        let reach = reach_as_guest(
-            ctx,
-            manage_token.as_deref(),
-            access_token.as_deref(),
-            coordinates::MUTATION_ERASE_MY_DATA,
-        )
-        .await?;
-        erase(ctx, "guest".to_owned(), reach).await
+        #[graphql(default)] input: EraseMyDataInput,
+    ) -> Result<EraseMyDataPayload> {
+        let done = async {
+            let reach = reach_as_guest(
+                ctx,
+                input.manage_token.as_deref(),
+                input.access_token.as_deref(),
+                coordinates::MUTATION_ERASE_MY_DATA,
+            )
+            .await?;
+            erase(ctx, "guest".to_owned(), reach).await
+        }
+        .await;
+        let (report, user_errors) = outcome(done)?;
+        Ok(EraseMyDataPayload {
+            report,
+            user_errors,
+        })
     }
 
     /// Proof of control of an e-mail address, step one: sends a one-time
     /// code to the address if it booked at this venue, valid for 15
-    /// minutes. Always answers `true` and does the same work for unknown
+    /// minutes. Answers the same and does the same work for unknown
     /// addresses, so the answer does not tell whether the address is known;
     /// at most three codes per address and hour.
     async fn request_access_code(
         &self,
         ctx: &Context<'_>,
-        venue_id: ID,
-        email: String,
-    ) -> Result<bool> {
-        let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(
-            ctx,
-            venue,
-            coordinates::MUTATION_REQUEST_ACCESS_CODE,
-            EXECUTE,
-            "venue",
-        )?;
-        let email = Email::parse("email", &email).or_gql()?;
-        app::access::request_access_code(store(ctx), venue, email, now(ctx))
-            .await
-            .or_gql()?;
-        Ok(true)
+        input: RequestAccessCodeInput,
+    ) -> Result<RequestAccessCodePayload> {
+        let at = now(ctx);
+        let done = async {
+            let venue = open_venue(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_REQUEST_ACCESS_CODE,
+            )?;
+            let email = Email::parse("email", &input.email).or_gql()?;
+            app::access::request_access_code(store(ctx), venue, email, at)
+                .await
+                .or_gql()
+        }
+        .await;
+        let (done, user_errors) = outcome(done)?;
+        Ok(RequestAccessCodePayload {
+            accepted: done.map(|()| true),
+            valid_until: done.map(|()| at + chrono::Duration::minutes(store::CODE_MINUTES)),
+            user_errors,
+        })
     }
 
     /// Proof of control of an e-mail address, step two: redeems a code from
     /// `requestAccessCode` and answers an access token (`kat_…`, valid for
-    /// 30 minutes) for every booking made with that address at the venue:
-    /// use it with `exportMyData`, `correctMyData`, `eraseMyData` and
-    /// `reissueManageToken`. A wrong code is NOT_FOUND, for known and
-    /// unknown addresses alike; every code allows five tries in all, then
-    /// answers RATE_LIMITED and a new one must be requested.
+    /// 30 minutes) for every booking made with that address at the venue.
+    /// A wrong code is a NOT_FOUND user error, for known and unknown
+    /// addresses alike; every code allows five tries in all, then answers
+    /// RATE_LIMITED and a new one must be requested.
     async fn redeem_access_code(
         &self,
         ctx: &Context<'_>,
-        venue_id: ID,
-        email: String,
-        code: String,
-    ) -> Result<String> {
-        let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(
-            ctx,
-            venue,
-            coordinates::MUTATION_REDEEM_ACCESS_CODE,
-            EXECUTE,
-            "venue",
-        )?;
-        let email = Email::parse("email", &email).or_gql()?;
+        input: RedeemAccessCodeInput,
+    ) -> Result<RedeemAccessCodePayload> {
         let at = now(ctx);
-        let scope = wrong_secret_scope(ctx);
-        let redemption = app::access::redeem_access_code(store(ctx), scope, venue, email, code, at)
-            .await
-            .or_gql()?
-            .map_err(|until| held_back(until, at))?;
-        match redemption {
-            store::Redemption::Token(token) => Ok(token.expose().to_owned()),
-            store::Redemption::NotFound => Err(api_error(
-                Code::NotFound,
-                "no such code for this address; codes work for 15 minutes",
-            )),
-            store::Redemption::Exhausted => Err(api_error(
-                Code::RateLimited,
-                "too many tries for this code: request a new one",
-            )),
+        let done = async {
+            let venue = open_venue(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_REDEEM_ACCESS_CODE,
+            )?;
+            let email = Email::parse("email", &input.email).or_gql()?;
+            let scope = wrong_secret_scope(ctx);
+            let redemption =
+                app::access::redeem_access_code(store(ctx), scope, venue, email, input.code, at)
+                    .await
+                    .or_gql()?
+                    .map_err(|until| held_back(until, at))?;
+            match redemption {
+                store::Redemption::Token(token) => Ok(token.expose().to_owned()),
+                store::Redemption::NotFound => Err(api_error(
+                    Code::NotFound,
+                    "no such code for this address; codes work for 15 minutes",
+                )
+                .extend_with(|_, extensions| extensions.set("field", "code"))),
+                store::Redemption::Exhausted => Err(api_error(
+                    Code::RateLimited,
+                    "too many tries for this code: request a new one",
+                )),
+            }
         }
+        .await;
+        let (token, user_errors) = outcome(done)?;
+        let expires_at = token
+            .as_ref()
+            .map(|_| at + chrono::Duration::minutes(store::ACCESS_MINUTES));
+        Ok(RedeemAccessCodePayload {
+            access_token: token,
+            expires_at,
+            user_errors,
+        })
     }
 
     /// For a guest who lost the manage link of one booking: with an access
-    /// token, answers a fresh manage token for one of the bookings it
-    /// reaches (the lost one stops working). A booking the token does not
-    /// reach is NOT_FOUND.
+    /// token (`Authorization: Bearer kat_…`), answers a fresh manage token
+    /// for one of the bookings it reaches (the lost one stops working). A
+    /// booking the token does not reach is a NOT_FOUND user error.
     async fn reissue_manage_token(
         &self,
         ctx: &Context<'_>,
-        access_token: String,
-        reservation_id: ID,
-    ) -> Result<String> {
-        let id = domain::ReservationId::parse(&reservation_id).or_gql()?;
-        let reach = as_address_holder(
-            ctx,
-            &access_token,
-            coordinates::MUTATION_REISSUE_MANAGE_TOKEN,
-        )
-        .await?;
-        let token =
-            app::access::reissue_manage_token(store(ctx), id, reach.venue, reach.guests, now(ctx))
-                .await
+        input: ReissueManageTokenInput,
+    ) -> Result<ReissueManageTokenPayload> {
+        let done = async {
+            let id = domain::ReservationId::parse(&input.reservation_id)
+                .map_err(|_| DomainError::not_found("reservation"))
                 .or_gql()?;
-        Ok(token.expose().to_owned())
+            let token = required(
+                context::access_token(ctx, input.access_token.as_deref())?,
+                "an access token",
+            )?;
+            let reach =
+                as_address_holder(ctx, token, coordinates::MUTATION_REISSUE_MANAGE_TOKEN).await?;
+            let token = app::access::reissue_manage_token(
+                store(ctx),
+                id,
+                reach.venue,
+                reach.guests,
+                now(ctx),
+            )
+            .await
+            .or_gql()?;
+            let reservation = reservation_object(ctx, id).await?;
+            Ok((token.expose().to_owned(), reservation))
+        }
+        .await;
+        let (done, user_errors) = outcome(done)?;
+        let (manage_token, reservation) = done.unzip();
+        Ok(ReissueManageTokenPayload {
+            manage_token,
+            reservation,
+            user_errors,
+        })
     }
 
     /// `exportMyData` run by venue staff for the guest of this reservation,
     /// who asked in person or by letter: every booking made with the same
-    /// e-mail address at the venue; audited under the staff account.
+    /// e-mail address at the venue; audited under the staff account. As a
+    /// file: `POST /export.json?reservation=<id>`.
     async fn export_guest_data(
         &self,
         ctx: &Context<'_>,
-        reservation_id: ID,
-    ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let (who, reach) = as_staff(
-            ctx,
-            &reservation_id,
-            coordinates::MUTATION_EXPORT_GUEST_DATA,
-        )
-        .await?;
-        export(ctx, who, reach).await
+        input: ExportGuestDataInput,
+    ) -> Result<ExportGuestDataPayload> {
+        let done = async {
+            let (who, reach) = as_staff(
+                ctx,
+                &input.reservation_id,
+                coordinates::MUTATION_EXPORT_GUEST_DATA,
+            )
+            .await?;
+            export(ctx, who, reach).await
+        }
+        .await;
+        let (export, user_errors) = outcome(done)?;
+        Ok(ExportGuestDataPayload {
+            export,
+            user_errors,
+        })
     }
 
     /// `correctMyData` run by venue staff on the guest's request, for every
@@ -557,16 +797,27 @@ impl RightsMutation {
     async fn correct_guest_data(
         &self,
         ctx: &Context<'_>,
-        reservation_id: ID,
-        input: CorrectionInput,
-    ) -> Result<bool> {
-        let (who, reach) = as_staff(
+        input: CorrectGuestDataInput,
+    ) -> Result<CorrectGuestDataPayload> {
+        let reach = as_staff(
             ctx,
-            &reservation_id,
+            &input.reservation_id,
             coordinates::MUTATION_CORRECT_GUEST_DATA,
         )
-        .await?;
-        correct(ctx, who, reach, input).await
+        .await;
+        let correction = app::rights::Correction {
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+        };
+        let (corrected, user_errors) = match outcome(reach)? {
+            (Some((who, reach)), _) => correct(ctx, who, reach, correction).await?,
+            (None, user_errors) => (None, user_errors),
+        };
+        Ok(CorrectGuestDataPayload {
+            corrected,
+            user_errors,
+        })
     }
 
     /// `eraseMyData` run by venue staff on the guest's request, for every
@@ -574,12 +825,54 @@ impl RightsMutation {
     async fn erase_guest_data(
         &self,
         ctx: &Context<'_>,
-        reservation_id: ID,
-    ) -> Result<ErasureReport> {
-        let (who, reach) =
-            as_staff(ctx, &reservation_id, coordinates::MUTATION_ERASE_GUEST_DATA).await?;
-        erase(ctx, who, reach).await
+        input: EraseGuestDataInput,
+    ) -> Result<EraseGuestDataPayload> {
+        let done = async {
+            let (who, reach) = as_staff(
+                ctx,
+                &input.reservation_id,
+                coordinates::MUTATION_ERASE_GUEST_DATA,
+            )
+            .await?;
+            erase(ctx, who, reach).await
+        }
+        .await;
+        let (report, user_errors) = outcome(done)?;
+        Ok(EraseGuestDataPayload {
+            report,
+            user_errors,
+        })
     }
+}
+
+/// A venue the caller may run `object` in; one it cannot see is NOT_FOUND.
+fn open_venue(ctx: &Context<'_>, venue_id: &ID, object: Coordinate) -> Result<VenueId> {
+    let venue = VenueId::parse(venue_id)
+        .map_err(|_| DomainError::not_found("venue"))
+        .or_gql()?;
+    guard::require_in_venue(ctx, venue, object, EXECUTE, "venue")?;
+    Ok(venue)
+}
+
+/// A reservation as the holder of its manage token sees it.
+async fn reservation_object(
+    ctx: &Context<'_>,
+    id: domain::ReservationId,
+) -> Result<ReservationObject> {
+    let store = store(ctx).clone();
+    let (reservation, venue) = blocking(move || {
+        let reservation = store
+            .reservation(id)?
+            .ok_or(DomainError::not_found("reservation"))?;
+        let venue = store
+            .venue_view(reservation.venue_id)?
+            .ok_or_else(|| store::StoreError::Corrupt(format!("reservation {id} has no venue")))?
+            .venue
+            .clone();
+        Ok((reservation, venue))
+    })
+    .await?;
+    Ok(ReservationObject::new(reservation, venue, Access::Guest))
 }
 
 /// The guest records a staff member acts on for the guest of a
@@ -591,7 +884,9 @@ async fn as_staff(
     reservation_id: &str,
     object: Coordinate,
 ) -> Result<(String, Reach)> {
-    let id = domain::ReservationId::parse(reservation_id).or_gql()?;
+    let id = domain::ReservationId::parse(reservation_id)
+        .map_err(|_| DomainError::not_found("reservation"))
+        .or_gql()?;
     let reading = store(ctx).clone();
     let reservation = blocking(move || {
         reading
@@ -614,13 +909,27 @@ async fn as_staff(
     ))
 }
 
-/// Everything kluis holds in the guest records of `reach`, as JSON,
-/// audited as an export by `who` (see [`app::rights::export`]).
-async fn export(
-    ctx: &Context<'_>,
-    who: String,
-    reach: Reach,
-) -> Result<async_graphql::Json<serde_json::Value>> {
+/// Where `/export.json` collects the export a request produced, to answer
+/// it as a file (the GraphQL answer then carries none of it).
+#[derive(Clone, Default)]
+pub struct ExportDownload(Arc<Mutex<Option<(store::GuestExport, VenueId)>>>);
+
+impl ExportDownload {
+    /// The export the request produced, and its venue, if it produced one.
+    pub fn take(&self) -> Option<(store::GuestExport, VenueId)> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    fn keep(&self, export: store::GuestExport, venue: VenueId) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((export, venue));
+        }
+    }
+}
+
+/// Everything kluis holds in the guest records of `reach`, audited as an
+/// export by `who` (see [`app::rights::export`]).
+async fn export(ctx: &Context<'_>, who: String, reach: Reach) -> Result<GuestExport> {
     let export = app::rights::export(
         store(ctx),
         ctx.data_opt::<app::monitor::Monitor>(),
@@ -631,34 +940,23 @@ async fn export(
     )
     .await
     .or_gql()?;
-    let export = serde_json::to_value(&export)
-        .map_err(|_| api_error(Code::Internal, "the export could not be written"))?;
-    Ok(async_graphql::Json(export))
+    let typed = GuestExport::try_from(&export)?;
+    if let Some(download) = ctx.data_opt::<ExportDownload>() {
+        download.keep(export, reach.venue);
+    }
+    Ok(typed)
 }
 
 /// Replaces the name, e-mail and phone of the guest records of `reach`,
-/// audited as a correction by `who`; the venue's field rules apply as when
-/// booking. Erased records stay erased.
+/// audited as a correction by `who`; every field at fault becomes a user
+/// error of its own.
 async fn correct(
     ctx: &Context<'_>,
     who: String,
     reach: Reach,
-    input: CorrectionInput,
-) -> Result<bool> {
-    let name = domain::PersonName::parse("name", &input.name).or_gql()?;
-    let email = input
-        .email
-        .as_deref()
-        .filter(|raw| !raw.trim().is_empty())
-        .map(|raw| Email::parse("email", raw))
-        .transpose()
-        .or_gql()?;
-    let correction = app::rights::Correction {
-        name,
-        email,
-        phone: input.phone,
-    };
-    app::rights::correct(
+    correction: app::rights::Correction,
+) -> Result<(Option<u32>, Vec<UserError>)> {
+    let corrected = app::rights::correct(
         store(ctx),
         who,
         reach.venue,
@@ -667,8 +965,31 @@ async fn correct(
         now(ctx),
     )
     .await
-    .or_gql()?;
-    Ok(true)
+    .or_gql();
+    match outcome(corrected)? {
+        (Some(app::rights::Corrected::Done { records }), _) => {
+            Ok((Some(u32::try_from(records).unwrap_or(u32::MAX)), Vec::new()))
+        }
+        (Some(app::rights::Corrected::Refused(faults)), _) => {
+            let mut checks = Checks::default();
+            for fault in faults {
+                let _: Option<()> = checks.take(Err(super::errors::domain_error(&fault)));
+            }
+            Ok((None, checks.finish()?))
+        }
+        (None, user_errors) => Ok((None, user_errors)),
+    }
+}
+
+/// What an erasure did.
+#[derive(SimpleObject)]
+pub struct ErasureReport {
+    pub erased_at: DateTime<Utc>,
+    /// True when the data had already been erased: nothing more was done.
+    pub already_erased: bool,
+    pub reservations: u32,
+    /// Payment providers asked to delete their customer object.
+    pub providers_asked: u32,
 }
 
 /// Erases the personal data of the guest records of `reach`, audited as an
@@ -691,4 +1012,198 @@ async fn erase(ctx: &Context<'_>, who: String, reach: Reach) -> Result<ErasureRe
         reservations: erasure.reservations,
         providers_asked: erasure.providers_asked,
     })
+}
+
+/// Everything kluis holds about a guest at one venue: the same document
+/// `/export.json` answers as a file, field for field.
+#[derive(SimpleObject)]
+pub struct GuestExport {
+    /// The document's format and version (`kluis-export-2`).
+    pub format: String,
+    pub exported_at: DateTime<Utc>,
+    /// The newest booking's details; each booking's own are in `profiles`.
+    pub profile: Option<ExportedProfile>,
+    pub profiles: Vec<ExportedProfile>,
+    pub reservations: Vec<ExportedReservation>,
+    /// The consent ledger, oldest first, with the notice each was given
+    /// under.
+    pub consents: Vec<ExportedConsent>,
+    /// Payment metadata: amounts, status, provider, card brand and last
+    /// four; never card numbers (kluis never has them).
+    pub payments: Vec<ExportedPayment>,
+    /// Who read or changed the guest's data, newest first.
+    pub access_log: Vec<ExportedAccess>,
+}
+
+/// The details entered with one booking.
+#[derive(SimpleObject, Clone)]
+pub struct ExportedProfile {
+    pub guest_id: ID,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExportedReservation {
+    pub id: ID,
+    pub venue_id: ID,
+    pub guest_id: Option<ID>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub party_size: u32,
+    pub status: super::types::Status,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExportedConsent {
+    pub guest_id: ID,
+    pub purpose: PurposeValue,
+    pub given: bool,
+    pub at: DateTime<Utc>,
+    /// `web`, `partner:<key id>` or `staff:<account id>`.
+    pub channel: String,
+    pub notice_version: Option<u32>,
+    pub notice_sha256: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExportedPayment {
+    pub id: ID,
+    pub reservation_id: ID,
+    /// `deposit`, `prepayment`, `guarantee`, … as the venue asked.
+    pub kind: String,
+    /// The payment provider (`stripe`, `paypal`, `onsite`).
+    pub gateway: String,
+    pub provider_reference: Option<String>,
+    /// In minor units (cents) of `currency`.
+    pub amount: i64,
+    pub refunded: i64,
+    /// ISO 4217.
+    pub currency: String,
+    pub status: super::payments::PaymentStatusValue,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One read or change of the guest's records in the audit trail.
+#[derive(SimpleObject)]
+pub struct ExportedAccess {
+    pub at: DateTime<Utc>,
+    /// `guest`, `user:<account id>`, `apikey:<key id>`, `retention`, …
+    pub who: String,
+    /// `read`, `export`, `correct`, `erase`, …
+    pub action: String,
+    /// `guest:<id>` or `reservation:<id>`.
+    pub object: String,
+    pub fields: Vec<String>,
+}
+
+/// A value kluis itself wrote into the export that does not read back:
+/// a fault of kluis, not of the request.
+fn unreadable(what: &str) -> async_graphql::Error {
+    api_error(
+        Code::Internal,
+        format!("the export could not be written ({what})"),
+    )
+}
+
+impl From<&store::ExportedProfile> for ExportedProfile {
+    fn from(profile: &store::ExportedProfile) -> Self {
+        Self {
+            guest_id: ID(profile.guest_id.clone()),
+            name: profile.name.clone(),
+            email: profile.email.clone(),
+            phone: profile.phone.clone(),
+        }
+    }
+}
+
+impl TryFrom<&store::GuestExport> for GuestExport {
+    type Error = async_graphql::Error;
+
+    fn try_from(export: &store::GuestExport) -> Result<Self> {
+        let reservations = export
+            .reservations
+            .iter()
+            .map(|r| {
+                let status = domain::ReservationStatus::parse(r.status)
+                    .ok_or_else(|| unreadable("reservation status"))?;
+                Ok(ExportedReservation {
+                    id: ID(r.id.clone()),
+                    venue_id: ID(r.venue_id.clone()),
+                    guest_id: r.guest_id.clone().map(ID),
+                    starts_at: r.starts_at,
+                    ends_at: r.ends_at,
+                    party_size: r.party_size,
+                    status: status.into(),
+                    notes: r.notes.clone(),
+                    created_at: r.created_at,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let consents = export
+            .consents
+            .iter()
+            .map(|c| {
+                let purpose =
+                    ConsentPurpose::parse(c.purpose).map_err(|_| unreadable("consent purpose"))?;
+                Ok(ExportedConsent {
+                    guest_id: ID(c.guest_id.clone()),
+                    purpose: purpose.into(),
+                    given: c.given,
+                    at: c.at,
+                    channel: c.channel.clone(),
+                    notice_version: c.notice_version,
+                    notice_sha256: c.notice_sha256.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let payments = export
+            .payments
+            .iter()
+            .map(|p| {
+                let status = domain::payments::PaymentStatus::parse(p.status)
+                    .ok_or_else(|| unreadable("payment status"))?;
+                Ok(ExportedPayment {
+                    id: ID(p.id.clone()),
+                    reservation_id: ID(p.reservation_id.clone()),
+                    kind: p.kind.clone(),
+                    gateway: p.gateway.clone(),
+                    provider_reference: p.provider_reference.clone(),
+                    amount: p.amount,
+                    refunded: p.refunded,
+                    currency: p.currency.clone(),
+                    status: status.into(),
+                    card_brand: p.card_brand.clone(),
+                    card_last4: p.card_last4.clone(),
+                    created_at: p.created_at,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let access_log = export
+            .access_log
+            .iter()
+            .map(|a| ExportedAccess {
+                at: a.at,
+                who: a.who.clone(),
+                action: a.action.clone(),
+                object: a.object.clone(),
+                fields: a.fields.clone(),
+            })
+            .collect();
+        Ok(Self {
+            format: export.format.to_owned(),
+            exported_at: export.exported_at,
+            profile: export.profile.as_ref().map(ExportedProfile::from),
+            profiles: export.profiles.iter().map(ExportedProfile::from).collect(),
+            reservations,
+            consents,
+            payments,
+            access_log,
+        })
+    }
 }

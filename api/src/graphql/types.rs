@@ -524,9 +524,24 @@ impl ReservationObject {
     async fn consents(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Option<Vec<super::privacy::ConsentEntry>>> {
+    ) -> Result<Option<Vec<super::consent_types::ConsentEntry>>> {
         self.profile(ctx, coordinates::RESERVATION_CONSENTS).await?;
-        super::privacy::consents_of(ctx, &self.reservation)
+        super::consent_types::consents_of(ctx, &self.reservation)
+            .await
+            .map(Some)
+    }
+
+    /// Personal: where the guest stands on each opt-in purpose (newsletter,
+    /// marketing), folded from the ledger in `consents`: what a "my data"
+    /// page shows as switches. Null, with a FORBIDDEN error for this field
+    /// alone, where the policy does not grant it.
+    async fn consent_state(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::consent_types::ConsentState>>> {
+        self.profile(ctx, coordinates::RESERVATION_CONSENT_STATE)
+            .await?;
+        super::consent_types::consent_state_of(ctx, &self.reservation)
             .await
             .map(Some)
     }

@@ -1,9 +1,10 @@
 //! HTTP routes: `/graphql` (POST; GET for queries and, in development,
-//! GraphiQL with its assets under `/graphiql/assets`), `/healthz` and
-//! `/readyz`; the request pipeline around them
+//! GraphiQL with its assets under `/graphiql/assets`), `/export.json` (a
+//! guest's export as a file), `/healthz` and `/readyz`; the request pipeline around them
 //! (principal, rate limits and load shedding, metrics, the audit writer).
 
 pub mod audit_writer;
+mod export;
 pub mod graphiql;
 pub mod metrics;
 pub mod rate_limit;
@@ -47,6 +48,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .configure(export::routes)
         .configure(graphiql::routes);
 }
 

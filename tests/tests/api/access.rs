@@ -479,8 +479,8 @@ async fn every_role_gets_exactly_what_the_policy_grants_on_every_personal_field(
         .map(|field| {
             if field == "payments" {
                 format!("payments {{ id {} }}", card.join(" "))
-            } else if field == "consents" {
-                "consents { purpose }".to_owned()
+            } else if field == "consents" || field == "consentState" {
+                format!("{field} {{ purpose }}")
             } else {
                 field.clone()
             }

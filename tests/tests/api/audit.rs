@@ -7,7 +7,8 @@ use store::BrokenLink;
 
 const SHEET: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName notes } } } }";
 const LOG: &str = "query L($o: String, $a: String) { auditLog(object: $o, action: $a) { seq principal actions venueId objects { action object fields venueId } } }";
-const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
+const EXPORT: &str =
+    "mutation E { exportMyData { export { accessLog { at who action object fields } } } }";
 
 fn entries(answer: &Value) -> Vec<Value> {
     answer["data"]["auditLog"]
@@ -80,8 +81,8 @@ async fn one_request_is_one_entry_naming_every_object(backend: Backend) -> Resul
         assert_eq!(object["fields"], json!(["guestName", "notes"]), "{log}");
     }
 
-    let export = app.gql(EXPORT, json!({ "t": ada_token })).await?;
-    let access = export["data"]["exportMyData"]["accessLog"]
+    let export = app.gql_as(&ada_token, EXPORT, json!({})).await?;
+    let access = export["data"]["exportMyData"]["export"]["accessLog"]
         .as_array()
         .cloned()
         .with_context(|| format!("{export}"))?;

@@ -5,11 +5,10 @@
 //! restored copy be erased again.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, error_code, text, tomorrow};
+use kluis_tests::{Backend, FakeSmtp, TestApp, both_backends, text, tomorrow, user_error_code};
 use serde_json::{Value, json};
 
-const ERASE: &str =
-    "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased reservations } }";
+const ERASE: &str = "mutation X { eraseMyData { report { alreadyErased reservations } userErrors { field code } } }";
 const MINE: &str =
     "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
 const DAY: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { guestName notes } } } }";
@@ -53,9 +52,9 @@ async fn a_copy_taken_before_an_erasure_opens_nothing_of_the_guest(backend: Back
     );
 
     let copy = app.copy_database().await?;
-    let erased = app.gql(ERASE, json!({ "t": erik })).await?;
+    let erased = app.gql_as(&erik, ERASE, json!({})).await?;
     assert_eq!(
-        erased["data"]["eraseMyData"]["alreadyErased"], false,
+        erased["data"]["eraseMyData"]["report"]["alreadyErased"], false,
         "{erased}"
     );
 
@@ -208,7 +207,8 @@ async fn guests_from_before_data_keys_read_and_are_moved_onto_data_keys_by_rotat
 
     // From now on an erasure reaches copies of this guest too.
     let copy = app.copy_database().await?;
-    app.gql(ERASE, json!({ "t": token })).await?;
+    let erased = app.gql_as(&token, ERASE, json!({})).await?;
+    assert!(erased.get("errors").is_none(), "{erased}");
     let restored = app.serve_copy(copy).await?;
     let mine = restored.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
@@ -287,10 +287,8 @@ both_backends!(
     card_details_are_dropped_after_the_payment_data_period
 );
 
-const REQUEST_CODE: &str =
-    "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
-const REDEEM_CODE: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
-const EXPORT: &str = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
+const REQUEST_CODE: &str = "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted userErrors { code } } }";
+const REDEEM_CODE: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken userErrors { code } } }";
 
 /// The six-digit code in the newest mail.
 fn last_code(smtp: &FakeSmtp) -> Result<String> {
@@ -317,7 +315,10 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
     let asked = app
         .gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
         .await?;
-    assert_eq!(asked["data"]["requestAccessCode"], true, "{asked}");
+    assert_eq!(
+        asked["data"]["requestAccessCode"]["accepted"], true,
+        "{asked}"
+    );
     assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 2);
     let redeemed = app
         .gql(
@@ -325,7 +326,7 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
             json!({ "v": venue, "e": address, "c": last_code(&smtp)? }),
         )
         .await?;
-    let access = text(&redeemed, "/data/redeemAccessCode")?;
+    let access = text(&redeemed, "/data/redeemAccessCode/accessToken")?;
     // A second code, live when the guest is erased.
     app.gql(REQUEST_CODE, json!({ "v": venue, "e": address }))
         .await?;
@@ -348,9 +349,9 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
         )?,
         2
     );
-    let erased = app.gql(ERASE, json!({ "t": hers })).await?;
+    let erased = app.gql_as(&hers, ERASE, json!({})).await?;
     assert_eq!(
-        erased["data"]["eraseMyData"]["alreadyErased"], false,
+        erased["data"]["eraseMyData"]["report"]["alreadyErased"], false,
         "{erased}"
     );
 
@@ -380,8 +381,14 @@ async fn erasure_withdraws_waiting_mail_and_forgets_access_secrets(backend: Back
     // The address's codes and its access token are gone.
     assert_eq!(app.count_rows("access_codes", "1 = 1")?, 0);
     assert_eq!(app.count_rows("guest_access_grants", "1 = 1")?, 0);
-    let export = app.gql(EXPORT, json!({ "a": access })).await?;
-    assert_eq!(error_code(&export), Some("NOT_FOUND"), "{export}");
+    let export = app
+        .gql_as(&access, &super::rights::export_mine(), json!({}))
+        .await?;
+    assert_eq!(
+        user_error_code(&export, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{export}"
+    );
 
     // What still leaves: Otto's confirmation and the second code's mail
     // (it names no guest, and goes when its code expires); never her

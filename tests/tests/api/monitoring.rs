@@ -653,7 +653,7 @@ async fn exports_above_the_rate_raise_an_alert(backend: Backend) -> Result<()> {
     let ids = book_guests(&app, 8..10).await?;
     let manager = app.staff("manager", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
-    let export = "mutation E($r: ID!) { exportGuestData(reservationId: $r) }";
+    let export = "mutation E($r: ID!) { exportGuestData(input: { reservationId: $r }) { export { format } userErrors { code } } }";
     let first = app.gql_as(&manager, export, json!({ "r": ids[0] })).await?;
     assert!(first["errors"].is_null(), "{first}");
     assert!(with_rule(&alerts(&app, &admin).await?, "export_rate").is_empty());

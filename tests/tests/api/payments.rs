@@ -918,13 +918,20 @@ async fn erasure_waits_while_a_payment_is_in_flight(backend: Backend) -> Result<
         "{started}"
     );
     let erase = app
-        .gql(
-            "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }",
-            json!({ "t": token }),
+        .gql_as(
+            &token,
+            "mutation X { eraseMyData { report { alreadyErased } userErrors { code message } } }",
+            json!({}),
         )
         .await?;
-    assert_eq!(error_code(&erase), Some("CONFLICT"), "{erase}");
-    let message = erase["errors"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        kluis_tests::user_error_code(&erase, "eraseMyData"),
+        Some("CONFLICT"),
+        "{erase}"
+    );
+    let message = erase["data"]["eraseMyData"]["userErrors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("payment is still in flight"), "{message}");
     assert_eq!(
         app.count_rows("guests", "erased_at IS NULL")?,
@@ -1924,9 +1931,13 @@ async fn open_payments_reach_an_end(backend: Backend) -> Result<()> {
     );
     let forgotten = app.book(BISTRO, 13).expect_status("PENDING").await?;
     start_onsite(&app, &forgotten.id, &forgotten.token).await?;
-    let erase = "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased } }";
-    let blocked = app.gql(erase, json!({ "t": abandoned.token })).await?;
-    assert_eq!(error_code(&blocked), Some("CONFLICT"), "{blocked}");
+    let erase = "mutation X { eraseMyData { report { alreadyErased } userErrors { code } } }";
+    let blocked = app.gql_as(&abandoned.token, erase, json!({})).await?;
+    assert_eq!(
+        kluis_tests::user_error_code(&blocked, "eraseMyData"),
+        Some("CONFLICT"),
+        "{blocked}"
+    );
 
     // Within the hour nothing is cancelled; after it, both end.
     app.advance(chrono::Duration::minutes(30));

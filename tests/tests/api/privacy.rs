@@ -1,8 +1,11 @@
 use anyhow::Result;
-use kluis_tests::{Backend, TestApp, both_backends, error_code, text, tomorrow_local};
+use kluis_tests::{
+    Backend, TestApp, both_backends, error_code, payload, text, tomorrow_local, user_error_code,
+    user_errors,
+};
 use serde_json::{Value, json};
 
-const PUBLISH: &str = "mutation P($v: ID!, $t: String!) { publishPrivacyNotice(venueId: $v, locale: \"en\", text: $t) { version sha256 } }";
+const PUBLISH: &str = "mutation P($v: ID!, $t: String!) { publishPrivacyNotice(input: { venueId: $v, locale: \"en\", text: $t }) { notice { version sha256 } userErrors { field code } } }";
 const NOTICE: &str =
     "query N($v: ID!) { privacyNotice(venueId: $v, locale: \"en\") { version text sha256 } }";
 const LEDGER: &str = "query T($t: String!) { reservationByToken(token: $t) { consents { purpose given channel noticeVersion noticeSha256 } } }";
@@ -45,6 +48,38 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
         .gql_as(&staff, PUBLISH, json!({ "v": venue, "t": "# Privacy" }))
         .await?;
     assert_eq!(error_code(&by_staff), Some("FORBIDDEN"), "{by_staff}");
+    // Every field at fault at once.
+    let garbage = app
+        .gql_as(
+            &manager,
+            "mutation P($v: ID!) { publishPrivacyNotice(input: { venueId: $v, locale: \"english!\", text: \"  \" }) { notice { version } userErrors { field code } } }",
+            json!({ "v": venue }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&garbage, "publishPrivacyNotice"),
+        [
+            ("input.locale".to_owned(), "INVALID".to_owned()),
+            ("input.text".to_owned(), "INVALID".to_owned())
+        ],
+        "{garbage}"
+    );
+    let none = app.gql(NOTICE, json!({ "v": venue })).await?;
+    assert!(
+        none.get("errors").is_none() && none["data"]["privacyNotice"].is_null(),
+        "none published yet: {none}"
+    );
+    let bad_locale = app
+        .gql(
+            "query N($v: ID!) { privacyNotice(venueId: $v, locale: \"en_GB; drop\") { version } }",
+            json!({ "v": venue }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&bad_locale),
+        Some("BAD_USER_INPUT"),
+        "{bad_locale}"
+    );
     let first = app
         .gql_as(
             &manager,
@@ -53,7 +88,8 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
         )
         .await?;
     assert_eq!(
-        first["data"]["publishPrivacyNotice"]["version"], 1,
+        payload(&first, "publishPrivacyNotice")?["notice"]["version"],
+        1,
         "{first}"
     );
     let shown = app.gql(NOTICE, json!({ "v": venue })).await?;
@@ -63,7 +99,7 @@ async fn bookings_must_name_the_current_notice_version(backend: Backend) -> Resu
     );
     assert_eq!(
         shown["data"]["privacyNotice"]["sha256"],
-        first["data"]["publishPrivacyNotice"]["sha256"]
+        first["data"]["publishPrivacyNotice"]["notice"]["sha256"]
     );
 
     let unnamed = app
@@ -125,7 +161,7 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
     let published = app
         .gql_as(&manager, PUBLISH, json!({ "v": venue, "t": "# Privacy" }))
         .await?;
-    let hash = published["data"]["publishPrivacyNotice"]["sha256"].clone();
+    let hash = published["data"]["publishPrivacyNotice"]["notice"]["sha256"].clone();
     let booked = app
         .book("lunch-room", 12)
         .starts_at(&lunch("12:00")?)
@@ -154,39 +190,141 @@ async fn consents_are_opt_in_and_withdrawn_in_one_call(backend: Backend) -> Resu
         && e["noticeVersion"] == 1
         && e["noticeSha256"] == hash));
 
-    let withdraw = "mutation W($t: String!, $p: ConsentPurpose!) { withdrawConsent(manageToken: $t, purpose: $p) { purpose given } }";
+    let state = "query T($t: String!) { reservationByToken(token: $t) { consentState { purpose given since } } }";
+    let before = app.gql(state, json!({ "t": token })).await?;
+    let switches = &before["data"]["reservationByToken"]["consentState"];
+    assert_eq!(switches[0]["purpose"], "NEWSLETTER", "{before}");
+    assert_eq!(switches[0]["given"], true, "{before}");
+    assert!(switches[0]["since"].is_string(), "{before}");
+    assert_eq!(
+        switches[1],
+        json!({ "purpose": "MARKETING", "given": false, "since": null }),
+        "never asked: off, with no date: {before}"
+    );
+
+    let withdraw = "mutation W($p: OptInPurpose!) { withdrawConsent(input: { purpose: $p }) { consentState { purpose given } ledger { purpose given } userErrors { field code } } }";
     let withdrawn = app
-        .gql(withdraw, json!({ "t": token, "p": "NEWSLETTER" }))
+        .gql_as(&token, withdraw, json!({ "p": "NEWSLETTER" }))
         .await?;
-    let after = withdrawn["data"]["withdrawConsent"]
+    let after = payload(&withdrawn, "withdrawConsent")?["ledger"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     assert_eq!(after.len(), 3, "history is append-only: {withdrawn}");
     assert_eq!(after[2], json!({ "purpose": "NEWSLETTER", "given": false }));
-    let give = "mutation G($t: String!) { giveConsent(manageToken: $t, purpose: MARKETING) { purpose given } }";
+    assert_eq!(
+        withdrawn["data"]["withdrawConsent"]["consentState"],
+        json!([{ "purpose": "NEWSLETTER", "given": false }, { "purpose": "MARKETING", "given": false }]),
+        "{withdrawn}"
+    );
+    let give = "mutation G($t: String!) { giveConsent(input: { purpose: MARKETING, manageToken: $t }) { consentState { purpose given } ledger { purpose given } } }";
     let given = app.gql(give, json!({ "t": token })).await?;
     assert_eq!(
-        given["data"]["giveConsent"][3],
+        given["data"]["giveConsent"]["ledger"][3],
         json!({ "purpose": "MARKETING", "given": true }),
-        "{given}"
+        "the deprecated field still works: {given}"
+    );
+    let now_state = app.gql(state, json!({ "t": token })).await?;
+    assert_eq!(
+        now_state["data"]["reservationByToken"]["consentState"][1]["given"], true,
+        "{now_state}"
     );
 
-    let basis = app
-        .gql(withdraw, json!({ "t": token, "p": "BOOKING" }))
-        .await?;
-    assert_eq!(error_code(&basis), Some("BAD_USER_INPUT"), "{basis}");
-    let unknown = app
-        .gql(withdraw, json!({ "t": token, "p": "PROFILING" }))
-        .await?;
-    assert_eq!(error_code(&unknown), Some("BAD_USER_INPUT"), "{unknown}");
+    // The booking is no opt-in purpose; unknown purposes neither.
+    for purpose in ["BOOKING", "PROFILING"] {
+        let refused = app
+            .gql_as(&token, withdraw, json!({ "p": purpose }))
+            .await?;
+        assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    }
     let wrong = app
-        .gql(
+        .gql_as(
+            "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             withdraw,
-            json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "p": "NEWSLETTER" }),
+            json!({ "p": "NEWSLETTER" }),
         )
         .await?;
-    assert_eq!(error_code(&wrong), Some("NOT_FOUND"), "{wrong}");
+    assert_eq!(
+        user_error_code(&wrong, "withdrawConsent"),
+        Some("NOT_FOUND"),
+        "{wrong}"
+    );
+    let both = app
+        .gql_as(
+            &token,
+            "mutation G($t: String!) { giveConsent(input: { purpose: NEWSLETTER, manageToken: $t }) { ledger { given } userErrors { code } } }",
+            json!({ "t": token }),
+        )
+        .await?;
+    assert_eq!(
+        user_error_code(&both, "giveConsent"),
+        Some("INVALID"),
+        "{both}"
+    );
+    let bad_locale = app
+        .gql_as(
+            &token,
+            "mutation G { giveConsent(input: { purpose: NEWSLETTER, locale: \"klingon!\" }) { ledger { given } userErrors { field code } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&bad_locale, "giveConsent"),
+        [("input.locale".to_owned(), "INVALID".to_owned())],
+        "{bad_locale}"
+    );
+    let nobody = app.gql(withdraw, json!({ "p": "NEWSLETTER" })).await?;
+    assert_eq!(error_code(&nobody), Some("UNAUTHENTICATED"), "{nobody}");
+
+    // Someone else's token changes their consent, never this guest's; an
+    // access token is no manage token.
+    let other = app
+        .book("lunch-room", 13)
+        .starts_at(&lunch("13:00")?)
+        .guest(json!({ "name": "Olga Other", "email": "olga@example.org" }))
+        .input("noticeVersion", json!(1))
+        .answer()
+        .await?;
+    let other_token = text(&other, "/data/createReservation/manageToken")?;
+    app.gql_as(
+        &other_token,
+        "mutation G { giveConsent(input: { purpose: NEWSLETTER }) { userErrors { code } } }",
+        json!({}),
+    )
+    .await?;
+    let mine = app.gql(state, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["consentState"][0]["given"], false,
+        "{mine}"
+    );
+    let with_access = app
+        .gql_as(
+            "kat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            withdraw,
+            json!({ "p": "NEWSLETTER" }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&with_access),
+        Some("UNAUTHENTICATED"),
+        "{with_access}"
+    );
+    // A staff member without the consents right sees no state.
+    let staff = app.staff("staff", Some("lunch-room")).await?;
+    let reservation = text(&booked, "/data/createReservation/reservation/id")?;
+    let read = app
+        .gql_as(
+            &staff,
+            "query R($id: ID!) { reservation(id: $id) { id consentState { given } } }",
+            json!({ "id": reservation }),
+        )
+        .await?;
+    assert!(
+        read["data"]["reservation"]["consentState"].is_null()
+            && read["data"]["reservation"]["id"] == reservation.as_str(),
+        "{read}"
+    );
+    assert_eq!(error_code(&read), Some("FORBIDDEN"), "{read}");
     Ok(())
 }
 both_backends!(

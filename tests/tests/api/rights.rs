@@ -1,10 +1,39 @@
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, Booked, TestApp, both_backends, error_code, text};
+use kluis_tests::{
+    Backend, Booked, TestApp, both_backends, error_code, payload, text, user_error_code,
+    user_errors,
+};
 use serde_json::{Value, json};
 
-const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
-const ERASE: &str =
-    "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased reservations } }";
+/// Every field of a `GuestExport`, as `/export.json` writes them.
+pub const EXPORT_FIELDS: &str = "format exportedAt \
+    profile { guestId name email phone } profiles { guestId name email phone } \
+    reservations { id venueId guestId startsAt endsAt partySize status notes createdAt } \
+    consents { guestId purpose given at channel noticeVersion noticeSha256 } \
+    payments { id reservationId kind gateway providerReference amount refunded currency status cardBrand cardLast4 createdAt } \
+    accessLog { at who action object fields }";
+
+/// `exportMyData` with the guest's token in the header (`gql_as`).
+pub fn export_mine() -> String {
+    format!(
+        "mutation E {{ exportMyData {{ export {{ {EXPORT_FIELDS} }} userErrors {{ field code message }} }} }}"
+    )
+}
+
+/// `exportGuestData` for staff, on `$r`.
+pub fn export_guest() -> String {
+    format!(
+        "mutation E($r: ID!) {{ exportGuestData(input: {{ reservationId: $r }}) {{ export {{ {EXPORT_FIELDS} }} userErrors {{ field code message }} }} }}"
+    )
+}
+
+/// The export a guest's token opens; fails on any error.
+pub async fn exported(app: &TestApp, token: &str) -> Result<Value> {
+    let answer = app.gql_as(token, &export_mine(), json!({})).await?;
+    Ok(payload(&answer, "exportMyData")?["export"].clone())
+}
+
+const ERASE: &str = "mutation X { eraseMyData { report { alreadyErased reservations } userErrors { field code } } }";
 const MINE: &str =
     "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
 
@@ -13,8 +42,8 @@ async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> 
     let guest = json!({ "name": "Eva Export", "email": "eva@example.org", "phone": "+31 6 1234 5678", "notes": "vegan", "newsletter": true });
     let Booked { id: first, token } = app.book("one-table", 10).guest(guest.clone()).await?;
     app.book("one-table", 11).guest(guest).await?;
-    let export = app.gql(EXPORT, json!({ "t": token })).await?;
-    let data = &export["data"]["exportMyData"];
+    let export = exported(&app, &token).await?;
+    let data = &export;
     assert_eq!(data["profile"]["name"], "Eva Export", "{export}");
     assert_eq!(data["profile"]["email"], "eva@example.org");
     assert_eq!(data["profile"]["phone"], "+31612345678");
@@ -33,17 +62,49 @@ async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> 
         .filter_map(|c| c["purpose"].as_str())
         .collect();
     assert!(
-        purposes.contains(&"booking") && purposes.contains(&"newsletter"),
+        purposes.contains(&"BOOKING") && purposes.contains(&"NEWSLETTER"),
         "{export}"
     );
     assert!(data["payments"].as_array().is_some_and(Vec::is_empty));
     let wrong = app
-        .gql(
-            EXPORT,
-            json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+        .gql_as(
+            "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &export_mine(),
+            json!({}),
         )
         .await?;
-    assert_eq!(error_code(&wrong), Some("NOT_FOUND"), "{wrong}");
+    assert_eq!(
+        user_error_code(&wrong, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{wrong}"
+    );
+    assert!(wrong["data"]["exportMyData"]["export"].is_null(), "{wrong}");
+    // The deprecated argument still works, alone; with the header too it
+    // is refused.
+    let by_argument = app
+        .gql(
+            "mutation E($t: String!) { exportMyData(input: { manageToken: $t }) { export { profile { name } } userErrors { code } } }",
+            json!({ "t": token }),
+        )
+        .await?;
+    assert_eq!(
+        payload(&by_argument, "exportMyData")?["export"]["profile"]["name"],
+        "Eva Export"
+    );
+    let both = app
+        .gql_as(
+            &token,
+            "mutation E($t: String!) { exportMyData(input: { manageToken: $t }) { export { format } userErrors { code } } }",
+            json!({ "t": token }),
+        )
+        .await?;
+    assert_eq!(
+        user_error_code(&both, "exportMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
+    let nobody = app.gql(&export_mine(), json!({})).await?;
+    assert_eq!(error_code(&nobody), Some("UNAUTHENTICATED"), "{nobody}");
     Ok(())
 }
 both_backends!(
@@ -58,14 +119,15 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
         .guest(json!({ "name": "Cor Rection", "email": "cor@example.org" }))
         .await?
         .token;
-    let correct = "mutation C($t: String!, $i: CorrectionInput!) { correctMyData(manageToken: $t, input: $i) }";
+    let correct = "mutation C($i: CorrectMyDataInput!) { correctMyData(input: $i) { corrected userErrors { field code message } } }";
     let done = app
-        .gql(
+        .gql_as(
+            &token,
             correct,
-            json!({ "t": token, "i": { "name": "Cor Rected", "email": "Cor.New@Example.org" } }),
+            json!({ "i": { "name": "Cor Rected", "email": "Cor.New@Example.org" } }),
         )
         .await?;
-    assert_eq!(done["data"]["correctMyData"], true, "{done}");
+    assert_eq!(payload(&done, "correctMyData")?["corrected"], 1, "{done}");
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["guestName"], "Cor Rected",
@@ -106,12 +168,68 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
         "{gone}"
     );
     let bad = app
-        .gql(
+        .gql_as(
+            &token,
             correct,
-            json!({ "t": token, "i": { "name": "x", "email": "not-an-email" } }),
+            json!({ "i": { "name": "x", "email": "not-an-email" } }),
         )
         .await?;
-    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    assert_eq!(
+        user_errors(&bad, "correctMyData"),
+        [("input.email".to_owned(), "INVALID".to_owned())],
+        "{bad}"
+    );
+    // Every field at fault at once, however large: nothing changes.
+    let oversized = app
+        .gql_as(
+            &token,
+            correct,
+            json!({ "i": { "name": "N".repeat(20_000), "email": "@".repeat(300), "phone": "9".repeat(200) } }),
+        )
+        .await?;
+    assert!(oversized.get("errors").is_none(), "{oversized}");
+    let fields: Vec<String> = user_errors(&oversized, "correctMyData")
+        .into_iter()
+        .map(|(field, code)| format!("{field}:{code}"))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "input.name:INVALID",
+            "input.email:INVALID",
+            "input.phone:INVALID"
+        ],
+        "{oversized}"
+    );
+    assert!(oversized["data"]["correctMyData"]["corrected"].is_null());
+    let mine = app.gql(MINE, json!({ "t": token })).await?;
+    assert_eq!(
+        mine["data"]["reservationByToken"]["guestName"], "Cor Rected",
+        "{mine}"
+    );
+    // The deprecated argument, alone and beside the header.
+    let by_argument = app
+        .gql(
+            "mutation C($i: CorrectMyDataInput!) { correctMyData(input: $i) { corrected } }",
+            json!({ "i": { "name": "Cor Again", "email": "cor.new@example.org", "manageToken": token } }),
+        )
+        .await?;
+    assert_eq!(
+        by_argument["data"]["correctMyData"]["corrected"], 1,
+        "{by_argument}"
+    );
+    let both = app
+        .gql_as(
+            &token,
+            correct,
+            json!({ "i": { "name": "Cor Both", "manageToken": token } }),
+        )
+        .await?;
+    assert_eq!(
+        user_error_code(&both, "correctMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
     Ok(())
 }
 both_backends!(a_guest_corrects_their_data, a_guest_corrects_their_data);
@@ -137,9 +255,9 @@ async fn erasure_leaves_no_trace_and_is_idempotent(backend: Backend) -> Result<(
         hex_of("phone_sealed")?,
     ];
 
-    let erased = app.gql(ERASE, json!({ "t": token })).await?;
+    let erased = app.gql_as(&token, ERASE, json!({})).await?;
     assert_eq!(
-        erased["data"]["eraseMyData"],
+        payload(&erased, "eraseMyData")?["report"],
         json!({ "alreadyErased": false, "reservations": 1 }),
         "{erased}"
     );
@@ -153,10 +271,15 @@ async fn erasure_leaves_no_trace_and_is_idempotent(backend: Backend) -> Result<(
             || String::from_utf8_lossy(&raw).contains(sealed.as_str());
         assert!(!found, "erased ciphertext still in the database");
     }
-    let again = app.gql(ERASE, json!({ "t": token })).await?;
+    let again = app
+        .gql(
+            "mutation X($t: String!) { eraseMyData(input: { manageToken: $t }) { report { alreadyErased } } }",
+            json!({ "t": token }),
+        )
+        .await?;
     assert_eq!(
-        again["data"]["eraseMyData"]["alreadyErased"], true,
-        "{again}"
+        again["data"]["eraseMyData"]["report"]["alreadyErased"], true,
+        "the deprecated argument still works: {again}"
     );
 
     let mine = app.gql(MINE, json!({ "t": token })).await?;
@@ -265,11 +388,8 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
         .await?;
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
 
-    let export = app.gql(EXPORT, json!({ "t": token })).await?;
-    let access = export["data"]["exportMyData"]["accessLog"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let export = exported(&app, &token).await?;
+    let access = export["accessLog"].as_array().cloned().unwrap_or_default();
     assert!(
         access
             .iter()
@@ -405,16 +525,19 @@ async fn managers_exercise_rights_for_a_guest_on_request(backend: Backend) -> Re
     let manager = app.staff("manager", Some("one-table")).await?;
     let staff = app.staff("staff", Some("one-table")).await?;
     let elsewhere = app.staff("manager", Some("lunch-room")).await?;
-    let export = "mutation E($r: ID!) { exportGuestData(reservationId: $r) }";
-    let correct = "mutation C($r: ID!, $i: CorrectionInput!) { correctGuestData(reservationId: $r, input: $i) }";
-    let erase =
-        "mutation X($r: ID!) { eraseGuestData(reservationId: $r) { alreadyErased reservations } }";
+    let export = &export_guest();
+    let correct = "mutation C($i: CorrectGuestDataInput!) { correctGuestData(input: $i) { corrected userErrors { field code } } }";
+    let erase = "mutation X($r: ID!) { eraseGuestData(input: { reservationId: $r }) { report { alreadyErased reservations } userErrors { field code } } }";
     let args = json!({ "r": reservation });
 
     let refused = app.gql_as(&staff, export, args.clone()).await?;
     assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
     let other = app.gql_as(&elsewhere, erase, args.clone()).await?;
-    assert_eq!(error_code(&other), Some("NOT_FOUND"), "{other}");
+    assert_eq!(
+        user_error_code(&other, "eraseGuestData"),
+        Some("NOT_FOUND"),
+        "{other}"
+    );
     let anonymous = app.gql(export, args.clone()).await?;
     assert_eq!(
         error_code(&anonymous),
@@ -424,17 +547,22 @@ async fn managers_exercise_rights_for_a_guest_on_request(backend: Backend) -> Re
 
     let exported = app.gql_as(&manager, export, args.clone()).await?;
     assert_eq!(
-        exported["data"]["exportGuestData"]["profile"]["email"], "dora@example.org",
+        payload(&exported, "exportGuestData")?["export"]["profile"]["email"],
+        "dora@example.org",
         "{exported}"
     );
     let corrected = app
         .gql_as(
             &manager,
             correct,
-            json!({ "r": reservation, "i": { "name": "Dora Desk", "email": "dora@example.org" } }),
+            json!({ "i": { "reservationId": reservation, "name": "Dora Desk", "email": "dora@example.org" } }),
         )
         .await?;
-    assert_eq!(corrected["data"]["correctGuestData"], true, "{corrected}");
+    assert_eq!(
+        payload(&corrected, "correctGuestData")?["corrected"],
+        1,
+        "{corrected}"
+    );
     let mine = app.gql(MINE, json!({ "t": token })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["guestName"], "Dora Desk",
@@ -442,7 +570,7 @@ async fn managers_exercise_rights_for_a_guest_on_request(backend: Backend) -> Re
     );
     let erased = app.gql_as(&manager, erase, args.clone()).await?;
     assert_eq!(
-        erased["data"]["eraseGuestData"],
+        payload(&erased, "eraseGuestData")?["report"],
         json!({ "alreadyErased": false, "reservations": 1 }),
         "{erased}"
     );
@@ -487,8 +615,8 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
     app.book("one-table", 11)
         .guest(json!({ "name": "Lotte L.", "email": "Lotte@example.org", "notes": "second visit" }))
         .await?;
-    let request = "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
-    let redeem = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
+    let request = "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted validUntil userErrors { field code } } }";
+    let redeem = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken expiresAt userErrors { field code } } }";
     let smtp = kluis_tests::FakeSmtp::start(0).await?;
     assert_eq!(
         app.deliver_mail(&smtp.url).await?.sent,
@@ -499,7 +627,11 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
     let unknown = app
         .gql(request, json!({ "v": venue, "e": "nobody@example.org" }))
         .await?;
-    assert_eq!(unknown["data"]["requestAccessCode"], true, "{unknown}");
+    assert_eq!(
+        payload(&unknown, "requestAccessCode")?["accepted"],
+        true,
+        "{unknown}"
+    );
     assert_eq!(
         app.deliver_mail(&smtp.url).await?.sent,
         0,
@@ -509,7 +641,25 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
     let asked = app
         .gql(request, json!({ "v": venue, "e": "Lotte@Example.org" }))
         .await?;
-    assert_eq!(asked["data"]["requestAccessCode"], true, "{asked}");
+    assert_eq!(payload(&asked, "requestAccessCode")?["accepted"], true);
+    let answer_shape = |answer: &Value| {
+        let mut answer = answer["data"]["requestAccessCode"].clone();
+        answer["validUntil"] = Value::Null;
+        answer
+    };
+    assert_eq!(
+        answer_shape(&asked),
+        answer_shape(&unknown),
+        "known and unknown addresses get the same answer"
+    );
+    let garbage = app
+        .gql(request, json!({ "v": venue, "e": "not an address" }))
+        .await?;
+    assert_eq!(
+        user_errors(&garbage, "requestAccessCode"),
+        [("input.email".to_owned(), "INVALID".to_owned())],
+        "{garbage}"
+    );
     assert_eq!(app.deliver_mail(&smtp.url).await?.sent, 1);
     let message = smtp.messages().last().cloned().unwrap_or_default();
     assert!(message.contains("lotte@example.org"), "{message}");
@@ -525,18 +675,25 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
             json!({ "v": venue, "e": "lotte@example.org", "c": wrong_code }),
         )
         .await?;
-    assert_eq!(error_code(&wrong), Some("NOT_FOUND"), "{wrong}");
+    assert_eq!(
+        user_errors(&wrong, "redeemAccessCode"),
+        [("input.code".to_owned(), "NOT_FOUND".to_owned())],
+        "{wrong}"
+    );
     let redeemed = app
         .gql(
             redeem,
             json!({ "v": venue, "e": "lotte@example.org", "c": code }),
         )
         .await?;
-    let access = text(&redeemed, "/data/redeemAccessCode")?;
+    let access = text(&redeemed, "/data/redeemAccessCode/accessToken")?;
     assert!(access.starts_with("kat_"), "{redeemed}");
-    let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
-    let export = app.gql(history, json!({ "a": access })).await?;
-    let data = &export["data"]["exportMyData"];
+    assert!(
+        redeemed["data"]["redeemAccessCode"]["expiresAt"].is_string(),
+        "{redeemed}"
+    );
+    let export = exported(&app, &access).await?;
+    let data = &export;
     assert_eq!(
         data["reservations"].as_array().map(Vec::len),
         Some(2),
@@ -551,30 +708,65 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
         Some(2),
         "{export}"
     );
-    // The access token is no manage token, and no manage token an access token.
-    let as_manage = app.gql(EXPORT, json!({ "t": access })).await?;
-    assert_eq!(error_code(&as_manage), Some("NOT_FOUND"), "{as_manage}");
-    let as_access = app.gql(history, json!({ "a": lost })).await?;
-    assert_eq!(error_code(&as_access), Some("NOT_FOUND"), "{as_access}");
+    // The access token is no manage token, and no manage token an access
+    // token, in the deprecated fields.
+    let by_field = |field: &str| {
+        format!(
+            "mutation E($t: String!) {{ exportMyData(input: {{ {field}: $t }}) {{ export {{ format }} userErrors {{ code }} }} }}"
+        )
+    };
+    let as_manage = app
+        .gql(&by_field("manageToken"), json!({ "t": access }))
+        .await?;
+    assert_eq!(
+        user_error_code(&as_manage, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{as_manage}"
+    );
+    let as_access = app
+        .gql(&by_field("accessToken"), json!({ "t": lost }))
+        .await?;
+    assert_eq!(
+        user_error_code(&as_access, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{as_access}"
+    );
     let both = app
         .gql(
-            "mutation E($a: String!, $t: String!) { exportMyData(accessToken: $a, manageToken: $t) }",
+            "mutation E($a: String!, $t: String!) { exportMyData(input: { accessToken: $a, manageToken: $t }) { export { format } userErrors { code } } }",
             json!({ "a": access, "t": lost }),
         )
         .await?;
-    assert_eq!(error_code(&both), Some("BAD_USER_INPUT"), "{both}");
+    assert_eq!(
+        user_error_code(&both, "exportMyData"),
+        Some("INVALID"),
+        "{both}"
+    );
+    let header_and_field = app
+        .gql_as(&lost, &by_field("accessToken"), json!({ "t": access }))
+        .await?;
+    assert_eq!(
+        user_error_code(&header_and_field, "exportMyData"),
+        Some("INVALID"),
+        "{header_and_field}"
+    );
 
-    let reissue = "mutation I($a: String!, $r: ID!) { reissueManageToken(accessToken: $a, reservationId: $r) }";
-    let reissued = app.gql(reissue, json!({ "a": access, "r": first })).await?;
-    let fresh = text(&reissued, "/data/reissueManageToken")?;
+    let reissue = "mutation I($r: ID!) { reissueManageToken(input: { reservationId: $r }) { manageToken reservation { id guestName } userErrors { field code } } }";
+    let reissued = app.gql_as(&access, reissue, json!({ "r": first })).await?;
+    let fresh = text(&reissued, "/data/reissueManageToken/manageToken")?;
+    assert_eq!(
+        reissued["data"]["reissueManageToken"]["reservation"],
+        json!({ "id": first, "guestName": "Lotte Lost" }),
+        "{reissued}"
+    );
     let mine = app.gql(MINE, json!({ "t": fresh })).await?;
     assert_eq!(
         mine["data"]["reservationByToken"]["guestName"], "Lotte Lost",
         "{mine}"
     );
-    let old = app.gql(EXPORT, json!({ "t": lost })).await?;
+    let old = app.gql_as(&lost, &export_mine(), json!({})).await?;
     assert_eq!(
-        error_code(&old),
+        user_error_code(&old, "exportMyData"),
         Some("NOT_FOUND"),
         "the lost token stops working: {old}"
     );
@@ -584,8 +776,30 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
         .guest(json!({ "name": "Otto", "email": "otto@example.org" }))
         .await?
         .id;
-    let refused = app.gql(reissue, json!({ "a": access, "r": other })).await?;
-    assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
+    let refused = app.gql_as(&access, reissue, json!({ "r": other })).await?;
+    assert_eq!(
+        user_error_code(&refused, "reissueManageToken"),
+        Some("NOT_FOUND"),
+        "{refused}"
+    );
+    // A manage token is no access token, in the header either.
+    let with_manage = app.gql_as(&fresh, reissue, json!({ "r": first })).await?;
+    assert_eq!(
+        error_code(&with_manage),
+        Some("UNAUTHENTICATED"),
+        "{with_manage}"
+    );
+    let by_argument = app
+        .gql(
+            "mutation I($a: String!, $r: ID!) { reissueManageToken(input: { reservationId: $r, accessToken: $a }) { manageToken userErrors { code } } }",
+            json!({ "a": access, "r": other }),
+        )
+        .await?;
+    assert_eq!(
+        user_error_code(&by_argument, "reissueManageToken"),
+        Some("NOT_FOUND"),
+        "{by_argument}"
+    );
     let reused = app
         .gql(
             redeem,
@@ -593,7 +807,7 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
         )
         .await?;
     assert_eq!(
-        error_code(&reused),
+        user_error_code(&reused, "redeemAccessCode"),
         Some("NOT_FOUND"),
         "a code works once: {reused}"
     );
@@ -612,6 +826,17 @@ async fn a_guest_without_their_token_gets_in_with_an_emailed_code(backend: Backe
     assert_eq!(error_code(&last), Some("RATE_LIMITED"), "{last}");
     let database = app.raw_database()?;
     kluis_tests::assert_absent(&database, "lotte@example.org", "the database");
+
+    // An access token lasts 30 minutes, for the file too.
+    app.advance(chrono::Duration::minutes(31));
+    let expired = app.gql_as(&access, &export_mine(), json!({})).await?;
+    assert_eq!(
+        user_error_code(&expired, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{expired}"
+    );
+    let (status, _, file) = download(&app, Some(&access), "", false).await?;
+    assert_eq!(status, 404, "{file}");
     Ok(())
 }
 both_backends!(
@@ -731,20 +956,21 @@ async fn guessing_manage_tokens_is_rate_limited(backend: Backend) -> Result<()> 
         .guest(json!({ "name": "Gus Guess" }))
         .await?
         .token;
-    let wrong = json!({ "t": "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
+    let wrong = "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let export = export_mine();
     for attempt in 1..20 {
-        let answer = app.gql(EXPORT, wrong.clone()).await?;
+        let answer = app.gql_as(wrong, &export, json!({})).await?;
         assert_eq!(
-            error_code(&answer),
+            user_error_code(&answer, "exportMyData"),
             Some("NOT_FOUND"),
             "attempt {attempt}: {answer}"
         );
     }
     // Seven more push the wait past a minute, whatever the machine's speed.
     for _ in 20..=26 {
-        app.gql(EXPORT, wrong.clone()).await?;
+        app.gql_as(wrong, &export, json!({})).await?;
     }
-    let blocked = app.gql(EXPORT, json!({ "t": token })).await?;
+    let blocked = app.gql_as(&token, &export, json!({})).await?;
     assert_eq!(error_code(&blocked), Some("RATE_LIMITED"), "{blocked}");
     assert!(
         blocked["errors"][0]["extensions"]["retryAfter"]
@@ -772,13 +998,13 @@ async fn a_burst_of_parallel_token_guesses_gets_no_extra_checks(backend: Backend
         burst.spawn(async move {
             // Well-formed (malformed tokens are refused before any check).
             let wrong = format!("kmt_{n:02}{}", "A".repeat(41));
-            app.gql(EXPORT, json!({ "t": wrong })).await
+            app.gql_as(&wrong, &export_mine(), json!({})).await
         });
     }
     let mut checked = 0;
     while let Some(answer) = burst.join_next().await {
         let answer = answer??;
-        match error_code(&answer) {
+        match error_code(&answer).or(user_error_code(&answer, "exportMyData")) {
             Some("NOT_FOUND") => checked += 1,
             Some("RATE_LIMITED") => {}
             _ => anyhow::bail!("unexpected answer to a wrong token: {answer}"),
@@ -790,4 +1016,261 @@ async fn a_burst_of_parallel_token_guesses_gets_no_extra_checks(backend: Backend
 both_backends!(
     a_burst_of_parallel_token_guesses_gets_no_extra_checks,
     a_burst_of_parallel_token_guesses_gets_no_extra_checks
+);
+
+/// `/export.json` with `Authorization: Bearer <token>`: status, headers
+/// and the body as JSON.
+async fn download(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    get: bool,
+) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
+    let url = format!("{}/export.json{query}", app.address);
+    let mut request = if get {
+        app.client.get(url)
+    } else {
+        app.client.post(url)
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, headers, body))
+}
+
+/// What both forms of the export must agree on, in one spelling (the
+/// file writes enums lower-case, GraphQL upper-case).
+fn essence(export: &Value) -> Value {
+    let list = |name: &str, keys: &[&str]| -> Value {
+        export[name]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                keys.iter()
+                    .map(|key| {
+                        let value = match &item[*key] {
+                            Value::String(text) => Value::String(text.to_lowercase()),
+                            other => other.clone(),
+                        };
+                        ((*key).to_owned(), value)
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+            .collect::<Vec<Value>>()
+            .into()
+    };
+    json!({
+        "format": export["format"],
+        "profile": export["profile"],
+        "profiles": export["profiles"],
+        "reservations": list("reservations", &["id", "venueId", "guestId", "partySize", "status", "notes"]),
+        "consents": list("consents", &["guestId", "purpose", "given", "channel", "noticeVersion", "noticeSha256"]),
+        "payments": list("payments", &["id", "reservationId", "kind", "gateway", "amount", "refunded", "currency", "status"]),
+    })
+}
+
+/// The export as a file is the typed export, field for field, under the
+/// same authorization and audit: a guest's manage token opens their own
+/// booking, an access token every booking of the address, staff with the
+/// right any guest of their venue by a reservation id.
+async fn the_export_downloads_as_a_json_file_with_the_same_data(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let guest = json!({ "name": "Fien File", "email": "fien@example.org", "phone": "+31 6 5555 4444", "notes": "by the window", "newsletter": true });
+    let Booked { id, token } = app.book("one-table", 10).guest(guest.clone()).await?;
+    app.book("one-table", 11).guest(guest).await?;
+    let staff = app.staff("staff", Some("one-table")).await?;
+    app.gql_as(
+        &staff,
+        "query R($id: ID!) { reservation(id: $id) { guestName } }",
+        json!({ "id": id }),
+    )
+    .await?;
+
+    let typed = exported(&app, &token).await?;
+    let (status, headers, file) = download(&app, Some(&token), "", false).await?;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    assert_eq!(
+        headers
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("attachment; filename=\"kluis-export-one-table-{today}.json\"").as_str())
+    );
+    assert_eq!(
+        headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(essence(&file), essence(&typed), "{file}\n{typed}");
+    assert_eq!(file["reservations"].as_array().map(Vec::len), Some(1));
+    assert_eq!(file["profile"]["name"], "Fien File");
+    // The access log: the file's has the GraphQL export on top of the rest.
+    let who = |export: &Value| -> Vec<(String, String)> {
+        export["accessLog"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["who"].as_str().unwrap_or_default().to_owned(),
+                    e["action"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (in_file, in_typed) = (who(&file), who(&typed));
+    assert_eq!(in_file.get(1..), Some(in_typed.as_slice()), "{file}");
+    assert_eq!(in_file[0], ("guest".to_owned(), "export".to_owned()));
+    assert!(in_typed.iter().any(|(who, _)| who.starts_with("user:")));
+    assert_eq!(
+        app.count_rows("audit_log", "principal = 'guest' AND action = 'export'")?,
+        2,
+        "each export is on the record once"
+    );
+
+    // GET with the token in the header works the same.
+    let (status, _, by_get) = download(&app, Some(&token), "", true).await?;
+    assert_eq!(status, 200);
+    assert_eq!(essence(&by_get), essence(&typed));
+
+    // Staff with the right, by a reservation id: the guest's whole history.
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let by_id = format!("?reservation={id}");
+    let (status, _, for_guest) = download(&app, Some(&manager), &by_id, false).await?;
+    assert_eq!(status, 200, "{for_guest}");
+    assert_eq!(for_guest["reservations"].as_array().map(Vec::len), Some(2));
+    let typed_for_guest = app
+        .gql_as(&manager, &export_guest(), json!({ "r": id }))
+        .await?;
+    assert_eq!(
+        essence(&for_guest),
+        essence(&payload(&typed_for_guest, "exportGuestData")?["export"])
+    );
+    let (status, _, refused) = download(&app, Some(&staff), &by_id, false).await?;
+    assert_eq!(status, 403, "staff without the right: {refused}");
+    let elsewhere = app.staff("manager", Some("lunch-room")).await?;
+    let (status, _, missing) = download(&app, Some(&elsewhere), &by_id, false).await?;
+    assert_eq!(status, 404, "another venue's manager: {missing}");
+    assert!(missing.to_string().find("Fien").is_none());
+    Ok(())
+}
+both_backends!(
+    the_export_downloads_as_a_json_file_with_the_same_data,
+    the_export_downloads_as_a_json_file_with_the_same_data
+);
+
+/// The file is refused without a token, never reaches across venues or
+/// bookings, refuses tokens in the URL (and logs none of them), counts
+/// wrong tokens with GraphQL's, and its contents never reach the logs.
+async fn the_export_download_refuses_abuse(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let canary = "Canary-Kwartel-7731";
+    let Booked { id, token } = app
+        .book("one-table", 10)
+        .guest(json!({ "name": canary, "email": "kwartel7731@example.org", "notes": "canary-notes-7731" }))
+        .await?;
+    let other = app
+        .book("lunch-room", 12)
+        .starts_at(&kluis_tests::tomorrow_local("Europe/Amsterdam", "12:00")?)
+        .guest(json!({ "name": "Lars Lunch", "email": "lars@example.org" }))
+        .await?;
+
+    let (status, headers, body) = download(&app, None, "", false).await?;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.get("www-authenticate").is_some());
+    let (status, _, mine) = download(&app, Some(&token), "", false).await?;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["profile"]["name"], canary);
+    // Another venue's manage token downloads its own booking, nothing of
+    // this venue, and cannot name this venue's reservation.
+    let (status, headers, theirs) = download(&app, Some(&other.token), "", false).await?;
+    assert_eq!(status, 200, "{theirs}");
+    assert!(
+        headers
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("kluis-export-lunch-room-")),
+        "{headers:?}"
+    );
+    assert!(!theirs.to_string().contains(canary), "{theirs}");
+    let (status, _, reaching) = download(
+        &app,
+        Some(&other.token),
+        &format!("?reservation={id}"),
+        false,
+    )
+    .await?;
+    assert_eq!(status, 401, "a guest is no staff member: {reaching}");
+    assert!(!reaching.to_string().contains(canary));
+    // Someone else's token does not open this booking; a made-up one is
+    // NOT_FOUND, like in GraphQL.
+    let (status, _, wrong) = download(
+        &app,
+        Some("kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        "",
+        false,
+    )
+    .await?;
+    assert_eq!(status, 404, "{wrong}");
+    let (status, _, expired) = download(
+        &app,
+        Some("kat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        "",
+        true,
+    )
+    .await?;
+    assert_eq!(status, 404, "{expired}");
+
+    // Tokens in the URL: refused before anything runs, never repeated.
+    let exports_before = app.count_rows("audit_log", "action = 'export'")?;
+    for query in [
+        format!("?manageToken={token}"),
+        format!("?token={token}"),
+        format!("?reservation={id}&access_token={token}"),
+        format!("?reservation={id}&reservation={token}"),
+    ] {
+        for get in [true, false] {
+            let (status, _, body) = download(&app, None, &query, get).await?;
+            assert_eq!(status, 400, "{query}: {body}");
+            assert!(!body.to_string().contains(&token), "{body}");
+        }
+    }
+    assert_eq!(
+        app.count_rows("audit_log", "action = 'export'")?,
+        exports_before,
+        "nothing ran"
+    );
+
+    // The download shares the backoff on wrong tokens with GraphQL.
+    let wrong_token = "kmt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..27 {
+        app.gql_as(wrong_token, &export_mine(), json!({})).await?;
+    }
+    let (status, headers, held) = download(&app, Some(&token), "", false).await?;
+    assert_eq!(status, 429, "{held}");
+    assert!(headers.get("retry-after").is_some());
+
+    let logs = kluis_tests::captured_logs();
+    for secret in [
+        canary,
+        "kwartel7731@example.org",
+        "canary-notes-7731",
+        token.as_str(),
+    ] {
+        kluis_tests::assert_absent(&logs, secret, "the logs");
+    }
+    Ok(())
+}
+both_backends!(
+    the_export_download_refuses_abuse,
+    the_export_download_refuses_abuse
 );

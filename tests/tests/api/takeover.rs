@@ -5,18 +5,31 @@
 //! not tell which addresses a venue knows.
 
 use anyhow::{Context, Result};
-use kluis_tests::{Backend, Booked, CREATE, TestApp, both_backends, error_code, new_key, text};
+use kluis_tests::{
+    Backend, Booked, CREATE, TestApp, both_backends, error_code, new_key, text, user_error_code,
+};
 use serde_json::{Value, json};
 
 const MINE: &str = "query T($t: String!) { reservationByToken(token: $t) { id guestName guestEmail guestPhone notes consents { purpose given } } }";
-const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
-const CORRECT: &str =
-    "mutation C($t: String!, $i: CorrectionInput!) { correctMyData(manageToken: $t, input: $i) }";
-const ERASE: &str =
-    "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased reservations } }";
-const REQUEST: &str =
-    "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
-const REDEEM: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(venueId: $v, email: $e, code: $c) }";
+const CORRECT: &str = "mutation C($i: CorrectMyDataInput!) { correctMyData(input: $i) { corrected userErrors { field code } } }";
+const ERASE: &str = "mutation X { eraseMyData { report { alreadyErased reservations } userErrors { field code } } }";
+const REQUEST: &str = "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted userErrors { code } } }";
+const REDEEM: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken userErrors { code message } } }";
+
+/// The code and message of a refused redemption, top-level or a user
+/// error alike.
+fn refusal(answer: &Value) -> (Option<String>, Value) {
+    match error_code(answer) {
+        Some(code) => (
+            Some(code.to_owned()),
+            answer["errors"][0]["message"].clone(),
+        ),
+        None => (
+            user_error_code(answer, "redeemAccessCode").map(str::to_owned),
+            answer["data"]["redeemAccessCode"]["userErrors"][0]["message"].clone(),
+        ),
+    }
+}
 const LOOKUP: &str =
     "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id guestName } }";
 
@@ -39,8 +52,8 @@ async fn assert_victim_intact(app: &TestApp, victim: &Booked) -> Result<()> {
     assert_eq!(own["guestEmail"], "alice.victim@example.org", "{mine}");
     assert_eq!(own["guestPhone"], "+31611112222", "{mine}");
     assert_eq!(own["notes"], "CANARY allergic to nuts", "{mine}");
-    let export = app.gql(EXPORT, json!({ "t": victim.token })).await?;
-    let data = &export["data"]["exportMyData"];
+    let export = super::rights::exported(app, &victim.token).await?;
+    let data = &export;
     assert_eq!(data["profile"]["name"], "Alice Victim", "{export}");
     assert_eq!(
         data["reservations"][0]["id"],
@@ -87,10 +100,12 @@ async fn attack(app: &TestApp, victim: &Booked, attacker: &Booked, typed: &[&str
     );
     assert_no_victim_data(&mine, &victim_values, "reservationByToken");
 
-    let export = app.gql(EXPORT, json!({ "t": attacker.token })).await?;
+    let export = app
+        .gql_as(&attacker.token, &super::rights::export_mine(), json!({}))
+        .await?;
     assert!(export.get("errors").is_none(), "{export}");
     assert_eq!(
-        export["data"]["exportMyData"]["reservations"]
+        export["data"]["exportMyData"]["export"]["reservations"]
             .as_array()
             .map(Vec::len),
         Some(1),
@@ -100,17 +115,21 @@ async fn attack(app: &TestApp, victim: &Booked, attacker: &Booked, typed: &[&str
     assert_no_victim_data(&export, &[victim.id.as_str()], "exportMyData");
 
     let corrected = app
-        .gql(
+        .gql_as(
+            &attacker.token,
             CORRECT,
-            json!({ "t": attacker.token, "i": { "name": "Mallory M.", "email": "mallory@example.net" } }),
+            json!({ "i": { "name": "Mallory M.", "email": "mallory@example.net" } }),
         )
         .await?;
-    assert_eq!(corrected["data"]["correctMyData"], true, "{corrected}");
+    assert_eq!(
+        corrected["data"]["correctMyData"]["corrected"], 1,
+        "{corrected}"
+    );
     assert_victim_intact(app, victim).await?;
 
-    let erased = app.gql(ERASE, json!({ "t": attacker.token })).await?;
+    let erased = app.gql_as(&attacker.token, ERASE, json!({})).await?;
     assert_eq!(
-        erased["data"]["eraseMyData"]["reservations"], 1,
+        erased["data"]["eraseMyData"]["report"]["reservations"], 1,
         "only the attacker's booking: {erased}"
     );
     assert_victim_intact(app, victim).await?;
@@ -190,15 +209,13 @@ async fn a_record_shared_from_before_opens_only_with_proof_of_the_address(
     assert_eq!(mine["data"]["reservationByToken"]["id"], linked.id.as_str());
     assert_no_victim_data(&mine, &VICTIM_VALUES, "reservationByToken");
     assert_eq!(error_code(&mine), Some("FORBIDDEN"), "{mine}");
+    let export = super::rights::export_mine();
     for (query, variables) in [
-        (EXPORT, json!({ "t": linked.token })),
-        (ERASE, json!({ "t": linked.token })),
-        (
-            CORRECT,
-            json!({ "t": linked.token, "i": { "name": "Mallory" } }),
-        ),
+        (export.as_str(), json!({})),
+        (ERASE, json!({})),
+        (CORRECT, json!({ "i": { "name": "Mallory" } })),
     ] {
-        let refused = app.gql(query, variables).await?;
+        let refused = app.gql_as(&linked.token, query, variables).await?;
         assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
         assert_no_victim_data(&refused, &VICTIM_VALUES, query);
     }
@@ -247,14 +264,18 @@ async fn wrong_codes_answer_alike_for_known_and_unknown_addresses(backend: Backe
     let mut answers = Vec::new();
     for email in ["alice.victim@example.org", "nobody.here@example.org"] {
         let asked = app.gql(REQUEST, json!({ "v": venue, "e": email })).await?;
-        assert_eq!(asked["data"]["requestAccessCode"], true, "{asked}");
+        assert_eq!(
+            asked["data"]["requestAccessCode"]["accepted"], true,
+            "{asked}"
+        );
         let mut codes = Vec::new();
         for _ in 0..store::CODE_ATTEMPTS + 1 {
             let wrong = app
                 .gql(REDEEM, json!({ "v": venue, "e": email, "c": "99999x" }))
                 .await?;
-            codes.push(error_code(&wrong).map(str::to_owned));
-            answers.push(wrong["errors"][0]["message"].clone());
+            let (code, message) = refusal(&wrong);
+            codes.push(code);
+            answers.push(message);
         }
         assert_eq!(
             codes,
@@ -309,7 +330,7 @@ async fn a_burst_of_parallel_guesses_spends_the_codes_tries_once(backend: Backen
     let mut not_found = 0;
     while let Some(answer) = burst.join_next().await {
         let answer = answer??;
-        match error_code(&answer) {
+        match refusal(&answer).0.as_deref() {
             Some("NOT_FOUND") => not_found += 1,
             Some("RATE_LIMITED") => {}
             _ => anyhow::bail!("unexpected answer to a wrong code: {answer}"),
@@ -365,10 +386,10 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
             json!({ "v": venue, "e": "alice.victim@example.org", "c": code }),
         )
         .await?;
-    let access = text(&redeemed, "/data/redeemAccessCode")?;
-    let history = "mutation E($a: String!) { exportMyData(accessToken: $a) }";
-    let export = app.gql(history, json!({ "a": access })).await?;
-    let ids: Vec<&str> = export["data"]["exportMyData"]["reservations"]
+    let access = text(&redeemed, "/data/redeemAccessCode/accessToken")?;
+    let history = super::rights::export_mine();
+    let export = super::rights::exported(&app, &access).await?;
+    let ids: Vec<&str> = export["reservations"]
         .as_array()
         .into_iter()
         .flatten()
@@ -381,8 +402,12 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
         "{text}"
     );
     app.advance(chrono::Duration::minutes(store::ACCESS_MINUTES + 1));
-    let expired = app.gql(history, json!({ "a": access })).await?;
-    assert_eq!(error_code(&expired), Some("NOT_FOUND"), "{expired}");
+    let expired = app.gql_as(&access, &history, json!({})).await?;
+    assert_eq!(
+        user_error_code(&expired, "exportMyData"),
+        Some("NOT_FOUND"),
+        "{expired}"
+    );
     Ok(())
 }
 both_backends!(
