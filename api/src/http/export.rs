@@ -15,18 +15,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::ServerState;
+use super::state::ServerState;
 use crate::graphql::privacy::ExportDownload;
-
-/// The route, for `http::routes`: POST, and GET for a plain download link
-/// that sends its token in the header.
-pub fn routes(config: &mut web::ServiceConfig) {
-    config.service(
-        web::resource("/export.json")
-            .route(web::post().to(download))
-            .route(web::get().to(download)),
-    );
-}
 
 const AS_GUEST: &str = "mutation ExportDownload { exportMyData { export { format } userErrors { code message field } } }";
 const AS_STAFF: &str = "mutation ExportDownload($reservation: ID!) { exportGuestData(input: { reservationId: $reservation }) { export { format } userErrors { code message field } } }";
@@ -46,7 +36,16 @@ fn asked(query: &str) -> Result<Option<String>, &'static str> {
     Ok(reservation)
 }
 
-async fn download(state: web::Data<ServerState>, http: HttpRequest) -> HttpResponse {
+/// Answers `/export.json` (POST, and GET for a plain download link that
+/// sends its token in the header); `run` is the `/graphql` pipeline.
+pub async fn download<'a, Answer>(
+    state: &'a ServerState,
+    http: &'a HttpRequest,
+    run: impl FnOnce(async_graphql::Request) -> Answer,
+) -> HttpResponse
+where
+    Answer: std::future::Future<Output = HttpResponse> + 'a,
+{
     let reservation = match asked(http.query_string()) {
         Ok(reservation) => reservation,
         Err(message) => return refused(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message),
@@ -60,11 +59,11 @@ async fn download(state: web::Data<ServerState>, http: HttpRequest) -> HttpRespo
     }
     .operation_name("ExportDownload")
     .data(collected.clone());
-    let answered = super::execute(&state, &http, request).await;
+    let answered = run(request).await;
     match collected.take() {
         Some((export, venue)) if answered.status().is_success() => {
             let request_id = answered.headers().get("x-request-id").cloned();
-            file(&state, export, venue, request_id).await
+            file(state, export, venue, request_id).await
         }
         _ => refusal(answered).await,
     }
