@@ -299,7 +299,7 @@ async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
         "{answer}"
     );
     let venue = app.venue_id("one-table").await?;
-    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName notes } } } }";
+    let day = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id guestName notes } } } }";
     let sheet = app
         .gql_as(
             &insider,
@@ -322,17 +322,17 @@ async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
     let checked_in = app
         .gql_as(
             &insider,
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: CHECKED_IN) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: CHECKED_IN }) { reservation { status } userErrors { code } } }",
             json!({ "id": id }),
         )
         .await?;
     assert_eq!(
-        checked_in["data"]["setReservationStatus"]["status"], "CHECKED_IN",
+        checked_in["data"]["setReservationStatus"]["reservation"]["status"], "CHECKED_IN",
         "{checked_in}"
     );
     let anonymous = app
         .gql(
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: NO_SHOW }) { reservation { status } userErrors { code } } }",
             json!({ "id": id }),
         )
         .await?;
@@ -851,7 +851,7 @@ async fn a_denied_field_does_not_wipe_the_day_sheet(backend: Backend) -> Result<
     let sheet = app
         .gql_as(
             &staff,
-            "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id guestName payments { status } } } } }",
+            "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id guestName payments { status } } } } }",
             json!({ "v": venue, "d": kluis_tests::tomorrow() }),
         )
         .await?;

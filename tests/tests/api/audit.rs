@@ -5,7 +5,7 @@ use kluis_tests::{Backend, Booked, TestApp, both_backends, tomorrow};
 use serde_json::{Value, json};
 use store::BrokenLink;
 
-const SHEET: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName notes } } } }";
+const SHEET: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName notes } } } }";
 const LOG: &str = "query L($o: String, $a: String) { auditLog(object: $o, action: $a) { seq principal actions venueId objects { action object fields venueId } } }";
 const EXPORT: &str = "mutation E($t: String!) { exportMyData(manageToken: $t) }";
 

@@ -32,13 +32,13 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
         let booking = app.book_at_venue_id(id, 10).answer().await?;
         assert_eq!(error_code(&booking), Some("NOT_FOUND"), "{booking}");
         let free = app
-            .gql("query A($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
+            .gql("query A($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
             .await?;
         assert_eq!(error_code(&free), Some("NOT_FOUND"), "{free}");
     }
     let venue = app.venue_id("one-table").await?;
     let answer = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "resourceId": unknown }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "resourceId": unknown, "idempotencyKey": new_key() } }))
         .await?;
     assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{answer}");
     assert_eq!(message(&answer), "resource not found");
@@ -136,7 +136,7 @@ async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(error_code(&bad_time), Some("BAD_USER_INPUT"), "{bad_time}");
     let bad_key = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest()}, "key": "x" }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest(), "idempotencyKey": "x" } }))
         .await?;
     assert_eq!(error_code(&bad_key), Some("BAD_USER_INPUT"), "{bad_key}");
     assert!(
@@ -145,7 +145,7 @@ async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
     );
     let nothing = app
         .gql(
-            "mutation M($id: ID!) { modifyReservation(id: $id, manageToken: \"kmt_x\", input: {}, idempotencyKey: \"abcdefgh\") { id } }",
+            "mutation M($id: ID!) { modifyReservation(input: { id: $id, manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\" }) { reservation { id } userErrors { code } } }",
             json!({ "id": uuid::Uuid::new_v4().to_string() }),
         )
         .await?;

@@ -12,7 +12,7 @@ const ERASE: &str =
     "mutation X($t: String!) { eraseMyData(manageToken: $t) { alreadyErased reservations } }";
 const MINE: &str =
     "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail notes } }";
-const DAY: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { guestName notes } } } }";
+const DAY: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { guestName notes } } } }";
 
 async fn day_sheet(app: &TestApp) -> Result<Value> {
     let admin = app.staff("admin", None).await?;

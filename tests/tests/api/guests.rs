@@ -23,8 +23,8 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2, "guest": {
-                "name": "  Grace Hopper ", "email": " Grace@Navy.MIL ", "phone": "06 1234 5678", "notes": "no shellfish" } },
-                "key": new_key() }),
+                "name": "  Grace Hopper ", "email": " Grace@Navy.MIL ", "phone": "06 1234 5678", "notes": "no shellfish" }, "idempotencyKey": new_key() }
+                }),
         )
         .await?;
     let token = token_of(&booked);
@@ -93,7 +93,7 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         let answer = app.gql(BY_TOKEN, json!({ "t": wrong })).await?;
         assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{wrong}: {answer}");
     }
-    let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\") { status } }";
+    let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(input: { id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\" }) { reservation { status } userErrors { code } } }";
     let other = app
         .book("one-table", 9)
         .guest(json!({ "name": "Someone Else" }))
@@ -266,7 +266,7 @@ async fn planted_canaries_never_reach_the_disk_or_the_logs(backend: Backend) -> 
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "13:00")?;
     let booked = app
         .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2,
-            "guest": { "name": name, "email": email, "phone": phone, "notes": notes } }, "key": new_key() }))
+            "guest": { "name": name, "email": email, "phone": phone, "notes": notes }, "idempotencyKey": new_key() } }))
         .await?;
     let token = token_of(&booked);
     assert!(!token.is_empty(), "{booked}");
@@ -278,14 +278,14 @@ async fn planted_canaries_never_reach_the_disk_or_the_logs(backend: Backend) -> 
     // Failures must not echo them either.
     let refused = app
         .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 0,
-            "guest": { "name": name, "email": format!("{email}@@"), "notes": notes } }, "key": new_key() }))
+            "guest": { "name": name, "email": format!("{email}@@"), "notes": notes }, "idempotencyKey": new_key() } }))
         .await?;
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
     let taken = app
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 4,
-            "guest": { "name": name, "email": email, "notes": notes } }, "key": new_key() }),
+            "guest": { "name": name, "email": email, "notes": notes }, "idempotencyKey": new_key() } }),
         )
         .await?;
     assert!(!refused.to_string().contains(&tag) && !taken.to_string().contains(&tag));
@@ -457,7 +457,7 @@ async fn key_rotation_under_concurrent_reads_leaves_no_old_ciphertext(
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": later, "partySize": 2,
-            "guest": { "name": "Guest 5 again", "email": " G5@example.org" } }, "key": new_key() }),
+            "guest": { "name": "Guest 5 again", "email": " G5@example.org" }, "idempotencyKey": new_key() } }),
         )
         .await?;
     assert!(again.get("errors").is_none(), "{again}");
@@ -575,7 +575,7 @@ async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Re
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
     let elsewhere = app
         .gql(CREATE, json!({ "input": { "venueId": app.venue_id("lunch-room").await?, "startsAt": lunch,
-            "partySize": 2, "guest": { "name": "Ada Lovelace", "email": email } }, "key": new_key() }))
+            "partySize": 2, "guest": { "name": "Ada Lovelace", "email": email }, "idempotencyKey": new_key() } }))
         .await?;
     let elsewhere = booked_id(&elsewhere)?;
 
@@ -698,7 +698,7 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
         .await?;
     let token = token_of(&booked);
     let lookup = json!({ "v": venue, "e": email });
-    let day = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";
+    let day = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d) { edges { node { id } } } }";
     let day_sheet = json!({ "v": venue, "d": kluis_tests::tomorrow() });
 
     // The same code as the day sheet gives each caller.

@@ -58,9 +58,9 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
     // notes, a sealed manage token and fingerprint, a confirmation mail.
     let idempotency_key = new_key();
     let booking = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(9), "partySize": 2,
-        "guest": { "name": "Ada Rotation", "email": "ada.rotation@example.org",
-                   "phone": "+31612345678", "notes": "window seat" } },
-        "key": idempotency_key });
+    "guest": { "name": "Ada Rotation", "email": "ada.rotation@example.org",
+               "phone": "+31612345678", "notes": "window seat" }, "idempotencyKey": idempotency_key }
+    });
     let booked = app.gql(CREATE, booking.clone()).await?;
     let manage = text(&booked, "/data/createReservation/manageToken")?;
 
@@ -114,8 +114,8 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(11), "partySize": 2,
-                "guest": { "name": "Bob Later", "email": "bob.later@example.org" } },
-                "key": new_key() }),
+                "guest": { "name": "Bob Later", "email": "bob.later@example.org" }, "idempotencyKey": new_key() }
+                }),
         )
         .await?;
     assert!(other.get("errors").is_none(), "{other}");
@@ -335,8 +335,8 @@ async fn an_unverifiable_idempotency_record_is_refused_not_answered(
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
     let booking = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(9), "partySize": 2,
-        "guest": { "name": "Old Record", "email": "old.record@example.org" } },
-        "key": new_key() });
+    "guest": { "name": "Old Record", "email": "old.record@example.org" }, "idempotencyKey": new_key() }
+    });
     let booked = app.gql(CREATE, booking.clone()).await?;
     assert!(booked.get("errors").is_none(), "{booked}");
     app.execute_sql(

@@ -165,7 +165,7 @@ async fn get_runs_queries_but_never_mutations() -> Result<()> {
     assert_eq!(query.status().as_u16(), 200);
     let body: Value = query.json().await?;
     assert_eq!(body["data"]["__typename"], "Query");
-    let mutation = "mutation { cancelReservation(id: \"x\", manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\") { id } }";
+    let mutation = "mutation { cancelReservation(input: { id: \"x\", manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\" }) { reservation { id } userErrors { code } } }";
     let refused = app
         .client
         .get(&url)
@@ -229,14 +229,14 @@ async fn availability_with_every_resource_field_exceeds_the_complexity_budget() 
     let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
     let usual = app
         .gql(
-            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { name capacity } } }",
+            "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { name capacity } } }",
             variables.clone(),
         )
         .await?;
     assert!(usual.get("errors").is_none(), "{usual}");
     let costly = app
         .gql(
-            "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { id slug name kind capacity } } }",
+            "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt endsAt freeResources { id slug name kind capacity } } }",
             variables,
         )
         .await?;

@@ -185,7 +185,7 @@ async fn book_guests(app: &TestApp, hours: std::ops::Range<u32>) -> Result<Vec<S
     Ok(ids)
 }
 
-const DAY: &str = "query D($v: ID!, $d: NaiveDate!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName } } } }";
+const DAY: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName } } } }";
 
 /// A manager reading the names of more guests than the threshold in the
 /// window raises `bulk_read` and is throttled at once: the next request is
@@ -297,7 +297,7 @@ async fn front_desk_lookups_count_as_bulk_reads(backend: Backend) -> Result<()> 
         let created = app
             .gql(
                 CREATE,
-                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Walk In", "email": format!("walk-in-{hour}@example.org") } }, "key": new_key() }),
+                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Walk In", "email": format!("walk-in-{hour}@example.org") }, "idempotencyKey": new_key() } }),
             )
             .await?;
         assert!(created["errors"].is_null(), "{created}");
@@ -436,7 +436,7 @@ async fn seed_days(
     Ok(venue)
 }
 
-const SHEET: &str = "query S($v: ID!, $d: NaiveDate!, $a: String) { reservations(venueId: $v, date: $d, first: 100, after: $a) { edges { node { id guestName } } pageInfo { hasNextPage endCursor } } }";
+const SHEET: &str = "query S($v: ID!, $d: Date!, $a: String) { reservations(venueId: $v, date: $d, first: 100, after: $a) { edges { node { id guestName } } pageInfo { hasNextPage endCursor } } }";
 
 /// Pages through a venue's day sheet through `node`, reading every guest's
 /// name: the number of reservations read, or the answer that refused.

@@ -119,7 +119,7 @@ async fn two_nodes_share_one_database(backend: Backend) -> Result<()> {
     fresh_window(&app);
     let venue = app.venue_id("one-table").await?;
 
-    let booking = |key: String| json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest() }, "key": key });
+    let booking = |key: String| json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "idempotencyKey": key } });
     let (first, other) = tokio::join!(
         app.gql_at(&app.address, None, CREATE, booking(new_key())),
         app.gql_at(&second, None, CREATE, booking(new_key())),
@@ -309,7 +309,7 @@ async fn an_overloaded_node_sheds_load_and_recovers(backend: Backend) -> Result<
     })
     .await?;
     let venue = app.venue_id("one-table").await?;
-    let availability = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
+    let availability = "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
     let variables = json!({ "v": venue, "d": tomorrow_at(12)[..10].to_owned() });
     let query = json!({ "query": availability, "variables": variables });
     let mut burst = tokio::task::JoinSet::new();
@@ -793,7 +793,7 @@ async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()
     let venue = app.venue_id("large").await?;
     fresh_window(&app);
     let variables = json!({ "v": venue, "d": kluis_tests::tomorrow() });
-    let starts = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
+    let starts = "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }";
     let light = app.gql(starts, variables.clone()).await?;
     let slots = light["data"]["availability"]
         .as_array()
@@ -806,7 +806,7 @@ async fn availability_is_charged_what_it_returned(backend: Backend) -> Result<()
         "start times alone are cheap: {next}"
     );
 
-    let with_tables = "query($v: ID!, $d: NaiveDate!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt freeResources { slug } } }";
+    let with_tables = "query($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt freeResources { slug } } }";
     let heavy = app.gql(with_tables, variables).await?;
     assert!(heavy["errors"].is_null(), "{heavy}");
     let refused = app.gql(PING, json!({})).await?;
@@ -869,7 +869,7 @@ async fn idempotency_records_and_throttles_are_purged_on_schedule(backend: Backe
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2,
-                "guest": { "name": "Ida Idem", "email": "ida@example.org" } }, "key": new_key() }),
+                "guest": { "name": "Ida Idem", "email": "ida@example.org" }, "idempotencyKey": new_key() } }),
         )
         .await?;
     assert!(booked["errors"].is_null(), "{booked}");

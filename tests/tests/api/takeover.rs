@@ -348,7 +348,7 @@ async fn an_access_token_reaches_one_address_at_one_venue_for_a_while(
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
     let elsewhere = app
         .gql(CREATE, json!({ "input": { "venueId": app.venue_id("lunch-room").await?, "startsAt": lunch,
-            "partySize": 2, "guest": { "name": "Alice Elsewhere", "email": "alice.victim@example.org" } }, "key": new_key() }))
+            "partySize": 2, "guest": { "name": "Alice Elsewhere", "email": "alice.victim@example.org" }, "idempotencyKey": new_key() } }))
         .await?;
     assert!(elsewhere.get("errors").is_none(), "{elsewhere}");
     let smtp = kluis_tests::FakeSmtp::start(0).await?;
