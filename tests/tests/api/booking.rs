@@ -699,3 +699,111 @@ both_backends!(
     a_day_sheet_of_every_field_answers_every_row,
     a_day_sheet_of_every_field_answers_every_row
 );
+
+/// Publishes a privacy notice in English for a venue, as its manager would.
+async fn publish_notice(app: &TestApp, venue: &str, text: &str) -> Result<u32> {
+    use sha2::Digest as _;
+    let store = app.store().await?;
+    let venue = domain::VenueId::parse(venue).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let locale = domain::privacy::Locale::parse("en").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let notice = store.publish_notice(venue, &locale, text, &sha, app.now())?;
+    Ok(notice.version)
+}
+
+/// A booking naming an outdated notice (or none, once there is one) is
+/// NOTICE_CHANGED with the current notice in the answer; one naming the
+/// current notice books, with the opt-ins the guest ticked on the ledger.
+async fn a_changed_notice_comes_back_with_the_booking_refused(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let first = publish_notice(&app, &venue, "We keep your name.").await?;
+    let current = publish_notice(&app, &venue, "We keep your name and e-mail.").await?;
+    for named in [json!(first), serde_json::Value::Null] {
+        let stale = app
+            .book("one-table", 10)
+            .input("noticeVersion", named.clone())
+            .answer()
+            .await?;
+        assert_eq!(
+            user_errors(&stale, "createReservation"),
+            [(
+                "input.noticeVersion".to_owned(),
+                "NOTICE_CHANGED".to_owned()
+            )],
+            "{named}: {stale}"
+        );
+        assert_eq!(
+            stale["data"]["createReservation"]["currentNotice"]["version"], current,
+            "{stale}"
+        );
+    }
+    assert_eq!(app.count_rows("reservations", "1 = 1")?, 0);
+    let booked = app
+        .book("one-table", 10)
+        .input("noticeVersion", json!(current))
+        .input("consents", json!(["NEWSLETTER"]))
+        .await?;
+    let ledger = app
+        .gql_as(
+            &booked.token,
+            "{ reservationByToken { consents { purpose given } } }",
+            json!({}),
+        )
+        .await?;
+    let entries = ledger["data"]["reservationByToken"]["consents"].clone();
+    let purposes: Vec<(&str, bool)> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["purpose"].as_str()?, e["given"].as_bool()?)))
+        .collect();
+    assert!(purposes.contains(&("NEWSLETTER", true)), "{ledger}");
+    assert!(!purposes.iter().any(|(p, _)| *p == "MARKETING"), "{ledger}");
+    Ok(())
+}
+both_backends!(
+    a_changed_notice_comes_back_with_the_booking_refused,
+    a_changed_notice_comes_back_with_the_booking_refused
+);
+
+/// Staff of another venue cannot set a status there; a wrong role cannot
+/// at all. Both leave the reservation as it was.
+async fn statuses_are_set_by_the_venues_staff_only(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let booked = app.book("one-table", 10).await?;
+    let set = "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: CHECKED_IN }) { reservation { status } userErrors { code } } }";
+    let outsider = app.staff("staff", Some("lunch-room")).await?;
+    let elsewhere = app
+        .gql_as(&outsider, set, json!({ "id": booked.id }))
+        .await?;
+    assert!(
+        elsewhere["data"]["setReservationStatus"]["reservation"].is_null(),
+        "{elsewhere}"
+    );
+    assert!(
+        user_error_code(&elsewhere, "setReservationStatus") == Some("NOT_FOUND")
+            || error_code(&elsewhere) == Some("FORBIDDEN"),
+        "{elsewhere}"
+    );
+    let guest = app
+        .gql_as(&booked.token, set, json!({ "id": booked.id }))
+        .await?;
+    assert!(
+        matches!(error_code(&guest), Some("UNAUTHENTICATED" | "FORBIDDEN")),
+        "{guest}"
+    );
+    let insider = app.staff("staff", Some("one-table")).await?;
+    let done = app
+        .gql_as(&insider, set, json!({ "id": booked.id }))
+        .await?;
+    assert_eq!(
+        done["data"]["setReservationStatus"]["reservation"]["status"], "CHECKED_IN",
+        "{done}"
+    );
+    Ok(())
+}
+both_backends!(
+    statuses_are_set_by_the_venues_staff_only,
+    statuses_are_set_by_the_venues_staff_only
+);

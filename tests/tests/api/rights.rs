@@ -79,8 +79,7 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
     // longer does.
     let staff = app.staff("staff", Some("one-table")).await?;
     let venue = app.venue_id("one-table").await?;
-    let lookup =
-        "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id } }";
+    let lookup = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { nodes { id } } }";
     let found = app
         .gql_as(
             &staff,
@@ -89,7 +88,9 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(
-        found["data"]["guestReservations"].as_array().map(Vec::len),
+        found["data"]["guestReservations"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(1),
         "{found}"
     );
@@ -101,7 +102,9 @@ async fn a_guest_corrects_their_data(backend: Backend) -> Result<()> {
         )
         .await?;
     assert_eq!(
-        gone["data"]["guestReservations"].as_array().map(Vec::len),
+        gone["data"]["guestReservations"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(0),
         "{gone}"
     );
