@@ -342,7 +342,11 @@ async fn an_unverifiable_idempotency_record_is_refused_not_answered(
         "UPDATE idempotency_keys SET request_sealed = NULL, request_hash = 'from an older kluis'",
     )?;
     let replayed = app.gql(CREATE, booking).await?;
-    assert_eq!(error_code(&replayed), Some("CONFLICT"), "{replayed}");
+    assert_eq!(
+        kluis_tests::user_error_code(&replayed, "createReservation"),
+        Some("CONFLICT"),
+        "{replayed}"
+    );
     assert!(
         !replayed.to_string().contains("kmt_"),
         "a manage token was handed out: {replayed}"

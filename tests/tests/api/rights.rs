@@ -10,9 +10,17 @@ const MINE: &str =
 
 async fn a_guest_exports_everything_kluis_holds(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let guest = json!({ "name": "Eva Export", "email": "eva@example.org", "phone": "+31 6 1234 5678", "notes": "vegan", "newsletter": true });
-    let Booked { id: first, token } = app.book("one-table", 10).guest(guest.clone()).await?;
-    app.book("one-table", 11).guest(guest).await?;
+    let guest = json!({ "name": "Eva Export", "email": "eva@example.org", "phone": "+31 6 1234 5678", "notes": "vegan" });
+    let newsletter = json!(["NEWSLETTER"]);
+    let Booked { id: first, token } = app
+        .book("one-table", 10)
+        .guest(guest.clone())
+        .input("consents", newsletter.clone())
+        .await?;
+    app.book("one-table", 11)
+        .guest(guest)
+        .input("consents", newsletter)
+        .await?;
     let export = app.gql(EXPORT, json!({ "t": token })).await?;
     let data = &export["data"]["exportMyData"];
     assert_eq!(data["profile"]["name"], "Eva Export", "{export}");

@@ -64,7 +64,8 @@ const VICTIM_VALUES: [&str; 4] = [
 async fn victim_books(app: &TestApp) -> Result<Booked> {
     app.book("one-table", 9)
         .guest(json!({ "name": "Alice Victim", "email": "alice.victim@example.org", "phone": "+31 6 1111 2222",
-                "notes": "CANARY allergic to nuts", "newsletter": true }))
+                "notes": "CANARY allergic to nuts" }))
+        .input("consents", json!(["NEWSLETTER"]))
         .await
 }
 
