@@ -335,7 +335,7 @@ async fn the_day_sheet_filters_counts_and_pages(backend: Backend) -> Result<()> 
             json!({ "v": venue, "d": day, "first": 2, "after": cursor }),
         )
         .await?;
-    assert_eq!(ids(&next), [eleven.id.clone()], "{next}");
+    assert_eq!(ids(&next), [eleven.id.as_str()], "{next}");
     assert_eq!(next["data"]["reservations"]["totalCount"], 3);
 
     // From 10:00 until 11:00 on the venue's clock (UTC here).
@@ -346,7 +346,7 @@ async fn the_day_sheet_filters_counts_and_pages(backend: Backend) -> Result<()> 
             json!({ "v": venue, "d": day, "from": "10:00", "until": "11:00" }),
         )
         .await?;
-    assert_eq!(ids(&window), [ten.id.clone()], "{window}");
+    assert_eq!(ids(&window), [ten.id.as_str()], "{window}");
     assert_eq!(window["data"]["reservations"]["summary"]["covers"], 1);
 
     // A refresh: only what changed since, cancellations included.
@@ -370,7 +370,7 @@ async fn the_day_sheet_filters_counts_and_pages(backend: Backend) -> Result<()> 
             json!({ "v": venue, "d": day, "since": since.to_rfc3339() }),
         )
         .await?;
-    assert_eq!(ids(&changed), [ten.id.clone()], "{changed}");
+    assert_eq!(ids(&changed), [ten.id.as_str()], "{changed}");
 
     let confirmed = app
         .gql_as(
