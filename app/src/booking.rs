@@ -3,14 +3,17 @@
 //! who may do it; the store runs the booking rules inside the transaction
 //! that writes their outcome.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::ports::{NewReservation, ReservationChange, ReservationRepository, VenueRepository};
-use domain::privacy::{ConsentPurpose, Locale};
+use domain::privacy::{ConsentPurpose, GuestFields, Locale};
 use domain::{
-    DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, ManageToken, PartySize,
-    PersonName, Phone, Reservation, ReservationId, ReservationStatus, ResourceId, Venue, VenueId,
+    BookingContext, DomainError, Email, GuestDetails, GuestNotes, IdempotencyKey, ManageToken,
+    PartySize, PersonName, Phone, Reservation, ReservationId, ReservationStatus, ResourceId, Slot,
+    TimeOfDay, Venue, VenueId,
 };
-use store::{Store, StoreError};
+use store::{SheetFilter, SheetSummary, Store, StoreError, VenueView};
 
 use crate::error::{Error, blocking};
 use crate::monitor::Monitor;
@@ -94,7 +97,9 @@ pub async fn create(
             opt_ins: request.opt_ins,
             channel,
         };
-        let booking = store.create_reservation(&new, &key, at)?;
+        let booking = store
+            .create_reservation(&new, &key, at)
+            .map_err(notice_changed)?;
         Ok(Created {
             booked: Booked {
                 reservation: booking.reservation,
@@ -102,6 +107,235 @@ pub async fn create(
             },
             manage_token: booking.manage_token,
         })
+    })
+    .await
+}
+
+/// The store refuses a booking naming another notice than the current one
+/// on `noticeVersion`: the form showed an outdated notice (or none).
+fn notice_changed(error: StoreError) -> Error {
+    match error {
+        StoreError::Domain(DomainError::InvalidInput { field, reason })
+            if field == "noticeVersion" =>
+        {
+            Error::NoticeChanged(reason)
+        }
+        other => Error::Store(other),
+    }
+}
+
+/// The domain refuses a change after the venue's deadline on the
+/// reservation itself (`id`): nothing in the input can fix that, so it
+/// gets its own kind.
+fn deadline_passed(error: Error) -> Error {
+    match error {
+        Error::Store(StoreError::Domain(DomainError::InvalidInput { field, reason }))
+        | Error::Domain(DomainError::InvalidInput { field, reason })
+            if field == "id" =>
+        {
+            Error::DeadlinePassed(reason)
+        }
+        other => other,
+    }
+}
+
+/// The value, or the refusal noted among the others.
+fn keep<T>(refused: &mut Vec<Error>, result: Result<T, DomainError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            refused.push(Error::Domain(error));
+            None
+        }
+    }
+}
+
+/// A booking form as submitted, before any of it is checked.
+pub struct BookingForm {
+    pub venue_id: VenueId,
+    pub starts_at: DateTime<Utc>,
+    pub party_size: i64,
+    pub resource_id: Option<ResourceId>,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub locale: String,
+    pub notice_version: Option<i64>,
+    pub opt_ins: Vec<ConsentPurpose>,
+}
+
+/// Checks every field of a booking form against the venue's rules at
+/// `now`, so that the guest sees every mistake at once: the booking ready
+/// for `create`, or every refusal. The booking itself checks again inside
+/// its transaction (a slot or notice may change in between).
+pub async fn check_form(
+    store: &Store,
+    form: BookingForm,
+    now: DateTime<Utc>,
+) -> Result<Result<NewBooking, Vec<Error>>, Error> {
+    let store = store.clone();
+    blocking(move || {
+        let Some(view) = store.venue_view(form.venue_id)? else {
+            return Ok(Err(vec![Error::Domain(DomainError::not_found("venue"))]));
+        };
+        let venue = &view.venue;
+        let mut refused: Vec<Error> = Vec::new();
+        let name = keep(&mut refused, PersonName::parse("guest.name", &form.name));
+        let email = keep(
+            &mut refused,
+            form.email
+                .as_deref()
+                .filter(|raw| !raw.trim().is_empty())
+                .map(|raw| Email::parse("guest.email", raw))
+                .transpose(),
+        );
+        let phone = keep(
+            &mut refused,
+            form.phone
+                .as_deref()
+                .filter(|raw| !raw.trim().is_empty())
+                .map(|raw| Phone::parse("guest.phone", raw, venue.country))
+                .transpose(),
+        );
+        let notes = keep(
+            &mut refused,
+            match form.notes.as_deref() {
+                Some(raw) => GuestNotes::parse("guest.notes", raw),
+                None => Ok(None),
+            },
+        );
+        // Each field the venue requires or does not collect, on its own,
+        // so that all of them are reported.
+        if let (Some(email), Some(phone), Some(notes)) = (&email, &phone, &notes) {
+            let stand_in = name
+                .clone()
+                .map_or_else(|| PersonName::parse("guest.name", "guest"), Ok);
+            if let Ok(stand_in) = stand_in {
+                let details = GuestDetails {
+                    name: stand_in,
+                    email: email.clone(),
+                    phone: phone.clone(),
+                    notes: notes.clone(),
+                };
+                let rules = venue.guest_fields;
+                for one in [
+                    GuestFields {
+                        email: rules.email,
+                        ..GuestFields::default()
+                    },
+                    GuestFields {
+                        phone: rules.phone,
+                        ..GuestFields::default()
+                    },
+                    GuestFields {
+                        notes: rules.notes,
+                        ..GuestFields::default()
+                    },
+                ] {
+                    keep(&mut refused, one.check(&details));
+                }
+            }
+        }
+        let party = keep(&mut refused, PartySize::parse(form.party_size));
+        let context = BookingContext {
+            venue,
+            resources: &view.resources,
+            occupied: &[],
+            now,
+        };
+        if let Some(party) = party {
+            let date = venue.local_date(form.starts_at);
+            keep(&mut refused, context.availability(date, party).map(|_| ()));
+        }
+        // The start on its own, for the smallest party: whether it is on
+        // the venue's grid and inside its booking window.
+        if let Ok(one) = PartySize::parse(1) {
+            let start = context.place_new(form.starts_at, one, None);
+            if let Err(DomainError::InvalidInput { field, reason }) = start
+                && field == "startsAt"
+            {
+                refused.push(Error::Domain(DomainError::InvalidInput { field, reason }));
+            }
+        }
+        let locale = match Locale::parse(&form.locale) {
+            Ok(locale) => Some(locale),
+            Err(error) => {
+                refused.push(Error::Domain(error));
+                None
+            }
+        };
+        let notice_version = match form.notice_version.map(u32::try_from).transpose() {
+            Ok(version) => version,
+            Err(_) => {
+                refused.push(Error::Domain(DomainError::invalid(
+                    "noticeVersion",
+                    "must be a version from privacyNotice",
+                )));
+                None
+            }
+        };
+        if let Some(locale) = &locale {
+            let current = store.current_notice(form.venue_id, locale)?;
+            match (current, notice_version) {
+                (Some(notice), named) if named != Some(notice.version) => {
+                    refused.push(Error::NoticeChanged(format!(
+                        "the current privacy notice ({}) is version {}; show it and book again",
+                        notice.locale.as_str(),
+                        notice.version
+                    )));
+                }
+                (None, Some(_)) => refused.push(Error::Domain(DomainError::invalid(
+                    "noticeVersion",
+                    "this venue has published no privacy notice in this locale",
+                ))),
+                _ => {}
+            }
+        }
+        let (Some(name), Some(email), Some(notes), Some(party), Some(locale), true) =
+            (name, email, notes, party, locale, refused.is_empty())
+        else {
+            return Ok(Err(refused));
+        };
+        Ok(Ok(NewBooking {
+            venue_id: form.venue_id,
+            starts_at: form.starts_at,
+            party_size: party,
+            resource_id: form.resource_id,
+            name,
+            email,
+            phone: form.phone,
+            notes,
+            locale,
+            notice_version,
+            opt_ins: form.opt_ins,
+        }))
+    })
+    .await
+}
+
+/// The free start times nearest to `starts_at` on its local day for this
+/// party, nearest first, at most `count`: what to offer when the time asked
+/// for was just taken.
+pub async fn nearest_free(
+    store: &Store,
+    venue_id: VenueId,
+    starts_at: DateTime<Utc>,
+    party: PartySize,
+    count: usize,
+    now: DateTime<Utc>,
+) -> Result<(Arc<VenueView>, Vec<Slot>), Error> {
+    let store = store.clone();
+    blocking(move || {
+        let Some(view) = store.venue_view(venue_id)? else {
+            return Err(DomainError::not_found("venue").into());
+        };
+        let date = view.venue.local_date(starts_at);
+        let (view, mut slots) = store.availability_view(venue_id, date, party, now)?;
+        slots.retain(|slot| slot.starts_at != starts_at);
+        slots.sort_by_key(|slot| ((slot.starts_at - starts_at).abs(), slot.starts_at));
+        slots.truncate(count);
+        Ok((view, slots))
     })
     .await
 }
@@ -125,7 +359,8 @@ pub async fn modify(
     let changed = with_venue(store, move |store| {
         store.modify_reservation(id, &change, &key, at)
     })
-    .await?;
+    .await
+    .map_err(deadline_passed)?;
     if let Some(key) = smaller_party_key {
         crate::payments::refund_smaller_party(store, gateways, monitor, id, &key, now()).await?;
     }
@@ -139,7 +374,9 @@ pub async fn cancel(
     key: IdempotencyKey,
     at: DateTime<Utc>,
 ) -> Result<Booked, Error> {
-    with_venue(store, move |store| store.cancel_reservation(id, &key, at)).await
+    with_venue(store, move |store| store.cancel_reservation(id, &key, at))
+        .await
+        .map_err(deadline_passed)
 }
 
 /// Records check-in, no-show or completion.
@@ -171,31 +408,55 @@ async fn with_venue(
     .await
 }
 
-/// One page of a venue's day sheet.
+/// One page of a venue's day sheet, with the counts of the whole sheet.
 pub struct DaySheet {
     pub venue: Venue,
     /// In start order.
     pub reservations: Vec<Reservation>,
     pub has_next_page: bool,
+    /// Every reservation under the filter, across pages.
+    pub summary: SheetSummary,
 }
 
-/// A venue's reservations starting on a local date, in start order, after
-/// a `(starts_at, id)` cursor, `first` at a time.
+/// Which part of a local date's sheet to show.
+#[derive(Debug, Clone, Default)]
+pub struct SheetQuery {
+    pub statuses: Vec<ReservationStatus>,
+    pub resource: Option<ResourceId>,
+    /// Starting at or after this time of day.
+    pub from: Option<TimeOfDay>,
+    /// Starting before this time of day.
+    pub until: Option<TimeOfDay>,
+    /// Changed after this instant (a sheet's refresh), cancellations too.
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+/// A venue's reservations starting on a local date under `query`, in
+/// start order, after a `(starts_at, id)` position, `first` at a time,
+/// with the sheet's counts.
 pub async fn day_sheet(
     store: &Store,
     venue_id: VenueId,
     date: NaiveDate,
+    query: SheetQuery,
     after: Option<(DateTime<Utc>, String)>,
     first: usize,
 ) -> Result<DaySheet, Error> {
     let store = store.clone();
     let limit = i64::try_from(first).unwrap_or(0) + 1;
-    let (venue, mut reservations) = blocking(move || {
+    let (venue, mut reservations, summary) = blocking(move || {
         let venue = cached_venue(&store, venue_id)?;
-        let from = venue.instant_at(date, domain::TimeOfDay::MIDNIGHT);
-        let until = venue.instant_at(date, domain::TimeOfDay::END_OF_DAY);
-        let list = store.reservations_in(venue_id, from, until, after, limit)?;
-        Ok((venue, list))
+        let filter = SheetFilter {
+            venue: venue_id,
+            from: venue.instant_at(date, query.from.unwrap_or(TimeOfDay::MIDNIGHT)),
+            until: venue.instant_at(date, query.until.unwrap_or(TimeOfDay::END_OF_DAY)),
+            statuses: query.statuses,
+            resource: query.resource,
+            updated_since: query.updated_since,
+        };
+        let list = store.sheet_page(&filter, after, limit)?;
+        let summary = store.sheet_summary(&filter)?;
+        Ok((venue, list, summary))
     })
     .await?;
     let has_next_page = reservations.len() > first;
@@ -204,6 +465,7 @@ pub async fn day_sheet(
         venue,
         reservations,
         has_next_page,
+        summary,
     })
 }
 
@@ -212,6 +474,9 @@ pub struct GuestLookup {
     pub venue: Venue,
     /// Newest start first.
     pub reservations: Vec<Reservation>,
+    pub has_next_page: bool,
+    /// Every reservation of the address at the venue, across pages.
+    pub total: i64,
     /// The objects the audit trail names as looked up by the address: the
     /// guest records of the bookings answered, or the venue searched in
     /// vain.
@@ -219,22 +484,28 @@ pub struct GuestLookup {
 }
 
 /// The reservations at a venue of the guest with this e-mail address,
-/// newest start first, at most `limit`. Found through the address's lookup
-/// token; the address is never stored, logged or echoed.
+/// newest start first, after a `(starts_at, id)` position, at most
+/// `limit`. Found through the address's lookup token; the address is never
+/// stored, logged or echoed.
 pub async fn guest_lookup(
     store: &Store,
     venue_id: VenueId,
     email: Email,
+    after: Option<(DateTime<Utc>, String)>,
     limit: usize,
 ) -> Result<GuestLookup, Error> {
-    let limit = i64::try_from(limit).unwrap_or(0);
+    let first = limit;
+    let limit = i64::try_from(limit).unwrap_or(0) + 1;
     let store = store.clone();
-    let (venue, (_, reservations)) = blocking(move || {
+    let (venue, mut reservations, total) = blocking(move || {
         let venue = cached_venue(&store, venue_id)?;
-        let found = store.reservations_of_guest_by_email(venue_id, &email, limit)?;
-        Ok((venue, found))
+        let found = store.guest_reservations_page(venue_id, &email, after, limit)?;
+        let total = store.count_reservations_of_guest_by_email(venue_id, &email)?;
+        Ok((venue, found, total))
     })
     .await?;
+    let has_next_page = reservations.len() > first;
+    reservations.truncate(first);
     // Finding someone by their address is itself a use of it, and so is
     // learning that someone is not a guest: the trail names the guest
     // records found, or the venue searched in vain, never the address.
@@ -252,6 +523,8 @@ pub async fn guest_lookup(
     Ok(GuestLookup {
         venue,
         reservations,
+        has_next_page,
+        total,
         looked_up,
     })
 }

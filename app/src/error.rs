@@ -16,6 +16,12 @@ pub enum Error {
     /// The request cannot be served as asked; the message says why.
     #[error("{0}")]
     Refused(String),
+    /// The venue's deadline for changing or cancelling has passed.
+    #[error("{0}")]
+    DeadlinePassed(String),
+    /// The privacy notice the booking names is not the venue's current one.
+    #[error("{0}")]
+    NoticeChanged(String),
     /// Credentials are missing or do not hold.
     #[error("{0}")]
     Unauthenticated(String),

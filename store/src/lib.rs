@@ -26,6 +26,7 @@ mod rate_limits;
 mod reservations;
 mod rows;
 mod schema;
+mod sheets;
 mod venues;
 mod webhooks;
 
@@ -65,6 +66,7 @@ pub use outbox::{
 pub use payments::{ACTION_GRACE, BeginPayment, BeginRefund, NewPayment, ProviderAnswer, Recorded};
 pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
+pub use sheets::{SheetFilter, SheetSummary};
 pub use venues::{
     ImportReport, PaymentKind, ResourceChange, ResourceDefinition, VenueChanges, VenueDefinition,
     VenueView,

@@ -1033,11 +1033,12 @@ impl Booking<'_> {
             BookingVenue::Id(id) => id,
         };
         let mut input = json!({ "venueId": venue, "startsAt": self.starts_at,
-            "partySize": self.party_size, "guest": self.guest });
+            "partySize": self.party_size, "guest": self.guest,
+            "idempotencyKey": self.key.unwrap_or_else(new_key) });
         if let Some(fields) = input.as_object_mut() {
             fields.extend(self.more_input);
         }
-        let variables = json!({ "input": input, "key": self.key.unwrap_or_else(new_key) });
+        let variables = json!({ "input": input });
         match self.bearer {
             Some(token) => self.app.gql_as(&token, CREATE, variables).await,
             None => self.app.gql(CREATE, variables).await,
@@ -1047,7 +1048,7 @@ impl Booking<'_> {
     async fn booked(self) -> anyhow::Result<Booked> {
         let expected_status = self.expected_status;
         let answer = self.answer().await?;
-        let created = data(&answer, "createReservation")?;
+        let created = payload(&answer, "createReservation")?;
         if let Some(status) = expected_status {
             anyhow::ensure!(
                 created["reservation"]["status"] == status,
@@ -1167,10 +1168,13 @@ pub fn new_key() -> String {
 }
 
 pub const CREATE: &str = r#"
-mutation Create($input: CreateReservationInput!, $key: String!) {
-  createReservation(input: $input, idempotencyKey: $key) {
+mutation Create($input: CreateReservationInput!) {
+  createReservation(input: $input) {
     manageToken
     reservation { id status partySize startsAt endsAt resource { id slug } }
+    userErrors { field code message }
+    alternatives { startsAt }
+    currentNotice { version }
   }
 }"#;
 

@@ -91,6 +91,14 @@ pub fn app_error(error: app::Error) -> Error {
         app::Error::Domain(domain) => domain_error(&domain),
         app::Error::Store(store) => store_error(store),
         app::Error::Refused(message) => api_error(Code::BadUserInput, message),
+        app::Error::DeadlinePassed(message) => api_error(Code::BadUserInput, message)
+            .extend_with(|_, extensions| extensions.set("reason", "DEADLINE_PASSED")),
+        app::Error::NoticeChanged(message) => {
+            api_error(Code::BadUserInput, message).extend_with(|_, extensions| {
+                extensions.set("reason", "NOTICE_CHANGED");
+                extensions.set("field", "noticeVersion");
+            })
+        }
         app::Error::Unauthenticated(message) => api_error(Code::Unauthenticated, message),
         app::Error::Forbidden(message) => api_error(Code::Forbidden, message),
         app::Error::RateLimited(message) => api_error(Code::RateLimited, message),

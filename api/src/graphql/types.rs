@@ -255,6 +255,19 @@ pub struct Slot {
     pub venue: Arc<store::VenueView>,
 }
 
+impl Slot {
+    /// A free start time of the venue in `view`, in the venue's offset.
+    pub fn of(slot: domain::Slot, view: &Arc<store::VenueView>) -> Self {
+        let time_zone = view.venue.time_zone;
+        Self {
+            starts_at: local(slot.starts_at, time_zone),
+            ends_at: local(slot.ends_at, time_zone),
+            free_resources: slot.free_resources,
+            venue: Arc::clone(view),
+        }
+    }
+}
+
 /// A start time that can be booked for the requested party.
 #[Object]
 impl Slot {
@@ -276,6 +289,24 @@ impl Slot {
             .cloned()
             .map(ResourceObject)
             .collect()
+    }
+}
+
+/// What a guest may opt in to when booking, besides the booking itself.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OptInPurpose {
+    /// The venue's newsletter.
+    Newsletter,
+    /// Marketing messages.
+    Marketing,
+}
+
+impl From<OptInPurpose> for domain::privacy::ConsentPurpose {
+    fn from(purpose: OptInPurpose) -> Self {
+        match purpose {
+            OptInPurpose::Newsletter => Self::Newsletter,
+            OptInPurpose::Marketing => Self::Marketing,
+        }
     }
 }
 

@@ -322,17 +322,17 @@ async fn staff_of_another_venue_find_nothing(backend: Backend) -> Result<()> {
     let checked_in = app
         .gql_as(
             &insider,
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: CHECKED_IN) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: CHECKED_IN }) { reservation { status } userErrors { code } } }",
             json!({ "id": id }),
         )
         .await?;
     assert_eq!(
-        checked_in["data"]["setReservationStatus"]["status"], "CHECKED_IN",
+        checked_in["data"]["setReservationStatus"]["reservation"]["status"], "CHECKED_IN",
         "{checked_in}"
     );
     let anonymous = app
         .gql(
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: NO_SHOW }) { reservation { status } userErrors { code } } }",
             json!({ "id": id }),
         )
         .await?;

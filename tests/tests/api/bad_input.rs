@@ -1,12 +1,21 @@
 use anyhow::Result;
 use kluis_tests::{
     Backend, CREATE, TestApp, both_backends, error_code, guest, new_key, tomorrow, tomorrow_at,
-    tomorrow_local,
+    tomorrow_local, user_errors,
 };
 use serde_json::{Value, json};
 
 fn message(answer: &Value) -> &str {
     answer["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+/// The first user error of a mutation: its code and message.
+fn refusal<'a>(answer: &'a Value, mutation: &str) -> (Option<&'a str>, &'a str) {
+    let error = &answer["data"][mutation]["userErrors"][0];
+    (
+        error["code"].as_str(),
+        error["message"].as_str().unwrap_or_default(),
+    )
 }
 
 async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
@@ -30,7 +39,8 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
             .await?;
         assert_eq!(error_code(&reservation), Some("NOT_FOUND"), "{reservation}");
         let booking = app.book_at_venue_id(id, 10).answer().await?;
-        assert_eq!(error_code(&booking), Some("NOT_FOUND"), "{booking}");
+        let (code, _) = refusal(&booking, "createReservation");
+        assert_eq!(code, Some("NOT_FOUND"), "{booking}");
         let free = app
             .gql("query A($v: ID!, $d: Date!) { availability(venueId: $v, date: $d, partySize: 2) { startsAt } }", json!({ "v": id, "d": tomorrow() }))
             .await?;
@@ -38,10 +48,13 @@ async fn unknown_things_are_not_found(backend: Backend) -> Result<()> {
     }
     let venue = app.venue_id("one-table").await?;
     let answer = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "resourceId": unknown }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "resourceId": unknown, "idempotencyKey": new_key() } }))
         .await?;
-    assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{answer}");
-    assert_eq!(message(&answer), "resource not found");
+    assert_eq!(
+        refusal(&answer, "createReservation"),
+        (Some("NOT_FOUND"), "resource not found"),
+        "{answer}"
+    );
     Ok(())
 }
 both_backends!(unknown_things_are_not_found, unknown_things_are_not_found);
@@ -98,15 +111,9 @@ async fn impossible_bookings_are_refused_with_the_reason(backend: Backend) -> Re
             .party(size)
             .answer()
             .await?;
-        assert_eq!(
-            error_code(&answer),
-            Some("BAD_USER_INPUT"),
-            "{starts_at} x{size}: {answer}"
-        );
-        assert!(
-            message(&answer).contains(reason),
-            "{starts_at} x{size}: {answer}"
-        );
+        let (code, text) = refusal(&answer, "createReservation");
+        assert_eq!(code, Some("INVALID"), "{starts_at} x{size}: {answer}");
+        assert!(text.contains(reason), "{starts_at} x{size}: {answer}");
     }
     assert_eq!(
         app.count_rows("reservations", "1 = 1")?,
@@ -119,6 +126,10 @@ async fn impossible_bookings_are_refused_with_the_reason(backend: Backend) -> Re
         .answer()
         .await?;
     assert!(fine.get("errors").is_none(), "{fine}");
+    assert!(
+        fine["data"]["createReservation"]["reservation"]["id"].is_string(),
+        "{fine}"
+    );
     Ok(())
 }
 both_backends!(
@@ -136,20 +147,24 @@ async fn malformed_values_are_bad_user_input(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(error_code(&bad_time), Some("BAD_USER_INPUT"), "{bad_time}");
     let bad_key = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest()}, "key": "x" }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2 , "guest": guest(), "idempotencyKey": "x" } }))
         .await?;
-    assert_eq!(error_code(&bad_key), Some("BAD_USER_INPUT"), "{bad_key}");
-    assert!(
-        message(&bad_key).starts_with("idempotencyKey:"),
+    assert_eq!(
+        user_errors(&bad_key, "createReservation"),
+        [("input.idempotencyKey".to_owned(), "INVALID".to_owned())],
         "{bad_key}"
     );
     let nothing = app
         .gql(
-            "mutation M($id: ID!) { modifyReservation(id: $id, manageToken: \"kmt_x\", input: {}, idempotencyKey: \"abcdefgh\") { id } }",
+            "mutation M($id: ID!) { modifyReservation(input: { id: $id, manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\" }) { reservation { id } userErrors { code } } }",
             json!({ "id": uuid::Uuid::new_v4().to_string() }),
         )
         .await?;
-    assert_eq!(error_code(&nothing), Some("BAD_USER_INPUT"), "{nothing}");
+    assert_eq!(
+        refusal(&nothing, "modifyReservation").0,
+        Some("INVALID"),
+        "{nothing}"
+    );
     let unknown_field = app
         .gql("{ venues { edges { node { colour } } } }", json!({}))
         .await?;

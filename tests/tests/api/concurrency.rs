@@ -12,7 +12,8 @@ async fn fifty_concurrent_bookings_of_one_slot_give_one_winner(backend: Backend)
         let url = format!("{}/graphql", app.address);
         let body = json!({
             "query": CREATE,
-            "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(19), "partySize": 2 , "guest": guest()}, "key": new_key() },
+            "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(19), "partySize": 2,
+                "guest": guest(), "idempotencyKey": new_key() } },
         });
         tasks.spawn(async move {
             let response = client.post(url).json(&body).send().await?;
@@ -25,7 +26,8 @@ async fn fifty_concurrent_bookings_of_one_slot_give_one_winner(backend: Backend)
     while let Some(result) = tasks.join_next().await {
         let (status, answer) = result??;
         assert!(!status.is_server_error(), "HTTP {status}: {answer}");
-        match answer["errors"][0]["extensions"]["code"].as_str() {
+        assert!(answer.get("errors").is_none(), "{answer}");
+        match answer["data"]["createReservation"]["userErrors"][0]["code"].as_str() {
             None => won += 1,
             Some("SLOT_TAKEN") => taken += 1,
             Some(other) => panic!("unexpected {other}: {answer}"),

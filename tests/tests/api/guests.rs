@@ -1,6 +1,7 @@
 use anyhow::Result;
 use kluis_tests::{
     Backend, CREATE, TestApp, assert_absent, both_backends, captured_logs, error_code, new_key,
+    user_error_code, user_errors,
 };
 use serde_json::{Value, json};
 
@@ -23,8 +24,8 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2, "guest": {
-                "name": "  Grace Hopper ", "email": " Grace@Navy.MIL ", "phone": "06 1234 5678", "notes": "no shellfish" } },
-                "key": new_key() }),
+                "name": "  Grace Hopper ", "email": " Grace@Navy.MIL ", "phone": "06 1234 5678", "notes": "no shellfish" }, "idempotencyKey": new_key() }
+                }),
         )
         .await?;
     let token = token_of(&booked);
@@ -93,7 +94,7 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         let answer = app.gql(BY_TOKEN, json!({ "t": wrong })).await?;
         assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{wrong}: {answer}");
     }
-    let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\") { status } }";
+    let cancel = "mutation C($id: ID!, $t: String!) { cancelReservation(input: { id: $id, manageToken: $t, idempotencyKey: \"cancel-0001\" }) { reservation { status } userErrors { code } } }";
     let other = app
         .book("one-table", 9)
         .guest(json!({ "name": "Someone Else" }))
@@ -103,7 +104,7 @@ async fn a_guest_reads_their_data_with_the_token_and_nobody_else_does(
         .gql(cancel, json!({ "id": id, "t": token_of(&other) }))
         .await?;
     assert_eq!(
-        error_code(&refused),
+        user_error_code(&refused, "cancelReservation"),
         Some("NOT_FOUND"),
         "another reservation's token: {refused}"
     );
@@ -219,13 +220,9 @@ async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Re
             .answer()
             .await?;
         assert_eq!(
-            error_code(&answer),
-            Some("BAD_USER_INPUT"),
+            user_errors(&answer, "createReservation"),
+            [(format!("input.{field}"), "INVALID".to_owned())],
             "{guest}: {answer}"
-        );
-        assert_eq!(
-            answer["errors"][0]["extensions"]["field"], field,
-            "{answer}"
         );
         assert!(!answer.to_string().contains(secret), "echoed: {answer}");
     }
@@ -235,7 +232,7 @@ async fn bad_personal_data_is_refused_without_echoing_it(backend: Backend) -> Re
         .answer()
         .await?;
     assert!(
-        card["errors"][0]["message"]
+        card["data"]["createReservation"]["userErrors"][0]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("card numbers are never accepted here")
@@ -266,7 +263,7 @@ async fn planted_canaries_never_reach_the_disk_or_the_logs(backend: Backend) -> 
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "13:00")?;
     let booked = app
         .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 2,
-            "guest": { "name": name, "email": email, "phone": phone, "notes": notes } }, "key": new_key() }))
+            "guest": { "name": name, "email": email, "phone": phone, "notes": notes }, "idempotencyKey": new_key() } }))
         .await?;
     let token = token_of(&booked);
     assert!(!token.is_empty(), "{booked}");
@@ -278,14 +275,18 @@ async fn planted_canaries_never_reach_the_disk_or_the_logs(backend: Backend) -> 
     // Failures must not echo them either.
     let refused = app
         .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 0,
-            "guest": { "name": name, "email": format!("{email}@@"), "notes": notes } }, "key": new_key() }))
+            "guest": { "name": name, "email": format!("{email}@@"), "notes": notes }, "idempotencyKey": new_key() } }))
         .await?;
-    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(
+        user_error_code(&refused, "createReservation"),
+        Some("INVALID"),
+        "{refused}"
+    );
     let taken = app
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": lunch, "partySize": 4,
-            "guest": { "name": name, "email": email, "notes": notes } }, "key": new_key() }),
+            "guest": { "name": name, "email": email, "notes": notes }, "idempotencyKey": new_key() } }),
         )
         .await?;
     assert!(!refused.to_string().contains(&tag) && !taken.to_string().contains(&tag));
@@ -457,7 +458,7 @@ async fn key_rotation_under_concurrent_reads_leaves_no_old_ciphertext(
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": later, "partySize": 2,
-            "guest": { "name": "Guest 5 again", "email": " G5@example.org" } }, "key": new_key() }),
+            "guest": { "name": "Guest 5 again", "email": " G5@example.org" }, "idempotencyKey": new_key() } }),
         )
         .await?;
     assert!(again.get("errors").is_none(), "{again}");
@@ -525,10 +526,10 @@ both_backends!(
     an_interrupted_rotation_resumes_where_it_stopped
 );
 
-const GUEST_RESERVATIONS: &str = "query G($v: ID!, $e: String!, $f: Int) { guestReservations(venueId: $v, email: $e, first: $f) { id guestName } }";
+const GUEST_RESERVATIONS: &str = "query G($v: ID!, $e: String!, $f: Int) { guestReservations(venueId: $v, email: $e, first: $f) { nodes { id guestName } } }";
 
 fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"]["guestReservations"]
+    answer["data"]["guestReservations"]["nodes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -575,7 +576,7 @@ async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Re
     let lunch = kluis_tests::tomorrow_local("Europe/Amsterdam", "12:30")?;
     let elsewhere = app
         .gql(CREATE, json!({ "input": { "venueId": app.venue_id("lunch-room").await?, "startsAt": lunch,
-            "partySize": 2, "guest": { "name": "Ada Lovelace", "email": email } }, "key": new_key() }))
+            "partySize": 2, "guest": { "name": "Ada Lovelace", "email": email }, "idempotencyKey": new_key() } }))
         .await?;
     let elsewhere = booked_id(&elsewhere)?;
 
@@ -595,7 +596,7 @@ async fn the_front_desk_finds_a_guests_bookings_by_email(backend: Backend) -> Re
         "{found}"
     );
     assert_eq!(
-        found["data"]["guestReservations"][0]["guestName"], "Ada Lovelace",
+        found["data"]["guestReservations"]["nodes"][0]["guestName"], "Ada Lovelace",
         "{found}"
     );
     assert!(!ids_of(&found).contains(&bob) && !ids_of(&found).contains(&elsewhere));
@@ -723,14 +724,20 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
     assert_eq!(error_code(&refused), error_code(&refused_day));
     let admin = app.staff("admin", None).await?;
     let partner = app.partner_key(&admin, &venue, "lookup").await?;
-    for (who, credential) in [("a partner of the venue", partner), ("the guest", token)] {
+    // A guest's manage token is no staff credential: its holder stays
+    // anonymous here.
+    for (who, credential, code) in [
+        ("a partner of the venue", partner, "FORBIDDEN"),
+        ("the guest", token, "UNAUTHENTICATED"),
+    ] {
         let denied = app
             .gql_as(&credential, GUEST_RESERVATIONS, lookup.clone())
             .await?;
-        assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{who}: {denied}");
+        assert_eq!(error_code(&denied), Some(code), "{who}: {denied}");
+        assert!(denied["data"]["guestReservations"].is_null(), "{denied}");
     }
     for answer in [&anonymous, &refused] {
-        assert!(answer["data"].is_null(), "{answer}");
+        assert!(answer["data"]["guestReservations"].is_null(), "{answer}");
     }
 
     let staff = app.staff("staff", Some("one-table")).await?;
@@ -760,7 +767,11 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
         )
         .await?;
     assert!(unknown.get("errors").is_none(), "{unknown}");
-    assert_eq!(unknown["data"]["guestReservations"], json!([]), "{unknown}");
+    assert_eq!(
+        unknown["data"]["guestReservations"]["nodes"],
+        json!([]),
+        "{unknown}"
+    );
     // A probe that finds nobody is on the trail as a search of the venue,
     // with no address in it.
     assert_eq!(
@@ -788,4 +799,67 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
 both_backends!(
     a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_address,
     a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_address
+);
+
+/// The front desk's lookup is a page with `totalCount` and cursors.
+async fn the_front_desk_lookup_pages_with_a_total(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    for hour in [9, 10, 11] {
+        app.book("one-table", hour)
+            .guest(json!({ "name": "Paged Guest", "email": "paged@example.org" }))
+            .await?;
+    }
+    let staff = app.staff("staff", Some("one-table")).await?;
+    let query = "query G($v: ID!, $e: String!, $a: String) { guestReservations(venueId: $v, email: $e, first: 2, after: $a) { totalCount edges { node { id startsAt } } pageInfo { hasNextPage endCursor } } }";
+    let first = app
+        .gql_as(
+            &staff,
+            query,
+            json!({ "v": venue, "e": "paged@example.org" }),
+        )
+        .await?;
+    let page = &first["data"]["guestReservations"];
+    assert_eq!(page["totalCount"], 3, "{first}");
+    assert_eq!(page["edges"].as_array().map(Vec::len), Some(2), "{first}");
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let cursor = page["pageInfo"]["endCursor"].clone();
+    let second = app
+        .gql_as(
+            &staff,
+            query,
+            json!({ "v": venue, "e": "paged@example.org", "a": cursor }),
+        )
+        .await?;
+    let rest = &second["data"]["guestReservations"];
+    assert_eq!(rest["edges"].as_array().map(Vec::len), Some(1), "{second}");
+    assert_eq!(rest["totalCount"], 3);
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+    let newest_first = |answer: &Value| -> Vec<String> {
+        answer["data"]["guestReservations"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|edge| edge["node"]["startsAt"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut all = newest_first(&first);
+    all.extend(newest_first(&second));
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(all, sorted, "newest first across pages");
+    let forged = app
+        .gql_as(
+            &staff,
+            query,
+            json!({ "v": venue, "e": "paged@example.org", "a": "bm9wZQ" }),
+        )
+        .await?;
+    assert_eq!(error_code(&forged), Some("BAD_USER_INPUT"), "{forged}");
+    Ok(())
+}
+both_backends!(
+    the_front_desk_lookup_pages_with_a_total,
+    the_front_desk_lookup_pages_with_a_total
 );

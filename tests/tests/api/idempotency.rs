@@ -1,6 +1,6 @@
 use anyhow::Result;
 use kluis_tests::{
-    Backend, CREATE, TestApp, both_backends, error_code, guest, new_key, tomorrow_at,
+    Backend, CREATE, TestApp, both_backends, guest, new_key, tomorrow_at, user_error_code,
 };
 use serde_json::{Value, json};
 
@@ -10,26 +10,24 @@ async fn a_replay_returns_the_first_answer_and_a_changed_request_conflicts(
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
     let key = new_key();
-    let input =
-        json!({ "venueId": venue, "startsAt": tomorrow_at(12), "partySize": 2 , "guest": guest()});
-    let first = app
-        .gql(CREATE, json!({ "input": input, "key": key }))
-        .await?;
-    let replay = app
-        .gql(CREATE, json!({ "input": input, "key": key }))
-        .await?;
+    let input = json!({ "venueId": venue, "startsAt": tomorrow_at(12), "partySize": 2,
+        "guest": guest(), "idempotencyKey": key });
+    let first = app.gql(CREATE, json!({ "input": input })).await?;
+    let replay = app.gql(CREATE, json!({ "input": input })).await?;
     assert_eq!(first["data"], replay["data"], "{first} vs {replay}");
     assert!(
         first["data"]["createReservation"]["reservation"]["id"].is_string(),
         "{first}"
     );
 
-    let changed =
-        json!({ "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2 , "guest": guest()});
-    let conflict = app
-        .gql(CREATE, json!({ "input": changed, "key": key }))
-        .await?;
-    assert_eq!(error_code(&conflict), Some("CONFLICT"), "{conflict}");
+    let changed = json!({ "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2,
+        "guest": guest(), "idempotencyKey": key });
+    let conflict = app.gql(CREATE, json!({ "input": changed })).await?;
+    assert_eq!(
+        user_error_code(&conflict, "createReservation"),
+        Some("CONFLICT"),
+        "{conflict}"
+    );
     assert_eq!(app.count_rows("reservations", "1 = 1")?, 1);
 
     assert_eq!(
@@ -39,23 +37,27 @@ async fn a_replay_returns_the_first_answer_and_a_changed_request_conflicts(
     );
     let id = first["data"]["createReservation"]["reservation"]["id"].clone();
     let token = first["data"]["createReservation"]["manageToken"].clone();
-    let cancel = "mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: $key) { status } }";
+    let token = token.as_str().unwrap_or_default();
+    let cancel = "mutation C($id: ID!, $key: String!) { cancelReservation(input: { id: $id, idempotencyKey: $key }) { reservation { status } userErrors { code } } }";
     let cancel_key = new_key();
     let once = app
-        .gql(cancel, json!({ "id": id, "t": token, "key": cancel_key }))
+        .gql_as(token, cancel, json!({ "id": id, "key": cancel_key }))
         .await?;
     let twice = app
-        .gql(cancel, json!({ "id": id, "t": token, "key": cancel_key }))
+        .gql_as(token, cancel, json!({ "id": id, "key": cancel_key }))
         .await?;
     assert_eq!(once["data"], twice["data"], "{twice}");
-    assert_eq!(twice["data"]["cancelReservation"]["status"], "CANCELLED");
+    assert_eq!(
+        twice["data"]["cancelReservation"]["reservation"]["status"],
+        "CANCELLED"
+    );
 
-    let modify = "mutation M($id: ID!, $t: String!, $key: String!) { modifyReservation(id: $id, manageToken: $t, input: { partySize: 3 }, idempotencyKey: $key) { partySize } }";
+    let modify = "mutation M($id: ID!, $key: String!) { modifyReservation(input: { id: $id, partySize: 3, idempotencyKey: $key }) { reservation { partySize } userErrors { code } } }";
     let reused = app
-        .gql(modify, json!({ "id": id, "t": token, "key": cancel_key }))
+        .gql_as(token, modify, json!({ "id": id, "key": cancel_key }))
         .await?;
     assert_eq!(
-        error_code(&reused),
+        user_error_code(&reused, "modifyReservation"),
         Some("CONFLICT"),
         "a cancelled reservation cannot change: {reused}"
     );
@@ -72,7 +74,8 @@ async fn concurrent_replays_create_one_reservation(backend: Backend) -> Result<(
     let key = new_key();
     let body = json!({
         "query": CREATE,
-        "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(15), "partySize": 2 , "guest": guest()}, "key": key },
+        "variables": { "input": { "venueId": venue, "startsAt": tomorrow_at(15), "partySize": 2,
+            "guest": guest(), "idempotencyKey": key } },
     });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {

@@ -12,8 +12,7 @@ const BY_TOKEN: &str = "query T($t: String!) { reservationByToken(token: $t) { g
 const REQUEST_CODE: &str = "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted } }";
 const REDEEM_CODE: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken } }";
 const EXPORT: &str = "mutation E { exportMyData { export { profile { name email } } } }";
-const GUEST_RESERVATIONS: &str =
-    "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { guestName } }";
+const GUEST_RESERVATIONS: &str = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { nodes { guestName } } }";
 const PARTNER_READ: &str = "query R($id: ID!) { reservation(id: $id) { partySize } }";
 
 /// Whether a partner key is still accepted (whatever the key may read).
@@ -57,9 +56,9 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
     // notes, a sealed manage token and fingerprint, a confirmation mail.
     let idempotency_key = new_key();
     let booking = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(9), "partySize": 2,
-        "guest": { "name": "Ada Rotation", "email": "ada.rotation@example.org",
-                   "phone": "+31612345678", "notes": "window seat" } },
-        "key": idempotency_key });
+    "guest": { "name": "Ada Rotation", "email": "ada.rotation@example.org",
+               "phone": "+31612345678", "notes": "window seat" }, "idempotencyKey": idempotency_key }
+    });
     let booked = app.gql(CREATE, booking.clone()).await?;
     let manage = text(&booked, "/data/createReservation/manageToken")?;
 
@@ -116,8 +115,8 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         .gql(
             CREATE,
             json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(11), "partySize": 2,
-                "guest": { "name": "Bob Later", "email": "bob.later@example.org" } },
-                "key": new_key() }),
+                "guest": { "name": "Bob Later", "email": "bob.later@example.org" }, "idempotencyKey": new_key() }
+                }),
         )
         .await?;
     assert!(other.get("errors").is_none(), "{other}");
@@ -277,7 +276,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         )
         .await?;
     assert_eq!(
-        found["data"]["guestReservations"][0]["guestName"], "Ada Rotation",
+        found["data"]["guestReservations"]["nodes"][0]["guestName"], "Ada Rotation",
         "{found}"
     );
     assert!(authenticates(&app, &replacement).await?);
@@ -337,15 +336,19 @@ async fn an_unverifiable_idempotency_record_is_refused_not_answered(
     let app = TestApp::spawn(backend).await?;
     let venue = app.venue_id("one-table").await?;
     let booking = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(9), "partySize": 2,
-        "guest": { "name": "Old Record", "email": "old.record@example.org" } },
-        "key": new_key() });
+    "guest": { "name": "Old Record", "email": "old.record@example.org" }, "idempotencyKey": new_key() }
+    });
     let booked = app.gql(CREATE, booking.clone()).await?;
     assert!(booked.get("errors").is_none(), "{booked}");
     app.execute_sql(
         "UPDATE idempotency_keys SET request_sealed = NULL, request_hash = 'from an older kluis'",
     )?;
     let replayed = app.gql(CREATE, booking).await?;
-    assert_eq!(error_code(&replayed), Some("CONFLICT"), "{replayed}");
+    assert_eq!(
+        kluis_tests::user_error_code(&replayed, "createReservation"),
+        Some("CONFLICT"),
+        "{replayed}"
+    );
     assert!(
         !replayed.to_string().contains("kmt_"),
         "a manage token was handed out: {replayed}"

@@ -165,7 +165,7 @@ async fn get_runs_queries_but_never_mutations() -> Result<()> {
     assert_eq!(query.status().as_u16(), 200);
     let body: Value = query.json().await?;
     assert_eq!(body["data"]["__typename"], "Query");
-    let mutation = "mutation { cancelReservation(id: \"x\", manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\") { id } }";
+    let mutation = "mutation { cancelReservation(input: { id: \"x\", manageToken: \"kmt_x\", idempotencyKey: \"abcdefgh\" }) { reservation { id } userErrors { code } } }";
     let refused = app
         .client
         .get(&url)

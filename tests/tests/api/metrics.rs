@@ -59,7 +59,7 @@ async fn metrics_need_their_token_and_count_what_happens(backend: Backend) -> Re
     // SMTP keeps it waiting, and the backlog shows it.
     let venue = app.venue_id("one-table").await?;
     let booked = app
-        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest() }, "key": new_key() }))
+        .gql(CREATE, json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(10), "partySize": 2, "guest": guest(), "idempotencyKey": new_key() } }))
         .await?;
     assert!(booked["errors"].is_null(), "{booked}");
 

@@ -297,15 +297,14 @@ async fn front_desk_lookups_count_as_bulk_reads(backend: Backend) -> Result<()> 
         let created = app
             .gql(
                 CREATE,
-                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Walk In", "email": format!("walk-in-{hour}@example.org") } }, "key": new_key() }),
+                json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2, "guest": { "name": "Walk In", "email": format!("walk-in-{hour}@example.org") }, "idempotencyKey": new_key() } }),
             )
             .await?;
         assert!(created["errors"].is_null(), "{created}");
     }
     let staff = app.staff("staff", Some("one-table")).await?;
     let admin = app.staff("admin", None).await?;
-    let lookup =
-        "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id } }";
+    let lookup = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { nodes { id } } }";
     for hour in 8..11 {
         let found = app
             .gql_as(
@@ -315,7 +314,9 @@ async fn front_desk_lookups_count_as_bulk_reads(backend: Backend) -> Result<()> 
             )
             .await?;
         assert_eq!(
-            found["data"]["guestReservations"].as_array().map(Vec::len),
+            found["data"]["guestReservations"]["nodes"]
+                .as_array()
+                .map(Vec::len),
             Some(1),
             "{found}"
         );
@@ -565,7 +566,7 @@ async fn front_desk_lookups_of_many_addresses_are_a_bulk_read(backend: Backend) 
     let venue = seed_days(&app, "busy-bistro", &[today], 30).await?;
     let desk = app.staff("staff", Some("busy-bistro")).await?;
     let admin = app.staff("admin", None).await?;
-    let lookup = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { id startsAt } }";
+    let lookup = "query G($v: ID!, $e: String!) { guestReservations(venueId: $v, email: $e) { nodes { id startsAt } } }";
     let mut addresses: Vec<String> =
         std::iter::repeat_n(guest_address("busy-bistro", today, 0), 10).collect();
     addresses.extend((0..30).map(|n| guest_address("busy-bistro", today, n)));

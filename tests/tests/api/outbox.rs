@@ -93,7 +93,7 @@ async fn a_booking_with_an_email_is_confirmed_once(backend: Backend) -> Result<(
     let venue = app.venue_id("one-table").await?;
     let key = kluis_tests::new_key();
     let input = serde_json::json!({ "input": { "venueId": venue, "startsAt": kluis_tests::tomorrow_at(10), "partySize": 2,
-        "guest": { "name": "Connie Confirm", "email": "connie@example.org" } }, "key": key });
+        "guest": { "name": "Connie Confirm", "email": "connie@example.org" }, "idempotencyKey": key } });
     let booked = app.gql(kluis_tests::CREATE, input.clone()).await?;
     let token = booked["data"]["createReservation"]["manageToken"]
         .as_str()
@@ -101,7 +101,7 @@ async fn a_booking_with_an_email_is_confirmed_once(backend: Backend) -> Result<(
         .to_owned();
     app.gql(kluis_tests::CREATE, input).await?;
     app.gql(kluis_tests::CREATE, serde_json::json!({ "input": { "venueId": venue, "startsAt": kluis_tests::tomorrow_at(12), "partySize": 2,
-        "guest": { "name": "Ned Nomail" } }, "key": kluis_tests::new_key() })).await?;
+        "guest": { "name": "Ned Nomail" }, "idempotencyKey": kluis_tests::new_key() } })).await?;
     assert_eq!(
         app.count_rows("outbox", "purpose = 'booking_confirmation'")?,
         1

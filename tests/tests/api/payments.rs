@@ -2,7 +2,8 @@ use anyhow::{Context, Result};
 use api::config::Environment;
 use kluis_tests::{
     Backend, Booked, CREATE, DEPOSIT_VENUE, Options, STRIPE_WEBHOOK_SECRET, TestApp, both_backends,
-    error_code, new_key, payload, stripe_config, stripe_fixture, tomorrow_at, user_errors,
+    error_code, new_key, payload, stripe_config, stripe_fixture, tomorrow_at, user_error_code,
+    user_errors,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -423,10 +424,10 @@ async fn a_decline_frees_the_slot_after_the_hold_deadline(backend: Backend) -> R
 
     let venue = app.venue_id("deposit-bistro").await?;
     let other = json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(13), "partySize": 2,
-        "guest": { "name": "Next Guest" } }, "key": new_key() });
+        "guest": { "name": "Next Guest" }, "idempotencyKey": new_key() } });
     let blocked = app.gql(CREATE, other.clone()).await?;
     assert_eq!(
-        error_code(&blocked),
+        user_error_code(&blocked, "createReservation"),
         Some("SLOT_TAKEN"),
         "the hold still holds: {blocked}"
     );
@@ -787,11 +788,15 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
     );
     // Before the booking starts the guest may still come: no no-show yet,
     // and no fee even for a no-show recorded early by other means.
-    let mark = "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }";
+    let mark = "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: NO_SHOW }) { reservation { status } userErrors { code } } }";
     let too_soon = app
         .gql_as(&staff, mark, json!({ "id": reservation }))
         .await?;
-    assert_eq!(error_code(&too_soon), Some("BAD_USER_INPUT"), "{too_soon}");
+    assert_eq!(
+        user_error_code(&too_soon, "setReservationStatus"),
+        Some("INVALID"),
+        "{too_soon}"
+    );
     app.execute_sql(&format!(
         "UPDATE reservations SET status = 'no_show' WHERE id = '{reservation}'"
     ))?;
@@ -815,12 +820,12 @@ async fn a_card_guarantee_confirms_and_a_no_show_fee_charges_it(backend: Backend
     let marked = app
         .gql_as(
             &staff,
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: NO_SHOW }) { reservation { status } userErrors { code } } }",
             json!({ "id": reservation }),
         )
         .await?;
     assert_eq!(
-        marked["data"]["setReservationStatus"]["status"], "NO_SHOW",
+        marked["data"]["setReservationStatus"]["reservation"]["status"], "NO_SHOW",
         "{marked}"
     );
     let by_staff = app
@@ -1160,12 +1165,12 @@ async fn card_details_answer_only_to_roles_the_policy_grants(backend: Backend) -
     let marked = app
         .gql_as(
             &grill_manager,
-            "mutation S($id: ID!) { setReservationStatus(id: $id, status: NO_SHOW) { status } }",
+            "mutation S($id: ID!) { setReservationStatus(input: { id: $id, status: NO_SHOW }) { reservation { status } userErrors { code } } }",
             json!({ "id": reservation }),
         )
         .await?;
     assert_eq!(
-        marked["data"]["setReservationStatus"]["status"], "NO_SHOW",
+        marked["data"]["setReservationStatus"]["reservation"]["status"], "NO_SHOW",
         "{marked}"
     );
     let fee = app
@@ -1183,7 +1188,7 @@ both_backends!(
     card_details_answer_only_to_roles_the_policy_grants
 );
 
-const MODIFY: &str = "mutation M($id: ID!, $t: String!, $k: String!, $input: ModifyReservationInput!) { modifyReservation(id: $id, manageToken: $t, input: $input, idempotencyKey: $k) { status startsAt partySize } }";
+const MODIFY: &str = "mutation M($id: ID!, $t: String!, $k: String!, $s: DateTime, $p: Int) { modifyReservation(input: { id: $id, manageToken: $t, startsAt: $s, partySize: $p, idempotencyKey: $k }) { reservation { status startsAt partySize } userErrors { code message } } }";
 
 /// A paid booking moves onto the slot of a hold whose deadline has passed:
 /// the move gives that hold's slot back first, so the old hold's late
@@ -1246,11 +1251,11 @@ async fn a_move_onto_an_expired_hold_releases_it_first(backend: Backend) -> Resu
     let moved = app
         .gql(
             MODIFY,
-            json!({ "id": mover.id, "t": mover.token, "k": new_key(), "input": { "startsAt": tomorrow_at(10) } }),
+            json!({ "id": mover.id, "t": mover.token, "k": new_key(), "s": tomorrow_at(10) }),
         )
         .await?;
     assert_eq!(
-        moved["data"]["modifyReservation"]["status"], "CONFIRMED",
+        moved["data"]["modifyReservation"]["reservation"]["status"], "CONFIRMED",
         "the expired hold's slot is free: {moved}"
     );
 
@@ -1426,7 +1431,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     let venue = app.venue_id("deposit-bistro").await?;
     let another_guest = |hour: u32| {
         json!({ "input": { "venueId": venue, "startsAt": tomorrow_at(hour), "partySize": 2,
-            "guest": { "name": "Other Guest" } }, "key": new_key() })
+            "guest": { "name": "Other Guest" }, "idempotencyKey": new_key() } })
     };
 
     // Past the venue's 15 minutes, within the grace for a challenge: the
@@ -1434,7 +1439,7 @@ async fn a_payment_that_outlives_its_hold_is_confirmed_or_refunded(backend: Back
     app.advance(chrono::Duration::minutes(20));
     let blocked = app.gql(CREATE, another_guest(10)).await?;
     assert_eq!(
-        error_code(&blocked),
+        user_error_code(&blocked, "createReservation"),
         Some("SLOT_TAKEN"),
         "the guest in 3D Secure keeps the slot: {blocked}"
     );
@@ -1737,23 +1742,29 @@ async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Res
     let more = app
         .gql(
             MODIFY,
-            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 3 } }),
+            json!({ "id": reservation, "t": token, "k": new_key(), "p": 3 }),
         )
         .await?;
-    assert_eq!(error_code(&more), Some("BAD_USER_INPUT"), "{more}");
-    let message = more["errors"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        user_error_code(&more, "modifyReservation"),
+        Some("INVALID"),
+        "{more}"
+    );
+    let message = more["data"]["modifyReservation"]["userErrors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("new payment"), "{message}");
 
     let key = new_key();
-    let fewer = json!({ "id": reservation, "t": token, "k": key, "input": { "partySize": 1 } });
+    let fewer = json!({ "id": reservation, "t": token, "k": key, "p": 1 });
     let changed = app.gql(MODIFY, fewer.clone()).await?;
     assert_eq!(
-        changed["data"]["modifyReservation"]["partySize"], 1,
+        changed["data"]["modifyReservation"]["reservation"]["partySize"], 1,
         "{changed}"
     );
     let again = app.gql(MODIFY, fewer).await?;
     assert_eq!(
-        again["data"]["modifyReservation"]["partySize"], 1,
+        again["data"]["modifyReservation"]["reservation"]["partySize"], 1,
         "{again}"
     );
     let mine = app.gql(MINE, json!({ "t": token })).await?;
@@ -1765,20 +1776,28 @@ async fn a_party_change_is_priced_by_the_per_guest_rule(backend: Backend) -> Res
     let back = app
         .gql(
             MODIFY,
-            json!({ "id": reservation, "t": token, "k": new_key(), "input": { "partySize": 2 } }),
+            json!({ "id": reservation, "t": token, "k": new_key(), "p": 2 }),
         )
         .await?;
-    assert_eq!(error_code(&back), Some("BAD_USER_INPUT"), "{back}");
+    assert_eq!(
+        user_error_code(&back, "modifyReservation"),
+        Some("INVALID"),
+        "{back}"
+    );
 
     let other = app.book(BISTRO, 11).expect_status("PENDING").await?;
     start_challenged(&app, &other.id, &other.token).await?;
     let during = app
         .gql(
             MODIFY,
-            json!({ "id": other.id, "t": other.token, "k": new_key(), "input": { "partySize": 4 } }),
+            json!({ "id": other.id, "t": other.token, "k": new_key(), "p": 4 }),
         )
         .await?;
-    assert_eq!(error_code(&during), Some("CONFLICT"), "{during}");
+    assert_eq!(
+        user_error_code(&during, "modifyReservation"),
+        Some("CONFLICT"),
+        "{during}"
+    );
     Ok(())
 }
 both_backends!(

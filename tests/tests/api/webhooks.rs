@@ -80,22 +80,22 @@ async fn booking_events_reach_the_venue_signed_and_without_personal_data(
         .await?;
     let modified = app
         .gql(
-            "mutation M($id: ID!, $t: String!, $key: String!) { modifyReservation(id: $id, manageToken: $t, input: { partySize: 3 }, idempotencyKey: $key) { partySize } }",
+            "mutation M($id: ID!, $t: String!, $key: String!) { modifyReservation(input: { id: $id, manageToken: $t, partySize: 3, idempotencyKey: $key }) { reservation { partySize } userErrors { code } } }",
             json!({ "id": id, "t": token, "key": new_key() }),
         )
         .await?;
     assert_eq!(
-        modified["data"]["modifyReservation"]["partySize"], 3,
+        modified["data"]["modifyReservation"]["reservation"]["partySize"], 3,
         "{modified}"
     );
     let cancelled = app
         .gql(
-            "mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(id: $id, manageToken: $t, idempotencyKey: $key) { status } }",
+            "mutation C($id: ID!, $t: String!, $key: String!) { cancelReservation(input: { id: $id, manageToken: $t, idempotencyKey: $key }) { reservation { status } userErrors { code } } }",
             json!({ "id": id, "t": token, "key": new_key() }),
         )
         .await?;
     assert_eq!(
-        cancelled["data"]["cancelReservation"]["status"],
+        cancelled["data"]["cancelReservation"]["reservation"]["status"],
         "CANCELLED"
     );
 
