@@ -10,6 +10,7 @@ pub mod breaches;
 pub mod context;
 pub mod coordinates;
 pub mod depth;
+pub mod enums;
 pub mod errors;
 pub mod guard;
 pub mod limits;
