@@ -665,6 +665,19 @@ impl Store {
         Ok(origins)
     }
 
+    /// The locales in which a venue has published a privacy notice, in
+    /// order: the languages its booking form can show the notice in.
+    pub fn notice_locales(&self, venue: VenueId) -> Result<Vec<String>, StoreError> {
+        let venue_id = venue.to_string();
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| s::privacy_notices::table
+            .filter(s::privacy_notices::venue_id.eq(&venue_id))
+            .select(s::privacy_notices::locale)
+            .distinct()
+            .order(s::privacy_notices::locale)
+            .load::<String>(c)?))
+    }
+
     /// The id of the venue with this slug.
     pub fn venue_by_slug(&self, slug: &Slug) -> Result<Option<VenueId>, StoreError> {
         let mut connection = self.connection()?;

@@ -23,7 +23,8 @@ mod query;
 pub mod scalars;
 pub mod schema;
 pub mod types;
-mod venues;
+pub mod venue_types;
+pub mod venues;
 mod webhooks;
 
 pub use errors::{Code, ensure_codes};
