@@ -39,6 +39,8 @@ pub enum StartError {
     #[error("start-up task failed: {0}")]
     Task(String),
     #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
     App(app::Error),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
@@ -260,6 +262,7 @@ impl Application {
         }
         let audit =
             audit_writer::AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?;
+        let origins = http::cors::AllowedOrigins::new(checked.settings.http.origins(env)?, env);
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {
@@ -277,6 +280,7 @@ impl Application {
             ),
             store,
             env,
+            origins,
             authorizer,
             gateways,
             clock,
@@ -311,6 +315,7 @@ impl Application {
                         "max-age=63072000; includeSubDomains",
                     )),
                 ))
+                .wrap(actix_web::middleware::from_fn(http::cors::cors))
                 .configure(http::routes)
         });
         let listening = match tls {

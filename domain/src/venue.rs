@@ -242,7 +242,7 @@ impl Origin {
         origins.dedup();
         if origins.len() > Self::MAX_PER_VENUE {
             return Err(format!(
-                "a venue lists at most {} origins",
+                "list at most {} origins",
                 Self::MAX_PER_VENUE
             ));
         }
