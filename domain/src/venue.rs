@@ -241,10 +241,7 @@ impl Origin {
         origins.sort();
         origins.dedup();
         if origins.len() > Self::MAX_PER_VENUE {
-            return Err(format!(
-                "list at most {} origins",
-                Self::MAX_PER_VENUE
-            ));
+            return Err(format!("list at most {} origins", Self::MAX_PER_VENUE));
         }
         Ok(origins)
     }

@@ -670,12 +670,14 @@ impl Store {
     pub fn notice_locales(&self, venue: VenueId) -> Result<Vec<String>, StoreError> {
         let venue_id = venue.to_string();
         let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| s::privacy_notices::table
-            .filter(s::privacy_notices::venue_id.eq(&venue_id))
-            .select(s::privacy_notices::locale)
-            .distinct()
-            .order(s::privacy_notices::locale)
-            .load::<String>(c)?))
+        Ok(on_backend!(&mut *connection, |c, s| {
+            s::privacy_notices::table
+                .filter(s::privacy_notices::venue_id.eq(&venue_id))
+                .select(s::privacy_notices::locale)
+                .distinct()
+                .order(s::privacy_notices::locale)
+                .load::<String>(c)?
+        }))
     }
 
     /// The id of the venue with this slug.

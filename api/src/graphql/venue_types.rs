@@ -165,7 +165,7 @@ impl VenueObject {
     async fn notice_locales(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let store = store(ctx).clone();
         let venue = self.0.id;
-        blocking(move || Ok(store.notice_locales(venue)?)).await
+        blocking(move || store.notice_locales(venue)).await
     }
 
     /// Web origins whose pages may call kluis from a browser for this
