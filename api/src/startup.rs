@@ -262,7 +262,11 @@ impl Application {
         }
         let audit =
             audit_writer::AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?;
-        let origins = http::cors::AllowedOrigins::new(checked.settings.http.origins(env)?, env);
+        let origins = web::Data::new(http::cors::AllowedOrigins::new(
+            checked.settings.http.origins(env)?,
+            env,
+            store.clone(),
+        ));
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {
@@ -280,7 +284,6 @@ impl Application {
             ),
             store,
             env,
-            origins,
             authorizer,
             gateways,
             clock,
@@ -307,6 +310,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(origins.clone())
                 // Browsers that once saw kluis over HTTPS never try plain HTTP.
                 .wrap(actix_web::middleware::Condition::new(
                     https,

@@ -459,12 +459,14 @@ fn resources(listed: &[ResourceInput], checks: &mut Checks) -> Option<Vec<Resour
     fine.then_some(resources)
 }
 
-crate::payload!(
-    /// What `saveVenue` answers: the venue as saved, or what to fix.
-    SaveVenuePayload {
-        venue: VenueObject
-    }
-);
+/// What `saveVenue` answers: the venue as saved, or what to fix.
+#[derive(async_graphql::SimpleObject, Default)]
+pub struct SaveVenuePayload {
+    pub venue: Option<VenueObject>,
+    /// What to fix before submitting again; empty when it went
+    /// through.
+    pub user_errors: Vec<super::payload::UserError>,
+}
 
 #[derive(Default)]
 pub struct VenueQuery;

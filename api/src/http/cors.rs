@@ -17,7 +17,6 @@ use actix_web::{HttpResponse, web};
 use domain::Origin;
 
 use crate::config::Environment;
-use crate::http::ServerState;
 
 /// As long as a venue definition is cached (`store`'s venue cache): an
 /// origin a manager adds works on every node within this time.
@@ -37,21 +36,23 @@ const EXPOSED: &str = "X-Request-Id, Retry-After";
 pub struct AllowedOrigins {
     global: HashSet<Origin>,
     env: Environment,
+    store: store::Store,
     venues: Mutex<Option<(Instant, Arc<HashSet<Origin>>)>>,
 }
 
 impl AllowedOrigins {
-    pub fn new(global: Vec<Origin>, env: Environment) -> Self {
+    pub fn new(global: Vec<Origin>, env: Environment, store: store::Store) -> Self {
         Self {
             global: global.into_iter().collect(),
             env,
+            store,
             venues: Mutex::new(None),
         }
     }
 
     /// The origin a browser sent, if it is one kluis answers for: written
     /// exactly as an origin (no path, no `null`, lower case) and listed.
-    pub async fn admit(&self, store: &store::Store, raw: &str) -> Option<Origin> {
+    pub async fn admit(&self, raw: &str) -> Option<Origin> {
         let origin = Origin::parse(raw).ok()?;
         // Browsers send origins in their canonical form; anything else is
         // not a browser's and gets nothing.
@@ -64,20 +65,20 @@ impl AllowedOrigins {
         if self.global.contains(&origin) {
             return Some(origin);
         }
-        self.venue_origins(store)
+        self.venue_origins()
             .await
             .contains(&origin)
             .then_some(origin)
     }
 
-    async fn venue_origins(&self, store: &store::Store) -> Arc<HashSet<Origin>> {
+    async fn venue_origins(&self) -> Arc<HashSet<Origin>> {
         if let Ok(cached) = self.venues.lock()
             && let Some((loaded, origins)) = cached.as_ref()
             && loaded.elapsed() < VENUE_ORIGINS_TTL
         {
             return Arc::clone(origins);
         }
-        let store = store.clone();
+        let store = self.store.clone();
         let loaded = match tokio::task::spawn_blocking(move || store.venue_origins()).await {
             Ok(Ok(origins)) => Arc::new(origins.into_iter().collect::<HashSet<_>>()),
             Ok(Err(error)) => {
@@ -131,8 +132,8 @@ pub async fn cors(
         .headers()
         .get(header::ORIGIN)
         .map(|value| value.to_str().unwrap_or_default().to_owned());
-    let admitted = match (&origin, request.app_data::<web::Data<ServerState>>()) {
-        (Some(raw), Some(state)) => state.origins.admit(&state.store, raw).await,
+    let admitted = match (&origin, request.app_data::<web::Data<AllowedOrigins>>()) {
+        (Some(raw), Some(origins)) => origins.admit(raw).await,
         _ => None,
     };
     let preflight = request.method() == Method::OPTIONS

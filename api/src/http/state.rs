@@ -10,8 +10,6 @@ pub struct ServerState {
     pub schema: KluisSchema,
     pub store: Store,
     pub env: Environment,
-    /// Which browser origins get CORS headers.
-    pub origins: crate::http::cors::AllowedOrigins,
     pub authorizer: std::sync::Arc<app::authz::Authorizer>,
     pub gateways: plugins::Gateways,
     pub clock: app::clock::Clock,
