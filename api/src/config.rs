@@ -80,6 +80,37 @@ pub struct Settings {
     /// Where outgoing messages may go (`[outbound]`).
     #[serde(default)]
     pub outbound: Outbound,
+    /// Browsers on other sites (`[http]`).
+    #[serde(default)]
+    pub http: Http,
+}
+
+/// How the HTTP layer answers browsers on other sites.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Origins (`https://host[:port]`) whose pages may call `/graphql`
+    /// from a browser, for every venue; each venue adds its own
+    /// (`allowed_origins` in its venue file). `http://localhost…` only in
+    /// development.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Http {
+    /// The origins, checked; plain-http ones only in development.
+    pub fn origins(&self, env: Environment) -> Result<Vec<domain::Origin>, ConfigError> {
+        let origins = domain::Origin::check_list(self.allowed_origins.iter().map(String::as_str))
+            .map_err(|reason| ConfigError::new("http.allowed_origins", reason))?;
+        if env == Environment::Production
+            && let Some(local) = origins.iter().find(|o| o.is_plain_http())
+        {
+            return Err(ConfigError::new(
+                "http.allowed_origins",
+                format!("`{local}` is plain http, which only a development server accepts"),
+            ));
+        }
+        Ok(origins)
+    }
 }
 
 /// Refuses the alert webhook and mail server when they point inside.
@@ -374,6 +405,7 @@ impl Default for Settings {
             audit: Audit::default(),
             rate_limits: RateLimits::default(),
             outbound: Outbound::default(),
+            http: Http::default(),
         }
     }
 }
@@ -446,6 +478,8 @@ impl Settings {
             )
             .merge(section_env("rate_limits"))
             .merge(section_env("outbound"))
+            // KLUIS_HTTP__ALLOWED_ORIGINS='["https://shop.example"]'
+            .merge(section_env("http"))
             .extract::<Settings>()
             .map_err(describe)?
             .check()
@@ -474,6 +508,7 @@ impl Settings {
         check_audit(&self.audit)?;
         self.rate_limits.check()?;
         check_outbound(&self.outbound, &self)?;
+        self.http.origins(self.env)?;
         let metrics_bind = match &self.metrics_bind {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {

@@ -39,6 +39,8 @@ pub enum StartError {
     #[error("start-up task failed: {0}")]
     Task(String),
     #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
     App(app::Error),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
@@ -260,6 +262,11 @@ impl Application {
         }
         let audit =
             audit_writer::AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?;
+        let origins = web::Data::new(http::cors::AllowedOrigins::new(
+            checked.settings.http.origins(env)?,
+            env,
+            store.clone(),
+        ));
         let state = web::Data::new(http::ServerState {
             schema: graphql::build(
                 Some(graphql::Services {
@@ -303,6 +310,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(origins.clone())
                 // Browsers that once saw kluis over HTTPS never try plain HTTP.
                 .wrap(actix_web::middleware::Condition::new(
                     https,
@@ -311,6 +319,7 @@ impl Application {
                         "max-age=63072000; includeSubDomains",
                     )),
                 ))
+                .wrap(actix_web::middleware::from_fn(http::cors::cors))
                 .configure(http::routes)
         });
         let listening = match tls {

@@ -69,6 +69,12 @@ struct VenueEntry {
     /// Days after a payment's last refund window closes until its card
     /// brand and last four are dropped (30).
     payment_data_days: Option<Spanned<i64>>,
+    /// What the booking form offers to opt in to: `newsletter`,
+    /// `marketing` (both when left out; `[]` for none).
+    consent_purposes: Option<Spanned<Vec<String>>>,
+    /// Web origins (`https://host[:port]`) whose pages may call the API
+    /// from a browser for this venue.
+    allowed_origins: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     opening_hours: Week,
     #[serde(default)]
@@ -319,9 +325,22 @@ fn venue(
         });
     }
 
+    let opt_ins = match &entry.consent_purposes {
+        None => domain::OptIns::default(),
+        Some(listed) => domain::OptIns::parse_text(&listed.get_ref().join(" "))
+            .map_err(|r| report.error(listed, &key("consent_purposes"), r))?,
+    };
+    let allowed_origins = match &entry.allowed_origins {
+        None => Vec::new(),
+        Some(listed) => domain::Origin::check_list(listed.get_ref().iter().map(String::as_str))
+            .map_err(|r| report.error(listed, &key("allowed_origins"), r))?,
+    };
+
     Ok(VenueDefinition {
         slug,
         name,
+        opt_ins,
+        allowed_origins,
         time_zone,
         country,
         payments,
@@ -396,6 +415,30 @@ fn payment_policy(
     Ok(PaymentPolicy { rule, hold })
 }
 
+/// Refuses plain-http origins (`http://localhost…`, for front-ends in
+/// development) in a file meant for a production server.
+pub fn refuse_plain_http_origins(
+    file: &str,
+    definitions: &[VenueDefinition],
+) -> Result<(), ImportError> {
+    for definition in definitions {
+        if let Some(origin) = definition
+            .allowed_origins
+            .iter()
+            .find(|o| o.is_plain_http())
+        {
+            return Err(ImportError::Syntax {
+                file: file.to_owned(),
+                reason: format!(
+                    "venue `{}`: allowed_origins: `{origin}` is plain http, which only a development server accepts",
+                    definition.slug
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The venue seeded into an empty development database.
 pub const DEMO_VENUE: &str = include_str!("demo_venue.toml");
 
@@ -445,6 +488,35 @@ mod tests {
         let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\ncolour = \"red\"\n";
         let error = parse("v.toml", text).expect_err("invalid").to_string();
         assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn origins_and_opt_ins_are_checked_with_their_key() {
+        let venue = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n";
+        let text = format!(
+            "{venue}allowed_origins = [\"https://Shop.example\", \"http://localhost:5173\"]\nconsent_purposes = [\"newsletter\"]\n"
+        );
+        let venues = parse("v.toml", &text).expect("valid");
+        let origins: Vec<&str> = venues[0]
+            .allowed_origins
+            .iter()
+            .map(domain::Origin::as_str)
+            .collect();
+        assert_eq!(origins, ["http://localhost:5173", "https://shop.example"]);
+        assert_eq!(venues[0].opt_ins.to_text(), "newsletter");
+        assert!(refuse_plain_http_origins("v.toml", &venues).is_err());
+
+        let text = format!("{venue}allowed_origins = [\"https://shop.example/book\"]\n");
+        let error = parse("v.toml", &text).expect_err("a path").to_string();
+        assert!(
+            error.starts_with("v.toml:5: venue[0].allowed_origins"),
+            "{error}"
+        );
+        let text = format!("{venue}consent_purposes = [\"booking\"]\n");
+        let error = parse("v.toml", &text).expect_err("no opt-in").to_string();
+        assert!(error.contains("venue[0].consent_purposes"), "{error}");
+        let defaults = parse("v.toml", venue).expect("valid");
+        assert_eq!(defaults[0].opt_ins.to_text(), "newsletter marketing");
     }
 
     #[test]

@@ -29,4 +29,6 @@ pub use personal::{
 pub use reservation::{Reservation, ReservationStatus};
 pub use secret::{Secret, SessionHash};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
-pub use venue::{BookingRules, OpeningInterval, Resource, ResourceKind, Venue, WeeklySchedule};
+pub use venue::{
+    BookingRules, OpeningInterval, OptIns, Origin, Resource, ResourceKind, Venue, WeeklySchedule,
+};

@@ -30,6 +30,243 @@ pub struct Venue {
     /// Days after a payment's last refund window closes until its card
     /// brand and last four are dropped.
     pub payment_data_days: u32,
+    /// What the booking form offers guests to opt in to besides the
+    /// booking (newsletter, marketing), in that order.
+    pub opt_ins: OptIns,
+    /// Web origins whose pages may call the API from a browser for this
+    /// venue (its booking widget's site).
+    pub allowed_origins: Vec<Origin>,
+}
+
+/// The opt-ins a venue's booking form offers: a subset of the consent
+/// purposes other than the booking itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptIns {
+    pub newsletter: bool,
+    pub marketing: bool,
+}
+
+impl Default for OptIns {
+    /// Both: what venues offered before they could choose.
+    fn default() -> Self {
+        Self {
+            newsletter: true,
+            marketing: true,
+        }
+    }
+}
+
+impl OptIns {
+    /// The purposes offered, newsletter first.
+    pub fn purposes(self) -> Vec<crate::privacy::ConsentPurpose> {
+        use crate::privacy::ConsentPurpose;
+        [
+            (self.newsletter, ConsentPurpose::Newsletter),
+            (self.marketing, ConsentPurpose::Marketing),
+        ]
+        .into_iter()
+        .filter_map(|(on, purpose)| on.then_some(purpose))
+        .collect()
+    }
+
+    /// From a list of purposes; the booking itself is no opt-in.
+    pub fn from_purposes(
+        purposes: impl IntoIterator<Item = crate::privacy::ConsentPurpose>,
+    ) -> Result<Self, String> {
+        use crate::privacy::ConsentPurpose;
+        let mut opt_ins = Self {
+            newsletter: false,
+            marketing: false,
+        };
+        for purpose in purposes {
+            match purpose {
+                ConsentPurpose::Newsletter => opt_ins.newsletter = true,
+                ConsentPurpose::Marketing => opt_ins.marketing = true,
+                ConsentPurpose::Booking => {
+                    return Err(
+                        "the booking itself is no opt-in; list newsletter or marketing".to_owned(),
+                    );
+                }
+            }
+        }
+        Ok(opt_ins)
+    }
+
+    /// Space-separated purpose names, for storage.
+    pub fn to_text(self) -> String {
+        self.purposes()
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn parse_text(raw: &str) -> Result<Self, String> {
+        let purposes = raw
+            .split_whitespace()
+            .map(|name| {
+                crate::privacy::ConsentPurpose::parse(name)
+                    .map_err(|_| format!("`{name}` is not newsletter or marketing"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Self::from_purposes(purposes)
+    }
+}
+
+/// A web origin (`https://host[:port]`) as browsers send it in `Origin`:
+/// lower-case, no path, no default port. Plain `http` only for the
+/// machine itself (`localhost`, `127.0.0.1`, `[::1]`), which only a
+/// development server accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin(String);
+
+impl Origin {
+    /// Longer than any origin a browser sends for a real site.
+    pub const MAX_LEN: usize = 253 + "https://:65535".len();
+    /// How many origins one venue may list.
+    pub const MAX_PER_VENUE: usize = 20;
+
+    /// Reads an origin and writes it the way a browser's `Origin` header
+    /// does, so that comparing strings compares origins. Refuses a path,
+    /// query, user name, wildcard or anything but `http`/`https`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let refuse = || {
+            format!(
+                "`{}` is not an origin like https://example.com or https://example.com:8443",
+                raw.chars().take(80).collect::<String>()
+            )
+        };
+        if raw.len() > Self::MAX_LEN || !raw.is_ascii() {
+            return Err(refuse());
+        }
+        let lower = raw.to_ascii_lowercase();
+        let (secure, rest) = if let Some(rest) = lower.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = lower.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(refuse());
+        };
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            // Only the loopback address: kluis has no use for other IPv6
+            // literals as a site's origin.
+            let (inside, after) = bracketed.split_once(']').ok_or_else(refuse)?;
+            if inside != "::1" {
+                return Err(refuse());
+            }
+            ("[::1]", after.strip_prefix(':'))
+        } else {
+            match rest.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            }
+        };
+        if host != "[::1]" && !is_host_name(host) {
+            return Err(refuse());
+        }
+        let port = match port {
+            None => None,
+            Some(digits) => {
+                if digits.is_empty()
+                    || digits.len() > 5
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(refuse());
+                }
+                let number: u32 = digits.parse().map_err(|_| refuse())?;
+                if number == 0 || number > 65535 {
+                    return Err(refuse());
+                }
+                let default = if secure { 443 } else { 80 };
+                (number != default).then_some(number)
+            }
+        };
+        let origin = Self(match port {
+            Some(port) => format!("{}://{host}:{port}", if secure { "https" } else { "http" }),
+            None => format!("{}://{host}", if secure { "https" } else { "http" }),
+        });
+        if !secure && !origin.is_local() {
+            return Err(format!(
+                "`{}`: an origin must use https (plain http only for localhost)",
+                origin.0
+            ));
+        }
+        Ok(origin)
+    }
+
+    /// Whether it names this machine (development front-ends).
+    pub fn is_local(&self) -> bool {
+        let rest = self
+            .0
+            .strip_prefix("http://")
+            .or_else(|| self.0.strip_prefix("https://"))
+            .unwrap_or_default();
+        let host = if rest.starts_with("[::1]") {
+            "[::1]"
+        } else {
+            rest.split(':').next().unwrap_or_default()
+        };
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.ends_with(".localhost")
+    }
+
+    /// Plain `http`: accepted by a development server only.
+    pub fn is_plain_http(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Space-separated, for storage.
+    pub fn list_to_text(origins: &[Self]) -> String {
+        origins
+            .iter()
+            .map(Self::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn list_from_text(raw: &str) -> Result<Vec<Self>, String> {
+        raw.split_whitespace().map(Self::parse).collect()
+    }
+
+    /// Checks a venue's whole list: each origin, no more than
+    /// [`Self::MAX_PER_VENUE`], duplicates dropped, sorted.
+    pub fn check_list<'a>(raw: impl IntoIterator<Item = &'a str>) -> Result<Vec<Self>, String> {
+        let mut origins = raw
+            .into_iter()
+            .map(Self::parse)
+            .collect::<Result<Vec<_>, String>>()?;
+        origins.sort();
+        origins.dedup();
+        if origins.len() > Self::MAX_PER_VENUE {
+            return Err(format!("list at most {} origins", Self::MAX_PER_VENUE));
+        }
+        Ok(origins)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DNS name or IPv4 address: labels of letters, digits and inner
+/// hyphens, no empty label, no wildcard.
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// How bookings at a venue work.
@@ -406,6 +643,8 @@ pub(crate) mod tests {
             guest_fields: crate::privacy::GuestFields::default(),
             retention_days: 365,
             payment_data_days: Venue::DEFAULT_PAYMENT_DATA_DAYS,
+            opt_ins: OptIns::default(),
+            allowed_origins: Vec::new(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }
@@ -485,6 +724,74 @@ pub(crate) mod tests {
         assert!(OpeningInterval::parse("14:00-12:00").is_err());
         assert!(OpeningInterval::parse("12:00-12:00").is_err());
         assert!(OpeningInterval::parse("noon").is_err());
+    }
+
+    #[test]
+    fn origins_are_written_as_browsers_send_them() {
+        let read = |raw: &str| Origin::parse(raw).map(|o| o.as_str().to_owned());
+        assert_eq!(
+            read("HTTPS://Shop.Example.com"),
+            Ok("https://shop.example.com".to_owned())
+        );
+        assert_eq!(
+            read("https://example.com:443"),
+            Ok("https://example.com".to_owned())
+        );
+        assert_eq!(
+            read("https://example.com:8443"),
+            Ok("https://example.com:8443".to_owned())
+        );
+        assert_eq!(
+            read("http://localhost:3000"),
+            Ok("http://localhost:3000".to_owned())
+        );
+        assert_eq!(
+            read("http://[::1]:5173"),
+            Ok("http://[::1]:5173".to_owned())
+        );
+        for bad in [
+            "null",
+            "",
+            "example.com",
+            "http://example.com",
+            "https://example.com/",
+            "https://example.com/path",
+            "https://example.com?x=1",
+            "https://user@example.com",
+            "https://*.example.com",
+            "https://example.com:0",
+            "https://example.com:99999",
+            "https://example.com:",
+            "https://exa mple.com",
+            "https://-bad.example",
+            "https://example..com",
+            "https://[2001:db8::1]",
+            "ftp://example.com",
+            "https://exämple.com",
+        ] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Origin::parse("http://localhost:3000").is_ok_and(|o| o.is_plain_http()));
+    }
+
+    #[test]
+    fn a_venue_lists_a_bounded_number_of_origins() {
+        let many: Vec<String> = (0..=Origin::MAX_PER_VENUE)
+            .map(|i| format!("https://site{i}.example"))
+            .collect();
+        assert!(Origin::check_list(many.iter().map(String::as_str)).is_err());
+        let twice = Origin::check_list(["https://a.example", "https://A.example:443"]);
+        assert_eq!(twice.map(|list| list.len()), Ok(1));
+    }
+
+    #[test]
+    fn opt_ins_round_trip_and_refuse_the_booking() {
+        for raw in ["", "newsletter", "marketing", "newsletter marketing"] {
+            let parsed = OptIns::parse_text(raw).expect("valid");
+            assert_eq!(parsed.to_text(), raw);
+        }
+        assert!(OptIns::parse_text("booking").is_err());
+        assert!(OptIns::parse_text("spam").is_err());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct VenueRow {
     pub collect_notes: String,
     pub retention_days: i32,
     pub payment_data_days: i32,
+    pub opt_in_purposes: String,
+    pub allowed_origins: String,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -183,6 +185,8 @@ impl VenueRow {
         Ok(Venue {
             payments,
             guest_fields,
+            opt_ins: domain::OptIns::parse_text(&self.opt_in_purposes).map_err(&bad)?,
+            allowed_origins: domain::Origin::list_from_text(&self.allowed_origins).map_err(&bad)?,
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             payment_data_days: u32::try_from(self.payment_data_days)
                 .map_err(|e| bad(e.to_string()))?,

@@ -33,6 +33,8 @@ macro_rules! kluis_schema {
                 collect_notes -> Text,
                 retention_days -> Integer,
                 payment_data_days -> Integer,
+                opt_in_purposes -> Text,
+                allowed_origins -> Text,
             }
         }
 

@@ -123,6 +123,10 @@ pub struct VenueDefinition {
     /// Days after a payment's last refund window closes until its card
     /// brand and last four are dropped.
     pub payment_data_days: u32,
+    /// The opt-ins its booking form offers.
+    pub opt_ins: domain::OptIns,
+    /// Web origins that may call the API from a browser for it.
+    pub allowed_origins: Vec<domain::Origin>,
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
@@ -162,6 +166,9 @@ pub struct VenueChanges {
     pub collect_notes: Option<domain::privacy::FieldRule>,
     pub retention_days: Option<u32>,
     pub payment_data_days: Option<u32>,
+    pub opt_ins: Option<domain::OptIns>,
+    /// Replaces the venue's whole list.
+    pub allowed_origins: Option<Vec<domain::Origin>>,
     /// Replaces every opening interval; an empty week closes the venue.
     pub schedule: Option<WeeklySchedule>,
     /// The venue's resources: matched by slug, and those left out retired.
@@ -259,6 +266,8 @@ impl VenueChanges {
                 guest_fields: venue.guest_fields,
                 retention_days: venue.retention_days,
                 payment_data_days: venue.payment_data_days,
+                opt_ins: venue.opt_ins,
+                allowed_origins: venue.allowed_origins.clone(),
                 rules: venue.rules,
                 schedule: venue.schedule.clone(),
                 resources: resources
@@ -286,6 +295,8 @@ impl VenueChanges {
                 guest_fields: domain::privacy::GuestFields::default(),
                 retention_days: Venue::DEFAULT_RETENTION_DAYS,
                 payment_data_days: Venue::DEFAULT_PAYMENT_DATA_DAYS,
+                opt_ins: domain::OptIns::default(),
+                allowed_origins: Vec::new(),
                 rules: BookingRules::restaurant_defaults(),
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
@@ -313,6 +324,8 @@ impl VenueChanges {
             collect_notes,
             retention_days,
             payment_data_days,
+            opt_ins,
+            allowed_origins,
             schedule,
             resources,
         } = self;
@@ -353,6 +366,8 @@ impl VenueChanges {
         keep_or(&mut definition.guest_fields.notes, collect_notes);
         keep_or(&mut definition.retention_days, retention_days);
         keep_or(&mut definition.payment_data_days, payment_data_days);
+        keep_or(&mut definition.opt_ins, opt_ins);
+        keep_or(&mut definition.allowed_origins, allowed_origins);
         keep_or(&mut definition.schedule, schedule);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
@@ -443,6 +458,9 @@ macro_rules! write_venue {
                     v::collect_email.eq($definition.guest_fields.email.as_str()),
                     v::collect_phone.eq($definition.guest_fields.phone.as_str()),
                     v::collect_notes.eq($definition.guest_fields.notes.as_str()),
+                    v::opt_in_purposes.eq($definition.opt_ins.to_text()),
+                    v::allowed_origins
+                        .eq(domain::Origin::list_to_text(&$definition.allowed_origins)),
                 );
                 let payment_values = (
                     v::payment_rule.eq(rule),
@@ -625,6 +643,41 @@ impl Store {
         self.venue_cache.clear();
         self.occupancy_cache.everything_changed();
         saved
+    }
+
+    /// Every origin some venue lists, each once: what the HTTP layer
+    /// answers cross-origin requests for (with its own short cache).
+    pub fn venue_origins(&self) -> Result<Vec<domain::Origin>, StoreError> {
+        let mut connection = self.connection()?;
+        let lists: Vec<String> = on_backend!(&mut *connection, |c, s| s::venues::table
+            .filter(s::venues::allowed_origins.ne(""))
+            .select(s::venues::allowed_origins)
+            .load(c)?);
+        let mut origins = Vec::new();
+        for list in lists {
+            origins.extend(
+                domain::Origin::list_from_text(&list)
+                    .map_err(|reason| StoreError::Corrupt(format!("venue origins: {reason}")))?,
+            );
+        }
+        origins.sort();
+        origins.dedup();
+        Ok(origins)
+    }
+
+    /// The locales in which a venue has published a privacy notice, in
+    /// order: the languages its booking form can show the notice in.
+    pub fn notice_locales(&self, venue: VenueId) -> Result<Vec<String>, StoreError> {
+        let venue_id = venue.to_string();
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            s::privacy_notices::table
+                .filter(s::privacy_notices::venue_id.eq(&venue_id))
+                .select(s::privacy_notices::locale)
+                .distinct()
+                .order(s::privacy_notices::locale)
+                .load::<String>(c)?
+        }))
     }
 
     /// The id of the venue with this slug.

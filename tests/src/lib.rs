@@ -252,6 +252,8 @@ pub struct Options {
     /// webhooks, alerts and e-mail listen on 127.0.0.1. Tests of the
     /// refusal turn it off.
     pub outbound: api::config::Outbound,
+    /// Origins allowed across sites (`[http]`).
+    pub http: api::config::Http,
 }
 
 /// PEM files for a server that speaks HTTPS.
@@ -274,6 +276,7 @@ impl Default for Options {
             outbound: api::config::Outbound {
                 allow_private_targets: true,
             },
+            http: api::config::Http::default(),
         }
     }
 }
@@ -341,6 +344,7 @@ impl TestApp {
             audit: api::config::Audit::default(),
             rate_limits: options.rate_limits,
             outbound: options.outbound,
+            http: options.http,
         }
         .check()?;
         let (store, _) = api::open_store(&checked).await?;

@@ -8,7 +8,9 @@ mod api {
     mod bad_input;
     mod booking;
     mod concurrency;
+    mod cors;
     mod erasure_copies;
+    mod get_requests;
     mod graphiql;
     mod guests;
     mod idempotency;

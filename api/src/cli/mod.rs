@@ -280,6 +280,9 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
             action: VenueCommand::Import { file },
         } => {
             let definitions = api::import::read_file(&file)?;
+            if checked.settings.env == Environment::Production {
+                api::import::refuse_plain_http_origins(&file.display().to_string(), &definitions)?;
+            }
             let (store, _) = api::open_store(&checked).await?;
             let report = api::import_venues(&store, definitions).await?;
             tracing::info!(

@@ -11,6 +11,7 @@ pub mod consent_types;
 pub mod context;
 pub mod coordinates;
 pub mod depth;
+pub mod enums;
 pub mod errors;
 pub mod guard;
 pub mod limits;
@@ -24,7 +25,8 @@ mod query;
 pub mod scalars;
 pub mod schema;
 pub mod types;
-mod venues;
+pub mod venue_types;
+pub mod venues;
 mod webhooks;
 
 pub use errors::{Code, ensure_codes};

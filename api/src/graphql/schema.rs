@@ -15,6 +15,7 @@ use app::settings::Environment;
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Query(
     query::BookingQuery,
+    venues::VenueQuery,
     access::AccessQuery,
     privacy::PrivacyQuery,
     audit::AuditQuery,
@@ -93,7 +94,8 @@ pub fn build(services: Option<Services>, env: Environment) -> KluisSchema {
             .data(services.gateways)
             .data(services.authorizer)
             .data(access::SessionLength(services.session_length))
-            .data(services.outbound);
+            .data(services.outbound)
+            .data(env);
         if let Some(monitor) = services.monitor {
             builder = builder.data(monitor);
         }

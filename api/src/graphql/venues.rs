@@ -1,30 +1,34 @@
-//! Venue set-up over GraphQL: the settings of `kluis venue import`, for
-//! managers and admins day to day. Unlike a venue file, which is the whole
-//! truth about the venues it lists, `saveVenue` changes only what it is
-//! given: a setting left out keeps its stored value.
+//! Venues over GraphQL: looked up by slug for a booking widget, and set up
+//! by managers and admins with the settings of `kluis venue import`.
+//! Unlike a venue file, which is the whole truth about the venues it lists,
+//! `saveVenue` changes only what it is given: a setting left out keeps its
+//! stored value.
 
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::Utc;
 use domain::ports::VenueRepository;
 use domain::venue::{check_display_name, parse_time_zone};
 use domain::{
-    Country, DomainError, Minutes, OpeningInterval, Resource, ResourceKind, Slug, TimeOfDay,
-    WeeklySchedule,
+    Country, DomainError, Minutes, OpeningInterval, OptIns, Origin, PartySize, Resource,
+    ResourceKind, Slug, VenueId, WeeklySchedule,
 };
 use store::{ResourceChange, VenueChanges};
 
 use super::context::{blocking, store};
 use super::coordinates;
+use super::enums::OptInPurpose;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE};
-use super::types::{FieldRuleValue, PaymentKind, ResourceKindValue, VenueObject, Weekday};
+use super::payload::{Checks, outcome};
+use super::scalars::LocalTime;
+use super::venue_types::{FieldRuleValue, PaymentKind, ResourceKindValue, VenueObject, Weekday};
 
 #[derive(InputObject)]
 pub struct OpeningHoursInput {
     pub weekday: Weekday,
-    pub opens: super::scalars::LocalTime,
+    pub opens: LocalTime,
     /// `24:00` is the midnight that ends the day.
-    pub closes: super::scalars::LocalTime,
+    pub closes: LocalTime,
 }
 
 #[derive(InputObject)]
@@ -46,10 +50,11 @@ pub struct ResourceInput {
 /// Only `country` and `sameDayCutoff` are cleared by an explicit null. A
 /// new venue needs `name` and `timeZone`; what else it leaves out takes the
 /// defaults of a venue file (e.g. `retentionDays` 365, no payment, every
-/// guest field optional, closed, no resources). `openingHours`, when given,
-/// replaces every interval (an empty list closes the venue); `resources`,
-/// when given, is the venue's whole list: resources are matched by slug and
-/// those left out are retired (they keep their past bookings).
+/// guest field optional, both opt-ins, no origins, closed, no resources).
+/// `openingHours`, when given, replaces every interval (an empty list
+/// closes the venue); `resources`, when given, is the venue's whole list:
+/// resources are matched by slug and those left out are retired (they keep
+/// their past bookings). Every field at fault is reported at once.
 #[derive(InputObject)]
 pub struct VenueInput {
     pub slug: String,
@@ -63,9 +68,9 @@ pub struct VenueInput {
     pub booking_duration_minutes: Option<i32>,
     pub buffer_minutes: Option<i32>,
     pub min_notice_minutes: Option<i32>,
-    /// Local time (HH:MM) after which same-day bookings close; null
-    /// removes the cut-off.
-    pub same_day_cutoff: MaybeUndefined<String>,
+    /// Local time after which same-day bookings close; null removes the
+    /// cut-off.
+    pub same_day_cutoff: MaybeUndefined<LocalTime>,
     pub cancel_deadline_minutes: Option<i32>,
     pub max_party_size: Option<i32>,
     pub max_advance_days: Option<i32>,
@@ -79,6 +84,13 @@ pub struct VenueInput {
     /// Which guest fields the venue collects; a field left out keeps its
     /// rule.
     pub guest_fields: Option<GuestFieldsInput>,
+    /// What the booking form offers to opt in to; replaces the list (an
+    /// empty list offers none).
+    pub consent_purposes: Option<Vec<OptInPurpose>>,
+    /// Web origins (`https://host[:port]`, no path) whose pages may call
+    /// kluis from a browser for this venue; replaces the list (at most 20).
+    /// `http://localhost…` only on a development server.
+    pub allowed_origins: Option<Vec<String>>,
     /// Days after a guest's last visit until their personal data is
     /// anonymized (1 to 3650); left out, the stored limit stays (365 for a
     /// new venue).
@@ -90,6 +102,7 @@ pub struct VenueInput {
 }
 
 /// Which guest fields a venue collects; a field left out keeps its rule.
+/// The name is always required.
 #[derive(InputObject)]
 pub struct GuestFieldsInput {
     pub email: Option<FieldRuleValue>,
@@ -101,7 +114,7 @@ fn field_rule(value: FieldRuleValue) -> domain::privacy::FieldRule {
     match value {
         FieldRuleValue::Required => domain::privacy::FieldRule::Required,
         FieldRuleValue::Optional => domain::privacy::FieldRule::Optional,
-        FieldRuleValue::No => domain::privacy::FieldRule::NotCollected,
+        FieldRuleValue::NotCollected => domain::privacy::FieldRule::NotCollected,
     }
 }
 
@@ -143,19 +156,10 @@ impl From<store::PaymentKind> for PaymentKind {
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> async_graphql::Error {
-    api_error(Code::BadUserInput, format!("{field}: {reason}")).extend_with_field(field)
-}
-
-trait WithField {
-    fn extend_with_field(self, field: &str) -> async_graphql::Error;
-}
-
-impl WithField for async_graphql::Error {
-    fn extend_with_field(self, field: &str) -> async_graphql::Error {
-        use async_graphql::ErrorExtensions;
-        let field = field.to_owned();
-        self.extend_with(move |_, extensions| extensions.set("field", field.as_str()))
-    }
+    use async_graphql::ErrorExtensions;
+    let field = field.to_owned();
+    api_error(Code::BadUserInput, format!("{field}: {reason}"))
+        .extend_with(move |_, extensions| extensions.set("field", field.as_str()))
 }
 
 fn minutes(value: Option<i32>, field: &'static str, min: u32, max: u32) -> Result<Option<Minutes>> {
@@ -164,9 +168,14 @@ fn minutes(value: Option<i32>, field: &'static str, min: u32, max: u32) -> Resul
         .transpose()
 }
 
-fn count(value: Option<i32>, field: &'static str) -> Result<Option<u32>> {
+fn within(value: Option<i32>, field: &str, min: u32, max: u32) -> Result<Option<u32>> {
     value
-        .map(|raw| u32::try_from(raw).map_err(|_| invalid(field, "must be positive")))
+        .map(|raw| {
+            u32::try_from(raw)
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| invalid(field, format!("must be between {min} and {max}")))
+        })
         .transpose()
 }
 
@@ -191,124 +200,302 @@ fn resource_kind(kind: ResourceKindValue) -> ResourceKind {
     }
 }
 
-/// Checks each field a venue input gives, naming the field at fault; what
-/// it leaves out stays `None` and keeps its stored value.
-pub fn changes(input: VenueInput) -> Result<(Slug, VenueChanges)> {
+/// How far a venue input may go: a production server takes no plain-http
+/// origins.
+#[derive(Clone, Copy)]
+pub struct Strictness {
+    pub plain_http_origins: bool,
+}
+
+/// Checks each field a venue input gives, noting every field at fault in
+/// `checks`; what it leaves out stays `None` and keeps its stored value.
+pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -> VenueChanges {
     let limit = domain::BookingRules::MAX_DURATION_MINUTES;
+    let long = 60 * 24 * 60;
     let payment = input.payment.as_ref();
     let fields = input.guest_fields.as_ref();
     let mut changes = VenueChanges {
-        name: input
-            .name
-            .as_deref()
-            .map(check_display_name)
-            .transpose()
-            .map_err(|reason| invalid("name", reason))?,
-        time_zone: input
-            .time_zone
-            .as_deref()
-            .map(parse_time_zone)
-            .transpose()
-            .map_err(|reason| invalid("timeZone", reason))?,
+        name: checks
+            .take(
+                input
+                    .name
+                    .as_deref()
+                    .map(check_display_name)
+                    .transpose()
+                    .map_err(|reason| invalid("name", reason)),
+            )
+            .flatten(),
+        time_zone: checks
+            .take(
+                input
+                    .time_zone
+                    .as_deref()
+                    .map(parse_time_zone)
+                    .transpose()
+                    .map_err(|reason| invalid("timeZone", reason)),
+            )
+            .flatten(),
         country: match &input.country {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(raw) => Some(Some(
-                Country::parse(raw).map_err(|reason| invalid("country", reason))?,
-            )),
+            MaybeUndefined::Value(raw) => checks
+                .take(Country::parse(raw).map_err(|reason| invalid("country", reason)))
+                .map(Some),
         },
-        slot_interval: minutes(input.slot_interval_minutes, "slotIntervalMinutes", 0, limit)?,
-        booking_duration: minutes(
-            input.booking_duration_minutes,
-            "bookingDurationMinutes",
-            0,
-            limit,
-        )?,
-        buffer: minutes(input.buffer_minutes, "bufferMinutes", 0, limit)?,
-        min_notice: minutes(
-            input.min_notice_minutes,
-            "minNoticeMinutes",
-            0,
-            60 * 24 * 60,
-        )?,
+        slot_interval: checks
+            .take(minutes(
+                input.slot_interval_minutes,
+                "slotIntervalMinutes",
+                1,
+                limit,
+            ))
+            .flatten(),
+        booking_duration: checks
+            .take(minutes(
+                input.booking_duration_minutes,
+                "bookingDurationMinutes",
+                1,
+                limit,
+            ))
+            .flatten(),
+        buffer: checks
+            .take(minutes(input.buffer_minutes, "bufferMinutes", 0, limit))
+            .flatten(),
+        min_notice: checks
+            .take(minutes(
+                input.min_notice_minutes,
+                "minNoticeMinutes",
+                0,
+                long,
+            ))
+            .flatten(),
         same_day_cutoff: match &input.same_day_cutoff {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(raw) => Some(Some(
-                TimeOfDay::parse(raw).map_err(|reason| invalid("sameDayCutoff", reason))?,
-            )),
+            MaybeUndefined::Value(time) => Some(Some(time.0)),
         },
-        cancel_deadline: minutes(
-            input.cancel_deadline_minutes,
-            "cancelDeadlineMinutes",
-            0,
-            60 * 24 * 60,
-        )?,
-        max_party_size: count(input.max_party_size, "maxPartySize")?,
-        max_advance_days: count(input.max_advance_days, "maxAdvanceDays")?,
+        cancel_deadline: checks
+            .take(minutes(
+                input.cancel_deadline_minutes,
+                "cancelDeadlineMinutes",
+                0,
+                long,
+            ))
+            .flatten(),
+        max_party_size: checks
+            .take(within(
+                input.max_party_size,
+                "maxPartySize",
+                1,
+                PartySize::HARD_MAX,
+            ))
+            .flatten(),
+        max_advance_days: checks
+            .take(within(input.max_advance_days, "maxAdvanceDays", 1, 3660))
+            .flatten(),
         payment_kind: payment.and_then(|p| p.kind).map(Into::into),
-        payment_amount: payment.and_then(|p| p.amount).map(i64::from),
-        payment_currency: payment
-            .and_then(|p| p.currency.as_deref())
-            .map(domain::payments::Currency::parse)
-            .transpose()
-            .map_err(|_| invalid("payment.currency", "must be a three-letter ISO 4217 code"))?,
+        payment_amount: checks
+            .take(
+                payment
+                    .and_then(|p| p.amount)
+                    .map(|amount| {
+                        domain::payments::Money::new(
+                            i64::from(amount),
+                            domain::payments::Currency::parse("EUR").or_gql()?,
+                        )
+                        .map(|_| i64::from(amount))
+                        .map_err(|_| {
+                            invalid("payment.amount", "must be between 0 and 10,000,000.00")
+                        })
+                    })
+                    .transpose(),
+            )
+            .flatten(),
+        payment_currency: checks
+            .take(
+                payment
+                    .and_then(|p| p.currency.as_deref())
+                    .map(domain::payments::Currency::parse)
+                    .transpose()
+                    .map_err(|_| {
+                        invalid("payment.currency", "must be a three-letter ISO 4217 code")
+                    }),
+            )
+            .flatten(),
         payment_per_guest: payment.and_then(|p| p.per_guest),
-        payment_hold: minutes(
-            payment.and_then(|p| p.hold_minutes),
-            "payment.holdMinutes",
-            1,
-            24 * 60,
-        )?,
+        payment_hold: checks
+            .take(minutes(
+                payment.and_then(|p| p.hold_minutes),
+                "payment.holdMinutes",
+                1,
+                24 * 60,
+            ))
+            .flatten(),
         collect_email: fields.and_then(|f| f.email).map(field_rule),
         collect_phone: fields.and_then(|f| f.phone).map(field_rule),
         collect_notes: fields.and_then(|f| f.notes).map(field_rule),
-        retention_days: input
-            .retention_days
-            .map(|days| domain::Venue::check_retention_days(i64::from(days)))
-            .transpose()
-            .map_err(|reason| invalid("retentionDays", reason))?,
-        payment_data_days: input
-            .payment_data_days
-            .map(|days| domain::Venue::check_payment_data_days(i64::from(days)))
-            .transpose()
-            .map_err(|reason| invalid("paymentDataDays", reason))?,
+        retention_days: checks
+            .take(
+                input
+                    .retention_days
+                    .map(|days| domain::Venue::check_retention_days(i64::from(days)))
+                    .transpose()
+                    .map_err(|reason| invalid("retentionDays", reason)),
+            )
+            .flatten(),
+        payment_data_days: checks
+            .take(
+                input
+                    .payment_data_days
+                    .map(|days| domain::Venue::check_payment_data_days(i64::from(days)))
+                    .transpose()
+                    .map_err(|reason| invalid("paymentDataDays", reason)),
+            )
+            .flatten(),
+        opt_ins: input.consent_purposes.as_ref().and_then(|listed| {
+            checks.take(
+                OptIns::from_purposes(listed.iter().map(|p| (*p).into()))
+                    .map_err(|reason| invalid("consentPurposes", reason)),
+            )
+        }),
+        allowed_origins: input
+            .allowed_origins
+            .as_ref()
+            .and_then(|listed| origins(listed, strictness, checks)),
         schedule: None,
         resources: None,
     };
     if let Some(opening_hours) = &input.opening_hours {
-        let mut days: [Vec<OpeningInterval>; 7] = Default::default();
-        for hours in opening_hours {
-            let interval = OpeningInterval::new(hours.opens.0, hours.closes.0)
-                .map_err(|reason| invalid("openingHours", reason))?;
-            if let Some(day) = days.get_mut(weekday_index(hours.weekday)) {
-                day.push(interval);
-            }
-        }
-        changes.schedule =
-            Some(WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason))?);
+        changes.schedule = schedule(opening_hours, checks);
     }
-    if let Some(listed) = input.resources {
-        let mut resources: Vec<ResourceChange> = Vec::new();
-        for resource in listed {
-            let slug =
-                Slug::parse(&resource.slug).map_err(|reason| invalid("resources.slug", reason))?;
-            if resources.iter().any(|r| r.slug == slug) {
-                return Err(invalid("resources.slug", format!("`{slug}` appears twice")));
+    if let Some(listed) = &input.resources {
+        changes.resources = resources(listed, checks);
+    }
+    changes
+}
+
+fn origins(listed: &[String], strictness: Strictness, checks: &mut Checks) -> Option<Vec<Origin>> {
+    let mut fine = true;
+    for (index, raw) in listed.iter().enumerate() {
+        let field = format!("allowedOrigins.{index}");
+        let checked = Origin::parse(raw).and_then(|origin| {
+            if origin.is_plain_http() && !strictness.plain_http_origins {
+                Err(format!(
+                    "`{origin}` is plain http, which only a development server accepts"
+                ))
+            } else {
+                Ok(origin)
             }
-            resources.push(ResourceChange {
+        });
+        fine &= checks
+            .take(checked.map_err(|reason| invalid(&field, reason)))
+            .is_some();
+    }
+    if !fine {
+        return None;
+    }
+    checks.take(
+        Origin::check_list(listed.iter().map(String::as_str))
+            .map_err(|reason| invalid("allowedOrigins", reason)),
+    )
+}
+
+fn schedule(opening_hours: &[OpeningHoursInput], checks: &mut Checks) -> Option<WeeklySchedule> {
+    let mut days: [Vec<OpeningInterval>; 7] = Default::default();
+    let mut fine = true;
+    for (index, hours) in opening_hours.iter().enumerate() {
+        let field = format!("openingHours.{index}.closes");
+        match checks.take(
+            OpeningInterval::new(hours.opens.0, hours.closes.0)
+                .map_err(|reason| invalid(&field, reason)),
+        ) {
+            Some(interval) => {
+                if let Some(day) = days.get_mut(weekday_index(hours.weekday)) {
+                    day.push(interval);
+                }
+            }
+            None => fine = false,
+        }
+    }
+    if !fine {
+        return None;
+    }
+    checks.take(WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason)))
+}
+
+fn resources(listed: &[ResourceInput], checks: &mut Checks) -> Option<Vec<ResourceChange>> {
+    let mut resources: Vec<ResourceChange> = Vec::new();
+    let mut fine = true;
+    for (index, resource) in listed.iter().enumerate() {
+        let field = |name: &str| format!("resources.{index}.{name}");
+        let slug = checks.take(
+            Slug::parse(&resource.slug)
+                .map_err(|reason| invalid(&field("slug"), reason))
+                .and_then(|slug| {
+                    if resources.iter().any(|r| r.slug == slug) {
+                        Err(invalid(&field("slug"), format!("`{slug}` appears twice")))
+                    } else {
+                        Ok(slug)
+                    }
+                }),
+        );
+        let name = checks.take(
+            check_display_name(&resource.name).map_err(|reason| invalid(&field("name"), reason)),
+        );
+        let capacity = checks.take(
+            Resource::check_capacity(i64::from(resource.capacity))
+                .map_err(|reason| invalid(&field("capacity"), reason)),
+        );
+        match (slug, name, capacity) {
+            (Some(slug), Some(name), Some(capacity)) => resources.push(ResourceChange {
                 slug,
-                name: check_display_name(&resource.name)
-                    .map_err(|reason| invalid("resources.name", reason))?,
+                name,
                 kind: resource.kind.map(resource_kind),
-                capacity: Resource::check_capacity(i64::from(resource.capacity))
-                    .map_err(|reason| invalid("resources.capacity", reason))?,
-            });
+                capacity,
+            }),
+            _ => fine = false,
         }
-        changes.resources = Some(resources);
     }
-    let slug = Slug::parse(&input.slug).map_err(|reason| invalid("slug", reason))?;
-    Ok((slug, changes))
+    fine.then_some(resources)
+}
+
+/// What `saveVenue` answers: the venue as saved, or what to fix.
+#[derive(async_graphql::SimpleObject, Default)]
+pub struct SaveVenuePayload {
+    pub venue: Option<VenueObject>,
+    /// What to fix before submitting again; empty when it went
+    /// through.
+    pub user_errors: Vec<super::payload::UserError>,
+}
+
+#[derive(Default)]
+pub struct VenueQuery;
+
+#[Object]
+impl VenueQuery {
+    /// One venue, by the slug of its venue file: where a booking widget
+    /// starts. Null with NOT_FOUND when there is none.
+    async fn venue_by_slug(&self, ctx: &Context<'_>, slug: String) -> Result<Option<VenueObject>> {
+        let slug = Slug::parse(&slug).map_err(|reason| invalid("slug", reason))?;
+        let store = store(ctx).clone();
+        let venue = blocking(move || {
+            Ok(match store.venue_by_slug(&slug)? {
+                Some(id) => store.venue(id)?,
+                None => None,
+            })
+        })
+        .await?;
+        venue
+            .map(|venue| Some(VenueObject(venue)))
+            .ok_or_else(|| super::errors::domain_error(&DomainError::not_found("venue")))
+    }
+}
+
+/// One venue by its id, or `None`: public, like `venue(id:)`.
+pub async fn venue_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<VenueObject>> {
+    let id = VenueId::parse(id).or_gql()?;
+    let store = store(ctx).clone();
+    Ok(blocking(move || store.venue(id)).await?.map(VenueObject))
 }
 
 #[derive(Default)]
@@ -318,10 +505,21 @@ pub struct VenueMutation;
 impl VenueMutation {
     /// Changes the venue with this slug (its managers and admins) or
     /// creates it (admins of every venue), all in one transaction. Settings
-    /// the input leaves out keep their stored values (see `VenueInput`).
-    async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<VenueObject> {
+    /// the input leaves out keep their stored values (see `VenueInput`);
+    /// every field at fault comes back in `userErrors` and nothing is saved.
+    async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<SaveVenuePayload> {
         const OBJECT: coordinates::Coordinate = coordinates::MUTATION_SAVE_VENUE;
-        let (slug, changes) = changes(input)?;
+        let mut checks = Checks::default();
+        let Some(slug) =
+            checks.take(Slug::parse(&input.slug).map_err(|reason| invalid("slug", reason)))
+        else {
+            // No venue to judge the caller by: only the slug is wrong.
+            guard::require(ctx, None, OBJECT, EXECUTE)?;
+            return Ok(SaveVenuePayload {
+                venue: None,
+                user_errors: checks.finish()?,
+            });
+        };
         let store = store(ctx).clone();
         let existing = {
             let store = store.clone();
@@ -329,7 +527,9 @@ impl VenueMutation {
             blocking(move || store.venue_by_slug(&slug)).await?
         };
         match existing {
-            Some(venue) => guard::require_in_venue(ctx, venue, OBJECT, EXECUTE, "venue")?,
+            // Managers of other venues are refused outright: venues are
+            // public, so there is nothing to hide by answering NOT_FOUND.
+            Some(venue) => guard::require(ctx, Some(venue), OBJECT, EXECUTE)?,
             // A new venue belongs to no one yet: only a role in every venue
             // may create one.
             None => {
@@ -343,12 +543,27 @@ impl VenueMutation {
                 }
             }
         }
-        blocking(move || {
-            let (id, _) = store.save_venue(&slug, changes, Utc::now())?;
-            Ok(VenueObject(
-                store.venue(id)?.ok_or(DomainError::not_found("venue"))?,
-            ))
-        })
-        .await
+        let strictness = Strictness {
+            plain_http_origins: ctx.data_opt::<app::settings::Environment>()
+                == Some(&app::settings::Environment::Development),
+        };
+        let changes = changes(input, strictness, &mut checks);
+        let user_errors = checks.finish()?;
+        if !user_errors.is_empty() {
+            return Ok(SaveVenuePayload {
+                venue: None,
+                user_errors,
+            });
+        }
+        let (venue, user_errors) = outcome(
+            blocking(move || {
+                let (id, _) = store.save_venue(&slug, changes, Utc::now())?;
+                Ok(VenueObject(
+                    store.venue(id)?.ok_or(DomainError::not_found("venue"))?,
+                ))
+            })
+            .await,
+        )?;
+        Ok(SaveVenuePayload { venue, user_errors })
     }
 }

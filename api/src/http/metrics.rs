@@ -118,9 +118,13 @@ impl Metrics {
         let Some(name) = name else {
             return "anonymous".to_owned();
         };
+        // A key pasted as an operation name must not become a label.
         let plain = !name.is_empty()
             && name.len() <= MAX_OPERATION_NAME
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !["kmt_", "kat_", "kst_", "kls_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
         if !plain {
             return "other".to_owned();
         }

@@ -4,7 +4,9 @@
 //! (principal, rate limits and load shedding, metrics, the audit writer).
 
 pub mod audit_writer;
+pub mod cors;
 mod export;
+pub mod get_policy;
 pub mod graphiql;
 pub mod metrics;
 pub mod rate_limit;
@@ -14,7 +16,6 @@ pub use state::{MetricsAccess, ServerState};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use async_graphql::parser::types::OperationType;
 use serde_json::json;
 
 use crate::config::Environment;
@@ -374,12 +375,23 @@ struct GetParams {
     variables: Option<String>,
 }
 
-/// GET runs queries only: a mutation must not be triggerable by a link or an
-/// image tag.
+/// 405 with a GraphQL-shaped error and `Allow: POST`.
+fn use_post(message: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, "POST"))
+        .json(json!({
+            "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+        }))
+}
+
+/// GET runs public lookups only (see `get_policy`): a mutation must not be
+/// triggerable by a link or an image tag, and what a URL carries ends up in
+/// logs and histories.
 async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> HttpResponse {
     let params = match web::Query::<GetParams>::from_query(request.query_string()) {
         Ok(params) => params.into_inner(),
-        Err(error) => return request_error(StatusCode::BAD_REQUEST, &error.to_string()),
+        // The query string is not echoed: it may hold what it should not.
+        Err(_) => return use_post("send GraphQL requests with POST"),
     };
     let Some(query) = params.query else {
         return if state.env == Environment::Development {
@@ -388,39 +400,29 @@ async fn graphql_get(state: web::Data<ServerState>, request: HttpRequest) -> Htt
             request_error(StatusCode::NOT_FOUND, "send GraphQL requests with POST")
         };
     };
-    if let Ok(document) = async_graphql::parser::parse_query(&query) {
-        let selected =
-            document
-                .operations
-                .iter()
-                .find(|(name, _)| match (&params.operation_name, name) {
-                    (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                });
-        if let Some((_, operation)) = selected
-            && operation.node.ty != OperationType::Query
-        {
-            return request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "mutations are not allowed over GET; use POST",
-            );
-        }
-    }
     let mut graphql_request = async_graphql::Request::new(query);
     if let Some(name) = params.operation_name {
         graphql_request = graphql_request.operation_name(name);
     }
-    if let Some(raw) = params.variables {
-        match serde_json::from_str(&raw) {
-            Ok(variables) => graphql_request = graphql_request.variables(variables),
-            Err(error) => {
-                return request_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("variables are not valid JSON: {error}"),
+    let variables: Option<serde_json::Value> =
+        match params.variables.as_deref().map(serde_json::from_str) {
+            None => None,
+            Some(Ok(variables)) => Some(variables),
+            Some(Err(_)) => {
+                return use_post(
+                    "variables over GET must be a JSON object; send this request with POST",
                 );
             }
-        }
+        };
+    if let Some(why) = get_policy::refusal(
+        &graphql_request.query,
+        graphql_request.operation_name.as_deref(),
+        variables.as_ref(),
+    ) {
+        return use_post(why);
+    }
+    if let Some(variables) = variables {
+        graphql_request = graphql_request.variables(async_graphql::Variables::from_json(variables));
     }
     execute(&state, &request, graphql_request).await
 }

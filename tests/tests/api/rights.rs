@@ -1092,9 +1092,17 @@ fn essence(export: &Value) -> Value {
 /// right any guest of their venue by a reservation id.
 async fn the_export_downloads_as_a_json_file_with_the_same_data(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
-    let guest = json!({ "name": "Fien File", "email": "fien@example.org", "phone": "+31 6 5555 4444", "notes": "by the window", "newsletter": true });
-    let Booked { id, token } = app.book("one-table", 10).guest(guest.clone()).await?;
-    app.book("one-table", 11).guest(guest).await?;
+    let guest = json!({ "name": "Fien File", "email": "fien@example.org", "phone": "+31 6 5555 4444", "notes": "by the window" });
+    let newsletter = json!(["NEWSLETTER"]);
+    let Booked { id, token } = app
+        .book("one-table", 10)
+        .guest(guest.clone())
+        .input("consents", newsletter.clone())
+        .await?;
+    app.book("one-table", 11)
+        .guest(guest)
+        .input("consents", newsletter)
+        .await?;
     let staff = app.staff("staff", Some("one-table")).await?;
     app.gql_as(
         &staff,

@@ -4,11 +4,13 @@
 
 use anyhow::Result;
 use kluis_tests::{
-    Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, data, error_code, text,
+    Backend, ONE_TABLE_VENUE, Options, TestApp, both_backends, data, error_code, payload, text,
+    user_errors,
 };
 use serde_json::{Value, json};
 
-const SAVE: &str = "mutation S($v: VenueInput!) { saveVenue(input: $v) { id retentionDays } }";
+const SAVE: &str = "mutation S($v: VenueInput!) {
+    saveVenue(input: $v) { venue { id retentionDays } userErrors { field code message } } }";
 
 /// Every setting a venue has, as managers read it back.
 const SETTINGS: &str = "query V($id: ID!) { venue(id: $id) {
@@ -17,6 +19,7 @@ const SETTINGS: &str = "query V($id: ID!) { venue(id: $id) {
     cancelDeadlineMinutes maxPartySize maxAdvanceDays
     payment { kind amount { amount currency } perGuest holdMinutes }
     guestFields { email phone notes }
+    consentPurposes allowedOrigins
     retentionDays
     openingHours { weekday opens closes }
     resources { slug name kind capacity } } }";
@@ -61,7 +64,7 @@ async fn keeps_guests_after_a_name_edit(app: &TestApp, manager: &str) -> Result<
     )
     .await?;
     assert_eq!(
-        renamed["data"]["saveVenue"]["retentionDays"], 3650,
+        renamed["data"]["saveVenue"]["venue"]["retentionDays"], 3650,
         "{renamed}"
     );
     let read = settings(app, manager, &venue).await?;
@@ -83,7 +86,7 @@ async fn keeps_guests_after_a_name_edit(app: &TestApp, manager: &str) -> Result<
     )
     .await?;
     assert_eq!(
-        shortened["data"]["saveVenue"]["retentionDays"], 365,
+        shortened["data"]["saveVenue"]["venue"]["retentionDays"], 365,
         "{shortened}"
     );
     let run = app.run_retention(four_years, false).await?;
@@ -129,7 +132,10 @@ async fn retention_set_by_save_venue_survives_an_edit_of_the_name(backend: Backe
             "retentionDays": 3650 }),
     )
     .await?;
-    assert_eq!(set["data"]["saveVenue"]["retentionDays"], 3650, "{set}");
+    assert_eq!(
+        set["data"]["saveVenue"]["venue"]["retentionDays"], 3650,
+        "{set}"
+    );
     keeps_guests_after_a_name_edit(&app, &manager).await
 }
 both_backends!(
@@ -151,7 +157,7 @@ async fn an_edit_changes_only_what_it_names(
     let mut input = edit;
     input["slug"] = json!("full");
     let saved = save(&app, &manager, input).await?;
-    assert!(saved.get("errors").is_none(), "{saved}");
+    payload(&saved, "saveVenue")?;
     let after = settings(&app, &manager, &venue).await?;
     let mut expected = before.clone();
     change(&mut expected);
@@ -281,38 +287,55 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
     let before = settings(&app, &manager, &venue).await?;
 
     for (input, field) in [
-        (json!({ "retentionDays": 0 }), "retentionDays"),
-        (json!({ "retentionDays": 3651 }), "retentionDays"),
+        (json!({ "retentionDays": 0 }), "input.retentionDays"),
+        (json!({ "retentionDays": 3651 }), "input.retentionDays"),
         // One bad field among good ones: all or nothing.
         (
             json!({ "name": "Half Saved", "maxPartySize": 0 }),
-            "maxPartySize",
+            "input.maxPartySize",
         ),
         (
             json!({ "name": "Half Saved", "payment": { "holdMinutes": 0 } }),
-            "payment.holdMinutes",
+            "input.payment.holdMinutes",
         ),
-        (json!({ "payment": { "amount": -1 } }), "payment.amount"),
+        (
+            json!({ "payment": { "amount": -1 } }),
+            "input.payment.amount",
+        ),
         (
             json!({ "payment": { "currency": "euro" } }),
-            "payment.currency",
+            "input.payment.currency",
         ),
-        (json!({ "name": " " }), "name"),
-        (json!({ "sameDayCutoff": "25:00" }), "sameDayCutoff"),
+        (json!({ "name": " " }), "input.name"),
+        (
+            json!({ "slotIntervalMinutes": 0 }),
+            "input.slotIntervalMinutes",
+        ),
+        (json!({ "maxAdvanceDays": 99999 }), "input.maxAdvanceDays"),
+        (
+            json!({ "consentPurposes": [] , "allowedOrigins": ["null"] }),
+            "input.allowedOrigins.0",
+        ),
     ] {
         let mut input = input;
         input["slug"] = json!("full");
         let refused = save(&app, &manager, input.clone()).await?;
+        assert!(refused.get("errors").is_none(), "{input}: {refused}");
+        assert!(refused["data"]["saveVenue"]["venue"].is_null(), "{refused}");
         assert_eq!(
-            error_code(&refused),
-            Some("BAD_USER_INPUT"),
-            "{input}: {refused}"
-        );
-        assert_eq!(
-            refused["errors"][0]["extensions"]["field"], field,
+            user_errors(&refused, "saveVenue"),
+            [(field.to_owned(), "INVALID".to_owned())],
             "{input}: {refused}"
         );
     }
+    // A time of day that is none is refused by the schema itself.
+    let refused = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "sameDayCutoff": "25:00" }),
+    )
+    .await?;
+    assert!(refused.get("errors").is_some(), "{refused}");
 
     // Staff of the venue, a manager of another venue, and nobody at all.
     let staff = app.staff("staff", Some("full")).await?;
@@ -321,7 +344,18 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
     let denied = save(&app, &staff, edit.clone()).await?;
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
     let elsewhere = save(&app, &other, edit.clone()).await?;
-    assert_eq!(error_code(&elsewhere), Some("NOT_FOUND"), "{elsewhere}");
+    assert_eq!(error_code(&elsewhere), Some("FORBIDDEN"), "{elsewhere}");
+    // Bad values do not tell a caller who may not save anything about them.
+    let probing = save(&app, &other, json!({ "slug": "full", "retentionDays": 0 })).await?;
+    assert_eq!(error_code(&probing), Some("FORBIDDEN"), "{probing}");
+    assert!(probing["data"].is_null(), "{probing}");
+    let creating = save(
+        &app,
+        &other,
+        json!({ "slug": "mine-now", "name": "Mine", "timeZone": "UTC" }),
+    )
+    .await?;
+    assert_eq!(error_code(&creating), Some("FORBIDDEN"), "{creating}");
     let anonymous = app.gql(SAVE, json!({ "v": edit })).await?;
     assert_eq!(
         error_code(&anonymous),
@@ -332,11 +366,17 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
 
     // A new venue needs a name and a time zone; the rest are defaults.
     let nameless = save(&app, &admin, json!({ "slug": "new", "timeZone": "UTC" })).await?;
-    assert_eq!(error_code(&nameless), Some("BAD_USER_INPUT"), "{nameless}");
-    assert_eq!(nameless["errors"][0]["extensions"]["field"], "name");
+    assert_eq!(
+        user_errors(&nameless, "saveVenue"),
+        [("input.name".to_owned(), "INVALID".to_owned())],
+        "{nameless}"
+    );
     let zoneless = save(&app, &admin, json!({ "slug": "new", "name": "New" })).await?;
-    assert_eq!(error_code(&zoneless), Some("BAD_USER_INPUT"), "{zoneless}");
-    assert_eq!(zoneless["errors"][0]["extensions"]["field"], "timeZone");
+    assert_eq!(
+        user_errors(&zoneless, "saveVenue"),
+        [("input.timeZone".to_owned(), "INVALID".to_owned())],
+        "{zoneless}"
+    );
     let no_amount = save(
         &app,
         &admin,
@@ -344,7 +384,8 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
     )
     .await?;
     assert_eq!(
-        no_amount["errors"][0]["extensions"]["field"], "payment.amount",
+        user_errors(&no_amount, "saveVenue"),
+        [("input.payment.amount".to_owned(), "INVALID".to_owned())],
         "a deposit needs an amount when the venue has none: {no_amount}"
     );
     let no_currency = save(
@@ -354,7 +395,8 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
     )
     .await?;
     assert_eq!(
-        no_currency["errors"][0]["extensions"]["field"], "payment.currency",
+        user_errors(&no_currency, "saveVenue"),
+        [("input.payment.currency".to_owned(), "INVALID".to_owned())],
         "{no_currency}"
     );
     let created = save(
@@ -363,12 +405,17 @@ async fn refused_edits_change_nothing(backend: Backend) -> Result<()> {
         json!({ "slug": "new", "name": "New", "timeZone": "UTC" }),
     )
     .await?;
-    let id = text(&created, "/data/saveVenue/id")?;
+    let id = text(&created, "/data/saveVenue/venue/id")?;
     let fresh = settings(&app, &admin, &id).await?;
     assert_eq!(fresh["retentionDays"], 365, "{fresh}");
     assert_eq!(fresh["payment"]["kind"], "NONE", "{fresh}");
     assert_eq!(fresh["guestFields"]["phone"], "OPTIONAL", "{fresh}");
     assert_eq!(fresh["openingHours"], json!([]), "{fresh}");
+    assert_eq!(
+        fresh["consentPurposes"],
+        json!(["NEWSLETTER", "MARKETING"]),
+        "{fresh}"
+    );
     Ok(())
 }
 both_backends!(refused_edits_change_nothing, refused_edits_change_nothing);
@@ -397,8 +444,8 @@ async fn concurrent_edits_of_different_settings_both_stay(backend: Backend) -> R
             ),
         );
         let (renamed, kept) = (renamed?, kept?);
-        assert!(renamed.get("errors").is_none(), "{renamed}");
-        assert!(kept.get("errors").is_none(), "{kept}");
+        payload(&renamed, "saveVenue")?;
+        payload(&kept, "saveVenue")?;
         let read = settings(&app, &manager, &venue).await?;
         assert_eq!(read["name"], json!(name), "round {round}: {read}");
         assert_eq!(read["retentionDays"], 100 + round, "round {round}: {read}");
@@ -427,7 +474,9 @@ async fn a_venue_file_is_the_whole_truth_about_its_venues(backend: Backend) -> R
             "maxPartySize": 9, "maxAdvanceDays": 120,
             "payment": { "kind": "DEPOSIT", "amount": { "amount": 1250, "currency": "GBP" },
                          "perGuest": true, "holdMinutes": 30 },
-            "guestFields": { "email": "REQUIRED", "phone": "NO", "notes": "NO" },
+            "guestFields": { "email": "REQUIRED", "phone": "NOT_COLLECTED", "notes": "NOT_COLLECTED" },
+            "consentPurposes": ["NEWSLETTER"],
+            "allowedOrigins": ["https://book.full.example:8443", "https://full.example"],
             "retentionDays": 3650,
             "openingHours": [
                 { "weekday": "TUESDAY", "opens": "12:00", "closes": "14:30" },
@@ -455,6 +504,11 @@ async fn a_venue_file_is_the_whole_truth_about_its_venues(backend: Backend) -> R
         reimported["guestFields"],
         json!({ "email": "OPTIONAL", "phone": "OPTIONAL", "notes": "OPTIONAL" })
     );
+    assert_eq!(
+        reimported["consentPurposes"],
+        json!(["NEWSLETTER", "MARKETING"])
+    );
+    assert_eq!(reimported["allowedOrigins"], json!([]));
     assert_eq!(reimported["openingHours"], json!([]));
     assert_eq!(reimported["resources"], json!([]));
 
@@ -484,7 +538,7 @@ async fn payment_data_days_survive_an_edit_of_the_name(backend: Backend) -> Resu
         json!({ "slug": "one-table", "name": "One Table, renamed" }),
     )
     .await?;
-    assert!(renamed.get("errors").is_none(), "{renamed}");
+    payload(&renamed, "saveVenue")?;
     assert_eq!(
         app.count_rows("venues", "payment_data_days = 90")?,
         1,
@@ -496,7 +550,7 @@ async fn payment_data_days_survive_an_edit_of_the_name(backend: Backend) -> Resu
         json!({ "slug": "one-table", "paymentDataDays": 7 }),
     )
     .await?;
-    assert!(set.get("errors").is_none(), "{set}");
+    payload(&set, "saveVenue")?;
     assert_eq!(app.count_rows("venues", "payment_data_days = 7")?, 1);
     let refused = save(
         &app,
@@ -504,11 +558,281 @@ async fn payment_data_days_survive_an_edit_of_the_name(backend: Backend) -> Resu
         json!({ "slug": "one-table", "paymentDataDays": 541 }),
     )
     .await?;
-    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(
+        user_errors(&refused, "saveVenue"),
+        [("input.paymentDataDays".to_owned(), "INVALID".to_owned())],
+        "{refused}"
+    );
     assert_eq!(app.count_rows("venues", "payment_data_days = 7")?, 1);
     Ok(())
 }
 both_backends!(
     payment_data_days_survive_an_edit_of_the_name,
     payment_data_days_survive_an_edit_of_the_name
+);
+
+/// Every field at fault comes back at once, each with its path, and
+/// nothing is saved.
+async fn every_wrong_field_is_reported_at_once(backend: Backend) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let venue = app.venue_id("full").await?;
+    let before = settings(&app, &manager, &venue).await?;
+    let refused = save(
+        &app,
+        &manager,
+        json!({
+            "slug": "full",
+            "name": "",
+            "country": "Narnia",
+            "retentionDays": -4,
+            "payment": { "holdMinutes": 100000, "currency": "€" },
+            "openingHours": [
+                { "weekday": "MONDAY", "opens": "09:00", "closes": "17:00" },
+                { "weekday": "MONDAY", "opens": "18:00", "closes": "18:00" },
+                { "weekday": "TUESDAY", "opens": "20:00", "closes": "08:00" }
+            ],
+            "resources": [
+                { "slug": "ok", "name": "Fine", "capacity": 2 },
+                { "slug": "Not A Slug!", "name": "x", "capacity": 0 }
+            ],
+            "allowedOrigins": ["https://fine.example", "https://x.example/path", "*", "http://shop.example"]
+        }),
+    )
+    .await?;
+    assert!(refused.get("errors").is_none(), "{refused}");
+    let mut found = user_errors(&refused, "saveVenue");
+    found.sort();
+    let mut expected: Vec<(String, String)> = [
+        "input.name",
+        "input.country",
+        "input.retentionDays",
+        "input.payment.holdMinutes",
+        "input.payment.currency",
+        "input.openingHours.1.closes",
+        "input.openingHours.2.closes",
+        "input.resources.1.slug",
+        "input.resources.1.capacity",
+        "input.allowedOrigins.1",
+        "input.allowedOrigins.2",
+        "input.allowedOrigins.3",
+    ]
+    .iter()
+    .map(|field| ((*field).to_owned(), "INVALID".to_owned()))
+    .collect();
+    expected.sort();
+    assert_eq!(found, expected, "{refused}");
+    for error in refused["data"]["saveVenue"]["userErrors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            !error["message"].as_str().unwrap_or_default().is_empty(),
+            "{error}"
+        );
+    }
+    assert_eq!(settings(&app, &manager, &venue).await?, before);
+
+    // Overlapping intervals are a fault of the list as a whole.
+    let overlapping = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "openingHours": [
+            { "weekday": "FRIDAY", "opens": "09:00", "closes": "17:00" },
+            { "weekday": "FRIDAY", "opens": "16:00", "closes": "22:00" }] }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&overlapping, "saveVenue"),
+        [("input.openingHours".to_owned(), "INVALID".to_owned())],
+        "{overlapping}"
+    );
+    // Oversized lists of origins and absurd strings are refused, not stored.
+    let many: Vec<String> = (0..21).map(|i| format!("https://s{i}.example")).collect();
+    let too_many = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "allowedOrigins": many }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&too_many, "saveVenue"),
+        [("input.allowedOrigins".to_owned(), "INVALID".to_owned())],
+        "{too_many}"
+    );
+    let huge = format!("https://{}.example", "a".repeat(5000));
+    let oversized = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "allowedOrigins": [huge] }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&oversized, "saveVenue"),
+        [("input.allowedOrigins.0".to_owned(), "INVALID".to_owned())]
+    );
+    assert!(
+        !oversized.to_string().contains(&"a".repeat(200)),
+        "the message does not echo the whole value"
+    );
+    assert_eq!(settings(&app, &manager, &venue).await?, before);
+    Ok(())
+}
+both_backends!(
+    every_wrong_field_is_reported_at_once,
+    every_wrong_field_is_reported_at_once
+);
+
+/// The opt-ins and origins a manager saves read back, normalized; plain
+/// http origins are for development servers only.
+async fn opt_ins_and_origins_are_saved(backend: Backend) -> Result<()> {
+    let app = spawn(backend, FULL_VENUE).await?;
+    let manager = app.staff("manager", Some("full")).await?;
+    let venue = app.venue_id("full").await?;
+    let saved = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "consentPurposes": [],
+                "allowedOrigins": ["HTTPS://Widget.Example:443", "https://widget.example"] }),
+    )
+    .await?;
+    payload(&saved, "saveVenue")?;
+    let read = settings(&app, &manager, &venue).await?;
+    assert_eq!(read["consentPurposes"], json!([]), "{read}");
+    assert_eq!(
+        read["allowedOrigins"],
+        json!(["https://widget.example"]),
+        "{read}"
+    );
+    // The test server runs as production.
+    let local = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "allowedOrigins": ["http://localhost:5173"] }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&local, "saveVenue"),
+        [("input.allowedOrigins.0".to_owned(), "INVALID".to_owned())],
+        "{local}"
+    );
+
+    let development = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: FULL_VENUE,
+            env: api::config::Environment::Development,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let manager = development.staff("manager", Some("full")).await?;
+    let local = save(
+        &development,
+        &manager,
+        json!({ "slug": "full", "allowedOrigins": ["http://localhost:5173"] }),
+    )
+    .await?;
+    payload(&local, "saveVenue")?;
+    Ok(())
+}
+both_backends!(opt_ins_and_origins_are_saved, opt_ins_and_origins_are_saved);
+
+/// What a booking widget asks of a venue before it draws the form.
+const FORM: &str = "query F($slug: String!) { venueBySlug(slug: $slug) {
+    id slug name timeZone country
+    guestFields { name email phone notes }
+    payment { kind amount { amount currency } perGuest holdMinutes }
+    gateways consentPurposes noticeLocales
+    partySize { min max }
+    minNoticeMinutes sameDayCutoff cancelDeadlineMinutes maxAdvanceDays } }";
+
+async fn a_widget_draws_its_form_from_one_query(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            venues: FULL_VENUE,
+            payments: kluis_tests::stripe_config("http://127.0.0.1:9", 5)?,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let venue = app.venue_id("full").await?;
+    let store = app.store().await?;
+    for locale in ["nl-BE", "en"] {
+        let locale = domain::privacy::Locale::parse(locale)?;
+        let (text, sha) = domain::privacy::notice_text("We keep little.")?;
+        store.publish_notice(
+            domain::VenueId::parse(&venue)?,
+            &locale,
+            &text,
+            &sha,
+            app.now(),
+        )?;
+    }
+    let answer = app.gql(FORM, json!({ "slug": "full" })).await?;
+    let form = data(&answer, "venueBySlug")?;
+    assert_eq!(
+        *form,
+        json!({
+            "id": venue, "slug": "full", "name": "Full House", "timeZone": "Europe/Amsterdam",
+            "country": "BE",
+            "guestFields": { "name": "REQUIRED", "email": "REQUIRED", "phone": "NOT_COLLECTED",
+                             "notes": "NOT_COLLECTED" },
+            "payment": { "kind": "DEPOSIT", "amount": { "amount": 1250, "currency": "GBP" },
+                         "perGuest": true, "holdMinutes": 30 },
+            "gateways": ["STRIPE", "ONSITE"],
+            "consentPurposes": ["NEWSLETTER"],
+            "noticeLocales": ["en", "nl-BE"],
+            "partySize": { "min": 1, "max": 9 },
+            "minNoticeMinutes": 45, "sameDayCutoff": "15:30", "cancelDeadlineMinutes": 90,
+            "maxAdvanceDays": 120
+        })
+    );
+
+    // A guarantee keeps a card: only Stripe can. No payment: no gateway.
+    let manager = app.staff("manager", Some("full")).await?;
+    let guarantee = save(
+        &app,
+        &manager,
+        json!({ "slug": "full", "payment": { "kind": "GUARANTEE" }, "maxPartySize": 20 }),
+    )
+    .await?;
+    payload(&guarantee, "saveVenue")?;
+    let answer = app.gql(FORM, json!({ "slug": "full" })).await?;
+    assert_eq!(
+        answer["data"]["venueBySlug"]["gateways"],
+        json!(["STRIPE"]),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["data"]["venueBySlug"]["partySize"],
+        json!({ "min": 1, "max": 9 }),
+        "the largest resource seats nine: {answer}"
+    );
+    let answer = app.gql(FORM, json!({ "slug": "elsewhere" })).await?;
+    let elsewhere = data(&answer, "venueBySlug")?;
+    assert_eq!(elsewhere["gateways"], json!([]), "{answer}");
+    assert_eq!(elsewhere["noticeLocales"], json!([]), "{answer}");
+    assert_eq!(
+        elsewhere["partySize"],
+        json!({ "min": 1, "max": 0 }),
+        "{answer}"
+    );
+
+    // A slug that names nothing, and one that cannot be a slug.
+    let missing = app.gql(FORM, json!({ "slug": "nowhere" })).await?;
+    assert_eq!(error_code(&missing), Some("NOT_FOUND"), "{missing}");
+    assert!(missing["data"]["venueBySlug"].is_null(), "{missing}");
+    let garbage = app
+        .gql(FORM, json!({ "slug": format!("../{}", "x".repeat(5000)) }))
+        .await?;
+    assert_eq!(error_code(&garbage), Some("BAD_USER_INPUT"), "{garbage}");
+    assert!(garbage["data"]["venueBySlug"].is_null(), "{garbage}");
+    Ok(())
+}
+both_backends!(
+    a_widget_draws_its_form_from_one_query,
+    a_widget_draws_its_form_from_one_query
 );

@@ -1,0 +1,375 @@
+//! A venue as GraphQL shows it: enough for a booking widget to render its
+//! whole form from one query (fields to ask for, what to pay and how,
+//! opt-ins, notice languages, party sizes, how far ahead), and its settings
+//! for those who edit them.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use domain::ports::VenueRepository;
+use domain::{Resource, ResourceKind, Venue};
+
+use super::context::{blocking, store};
+use super::enums::{OptInPurpose, PaymentGateway};
+use super::scalars::LocalTime;
+
+pub struct VenueObject(pub Venue);
+
+impl VenueObject {
+    /// The active resources, smallest first.
+    async fn active_resources(&self, ctx: &Context<'_>) -> Result<Vec<Resource>> {
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        let mut resources = blocking(move || store.resources(venue)).await?;
+        resources.retain(|r| r.active);
+        resources.sort_by(|a, b| {
+            a.capacity
+                .cmp(&b.capacity)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        Ok(resources)
+    }
+}
+
+#[Object(name = "Venue")]
+impl VenueObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Short name used in venue files and `venueBySlug`.
+    async fn slug(&self) -> &str {
+        self.0.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// IANA time zone, e.g. `Europe/Amsterdam`.
+    async fn time_zone(&self) -> &str {
+        self.0.time_zone.name()
+    }
+
+    /// ISO 3166 code: how phone numbers without a country code are read,
+    /// and the prefix a form can suggest.
+    async fn country(&self) -> Option<String> {
+        self.0.country.map(domain::Country::code)
+    }
+
+    /// Bookings start every this many minutes after an opening time.
+    async fn slot_interval_minutes(&self) -> u32 {
+        self.0.rules.slot_interval.get()
+    }
+
+    async fn booking_duration_minutes(&self) -> u32 {
+        self.0.rules.booking_duration.get()
+    }
+
+    /// Time after each booking during which its resource stays blocked.
+    async fn buffer_minutes(&self) -> u32 {
+        self.0.rules.buffer.get()
+    }
+
+    /// Bookings close this long before their start.
+    async fn min_notice_minutes(&self) -> u32 {
+        self.0.rules.min_notice.get()
+    }
+
+    /// Local time after which same-day bookings close, if any.
+    async fn same_day_cutoff(&self) -> Option<LocalTime> {
+        self.0.rules.same_day_cutoff.map(LocalTime)
+    }
+
+    /// Guests may change or cancel until this long before the start.
+    async fn cancel_deadline_minutes(&self) -> u32 {
+        self.0.rules.cancel_deadline.get()
+    }
+
+    /// The venue's own limit on a party (a setting); `partySize` is what a
+    /// form may offer.
+    async fn max_party_size(&self) -> u32 {
+        self.0.rules.max_party_size
+    }
+
+    /// How many days ahead bookings open.
+    async fn max_advance_days(&self) -> u32 {
+        self.0.rules.max_advance_days
+    }
+
+    /// The party sizes a booking may have: from 1 to the smaller of the
+    /// venue's limit and what its largest resource seats (0 when it has no
+    /// resources: nothing can be booked).
+    async fn party_size(&self, ctx: &Context<'_>) -> Result<PartySizeRange> {
+        let largest = self
+            .active_resources(ctx)
+            .await?
+            .iter()
+            .map(|r| r.capacity)
+            .max()
+            .unwrap_or(0);
+        Ok(PartySizeRange {
+            min: 1,
+            max: largest.min(self.0.rules.max_party_size),
+        })
+    }
+
+    /// What guests pay or secure when they book, and how long an unpaid
+    /// booking holds its slot.
+    async fn payment(&self) -> VenuePayment {
+        use domain::payments::PaymentRule;
+        let (amount, per_guest) = match self.0.payments.rule {
+            PaymentRule::None => (None, false),
+            PaymentRule::Deposit { amount, per_guest }
+            | PaymentRule::Prepayment { amount, per_guest } => (Some(amount), per_guest),
+            PaymentRule::Guarantee { fee, per_guest } => (Some(fee), per_guest),
+        };
+        VenuePayment {
+            kind: store::PaymentKind::of(&self.0.payments.rule).into(),
+            amount: amount.map(Into::into),
+            per_guest,
+            hold_minutes: self.0.payments.hold.get(),
+        }
+    }
+
+    /// The gateways a guest may pay this venue with: configured on this
+    /// server, enabled for the venue and able to do what its payment rule
+    /// asks (only Stripe keeps a card for a guarantee). Empty when the
+    /// venue takes no payment.
+    async fn gateways(&self, ctx: &Context<'_>) -> Vec<PaymentGateway> {
+        accepted_gateways(&self.0, ctx.data_opt::<plugins::Gateways>())
+    }
+
+    /// Which guest fields the booking form asks for.
+    async fn guest_fields(&self) -> VenueGuestFields {
+        let fields = self.0.guest_fields;
+        VenueGuestFields {
+            name: FieldRuleValue::Required,
+            email: fields.email.into(),
+            phone: fields.phone.into(),
+            notes: fields.notes.into(),
+        }
+    }
+
+    /// What the booking form offers guests to opt in to (unticked), besides
+    /// the booking itself.
+    async fn consent_purposes(&self) -> Vec<OptInPurpose> {
+        self.0
+            .opt_ins
+            .purposes()
+            .into_iter()
+            .filter_map(|purpose| OptInPurpose::try_from(purpose).ok())
+            .collect()
+    }
+
+    /// Locales (e.g. `en`, `nl-BE`) in which the venue has published a
+    /// privacy notice: ask `privacyNotice` in one of them.
+    async fn notice_locales(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        blocking(move || store.notice_locales(venue)).await
+    }
+
+    /// Web origins whose pages may call kluis from a browser for this
+    /// venue (its widget's site), as browsers send them.
+    async fn allowed_origins(&self) -> Vec<String> {
+        self.0
+            .allowed_origins
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect()
+    }
+
+    /// Days after a guest's last visit until their personal data is
+    /// anonymized.
+    async fn retention_days(&self) -> u32 {
+        self.0.retention_days
+    }
+
+    /// Days after a payment's last refund window closes until its card
+    /// brand and last four are dropped.
+    async fn payment_data_days(&self) -> u32 {
+        self.0.payment_data_days
+    }
+
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn opening_hours(&self) -> Vec<OpeningHours> {
+        self.0
+            .schedule
+            .iter()
+            .map(|(weekday, interval)| OpeningHours {
+                weekday: weekday.into(),
+                opens: LocalTime(interval.opens),
+                closes: LocalTime(interval.closes),
+            })
+            .collect()
+    }
+
+    /// Resources that take bookings, smallest first.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
+        Ok(self
+            .active_resources(ctx)
+            .await?
+            .into_iter()
+            .map(ResourceObject)
+            .collect())
+    }
+}
+
+/// The gateways `venue` accepts among those configured, in the order of
+/// `PaymentGateway`.
+pub fn accepted_gateways(
+    venue: &Venue,
+    configured: Option<&plugins::Gateways>,
+) -> Vec<PaymentGateway> {
+    use domain::payments::PaymentRule;
+    let Some(configured) = configured else {
+        return Vec::new();
+    };
+    let venue_id = venue.id.to_string();
+    PaymentGateway::ALL
+        .into_iter()
+        .filter(|gateway| match venue.payments.rule {
+            PaymentRule::None => false,
+            PaymentRule::Guarantee { .. } => gateway.saves_cards(),
+            PaymentRule::Deposit { .. } | PaymentRule::Prepayment { .. } => true,
+        })
+        .filter(|gateway| configured.for_venue(gateway.as_str(), &venue_id).is_ok())
+        .collect()
+}
+
+/// The party sizes a booking may have.
+#[derive(SimpleObject)]
+pub struct PartySizeRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A venue's payment rule.
+#[derive(SimpleObject)]
+pub struct VenuePayment {
+    pub kind: PaymentKind,
+    /// Per booking, or per guest with `perGuest`; null for `NONE`.
+    pub amount: Option<super::payments::MoneyValue>,
+    pub per_guest: bool,
+    /// How long an unpaid booking holds its slot.
+    pub hold_minutes: u32,
+}
+
+/// Which guest fields a venue collects.
+#[derive(SimpleObject)]
+pub struct VenueGuestFields {
+    /// Always `REQUIRED`.
+    pub name: FieldRuleValue,
+    pub email: FieldRuleValue,
+    pub phone: FieldRuleValue,
+    pub notes: FieldRuleValue,
+}
+
+#[derive(SimpleObject)]
+pub struct OpeningHours {
+    pub weekday: Weekday,
+    pub opens: LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: LocalTime,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl From<chrono::Weekday> for Weekday {
+    fn from(day: chrono::Weekday) -> Self {
+        match day {
+            chrono::Weekday::Mon => Self::Monday,
+            chrono::Weekday::Tue => Self::Tuesday,
+            chrono::Weekday::Wed => Self::Wednesday,
+            chrono::Weekday::Thu => Self::Thursday,
+            chrono::Weekday::Fri => Self::Friday,
+            chrono::Weekday::Sat => Self::Saturday,
+            chrono::Weekday::Sun => Self::Sunday,
+        }
+    }
+}
+
+pub struct ResourceObject(pub Resource);
+
+#[Object(name = "Resource")]
+impl ResourceObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn slug(&self) -> &str {
+        self.0.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn kind(&self) -> ResourceKindValue {
+        self.0.kind.into()
+    }
+
+    /// The largest party it takes.
+    async fn capacity(&self) -> u32 {
+        self.0.capacity
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ResourceKind")]
+pub enum ResourceKindValue {
+    Table,
+    Room,
+    Practitioner,
+    Other,
+}
+
+impl From<ResourceKind> for ResourceKindValue {
+    fn from(kind: ResourceKind) -> Self {
+        match kind {
+            ResourceKind::Table => Self::Table,
+            ResourceKind::Room => Self::Room,
+            ResourceKind::Practitioner => Self::Practitioner,
+            ResourceKind::Other => Self::Other,
+        }
+    }
+}
+
+/// Whether a venue asks for a guest field.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "FieldRule")]
+pub enum FieldRuleValue {
+    Required,
+    Optional,
+    /// Not asked for: a booking that gives it anyway is refused.
+    NotCollected,
+}
+
+impl From<domain::privacy::FieldRule> for FieldRuleValue {
+    fn from(rule: domain::privacy::FieldRule) -> Self {
+        match rule {
+            domain::privacy::FieldRule::Required => Self::Required,
+            domain::privacy::FieldRule::Optional => Self::Optional,
+            domain::privacy::FieldRule::NotCollected => Self::NotCollected,
+        }
+    }
+}
+
+/// What a venue asks guests to pay or secure when they book.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    None,
+    Deposit,
+    Prepayment,
+    /// A card kept on file; `amount` is the no-show fee.
+    Guarantee,
+}

@@ -1,0 +1,2 @@
+ALTER TABLE venues DROP COLUMN allowed_origins;
+ALTER TABLE venues DROP COLUMN opt_in_purposes;
