@@ -9,34 +9,7 @@ use domain::privacy::{Consent, ConsentPurpose};
 
 use super::context::{blocking, store};
 
-/// A purpose a guest may opt in to and out of. The booking itself is no
-/// such purpose: it is the legal basis of the reservation, ended by
-/// cancelling or erasing.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum OptInPurpose {
-    Newsletter,
-    Marketing,
-}
-
-impl From<OptInPurpose> for ConsentPurpose {
-    fn from(value: OptInPurpose) -> Self {
-        match value {
-            OptInPurpose::Newsletter => Self::Newsletter,
-            OptInPurpose::Marketing => Self::Marketing,
-        }
-    }
-}
-
-impl OptInPurpose {
-    /// The opt-in purpose a ledger's purpose is, if it is one.
-    pub fn of(purpose: ConsentPurpose) -> Option<Self> {
-        match purpose {
-            ConsentPurpose::Booking => None,
-            ConsentPurpose::Newsletter => Some(Self::Newsletter),
-            ConsentPurpose::Marketing => Some(Self::Marketing),
-        }
-    }
-}
+pub use super::enums::OptInPurpose;
 
 /// Every purpose the ledger records, the booking's legal basis included.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]

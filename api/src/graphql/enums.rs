@@ -5,14 +5,17 @@ use async_graphql::Enum;
 use domain::privacy::ConsentPurpose;
 
 /// A way of paying kluis knows. Which ones a venue accepts is on
-/// `Venue.gateways`; a payment names one.
+/// `Venue.gateways`; a payment names one, and one not configured on this
+/// server is refused.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PaymentGateway {
-    /// Cards (with 3D Secure) and card guarantees.
+    /// Cards through Stripe, with 3D Secure, and card guarantees; the
+    /// token is a PaymentMethod id (`pm_…`).
     Stripe,
-    /// PayPal checkout; no card guarantees.
+    /// PayPal: the token is `card` (card fields) or `paypal` (wallet); no
+    /// card guarantees.
     Paypal,
-    /// Paid at the venue; no card guarantees.
+    /// Paid at the venue and closed at the desk; the token is `onsite`.
     Onsite,
 }
 
@@ -46,12 +49,23 @@ impl std::fmt::Display for PaymentGateway {
     }
 }
 
-/// What a guest may opt in to besides the booking itself; off unless they
-/// tick it.
+/// What a guest may opt in to besides the booking itself, off unless they
+/// tick it, and withdraw as easily. The booking itself is no such purpose:
+/// it is the legal basis of the reservation, ended by cancelling or
+/// erasing.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OptInPurpose {
+    /// The venue's newsletter.
     Newsletter,
+    /// Marketing messages.
     Marketing,
+}
+
+impl OptInPurpose {
+    /// The opt-in purpose a ledger's purpose is, if it is one.
+    pub fn of(purpose: ConsentPurpose) -> Option<Self> {
+        Self::try_from(purpose).ok()
+    }
 }
 
 impl From<OptInPurpose> for ConsentPurpose {

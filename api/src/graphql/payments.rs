@@ -73,38 +73,7 @@ impl From<PaymentStatus> for PaymentStatusValue {
     }
 }
 
-/// The provider that takes a payment. Which ones a venue offers is in its
-/// payment settings; one not configured on this server is refused.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
-#[graphql(name = "PaymentGateway")]
-pub enum PaymentGateway {
-    /// Cards through Stripe; the token is a PaymentMethod id (`pm_…`).
-    Stripe,
-    /// PayPal: the token is `card` (card fields) or `paypal` (wallet).
-    Paypal,
-    /// Paid at the venue, closed at the desk; the token is `onsite`.
-    Onsite,
-}
-
-impl PaymentGateway {
-    /// The name kluis stores and the plugins answer to.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Stripe => "stripe",
-            Self::Paypal => "paypal",
-            Self::Onsite => "onsite",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "stripe" => Some(Self::Stripe),
-            "paypal" => Some(Self::Paypal),
-            "onsite" => Some(Self::Onsite),
-            _ => None,
-        }
-    }
-}
+pub use super::enums::PaymentGateway;
 
 /// What a payment is for. (Not the venue's rule, `PaymentKind`, which says
 /// what a venue asks for.)
@@ -644,7 +613,7 @@ async fn start(
     .await?;
     let request = app::payments::PaymentRequest {
         reservation: id,
-        gateway: input.gateway.name().to_owned(),
+        gateway: input.gateway.as_str().to_owned(),
         token: input.token,
         key,
         return_url: input.return_url,
@@ -826,7 +795,7 @@ mod tests {
             PaymentGateway::Paypal,
             PaymentGateway::Onsite,
         ] {
-            assert_eq!(PaymentGateway::from_name(gateway.name()), Some(gateway));
+            assert_eq!(PaymentGateway::from_name(gateway.as_str()), Some(gateway));
         }
         assert_eq!(PaymentGateway::from_name("bitcoin"), None);
         assert_eq!(

@@ -68,24 +68,7 @@ impl Slot {
     }
 }
 
-/// What a guest may opt in to when booking, besides the booking itself.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum OptInPurpose {
-    /// The venue's newsletter.
-    Newsletter,
-    /// Marketing messages.
-    Marketing,
-}
-
-impl From<OptInPurpose> for domain::privacy::ConsentPurpose {
-    fn from(purpose: OptInPurpose) -> Self {
-        match purpose {
-            OptInPurpose::Newsletter => Self::Newsletter,
-            OptInPurpose::Marketing => Self::Marketing,
-        }
-    }
-}
-
+pub use super::enums::OptInPurpose;
 pub use super::guard::Access;
 
 /// The guests of reservations answered together (a day sheet, a lookup):
