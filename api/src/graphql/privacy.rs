@@ -239,7 +239,7 @@ pub struct ErasureReport {
 /// within an hour, doubling, 15 minutes at the 100th).
 fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
-        .data_opt::<super::access::ClientAddress>()
+        .data_opt::<super::context::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
     let keys = super::context::store(ctx).keys().current();
     format!("guest-secret:{}", app::auth::address_scope(&keys, address))

@@ -6,7 +6,7 @@ use async_graphql::{EmptySubscription, Schema};
 use store::Store;
 
 use super::{
-    access, alerts, audit, breaches, depth, limits, mutation, payments, privacy, query, scalars,
+    access, alerts, audit_log, breaches, depth, limits, mutation, payments, privacy, query, scalars,
     venues, webhooks,
 };
 use app::settings::Environment;
@@ -17,7 +17,7 @@ pub struct Query(
     query::BookingQuery,
     access::AccessQuery,
     privacy::PrivacyQuery,
-    audit::AuditQuery,
+    audit_log::AuditQuery,
     breaches::BreachQuery,
     webhooks::WebhookQuery,
     alerts::AlertQuery,
