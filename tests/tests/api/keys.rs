@@ -230,11 +230,14 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
     let revoked = app
         .gql_as(
             &admin,
-            "mutation R($id: ID!) { revokeApiKey(id: $id) }",
-            json!({ "id": key_id(&idle)? }),
+            "mutation R($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { revoked } }",
+            json!({ "i": { "id": key_id(&idle)? } }),
         )
         .await?;
-    assert_eq!(revoked["data"]["revokeApiKey"], true, "{revoked}");
+    assert_eq!(
+        revoked["data"]["revokeApiKey"]["revoked"], true,
+        "{revoked}"
+    );
     let replacement = app.partner_key(&admin, &venue, "replacement").await?;
     app.advance(chrono::Duration::minutes(16));
     let retired = app.retire_key(1).await?;
