@@ -7,7 +7,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SET_WEBHOOK: &str =
-    "mutation W($v: ID!, $url: String!) { setVenueWebhook(venueId: $v, url: $url) { secret } }";
+    "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { secret } }";
 const BY_TOKEN: &str = "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail guestPhone notes } }";
 const REQUEST_CODE: &str =
     "mutation R($v: ID!, $e: String!) { requestAccessCode(venueId: $v, email: $e) }";
@@ -105,7 +105,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         .gql_as(
             &manager,
             SET_WEBHOOK,
-            json!({ "v": venue, "url": format!("{}/kluis", receiver.uri()) }),
+            json!({ "i": { "venueId": venue, "url": format!("{}/kluis", receiver.uri()) } }),
         )
         .await?;
     let secret = text(&set, "/data/setVenueWebhook/secret")?;

@@ -183,8 +183,8 @@ async fn two_nodes_share_policy_edits_and_outbox_work(backend: Backend) -> Resul
     let admin = app.staff("admin", None).await?;
     app.gql_as(
         &admin,
-        "mutation W($v: ID!, $u: String!) { setVenueWebhook(venueId: $v, url: $u) { url } }",
-        json!({ "v": venue, "u": receiver.uri() }),
+        "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { secret } }",
+        json!({ "i": { "venueId": venue, "url": receiver.uri() } }),
     )
     .await?;
     let mut ids = Vec::new();
