@@ -13,9 +13,7 @@ use crate::error::{Error, blocking};
 pub fn text(field: &'static str, raw: &str, limit: usize) -> Result<String, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > limit {
-        return Err(
-            DomainError::invalid(field, format!("must be 1 to {limit} characters")).into(),
-        );
+        return Err(DomainError::invalid(field, format!("must be 1 to {limit} characters")).into());
     }
     Ok(trimmed.to_owned())
 }

@@ -490,18 +490,18 @@ impl AccessQuery {
     }
 
     /// The access policy in force and the last refused change.
-    async fn policy_status(&self, ctx: &Context<'_>) -> Result<PolicyStatus> {
+    async fn policy_status(&self, ctx: &Context<'_>) -> Result<Option<PolicyStatus>> {
         require(ctx, None, coordinates::QUERY_POLICY_STATUS, READ)?;
         let authorizer = ctx
             .data_opt::<Arc<Authorizer>>()
             .ok_or_else(|| api_error(Code::Internal, "no access policy loaded"))?;
         let status = authorizer.status();
-        Ok(PolicyStatus {
+        Ok(Some(PolicyStatus {
             hash: status.hash,
             loaded_at: status.loaded_at,
             last_error: status.last_error,
             last_error_at: status.last_error_at,
-        })
+        }))
     }
 
     /// Staff accounts by e-mail address: every one for an admin of every
@@ -513,7 +513,7 @@ impl AccessQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Page<StaffAccount>> {
+    ) -> Result<Option<Page<StaffAccount>>> {
         require(ctx, None, coordinates::QUERY_STAFF_ACCOUNTS, READ)?;
         let reach = reach(ctx, coordinates::QUERY_STAFF_ACCOUNTS, READ);
         let (first, limit) = rows(first)?;
@@ -529,7 +529,7 @@ impl AccessQuery {
             Ok((accounts, total))
         })
         .await?;
-        Ok(offset_page(accounts, offset, first, total))
+        Ok(Some(offset_page(accounts, offset, first, total)))
     }
 
     /// API keys, oldest first: every one for an admin of every venue; for
@@ -541,7 +541,7 @@ impl AccessQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Page<ApiKey>> {
+    ) -> Result<Option<Page<ApiKey>>> {
         require(ctx, None, coordinates::QUERY_API_KEYS, READ)?;
         let reach = reach(ctx, coordinates::QUERY_API_KEYS, READ);
         let (first, limit) = rows(first)?;
@@ -557,7 +557,7 @@ impl AccessQuery {
             Ok((keys, total))
         })
         .await?;
-        Ok(offset_page(keys, offset, first, total))
+        Ok(Some(offset_page(keys, offset, first, total)))
     }
 }
 
@@ -652,10 +652,13 @@ impl AccessMutation {
         let mut checks = Checks::default();
         let email = checks.take(Email::parse("email", &input.email).or_gql());
         let password = checks.take(Password::parse(&input.password).or_gql());
-        let venue = checks.take(venue_domain(input.venue_id.as_ref(), "venueId").and_then(|venue| {
-            require_for_domain(ctx, &venue, OBJECT, EXECUTE).map_err(|e| at_field(e, "venueId"))?;
-            Ok(venue)
-        }));
+        let venue = checks.take(venue_domain(input.venue_id.as_ref(), "venueId").and_then(
+            |venue| {
+                require_for_domain(ctx, &venue, OBJECT, EXECUTE)
+                    .map_err(|e| at_field(e, "venueId"))?;
+                Ok(venue)
+            },
+        ));
         let user_errors = checks.finish()?;
         let (Some(email), Some(password), Some(venue)) = (email, password, venue) else {
             return Ok(CreateStaffPayload {

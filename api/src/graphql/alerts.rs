@@ -114,6 +114,12 @@ fn alert_after(after: Option<&str>) -> Result<Option<(DateTime<Utc>, String)>> {
     Ok(Some((at.with_timezone(&Utc), id.to_owned())))
 }
 
+/// One alert by id, for a `node(id:)` (the caller's reach is checked by
+/// the caller: alerts of no venue are for admins of every venue).
+pub fn alert_by_id(store: &store::Store, id: &str) -> Result<Option<AlertObject>, StoreError> {
+    Ok(store.alert(id)?.map(AlertObject::from))
+}
+
 #[derive(InputObject)]
 pub struct AcknowledgeAlertInput {
     pub id: ID,
@@ -163,7 +169,7 @@ impl AlertQuery {
         status: Option<AlertStatus>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Page<AlertObject>> {
+    ) -> Result<Option<Page<AlertObject>>> {
         guard::require(ctx, None, coordinates::QUERY_ALERTS, READ)?;
         let venues = guard::reach(ctx, coordinates::QUERY_ALERTS, READ).filter();
         let (first, limit) = rows(first)?;
@@ -173,7 +179,10 @@ impl AlertQuery {
         let status = status.map(AlertStatus::as_str);
         let (mut alerts, total) = blocking(move || {
             let total = store.alert_count(status, venues.as_deref())?;
-            Ok((store.alerts(status, venues.as_deref(), after, limit)?, total))
+            Ok((
+                store.alerts(status, venues.as_deref(), after, limit)?,
+                total,
+            ))
         })
         .await?;
         let has_next = alerts.len() > first;
@@ -184,7 +193,7 @@ impl AlertQuery {
                 .into_iter()
                 .map(|alert| Edge::new(alert_cursor(&alert), AlertObject::from(alert))),
         );
-        Ok(connection)
+        Ok(Some(connection))
     }
 }
 

@@ -126,7 +126,11 @@ impl From<store::AuditEntry> for AuditEntryObject {
             seq: entry.seq,
             at: entry.at,
             principal: entry.principal,
-            actions: entry.action.split(',').filter_map(AuditActionName::of).collect(),
+            actions: entry
+                .action
+                .split(',')
+                .filter_map(AuditActionName::of)
+                .collect(),
             objects: entry
                 .objects
                 .into_iter()
@@ -190,7 +194,7 @@ impl AuditQuery {
         principal: Option<String>,
         object: Option<String>,
         action: Option<AuditActionName>,
-    ) -> Result<Page<AuditEntryObject>> {
+    ) -> Result<Option<Page<AuditEntryObject>>> {
         guard::require(ctx, None, coordinates::QUERY_AUDIT_LOG, READ)?;
         let venues = guard::reach(ctx, coordinates::QUERY_AUDIT_LOG, READ).filter();
         let (first, limit) = rows(first)?;
@@ -210,9 +214,11 @@ impl AuditQuery {
         let has_next = entries.len() > first;
         entries.truncate(first);
         let mut connection = page(before.is_some(), has_next, total);
-        connection.edges.extend(entries.into_iter().map(|entry| {
-            Edge::new(Cursor(entry.seq.to_string()), AuditEntryObject::from(entry))
-        }));
-        Ok(connection)
+        connection.edges.extend(
+            entries.into_iter().map(|entry| {
+                Edge::new(Cursor(entry.seq.to_string()), AuditEntryObject::from(entry))
+            }),
+        );
+        Ok(Some(connection))
     }
 }

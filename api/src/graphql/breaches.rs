@@ -229,11 +229,7 @@ fn new_breach(
     }
     let nature = checks.take(text("nature", &input.nature, 4000));
     let categories = checks.take(text("dataCategories", &input.data_categories, 1000));
-    let consequences = checks.take(text(
-        "likelyConsequences",
-        &input.likely_consequences,
-        4000,
-    ));
+    let consequences = checks.take(text("likelyConsequences", &input.likely_consequences, 4000));
     let measures = checks.take(text("measuresTaken", &input.measures_taken, 4000));
     let contact = checks.take(text("contact", &input.contact, 500));
     let user_errors = checks.finish()?;
@@ -285,7 +281,7 @@ impl BreachQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Page<BreachObject>> {
+    ) -> Result<Option<Page<BreachObject>>> {
         guard::require(ctx, None, coordinates::QUERY_BREACHES, READ)?;
         let venues = guard::reach(ctx, coordinates::QUERY_BREACHES, READ).filter();
         let (first, limit) = rows(first)?;
@@ -305,7 +301,7 @@ impl BreachQuery {
             Ok((breaches, total))
         })
         .await?;
-        Ok(offset_page(breaches, offset, first, total))
+        Ok(Some(offset_page(breaches, offset, first, total)))
     }
 }
 
@@ -434,7 +430,14 @@ async fn notify(ctx: &Context<'_>, input: &NotifyBreachInput) -> Result<i32> {
             .map_err(|e| at_field(e, "affected.reservationIds"))?;
     }
     let who = guard::principal(ctx).subject();
-    app::breaches::notify(store, input.id.to_string(), reservations, notice, who, now(ctx))
-        .await
-        .or_gql()
+    app::breaches::notify(
+        store,
+        input.id.to_string(),
+        reservations,
+        notice,
+        who,
+        now(ctx),
+    )
+    .await
+    .or_gql()
 }

@@ -163,7 +163,12 @@ impl WebhookMutation {
             .is_some_and(|outbound| outbound.allow_private_targets);
         let mut checks = Checks::default();
         let venue = checks.take(
-            venue_to_change(ctx, &input.venue_id, coordinates::MUTATION_SET_VENUE_WEBHOOK).await,
+            venue_to_change(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_SET_VENUE_WEBHOOK,
+            )
+            .await,
         );
         let url = checks.take(check_url(&input.url, allow_private).map_err(|e| at_field(e, "url")));
         let user_errors = checks.finish()?;

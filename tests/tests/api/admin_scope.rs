@@ -19,7 +19,8 @@ const UNLOCK: &str = "mutation U($i: UnlockLoginInput!) { unlockLogin(input: $i)
 const STAFF: &str = "{ staffAccounts(first: 100) { totalCount edges { node { id email active roles { role everyVenue venue { id } } } } } }";
 const KEYS: &str =
     "{ apiKeys(first: 100) { totalCount edges { node { id venues { id } revokedAt } } } }";
-const AUDIT: &str = "{ auditLog(first: 100) { totalCount edges { node { venue { id } objects { object } } } } }";
+const AUDIT: &str =
+    "{ auditLog(first: 100) { totalCount edges { node { venue { id } objects { object } } } } }";
 const ALERTS: &str = "{ alerts(first: 100) { totalCount edges { node { id venue { id } } } } }";
 const ACKNOWLEDGE: &str = "mutation A($i: AcknowledgeAlertInput!) { acknowledgeAlert(input: $i) { alert { id status } userErrors { field code message } } }";
 const LIFT: &str = "mutation L($i: LiftHoldInput!) { liftHold(input: $i) { lifted userErrors { field code message } } }";
@@ -106,7 +107,11 @@ fn total(answer: &Value, list: &str) -> i64 {
 /// A user error (not a top-level one) with `code` on `field`.
 fn assert_user_error(answer: &Value, mutation: &str, code: &str, field: &[&str], what: &str) {
     assert!(answer["errors"].is_null(), "{what}: {answer}");
-    assert_eq!(user_error_code(answer, mutation), Some(code), "{what}: {answer}");
+    assert_eq!(
+        user_error_code(answer, mutation),
+        Some(code),
+        "{what}: {answer}"
+    );
     assert_eq!(
         answer["data"][mutation]["userErrors"][0]["field"],
         json!(field),
@@ -241,17 +246,48 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
         "a venue admin granting itself venue B",
     );
     let own = va(ASSIGN, role(&staff_a.id, "MANAGER", Some(&a))).await?;
-    assert_data(&own, "assignRole", "changed", &json!(true), "granting in its venue");
+    assert_data(
+        &own,
+        "assignRole",
+        "changed",
+        &json!(true),
+        "granting in its venue",
+    );
     let again = va(ASSIGN, role(&staff_a.id, "MANAGER", Some(&a))).await?;
-    assert_data(&again, "assignRole", "changed", &json!(false), "granting it twice");
-    let unknown = va(ASSIGN, role(&uuid::Uuid::new_v4().to_string(), "STAFF", Some(&a))).await?;
+    assert_data(
+        &again,
+        "assignRole",
+        "changed",
+        &json!(false),
+        "granting it twice",
+    );
+    let unknown = va(
+        ASSIGN,
+        role(&uuid::Uuid::new_v4().to_string(), "STAFF", Some(&a)),
+    )
+    .await?;
     for (answer, what) in [
-        (va(ASSIGN, role(&staff_b.id, "STAFF", Some(&a))).await?, "an account of venue B"),
-        (va(ASSIGN, role(&staff_all.id, "STAFF", Some(&a))).await?, "an account of every venue"),
+        (
+            va(ASSIGN, role(&staff_b.id, "STAFF", Some(&a))).await?,
+            "an account of venue B",
+        ),
+        (
+            va(ASSIGN, role(&staff_all.id, "STAFF", Some(&a))).await?,
+            "an account of every venue",
+        ),
         (unknown, "an unknown account"),
     ] {
-        assert_user_error(&answer, "assignRole", "NOT_FOUND", &["input", "staffId"], what);
-        assert!(answer["data"]["assignRole"]["staff"].is_null(), "{what}: {answer}");
+        assert_user_error(
+            &answer,
+            "assignRole",
+            "NOT_FOUND",
+            &["input", "staffId"],
+            what,
+        );
+        assert!(
+            answer["data"]["assignRole"]["staff"].is_null(),
+            "{what}: {answer}"
+        );
     }
     // Still bound to venue A: venue B's staff stay out of sight.
     let listed = va(STAFF, json!({})).await?;
@@ -262,7 +298,13 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
 
     // --- removeRole.
     let removed = va(REMOVE, role(&staff_a.id, "MANAGER", Some(&a))).await?;
-    assert_data(&removed, "removeRole", "changed", &json!(true), "removing in its venue");
+    assert_data(
+        &removed,
+        "removeRole",
+        "changed",
+        &json!(true),
+        "removing in its venue",
+    );
     let removed_again = va(REMOVE, role(&staff_a.id, "MANAGER", Some(&a))).await?;
     assert_data(
         &removed_again,
@@ -290,7 +332,13 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
     )
     .await?;
     for answer in [&removed_other, &removed_unknown] {
-        assert_user_error(answer, "removeRole", "NOT_FOUND", &["input", "staffId"], "out of reach");
+        assert_user_error(
+            answer,
+            "removeRole",
+            "NOT_FOUND",
+            &["input", "staffId"],
+            "out of reach",
+        );
     }
     assert_eq!(
         removed_other["data"]["removeRole"]["userErrors"][0]["message"],
@@ -448,9 +496,21 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
 
     // --- liftHold: venue B's staff and the system stay held.
     let lifted = va(LIFT, held_staff(&staff_a.id)).await?;
-    assert_data(&lifted, "liftHold", "lifted", &json!(true), "a hold in its venue");
+    assert_data(
+        &lifted,
+        "liftHold",
+        "lifted",
+        &json!(true),
+        "a hold in its venue",
+    );
     let kept = va(LIFT, held_staff(&staff_b.id)).await?;
-    assert_data(&kept, "liftHold", "lifted", &json!(false), "a hold elsewhere");
+    assert_data(
+        &kept,
+        "liftHold",
+        "lifted",
+        &json!(false),
+        "a hold elsewhere",
+    );
     for other in [format!("user:{}", staff_b.id), "system".to_owned()] {
         assert!(
             store.principal_hold(&other, app.now())?.is_some(),
@@ -483,7 +543,13 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
     let window =
         json!({ "venueId": a, "from": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z" });
     let notified = va(NOTIFY, notice(&breach_a, &window)).await?;
-    assert_data(&notified, "notifyBreach", "notified", &json!(0), "notifying for its venue");
+    assert_data(
+        &notified,
+        "notifyBreach",
+        "notified",
+        &json!(0),
+        "notifying for its venue",
+    );
     let window_b =
         json!({ "venueId": b, "from": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z" });
     let refused = va(NOTIFY, notice(&breach_a, &window_b)).await?;
@@ -516,7 +582,13 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
     // --- revokeApiKey: its own key; another venue's is as unknown; a key
     // that also serves venue B is not its alone to revoke.
     let revoked = va(REVOKE_KEY, json!({ "i": { "id": key_a } })).await?;
-    assert_data(&revoked, "revokeApiKey", "revoked", &json!(true), "its venue's key");
+    assert_data(
+        &revoked,
+        "revokeApiKey",
+        "revoked",
+        &json!(true),
+        "its venue's key",
+    );
     for other in [&key_b, &"kls_nosuchkey".to_owned()] {
         let revoked_b = va(REVOKE_KEY, json!({ "i": { "id": other } })).await?;
         assert_user_error(
@@ -563,7 +635,13 @@ async fn every_admin_operation_stays_within_the_venues_of_a_venue_bound_admin(
         (&uuid::Uuid::new_v4().to_string(), "an unknown account"),
     ] {
         let kept = va(SET_ACTIVE, deactivate(id)).await?;
-        assert_user_error(&kept, "setStaffActive", "NOT_FOUND", &["input", "staffId"], what);
+        assert_user_error(
+            &kept,
+            "setStaffActive",
+            "NOT_FOUND",
+            &["input", "staffId"],
+            what,
+        );
     }
     let everyone = g(STAFF, json!({})).await?;
     let untouched = [&staff_b.id, &staff_all.id, &global.id];
@@ -641,7 +719,13 @@ async fn the_admin_of_every_venue_still_does_everything(backend: Backend) -> Res
     )?;
 
     let granted = g(ASSIGN, role(&promoted.id, "ADMIN", None)).await?;
-    assert_data(&granted, "assignRole", "changed", &json!(true), "granting every venue");
+    assert_data(
+        &granted,
+        "assignRole",
+        "changed",
+        &json!(true),
+        "granting every venue",
+    );
     // The promoted admin now reaches venue B and no venue too.
     let reach = app.gql_as(&promoted.token, STAFF, json!({})).await?;
     assert!(
@@ -649,9 +733,21 @@ async fn the_admin_of_every_venue_still_does_everything(backend: Backend) -> Res
         "{reach}"
     );
     let in_b = g(ASSIGN, role(&staff_b.id, "MANAGER", Some(&b))).await?;
-    assert_data(&in_b, "assignRole", "changed", &json!(true), "granting in venue B");
+    assert_data(
+        &in_b,
+        "assignRole",
+        "changed",
+        &json!(true),
+        "granting in venue B",
+    );
     let removed = g(REMOVE, role(&staff_all.id, "STAFF", None)).await?;
-    assert_data(&removed, "removeRole", "changed", &json!(true), "removing a global role");
+    assert_data(
+        &removed,
+        "removeRole",
+        "changed",
+        &json!(true),
+        "removing a global role",
+    );
     let created = g(
         CREATE_STAFF,
         json!({ "i": { "email": "all.venues@staff.example", "password": "a long enough test password",
@@ -696,7 +792,13 @@ async fn the_admin_of_every_venue_still_does_everything(backend: Backend) -> Res
         "{acknowledged}"
     );
     let lifted = g(LIFT, held_staff(&staff_b.id)).await?;
-    assert_data(&lifted, "liftHold", "lifted", &json!(true), "lifting a hold in venue B");
+    assert_data(
+        &lifted,
+        "liftHold",
+        "lifted",
+        &json!(true),
+        "lifting a hold in venue B",
+    );
     let recorded = g(RECORD, json!({ "i": breach(None) })).await?;
     let breach_id = recorded["data"]["recordBreach"]["breach"]["id"].clone();
     assert!(
@@ -718,10 +820,26 @@ async fn the_admin_of_every_venue_still_does_everything(backend: Backend) -> Res
         "{reported}"
     );
     let revoked = g(REVOKE_KEY, json!({ "i": { "id": key_id } })).await?;
-    assert_data(&revoked, "revokeApiKey", "revoked", &json!(true), "a key of two venues");
+    assert_data(
+        &revoked,
+        "revokeApiKey",
+        "revoked",
+        &json!(true),
+        "a key of two venues",
+    );
     let unlocked = g(UNLOCK, json!({ "i": { "email": "nobody@staff.example" } })).await?;
-    assert_data(&unlocked, "unlockLogin", "unlocked", &json!(true), "any address");
-    let deactivated = g(SET_ACTIVE, json!({ "i": { "staffId": staff_all.id, "active": false } })).await?;
+    assert_data(
+        &unlocked,
+        "unlockLogin",
+        "unlocked",
+        &json!(true),
+        "any address",
+    );
+    let deactivated = g(
+        SET_ACTIVE,
+        json!({ "i": { "staffId": staff_all.id, "active": false } }),
+    )
+    .await?;
     assert_eq!(
         deactivated["data"]["setStaffActive"]["staff"]["active"],
         json!(false),
@@ -761,7 +879,11 @@ async fn pages_counts_and_inputs_stay_within_bounds(backend: Backend) -> Result<
             .gql_as(&admin_a.token, page_query, json!({ "a": after }))
             .await?;
         assert!(page["errors"].is_null(), "{page}");
-        assert_eq!(total(&page, "staffAccounts"), 4, "venue A's count only: {page}");
+        assert_eq!(
+            total(&page, "staffAccounts"),
+            4,
+            "venue A's count only: {page}"
+        );
         seen.extend(ids(&page, "staffAccounts"));
         let info = &page["data"]["staffAccounts"]["pageInfo"];
         if info["hasNextPage"] != json!(true) {
@@ -779,17 +901,100 @@ async fn pages_counts_and_inputs_stay_within_bounds(backend: Backend) -> Result<
         assert!(!seen.contains(id), "{id}");
     }
 
+    // Alerts and breaches of both venues, several tripped at the same
+    // instant: walked two at a time, venue A's only, each once.
+    let b = app.venue_id("lunch-room").await?;
+    let store = app.store().await?;
+    for (n, venue) in [&a, &a, &a, &a, &a, &b, &b, &b].into_iter().enumerate() {
+        store.raise_alert(
+            &store::NewAlert {
+                rule: "bulk_read".to_owned(),
+                principal: format!("user:paged-{n}"),
+                venue_id: Some(venue.clone()),
+                observed: 1000,
+            },
+            &store::AlertNotices::default(),
+            app.now(),
+        )?;
+    }
+    for venue in [&a, &a, &a, &b] {
+        let recorded = app
+            .gql_as(
+                &global.token,
+                RECORD,
+                json!({ "i": breach(Some(venue.as_str())) }),
+            )
+            .await?;
+        assert!(recorded["errors"].is_null(), "{recorded}");
+    }
+    for (list, expected) in [("alerts", 5), ("breaches", 3)] {
+        let query = format!(
+            "query P($a: String) {{ {list}(first: 2, after: $a) {{ totalCount pageInfo {{ hasNextPage endCursor }} edges {{ node {{ id venue {{ id }} }} }} }} }}"
+        );
+        let (mut after, mut seen) = (Value::Null, Vec::new());
+        loop {
+            let page = app
+                .gql_as(&admin_a.token, &query, json!({ "a": after }))
+                .await?;
+            assert_eq!(total(&page, list), expected, "{page}");
+            assert!(
+                venues_of(&page, list).iter().all(|v| *v == json!(a)),
+                "{page}"
+            );
+            seen.extend(ids(&page, list));
+            let info = &page["data"][list]["pageInfo"];
+            if info["hasNextPage"] != json!(true) {
+                break;
+            }
+            after = info["endCursor"].clone();
+            assert!(seen.len() < 10, "{page}");
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "{list}: each once");
+        assert_eq!(
+            i64::try_from(seen.len())?,
+            expected,
+            "{list}: every one of venue A"
+        );
+    }
+
     // Forged cursors: not base64, not a position, a negative one.
     let encode = base64url;
     for (query, cursor) in [
-        ("query P($a: String) { staffAccounts(after: $a) { totalCount } }", "not a cursor!".to_owned()),
-        ("query P($a: String) { staffAccounts(after: $a) { totalCount } }", encode("-1")),
-        ("query P($a: String) { apiKeys(after: $a) { totalCount } }", encode("1 OR 1=1")),
-        ("query P($a: String) { breaches(after: $a) { totalCount } }", encode("x")),
-        ("query P($a: String) { auditLog(after: $a) { totalCount } }", encode("0")),
-        ("query P($a: String) { auditLog(after: $a) { totalCount } }", encode("seq")),
-        ("query P($a: String) { alerts(after: $a) { totalCount } }", encode("yesterday|x")),
-        ("query P($a: String) { alerts(after: $a) { totalCount } }", encode("2026-01-01T00:00:00Z")),
+        (
+            "query P($a: String) { staffAccounts(after: $a) { totalCount } }",
+            "not a cursor!".to_owned(),
+        ),
+        (
+            "query P($a: String) { staffAccounts(after: $a) { totalCount } }",
+            encode("-1"),
+        ),
+        (
+            "query P($a: String) { apiKeys(after: $a) { totalCount } }",
+            encode("1 OR 1=1"),
+        ),
+        (
+            "query P($a: String) { breaches(after: $a) { totalCount } }",
+            encode("x"),
+        ),
+        (
+            "query P($a: String) { auditLog(after: $a) { totalCount } }",
+            encode("0"),
+        ),
+        (
+            "query P($a: String) { auditLog(after: $a) { totalCount } }",
+            encode("seq"),
+        ),
+        (
+            "query P($a: String) { alerts(after: $a) { totalCount } }",
+            encode("yesterday|x"),
+        ),
+        (
+            "query P($a: String) { alerts(after: $a) { totalCount } }",
+            encode("2026-01-01T00:00:00Z"),
+        ),
     ] {
         let refused = app
             .gql_as(&global.token, query, json!({ "a": cursor }))
@@ -836,9 +1041,19 @@ async fn pages_counts_and_inputs_stay_within_bounds(backend: Backend) -> Result<
     );
     let many: Vec<String> = (0..101).map(|_| a.clone()).collect();
     let key = app
-        .gql_as(&global.token, CREATE_KEY, json!({ "i": { "name": "p", "venueIds": many } }))
+        .gql_as(
+            &global.token,
+            CREATE_KEY,
+            json!({ "i": { "name": "p", "venueIds": many } }),
+        )
         .await?;
-    assert_user_error(&key, "createApiKey", "INVALID", &["input", "venueIds"], "101 venues");
+    assert_user_error(
+        &key,
+        "createApiKey",
+        "INVALID",
+        &["input", "venueIds"],
+        "101 venues",
+    );
     let lift = app.gql_as(&global.token, LIFT, held_staff(&huge)).await?;
     assert_user_error(
         &lift,
@@ -858,7 +1073,13 @@ async fn pages_counts_and_inputs_stay_within_bounds(backend: Backend) -> Result<
     let unlock = app
         .gql_as(&global.token, UNLOCK, json!({ "i": { "email": huge } }))
         .await?;
-    assert_user_error(&unlock, "unlockLogin", "INVALID", &["input", "email"], "a huge address");
+    assert_user_error(
+        &unlock,
+        "unlockLogin",
+        "INVALID",
+        &["input", "email"],
+        "a huge address",
+    );
     let audit = app
         .gql_as(
             &global.token,
@@ -900,10 +1121,9 @@ fn base64url(text: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
-        let bits = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, byte)| acc | (u32::from(*byte) << (16 - 8 * i)));
+        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, byte)| {
+            acc | (u32::from(*byte) << (16 - 8 * i))
+        });
         for i in 0..=chunk.len() {
             let index = (bits >> (18 - 6 * i)) & 63;
             out.push(char::from(ALPHABET[index as usize]));

@@ -135,8 +135,7 @@ async fn two_nodes_share_one_database(backend: Backend) -> Result<()> {
 
     // Failed logins on one node hold the account back on the other.
     let (email, password) = app.staff_account("manager", Some("one-table")).await?;
-    let wrong =
-        "mutation L($e: String!) { login(input: { email: $e, password: \"wrong password\" }) { token } }";
+    let wrong = "mutation L($e: String!) { login(input: { email: $e, password: \"wrong password\" }) { token } }";
     for _ in 0..4 {
         app.gql_at(&app.address, None, wrong, json!({ "e": email }))
             .await?;

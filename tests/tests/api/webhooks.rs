@@ -10,8 +10,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SET: &str = "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { webhook { url createdAt venue { id } } secret userErrors { field code message } } }";
 
 async fn set_webhook(app: &TestApp, as_token: &str, venue: &str, url: &str) -> Result<Value> {
-    app.gql_as(as_token, SET, json!({ "i": { "venueId": venue, "url": url } }))
-        .await
+    app.gql_as(
+        as_token,
+        SET,
+        json!({ "i": { "venueId": venue, "url": url } }),
+    )
+    .await
 }
 
 /// The code and field of `setVenueWebhook`'s first user error.
@@ -242,7 +246,7 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
     let answer = set_webhook(&app, &manager, &elsewhere, "https://hooks.example.com/").await?;
     assert_eq!(
         refusal(&answer),
-            Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())),
+        Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())),
         "another venue is not probed: {answer}"
     );
     let admin = app.staff("admin", None).await?;
@@ -253,8 +257,11 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
         "https://hooks.example.com/",
     )
     .await?;
-    assert_eq!(refusal(&answer),
-            Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())), "{answer}");
+    assert_eq!(
+        refusal(&answer),
+        Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())),
+        "{answer}"
+    );
     let answer = set_webhook(&app, &manager, &venue, "https://hooks.example.com/k").await?;
     assert!(answer["errors"].is_null(), "{answer}");
     assert_eq!(refusal(&answer), None, "{answer}");
@@ -380,11 +387,17 @@ async fn the_opt_in_lets_webhooks_point_inside(backend: Backend) -> Result<()> {
         "https://10.0.0.1/",
     ] {
         let set = set_webhook(&app, &manager, &venue, url).await?;
-        assert_eq!(set["data"]["setVenueWebhook"]["webhook"]["url"], url, "{set}");
+        assert_eq!(
+            set["data"]["setVenueWebhook"]["webhook"]["url"], url,
+            "{set}"
+        );
     }
     let plain = set_webhook(&app, &manager, &venue, "http://10.0.0.1/").await?;
-    assert_eq!(refusal(&plain),
-            Some(("input.url".to_owned(), "INVALID".to_owned())), "{plain}");
+    assert_eq!(
+        refusal(&plain),
+        Some(("input.url".to_owned(), "INVALID".to_owned())),
+        "{plain}"
+    );
     Ok(())
 }
 both_backends!(
