@@ -151,13 +151,6 @@ impl Store {
             .optional()?))
     }
 
-    pub fn staff_list(&self) -> Result<Vec<StaffRow>, StoreError> {
-        let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| s::staff_users::table
-            .order(s::staff_users::email)
-            .load::<StaffRow>(c)?))
-    }
-
     /// Staff accounts by e-mail, `limit` from `offset`: every one (`venues`
     /// none), or those holding a role in one of `venues`.
     pub fn staff_page(
