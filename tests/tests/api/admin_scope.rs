@@ -1108,6 +1108,28 @@ async fn pages_counts_and_inputs_stay_within_bounds(backend: Backend) -> Result<
         ],
         "every field at fault at once: {staff}"
     );
+    let twice = app
+        .gql_as(
+            &global.token,
+            CREATE_STAFF,
+            json!({ "i": { "email": admin_a.email, "password": "a long enough test password", "role": "STAFF", "venueId": a } }),
+        )
+        .await?;
+    assert_user_error(
+        &twice,
+        "createStaff",
+        "CONFLICT",
+        &["input", "email"],
+        "an address in use",
+    );
+    let guest_key = app
+        .gql_as(
+            &global.token,
+            CREATE_KEY,
+            json!({ "i": { "name": "p", "role": "GUEST", "venueIds": [a] } }),
+        )
+        .await?;
+    assert!(guest_key["data"].is_null(), "{guest_key}");
     Ok(())
 }
 both_backends!(
