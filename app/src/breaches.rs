@@ -10,12 +10,10 @@ use crate::error::{Error, blocking};
 
 /// A free text of the register or a notice: trimmed, 1 to `limit`
 /// characters.
-pub fn text(field: &str, raw: &str, limit: usize) -> Result<String, Error> {
+pub fn text(field: &'static str, raw: &str, limit: usize) -> Result<String, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > limit {
-        return Err(Error::Refused(format!(
-            "{field}: must be 1 to {limit} characters"
-        )));
+        return Err(DomainError::invalid(field, format!("must be 1 to {limit} characters")).into());
     }
     Ok(trimmed.to_owned())
 }
@@ -35,9 +33,11 @@ pub fn window(
             Ok(Some((VenueId::parse(venue)?, from, until)))
         }
         (None, None, None) => Ok(None),
-        _ => Err(Error::Refused(
-            "affected: venueId, from and until go together, with from before until".to_owned(),
-        )),
+        _ => Err(DomainError::invalid(
+            "affected",
+            "venueId, from and until go together, with from before until",
+        )
+        .into()),
     }
 }
 
@@ -48,9 +48,9 @@ pub fn listed<S: AsRef<str>>(
     raw: &[S],
 ) -> Result<Vec<ReservationId>, Error> {
     if window.is_none() && raw.is_empty() {
-        return Err(Error::Refused(
-            "affected: name a venue and window or reservations".to_owned(),
-        ));
+        return Err(
+            DomainError::invalid("affected", "name a venue and window or reservations").into(),
+        );
     }
     Ok(raw
         .iter()

@@ -259,7 +259,7 @@ async fn scenarios_answer_correctly(database_url: String) -> Result<()> {
     let login: Value = client
         .post(&graphql)
         .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            "query": "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { token } }",
             "variables": { "e": report.fixture.staff_email, "p": report.fixture.staff_password },
         }))
         .send()

@@ -151,11 +151,69 @@ impl Store {
             .optional()?))
     }
 
-    pub fn staff_list(&self) -> Result<Vec<StaffRow>, StoreError> {
+    /// Staff accounts by e-mail, `limit` from `offset`: every one (`venues`
+    /// none), or those holding a role in one of `venues`.
+    pub fn staff_page(
+        &self,
+        venues: Option<&[String]>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StaffRow>, StoreError> {
+        let within = self.subjects_in("user:", venues)?;
         let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| s::staff_users::table
-            .order(s::staff_users::email)
-            .load::<StaffRow>(c)?))
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::staff_users::table
+                .order((s::staff_users::email, s::staff_users::id))
+                .offset(offset)
+                .limit(limit)
+                .into_boxed();
+            if let Some(ids) = &within {
+                query = query.filter(s::staff_users::id.eq_any(ids.clone()));
+            }
+            query.load::<StaffRow>(c)?
+        }))
+    }
+
+    /// How many accounts `staff_page` pages through for `venues`.
+    pub fn staff_count(&self, venues: Option<&[String]>) -> Result<i64, StoreError> {
+        let within = self.subjects_in("user:", venues)?;
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::staff_users::table.count().into_boxed();
+            if let Some(ids) = &within {
+                query = query.filter(s::staff_users::id.eq_any(ids.clone()));
+            }
+            query.get_result::<i64>(c)?
+        }))
+    }
+
+    /// The ids (after `prefix`, `user:` or `apikey:`) of the subjects
+    /// holding a role in one of `venues`; none when nothing is filtered.
+    fn subjects_in(
+        &self,
+        prefix: &str,
+        venues: Option<&[String]>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(venues) = venues else {
+            return Ok(None);
+        };
+        let pattern = format!("{prefix}%");
+        let mut connection = self.connection()?;
+        let subjects: Vec<String> = on_backend!(&mut *connection, |c, s| {
+            use s::role_assignments::dsl as g;
+            g::role_assignments
+                .filter(g::venue.eq_any(venues.to_vec()))
+                .filter(g::subject.like(pattern.clone()))
+                .select(g::subject)
+                .distinct()
+                .load::<String>(c)?
+        });
+        Ok(Some(
+            subjects
+                .into_iter()
+                .filter_map(|subject| subject.strip_prefix(prefix).map(str::to_owned))
+                .collect(),
+        ))
     }
 
     /// Activates or deactivates an account; deactivating ends its sessions.
@@ -186,12 +244,12 @@ impl Store {
         role: &str,
         venue: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = db_instant(now);
         let mut connection = self.connection()?;
         on_backend!(&mut *connection, |c, s| c.write_transaction(|c| {
             use s::role_assignments::dsl as g;
-            diesel::insert_into(g::role_assignments)
+            let added = diesel::insert_into(g::role_assignments)
                 .values((
                     g::subject.eq(subject),
                     g::role.eq(role),
@@ -201,7 +259,7 @@ impl Store {
                 .on_conflict_do_nothing()
                 .execute(c)?;
             bump_authz_version!(c, s)?;
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(added == 1)
         }))
     }
 
@@ -381,6 +439,42 @@ impl Store {
         Ok(on_backend!(&mut *connection, |c, s| s::api_keys::table
             .order(s::api_keys::created_at)
             .load::<ApiKeyRow>(c)?))
+    }
+
+    /// API keys, oldest first, `limit` from `offset`: every one (`venues`
+    /// none), or those bound to one of `venues`.
+    pub fn api_key_page(
+        &self,
+        venues: Option<&[String]>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let within = self.subjects_in("apikey:", venues)?;
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::api_keys::table
+                .order((s::api_keys::created_at, s::api_keys::id))
+                .offset(offset)
+                .limit(limit)
+                .into_boxed();
+            if let Some(ids) = &within {
+                query = query.filter(s::api_keys::id.eq_any(ids.clone()));
+            }
+            query.load::<ApiKeyRow>(c)?
+        }))
+    }
+
+    /// How many keys `api_key_page` pages through for `venues`.
+    pub fn api_key_count(&self, venues: Option<&[String]>) -> Result<i64, StoreError> {
+        let within = self.subjects_in("apikey:", venues)?;
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::api_keys::table.count().into_boxed();
+            if let Some(ids) = &within {
+                query = query.filter(s::api_keys::id.eq_any(ids.clone()));
+            }
+            query.get_result::<i64>(c)?
+        }))
     }
 
     /// Records that a key was used; at most once a minute per key, so busy

@@ -214,14 +214,15 @@ impl Store {
         }
     }
 
-    /// Alerts, newest first; `status` filters (`open`, `acknowledged`),
-    /// `venues` keeps those of the listed venues (none: every alert, those
-    /// of no venue included).
+    /// Alerts, most recently tripped first, after the position `after`
+    /// (`last_at`, `id` of the last one seen); `status` filters (`open`,
+    /// `acknowledged`), `venues` keeps those of the listed venues (none:
+    /// every alert, those of no venue included).
     pub fn alerts(
         &self,
         status: Option<&str>,
         venues: Option<&[String]>,
-        before: Option<DateTime<Utc>>,
+        after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<Alert>, StoreError> {
         let mut connection = self.connection()?;
@@ -235,13 +236,38 @@ impl Store {
             if let Some(status) = status {
                 query = query.filter(a::status.eq(status));
             }
-            if let Some(before) = before {
-                query = query.filter(a::last_at.lt(before));
+            if let Some((last_at, id)) = &after {
+                let last_at = db_instant(*last_at);
+                query = query.filter(
+                    a::last_at
+                        .lt(last_at)
+                        .or(a::last_at.eq(last_at).and(a::id.lt(id.clone()))),
+                );
             }
             if let Some(venues) = venues {
                 query = query.filter(a::venue_id.eq_any(venues.to_vec()));
             }
             query.load::<Alert>(c)?
+        }))
+    }
+
+    /// How many alerts `alerts` pages through under the same filters.
+    pub fn alert_count(
+        &self,
+        status: Option<&str>,
+        venues: Option<&[String]>,
+    ) -> Result<i64, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::alerts::dsl as a;
+            let mut query = a::alerts.count().into_boxed();
+            if let Some(status) = status {
+                query = query.filter(a::status.eq(status));
+            }
+            if let Some(venues) = venues {
+                query = query.filter(a::venue_id.eq_any(venues.to_vec()));
+            }
+            query.get_result::<i64>(c)?
         }))
     }
 

@@ -683,6 +683,43 @@ impl Store {
             .collect())
     }
 
+    /// How many entries `audit_entries` pages through under `filter`.
+    pub fn audit_count(&self, filter: &AuditFilter) -> Result<i64, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            use s::audit_log::dsl as a;
+            use s::audit_objects::dsl as o;
+            if filter.object.is_some() || filter.action.is_some() {
+                let mut query = o::audit_objects
+                    .inner_join(a::audit_log)
+                    .select(diesel::dsl::count(a::seq).aggregate_distinct())
+                    .into_boxed();
+                if let Some(object) = &filter.object {
+                    query = query.filter(o::object.eq(object.clone()));
+                }
+                if let Some(action) = &filter.action {
+                    query = query.filter(o::action.eq(action.clone()));
+                }
+                if let Some(principal) = &filter.principal {
+                    query = query.filter(o::principal.eq(principal.clone()));
+                }
+                if let Some(venues) = &filter.venues {
+                    query = query.filter(a::venue_id.eq_any(venues.clone()));
+                }
+                query.first::<i64>(c)?
+            } else {
+                let mut query = a::audit_log.count().into_boxed();
+                if let Some(principal) = &filter.principal {
+                    query = query.filter(a::principal.eq(principal.clone()));
+                }
+                if let Some(venues) = &filter.venues {
+                    query = query.filter(a::venue_id.eq_any(venues.clone()));
+                }
+                query.get_result::<i64>(c)?
+            }
+        }))
+    }
+
     /// Every access to the given objects, newest first: one row per object
     /// an entry names (one indexed query on the side table).
     pub fn audit_accesses(

@@ -102,18 +102,37 @@ impl Store {
             .optional()?))
     }
 
-    /// Breaches, newest discovery first: every one (`venues` none), or
-    /// those of the listed venues.
-    pub fn breaches(&self, venues: Option<&[String]>) -> Result<Vec<Breach>, StoreError> {
+    /// Breaches, newest discovery first, `limit` from `offset`: every one
+    /// (`venues` none), or those of the listed venues.
+    pub fn breaches(
+        &self,
+        venues: Option<&[String]>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Breach>, StoreError> {
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| {
             let mut query = s::breaches::table
-                .order(s::breaches::discovered_at.desc())
+                .order((s::breaches::discovered_at.desc(), s::breaches::id.desc()))
+                .offset(offset)
+                .limit(limit)
                 .into_boxed();
             if let Some(venues) = venues {
                 query = query.filter(s::breaches::venue_id.eq_any(venues.to_vec()));
             }
             query.load(c)?
+        }))
+    }
+
+    /// How many breaches `breaches` pages through for `venues`.
+    pub fn breach_count(&self, venues: Option<&[String]>) -> Result<i64, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let mut query = s::breaches::table.count().into_boxed();
+            if let Some(venues) = venues {
+                query = query.filter(s::breaches::venue_id.eq_any(venues.to_vec()));
+            }
+            query.get_result::<i64>(c)?
         }))
     }
 

@@ -593,8 +593,8 @@ impl TestApp {
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
         let answer = self
             .gql(
-                "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                json!({ "e": email, "p": password }),
+                "mutation L($i: LoginInput!) { login(input: $i) { token } }",
+                json!({ "i": { "email": email, "password": password } }),
             )
             .await?;
         text(&answer, "/data/login/token").context("login failed")

@@ -17,6 +17,11 @@ pub fn store<'a>(ctx: &Context<'a>) -> &'a Store {
     ctx.data_unchecked::<Store>()
 }
 
+/// The client's network address, for login throttling (staff passwords
+/// and guests' secrets alike).
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
 /// Runs synchronous storage work off the async executor.
 pub async fn blocking<T, F>(work: F) -> async_graphql::Result<T>
 where

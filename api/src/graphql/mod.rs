@@ -6,6 +6,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod audit_log;
 pub mod breaches;
 pub mod consent_types;
 pub mod context;

@@ -286,7 +286,7 @@ fn required<T>(token: Option<T>, what: &str) -> Result<T> {
 /// within an hour, doubling, 15 minutes at the 100th).
 fn wrong_secret_scope(ctx: &Context<'_>) -> String {
     let address = ctx
-        .data_opt::<super::access::ClientAddress>()
+        .data_opt::<super::context::ClientAddress>()
         .map_or("unknown", |a| a.0.as_str());
     let keys = store(ctx).keys().current();
     format!("guest-secret:{}", app::auth::address_scope(&keys, address))

@@ -6,8 +6,8 @@ use async_graphql::{EmptySubscription, Schema};
 use store::Store;
 
 use super::{
-    access, alerts, audit, breaches, depth, limits, mutation, payments, privacy, query, scalars,
-    venues, webhooks,
+    access, alerts, audit_log, breaches, depth, limits, mutation, payments, privacy, query,
+    scalars, venues, webhooks,
 };
 use app::settings::Environment;
 
@@ -18,7 +18,7 @@ pub struct Query(
     venues::VenueQuery,
     access::AccessQuery,
     privacy::PrivacyQuery,
-    audit::AuditQuery,
+    audit_log::AuditQuery,
     breaches::BreachQuery,
     webhooks::WebhookQuery,
     alerts::AlertQuery,

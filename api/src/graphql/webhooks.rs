@@ -1,36 +1,72 @@
 //! A venue's webhook: where it hears about its bookings (created, changed,
 //! cancelled, status changes) as signed JSON holding ids and times only.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::VenueId;
 use domain::ports::VenueRepository;
+use domain::{DomainError, VenueId};
 use secrecy::ExposeSecret;
 
+use super::access::{at_field, venue_reference};
 use super::context::{blocking, now, store};
 use super::coordinates;
 use super::errors::{Code, OrGraphqlError, api_error};
 use super::guard::{self, EXECUTE, READ};
+use super::payload::{Checks, UserError, outcome};
+use super::types::VenueObject;
 
 /// Longer URLs are refused rather than stored.
 const MAX_URL_LENGTH: usize = 2_000;
 
 /// A venue's endpoint as its managers see it: never the secret.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct VenueWebhook {
     pub url: String,
     pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    venue_id: String,
+}
+
+#[ComplexObject]
+impl VenueWebhook {
+    /// The venue whose bookings it hears about.
+    async fn venue(&self, ctx: &Context<'_>) -> Result<Option<VenueObject>> {
+        venue_reference(ctx, Some(&self.venue_id)).await
+    }
+}
+
+#[derive(InputObject)]
+pub struct SetVenueWebhookInput {
+    pub venue_id: ID,
+    /// `https://…` (`http://` only to this machine), at most 2000
+    /// characters, no user name or password, no private network.
+    pub url: String,
 }
 
 /// A freshly made endpoint, with the signing secret shown this once.
-#[derive(SimpleObject)]
-pub struct VenueWebhookSecret {
-    pub url: String,
+#[derive(SimpleObject, Default)]
+pub struct SetVenueWebhookPayload {
+    pub webhook: Option<VenueWebhook>,
     /// Verify each message's `Kluis-Signature` header with it: HMAC-SHA256
     /// over `<t>.<body>`, see the README. It is not shown again; setting
     /// the webhook again makes a new one.
-    pub secret: String,
-    pub created_at: DateTime<Utc>,
+    pub secret: Option<String>,
+    /// What to fix before submitting again; empty when it went through.
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct RemoveVenueWebhookInput {
+    pub venue_id: ID,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct RemoveVenueWebhookPayload {
+    /// Whether the venue had a webhook.
+    pub removed: bool,
+    /// What to fix before submitting again; empty when it went through.
+    pub user_errors: Vec<UserError>,
 }
 
 /// Accepts `https://` anywhere and `http://` only to this machine (a local
@@ -71,12 +107,23 @@ fn check_url(raw: &str, allow_private: bool) -> Result<String> {
     Ok(url.to_string())
 }
 
-async fn ensure_venue_exists(ctx: &Context<'_>, venue: VenueId) -> Result<()> {
+/// The venue `raw` names, if the caller may change its webhook (another
+/// venue reads as NOT_FOUND, as an unknown one).
+async fn venue_to_change(
+    ctx: &Context<'_>,
+    raw: &ID,
+    object: coordinates::Coordinate,
+) -> Result<VenueId> {
+    let venue = VenueId::parse(raw)
+        .map_err(|_| DomainError::invalid("venueId", "not a venue id"))
+        .or_gql()?;
+    guard::require_in_venue(ctx, venue, object, EXECUTE, "venue")
+        .map_err(|e| at_field(e, "venueId"))?;
     let store = store(ctx).clone();
     blocking(move || store.venue(venue))
         .await?
-        .ok_or_else(|| api_error(Code::NotFound, "no such venue"))?;
-    Ok(())
+        .ok_or_else(|| at_field(api_error(Code::NotFound, "no such venue"), "venueId"))?;
+    Ok(venue)
 }
 
 #[derive(Default)]
@@ -93,6 +140,7 @@ impl WebhookQuery {
         Ok(endpoint.map(|endpoint| VenueWebhook {
             url: endpoint.url,
             created_at: endpoint.created_at,
+            venue_id: venue.to_string(),
         }))
     }
 }
@@ -103,49 +151,68 @@ pub struct WebhookMutation;
 #[Object]
 impl WebhookMutation {
     /// Sends the venue's booking events to `url`, signed with a new secret
-    /// (returned this once). Replaces an earlier endpoint and its secret.
+    /// (in the payload this once). Replaces an earlier endpoint and its
+    /// secret.
     async fn set_venue_webhook(
         &self,
         ctx: &Context<'_>,
-        venue_id: ID,
-        url: String,
-    ) -> Result<VenueWebhookSecret> {
-        let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(
-            ctx,
-            venue,
-            coordinates::MUTATION_SET_VENUE_WEBHOOK,
-            EXECUTE,
-            "venue",
-        )?;
+        input: SetVenueWebhookInput,
+    ) -> Result<SetVenueWebhookPayload> {
         let allow_private = ctx
             .data_opt::<crate::config::Outbound>()
             .is_some_and(|outbound| outbound.allow_private_targets);
-        let url = check_url(&url, allow_private)?;
-        ensure_venue_exists(ctx, venue).await?;
+        let mut checks = Checks::default();
+        let venue = checks.take(
+            venue_to_change(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_SET_VENUE_WEBHOOK,
+            )
+            .await,
+        );
+        let url = checks.take(check_url(&input.url, allow_private).map_err(|e| at_field(e, "url")));
+        let user_errors = checks.finish()?;
+        let (Some(venue), Some(url)) = (venue, url) else {
+            return Ok(SetVenueWebhookPayload {
+                user_errors,
+                ..SetVenueWebhookPayload::default()
+            });
+        };
         let store = store(ctx).clone();
         let at = now(ctx);
-        let saved = url.clone();
-        let endpoint = blocking(move || store.set_venue_webhook(venue, &saved, at)).await?;
-        Ok(VenueWebhookSecret {
-            url: endpoint.url,
-            secret: endpoint.secret.expose_secret().to_owned(),
-            created_at: endpoint.created_at,
+        let endpoint = blocking(move || store.set_venue_webhook(venue, &url, at)).await?;
+        Ok(SetVenueWebhookPayload {
+            secret: Some(endpoint.secret.expose_secret().to_owned()),
+            webhook: Some(VenueWebhook {
+                url: endpoint.url,
+                created_at: endpoint.created_at,
+                venue_id: venue.to_string(),
+            }),
+            user_errors: Vec::new(),
         })
     }
 
-    /// Stops the venue's webhook; answers whether there was one.
-    async fn remove_venue_webhook(&self, ctx: &Context<'_>, venue_id: ID) -> Result<bool> {
-        let venue = VenueId::parse(&venue_id).or_gql()?;
-        guard::require_in_venue(
-            ctx,
-            venue,
-            coordinates::MUTATION_REMOVE_VENUE_WEBHOOK,
-            EXECUTE,
-            "venue",
-        )?;
-        let store = store(ctx).clone();
-        blocking(move || store.remove_venue_webhook(venue)).await
+    /// Stops the venue's webhook; `removed` says whether there was one.
+    async fn remove_venue_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveVenueWebhookInput,
+    ) -> Result<RemoveVenueWebhookPayload> {
+        let work = async {
+            let venue = venue_to_change(
+                ctx,
+                &input.venue_id,
+                coordinates::MUTATION_REMOVE_VENUE_WEBHOOK,
+            )
+            .await?;
+            let store = store(ctx).clone();
+            blocking(move || store.remove_venue_webhook(venue)).await
+        };
+        let (removed, user_errors) = outcome(work.await)?;
+        Ok(RemoveVenueWebhookPayload {
+            removed: removed.unwrap_or(false),
+            user_errors,
+        })
     }
 }
 

@@ -3,11 +3,11 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 use kluis_tests::{
     Backend, DEPOSIT_VENUE, Options, TestApp, both_backends, error_code, new_key, tomorrow_local,
+    user_error_code,
 };
 use serde_json::{Value, json};
 
-const LOGIN: &str =
-    "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt } }";
+const LOGIN: &str = "mutation L($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { token expiresAt staff { email } } }";
 
 fn message(answer: &Value) -> String {
     answer["errors"][0]["message"]
@@ -27,37 +27,37 @@ async fn logins_sessions_and_logout(backend: Backend) -> Result<()> {
     let me = app
         .gql_as(
             &admin,
-            "{ me { email active roles { role venue } } }",
+            "{ me { email active roles { role everyVenue venue { id } } } }",
             json!({}),
         )
         .await?;
     assert_eq!(
         me["data"]["me"]["roles"],
-        json!([{ "role": "admin", "venue": "*" }]),
+        json!([{ "role": "ADMIN", "everyVenue": true, "venue": null }]),
         "{me}"
     );
 
     let created = app
         .gql_as(
             &admin,
-            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id email } }",
-            json!({ "i": { "email": "Sam@Example.org", "password": "a perfectly fine phrase", "role": "staff" } }),
+            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { staff { id email } } }",
+            json!({ "i": { "email": "Sam@Example.org", "password": "a perfectly fine phrase", "role": "STAFF" } }),
         )
         .await?;
     assert_eq!(
-        created["data"]["createStaff"]["email"], "sam@example.org",
+        created["data"]["createStaff"]["staff"]["email"], "sam@example.org",
         "{created}"
     );
     let weak = app
         .gql_as(
             &admin,
-            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id } }",
-            json!({ "i": { "email": "weak@example.org", "password": "1q2w3e4r5t6y", "role": "staff" } }),
+            "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { staff { id } userErrors { field code } } }",
+            json!({ "i": { "email": "weak@example.org", "password": "1q2w3e4r5t6y", "role": "STAFF" } }),
         )
         .await?;
     assert_eq!(
-        error_code(&weak),
-        Some("BAD_USER_INPUT"),
+        user_error_code(&weak, "createStaff"),
+        Some("INVALID"),
         "a common password was accepted: {weak}"
     );
 
@@ -90,8 +90,14 @@ async fn logins_sessions_and_logout(backend: Backend) -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     assert!(token.starts_with("kst_"), "{session}");
-    let out = app.gql_as(&token, "mutation { logout }", json!({})).await?;
-    assert_eq!(out["data"]["logout"], true, "{out}");
+    assert_eq!(
+        session["data"]["login"]["staff"]["email"], "sam@example.org",
+        "{session}"
+    );
+    let out = app
+        .gql_as(&token, "mutation { logout { loggedOut } }", json!({}))
+        .await?;
+    assert_eq!(out["data"]["logout"]["loggedOut"], true, "{out}");
     let after = app.gql_as(&token, "{ me { email } }", json!({})).await?;
     assert_eq!(error_code(&after), Some("UNAUTHENTICATED"), "{after}");
 
@@ -131,12 +137,12 @@ async fn repeated_failed_logins_lock_the_account(backend: Backend) -> Result<()>
     let admin = app.staff("admin", None).await?;
     app.gql_as(
         &admin,
-        "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { id } }",
-        json!({ "i": { "email": "target@example.org", "password": "the right passphrase", "role": "staff" } }),
+        "mutation C($i: CreateStaffInput!) { createStaff(input: $i) { staff { id } } }",
+        json!({ "i": { "email": "target@example.org", "password": "the right passphrase", "role": "STAFF" } }),
     )
     .await?;
     let attempts: Vec<String> = (0..12)
-        .map(|i| format!("a{i}: login(email: \"target@example.org\", password: \"guess number {i}\") {{ token }}"))
+        .map(|i| format!("a{i}: login(input: {{ email: \"target@example.org\", password: \"guess number {i}\" }}) {{ token }}"))
         .collect();
     let burst = app
         .gql(&format!("mutation {{ {} }}", attempts.join(" ")), json!({}))
@@ -171,11 +177,14 @@ async fn repeated_failed_logins_lock_the_account(backend: Backend) -> Result<()>
     let unlocked = app
         .gql_as(
             &admin,
-            "mutation { unlockLogin(email: \"target@example.org\") }",
+            "mutation { unlockLogin(input: { email: \"target@example.org\" }) { unlocked } }",
             json!({}),
         )
         .await?;
-    assert_eq!(unlocked["data"]["unlockLogin"], true, "{unlocked}");
+    assert_eq!(
+        unlocked["data"]["unlockLogin"]["unlocked"], true,
+        "{unlocked}"
+    );
     let right = app
         .gql(
             LOGIN,
@@ -197,7 +206,7 @@ async fn partner_keys_see_only_their_venues(backend: Backend) -> Result<()> {
     let created = app
         .gql_as(
             &admin,
-            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id role venues } } }",
+            "mutation K($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id role venues { id } } } }",
             json!({ "i": { "name": "Booking platform", "venueIds": [lunch] } }),
         )
         .await?;
@@ -208,7 +217,7 @@ async fn partner_keys_see_only_their_venues(backend: Backend) -> Result<()> {
     assert!(key.starts_with("kls_"), "{created}");
     assert_eq!(
         created["data"]["createApiKey"]["apiKey"]["venues"],
-        json!([lunch])
+        json!([{ "id": lunch }])
     );
 
     let here = app
@@ -260,21 +269,28 @@ async fn partner_keys_see_only_their_venues(backend: Backend) -> Result<()> {
     assert_eq!(other["errors"][0]["message"], probe["errors"][0]["message"]);
 
     let listed = app
-        .gql_as(&admin, "{ apiKeys { id lastUsedAt revokedAt } }", json!({}))
+        .gql_as(
+            &admin,
+            "{ apiKeys { edges { node { id lastUsedAt revokedAt } } } }",
+            json!({}),
+        )
         .await?;
     assert!(
-        listed["data"]["apiKeys"][0]["lastUsedAt"].is_string(),
+        listed["data"]["apiKeys"]["edges"][0]["node"]["lastUsedAt"].is_string(),
         "{listed}"
     );
     let id = created["data"]["createApiKey"]["apiKey"]["id"].clone();
     let revoked = app
         .gql_as(
             &admin,
-            "mutation R($id: ID!) { revokeApiKey(id: $id) }",
-            json!({ "id": id }),
+            "mutation R($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { revoked } }",
+            json!({ "i": { "id": id } }),
         )
         .await?;
-    assert_eq!(revoked["data"]["revokeApiKey"], true, "{revoked}");
+    assert_eq!(
+        revoked["data"]["revokeApiKey"]["revoked"], true,
+        "{revoked}"
+    );
     let after = app.gql_as(&key, read, json!({ "id": here_id })).await?;
     assert_eq!(error_code(&after), Some("UNAUTHENTICATED"), "{after}");
     Ok(())

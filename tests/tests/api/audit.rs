@@ -6,15 +6,17 @@ use serde_json::{Value, json};
 use store::BrokenLink;
 
 const SHEET: &str = "query D($v: ID!, $d: Date!) { reservations(venueId: $v, date: $d, first: 50) { edges { node { id guestName notes } } } }";
-const LOG: &str = "query L($o: String, $a: String) { auditLog(object: $o, action: $a) { seq principal actions venueId objects { action object fields venueId } } }";
+const LOG: &str = "query L($o: String, $a: AuditAction) { auditLog(object: $o, action: $a, first: 100) { totalCount edges { node { seq principal actions venue { id } objects { action object fields venue { id } } } } } }";
 const EXPORT: &str =
     "mutation E { exportMyData { export { accessLog { at who action object fields } } } }";
 
 fn entries(answer: &Value) -> Vec<Value> {
-    answer["data"]["auditLog"]
+    answer["data"]["auditLog"]["edges"]
         .as_array()
-        .cloned()
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|edge| edge["node"].clone())
+        .collect()
 }
 
 /// A staff member's day sheet is one request: one entry naming each
@@ -64,8 +66,8 @@ async fn one_request_is_one_entry_naming_every_object(backend: Backend) -> Resul
                 .is_some_and(|p| p.starts_with("user:"))
         })
         .with_context(|| format!("{log}"))?;
-    assert_eq!(read["actions"], json!(["read"]), "{log}");
-    assert_eq!(read["venueId"], json!(venue), "{log}");
+    assert_eq!(read["actions"], json!(["READ"]), "{log}");
+    assert_eq!(read["venue"]["id"], json!(venue), "{log}");
     let objects: Vec<&str> = read["objects"]
         .as_array()
         .into_iter()
@@ -377,6 +379,39 @@ async fn an_entry_naming_two_venues_is_shown_to_admins_of_every_venue(
         .gql_as(&of_a, LOG, json!({ "o": "guest:mixed-a", "a": null }))
         .await?;
     assert_eq!(entries(&by_object), Vec::<Value>::new(), "{by_object}");
+    assert_eq!(
+        by_object["data"]["auditLog"]["totalCount"], 0,
+        "not even counted: {by_object}"
+    );
+    let counted = |answer: &Value| {
+        answer["data"]["auditLog"]["totalCount"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    assert_eq!(counted(&seen), Some(entries(&seen).len()), "{seen}");
+    // Walking the whole trail two entries at a time: newest first, each
+    // entry once, as many as counted.
+    let page = "query P($a: String) { auditLog(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { seq } } } }";
+    let (mut after, mut seqs) = (Value::Null, Vec::new());
+    let total = loop {
+        let answer = app.gql_as(&global, page, json!({ "a": after })).await?;
+        seqs.extend(entries(&answer).iter().filter_map(|e| e["seq"].as_i64()));
+        let info = &answer["data"]["auditLog"]["pageInfo"];
+        if info["hasNextPage"] != json!(true) {
+            break counted(&answer);
+        }
+        after = info["endCursor"].clone();
+    };
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+    assert_eq!(total, Some(seqs.len()));
+    let by_action = app
+        .gql_as(&global, LOG, json!({ "o": null, "a": "LOOKUP" }))
+        .await?;
+    assert_eq!(counted(&by_action), Some(0), "{by_action}");
+    let wrong = app
+        .gql_as(&global, LOG, json!({ "o": null, "a": "read" }))
+        .await?;
+    assert!(wrong["errors"].is_array(), "actions are an enum: {wrong}");
     let all = app
         .gql_as(&global, LOG, json!({ "o": "guest:mixed-a", "a": null }))
         .await?;
@@ -385,7 +420,8 @@ async fn an_entry_naming_two_venues_is_shown_to_admins_of_every_venue(
         ["guest:mixed-a", "guest:mixed-b"],
         "the whole entry for an admin of every venue: {all}"
     );
-    assert_eq!(entries(&all)[0]["venueId"], Value::Null, "{all}");
+    assert_eq!(counted(&all), Some(1), "{all}");
+    assert_eq!(entries(&all)[0]["venue"], Value::Null, "{all}");
     Ok(())
 }
 both_backends!(

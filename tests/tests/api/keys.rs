@@ -7,7 +7,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SET_WEBHOOK: &str =
-    "mutation W($v: ID!, $url: String!) { setVenueWebhook(venueId: $v, url: $url) { secret } }";
+    "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { secret } }";
 const BY_TOKEN: &str = "query T($t: String!) { reservationByToken(token: $t) { guestName guestEmail guestPhone notes } }";
 const REQUEST_CODE: &str = "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted } }";
 const REDEEM_CODE: &str = "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken } }";
@@ -106,7 +106,7 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
         .gql_as(
             &manager,
             SET_WEBHOOK,
-            json!({ "v": venue, "url": format!("{}/kluis", receiver.uri()) }),
+            json!({ "i": { "venueId": venue, "url": format!("{}/kluis", receiver.uri()) } }),
         )
         .await?;
     let secret = text(&set, "/data/setVenueWebhook/secret")?;
@@ -231,11 +231,14 @@ async fn an_old_key_is_retired_only_when_nothing_needs_it_and_everything_still_w
     let revoked = app
         .gql_as(
             &admin,
-            "mutation R($id: ID!) { revokeApiKey(id: $id) }",
-            json!({ "id": key_id(&idle)? }),
+            "mutation R($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { revoked } }",
+            json!({ "i": { "id": key_id(&idle)? } }),
         )
         .await?;
-    assert_eq!(revoked["data"]["revokeApiKey"], true, "{revoked}");
+    assert_eq!(
+        revoked["data"]["revokeApiKey"]["revoked"], true,
+        "{revoked}"
+    );
     let replacement = app.partner_key(&admin, &venue, "replacement").await?;
     app.advance(chrono::Duration::minutes(16));
     let retired = app.retire_key(1).await?;

@@ -50,7 +50,7 @@ async fn metrics_need_their_token_and_count_what_happens(backend: Backend) -> Re
     assert_eq!(request_id.len(), 32, "a request id: {request_id:?}");
     app.gql("{ noSuchField }", json!({})).await?;
     app.gql(
-        "mutation { login(email: \"nobody@example.org\", password: \"wrong\") { token } }",
+        "mutation { login(input: { email: \"nobody@example.org\", password: \"wrong\" }) { token } }",
         json!({}),
     )
     .await?;

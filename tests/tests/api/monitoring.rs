@@ -7,9 +7,29 @@ use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ALERTS: &str = "query A($s: AlertStatus) { alerts(status: $s) { id rule principal observed triggers status acknowledgedBy venueId } }";
-const WRONG: &str =
-    "mutation L($e: String!) { login(email: $e, password: \"not the password\") { token } }";
+const ALERTS: &str = "query A($s: AlertStatus) { alerts(status: $s, first: 100) { totalCount edges { node { id rule principal observed triggers status acknowledgedBy venue { id } } } } }";
+const WRONG: &str = "mutation L($e: String!) { login(input: { email: $e, password: \"not the password\" }) { token } }";
+const LIFT: &str =
+    "mutation H($i: LiftHoldInput!) { liftHold(input: $i) { lifted userErrors { field code } } }";
+
+/// `liftHold`'s input for a principal as alerts name it.
+fn lift(principal: &str) -> Value {
+    let held = match principal.split_once(':') {
+        Some(("user", id)) => json!({ "staffId": id }),
+        Some(("apikey", id)) => json!({ "apiKeyId": id }),
+        _ => json!({}),
+    };
+    json!({ "i": { "principal": held } })
+}
+
+/// The alerts of a page, each as a list shows it.
+fn nodes(answer: &Value) -> Option<Vec<Value>> {
+    let edges = answer["data"]["alerts"]["edges"].as_array()?;
+    let nodes: Vec<Value> = edges.iter().map(|edge| edge["node"].clone()).collect();
+    let total = answer["data"]["alerts"]["totalCount"].as_u64()?;
+    assert_eq!(usize::try_from(total).ok(), Some(nodes.len()), "{answer}");
+    Some(nodes)
+}
 
 async fn watched(
     backend: Backend,
@@ -29,10 +49,7 @@ async fn watched(
 
 async fn alerts(app: &TestApp, admin: &str) -> Result<Vec<Value>> {
     let answer = app.gql_as(admin, ALERTS, json!({})).await?;
-    answer["data"]["alerts"]
-        .as_array()
-        .cloned()
-        .with_context(|| format!("{answer}"))
+    nodes(&answer).with_context(|| format!("{answer}"))
 }
 
 fn with_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
@@ -118,19 +135,16 @@ async fn a_burst_of_failed_logins_raises_one_alert_and_is_pushed(backend: Backen
     let acknowledged = app
         .gql_as(
             &admin,
-            "mutation K($id: ID!) { acknowledgeAlert(id: $id) { status acknowledgedBy } }",
-            json!({ "id": id }),
+            "mutation K($i: AcknowledgeAlertInput!) { acknowledgeAlert(input: $i) { alert { status acknowledgedBy } } }",
+            json!({ "i": { "id": id } }),
         )
         .await?;
     assert_eq!(
-        acknowledged["data"]["acknowledgeAlert"]["status"], "ACKNOWLEDGED",
+        acknowledged["data"]["acknowledgeAlert"]["alert"]["status"], "ACKNOWLEDGED",
         "{acknowledged}"
     );
     let open = app.gql_as(&admin, ALERTS, json!({ "s": "OPEN" })).await?;
-    let open = open["data"]["alerts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let open = nodes(&open).unwrap_or_default();
     assert!(with_rule(&open, "failed_logins_account").is_empty());
 
     let manager = app.login(&email, &password).await?;
@@ -214,7 +228,7 @@ async fn bulk_reads_throttle_the_reader_until_an_admin_lifts_it(backend: Backend
     let bulk = with_rule(&all, "bulk_read");
     assert_eq!(bulk.len(), 1, "{all:?}");
     assert_eq!(bulk[0]["observed"], 5);
-    assert_eq!(bulk[0]["venueId"], venue.as_str());
+    assert_eq!(bulk[0]["venue"]["id"], venue.as_str());
 
     let held = app
         .gql_as(&manager, DAY, json!({ "v": venue, "d": tomorrow() }))
@@ -225,15 +239,9 @@ async fn bulk_reads_throttle_the_reader_until_an_admin_lifts_it(backend: Backend
         .unwrap_or(0);
     assert!(retry > 59 * 60, "throttled for the configured hour: {held}");
 
-    let principal = bulk[0]["principal"].clone();
-    let lifted = app
-        .gql_as(
-            &admin,
-            "mutation H($p: String!) { liftHold(principal: $p) }",
-            json!({ "p": principal }),
-        )
-        .await?;
-    assert_eq!(lifted["data"]["liftHold"], true, "{lifted}");
+    let principal = bulk[0]["principal"].as_str().unwrap_or_default();
+    let lifted = app.gql_as(&admin, LIFT, lift(principal)).await?;
+    assert_eq!(lifted["data"]["liftHold"]["lifted"], true, "{lifted}");
     let again = app.gql_as(&manager, "{ me { id } }", json!({})).await?;
     assert!(again["errors"].is_null(), "{again}");
     Ok(())
@@ -545,7 +553,7 @@ async fn paging_through_a_month_of_history_is_a_bulk_read(backend: Backend) -> R
     let bulk = with_rule(&all, "bulk_read");
     assert_eq!(bulk.len(), 1, "{all:?}");
     assert_eq!(bulk[0]["observed"], 60, "history only: {all:?}");
-    assert_eq!(bulk[0]["venueId"], venue.as_str());
+    assert_eq!(bulk[0]["venue"]["id"], venue.as_str());
     let held = app.gql_as(&staff, "{ me { id } }", json!({})).await?;
     assert_eq!(error_code(&held), Some("RATE_LIMITED"), "{held}");
     Ok(())
@@ -809,13 +817,9 @@ async fn a_bulk_reading_api_key_is_suspended_until_lifted(backend: Backend) -> R
     assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
     assert!(refused["errors"][0]["extensions"]["alertId"].is_string());
     let lifted = app
-        .gql_as(
-            &admin,
-            "mutation H($p: String!) { liftHold(principal: $p) }",
-            json!({ "p": format!("apikey:{id}") }),
-        )
+        .gql_as(&admin, LIFT, lift(&format!("apikey:{id}")))
         .await?;
-    assert_eq!(lifted["data"]["liftHold"], true, "{lifted}");
+    assert_eq!(lifted["data"]["liftHold"]["lifted"], true, "{lifted}");
     let back = app.gql_as(&key, "{ __typename }", json!({})).await?;
     assert!(back["errors"].is_null(), "{back}");
     Ok(())

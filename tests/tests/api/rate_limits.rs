@@ -141,13 +141,12 @@ async fn two_nodes_share_one_database(backend: Backend) -> Result<()> {
 
     // Failed logins on one node hold the account back on the other.
     let (email, password) = app.staff_account("manager", Some("one-table")).await?;
-    let wrong =
-        "mutation L($e: String!) { login(email: $e, password: \"wrong password\") { token } }";
+    let wrong = "mutation L($e: String!) { login(input: { email: $e, password: \"wrong password\" }) { token } }";
     for _ in 0..4 {
         app.gql_at(&app.address, None, wrong, json!({ "e": email }))
             .await?;
     }
-    let right = "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    let right = "mutation L($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { token } }";
     let held = app
         .gql_at(&second, None, right, json!({ "e": email, "p": password }))
         .await?;
@@ -189,8 +188,8 @@ async fn two_nodes_share_policy_edits_and_outbox_work(backend: Backend) -> Resul
     let admin = app.staff("admin", None).await?;
     app.gql_as(
         &admin,
-        "mutation W($v: ID!, $u: String!) { setVenueWebhook(venueId: $v, url: $u) { url } }",
-        json!({ "v": venue, "u": receiver.uri() }),
+        "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { secret } }",
+        json!({ "i": { "venueId": venue, "url": receiver.uri() } }),
     )
     .await?;
     let mut ids = Vec::new();
@@ -369,7 +368,7 @@ both_backends!(
 );
 
 const LOGIN: &str =
-    "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    "mutation L($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { token } }";
 
 /// One GraphQL request, standalone so that many can run at once; from
 /// `forwarded_for` when the test trusts the loopback proxy.

@@ -367,19 +367,21 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
     let log = app
         .gql_as(
             &admin,
-            "query L($o: String) { auditLog(object: $o) { principal actions objects { object fields } } }",
+            "query L($o: String) { auditLog(object: $o) { edges { node { principal actions objects { object fields } } } } }",
             json!({ "o": format!("reservation:{reservation}") }),
         )
         .await?;
-    let entries = log["data"]["auditLog"]
+    let entries: Vec<Value> = log["data"]["auditLog"]["edges"]
         .as_array()
-        .cloned()
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .map(|edge| edge["node"].clone())
+        .collect();
     let by_staff = entries
         .iter()
         .find(|e| e["principal"] == format!("user:{staff_id}"))
         .with_context(|| format!("{log}"))?;
-    assert_eq!(by_staff["actions"], json!(["read"]));
+    assert_eq!(by_staff["actions"], json!(["READ"]));
     let read = by_staff["objects"]
         .as_array()
         .into_iter()
@@ -395,7 +397,7 @@ async fn reads_of_personal_data_are_audited_and_the_chain_detects_tampering(
         "values in the trail: {text}"
     );
     let denied = app
-        .gql_as(&staff, "{ auditLog { seq } }", json!({}))
+        .gql_as(&staff, "{ auditLog { totalCount } }", json!({}))
         .await?;
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
 
@@ -869,7 +871,7 @@ async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result
         .await?;
     let admin = app.staff("admin", None).await?;
     let staff = app.staff("manager", Some("one-table")).await?;
-    let record = "mutation B($i: BreachInput!) { recordBreach(input: $i) { id authorityDeadline deadlineMet } }";
+    let record = "mutation B($i: RecordBreachInput!) { recordBreach(input: $i) { breach { id authorityDeadline deadlineMet } } }";
     let input = |hours_ago: i64| {
         json!({ "i": {
             "discoveredAt": (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).to_rfc3339(),
@@ -886,36 +888,43 @@ async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result
 
     let late = app.gql_as(&admin, record, input(80)).await?;
     assert_eq!(
-        late["data"]["recordBreach"]["deadlineMet"], false,
+        late["data"]["recordBreach"]["breach"]["deadlineMet"], false,
         "past 72 h unreported: {late}"
     );
     let fresh = app.gql_as(&admin, record, input(1)).await?;
     assert!(
-        fresh["data"]["recordBreach"]["deadlineMet"].is_null(),
+        fresh["data"]["recordBreach"]["breach"]["deadlineMet"].is_null(),
         "{fresh}"
     );
-    let id = fresh["data"]["recordBreach"]["id"].clone();
+    let id = fresh["data"]["recordBreach"]["breach"]["id"].clone();
     let reported = app
-        .gql_as(&admin, "mutation R($id: ID!) { reportBreachToAuthority(id: $id) { deadlineMet reportedToAuthorityAt } }", json!({ "id": id }))
+        .gql_as(&admin, "mutation R($i: ReportBreachToAuthorityInput!) { reportBreachToAuthority(input: $i) { breach { deadlineMet reportedToAuthorityAt } } }", json!({ "i": { "id": id } }))
         .await?;
     assert_eq!(
-        reported["data"]["reportBreachToAuthority"]["deadlineMet"], true,
+        reported["data"]["reportBreachToAuthority"]["breach"]["deadlineMet"], true,
         "{reported}"
     );
 
-    let notify = "mutation N($id: ID!, $a: AffectedGuestsInput!) { notifyBreach(id: $id, affected: $a, subject: \"About your data\", message: \"Dear {name}, a laptop was stolen.\") }";
+    let notify = "mutation N($id: ID!, $a: AffectedGuestsInput!) { notifyBreach(input: { id: $id, affected: $a, subject: \"About your data\", message: \"Dear {name}, a laptop was stolen.\" }) { notified breach { guestsNotified } userErrors { field code } } }";
     let window = json!({ "venueId": venue, "from": chrono::Utc::now().to_rfc3339(), "until": (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339() });
     let told = app
         .gql_as(&admin, notify, json!({ "id": id, "a": window }))
         .await?;
     assert_eq!(
-        told["data"]["notifyBreach"], 1,
+        told["data"]["notifyBreach"]["notified"], 1,
         "only the guest with an e-mail: {told}"
     );
     let again = app
         .gql_as(&admin, notify, json!({ "id": id, "a": window }))
         .await?;
-    assert_eq!(again["data"]["notifyBreach"], 0, "told once: {again}");
+    assert_eq!(
+        again["data"]["notifyBreach"]["notified"], 0,
+        "told once: {again}"
+    );
+    assert_eq!(
+        again["data"]["notifyBreach"]["breach"]["guestsNotified"], 1,
+        "{again}"
+    );
     let bad = app
         .gql_as(
             &admin,
@@ -923,7 +932,11 @@ async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result
             json!({ "id": id, "a": { "venueId": venue } }),
         )
         .await?;
-    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    assert_eq!(
+        kluis_tests::user_errors(&bad, "notifyBreach"),
+        [("input.affected".to_owned(), "INVALID".to_owned())],
+        "{bad}"
+    );
     kluis_tests::assert_absent(&app.raw_database()?, "Dear Bert", "the database");
 
     let smtp = kluis_tests::FakeSmtp::start(0).await?;
@@ -940,11 +953,15 @@ async fn breaches_are_registered_and_guests_notified(backend: Backend) -> Result
     let list = app
         .gql_as(
             &admin,
-            "{ breaches { guestsNotified deadlineMet } }",
+            "{ breaches { totalCount edges { node { guestsNotified deadlineMet } } } }",
             json!({}),
         )
         .await?;
-    assert_eq!(list["data"]["breaches"][0]["guestsNotified"], 1, "{list}");
+    assert_eq!(
+        list["data"]["breaches"]["edges"][0]["node"]["guestsNotified"], 1,
+        "{list}"
+    );
+    assert_eq!(list["data"]["breaches"]["totalCount"], 2, "{list}");
     assert_eq!(
         app.count_rows("audit_log", "action = 'notify' AND principal LIKE 'user:%'")?,
         1

@@ -1,17 +1,26 @@
 use anyhow::{Context as _, Result};
 use kluis_tests::{
     Backend, Booked, FakeSmtp, Options, TestApp, assert_absent, both_backends, error_code, new_key,
-    text,
+    text, user_errors,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SET: &str = "mutation W($v: ID!, $url: String!) { setVenueWebhook(venueId: $v, url: $url) { url secret createdAt } }";
+const SET: &str = "mutation W($i: SetVenueWebhookInput!) { setVenueWebhook(input: $i) { webhook { url createdAt venue { id } } secret userErrors { field code message } } }";
 
 async fn set_webhook(app: &TestApp, as_token: &str, venue: &str, url: &str) -> Result<Value> {
-    app.gql_as(as_token, SET, json!({ "v": venue, "url": url }))
-        .await
+    app.gql_as(
+        as_token,
+        SET,
+        json!({ "i": { "venueId": venue, "url": url } }),
+    )
+    .await
+}
+
+/// The code and field of `setVenueWebhook`'s first user error.
+fn refusal(answer: &Value) -> Option<(String, String)> {
+    user_errors(answer, "setVenueWebhook").into_iter().next()
 }
 
 /// The bodies and signature headers the receiver got, in order.
@@ -188,11 +197,14 @@ async fn a_receiver_that_is_down_gets_the_event_later(backend: Backend) -> Resul
     let removed = app
         .gql_as(
             &admin,
-            "mutation R($v: ID!) { removeVenueWebhook(venueId: $v) }",
-            json!({ "v": venue }),
+            "mutation R($i: RemoveVenueWebhookInput!) { removeVenueWebhook(input: $i) { removed userErrors { code } } }",
+            json!({ "i": { "venueId": venue } }),
         )
         .await?;
-    assert_eq!(removed["data"]["removeVenueWebhook"], true, "{removed}");
+    assert_eq!(
+        removed["data"]["removeVenueWebhook"]["removed"], true,
+        "{removed}"
+    );
     let pass = app.deliver_webhooks().await?;
     assert_eq!((pass.sent, pass.failed), (0, 1));
     assert_eq!(app.count_rows("outbox", "status = 'dead'")?, 1);
@@ -223,8 +235,8 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
     ] {
         let answer = set_webhook(&app, &manager, &venue, url).await?;
         assert_eq!(
-            error_code(&answer),
-            Some("BAD_USER_INPUT"),
+            refusal(&answer),
+            Some(("input.url".to_owned(), "INVALID".to_owned())),
             "{url}: {answer}"
         );
     }
@@ -233,8 +245,8 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
     let elsewhere = app.venue_id("lunch-room").await?;
     let answer = set_webhook(&app, &manager, &elsewhere, "https://hooks.example.com/").await?;
     assert_eq!(
-        error_code(&answer),
-        Some("NOT_FOUND"),
+        refusal(&answer),
+        Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())),
         "another venue is not probed: {answer}"
     );
     let admin = app.staff("admin", None).await?;
@@ -245,9 +257,51 @@ async fn webhook_settings_are_checked(backend: Backend) -> Result<()> {
         "https://hooks.example.com/",
     )
     .await?;
-    assert_eq!(error_code(&answer), Some("NOT_FOUND"), "{answer}");
+    assert_eq!(
+        refusal(&answer),
+        Some(("input.venueId".to_owned(), "NOT_FOUND".to_owned())),
+        "{answer}"
+    );
     let answer = set_webhook(&app, &manager, &venue, "https://hooks.example.com/k").await?;
     assert!(answer["errors"].is_null(), "{answer}");
+    assert_eq!(refusal(&answer), None, "{answer}");
+    assert_eq!(
+        answer["data"]["setVenueWebhook"]["webhook"]["venue"]["id"],
+        json!(venue),
+        "{answer}"
+    );
+    // Both fields wrong at once: both are named; another venue's removal
+    // reads as an unknown one.
+    let both = set_webhook(&app, &manager, &elsewhere, "ftp://x/").await?;
+    assert_eq!(
+        user_errors(&both, "setVenueWebhook"),
+        [
+            ("input.venueId".to_owned(), "NOT_FOUND".to_owned()),
+            ("input.url".to_owned(), "INVALID".to_owned())
+        ],
+        "{both}"
+    );
+    let oversized = set_webhook(
+        &app,
+        &manager,
+        &venue,
+        &format!("https://hooks.example.com/{}", "a".repeat(5_000)),
+    )
+    .await?;
+    assert_eq!(
+        refusal(&oversized),
+        Some(("input.url".to_owned(), "INVALID".to_owned())),
+        "{oversized}"
+    );
+    let remove = "mutation R($i: RemoveVenueWebhookInput!) { removeVenueWebhook(input: $i) { removed userErrors { field code } } }";
+    let removed = app
+        .gql_as(&manager, remove, json!({ "i": { "venueId": elsewhere } }))
+        .await?;
+    assert_eq!(
+        user_errors(&removed, "removeVenueWebhook"),
+        [("input.venueId".to_owned(), "NOT_FOUND".to_owned())],
+        "{removed}"
+    );
     Ok(())
 }
 both_backends!(webhook_settings_are_checked, webhook_settings_are_checked);
@@ -293,11 +347,13 @@ async fn webhooks_into_the_internal_network_are_refused_when_set(backend: Backen
     ] {
         let refused = set_webhook(&app, &manager, &venue, url).await?;
         assert_eq!(
-            error_code(&refused),
-            Some("BAD_USER_INPUT"),
+            refusal(&refused),
+            Some(("input.url".to_owned(), "INVALID".to_owned())),
             "{url}: {refused}"
         );
-        let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+        let message = refused["data"]["setVenueWebhook"]["userErrors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
             message.starts_with("url: ") && message.contains("private network"),
             "{url}: {refused}"
@@ -331,10 +387,17 @@ async fn the_opt_in_lets_webhooks_point_inside(backend: Backend) -> Result<()> {
         "https://10.0.0.1/",
     ] {
         let set = set_webhook(&app, &manager, &venue, url).await?;
-        assert_eq!(set["data"]["setVenueWebhook"]["url"], url, "{set}");
+        assert_eq!(
+            set["data"]["setVenueWebhook"]["webhook"]["url"], url,
+            "{set}"
+        );
     }
     let plain = set_webhook(&app, &manager, &venue, "http://10.0.0.1/").await?;
-    assert_eq!(error_code(&plain), Some("BAD_USER_INPUT"), "{plain}");
+    assert_eq!(
+        refusal(&plain),
+        Some(("input.url".to_owned(), "INVALID".to_owned())),
+        "{plain}"
+    );
     Ok(())
 }
 both_backends!(
