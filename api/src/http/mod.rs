@@ -161,16 +161,26 @@ async fn execute_as_caller(
         Ok::<_, app::auth::AuthError>((principal, hold))
     })
     .await;
+    // A manage token that matches nothing is answered by the resolver that
+    // takes it, as NOT_FOUND (like an argument, and like a booking that
+    // does not exist), under the guests' own backoff on secrets; it is no
+    // staff credential gone bad.
+    let unknown_guest_key = guest_bearer.is_some()
+        && matches!(resolved, Ok(Err(app::auth::AuthError::Unauthenticated)));
     // Only credentials that did not hold stay counted (not a database
     // that failed to answer).
     if let Some((scope, _)) = &guessing
-        && !matches!(resolved, Ok(Err(app::auth::AuthError::Unauthenticated)))
+        && (unknown_guest_key
+            || !matches!(resolved, Ok(Err(app::auth::AuthError::Unauthenticated))))
     {
         state.limiter.refund(scope, now);
     }
     let principal = match resolved {
         Ok(Ok((_, Some(hold)))) => return held_back(&hold, now),
         Ok(Ok((principal, None))) => principal,
+        Ok(Err(app::auth::AuthError::Unauthenticated)) if unknown_guest_key => {
+            app::auth::Principal::Anonymous
+        }
         Ok(Err(app::auth::AuthError::Unauthenticated)) => return unauthenticated(),
         Ok(Err(app::auth::AuthError::Store(error))) => {
             let error = graphql::errors::internal_error(&error);

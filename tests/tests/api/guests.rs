@@ -724,11 +724,11 @@ async fn a_guest_lookup_is_refused_outside_the_venue_and_never_echoes_the_addres
     assert_eq!(error_code(&refused), error_code(&refused_day));
     let admin = app.staff("admin", None).await?;
     let partner = app.partner_key(&admin, &venue, "lookup").await?;
-    // A guest's manage token is no staff credential: its holder stays
-    // anonymous here.
+    // A guest's manage token is no staff credential: its holder is the
+    // guest of one booking, whom the policy grants no lookup.
     for (who, credential, code) in [
         ("a partner of the venue", partner, "FORBIDDEN"),
-        ("the guest", token, "UNAUTHENTICATED"),
+        ("the guest", token, "FORBIDDEN"),
     ] {
         let denied = app
             .gql_as(&credential, GUEST_RESERVATIONS, lookup.clone())

@@ -1245,7 +1245,7 @@ async fn the_export_download_refuses_abuse(backend: Backend) -> Result<()> {
         false,
     )
     .await?;
-    assert_eq!(status, 401, "a guest is no staff member: {reaching}");
+    assert_eq!(status, 403, "a guest is no staff member: {reaching}");
     assert!(!reaching.to_string().contains(canary));
     // Someone else's token does not open this booking; a made-up one is
     // NOT_FOUND, like in GraphQL.
