@@ -99,10 +99,10 @@ impl Bench {
                 "guest": {
                     "name": format!("Bench Guest {i}"),
                     "email": format!("booking-{i}@bench.example"),
-                    "newsletter": true,
                 },
+                "consents": ["NEWSLETTER"],
+                "idempotencyKey": format!("smoke-booking-{}-{i}", start.timestamp()),
             },
-            "key": format!("smoke-booking-{}-{i}", start.timestamp()),
         })
     }
 
@@ -156,7 +156,9 @@ impl Bench {
                         Some(&self.staff_token),
                     )
                     .await?;
-                let found = data["guestReservations"].as_array().context("list")?;
+                let found = data["guestReservations"]["nodes"]
+                    .as_array()
+                    .context("list")?;
                 let wanted = email
                     .trim_end_matches("@bench.example")
                     .trim_start_matches("guest");

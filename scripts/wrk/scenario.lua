@@ -86,9 +86,10 @@ local function next_booking()
   local input = string.format(
     '{"venueId":"%s","resourceId":"%s","startsAt":"%s","partySize":2,'
       .. '"noticeVersion":1,"locale":"en","guest":{"name":"Bench Guest %d",'
-      .. '"email":"booking-%s-%d@bench.example","newsletter":true}}',
-    venue.id, resource, os.date("!%Y-%m-%dT%H:%M:%SZ", start), i, run, i)
-  local variables = string.format('{"input":%s,"key":"bench-%s-%d"}', input, run, i)
+      .. '"email":"booking-%s-%d@bench.example"},"consents":["NEWSLETTER"],'
+      .. '"idempotencyKey":"bench-%s-%d"}',
+    venue.id, resource, os.date("!%Y-%m-%dT%H:%M:%SZ", start), i, run, i, run, i)
+  local variables = string.format('{"input":%s}', input)
   return graphql(queries.book, variables, fixture.partner_key)
 end
 

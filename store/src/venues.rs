@@ -692,6 +692,19 @@ impl Store {
             .transpose()
     }
 
+    /// The venue a resource belongs to, for finding a resource by its id
+    /// alone.
+    pub fn resource_venue(&self, resource: &str) -> Result<Option<VenueId>, StoreError> {
+        let mut connection = self.connection()?;
+        let id: Option<String> = on_backend!(&mut *connection, |c, s| s::resources::table
+            .filter(s::resources::id.eq(resource))
+            .select(s::resources::venue_id)
+            .first(c)
+            .optional()?);
+        id.map(|id| VenueId::parse(&id).map_err(|_| StoreError::Corrupt(format!("venue id {id}"))))
+            .transpose()
+    }
+
     /// Whether no venue exists yet (a fresh database).
     pub fn has_no_venues(&self) -> Result<bool, StoreError> {
         let mut connection = self.connection()?;

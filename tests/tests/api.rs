@@ -18,6 +18,7 @@ mod api {
     mod limits;
     mod metrics;
     mod monitoring;
+    mod node;
     mod outbox;
     mod payments;
     mod privacy;

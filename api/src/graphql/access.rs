@@ -119,6 +119,7 @@ fn grant(assignment: store::RoleAssignment) -> Option<RoleGrant> {
 /// A person who logs in to kluis.
 #[derive(SimpleObject)]
 pub struct StaffAccount {
+    #[graphql(owned)]
     pub id: ID,
     pub email: String,
     pub active: bool,
@@ -131,6 +132,7 @@ pub struct StaffAccount {
 #[graphql(complex)]
 pub struct ApiKey {
     /// The public part of the key (`kls_<id>_…`).
+    #[graphql(owned)]
     pub id: ID,
     pub name: String,
     pub role: Option<RoleName>,

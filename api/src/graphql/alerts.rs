@@ -40,6 +40,7 @@ impl AlertStatus {
 #[derive(SimpleObject)]
 #[graphql(name = "Alert", complex)]
 pub struct AlertObject {
+    #[graphql(owned)]
     pub id: ID,
     /// `failed_logins_account`, `bulk_read`, ... (README, "Security
     /// monitoring").
@@ -57,7 +58,7 @@ pub struct AlertObject {
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    venue_id: Option<String>,
+    pub(crate) venue_id: Option<String>,
 }
 
 #[ComplexObject]

@@ -20,6 +20,7 @@ use super::types::VenueObject;
 #[derive(SimpleObject)]
 #[graphql(name = "Breach", complex)]
 pub struct BreachObject {
+    #[graphql(owned)]
     pub id: ID,
     pub discovered_at: DateTime<Utc>,
     /// What happened.
@@ -42,7 +43,7 @@ pub struct BreachObject {
     /// Guests notified so far.
     pub guests_notified: i64,
     #[graphql(skip)]
-    venue_id: Option<String>,
+    pub(crate) venue_id: Option<String>,
 }
 
 #[ComplexObject]

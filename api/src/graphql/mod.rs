@@ -17,6 +17,7 @@ pub mod errors;
 pub mod guard;
 pub mod limits;
 mod mutation;
+mod node;
 pub mod pages;
 pub mod payload;
 mod payment_object;

@@ -25,7 +25,7 @@ fn unknown(what: &str) -> async_graphql::Error {
 /// A payment as kluis keeps it: no card number, CVC or expiry exists here.
 #[Object(name = "Payment")]
 impl PaymentObject {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.payment.id.clone())
     }
 

@@ -134,15 +134,7 @@ impl BookingQuery {
     /// bookings. Which of its guest fields answer is the policy's call.
     /// Null, with the error, when it is not found or not theirs to see.
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ReservationObject>> {
-        const OBJECT: coordinates::Coordinate = coordinates::QUERY_RESERVATION;
-        if !guard::principal(ctx).is_venue_bound() {
-            guard::require(ctx, None, OBJECT, guard::READ)?;
-        }
-        let id = ReservationId::parse(&id).or_gql()?;
-        let found =
-            load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await?;
-        guard::require_in_venue(ctx, found.venue.id, OBJECT, guard::READ, "reservation")?;
-        Ok(Some(found))
+        reservation_by_id(ctx, &id).await.map(Some)
     }
 
     /// A venue's reservations on a local date, in start order (staff's day
@@ -312,6 +304,19 @@ fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<Utc>, String)> {
     let instant = chrono::DateTime::parse_from_rfc3339(instant).map_err(|_| invalid())?;
     let id = ReservationId::parse(id).map_err(|_| invalid())?;
     Ok((instant.with_timezone(&Utc), id.to_string()))
+}
+
+/// One reservation for those allowed to see its venue's bookings (also
+/// `node(id:)`); NOT_FOUND when it is not there or not theirs to see.
+pub async fn reservation_by_id(ctx: &Context<'_>, id: &ID) -> Result<ReservationObject> {
+    const OBJECT: coordinates::Coordinate = coordinates::QUERY_RESERVATION;
+    if !guard::principal(ctx).is_venue_bound() {
+        guard::require(ctx, None, OBJECT, guard::READ)?;
+    }
+    let id = ReservationId::parse(id).or_gql()?;
+    let found = load_reservation(ctx, Access::Public, move |store| store.reservation(id)).await?;
+    guard::require_in_venue(ctx, found.venue.id, OBJECT, guard::READ, "reservation")?;
+    Ok(found)
 }
 
 pub async fn load_reservation(

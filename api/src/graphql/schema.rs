@@ -6,7 +6,7 @@ use async_graphql::{EmptySubscription, Schema};
 use store::Store;
 
 use super::{
-    access, alerts, audit_log, breaches, depth, limits, mutation, payments, privacy, query,
+    access, alerts, audit_log, breaches, depth, limits, mutation, node, payments, privacy, query,
     scalars, venues, webhooks,
 };
 use app::settings::Environment;
@@ -22,6 +22,7 @@ pub struct Query(
     breaches::BreachQuery,
     webhooks::WebhookQuery,
     alerts::AlertQuery,
+    node::NodeQuery,
 );
 
 /// All mutations: bookings and access control.

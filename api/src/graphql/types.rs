@@ -221,7 +221,7 @@ impl ReservationObject {
 #[Object(name = "Reservation")]
 impl ReservationObject {
     /// Random and unguessable: knowing one id tells nothing about others.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.reservation.id.to_string())
     }
 

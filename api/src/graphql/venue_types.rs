@@ -31,7 +31,7 @@ impl VenueObject {
 
 #[Object(name = "Venue")]
 impl VenueObject {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
@@ -302,7 +302,7 @@ pub struct ResourceObject(pub Resource);
 
 #[Object(name = "Resource")]
 impl ResourceObject {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
