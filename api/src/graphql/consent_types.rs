@@ -113,3 +113,29 @@ pub async fn consent_state_of(
 ) -> Result<Vec<ConsentState>> {
     Ok(states(&ledger_of(ctx, reservation).await?))
 }
+
+/// One published version of a venue's privacy notice.
+#[derive(SimpleObject)]
+#[graphql(name = "PrivacyNotice")]
+pub struct PrivacyNoticeObject {
+    pub locale: String,
+    /// Name this in `createReservation(input: { noticeVersion })`.
+    pub version: u32,
+    /// Markdown.
+    pub text: String,
+    /// SHA-256 of the text: what the consent ledger records.
+    pub sha256: String,
+    pub published_at: DateTime<Utc>,
+}
+
+impl From<domain::privacy::PrivacyNotice> for PrivacyNoticeObject {
+    fn from(notice: domain::privacy::PrivacyNotice) -> Self {
+        Self {
+            locale: notice.locale.as_str().to_owned(),
+            version: notice.version,
+            text: notice.text,
+            sha256: notice.sha256,
+            published_at: notice.published_at,
+        }
+    }
+}

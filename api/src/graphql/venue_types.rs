@@ -7,6 +7,7 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use domain::ports::VenueRepository;
 use domain::{Resource, ResourceKind, Venue};
 
+use super::consent_types::PrivacyNoticeObject;
 use super::context::{blocking, store};
 use super::enums::{OptInPurpose, PaymentGateway};
 use super::scalars::LocalTime;
@@ -162,6 +163,28 @@ impl VenueObject {
 
     /// Locales (e.g. `en`, `nl-BE`) in which the venue has published a
     /// privacy notice: ask `privacyNotice` in one of them.
+    /// The current privacy notice in a locale, to show in full while
+    /// booking and to name in `createReservation(input: { noticeVersion })`;
+    /// null while none is published in it (`noticeLocales` lists those
+    /// that are). The same as the root `privacyNotice`, so that a widget
+    /// asks for the whole form in one query.
+    async fn privacy_notice(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = "en")] locale: String,
+    ) -> Result<Option<PrivacyNoticeObject>> {
+        use super::errors::OrGraphqlError as _;
+        let locale = domain::privacy::Locale::parse(&locale).or_gql()?;
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        blocking(move || {
+            Ok(store
+                .current_notice(venue, &locale)?
+                .map(PrivacyNoticeObject::from))
+        })
+        .await
+    }
+
     async fn notice_locales(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let store = store(ctx).clone();
         let venue = self.0.id;

@@ -408,3 +408,68 @@ both_backends!(
     fields_a_venue_does_not_collect_are_refused,
     fields_a_venue_does_not_collect_are_refused
 );
+
+/// A booking widget asks for the whole form in one query by the venue's
+/// slug: the notice comes with the venue, null while none is published in
+/// the locale, and `noticeLocales` says which are.
+async fn the_notice_comes_with_the_venue_in_one_query(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    const FORM: &str = "query F($s: String!, $l: String!) { venueBySlug(slug: $s) { id noticeLocales privacyNotice(locale: $l) { locale version text } guestFields { name email } } }";
+    let before = app
+        .gql(FORM, json!({ "s": "one-table", "l": "en" }))
+        .await?;
+    assert!(before.get("errors").is_none(), "{before}");
+    assert!(
+        before["data"]["venueBySlug"]["privacyNotice"].is_null(),
+        "{before}"
+    );
+    assert_eq!(
+        before["data"]["venueBySlug"]["noticeLocales"],
+        json!([]),
+        "{before}"
+    );
+
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let published = app
+        .gql_as(
+            &manager,
+            PUBLISH,
+            json!({ "v": venue, "t": "We keep your name." }),
+        )
+        .await?;
+    assert!(published.get("errors").is_none(), "{published}");
+    let after = app
+        .gql(FORM, json!({ "s": "one-table", "l": "en" }))
+        .await?;
+    assert_eq!(
+        after["data"]["venueBySlug"]["privacyNotice"]["text"], "We keep your name.",
+        "{after}"
+    );
+    assert_eq!(
+        after["data"]["venueBySlug"]["noticeLocales"],
+        json!(["en"]),
+        "{after}"
+    );
+    let other_locale = app
+        .gql(FORM, json!({ "s": "one-table", "l": "nl" }))
+        .await?;
+    assert!(
+        other_locale["data"]["venueBySlug"]["privacyNotice"].is_null(),
+        "{other_locale}"
+    );
+    let garbage = app
+        .gql(FORM, json!({ "s": "one-table", "l": "not a locale!" }))
+        .await?;
+    assert_eq!(error_code(&garbage), Some("BAD_USER_INPUT"), "{garbage}");
+    assert_eq!(
+        garbage["data"]["venueBySlug"]["id"],
+        json!(venue),
+        "the rest answers: {garbage}"
+    );
+    Ok(())
+}
+both_backends!(
+    the_notice_comes_with_the_venue_in_one_query,
+    the_notice_comes_with_the_venue_in_one_query
+);
