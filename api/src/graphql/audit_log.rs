@@ -70,7 +70,7 @@ impl AuditActionName {
 
 /// One object an entry names.
 #[derive(SimpleObject)]
-#[graphql(name = "AuditObject", complex)]
+#[graphql(name = "AuditedObject", complex)]
 pub struct AuditObjectObject {
     /// Null for an action newer than this server knows.
     pub action: Option<AuditActionName>,
