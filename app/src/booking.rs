@@ -265,6 +265,15 @@ pub async fn check_form(
                 None
             }
         };
+        // An opt-in the venue's form does not offer cannot have been
+        // ticked there: recording it would put words in the guest's mouth.
+        let offered = venue.opt_ins.purposes();
+        if let Some(purpose) = form.opt_ins.iter().find(|p| !offered.contains(p)) {
+            refused.push(Error::Domain(DomainError::invalid(
+                "consents",
+                format!("this venue does not offer the {} opt-in", purpose.as_str()),
+            )));
+        }
         let notice_version = match form.notice_version.map(u32::try_from).transpose() {
             Ok(version) => version,
             Err(_) => {

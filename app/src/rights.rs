@@ -296,6 +296,18 @@ pub async fn record_consent(
     let venue = reservation.venue_id;
     let store = store.clone();
     blocking(move || {
+        // Withdrawing is always possible; giving only what the venue
+        // offers (a purpose it stopped offering can still be withdrawn).
+        let offered = store
+            .venue(venue)?
+            .map(|venue| venue.opt_ins.purposes())
+            .unwrap_or_default();
+        if given && !offered.contains(&purpose) {
+            return Err(Error::Domain(DomainError::invalid(
+                "purpose",
+                format!("this venue does not offer the {} opt-in", purpose.as_str()),
+            )));
+        }
         store.record_consent(
             &store::ConsentChange {
                 guest,

@@ -473,3 +473,62 @@ both_backends!(
     the_notice_comes_with_the_venue_in_one_query,
     the_notice_comes_with_the_venue_in_one_query
 );
+
+/// An opt-in the venue's form does not offer cannot be recorded, neither
+/// with the booking nor afterwards; one it stopped offering can still be
+/// withdrawn.
+async fn only_the_opt_ins_a_venue_offers_are_recorded(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let both = app.book("one-table", 9).input("consents", json!(["MARKETING"])).await?;
+    let saved = app
+        .gql_as(
+            &manager,
+            "mutation S($v: VenueInput!) { saveVenue(input: $v) { venue { consentPurposes } userErrors { field code } } }",
+            json!({ "v": { "slug": "one-table", "consentPurposes": ["NEWSLETTER"] } }),
+        )
+        .await?;
+    assert_eq!(
+        payload(&saved, "saveVenue")?["venue"]["consentPurposes"],
+        json!(["NEWSLETTER"])
+    );
+
+    let refused = app
+        .book("one-table", 10)
+        .input("consents", json!(["NEWSLETTER", "MARKETING"]))
+        .answer()
+        .await?;
+    assert_eq!(
+        user_errors(&refused, "createReservation"),
+        [("input.consents".to_owned(), "INVALID".to_owned())],
+        "{refused}"
+    );
+    assert!(refused["data"]["createReservation"]["reservation"].is_null(), "{refused}");
+
+    let booked = app.book("one-table", 11).input("consents", json!(["NEWSLETTER"])).await?;
+    const GIVE: &str = "mutation G($p: OptInPurpose!) { giveConsent(input: { purpose: $p }) { consentState { purpose given } userErrors { field code } } }";
+    let marketing = app.gql_as(&booked.token, GIVE, json!({ "p": "MARKETING" })).await?;
+    assert_eq!(
+        user_errors(&marketing, "giveConsent"),
+        [("input.purpose".to_owned(), "INVALID".to_owned())],
+        "{marketing}"
+    );
+    // The guest who opted in to marketing before the venue stopped
+    // offering it takes it back in one call, as ever.
+    const WITHDRAW: &str = "mutation W($p: OptInPurpose!) { withdrawConsent(input: { purpose: $p }) { consentState { purpose given } userErrors { field code } } }";
+    let withdrawn = app.gql_as(&both.token, WITHDRAW, json!({ "p": "MARKETING" })).await?;
+    let states = payload(&withdrawn, "withdrawConsent")?["consentState"].clone();
+    assert!(
+        states
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["purpose"] == "MARKETING" && s["given"] == false),
+        "{withdrawn}"
+    );
+    Ok(())
+}
+both_backends!(
+    only_the_opt_ins_a_venue_offers_are_recorded,
+    only_the_opt_ins_a_venue_offers_are_recorded
+);
