@@ -480,7 +480,10 @@ both_backends!(
 async fn only_the_opt_ins_a_venue_offers_are_recorded(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let manager = app.staff("manager", Some("one-table")).await?;
-    let both = app.book("one-table", 9).input("consents", json!(["MARKETING"])).await?;
+    let both = app
+        .book("one-table", 9)
+        .input("consents", json!(["MARKETING"]))
+        .await?;
     let saved = app
         .gql_as(
             &manager,
@@ -503,11 +506,19 @@ async fn only_the_opt_ins_a_venue_offers_are_recorded(backend: Backend) -> Resul
         [("input.consents".to_owned(), "INVALID".to_owned())],
         "{refused}"
     );
-    assert!(refused["data"]["createReservation"]["reservation"].is_null(), "{refused}");
+    assert!(
+        refused["data"]["createReservation"]["reservation"].is_null(),
+        "{refused}"
+    );
 
-    let booked = app.book("one-table", 11).input("consents", json!(["NEWSLETTER"])).await?;
+    let booked = app
+        .book("one-table", 11)
+        .input("consents", json!(["NEWSLETTER"]))
+        .await?;
     const GIVE: &str = "mutation G($p: OptInPurpose!) { giveConsent(input: { purpose: $p }) { consentState { purpose given } userErrors { field code } } }";
-    let marketing = app.gql_as(&booked.token, GIVE, json!({ "p": "MARKETING" })).await?;
+    let marketing = app
+        .gql_as(&booked.token, GIVE, json!({ "p": "MARKETING" }))
+        .await?;
     assert_eq!(
         user_errors(&marketing, "giveConsent"),
         [("input.purpose".to_owned(), "INVALID".to_owned())],
@@ -516,7 +527,9 @@ async fn only_the_opt_ins_a_venue_offers_are_recorded(backend: Backend) -> Resul
     // The guest who opted in to marketing before the venue stopped
     // offering it takes it back in one call, as ever.
     const WITHDRAW: &str = "mutation W($p: OptInPurpose!) { withdrawConsent(input: { purpose: $p }) { consentState { purpose given } userErrors { field code } } }";
-    let withdrawn = app.gql_as(&both.token, WITHDRAW, json!({ "p": "MARKETING" })).await?;
+    let withdrawn = app
+        .gql_as(&both.token, WITHDRAW, json!({ "p": "MARKETING" }))
+        .await?;
     let states = payload(&withdrawn, "withdrawConsent")?["consentState"].clone();
     assert!(
         states
