@@ -79,6 +79,21 @@ struct VenueEntry {
     opening_hours: Week,
     #[serde(default)]
     resource: Vec<ResourceEntry>,
+    /// Periods without bookings; the file's list replaces the stored one.
+    #[serde(default)]
+    closure: Vec<ClosureEntry>,
+}
+
+/// `[[venue.closure]]`: `from` and `until` on the venue's clock
+/// (`2026-12-24T18:00`, or a date such as `2026-12-25` for its 00:00),
+/// optional `resource` (a slug of this venue) and `reason` (staff only).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosureEntry {
+    from: Spanned<String>,
+    until: Spanned<String>,
+    resource: Option<Spanned<String>>,
+    reason: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -325,6 +340,48 @@ fn venue(
         });
     }
 
+    let mut closures: Vec<store::ClosureDefinition> = Vec::new();
+    for (position, closure) in entry.closure.iter().enumerate() {
+        let ckey = |name: &str| key(&format!("closure[{position}].{name}"));
+        let from = domain::closure::parse_local(closure.from.get_ref())
+            .map_err(|r| report.error(&closure.from, &ckey("from"), r))?;
+        let until = domain::closure::parse_local(closure.until.get_ref())
+            .map_err(|r| report.error(&closure.until, &ckey("until"), r))?;
+        domain::closure::check_period(time_zone, from, until)
+            .map_err(|r| report.error(&closure.until, &ckey("until"), r))?;
+        let resource = match &closure.resource {
+            None => None,
+            Some(raw) => {
+                let slug = Slug::parse(raw.get_ref())
+                    .ok()
+                    .filter(|slug| resources.iter().any(|r| &r.slug == slug))
+                    .ok_or_else(|| {
+                        report.error(
+                            raw,
+                            &ckey("resource"),
+                            format!(
+                                "`{}` is no resource of this venue",
+                                raw.get_ref().chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })?;
+                Some(slug)
+            }
+        };
+        let reason = match &closure.reason {
+            None => None,
+            Some(raw) => domain::closure::check_reason(Some(raw.get_ref()))
+                .map_err(|r| report.error(raw, &ckey("reason"), r))?,
+        };
+        closures.push(store::ClosureDefinition {
+            id: None,
+            resource,
+            from,
+            until,
+            reason,
+        });
+    }
+
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
         Some(listed) => domain::OptIns::parse_text(&listed.get_ref().join(" "))
@@ -348,6 +405,7 @@ fn venue(
         rules,
         schedule,
         resources,
+        closures,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())

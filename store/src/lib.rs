@@ -68,7 +68,7 @@ pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
 pub use sheets::{SheetFilter, SheetSummary};
 pub use venues::{
-    ImportReport, PaymentKind, ResourceChange, ResourceDefinition, VenueChanges, VenueDefinition,
+    ClosureDefinition, ImportReport, PaymentKind, ResourceChange, ResourceDefinition, VenueChanges, VenueDefinition,
     VenueView,
 };
 pub use webhooks::VenueWebhook;
