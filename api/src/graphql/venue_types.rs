@@ -473,8 +473,9 @@ impl ClosureObject {
         self.resource.clone().map(ResourceObject)
     }
 
-    /// Why, for the venue's staff: null with FORBIDDEN for others (and
-    /// null when none was given).
+    /// Why, for the venue's staff, managers and admins (null when none
+    /// was given). Null with one error for others: FORBIDDEN, or
+    /// UNAUTHENTICATED without credentials.
     async fn reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         super::guard::require(
             ctx,
