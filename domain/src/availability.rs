@@ -825,7 +825,12 @@ mod tests {
     fn a_venue_closure_removes_its_slots_and_refuses_bookings_inside_it() {
         let mut venue = bistro(rules());
         let resources = [table(&venue, "t1", 4)];
-        venue.closures = vec![closure(&venue, None, "2026-06-01T14:00", "2026-06-01T16:00")];
+        venue.closures = vec![closure(
+            &venue,
+            None,
+            "2026-06-01T14:00",
+            "2026-06-01T16:00",
+        )];
         let ctx = context(&venue, &resources, &[]);
         let starts: Vec<DateTime<Utc>> = ctx
             .availability(monday(), party(2))
@@ -858,8 +863,14 @@ mod tests {
         let ctx = context(&venue, &resources, &[]);
         let slots = ctx.availability(monday(), party(2)).expect("valid");
         assert!(!slots.is_empty());
-        assert!(slots.iter().all(|s| s.free_resources == vec![resources[1].id]));
-        let placed = ctx.place_new(at(14, 0), party(2), None).expect("t2 is open");
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[1].id])
+        );
+        let placed = ctx
+            .place_new(at(14, 0), party(2), None)
+            .expect("t2 is open");
         assert_eq!(placed.resource_id, resources[1].id);
         assert!(
             reason(ctx.place_new(at(14, 0), party(2), Some(resources[0].id))).contains("closed")
@@ -879,7 +890,12 @@ mod tests {
         let mut venue = bistro(rules());
         let resources = [table(&venue, "t1", 4)];
         let booking = reservation_of(&resources[0], at(18, 0), 2);
-        venue.closures = vec![closure(&venue, None, "2026-06-01T14:00", "2026-06-01T16:00")];
+        venue.closures = vec![closure(
+            &venue,
+            None,
+            "2026-06-01T14:00",
+            "2026-06-01T16:00",
+        )];
         assert!(matches!(
             context(&venue, &resources, &[]).place_changed(&booking, at(14, 0), party(2)),
             Err(DomainError::InvalidInput { .. })

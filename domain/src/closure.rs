@@ -148,10 +148,7 @@ mod tests {
     #[test]
     fn a_reason_is_short_and_optional() {
         assert_eq!(check_reason(Some("  ")), Ok(None));
-        assert_eq!(
-            check_reason(Some(" Kerst ")),
-            Ok(Some("Kerst".to_owned()))
-        );
+        assert_eq!(check_reason(Some(" Kerst ")), Ok(Some("Kerst".to_owned())));
         assert!(check_reason(Some(&"x".repeat(201))).is_err());
         assert!(check_reason(Some(&"é".repeat(200))).is_ok());
     }

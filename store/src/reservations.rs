@@ -330,10 +330,8 @@ impl ReservationRepository for Store {
                 release_expired_holds!(c, s, Some(&venue_id), now)?;
                 let (version, row) = load_for_change!(c, s, &id)?;
                 let current = Reservation::try_from(row)?;
-                let _venue: Vec<String> = s::load_shared!(
-                    s::venues::table.find(&venue_id).select(s::venues::id),
-                    c
-                )?;
+                let _venue: Vec<String> =
+                    s::load_shared!(s::venues::table.find(&venue_id).select(s::venues::id), c)?;
                 let venue = venue_of(load_venue!(c, s, &venue_id)?, &current)?;
                 let resources = load_resources!(c, s, &venue_id)?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);

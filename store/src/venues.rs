@@ -651,10 +651,14 @@ macro_rules! write_venue {
                                 })?,
                         ),
                     };
-                    let starts_at =
-                        db_instant(domain::venue::local_instant($definition.time_zone, closure.from));
-                    let ends_at =
-                        db_instant(domain::venue::local_instant($definition.time_zone, closure.until));
+                    let starts_at = db_instant(domain::venue::local_instant(
+                        $definition.time_zone,
+                        closure.from,
+                    ));
+                    let ends_at = db_instant(domain::venue::local_instant(
+                        $definition.time_zone,
+                        closure.until,
+                    ));
                     diesel::insert_into(cl::closures)
                         .values((
                             cl::id.eq(closure
@@ -689,9 +693,8 @@ macro_rules! write_venue {
                             query = query.filter(b::resource_id.eq(resource_id.clone()));
                         }
                         for id in query.load::<String>($c)? {
-                            let id = domain::ReservationId::parse(&id).map_err(|_| {
-                                StoreError::Corrupt(format!("reservation id {id}"))
-                            })?;
+                            let id = domain::ReservationId::parse(&id)
+                                .map_err(|_| StoreError::Corrupt(format!("reservation id {id}")))?;
                             if !$report.reservations_in_closures.contains(&id) {
                                 $report.reservations_in_closures.push(id);
                             }

@@ -493,8 +493,9 @@ fn closures(
     let mut fine = true;
     for (index, input) in listed.iter().enumerate() {
         let field = |name: &str| format!("closures.{index}.{name}");
-        let from = checks
-            .take(closure::parse_local(&input.from).map_err(|reason| invalid(&field("from"), reason)));
+        let from = checks.take(
+            closure::parse_local(&input.from).map_err(|reason| invalid(&field("from"), reason)),
+        );
         let until = checks.take(
             closure::parse_local(&input.until).map_err(|reason| invalid(&field("until"), reason)),
         );
@@ -509,14 +510,15 @@ fn closures(
         };
         let resource = match &input.resource_id {
             None => Some(None),
-            Some(id) => checks
-                .take(
-                    domain::ResourceId::parse(id)
-                        .ok()
-                        .and_then(|id| resources.iter().find(|r| r.id == id))
-                        .map(|r| Some(r.slug.clone()))
-                        .ok_or_else(|| invalid(&field("resourceId"), "this venue has no such resource")),
-                ),
+            Some(id) => checks.take(
+                domain::ResourceId::parse(id)
+                    .ok()
+                    .and_then(|id| resources.iter().find(|r| r.id == id))
+                    .map(|r| Some(r.slug.clone()))
+                    .ok_or_else(|| {
+                        invalid(&field("resourceId"), "this venue has no such resource")
+                    }),
+            ),
         };
         let reason = checks.take(
             closure::check_reason(input.reason.as_deref())
