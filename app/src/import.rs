@@ -340,6 +340,16 @@ fn venue(
         });
     }
 
+    if entry.closure.len() > domain::closure::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("closure"),
+            format!(
+                "a venue has at most {} closures",
+                domain::closure::MAX_PER_VENUE
+            ),
+        ));
+    }
     let mut closures: Vec<store::ClosureDefinition> = Vec::new();
     for (position, closure) in entry.closure.iter().enumerate() {
         let ckey = |name: &str| key(&format!("closure[{position}].{name}"));

@@ -33,6 +33,10 @@ pub struct Closure {
     pub reason: Option<String>,
 }
 
+/// How many closures one venue may have: years of holidays and days off,
+/// and a bound on what one save or file may ask the store to write.
+pub const MAX_PER_VENUE: usize = 500;
+
 /// The longest reason a closure may give.
 pub const MAX_REASON_CHARS: usize = 200;
 

@@ -489,6 +489,13 @@ fn closures(
     checks: &mut Checks,
 ) -> Option<Vec<store::ClosureDefinition>> {
     use domain::closure;
+    if listed.len() > closure::MAX_PER_VENUE {
+        checks.take::<()>(Err(invalid(
+            "closures",
+            format!("a venue has at most {} closures", closure::MAX_PER_VENUE),
+        )));
+        return None;
+    }
     let mut closures = Vec::new();
     let mut fine = true;
     for (index, input) in listed.iter().enumerate() {

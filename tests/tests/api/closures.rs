@@ -306,6 +306,23 @@ async fn every_wrong_closure_is_reported_and_nothing_written(backend: Backend) -
     assert!(saved["data"]["saveVenue"]["venue"].is_null(), "{saved}");
     assert_eq!(app.count_rows("closures", "1 = 1")?, 0);
     assert_eq!(app.count_rows("venues", "name = 'Renamed'")?, 0);
+
+    // Too many at once is one error on the list.
+    let many: Vec<Value> = (0..501)
+        .map(|_| json!({ "from": local(12), "until": local(15) }))
+        .collect();
+    let saved = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "closures": many }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&saved, "saveVenue"),
+        [("input.closures".to_owned(), "INVALID".to_owned())],
+        "{saved}"
+    );
+    assert_eq!(app.count_rows("closures", "1 = 1")?, 0);
     Ok(())
 }
 both_backends!(
