@@ -37,8 +37,7 @@ pub struct Venue {
     /// venue (its booking widget's site).
     pub allowed_origins: Vec<Origin>,
     /// Periods in which the venue or one of its resources takes no
-    /// bookings. Loaded with the venue by the store (the venue list of
-    /// `VenueRepository::venues` leaves them out).
+    /// bookings, in time order; the store loads them with the venue.
     pub closures: Vec<crate::Closure>,
 }
 

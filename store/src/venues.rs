@@ -889,25 +889,42 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours): (Vec<VenueRow>, Vec<OpeningHoursRow>) =
-            on_backend!(&mut *connection, |c, s| {
-                let rows: Vec<VenueRow> = s::venues::table
-                    .filter(s::venues::id.gt(&after))
-                    .order(s::venues::id)
-                    .limit(limit)
-                    .load(c)?;
-                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-                let hours = s::opening_hours::table
-                    .filter(s::opening_hours::venue_id.eq_any(ids))
-                    .load(c)?;
-                (rows, hours)
-            });
+        let (rows, hours, closures): (
+            Vec<VenueRow>,
+            Vec<OpeningHoursRow>,
+            Vec<crate::rows::ClosureRow>,
+        ) = on_backend!(&mut *connection, |c, s| {
+            let rows: Vec<VenueRow> = s::venues::table
+                .filter(s::venues::id.gt(&after))
+                .order(s::venues::id)
+                .limit(limit)
+                .load(c)?;
+            let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+            let hours = s::opening_hours::table
+                .filter(s::opening_hours::venue_id.eq_any(&ids))
+                .load(c)?;
+            let closures = s::closures::table
+                .filter(s::closures::venue_id.eq_any(&ids))
+                .order(s::closures::starts_at)
+                .load(c)?;
+            (rows, hours, closures)
+        });
         let has_next_page = rows.len() > first;
         let items = rows
             .into_iter()
             .take(first)
-            .map(|row| row.into_domain(&hours))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| {
+                let id = row.id.clone();
+                let mut venue = row.into_domain(&hours)?;
+                venue.closures = closures
+                    .iter()
+                    .filter(|closure| closure.venue_id == id)
+                    .cloned()
+                    .map(domain::Closure::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(venue)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Page {
             items,
             has_next_page,
