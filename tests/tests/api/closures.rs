@@ -97,9 +97,35 @@ async fn a_venue_closure_removes_its_slots_and_refuses_bookings(backend: Backend
         "{refused}"
     );
     assert!(refused["data"]["createReservation"]["reservation"].is_null());
-    app.book("one-table", 11).await?;
+    let eleven = app.book("one-table", 11).await?;
     app.book("one-table", 15).await?;
     assert_eq!(app.count_rows("reservations", "1 = 1")?, 2);
+
+    // Nor can a booking be moved into it.
+    let moved = app
+        .gql_as(
+            &eleven.token,
+            "mutation M($input: ModifyReservationInput!) { modifyReservation(input: $input) {
+                reservation { startsAt } userErrors { field code } } }",
+            json!({ "input": { "id": eleven.id, "startsAt": tomorrow_at(13),
+                "idempotencyKey": kluis_tests::new_key() } }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&moved, "modifyReservation"),
+        [("input.startsAt".to_owned(), "INVALID".to_owned())],
+        "{moved}"
+    );
+
+    // A manager of another venue saves none.
+    let other = app.staff("manager", Some("lunch-room")).await?;
+    let refused = save(&app, &other, json!({ "slug": "one-table", "closures": [] })).await?;
+    assert_eq!(
+        kluis_tests::error_code(&refused),
+        Some("FORBIDDEN"),
+        "{refused}"
+    );
+    assert_eq!(app.count_rows("closures", "1 = 1")?, 1);
     Ok(())
 }
 both_backends!(
