@@ -593,4 +593,35 @@ mod tests {
         let error = parse("v.toml", text).expect_err("invalid").to_string();
         assert!(error.starts_with("v.toml:6: venue[1].slug"), "{error}");
     }
+
+    #[test]
+    fn closures_are_read_on_the_venue_clock_and_checked_against_the_file() {
+        let head = "[[venue]]\nslug = \"v\"\nname = \"V\"\ntime_zone = \"Europe/Amsterdam\"\n\
+                    [[venue.resource]]\nslug = \"t1\"\nname = \"T\"\ncapacity = 2\n";
+        let good = format!(
+            "{head}[[venue.closure]]\nfrom = \"2026-12-24T18:00\"\nuntil = \"2026-12-27\"\n\
+             resource = \"t1\"\nreason = \" Kerst \"\n"
+        );
+        let venues = parse("v.toml", &good).expect("valid file");
+        let closure = &venues[0].closures[0];
+        assert_eq!(
+            domain::closure::local_text(closure.from),
+            "2026-12-24T18:00"
+        );
+        assert_eq!(
+            domain::closure::local_text(closure.until),
+            "2026-12-27T00:00"
+        );
+        assert_eq!(closure.resource.as_ref().map(Slug::as_str), Some("t1"));
+        assert_eq!(closure.reason.as_deref(), Some("Kerst"));
+
+        let unknown = format!(
+            "{head}[[venue.closure]]\nfrom = \"2026-12-24\"\nuntil = \"2026-12-25\"\nresource = \"t9\"\n"
+        );
+        let error = parse("v.toml", &unknown).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("v.toml:12: venue[0].closure[0].resource: `t9` is no resource of this venue")
+        );
+    }
 }
