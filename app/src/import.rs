@@ -79,6 +79,21 @@ struct VenueEntry {
     opening_hours: Week,
     #[serde(default)]
     resource: Vec<ResourceEntry>,
+    /// Periods without bookings; the file's list replaces the stored one.
+    #[serde(default)]
+    closure: Vec<ClosureEntry>,
+}
+
+/// `[[venue.closure]]`: `from` and `until` on the venue's clock
+/// (`2026-12-24T18:00`, or a date such as `2026-12-25` for its 00:00),
+/// optional `resource` (a slug of this venue) and `reason` (staff only).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosureEntry {
+    from: Spanned<String>,
+    until: Spanned<String>,
+    resource: Option<Spanned<String>>,
+    reason: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -325,6 +340,58 @@ fn venue(
         });
     }
 
+    if entry.closure.len() > domain::closure::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("closure"),
+            format!(
+                "a venue has at most {} closures",
+                domain::closure::MAX_PER_VENUE
+            ),
+        ));
+    }
+    let mut closures: Vec<store::ClosureDefinition> = Vec::new();
+    for (position, closure) in entry.closure.iter().enumerate() {
+        let ckey = |name: &str| key(&format!("closure[{position}].{name}"));
+        let from = domain::closure::parse_local(closure.from.get_ref())
+            .map_err(|r| report.error(&closure.from, &ckey("from"), r))?;
+        let until = domain::closure::parse_local(closure.until.get_ref())
+            .map_err(|r| report.error(&closure.until, &ckey("until"), r))?;
+        domain::closure::check_period(time_zone, from, until)
+            .map_err(|r| report.error(&closure.until, &ckey("until"), r))?;
+        let resource = match &closure.resource {
+            None => None,
+            Some(raw) => {
+                let slug = Slug::parse(raw.get_ref())
+                    .ok()
+                    .filter(|slug| resources.iter().any(|r| &r.slug == slug))
+                    .ok_or_else(|| {
+                        report.error(
+                            raw,
+                            &ckey("resource"),
+                            format!(
+                                "`{}` is no resource of this venue",
+                                raw.get_ref().chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })?;
+                Some(slug)
+            }
+        };
+        let reason = match &closure.reason {
+            None => None,
+            Some(raw) => domain::closure::check_reason(Some(raw.get_ref()))
+                .map_err(|r| report.error(raw, &ckey("reason"), r))?,
+        };
+        closures.push(store::ClosureDefinition {
+            id: None,
+            resource,
+            from,
+            until,
+            reason,
+        });
+    }
+
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
         Some(listed) => domain::OptIns::parse_text(&listed.get_ref().join(" "))
@@ -348,6 +415,7 @@ fn venue(
         rules,
         schedule,
         resources,
+        closures,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
@@ -524,5 +592,36 @@ mod tests {
         let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n[[venue]]\nslug = \"a\"\nname = \"B\"\ntime_zone = \"UTC\"\n";
         let error = parse("v.toml", text).expect_err("invalid").to_string();
         assert!(error.starts_with("v.toml:6: venue[1].slug"), "{error}");
+    }
+
+    #[test]
+    fn closures_are_read_on_the_venue_clock_and_checked_against_the_file() {
+        let head = "[[venue]]\nslug = \"v\"\nname = \"V\"\ntime_zone = \"Europe/Amsterdam\"\n\
+                    [[venue.resource]]\nslug = \"t1\"\nname = \"T\"\ncapacity = 2\n";
+        let good = format!(
+            "{head}[[venue.closure]]\nfrom = \"2026-12-24T18:00\"\nuntil = \"2026-12-27\"\n\
+             resource = \"t1\"\nreason = \" Kerst \"\n"
+        );
+        let venues = parse("v.toml", &good).expect("valid file");
+        let closure = &venues[0].closures[0];
+        assert_eq!(
+            domain::closure::local_text(closure.from),
+            "2026-12-24T18:00"
+        );
+        assert_eq!(
+            domain::closure::local_text(closure.until),
+            "2026-12-27T00:00"
+        );
+        assert_eq!(closure.resource.as_ref().map(Slug::as_str), Some("t1"));
+        assert_eq!(closure.reason.as_deref(), Some("Kerst"));
+
+        let unknown = format!(
+            "{head}[[venue.closure]]\nfrom = \"2026-12-24\"\nuntil = \"2026-12-25\"\nresource = \"t9\"\n"
+        );
+        let error = parse("v.toml", &unknown).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("v.toml:12: venue[0].closure[0].resource: `t9` is no resource of this venue")
+        );
     }
 }

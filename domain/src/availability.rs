@@ -78,6 +78,7 @@ impl BookingContext<'_> {
                 let free_resources: Vec<ResourceId> = fitting
                     .iter()
                     .filter(|r| !taken.contains(&r.id))
+                    .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
                     .map(|r| r.id)
                     .collect();
                 (!free_resources.is_empty()).then_some(Slot {
@@ -101,6 +102,7 @@ impl BookingContext<'_> {
     ) -> Result<Placement, DomainError> {
         self.check_party(party)?;
         self.check_start(starts_at)?;
+        self.check_open(starts_at)?;
         self.check_booking_window(starts_at)?;
         self.place(starts_at, party, requested)
     }
@@ -120,11 +122,15 @@ impl BookingContext<'_> {
             self.check_start(starts_at)?;
             self.check_booking_window(starts_at)?;
         }
+        // A closure saved after the booking does not cancel it, but the
+        // booking cannot be moved into one or grown inside one.
+        self.check_open(starts_at)?;
         let keep = self
             .resources
             .iter()
             .find(|r| r.id == current.resource_id && r.active && r.capacity >= party.get())
             .map(|r| self.placement_on(r.id, starts_at))
+            .filter(|p| !self.is_closed(p.resource_id, p.starts_at, p.ends_at))
             .filter(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until));
         match keep {
             Some(placement) => Ok(placement),
@@ -155,17 +161,63 @@ impl BookingContext<'_> {
                 ));
             }
             let placement = self.placement_on(resource.id, starts_at);
+            if self.is_closed(resource.id, starts_at, placement.ends_at) {
+                return Err(DomainError::invalid(
+                    "startsAt",
+                    "this table, room or practitioner is closed then",
+                ));
+            }
             return if self.is_free(resource.id, starts_at, placement.blocked_until) {
                 Ok(placement)
             } else {
                 Err(DomainError::SlotTaken)
             };
         }
-        self.fitting_resources(party)
+        let (ends_at, _) = self.span(starts_at);
+        let open: Vec<&Resource> = self
+            .fitting_resources(party)
             .into_iter()
+            .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
+            .collect();
+        if open.is_empty() {
+            return Err(DomainError::invalid(
+                "startsAt",
+                "every table, room or practitioner for this party is closed then",
+            ));
+        }
+        open.into_iter()
             .map(|r| self.placement_on(r.id, starts_at))
             .find(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until))
             .ok_or(DomainError::SlotTaken)
+    }
+
+    /// Refuses a start whose booking would overlap a closure of the whole
+    /// venue.
+    fn check_open(&self, starts_at: DateTime<Utc>) -> Result<(), DomainError> {
+        let (ends_at, _) = self.span(starts_at);
+        if self
+            .venue
+            .closures
+            .iter()
+            .any(|c| c.closes_venue(starts_at, ends_at))
+        {
+            return Err(DomainError::invalid("startsAt", "the venue is closed then"));
+        }
+        Ok(())
+    }
+
+    /// Whether a closure of the venue or of this resource overlaps the
+    /// booking's own time (the buffer after it may run into a closure).
+    fn is_closed(
+        &self,
+        resource_id: ResourceId,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+    ) -> bool {
+        self.venue
+            .closures
+            .iter()
+            .any(|c| c.closes(resource_id, starts_at, ends_at))
     }
 
     fn placement_on(&self, resource_id: ResourceId, starts_at: DateTime<Utc>) -> Placement {
@@ -750,5 +802,170 @@ mod tests {
             context(&venue, &resources, &[]).place_changed(&reservation, at(19, 0), party(2)),
             Err(DomainError::Conflict(_))
         ));
+    }
+
+    fn closure(
+        venue: &Venue,
+        resource: Option<&Resource>,
+        from: &str,
+        until: &str,
+    ) -> crate::Closure {
+        let local = |raw| crate::closure::parse_local(raw).expect("valid local time");
+        crate::Closure::resolve(
+            crate::ClosureId::new_random(),
+            venue.time_zone,
+            resource.map(|r| r.id),
+            local(from),
+            local(until),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_venue_closure_removes_its_slots_and_refuses_bookings_inside_it() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        venue.closures = vec![closure(
+            &venue,
+            None,
+            "2026-06-01T14:00",
+            "2026-06-01T16:00",
+        )];
+        let ctx = context(&venue, &resources, &[]);
+        let starts: Vec<DateTime<Utc>> = ctx
+            .availability(monday(), party(2))
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at)
+            .collect();
+        assert!(starts.contains(&at(13, 0)), "ends as the closure starts");
+        assert!(!starts.contains(&at(13, 30)), "runs into the closure");
+        assert!(!starts.contains(&at(15, 30)));
+        assert!(starts.contains(&at(16, 0)), "starts as the closure ends");
+        assert_eq!(
+            reason(ctx.place_new(at(14, 0), party(2), None)),
+            "the venue is closed then"
+        );
+        assert!(ctx.place_new(at(16, 0), party(2), None).is_ok());
+        assert!(ctx.place_new(at(13, 0), party(2), None).is_ok());
+    }
+
+    #[test]
+    fn a_resource_closure_removes_only_that_resource() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4), table(&venue, "t2", 4)];
+        venue.closures = vec![closure(
+            &venue,
+            Some(&resources[0]),
+            "2026-06-01",
+            "2026-06-02",
+        )];
+        let ctx = context(&venue, &resources, &[]);
+        let slots = ctx.availability(monday(), party(2)).expect("valid");
+        assert!(!slots.is_empty());
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[1].id])
+        );
+        let placed = ctx
+            .place_new(at(14, 0), party(2), None)
+            .expect("t2 is open");
+        assert_eq!(placed.resource_id, resources[1].id);
+        assert!(
+            reason(ctx.place_new(at(14, 0), party(2), Some(resources[0].id))).contains("closed")
+        );
+        let occupied = [booked(&resources[1], at(14, 0), at(15, 0))];
+        assert!(
+            matches!(
+                context(&venue, &resources, &occupied).place_new(at(14, 0), party(2), None),
+                Err(DomainError::SlotTaken)
+            ),
+            "t1 closed and t2 taken: nothing to offer"
+        );
+    }
+
+    #[test]
+    fn a_closure_cannot_be_moved_into() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4)];
+        let booking = reservation_of(&resources[0], at(18, 0), 2);
+        venue.closures = vec![closure(
+            &venue,
+            None,
+            "2026-06-01T14:00",
+            "2026-06-01T16:00",
+        )];
+        assert!(matches!(
+            context(&venue, &resources, &[]).place_changed(&booking, at(14, 0), party(2)),
+            Err(DomainError::InvalidInput { .. })
+        ));
+    }
+
+    /// A closure from 22:00 to 04:00 over the nights clocks change in
+    /// Amsterdam: the hours it names are closed, on either side of the
+    /// change, and the hours just outside stay bookable.
+    #[test]
+    fn a_closure_over_a_daylight_saving_night_covers_its_wall_clock_hours() {
+        let days: Vec<(Weekday, &str)> = (0..7)
+            .map(|i| (crate::venue::weekday_from_index(i), "00:00-24:00"))
+            .collect();
+        let mut venue = venue_in("Europe/Amsterdam", &days, rules());
+        let resources = [table(&venue, "t1", 4)];
+        venue.closures = vec![
+            closure(&venue, None, "2026-03-28T22:00", "2026-03-29T04:00"),
+            closure(&venue, None, "2026-10-24T22:00", "2026-10-25T04:00"),
+        ];
+        let utc = |m, d, h, min| {
+            Utc.with_ymd_and_hms(2026, m, d, h, min, 0)
+                .single()
+                .expect("valid")
+        };
+        for (now, open, closed) in [
+            (
+                utc(3, 27, 12, 0),
+                // 21:00 CET (ends as it closes), 04:00 CEST.
+                [utc(3, 28, 20, 0), utc(3, 29, 2, 0)],
+                // 22:00 CET, 01:00 CET, 03:00 CEST, 03:30 CEST.
+                vec![
+                    utc(3, 28, 21, 0),
+                    utc(3, 29, 0, 0),
+                    utc(3, 29, 1, 0),
+                    utc(3, 29, 1, 30),
+                ],
+            ),
+            (
+                utc(10, 23, 12, 0),
+                // 21:00 CEST, 04:00 CET.
+                [utc(10, 24, 19, 0), utc(10, 25, 3, 0)],
+                // 22:00 CEST, both 02:30s, 03:30 CET.
+                vec![
+                    utc(10, 24, 20, 0),
+                    utc(10, 25, 0, 30),
+                    utc(10, 25, 1, 30),
+                    utc(10, 25, 2, 30),
+                ],
+            ),
+        ] {
+            let ctx = BookingContext {
+                venue: &venue,
+                resources: &resources,
+                occupied: &[],
+                now,
+            };
+            for start in open {
+                assert!(
+                    ctx.place_new(start, party(2), None).is_ok(),
+                    "{start} is outside the closure"
+                );
+            }
+            for start in closed {
+                assert_eq!(
+                    reason(ctx.place_new(start, party(2), None)),
+                    "the venue is closed then",
+                    "{start} is inside the closure"
+                );
+            }
+        }
     }
 }

@@ -41,6 +41,8 @@ random_id!(ReservationId, "reservation");
 random_id!(GuestId, "guest");
 random_id!(StaffId, "staff account");
 
+pub(crate) use random_id as random_id_pub;
+
 #[cfg(test)]
 mod tests {
     use super::*;

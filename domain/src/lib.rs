@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod availability;
+pub mod closure;
 pub mod crypto;
 pub mod error;
 pub mod ids;
@@ -20,6 +21,7 @@ pub mod venue;
 pub mod webhooks;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
+pub use closure::{Closure, ClosureId};
 pub use error::DomainError;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{

@@ -36,6 +36,9 @@ pub struct Venue {
     /// Web origins whose pages may call the API from a browser for this
     /// venue (its booking widget's site).
     pub allowed_origins: Vec<Origin>,
+    /// Periods in which the venue or one of its resources takes no
+    /// bookings, in time order; the store loads them with the venue.
+    pub closures: Vec<crate::Closure>,
 }
 
 /// The opt-ins a venue's booking form offers: a subset of the consent
@@ -534,6 +537,12 @@ impl Venue {
     }
 }
 
+/// The instant a local wall-clock date-time happens in a time zone (see
+/// [`Venue::instant_at`] for gaps and repeats).
+pub fn local_instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    resolve_local(tz, local)
+}
+
 /// The instant a local calendar date begins in a time zone (the first
 /// instant after a daylight-saving gap where midnight is skipped).
 pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
@@ -645,6 +654,7 @@ pub(crate) mod tests {
             payment_data_days: Venue::DEFAULT_PAYMENT_DATA_DAYS,
             opt_ins: OptIns::default(),
             allowed_origins: Vec::new(),
+            closures: Vec::new(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

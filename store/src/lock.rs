@@ -41,3 +41,18 @@ macro_rules! load_locked_sqlite {
     }};
 }
 pub(crate) use load_locked_sqlite;
+
+/// Loads the query's rows `FOR SHARE`: other readers go on, a writer that
+/// locks them `FOR UPDATE` waits, or is waited for. Bookings take the
+/// venue's row this way, so that a venue edit (closures, hours) committed
+/// while a booking is placed is seen by it, or waits for it.
+macro_rules! load_shared_pg {
+    ($query:expr, $c:expr) => {{ $query.for_share().load($c) }};
+}
+pub(crate) use load_shared_pg;
+
+/// Loads the query's rows: SQLite has one writer at a time.
+macro_rules! load_shared_sqlite {
+    ($query:expr, $c:expr) => {{ $query.load($c) }};
+}
+pub(crate) use load_shared_sqlite;

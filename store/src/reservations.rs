@@ -330,6 +330,8 @@ impl ReservationRepository for Store {
                 release_expired_holds!(c, s, Some(&venue_id), now)?;
                 let (version, row) = load_for_change!(c, s, &id)?;
                 let current = Reservation::try_from(row)?;
+                let _venue: Vec<String> =
+                    s::load_shared!(s::venues::table.find(&venue_id).select(s::venues::id), c)?;
                 let venue = venue_of(load_venue!(c, s, &venue_id)?, &current)?;
                 let resources = load_resources!(c, s, &venue_id)?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
@@ -902,6 +904,12 @@ impl<'a> NewBooking<'a> {
         let venue_id = self.venue_id.as_str();
         let locale = self.request.locale.as_str();
         let (venue, notice) = on_backend!(tx tx, |c, s| {
+            // Shared lock on the venue: an edit of its hours or closures
+            // committed meanwhile is read below, or waits for this booking.
+            let _venue: Vec<String> = s::load_shared!(
+                s::venues::table.find(venue_id).select(s::venues::id),
+                c
+            )?;
             let venue: Venue = load_venue!(c, s, venue_id)?.ok_or(DomainError::not_found("venue"))?;
             venue.guest_fields.check(&self.request.guest)?;
             let notice: Option<domain::privacy::PrivacyNotice> =

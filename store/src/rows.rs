@@ -187,6 +187,8 @@ impl VenueRow {
             guest_fields,
             opt_ins: domain::OptIns::parse_text(&self.opt_in_purposes).map_err(&bad)?,
             allowed_origins: domain::Origin::list_from_text(&self.allowed_origins).map_err(&bad)?,
+            // Loaded next to the venue by `load_venue!`.
+            closures: Vec::new(),
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             payment_data_days: u32::try_from(self.payment_data_days)
                 .map_err(|e| bad(e.to_string()))?,
@@ -248,6 +250,41 @@ impl TryFrom<ReservationRow> for Reservation {
             hold_until: row.hold_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A stored closure.
+#[derive(Debug, Clone, Queryable)]
+pub struct ClosureRow {
+    pub id: String,
+    pub venue_id: String,
+    pub resource_id: Option<String>,
+    pub local_from: String,
+    pub local_until: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+impl TryFrom<ClosureRow> for domain::Closure {
+    type Error = StoreError;
+
+    fn try_from(row: ClosureRow) -> Result<Self, StoreError> {
+        let bad = |what: String| corrupt("closure", &row.id, what);
+        Ok(domain::Closure {
+            id: domain::ClosureId::parse(&row.id).map_err(|e| bad(e.to_string()))?,
+            resource_id: row
+                .resource_id
+                .as_deref()
+                .map(ResourceId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            from: domain::closure::parse_local(&row.local_from).map_err(&bad)?,
+            until: domain::closure::parse_local(&row.local_until).map_err(&bad)?,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            reason: row.reason,
         })
     }
 }

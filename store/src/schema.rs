@@ -66,6 +66,21 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            closures (id) {
+                id -> Text,
+                venue_id -> Text,
+                resource_id -> Nullable<Text>,
+                local_from -> Text,
+                local_until -> Text,
+                starts_at -> $Instant,
+                ends_at -> $Instant,
+                reason -> Nullable<Text>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             reservations (id) {
                 id -> Text,
                 venue_id -> Text,
@@ -510,6 +525,7 @@ macro_rules! kluis_schema {
 pub mod pg {
     kluis_schema!(Timestamptz);
     pub(crate) use crate::lock::load_locked_pg as load_locked;
+    pub(crate) use crate::lock::load_shared_pg as load_shared;
 }
 
 /// The key store's tables (a database of their own, see `keystore.rs`).
@@ -549,4 +565,5 @@ pub mod key_store_sqlite {
 pub mod sqlite {
     kluis_schema!(TimestamptzSqlite);
     pub(crate) use crate::lock::load_locked_sqlite as load_locked;
+    pub(crate) use crate::lock::load_shared_sqlite as load_shared;
 }

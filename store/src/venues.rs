@@ -30,10 +30,20 @@ macro_rules! load_venue {
                 match row {
                     None => None,
                     Some(row) => {
+                        let venue_id_text = row.id.clone();
                         let hours: Vec<OpeningHoursRow> = $s::opening_hours::table
                             .filter($s::opening_hours::venue_id.eq(&row.id))
                             .load($c)?;
-                        Some(row.into_domain(&hours)?)
+                        let mut venue = row.into_domain(&hours)?;
+                        let closures: Vec<crate::rows::ClosureRow> = $s::closures::table
+                            .filter($s::closures::venue_id.eq(&venue_id_text))
+                            .order($s::closures::starts_at)
+                            .load($c)?;
+                        venue.closures = closures
+                            .into_iter()
+                            .map(domain::Closure::try_from)
+                            .collect::<Result<Vec<_>, StoreError>>()?;
+                        Some(venue)
                     }
                 }
             })
@@ -130,6 +140,21 @@ pub struct VenueDefinition {
     pub rules: BookingRules,
     pub schedule: WeeklySchedule,
     pub resources: Vec<ResourceDefinition>,
+    /// Replaces the venue's closures.
+    pub closures: Vec<ClosureDefinition>,
+}
+
+/// A closure as a venue file or `saveVenue` gives it: on the venue's
+/// clock, for the whole venue or one resource (by slug). Checked by the
+/// caller (`domain::closure`), which can name the file line or input field.
+#[derive(Debug, Clone)]
+pub struct ClosureDefinition {
+    /// The stored closure this one keeps (its id stays), if any.
+    pub id: Option<domain::ClosureId>,
+    pub resource: Option<Slug>,
+    pub from: chrono::NaiveDateTime,
+    pub until: chrono::NaiveDateTime,
+    pub reason: Option<String>,
 }
 
 /// Changes to one venue's settings, as `saveVenue` sends them: `None`
@@ -173,6 +198,8 @@ pub struct VenueChanges {
     pub schedule: Option<WeeklySchedule>,
     /// The venue's resources: matched by slug, and those left out retired.
     pub resources: Option<Vec<ResourceChange>>,
+    /// Replaces the venue's whole list of closures.
+    pub closures: Option<Vec<ClosureDefinition>>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -280,6 +307,22 @@ impl VenueChanges {
                         capacity: r.capacity,
                     })
                     .collect(),
+                closures: venue
+                    .closures
+                    .iter()
+                    .map(|c| ClosureDefinition {
+                        id: Some(c.id),
+                        resource: c.resource_id.and_then(|id| {
+                            resources
+                                .iter()
+                                .find(|r| r.id == id)
+                                .map(|r| r.slug.clone())
+                        }),
+                        from: c.from,
+                        until: c.until,
+                        reason: c.reason.clone(),
+                    })
+                    .collect(),
             },
             None => VenueDefinition {
                 slug,
@@ -300,6 +343,7 @@ impl VenueChanges {
                 rules: BookingRules::restaurant_defaults(),
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
+                closures: Vec::new(),
             },
         };
         let Self {
@@ -328,6 +372,7 @@ impl VenueChanges {
             allowed_origins,
             schedule,
             resources,
+            closures,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -369,6 +414,7 @@ impl VenueChanges {
         keep_or(&mut definition.opt_ins, opt_ins);
         keep_or(&mut definition.allowed_origins, allowed_origins);
         keep_or(&mut definition.schedule, schedule);
+        keep_or(&mut definition.closures, closures);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -408,6 +454,9 @@ pub struct ImportReport {
     /// Resources no longer in the file: kept for their past bookings, but
     /// they take no new ones.
     pub resources_retired: usize,
+    /// Active bookings (pending or confirmed) that fall inside one of the
+    /// saved closures: kept, for the manager to deal with.
+    pub reservations_in_closures: Vec<domain::ReservationId>,
 }
 
 /// Writes one venue definition inside the caller's write transaction:
@@ -569,6 +618,89 @@ macro_rules! write_venue {
                 )
                 .set((r::active.eq(false), r::updated_at.eq($now)))
                 .execute($c)?;
+
+                use $s::closures::dsl as cl;
+                let slugs: Vec<(String, String)> = r::resources
+                    .filter(r::venue_id.eq(&venue_id))
+                    .select((r::id, r::slug))
+                    .load($c)?;
+                diesel::delete(cl::closures.filter(cl::venue_id.eq(&venue_id))).execute($c)?;
+                let mut in_closures: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>)> =
+                    Vec::new();
+                for (index, closure) in $definition.closures.iter().enumerate() {
+                    domain::closure::check_period(
+                        $definition.time_zone,
+                        closure.from,
+                        closure.until,
+                    )
+                    .map_err(|reason| {
+                        DomainError::invalid(format!("closures.{index}.until"), reason)
+                    })?;
+                    let resource_id = match &closure.resource {
+                        None => None,
+                        Some(slug) => Some(
+                            slugs
+                                .iter()
+                                .find(|(_, known)| known == slug.as_str())
+                                .map(|(id, _)| id.clone())
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        format!("closures.{index}.resource"),
+                                        format!("this venue has no resource `{slug}`"),
+                                    )
+                                })?,
+                        ),
+                    };
+                    let starts_at = db_instant(domain::venue::local_instant(
+                        $definition.time_zone,
+                        closure.from,
+                    ));
+                    let ends_at = db_instant(domain::venue::local_instant(
+                        $definition.time_zone,
+                        closure.until,
+                    ));
+                    diesel::insert_into(cl::closures)
+                        .values((
+                            cl::id.eq(closure
+                                .id
+                                .unwrap_or_else(domain::ClosureId::new_random)
+                                .to_string()),
+                            cl::venue_id.eq(&venue_id),
+                            cl::resource_id.eq(&resource_id),
+                            cl::local_from.eq(domain::closure::local_text(closure.from)),
+                            cl::local_until.eq(domain::closure::local_text(closure.until)),
+                            cl::starts_at.eq(starts_at),
+                            cl::ends_at.eq(ends_at),
+                            cl::reason.eq(&closure.reason),
+                        ))
+                        .execute($c)?;
+                    in_closures.push((starts_at, ends_at, resource_id));
+                }
+                {
+                    use $s::reservations::dsl as b;
+                    for (starts_at, ends_at, resource_id) in &in_closures {
+                        let mut query = b::reservations
+                            .filter(b::venue_id.eq(&venue_id))
+                            .filter(b::status.eq_any([
+                                ReservationStatus::Pending.as_str(),
+                                ReservationStatus::Confirmed.as_str(),
+                            ]))
+                            .filter(b::starts_at.lt(*ends_at))
+                            .filter(b::ends_at.gt(*starts_at))
+                            .select(b::id)
+                            .into_boxed();
+                        if let Some(resource_id) = resource_id {
+                            query = query.filter(b::resource_id.eq(resource_id.clone()));
+                        }
+                        for id in query.load::<String>($c)? {
+                            let id = domain::ReservationId::parse(&id)
+                                .map_err(|_| StoreError::Corrupt(format!("reservation id {id}")))?;
+                            if !$report.reservations_in_closures.contains(&id) {
+                                $report.reservations_in_closures.push(id);
+                            }
+                        }
+                    }
+                }
                 venue_id
             })
         })
@@ -705,6 +837,33 @@ impl Store {
             .transpose()
     }
 
+    /// A venue's closures that overlap `[from, until)` (either end open
+    /// when left out), in time order.
+    pub fn closures_between(
+        &self,
+        venue: VenueId,
+        from: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<domain::Closure>, StoreError> {
+        let venue = venue.to_string();
+        let mut connection = self.connection()?;
+        let rows: Vec<crate::rows::ClosureRow> = on_backend!(&mut *connection, |c, s| {
+            use s::closures::dsl as cl;
+            let mut query = cl::closures
+                .filter(cl::venue_id.eq(&venue))
+                .order((cl::starts_at, cl::id))
+                .into_boxed();
+            if let Some(from) = from {
+                query = query.filter(cl::ends_at.gt(db_instant(from)));
+            }
+            if let Some(until) = until {
+                query = query.filter(cl::starts_at.lt(db_instant(until)));
+            }
+            query.load(c)?
+        });
+        rows.into_iter().map(domain::Closure::try_from).collect()
+    }
+
     /// Whether no venue exists yet (a fresh database).
     pub fn has_no_venues(&self) -> Result<bool, StoreError> {
         let mut connection = self.connection()?;
@@ -730,25 +889,42 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours): (Vec<VenueRow>, Vec<OpeningHoursRow>) =
-            on_backend!(&mut *connection, |c, s| {
-                let rows: Vec<VenueRow> = s::venues::table
-                    .filter(s::venues::id.gt(&after))
-                    .order(s::venues::id)
-                    .limit(limit)
-                    .load(c)?;
-                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-                let hours = s::opening_hours::table
-                    .filter(s::opening_hours::venue_id.eq_any(ids))
-                    .load(c)?;
-                (rows, hours)
-            });
+        let (rows, hours, closures): (
+            Vec<VenueRow>,
+            Vec<OpeningHoursRow>,
+            Vec<crate::rows::ClosureRow>,
+        ) = on_backend!(&mut *connection, |c, s| {
+            let rows: Vec<VenueRow> = s::venues::table
+                .filter(s::venues::id.gt(&after))
+                .order(s::venues::id)
+                .limit(limit)
+                .load(c)?;
+            let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+            let hours = s::opening_hours::table
+                .filter(s::opening_hours::venue_id.eq_any(&ids))
+                .load(c)?;
+            let closures = s::closures::table
+                .filter(s::closures::venue_id.eq_any(&ids))
+                .order(s::closures::starts_at)
+                .load(c)?;
+            (rows, hours, closures)
+        });
         let has_next_page = rows.len() > first;
         let items = rows
             .into_iter()
             .take(first)
-            .map(|row| row.into_domain(&hours))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| {
+                let id = row.id.clone();
+                let mut venue = row.into_domain(&hours)?;
+                venue.closures = closures
+                    .iter()
+                    .filter(|closure| closure.venue_id == id)
+                    .cloned()
+                    .map(domain::Closure::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(venue)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Page {
             items,
             has_next_page,

@@ -7,6 +7,7 @@ mod api {
     mod audit;
     mod bad_input;
     mod booking;
+    mod closures;
     mod concurrency;
     mod cors;
     mod erasure_copies;

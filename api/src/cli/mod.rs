@@ -291,6 +291,9 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 resources_created = report.resources_created,
                 resources_updated = report.resources_updated,
                 resources_retired = report.resources_retired,
+                // Kept, not cancelled: the operator decides what to tell
+                // those guests (ids only, no personal data).
+                bookings_in_closures = report.reservations_in_closures.len(),
                 "imported {}",
                 file.display()
             );

@@ -24,6 +24,7 @@ impl std::fmt::Display for Coordinate {
     }
 }
 
+pub const CLOSURE_REASON: Coordinate = Coordinate("Closure.reason");
 pub const MUTATION_ACKNOWLEDGE_ALERT: Coordinate = Coordinate("Mutation.acknowledgeAlert");
 pub const MUTATION_ASSIGN_ROLE: Coordinate = Coordinate("Mutation.assignRole");
 pub const MUTATION_CANCEL_RESERVATION: Coordinate = Coordinate("Mutation.cancelReservation");
@@ -86,6 +87,7 @@ pub const RESERVATION_PAYMENTS: Coordinate = Coordinate("Reservation.payments");
 
 /// Every coordinate above, once.
 pub const ALL: &[Coordinate] = &[
+    CLOSURE_REASON,
     MUTATION_ACKNOWLEDGE_ALERT,
     MUTATION_ASSIGN_ROLE,
     MUTATION_CANCEL_RESERVATION,

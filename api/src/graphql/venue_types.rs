@@ -226,6 +226,36 @@ impl VenueObject {
             .collect()
     }
 
+    /// Periods in which the venue, or one of its resources, takes no
+    /// bookings, overlapping the days `from` to `until` (both included, on
+    /// the venue's calendar; either left out: no bound), in time order.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn closures(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<super::scalars::Date>,
+        until: Option<super::scalars::Date>,
+    ) -> Result<Vec<ClosureObject>> {
+        let tz = self.0.time_zone;
+        let from = from.map(|day| domain::venue::start_of_day(tz, day.0));
+        let until = until
+            .and_then(|day| day.0.succ_opt())
+            .map(|day| domain::venue::start_of_day(tz, day));
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        let (closures, resources) = blocking(move || {
+            Ok((
+                store.closures_between(venue, from, until)?,
+                store.resources(venue)?,
+            ))
+        })
+        .await?;
+        Ok(closures
+            .into_iter()
+            .map(|closure| ClosureObject::new(closure, &self.0, &resources))
+            .collect())
+    }
+
     /// Resources that take bookings, smallest first.
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
@@ -395,4 +425,64 @@ pub enum PaymentKind {
     Prepayment,
     /// A card kept on file; `amount` is the no-show fee.
     Guarantee,
+}
+
+/// A period in which a venue, or one of its resources, takes no bookings.
+/// It was defined on the venue's clock; `from` and `until` answer it with
+/// the venue's offset at each end (they differ across a daylight-saving
+/// change).
+pub struct ClosureObject {
+    closure: domain::Closure,
+    venue: domain::VenueId,
+    time_zone: chrono_tz::Tz,
+    resource: Option<Resource>,
+}
+
+impl ClosureObject {
+    pub fn new(closure: domain::Closure, venue: &Venue, resources: &[Resource]) -> Self {
+        let resource = closure
+            .resource_id
+            .and_then(|id| resources.iter().find(|r| r.id == id).cloned());
+        Self {
+            closure,
+            venue: venue.id,
+            time_zone: venue.time_zone,
+            resource,
+        }
+    }
+}
+
+#[Object(name = "Closure")]
+impl ClosureObject {
+    pub async fn id(&self) -> ID {
+        ID(self.closure.id.to_string())
+    }
+
+    /// When it starts (included).
+    async fn from(&self) -> chrono::DateTime<chrono::FixedOffset> {
+        super::types::local(self.closure.starts_at, self.time_zone)
+    }
+
+    /// When it ends (excluded): bookings may start from then on.
+    async fn until(&self) -> chrono::DateTime<chrono::FixedOffset> {
+        super::types::local(self.closure.ends_at, self.time_zone)
+    }
+
+    /// The one resource closed; null when the whole venue is.
+    async fn resource(&self) -> Option<ResourceObject> {
+        self.resource.clone().map(ResourceObject)
+    }
+
+    /// Why, for the venue's staff, managers and admins (null when none
+    /// was given). Null with one error for others: FORBIDDEN, or
+    /// UNAUTHENTICATED without credentials.
+    async fn reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        super::guard::require(
+            ctx,
+            Some(self.venue),
+            super::coordinates::CLOSURE_REASON,
+            super::guard::READ,
+        )?;
+        Ok(self.closure.reason.as_deref())
+    }
 }

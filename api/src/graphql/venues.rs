@@ -42,6 +42,21 @@ pub struct ResourceInput {
     pub capacity: i32,
 }
 
+/// A period without bookings, on the venue's clock.
+#[derive(InputObject)]
+pub struct ClosureInput {
+    /// The first moment closed, on the venue's wall clock:
+    /// `YYYY-MM-DDTHH:MM`, or a date `YYYY-MM-DD` for its 00:00.
+    pub from: String,
+    /// The first moment open again, likewise: a closure of 25 December
+    /// alone is `2026-12-25` to `2026-12-26`. Must come after `from`.
+    pub until: String,
+    /// One resource of this venue; left out or null, the whole venue.
+    pub resource_id: Option<ID>,
+    /// Why, for staff only (at most 200 characters).
+    pub reason: Option<String>,
+}
+
 /// A venue's settings. Saving updates the venue with this slug (its
 /// managers and admins) or creates it (admins of every venue).
 ///
@@ -79,6 +94,11 @@ pub struct VenueInput {
     /// The venue's whole list of resources: matched by slug, and those
     /// left out retired.
     pub resources: Option<Vec<ResourceInput>>,
+    /// Replaces the venue's whole list of closures (an empty list removes
+    /// them all); left out, they stay. A closure over existing bookings
+    /// does not cancel them: they come back in
+    /// `SaveVenuePayload.reservationsInClosures`.
+    pub closures: Option<Vec<ClosureInput>>,
     /// What guests pay when they book; a part left out keeps its value.
     pub payment: Option<PaymentRuleInput>,
     /// Which guest fields the venue collects; a field left out keeps its
@@ -364,6 +384,7 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
             .and_then(|listed| origins(listed, strictness, checks)),
         schedule: None,
         resources: None,
+        closures: None,
     };
     if let Some(opening_hours) = &input.opening_hours {
         changes.schedule = schedule(opening_hours, checks);
@@ -459,10 +480,81 @@ fn resources(listed: &[ResourceInput], checks: &mut Checks) -> Option<Vec<Resour
     fine.then_some(resources)
 }
 
+/// Checks each closure, noting every field at fault: `tz` is the venue's
+/// time zone as saved, `resources` every resource of the venue.
+fn closures(
+    listed: &[ClosureInput],
+    tz: chrono_tz::Tz,
+    resources: &[Resource],
+    checks: &mut Checks,
+) -> Option<Vec<store::ClosureDefinition>> {
+    use domain::closure;
+    if listed.len() > closure::MAX_PER_VENUE {
+        checks.take::<()>(Err(invalid(
+            "closures",
+            format!("a venue has at most {} closures", closure::MAX_PER_VENUE),
+        )));
+        return None;
+    }
+    let mut closures = Vec::new();
+    let mut fine = true;
+    for (index, input) in listed.iter().enumerate() {
+        let field = |name: &str| format!("closures.{index}.{name}");
+        let from = checks.take(
+            closure::parse_local(&input.from).map_err(|reason| invalid(&field("from"), reason)),
+        );
+        let until = checks.take(
+            closure::parse_local(&input.until).map_err(|reason| invalid(&field("until"), reason)),
+        );
+        let period = match (from, until) {
+            (Some(from), Some(until)) => checks
+                .take(
+                    closure::check_period(tz, from, until)
+                        .map_err(|reason| invalid(&field("until"), reason)),
+                )
+                .map(|()| (from, until)),
+            _ => None,
+        };
+        let resource = match &input.resource_id {
+            None => Some(None),
+            Some(id) => checks.take(
+                domain::ResourceId::parse(id)
+                    .ok()
+                    .and_then(|id| resources.iter().find(|r| r.id == id))
+                    .map(|r| Some(r.slug.clone()))
+                    .ok_or_else(|| {
+                        invalid(&field("resourceId"), "this venue has no such resource")
+                    }),
+            ),
+        };
+        let reason = checks.take(
+            closure::check_reason(input.reason.as_deref())
+                .map_err(|reason| invalid(&field("reason"), reason)),
+        );
+        match (period, resource, reason) {
+            (Some((from, until)), Some(resource), Some(reason)) => {
+                closures.push(store::ClosureDefinition {
+                    id: None,
+                    resource,
+                    from,
+                    until,
+                    reason,
+                });
+            }
+            _ => fine = false,
+        }
+    }
+    fine.then_some(closures)
+}
+
 /// What `saveVenue` answers: the venue as saved, or what to fix.
 #[derive(async_graphql::SimpleObject, Default)]
 pub struct SaveVenuePayload {
     pub venue: Option<VenueObject>,
+    /// The venue's pending and confirmed bookings that fall inside one of
+    /// the saved closures. They are not cancelled: the manager who saved
+    /// decides what to tell those guests.
+    pub reservations_in_closures: Option<Vec<super::types::ReservationObject>>,
     /// What to fix before submitting again; empty when it went
     /// through.
     pub user_errors: Vec<super::payload::UserError>,
@@ -507,7 +599,11 @@ impl VenueMutation {
     /// creates it (admins of every venue), all in one transaction. Settings
     /// the input leaves out keep their stored values (see `VenueInput`);
     /// every field at fault comes back in `userErrors` and nothing is saved.
-    async fn save_venue(&self, ctx: &Context<'_>, input: VenueInput) -> Result<SaveVenuePayload> {
+    async fn save_venue(
+        &self,
+        ctx: &Context<'_>,
+        mut input: VenueInput,
+    ) -> Result<SaveVenuePayload> {
         const OBJECT: coordinates::Coordinate = coordinates::MUTATION_SAVE_VENUE;
         let mut checks = Checks::default();
         let Some(slug) =
@@ -516,8 +612,8 @@ impl VenueMutation {
             // No venue to judge the caller by: only the slug is wrong.
             guard::require(ctx, None, OBJECT, EXECUTE)?;
             return Ok(SaveVenuePayload {
-                venue: None,
                 user_errors: checks.finish()?,
+                ..SaveVenuePayload::default()
             });
         };
         let store = store(ctx).clone();
@@ -547,23 +643,59 @@ impl VenueMutation {
             plain_http_origins: ctx.data_opt::<app::settings::Environment>()
                 == Some(&app::settings::Environment::Development),
         };
-        let changes = changes(input, strictness, &mut checks);
+        let listed_closures = input.closures.take();
+        let mut changes = changes(input, strictness, &mut checks);
+        if let Some(listed) = listed_closures {
+            // Resources are named by id, and local times need the zone the
+            // venue will have: both come from the stored venue.
+            let (stored, resources) = match existing {
+                None => (None, Vec::new()),
+                Some(id) => {
+                    let store = store.clone();
+                    blocking(move || Ok((store.venue(id)?, store.resources(id)?))).await?
+                }
+            };
+            let tz = changes
+                .time_zone
+                .or(stored.map(|venue| venue.time_zone))
+                .unwrap_or(chrono_tz::UTC);
+            changes.closures = closures(&listed, tz, &resources, &mut checks);
+        }
         let user_errors = checks.finish()?;
         if !user_errors.is_empty() {
             return Ok(SaveVenuePayload {
-                venue: None,
                 user_errors,
+                ..SaveVenuePayload::default()
             });
         }
-        let (venue, user_errors) = outcome(
+        let (saved, user_errors) = outcome(
             blocking(move || {
-                let (id, _) = store.save_venue(&slug, changes, Utc::now())?;
-                Ok(VenueObject(
-                    store.venue(id)?.ok_or(DomainError::not_found("venue"))?,
-                ))
+                use domain::ports::ReservationRepository;
+                let (id, report) = store.save_venue(&slug, changes, Utc::now())?;
+                let venue = store.venue(id)?.ok_or(DomainError::not_found("venue"))?;
+                let mut inside = Vec::new();
+                for reservation in &report.reservations_in_closures {
+                    inside.extend(store.reservation(*reservation)?);
+                }
+                inside.sort_by_key(|r| r.starts_at);
+                Ok((venue, inside))
             })
             .await,
         )?;
-        Ok(SaveVenuePayload { venue, user_errors })
+        let Some((venue, inside)) = saved else {
+            return Ok(SaveVenuePayload {
+                user_errors,
+                ..SaveVenuePayload::default()
+            });
+        };
+        Ok(SaveVenuePayload {
+            reservations_in_closures: Some(super::types::ReservationObject::list(
+                inside,
+                &venue,
+                super::types::Access::Public,
+            )),
+            venue: Some(VenueObject(venue)),
+            user_errors,
+        })
     }
 }
