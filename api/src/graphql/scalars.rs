@@ -62,6 +62,15 @@ impl ScalarType for LocalTime {
     }
 }
 
+/// An instant as the venue's clock shows it: what kluis answers for times
+/// that belong to a venue.
+pub fn local(
+    instant: chrono::DateTime<chrono::Utc>,
+    tz: chrono_tz::Tz,
+) -> chrono::DateTime<chrono::FixedOffset> {
+    instant.with_timezone(&tz).fixed_offset()
+}
+
 /// How the library's `DateTime` reads in kluis's schema.
 pub const DATE_TIME: &str = "An instant, RFC 3339 with its UTC offset \
 (`2026-12-24T19:30:00+01:00`). kluis answers in the venue's offset where \

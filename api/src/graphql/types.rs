@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Result};
-use chrono::{DateTime, FixedOffset, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, FixedOffset};
 use domain::ports::GuestRecord;
 use domain::{Reservation, ReservationId, ReservationStatus, Venue};
 
@@ -15,9 +14,7 @@ use super::context::{blocking, store};
 use super::coordinates;
 use super::coordinates::Coordinate;
 
-pub fn local(instant: DateTime<Utc>, tz: Tz) -> DateTime<FixedOffset> {
-    instant.with_timezone(&tz).fixed_offset()
-}
+pub use super::scalars::local;
 
 pub use super::venue_types::{ResourceKindValue, ResourceObject, VenueObject};
 

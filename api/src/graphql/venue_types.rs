@@ -460,12 +460,12 @@ impl ClosureObject {
 
     /// When it starts (included).
     async fn from(&self) -> chrono::DateTime<chrono::FixedOffset> {
-        super::types::local(self.closure.starts_at, self.time_zone)
+        super::scalars::local(self.closure.starts_at, self.time_zone)
     }
 
     /// When it ends (excluded): bookings may start from then on.
     async fn until(&self) -> chrono::DateTime<chrono::FixedOffset> {
-        super::types::local(self.closure.ends_at, self.time_zone)
+        super::scalars::local(self.closure.ends_at, self.time_zone)
     }
 
     /// The one resource closed; null when the whole venue is.
