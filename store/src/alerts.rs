@@ -218,56 +218,47 @@ impl Store {
     /// (`last_at`, `id` of the last one seen); `status` filters (`open`,
     /// `acknowledged`), `venues` keeps those of the listed venues (none:
     /// every alert, those of no venue included).
-    pub fn alerts(
+    /// A page of alerts, newest trip first, and how many there are under
+    /// the same filters, read in one snapshot so that the two agree while
+    /// alerts are being raised.
+    pub fn alerts_with_count(
         &self,
         status: Option<&str>,
         venues: Option<&[String]>,
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
-    ) -> Result<Vec<Alert>, StoreError> {
+    ) -> Result<(Vec<Alert>, i64), StoreError> {
+        use crate::SnapshotRead as _;
         let mut connection = self.connection()?;
         Ok(on_backend!(&mut *connection, |c, s| {
-            use s::alerts::dsl as a;
-            let mut query = a::alerts
-                .order((a::last_at.desc(), a::id.desc()))
-                .limit(limit)
-                .select(alert_columns!(s))
-                .into_boxed();
-            if let Some(status) = status {
-                query = query.filter(a::status.eq(status));
-            }
-            if let Some((last_at, id)) = &after {
-                let last_at = db_instant(*last_at);
-                query = query.filter(
-                    a::last_at
-                        .lt(last_at)
-                        .or(a::last_at.eq(last_at).and(a::id.lt(id.clone()))),
-                );
-            }
-            if let Some(venues) = venues {
-                query = query.filter(a::venue_id.eq_any(venues.to_vec()));
-            }
-            query.load::<Alert>(c)?
-        }))
-    }
-
-    /// How many alerts `alerts` pages through under the same filters.
-    pub fn alert_count(
-        &self,
-        status: Option<&str>,
-        venues: Option<&[String]>,
-    ) -> Result<i64, StoreError> {
-        let mut connection = self.connection()?;
-        Ok(on_backend!(&mut *connection, |c, s| {
-            use s::alerts::dsl as a;
-            let mut query = a::alerts.count().into_boxed();
-            if let Some(status) = status {
-                query = query.filter(a::status.eq(status));
-            }
-            if let Some(venues) = venues {
-                query = query.filter(a::venue_id.eq_any(venues.to_vec()));
-            }
-            query.get_result::<i64>(c)?
+            c.snapshot(|c| {
+                use s::alerts::dsl as a;
+                let mut count = a::alerts.count().into_boxed();
+                let mut query = a::alerts
+                    .order((a::last_at.desc(), a::id.desc()))
+                    .limit(limit)
+                    .select(alert_columns!(s))
+                    .into_boxed();
+                if let Some(status) = status {
+                    count = count.filter(a::status.eq(status));
+                    query = query.filter(a::status.eq(status));
+                }
+                if let Some(venues) = venues {
+                    count = count.filter(a::venue_id.eq_any(venues.to_vec()));
+                    query = query.filter(a::venue_id.eq_any(venues.to_vec()));
+                }
+                if let Some((last_at, id)) = &after {
+                    let last_at = db_instant(*last_at);
+                    query = query.filter(
+                        a::last_at
+                            .lt(last_at)
+                            .or(a::last_at.eq(last_at).and(a::id.lt(id.clone()))),
+                    );
+                }
+                let total = count.get_result::<i64>(c)?;
+                let alerts = query.load::<Alert>(c)?;
+                Ok::<_, diesel::result::Error>((alerts, total))
+            })?
         }))
     }
 

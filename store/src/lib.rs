@@ -263,6 +263,40 @@ impl WriteTransaction for diesel::SqliteConnection {
     }
 }
 
+/// A read of several statements that must agree with each other (a page
+/// and its total): one snapshot for all of them. PostgreSQL takes it at the
+/// first statement of a repeatable-read transaction; SQLite's write-ahead
+/// log keeps a read transaction on the state of its first read.
+pub(crate) trait SnapshotRead: Connection {
+    fn snapshot<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>;
+}
+
+impl SnapshotRead for diesel::PgConnection {
+    fn snapshot<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(f)
+    }
+}
+
+impl SnapshotRead for diesel::SqliteConnection {
+    fn snapshot<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.transaction(f)
+    }
+}
+
 /// The handle the server keeps: a connection pool and the backend it is for.
 #[derive(Clone)]
 pub struct Store {

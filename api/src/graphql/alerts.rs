@@ -178,14 +178,9 @@ impl AlertQuery {
         let has_previous = after.is_some();
         let store = store(ctx).clone();
         let status = status.map(AlertStatus::as_str);
-        let (mut alerts, total) = blocking(move || {
-            let total = store.alert_count(status, venues.as_deref())?;
-            Ok((
-                store.alerts(status, venues.as_deref(), after, limit)?,
-                total,
-            ))
-        })
-        .await?;
+        let (mut alerts, total) =
+            blocking(move || store.alerts_with_count(status, venues.as_deref(), after, limit))
+                .await?;
         let has_next = alerts.len() > first;
         alerts.truncate(first);
         let mut connection = page(has_previous, has_next, total);
