@@ -10,13 +10,7 @@
 //! this module and `types`: a payment leads to its reservation and a
 //! reservation to its payments.
 
-use std::borrow::Cow;
-
-use async_graphql::registry::{Deprecation, MetaType, Registry};
-use async_graphql::{
-    Context, Enum, ID, InputObject, InputType, InputValueError, InputValueResult, Object, Result,
-    SimpleObject, Value,
-};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use domain::payments::{Money, NextAction, Payment, PaymentStatus, PaymentStep};
 use domain::ports::ReservationRepository as _;
 use domain::{DomainError, IdempotencyKey, ReservationId, VenueId};
@@ -215,49 +209,6 @@ async fn authorize_guest_read(
     Ok((id, Access::Guest, venue))
 }
 
-/// What the message of a deprecated `manageToken` input field says.
-const SEND_AS_BEARER: &str = "Send it as Authorization: Bearer …";
-
-/// An input object whose `manageToken` field is deprecated in the schema:
-/// the derive marks arguments and output fields deprecated, not input
-/// fields, so this wrapper marks it when the type is registered.
-pub struct TokenInput<T>(pub T);
-
-impl<T: InputType> InputType for TokenInput<T> {
-    type RawValueType = T::RawValueType;
-
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        let name = T::create_type_info(registry);
-        if let Some(MetaType::InputObject { input_fields, .. }) =
-            registry.types.get_mut(T::type_name().as_ref())
-            && let Some(field) = input_fields.get_mut("manageToken")
-        {
-            field.deprecation = Deprecation::Deprecated {
-                reason: Some(SEND_AS_BEARER.to_owned()),
-            };
-        }
-        name
-    }
-
-    fn parse(value: Option<Value>) -> InputValueResult<Self> {
-        T::parse(value)
-            .map(Self)
-            .map_err(InputValueError::propagate)
-    }
-
-    fn to_value(&self) -> Value {
-        self.0.to_value()
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        self.0.as_raw_value()
-    }
-}
-
 /// What the front-end does after a payment step.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PaymentNextStep {
@@ -441,6 +392,7 @@ pub struct StartPaymentInput {
     /// again answer the same payment and never pay twice.
     pub idempotency_key: String,
     /// Deprecated: send it as `Authorization: Bearer kmt_…`.
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
     pub manage_token: Option<String>,
     /// Where the provider sends the guest back after a challenge or
     /// approval.
@@ -452,6 +404,7 @@ pub struct StartPaymentInput {
 pub struct CompletePaymentInput {
     pub payment_id: ID,
     /// Deprecated: send it as `Authorization: Bearer kmt_…`.
+    #[graphql(deprecation = "Send it as Authorization: Bearer kmt_…")]
     pub manage_token: Option<String>,
 }
 
@@ -497,9 +450,8 @@ impl PaymentMutation {
     async fn start_payment(
         &self,
         ctx: &Context<'_>,
-        input: TokenInput<StartPaymentInput>,
+        input: StartPaymentInput,
     ) -> Result<StartPaymentPayload> {
-        let input = input.0;
         let mut checks = Checks::default();
         let key = key(&mut checks, &input.idempotency_key);
         let token = match guest_token(ctx, input.manage_token.as_deref())? {
@@ -525,9 +477,8 @@ impl PaymentMutation {
     async fn complete_payment(
         &self,
         ctx: &Context<'_>,
-        input: TokenInput<CompletePaymentInput>,
+        input: CompletePaymentInput,
     ) -> Result<CompletePaymentPayload> {
-        let input = input.0;
         let token = match guest_token(ctx, input.manage_token.as_deref())? {
             Ok(token) => token,
             Err(errors) => return Ok(CompletePaymentPayload::answer(None, errors)),
