@@ -418,6 +418,22 @@ async fn save_venue_takes_combinations_and_refuses_bad_ones(backend: Backend) ->
         ],
         "{refused}"
     );
+    // More combinations than a venue may have are refused unread.
+    let many: Vec<Value> = (0..201)
+        .map(|_| json!({ "resources": ["t1", "t2"], "capacity": 8 }))
+        .collect();
+    let refused = app
+        .gql_as(
+            &manager,
+            SAVE,
+            json!({ "v": { "slug": "joined", "combinations": many } }),
+        )
+        .await?;
+    assert_eq!(
+        user_errors(&refused, "saveVenue"),
+        [("input.combinations".to_owned(), "INVALID".to_owned())],
+        "{refused}"
+    );
     // Nothing of the refused saves was written.
     let answer = app
         .gql_as(&manager, SAVE, json!({ "v": { "slug": "joined" } }))
@@ -515,6 +531,38 @@ both_backends!(
     pacing_under_concurrency,
     concurrent_bookings_cannot_pass_the_pacing_cap
 );
+
+/// An unpaid booking of two adjacent tables holds both until its payment
+/// deadline, and gives both back when it passes.
+async fn an_expired_hold_frees_every_table(backend: Backend) -> Result<()> {
+    let app = spawn(backend).await?;
+    let held_pair = app.book("joined-deposit", 19).party(6).await?;
+    assert_eq!(
+        held(&app, &held_pair.id, &held_pair.token).await?,
+        ["a", "b"]
+    );
+    let answer = app.gql_as(&held_pair.token, RESOURCES, json!({})).await?;
+    assert_eq!(data(&answer, "reservationByToken")?["status"], "PENDING");
+    let refused = app.book("joined-deposit", 19).party(2).answer().await?;
+    assert_eq!(
+        user_errors(&refused, "createReservation")[0].1,
+        "SLOT_TAKEN",
+        "both tables are held: {refused}"
+    );
+    app.advance(chrono::Duration::minutes(16));
+    let again = app.book("joined-deposit", 19).party(5).await?;
+    assert_eq!(held(&app, &again.id, &again.token).await?, ["a", "b"]);
+    assert_eq!(
+        app.count_rows(
+            "reservation_holds",
+            &format!("reservation_id = '{}' AND active", held_pair.id)
+        )?,
+        0
+    );
+    assert_eq!(overlapping_holds(&app)?, 0);
+    Ok(())
+}
+both_backends!(expired_hold, an_expired_hold_frees_every_table);
 
 /// A booking moved into a full slot, or grown past the cap, is refused.
 async fn changes_count_against_the_pacing_cap(backend: Backend) -> Result<()> {
