@@ -82,6 +82,21 @@ struct VenueEntry {
     /// Periods without bookings; the file's list replaces the stored one.
     #[serde(default)]
     closure: Vec<ClosureEntry>,
+    /// Dated changes to the working plan of the venue or one resource; the
+    /// file's list replaces the stored one.
+    #[serde(default)]
+    exception: Vec<ExceptionEntry>,
+}
+
+/// `[[venue.exception]]`: on `date` (`2026-12-24`) the venue, or the
+/// resource with slug `resource`, works `hours` (`["18:00-23:00"]`)
+/// instead of its weekly hours; `hours = []` closes it all day.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionEntry {
+    date: Spanned<String>,
+    hours: Spanned<Vec<Spanned<String>>>,
+    resource: Option<Spanned<String>>,
 }
 
 /// `[[venue.closure]]`: `from` and `until` on the venue's clock
@@ -115,6 +130,9 @@ struct ResourceEntry {
     name: Spanned<String>,
     kind: Option<Spanned<String>>,
     capacity: Spanned<i64>,
+    /// `[venue.resource.hours]`: weekly hours of its own, with the keys of
+    /// `opening_hours`; left out, it follows the venue's.
+    hours: Option<Spanned<Week>>,
 }
 
 /// Turns spans into `file:line: key: reason` errors.
@@ -293,26 +311,8 @@ fn venue(
         notes: field_rule(&entry.collect_notes, "collect_notes")?,
     };
 
-    let week = &entry.opening_hours;
-    let days = [
-        (&week.monday, "monday"),
-        (&week.tuesday, "tuesday"),
-        (&week.wednesday, "wednesday"),
-        (&week.thursday, "thursday"),
-        (&week.friday, "friday"),
-        (&week.saturday, "saturday"),
-        (&week.sunday, "sunday"),
-    ];
-    let mut intervals: [Vec<OpeningInterval>; 7] = Default::default();
-    for (slot, (day, day_name)) in intervals.iter_mut().zip(days) {
-        for raw in day.iter().flatten() {
-            let interval = OpeningInterval::parse(raw.get_ref())
-                .map_err(|r| report.error(raw, &key(&format!("opening_hours.{day_name}")), r))?;
-            slot.push(interval);
-        }
-    }
-    let schedule = WeeklySchedule::new(intervals)
-        .map_err(|r| report.error(&entry.name, &key("opening_hours"), r))?;
+    let schedule = week(&entry.opening_hours, &key("opening_hours"))
+        .map_err(|(span, key, r)| report.error(span.unwrap_or(&entry.name), &key, r))?;
 
     let mut resources: Vec<ResourceDefinition> = Vec::new();
     for (position, resource) in entry.resource.iter().enumerate() {
@@ -337,6 +337,15 @@ fn venue(
             },
             capacity: domain::Resource::check_capacity(*resource.capacity.get_ref())
                 .map_err(|r| report.error(&resource.capacity, &rkey("capacity"), r))?,
+            hours: match &resource.hours {
+                None => None,
+                Some(hours) => Some(week(hours.get_ref(), &rkey("hours")).map_err(
+                    |(span, key, r)| match span {
+                        Some(span) => report.error(span, &key, r),
+                        None => report.error(hours, &key, r),
+                    },
+                )?),
+            },
         });
     }
 
@@ -392,6 +401,8 @@ fn venue(
         });
     }
 
+    let exceptions = exceptions(report, &key, entry, &resources)?;
+
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
         Some(listed) => domain::OptIns::parse_text(&listed.get_ref().join(" "))
@@ -416,6 +427,7 @@ fn venue(
         schedule,
         resources,
         closures,
+        exceptions,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
@@ -427,6 +439,106 @@ fn venue(
                 .map_err(|r| report.error(days, &key("payment_data_days"), r))?,
         },
     })
+}
+
+/// A week of intervals under `key` (`opening_hours` or a resource's
+/// `hours`). An error names the key of the day and the span of its first
+/// interval when there is one.
+fn week<'a>(
+    week: &'a Week,
+    key: &str,
+) -> Result<WeeklySchedule, (Option<&'a Spanned<String>>, String, String)> {
+    let days = [
+        (&week.monday, "monday"),
+        (&week.tuesday, "tuesday"),
+        (&week.wednesday, "wednesday"),
+        (&week.thursday, "thursday"),
+        (&week.friday, "friday"),
+        (&week.saturday, "saturday"),
+        (&week.sunday, "sunday"),
+    ];
+    let mut intervals: [Vec<OpeningInterval>; 7] = Default::default();
+    for (slot, (day, day_name)) in intervals.iter_mut().zip(days) {
+        let day_key = format!("{key}.{day_name}");
+        let listed = day.as_deref().unwrap_or_default();
+        for raw in listed {
+            let interval = OpeningInterval::parse(raw.get_ref())
+                .map_err(|r| (Some(raw), day_key.clone(), r))?;
+            slot.push(interval);
+        }
+        *slot = domain::hours::check_day(std::mem::take(slot))
+            .map_err(|r| (listed.first(), day_key.clone(), r))?;
+    }
+    WeeklySchedule::new(intervals).map_err(|r| (None, key.to_owned(), r))
+}
+
+/// `[[venue.exception]]` entries: each date at most once per venue or
+/// resource, resources named by a slug of this venue.
+fn exceptions(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+    resources: &[ResourceDefinition],
+) -> Result<Vec<store::ExceptionDefinition>, ImportError> {
+    if entry.exception.len() > domain::hours::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("exception"),
+            format!(
+                "a venue has at most {} exceptions",
+                domain::hours::MAX_PER_VENUE
+            ),
+        ));
+    }
+    let mut exceptions: Vec<store::ExceptionDefinition> = Vec::new();
+    for (position, exception) in entry.exception.iter().enumerate() {
+        let ekey = |name: &str| key(&format!("exception[{position}].{name}"));
+        let date = domain::hours::parse_date(exception.date.get_ref())
+            .map_err(|r| report.error(&exception.date, &ekey("date"), r))?;
+        let mut hours = Vec::new();
+        for raw in exception.hours.get_ref() {
+            hours.push(
+                OpeningInterval::parse(raw.get_ref())
+                    .map_err(|r| report.error(raw, &ekey("hours"), r))?,
+            );
+        }
+        let hours = domain::hours::check_day(hours)
+            .map_err(|r| report.error(&exception.hours, &ekey("hours"), r))?;
+        let resource = match &exception.resource {
+            None => None,
+            Some(raw) => Some(
+                Slug::parse(raw.get_ref())
+                    .ok()
+                    .filter(|slug| resources.iter().any(|r| &r.slug == slug))
+                    .ok_or_else(|| {
+                        report.error(
+                            raw,
+                            &ekey("resource"),
+                            format!(
+                                "`{}` is no resource of this venue",
+                                raw.get_ref().chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        if exceptions
+            .iter()
+            .any(|e| e.date == date && e.resource == resource)
+        {
+            return Err(report.error(
+                &exception.date,
+                &ekey("date"),
+                "this date already has an exception for the same venue or resource",
+            ));
+        }
+        exceptions.push(store::ExceptionDefinition {
+            resource,
+            date,
+            hours,
+        });
+    }
+    Ok(exceptions)
 }
 
 fn payment_policy(

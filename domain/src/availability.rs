@@ -2,7 +2,93 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::{DomainError, PartySize, Resource, ResourceId, Venue};
+use crate::{DomainError, Minutes, PartySize, Resource, ResourceId, Venue};
+
+/// From when to when, as instants: a working interval of one day.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// How long one booking lasts and how long its resource stays blocked
+/// after it: the venue's rules, or those of the service booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub duration: Minutes,
+    pub buffer: Minutes,
+}
+
+impl Shape {
+    /// The venue's own booking duration and buffer.
+    pub fn of_venue(venue: &Venue) -> Self {
+        Self {
+            duration: venue.rules.booking_duration,
+            buffer: venue.rules.buffer,
+        }
+    }
+}
+
+/// The working intervals on a local date of the given resources, as
+/// instants, sorted and without repeats: where a booking may start at all.
+/// Without hours of their own or exceptions, the venue's opening hours.
+pub fn working_day(
+    venue: &Venue,
+    resources: &[&Resource],
+    date: NaiveDate,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut intervals: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+        if venue.exceptions.is_empty() && resources.iter().all(|r| r.hours.is_none()) {
+            venue
+                .hours_on(date)
+                .iter()
+                .map(|i| {
+                    (
+                        venue.instant_at(date, i.opens),
+                        venue.instant_at(date, i.closes),
+                    )
+                })
+                .collect()
+        } else {
+            resources
+                .iter()
+                .flat_map(|r| venue.working_intervals(r, date))
+                .collect()
+        };
+    intervals.sort();
+    intervals.dedup();
+    intervals
+}
+
+/// Every instant at which a booking of `shape` may start within the given
+/// intervals, with the latest closing instant of an interval that holds
+/// it, in time order. The grid is laid in real elapsed time from each
+/// opening with the venue's slot interval (see [`Venue::slot_grid`]).
+pub fn grid_of(
+    venue: &Venue,
+    intervals: &[(DateTime<Utc>, DateTime<Utc>)],
+    shape: Shape,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let step = venue.rules.slot_interval.duration();
+    let length = shape.duration.duration();
+    let mut grid: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    if step <= chrono::Duration::zero() {
+        return grid;
+    }
+    for (opens, closes) in intervals {
+        let mut start = *opens;
+        while start + length <= *closes {
+            grid.push((start, *closes));
+            start += step;
+        }
+    }
+    grid.sort();
+    // The same start from two resources' intervals: keep the later close.
+    let mut unique: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(grid.len());
+    for (start, closes) in grid {
+        match unique.last_mut() {
+            Some(last) if last.0 == start => last.1 = last.1.max(closes),
+            _ => unique.push((start, closes)),
+        }
+    }
+    unique
+}
 
 /// A span during which a resource is taken by an active reservation
 /// (its duration plus the venue's buffer).
@@ -60,34 +146,47 @@ impl BookingContext<'_> {
     ) -> Result<Vec<Slot>, DomainError> {
         self.check_party(party)?;
         let fitting = self.fitting_resources(party);
-        let slots = self
-            .venue
-            .slot_grid(date)
-            .into_iter()
-            .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
-            .filter_map(|(starts_at, _)| {
-                let (ends_at, blocked_until) = self.span(starts_at);
-                // One pass over the day's occupancy per slot, not one per
-                // resource: a busy day has hundreds of reservations.
-                let taken: Vec<ResourceId> = self
-                    .occupied
-                    .iter()
-                    .filter(|o| o.overlaps(starts_at, blocked_until))
-                    .map(|o| o.resource_id)
-                    .collect();
-                let free_resources: Vec<ResourceId> = fitting
-                    .iter()
-                    .filter(|r| !taken.contains(&r.id))
-                    .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
-                    .map(|r| r.id)
-                    .collect();
-                (!free_resources.is_empty()).then_some(Slot {
-                    starts_at,
-                    ends_at,
-                    free_resources,
-                })
-            })
+        // Each resource's working intervals once per day, not per slot.
+        let plans: Vec<(&Resource, Vec<Span>)> = fitting
+            .iter()
+            .map(|r| (*r, self.venue.working_intervals(r, date)))
             .collect();
+        let slots = grid_of(
+            self.venue,
+            &working_day(self.venue, &fitting, date),
+            self.shape(),
+        )
+        .into_iter()
+        .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
+        .filter_map(|(starts_at, _)| {
+            let (ends_at, blocked_until) = self.span(starts_at);
+            // One pass over the day's occupancy per slot, not one per
+            // resource: a busy day has hundreds of reservations.
+            let taken: Vec<ResourceId> = self
+                .occupied
+                .iter()
+                .filter(|o| o.overlaps(starts_at, blocked_until))
+                .map(|o| o.resource_id)
+                .collect();
+            let free_resources: Vec<ResourceId> = plans
+                .iter()
+                .filter(|(_, hours)| {
+                    hours
+                        .iter()
+                        .any(|(opens, closes)| *opens <= starts_at && ends_at <= *closes)
+                })
+                .map(|(r, _)| *r)
+                .filter(|r| !taken.contains(&r.id))
+                .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
+                .map(|r| r.id)
+                .collect();
+            (!free_resources.is_empty()).then_some(Slot {
+                starts_at,
+                ends_at,
+                free_resources,
+            })
+        })
+        .collect();
         Ok(slots)
     }
 
@@ -104,7 +203,7 @@ impl BookingContext<'_> {
         self.check_start(starts_at)?;
         self.check_open(starts_at)?;
         self.check_booking_window(starts_at)?;
-        self.place(starts_at, party, requested)
+        self.place(starts_at, party, requested, true)
     }
 
     /// Chooses where a changed booking goes. It keeps its resource when that
@@ -123,18 +222,22 @@ impl BookingContext<'_> {
             self.check_booking_window(starts_at)?;
         }
         // A closure saved after the booking does not cancel it, but the
-        // booking cannot be moved into one or grown inside one.
+        // booking cannot be moved into one or grown inside one. Working
+        // hours changed after the booking bind it only when it moves, like
+        // the opening hours on `check_start`.
         self.check_open(starts_at)?;
+        let moves = starts_at != current.starts_at;
         let keep = self
             .resources
             .iter()
             .find(|r| r.id == current.resource_id && r.active && r.capacity >= party.get())
+            .filter(|r| !moves || self.works(r, starts_at))
             .map(|r| self.placement_on(r.id, starts_at))
             .filter(|p| !self.is_closed(p.resource_id, p.starts_at, p.ends_at))
             .filter(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until));
         match keep {
             Some(placement) => Ok(placement),
-            None => self.place(starts_at, party, None),
+            None => self.place(starts_at, party, None, moves),
         }
     }
 
@@ -143,6 +246,7 @@ impl BookingContext<'_> {
         starts_at: DateTime<Utc>,
         party: PartySize,
         requested: Option<ResourceId>,
+        must_work: bool,
     ) -> Result<Placement, DomainError> {
         if let Some(resource_id) = requested {
             let resource = self
@@ -160,6 +264,12 @@ impl BookingContext<'_> {
                     ),
                 ));
             }
+            if must_work && !self.works(resource, starts_at) {
+                return Err(DomainError::invalid(
+                    "startsAt",
+                    "this table, room or practitioner does not work then",
+                ));
+            }
             let placement = self.placement_on(resource.id, starts_at);
             if self.is_closed(resource.id, starts_at, placement.ends_at) {
                 return Err(DomainError::invalid(
@@ -174,8 +284,18 @@ impl BookingContext<'_> {
             };
         }
         let (ends_at, _) = self.span(starts_at);
-        let open: Vec<&Resource> = self
+        let working: Vec<&Resource> = self
             .fitting_resources(party)
+            .into_iter()
+            .filter(|r| !must_work || self.works(r, starts_at))
+            .collect();
+        if working.is_empty() {
+            return Err(DomainError::invalid(
+                "startsAt",
+                "no table, room or practitioner for this party works then",
+            ));
+        }
+        let open: Vec<&Resource> = working
             .into_iter()
             .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
             .collect();
@@ -230,11 +350,22 @@ impl BookingContext<'_> {
         }
     }
 
+    /// The length and buffer of the booking being decided.
+    fn shape(&self) -> Shape {
+        Shape::of_venue(self.venue)
+    }
+
     /// End of a booking starting then, and end of the buffer after it.
     fn span(&self, starts_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let rules = &self.venue.rules;
-        let ends_at = starts_at + rules.booking_duration.duration();
-        (ends_at, ends_at + rules.buffer.duration())
+        let shape = self.shape();
+        let ends_at = starts_at + shape.duration.duration();
+        (ends_at, ends_at + shape.buffer.duration())
+    }
+
+    /// Whether a resource works for the whole of a booking starting then.
+    fn works(&self, resource: &Resource, starts_at: DateTime<Utc>) -> bool {
+        let (ends_at, _) = self.span(starts_at);
+        self.venue.works(resource, starts_at, ends_at)
     }
 
     fn is_free(
@@ -289,30 +420,30 @@ impl BookingContext<'_> {
         Ok(())
     }
 
-    /// Checks that an instant is one of the venue's slot starts.
+    /// Checks that an instant is one of the slot starts of the day: on the
+    /// grid of the hours some active resource works.
     fn check_start(&self, starts_at: DateTime<Utc>) -> Result<(), DomainError> {
         if starts_at <= self.now {
             return Err(DomainError::invalid("startsAt", "is in the past"));
         }
         let venue = self.venue;
+        let shape = self.shape();
         let date = venue.local_date(starts_at);
-        let grid = venue.slot_grid(date);
-        if grid.iter().any(|(slot, _)| *slot == starts_at) {
+        let active: Vec<&Resource> = self.resources.iter().filter(|r| r.active).collect();
+        let day = working_day(venue, &active, date);
+        if grid_of(venue, &day, shape)
+            .iter()
+            .any(|(slot, _)| *slot == starts_at)
+        {
             return Ok(());
         }
         let local = starts_at.with_timezone(&venue.time_zone);
-        let containing = venue
-            .schedule
-            .on(chrono::Datelike::weekday(&date))
+        let closes = day
             .iter()
-            .map(|interval| {
-                (
-                    venue.instant_at(date, interval.opens),
-                    venue.instant_at(date, interval.closes),
-                )
-            })
-            .find(|(opens, closes)| (*opens..*closes).contains(&starts_at));
-        let Some((_, closes)) = containing else {
+            .filter(|(opens, closes)| (*opens..*closes).contains(&starts_at))
+            .map(|(_, closes)| *closes)
+            .max();
+        let Some(closes) = closes else {
             return Err(DomainError::invalid(
                 "startsAt",
                 format!(
@@ -321,12 +452,12 @@ impl BookingContext<'_> {
                 ),
             ));
         };
-        if starts_at + venue.rules.booking_duration.duration() > closes {
+        if starts_at + shape.duration.duration() > closes {
             return Err(DomainError::invalid(
                 "startsAt",
                 format!(
                     "a {}-minute booking starting at {} would end after closing time",
-                    venue.rules.booking_duration.get(),
+                    shape.duration.get(),
                     local.format("%H:%M")
                 ),
             ));
@@ -432,6 +563,7 @@ mod tests {
             kind: ResourceKind::Table,
             capacity,
             active: true,
+            hours: None,
         }
     }
 
@@ -967,5 +1099,151 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn week(day: usize, raw: &str) -> crate::WeeklySchedule {
+        let mut days: [Vec<crate::OpeningInterval>; 7] = Default::default();
+        days[day] = vec![crate::OpeningInterval::parse(raw).expect("valid interval")];
+        crate::WeeklySchedule::new(days).expect("valid week")
+    }
+
+    /// Monday 1 June 2026 in UTC, a bistro open 12:00-22:00 with a table
+    /// that only works Monday 18:00-20:00.
+    #[test]
+    fn a_resource_with_its_own_hours_is_offered_only_inside_them() {
+        let venue = bistro(rules());
+        let mut evening = table(&venue, "evening", 4);
+        evening.hours = Some(week(0, "18:00-20:00"));
+        let resources = [evening, table(&venue, "all-day", 2)];
+        let ctx = context(&venue, &resources, &[]);
+        let slots = ctx.availability(monday(), party(4)).expect("valid");
+        let starts: Vec<DateTime<Utc>> = slots.iter().map(|s| s.starts_at).collect();
+        assert_eq!(starts, vec![at(18, 0), at(18, 30), at(19, 0)]);
+        assert_eq!(
+            reason(ctx.place_new(at(14, 0), party(4), None)),
+            "no table, room or practitioner for this party works then"
+        );
+        assert_eq!(
+            reason(ctx.place_new(at(19, 30), party(4), None)),
+            "no table, room or practitioner for this party works then",
+            "19:30 is on the venue's grid, but a booking then runs past 20:00"
+        );
+        assert_eq!(
+            reason(ctx.place_new(at(14, 0), party(2), Some(resources[0].id))),
+            "this table, room or practitioner does not work then"
+        );
+        let placed = ctx
+            .place_new(at(14, 0), party(2), None)
+            .expect("all-day works");
+        assert_eq!(placed.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn hours_of_its_own_can_reach_outside_the_venues() {
+        let venue = bistro(rules());
+        let mut early = table(&venue, "early", 4);
+        early.hours = Some(week(0, "09:00-11:00"));
+        let resources = [early];
+        let ctx = context(&venue, &resources, &[]);
+        let placed = ctx
+            .place_new(at(9, 30), party(2), None)
+            .expect("works then");
+        assert_eq!(placed.ends_at, at(10, 30));
+        assert!(reason(ctx.place_new(at(12, 0), party(2), None)).contains("opening hours"));
+    }
+
+    #[test]
+    fn exceptions_replace_the_plan_of_their_date() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4), table(&venue, "t2", 4)];
+        venue.exceptions = vec![
+            crate::HoursException {
+                resource_id: None,
+                date: monday(),
+                hours: vec![crate::OpeningInterval::parse("20:00-23:00").expect("valid")],
+            },
+            crate::HoursException {
+                resource_id: Some(resources[1].id),
+                date: monday(),
+                hours: Vec::new(),
+            },
+        ];
+        let ctx = context(&venue, &resources, &[]);
+        let slots = ctx.availability(monday(), party(2)).expect("valid");
+        assert_eq!(slots.first().map(|s| s.starts_at), Some(at(20, 0)));
+        assert_eq!(slots.last().map(|s| s.starts_at), Some(at(22, 0)));
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[0].id])
+        );
+        assert!(reason(ctx.place_new(at(13, 0), party(2), None)).contains("opening hours"));
+        assert!(ctx.place_new(at(22, 0), party(2), None).is_ok());
+
+        venue.exceptions[0].hours = Vec::new();
+        let closed = context(&venue, &resources, &[]);
+        assert!(
+            closed
+                .availability(monday(), party(2))
+                .expect("valid")
+                .is_empty()
+        );
+    }
+
+    /// A practitioner who works Sunday 01:00-05:00 in Amsterdam: on the
+    /// night clocks go forward those are three real hours, on the night
+    /// they go back five, and the wall-clock ends stay put.
+    #[test]
+    fn own_hours_and_exceptions_follow_the_wall_clock_on_daylight_saving_days() {
+        let mut venue = venue_in("Europe/Amsterdam", &[], rules());
+        let mut night = table(&venue, "night", 2);
+        night.hours = Some(week(6, "01:00-05:00"));
+        let resources = [night];
+        let utc = |m, d, h, min| {
+            Utc.with_ymd_and_hms(2026, m, d, h, min, 0)
+                .single()
+                .expect("valid")
+        };
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("valid");
+        let starts = |venue: &Venue, now, date| -> Vec<String> {
+            BookingContext {
+                venue,
+                resources: &resources,
+                occupied: &[],
+                now,
+            }
+            .availability(date, party(2))
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at.format("%H:%M").to_string())
+            .collect()
+        };
+        // Spring: 01:00 CET = 00:00 UTC to 05:00 CEST = 03:00 UTC.
+        assert_eq!(
+            starts(&venue, utc(3, 27, 12, 0), day(3, 29)),
+            ["00:00", "00:30", "01:00", "01:30", "02:00"]
+        );
+        // Autumn: 01:00 CEST = 23:00 UTC to 05:00 CET = 04:00 UTC.
+        assert_eq!(
+            starts(&venue, utc(10, 23, 12, 0), day(10, 25)).len(),
+            9,
+            "five real hours, last start an hour before the end"
+        );
+        // An exception on the spring night: 03:00-04:00 local, one real
+        // hour after the jump (01:00-02:00 UTC).
+        venue.exceptions = vec![crate::HoursException {
+            resource_id: Some(resources[0].id),
+            date: day(3, 29),
+            hours: vec![crate::OpeningInterval::parse("03:00-04:00").expect("valid")],
+        }];
+        assert_eq!(starts(&venue, utc(3, 27, 12, 0), day(3, 29)), ["01:00"]);
+        let ctx = BookingContext {
+            venue: &venue,
+            resources: &resources,
+            occupied: &[],
+            now: utc(3, 27, 12, 0),
+        };
+        assert!(ctx.place_new(utc(3, 29, 1, 0), party(2), None).is_ok());
+        assert!(reason(ctx.place_new(utc(3, 29, 0, 0), party(2), None)).contains("opening hours"));
     }
 }

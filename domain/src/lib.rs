@@ -7,6 +7,7 @@ pub mod availability;
 pub mod closure;
 pub mod crypto;
 pub mod error;
+pub mod hours;
 pub mod ids;
 pub mod messages;
 pub mod net;
@@ -20,9 +21,10 @@ pub mod values;
 pub mod venue;
 pub mod webhooks;
 
-pub use availability::{BookingContext, Occupancy, Placement, Slot};
+pub use availability::{BookingContext, Occupancy, Placement, Shape, Slot};
 pub use closure::{Closure, ClosureId};
 pub use error::DomainError;
+pub use hours::HoursException;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
     AccessToken, Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName,

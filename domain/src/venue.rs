@@ -39,6 +39,9 @@ pub struct Venue {
     /// Periods in which the venue or one of its resources takes no
     /// bookings, in time order; the store loads them with the venue.
     pub closures: Vec<crate::Closure>,
+    /// Dated changes to the working plan of the venue or one resource (see
+    /// `crate::hours`); the store loads them with the venue.
+    pub exceptions: Vec<crate::hours::HoursException>,
 }
 
 /// The opt-ins a venue's booking form offers: a subset of the consent
@@ -524,7 +527,7 @@ impl Venue {
         if step <= chrono::Duration::zero() {
             return grid;
         }
-        for interval in self.schedule.on(chrono::Datelike::weekday(&date)) {
+        for interval in self.hours_on(date) {
             let opens = self.instant_at(date, interval.opens);
             let closes = self.instant_at(date, interval.closes);
             let mut start = opens;
@@ -608,6 +611,9 @@ pub struct Resource {
     pub capacity: u32,
     /// Retired resources keep their past bookings but take no new ones.
     pub active: bool,
+    /// Weekly hours of its own, replacing the venue's opening hours for
+    /// it; `None` follows the venue (see `crate::hours`).
+    pub hours: Option<WeeklySchedule>,
 }
 
 impl Resource {
@@ -655,6 +661,7 @@ pub(crate) mod tests {
             opt_ins: OptIns::default(),
             allowed_origins: Vec::new(),
             closures: Vec::new(),
+            exceptions: Vec::new(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

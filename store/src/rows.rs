@@ -62,6 +62,8 @@ pub struct ResourceRow {
     pub active: bool,
     pub _created_at: DateTime<Utc>,
     pub _updated_at: DateTime<Utc>,
+    /// `domain::hours::week_to_text`; `None` follows the venue's hours.
+    pub working_hours: Option<String>,
 }
 
 /// The non-personal columns of a reservation, selected with
@@ -189,6 +191,7 @@ impl VenueRow {
             allowed_origins: domain::Origin::list_from_text(&self.allowed_origins).map_err(&bad)?,
             // Loaded next to the venue by `load_venue!`.
             closures: Vec::new(),
+            exceptions: Vec::new(),
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             payment_data_days: u32::try_from(self.payment_data_days)
                 .map_err(|e| bad(e.to_string()))?,
@@ -220,6 +223,12 @@ impl TryFrom<ResourceRow> for Resource {
             kind: ResourceKind::parse(&row.kind).map_err(&bad)?,
             capacity: Resource::check_capacity(i64::from(row.capacity)).map_err(&bad)?,
             active: row.active,
+            hours: row
+                .working_hours
+                .as_deref()
+                .map(domain::hours::week_from_text)
+                .transpose()
+                .map_err(&bad)?,
             name: row.name,
         })
     }
@@ -250,6 +259,34 @@ impl TryFrom<ReservationRow> for Reservation {
             hold_until: row.hold_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A stored exception to a working plan.
+#[derive(Debug, Clone, Queryable)]
+pub struct HoursExceptionRow {
+    pub id: String,
+    pub venue_id: String,
+    pub resource_id: Option<String>,
+    pub local_date: String,
+    pub hours: String,
+}
+
+impl TryFrom<HoursExceptionRow> for domain::HoursException {
+    type Error = StoreError;
+
+    fn try_from(row: HoursExceptionRow) -> Result<Self, StoreError> {
+        let bad = |what: String| corrupt("hours exception", &row.id, what);
+        Ok(domain::HoursException {
+            resource_id: row
+                .resource_id
+                .as_deref()
+                .map(ResourceId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            date: domain::hours::parse_date(&row.local_date).map_err(&bad)?,
+            hours: domain::hours::day_from_text(&row.hours).map_err(&bad)?,
         })
     }
 }

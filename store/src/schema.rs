@@ -60,6 +60,19 @@ macro_rules! kluis_schema {
                 active -> Bool,
                 created_at -> $Instant,
                 updated_at -> $Instant,
+                working_hours -> Nullable<Text>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            hours_exceptions (id) {
+                id -> Text,
+                venue_id -> Text,
+                resource_id -> Nullable<Text>,
+                local_date -> Text,
+                hours -> Text,
             }
         }
 

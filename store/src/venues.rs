@@ -43,6 +43,15 @@ macro_rules! load_venue {
                             .into_iter()
                             .map(domain::Closure::try_from)
                             .collect::<Result<Vec<_>, StoreError>>()?;
+                        let exceptions: Vec<crate::rows::HoursExceptionRow> =
+                            $s::hours_exceptions::table
+                                .filter($s::hours_exceptions::venue_id.eq(&venue_id_text))
+                                .order($s::hours_exceptions::local_date)
+                                .load($c)?;
+                        venue.exceptions = exceptions
+                            .into_iter()
+                            .map(domain::HoursException::try_from)
+                            .collect::<Result<Vec<_>, StoreError>>()?;
                         Some(venue)
                     }
                 }
@@ -142,6 +151,19 @@ pub struct VenueDefinition {
     pub resources: Vec<ResourceDefinition>,
     /// Replaces the venue's closures.
     pub closures: Vec<ClosureDefinition>,
+    /// Replaces the exceptions to the working plans of the venue and its
+    /// resources.
+    pub exceptions: Vec<ExceptionDefinition>,
+}
+
+/// A dated exception as a venue file or `saveVenue` gives it, for the venue
+/// or one resource (by slug); checked by the caller (`domain::hours`).
+#[derive(Debug, Clone)]
+pub struct ExceptionDefinition {
+    pub resource: Option<Slug>,
+    pub date: NaiveDate,
+    /// Empty: closed all day.
+    pub hours: Vec<domain::OpeningInterval>,
 }
 
 /// A closure as a venue file or `saveVenue` gives it: on the venue's
@@ -200,6 +222,8 @@ pub struct VenueChanges {
     pub resources: Option<Vec<ResourceChange>>,
     /// Replaces the venue's whole list of closures.
     pub closures: Option<Vec<ClosureDefinition>>,
+    /// Replaces every exception of the venue and its resources.
+    pub exceptions: Option<Vec<ExceptionDefinition>>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -273,6 +297,9 @@ pub struct ResourceChange {
     pub name: String,
     pub kind: Option<ResourceKind>,
     pub capacity: u32,
+    /// Its own weekly hours: `None` keeps the stored ones (none for a new
+    /// resource), `Some(None)` makes it follow the venue's.
+    pub hours: Option<Option<WeeklySchedule>>,
 }
 
 impl VenueChanges {
@@ -305,6 +332,21 @@ impl VenueChanges {
                         name: r.name.clone(),
                         kind: r.kind,
                         capacity: r.capacity,
+                        hours: r.hours.clone(),
+                    })
+                    .collect(),
+                exceptions: venue
+                    .exceptions
+                    .iter()
+                    .map(|e| ExceptionDefinition {
+                        resource: e.resource_id.and_then(|id| {
+                            resources
+                                .iter()
+                                .find(|r| r.id == id)
+                                .map(|r| r.slug.clone())
+                        }),
+                        date: e.date,
+                        hours: e.hours.clone(),
                     })
                     .collect(),
                 closures: venue
@@ -344,6 +386,7 @@ impl VenueChanges {
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
                 closures: Vec::new(),
+                exceptions: Vec::new(),
             },
         };
         let Self {
@@ -373,6 +416,7 @@ impl VenueChanges {
             schedule,
             resources,
             closures,
+            exceptions,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -415,6 +459,7 @@ impl VenueChanges {
         keep_or(&mut definition.allowed_origins, allowed_origins);
         keep_or(&mut definition.schedule, schedule);
         keep_or(&mut definition.closures, closures);
+        keep_or(&mut definition.exceptions, exceptions);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -425,6 +470,12 @@ impl VenueChanges {
                             .iter()
                             .find(|r| r.slug == change.slug)
                             .map_or(ResourceKind::Table, |r| r.kind)
+                    }),
+                    hours: change.hours.unwrap_or_else(|| {
+                        stored
+                            .iter()
+                            .find(|r| r.slug == change.slug)
+                            .and_then(|r| r.hours.clone())
                     }),
                     slug: change.slug,
                     name: change.name,
@@ -442,6 +493,8 @@ pub struct ResourceDefinition {
     pub name: String,
     pub kind: ResourceKind,
     pub capacity: u32,
+    /// Weekly hours of its own; `None` follows the venue's.
+    pub hours: Option<WeeklySchedule>,
 }
 
 /// What an import changed.
@@ -457,6 +510,10 @@ pub struct ImportReport {
     /// Active bookings (pending or confirmed) that fall inside one of the
     /// saved closures: kept, for the manager to deal with.
     pub reservations_in_closures: Vec<domain::ReservationId>,
+    /// Active bookings from now on that the saved hours and exceptions
+    /// leave outside the working hours of their resource: kept, for the
+    /// manager to deal with.
+    pub reservations_outside_hours: Vec<domain::ReservationId>,
 }
 
 /// Writes one venue definition inside the caller's write transaction:
@@ -578,6 +635,8 @@ macro_rules! write_venue {
                         r::name.eq(&resource.name),
                         r::kind.eq(resource.kind.as_str()),
                         r::capacity.eq(db_int(resource.capacity)),
+                        r::working_hours
+                            .eq(resource.hours.as_ref().map(domain::hours::week_to_text)),
                         r::active.eq(true),
                         r::updated_at.eq($now),
                     );
@@ -698,6 +757,80 @@ macro_rules! write_venue {
                             if !$report.reservations_in_closures.contains(&id) {
                                 $report.reservations_in_closures.push(id);
                             }
+                        }
+                    }
+                }
+
+                use $s::hours_exceptions::dsl as hx;
+                diesel::delete(hx::hours_exceptions.filter(hx::venue_id.eq(&venue_id)))
+                    .execute($c)?;
+                if let Some(index) = domain::hours::find_duplicate(
+                    $definition
+                        .exceptions
+                        .iter()
+                        .map(|e| (e.resource.as_ref().map(Slug::as_str), e.date)),
+                ) {
+                    return Err(DomainError::invalid(
+                        format!("exceptions.{index}.date"),
+                        "this date already has an exception for the same venue or resource",
+                    )
+                    .into());
+                }
+                for (index, exception) in $definition.exceptions.iter().enumerate() {
+                    let hours =
+                        domain::hours::check_day(exception.hours.clone()).map_err(|reason| {
+                            DomainError::invalid(format!("exceptions.{index}.hours"), reason)
+                        })?;
+                    let resource_id = match &exception.resource {
+                        None => None,
+                        Some(slug) => Some(
+                            slugs
+                                .iter()
+                                .find(|(_, known)| known == slug.as_str())
+                                .map(|(id, _)| id.clone())
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        format!("exceptions.{index}.resourceSlug"),
+                                        format!("this venue has no resource `{slug}`"),
+                                    )
+                                })?,
+                        ),
+                    };
+                    diesel::insert_into(hx::hours_exceptions)
+                        .values((
+                            hx::id.eq(uuid::Uuid::new_v4().to_string()),
+                            hx::venue_id.eq(&venue_id),
+                            hx::resource_id.eq(&resource_id),
+                            hx::local_date.eq(exception.date.format("%Y-%m-%d").to_string()),
+                            hx::hours.eq(domain::hours::day_to_text(&hours)),
+                        ))
+                        .execute($c)?;
+                }
+
+                // The plan as saved, against the bookings still to come.
+                if let Some(saved) = load_venue!($c, $s, &venue_id)? {
+                    let resources: Vec<Resource> = load_resources!($c, $s, &venue_id)?;
+                    use $s::reservations::dsl as b;
+                    let upcoming: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> =
+                        b::reservations
+                            .filter(b::venue_id.eq(&venue_id))
+                            .filter(b::status.eq_any([
+                                ReservationStatus::Pending.as_str(),
+                                ReservationStatus::Confirmed.as_str(),
+                            ]))
+                            .filter(b::starts_at.ge(db_instant($now)))
+                            .order(b::starts_at)
+                            .select((b::id, b::resource_id, b::starts_at, b::ends_at))
+                            .load($c)?;
+                    for (id, resource_id, starts_at, ends_at) in upcoming {
+                        let works = resources
+                            .iter()
+                            .find(|r| r.id.to_string() == resource_id)
+                            .is_some_and(|r| saved.works(r, starts_at, ends_at));
+                        if !works {
+                            let id = domain::ReservationId::parse(&id)
+                                .map_err(|_| StoreError::Corrupt(format!("reservation id {id}")))?;
+                            $report.reservations_outside_hours.push(id);
                         }
                     }
                 }
@@ -889,10 +1022,11 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours, closures): (
+        let (rows, hours, closures, exceptions): (
             Vec<VenueRow>,
             Vec<OpeningHoursRow>,
             Vec<crate::rows::ClosureRow>,
+            Vec<crate::rows::HoursExceptionRow>,
         ) = on_backend!(&mut *connection, |c, s| {
             let rows: Vec<VenueRow> = s::venues::table
                 .filter(s::venues::id.gt(&after))
@@ -907,7 +1041,11 @@ impl VenueRepository for Store {
                 .filter(s::closures::venue_id.eq_any(&ids))
                 .order(s::closures::starts_at)
                 .load(c)?;
-            (rows, hours, closures)
+            let exceptions = s::hours_exceptions::table
+                .filter(s::hours_exceptions::venue_id.eq_any(&ids))
+                .order(s::hours_exceptions::local_date)
+                .load(c)?;
+            (rows, hours, closures, exceptions)
         });
         let has_next_page = rows.len() > first;
         let items = rows
@@ -921,6 +1059,12 @@ impl VenueRepository for Store {
                     .filter(|closure| closure.venue_id == id)
                     .cloned()
                     .map(domain::Closure::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                venue.exceptions = exceptions
+                    .iter()
+                    .filter(|exception| exception.venue_id == id)
+                    .cloned()
+                    .map(domain::HoursException::try_from)
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok(venue)
             })
@@ -1161,12 +1305,15 @@ impl Store {
         let (view, occupied): (Arc<VenueView>, Arc<Vec<Occupancy>>) =
             on_backend!(&mut *connection, |c, s| {
                 let view = venue_view!(self, c, s, &id)?.ok_or(DomainError::not_found("venue"))?;
-                let grid = view.venue.slot_grid(date);
+                // The hours any active resource works that day bound the
+                // bookings that can touch its slots.
+                let active: Vec<&Resource> = view.resources.iter().filter(|r| r.active).collect();
+                let day = domain::availability::working_day(&view.venue, &active, date);
+                let shape = domain::Shape::of_venue(&view.venue);
+                let grid = domain::availability::grid_of(&view.venue, &day, shape);
                 let occupied = match (grid.first(), grid.last()) {
                     (Some((from, _)), Some((last, _))) => {
-                        let until = *last
-                            + view.venue.rules.booking_duration.duration()
-                            + view.venue.rules.buffer.duration();
+                        let until = *last + shape.duration.duration() + shape.buffer.duration();
                         let key = (id.clone(), *from, until);
                         match self.occupancy_cache.fresh(&key, now) {
                             Some(spans) => spans,

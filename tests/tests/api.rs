@@ -14,6 +14,7 @@ mod api {
     mod get_requests;
     mod graphiql;
     mod guests;
+    mod hours;
     mod idempotency;
     mod keys;
     mod limits;

@@ -226,6 +226,47 @@ impl VenueObject {
             .collect()
     }
 
+    /// Dated exceptions to the weekly hours of the venue and its resources,
+    /// on the days `from` to `until` (both included; either left out: no
+    /// bound), by date. On a date, a resource works its own exception,
+    /// else none when the venue's exception closes the whole day, else its
+    /// own weekly hours, else the venue's exception, else the venue's
+    /// opening hours.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn exceptions(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<super::scalars::Date>,
+        until: Option<super::scalars::Date>,
+    ) -> Result<Vec<HoursExceptionObject>> {
+        let mut listed: Vec<domain::HoursException> = self
+            .0
+            .exceptions
+            .iter()
+            .filter(|e| from.as_ref().is_none_or(|day| e.date >= day.0))
+            .filter(|e| until.as_ref().is_none_or(|day| e.date <= day.0))
+            .cloned()
+            .collect();
+        // The venue's own first on each date, so the order is stable.
+        listed.sort_by_key(|e| (e.date, e.resource_id.is_some()));
+        let resources = if listed.iter().any(|e| e.resource_id.is_some()) {
+            let store = store(ctx).clone();
+            let venue = self.0.id;
+            blocking(move || store.resources(venue)).await?
+        } else {
+            Vec::new()
+        };
+        Ok(listed
+            .into_iter()
+            .map(|exception| HoursExceptionObject {
+                resource: exception
+                    .resource_id
+                    .and_then(|id| resources.iter().find(|r| r.id == id).cloned()),
+                exception,
+            })
+            .collect())
+    }
+
     /// Periods in which the venue, or one of its resources, takes no
     /// bookings, overlapping the days `from` to `until` (both included, on
     /// the venue's calendar; either left out: no bound), in time order.
@@ -374,6 +415,61 @@ impl ResourceObject {
     /// The largest party it takes.
     async fn capacity(&self) -> u32 {
         self.0.capacity
+    }
+
+    /// Weekly hours of its own, replacing the venue's opening hours for
+    /// it; null when it follows the venue's.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn hours(&self) -> Option<Vec<OpeningHours>> {
+        self.0.hours.as_ref().map(|week| {
+            week.iter()
+                .map(|(weekday, interval)| OpeningHours {
+                    weekday: weekday.into(),
+                    opens: LocalTime(interval.opens),
+                    closes: LocalTime(interval.closes),
+                })
+                .collect()
+        })
+    }
+}
+
+/// One stretch of working time within a day.
+#[derive(SimpleObject)]
+pub struct TimeInterval {
+    pub opens: LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: LocalTime,
+}
+
+/// A date on which the venue, or one resource, works other hours than its
+/// weekly ones.
+pub struct HoursExceptionObject {
+    exception: domain::HoursException,
+    resource: Option<Resource>,
+}
+
+#[Object(name = "HoursException")]
+impl HoursExceptionObject {
+    /// The venue's calendar date.
+    async fn date(&self) -> super::scalars::Date {
+        super::scalars::Date(self.exception.date)
+    }
+
+    /// The hours worked that day; empty: closed all day.
+    async fn hours(&self) -> Vec<TimeInterval> {
+        self.exception
+            .hours
+            .iter()
+            .map(|i| TimeInterval {
+                opens: LocalTime(i.opens),
+                closes: LocalTime(i.closes),
+            })
+            .collect()
+    }
+
+    /// The one resource it is for; null when it is the venue's own.
+    async fn resource(&self) -> Option<ResourceObject> {
+        self.resource.clone().map(ResourceObject)
     }
 }
 
