@@ -86,6 +86,31 @@ struct VenueEntry {
     /// file's list replaces the stored one.
     #[serde(default)]
     exception: Vec<ExceptionEntry>,
+    /// What the venue offers to book; the file's list replaces the stored
+    /// one (services left out are retired).
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+}
+
+/// `[[venue.service]]`: `slug`, `name`, `duration_minutes`, optional
+/// `buffer_minutes` (the venue's), `min_party_size` (1), `max_party_size`
+/// (the venue's), `resources` (slugs; all when left out) and a payment rule
+/// of its own with the venue's keys (`payment`, `payment_amount`,
+/// `payment_currency`, `payment_per_guest`; the venue's when left out).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    slug: Spanned<String>,
+    name: Spanned<String>,
+    duration_minutes: Spanned<i64>,
+    buffer_minutes: Option<Spanned<i64>>,
+    min_party_size: Option<Spanned<i64>>,
+    max_party_size: Option<Spanned<i64>>,
+    resources: Option<Spanned<Vec<Spanned<String>>>>,
+    payment: Option<Spanned<String>>,
+    payment_amount: Option<Spanned<i64>>,
+    payment_currency: Option<Spanned<String>>,
+    payment_per_guest: Option<bool>,
 }
 
 /// `[[venue.exception]]`: on `date` (`2026-12-24`) the venue, or the
@@ -402,6 +427,7 @@ fn venue(
     }
 
     let exceptions = exceptions(report, &key, entry, &resources)?;
+    let services = services(report, &key, entry, &rules, &resources)?;
 
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
@@ -428,6 +454,7 @@ fn venue(
         resources,
         closures,
         exceptions,
+        services,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
@@ -541,12 +568,131 @@ fn exceptions(
     Ok(exceptions)
 }
 
+/// `[[venue.service]]` entries, checked against the venue's rules and
+/// resources in the file.
+fn services(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+    rules: &BookingRules,
+    resources: &[ResourceDefinition],
+) -> Result<Vec<store::ServiceDefinition>, ImportError> {
+    if entry.service.len() > domain::service::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("service"),
+            format!(
+                "a venue offers at most {} services",
+                domain::service::MAX_PER_VENUE
+            ),
+        ));
+    }
+    let mut services: Vec<store::ServiceDefinition> = Vec::new();
+    for (position, service) in entry.service.iter().enumerate() {
+        let skey = |name: &str| key(&format!("service[{position}].{name}"));
+        let slug = Slug::parse(service.slug.get_ref())
+            .map_err(|r| report.error(&service.slug, &skey("slug"), r))?;
+        if services.iter().any(|s| s.slug == slug) {
+            return Err(report.error(
+                &service.slug,
+                &skey("slug"),
+                format!("`{slug}` appears twice in this venue"),
+            ));
+        }
+        let name = check_display_name(service.name.get_ref())
+            .map_err(|r| report.error(&service.name, &skey("name"), r))?;
+        let number = |value: &Spanned<i64>, name: &str| {
+            u32::try_from(*value.get_ref())
+                .map_err(|_| report.error(value, &skey(name), "must be a whole number from 0"))
+        };
+        let duration = number(&service.duration_minutes, "duration_minutes")?;
+        let buffer = match &service.buffer_minutes {
+            None => rules.buffer.get(),
+            Some(raw) => number(raw, "buffer_minutes")?,
+        };
+        let min_party = match &service.min_party_size {
+            None => 1,
+            Some(raw) => number(raw, "min_party_size")?,
+        };
+        let max_party = match &service.max_party_size {
+            None => rules.max_party_size,
+            Some(raw) => number(raw, "max_party_size")?,
+        };
+        let mut named = Vec::new();
+        let mut capacities = Vec::new();
+        for raw in service.resources.iter().flat_map(|listed| listed.get_ref()) {
+            let resource = Slug::parse(raw.get_ref())
+                .ok()
+                .and_then(|slug| resources.iter().find(|r| r.slug == slug))
+                .ok_or_else(|| {
+                    report.error(
+                        raw,
+                        &skey("resources"),
+                        format!(
+                            "`{}` is no resource of this venue",
+                            raw.get_ref().chars().take(40).collect::<String>()
+                        ),
+                    )
+                })?;
+            named.push(resource.slug.clone());
+            capacities.push(resource.capacity);
+        }
+        if named.is_empty() {
+            capacities = resources.iter().map(|r| r.capacity).collect();
+        }
+        domain::service::check(
+            duration,
+            buffer,
+            min_party,
+            max_party,
+            rules.max_party_size,
+            &capacities,
+        )
+        .map_err(|(part, reason)| {
+            let (span, name): (Option<&Spanned<i64>>, &str) = match part {
+                "duration" => (Some(&service.duration_minutes), "duration_minutes"),
+                "buffer" => (service.buffer_minutes.as_ref(), "buffer_minutes"),
+                "min_party" => (service.min_party_size.as_ref(), "min_party_size"),
+                "max_party" => (service.max_party_size.as_ref(), "max_party_size"),
+                _ => (None, "resources"),
+            };
+            match (span, &service.resources) {
+                (Some(span), _) => report.error(span, &skey(name), reason),
+                (None, Some(listed)) => report.error(listed, &skey(name), reason),
+                (None, None) => report.error(&service.slug, &skey(name), reason),
+            }
+        })?;
+        let payment = match &service.payment {
+            None => None,
+            Some(kind) => Some(payment_rule(
+                report,
+                &skey,
+                kind,
+                service.payment_amount.as_ref(),
+                service.payment_currency.as_ref(),
+                service.payment_per_guest,
+            )?),
+        };
+        services.push(store::ServiceDefinition {
+            slug,
+            name,
+            duration,
+            buffer: Some(buffer),
+            min_party,
+            max_party: Some(max_party),
+            resources: named,
+            payment,
+        });
+    }
+    Ok(services)
+}
+
 fn payment_policy(
     report: &Reporter<'_>,
     key: &dyn Fn(&str) -> String,
     entry: &VenueEntry,
 ) -> Result<domain::payments::PaymentPolicy, ImportError> {
-    use domain::payments::{Currency, Money, PaymentPolicy, PaymentRule};
+    use domain::payments::PaymentPolicy;
     let defaults = PaymentPolicy::default();
     let hold = report.minutes(
         &entry.payment_hold_minutes,
@@ -558,13 +704,35 @@ fn payment_policy(
     let Some(kind) = &entry.payment else {
         return Ok(PaymentPolicy { hold, ..defaults });
     };
-    let currency = match &entry.payment_currency {
+    let rule = payment_rule(
+        report,
+        key,
+        kind,
+        entry.payment_amount.as_ref(),
+        entry.payment_currency.as_ref(),
+        entry.payment_per_guest,
+    )?;
+    Ok(PaymentPolicy { rule, hold })
+}
+
+/// A payment rule from the keys `payment`, `payment_amount`,
+/// `payment_currency` and `payment_per_guest` (of a venue or a service).
+fn payment_rule(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    kind: &Spanned<String>,
+    payment_amount: Option<&Spanned<i64>>,
+    payment_currency: Option<&Spanned<String>>,
+    payment_per_guest: Option<bool>,
+) -> Result<domain::payments::PaymentRule, ImportError> {
+    use domain::payments::{Currency, Money, PaymentRule};
+    let currency = match payment_currency {
         None => Currency::parse("EUR")
             .map_err(|e| report.error(kind, &key("payment_currency"), e.to_string()))?,
         Some(raw) => Currency::parse(raw.get_ref())
             .map_err(|e| report.error(raw, &key("payment_currency"), e.to_string()))?,
     };
-    let amount = match &entry.payment_amount {
+    let amount = match payment_amount {
         None => {
             return Err(report.error(
                 kind,
@@ -575,7 +743,7 @@ fn payment_policy(
         Some(raw) => Money::new(*raw.get_ref(), currency)
             .map_err(|e| report.error(raw, &key("payment_amount"), e.to_string()))?,
     };
-    let per_guest = entry.payment_per_guest.unwrap_or(false);
+    let per_guest = payment_per_guest.unwrap_or(false);
     let rule = match kind.get_ref().as_str() {
         "none" => PaymentRule::None,
         "deposit" => PaymentRule::Deposit { amount, per_guest },
@@ -592,7 +760,7 @@ fn payment_policy(
             ));
         }
     };
-    Ok(PaymentPolicy { rule, hold })
+    Ok(rule)
 }
 
 /// Refuses plain-http origins (`http://localhost…`, for front-ends in

@@ -133,6 +133,9 @@ pub struct BookingContext<'a> {
     /// without the reservation being changed (when changing one).
     pub occupied: &'a [Occupancy],
     pub now: DateTime<Utc>,
+    /// The service booked: its length, buffer, party sizes and resources
+    /// replace the venue's. `None` at a venue without services.
+    pub service: Option<&'a crate::Service>,
 }
 
 impl BookingContext<'_> {
@@ -231,6 +234,7 @@ impl BookingContext<'_> {
             .resources
             .iter()
             .find(|r| r.id == current.resource_id && r.active && r.capacity >= party.get())
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
             .filter(|r| !moves || self.works(r, starts_at))
             .map(|r| self.placement_on(r.id, starts_at))
             .filter(|p| !self.is_closed(p.resource_id, p.starts_at, p.ends_at))
@@ -254,6 +258,12 @@ impl BookingContext<'_> {
                 .iter()
                 .find(|r| r.id == resource_id && r.active)
                 .ok_or(DomainError::not_found("resource"))?;
+            if self.service.is_some_and(|s| !s.delivered_by(resource.id)) {
+                return Err(DomainError::invalid(
+                    "resourceId",
+                    "this resource does not deliver the service booked",
+                ));
+            }
             if resource.capacity < party.get() {
                 return Err(DomainError::invalid(
                     "resourceId",
@@ -351,8 +361,9 @@ impl BookingContext<'_> {
     }
 
     /// The length and buffer of the booking being decided.
-    fn shape(&self) -> Shape {
-        Shape::of_venue(self.venue)
+    pub fn shape(&self) -> Shape {
+        self.service
+            .map_or_else(|| Shape::of_venue(self.venue), crate::Service::shape)
     }
 
     /// End of a booking starting then, and end of the buffer after it.
@@ -387,6 +398,7 @@ impl BookingContext<'_> {
             .resources
             .iter()
             .filter(|r| r.active && r.capacity >= party.get())
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
             .collect();
         fitting.sort_by(|a, b| {
             a.capacity
@@ -397,6 +409,9 @@ impl BookingContext<'_> {
     }
 
     fn check_party(&self, party: PartySize) -> Result<(), DomainError> {
+        if let Some(service) = self.service {
+            service.check_party(party)?;
+        }
         let venue_max = self.venue.rules.max_party_size;
         if party.get() > venue_max {
             return Err(DomainError::invalid(
@@ -429,7 +444,12 @@ impl BookingContext<'_> {
         let venue = self.venue;
         let shape = self.shape();
         let date = venue.local_date(starts_at);
-        let active: Vec<&Resource> = self.resources.iter().filter(|r| r.active).collect();
+        let active: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| r.active)
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
+            .collect();
         let day = working_day(venue, &active, date);
         if grid_of(venue, &day, shape)
             .iter()
@@ -589,6 +609,7 @@ mod tests {
             resources,
             occupied,
             now: now(),
+            service: None,
         }
     }
 
@@ -831,6 +852,7 @@ mod tests {
                 .with_ymd_and_hms(2026, 3, 28, 9, 0, 0)
                 .single()
                 .expect("valid"),
+            service: None,
         };
         let date = NaiveDate::from_ymd_opt(2026, 3, 29).expect("valid");
         let slots = ctx.availability(date, party(2)).expect("valid");
@@ -868,6 +890,7 @@ mod tests {
             hold_until: None,
             created_at: now(),
             updated_at: now(),
+            service_id: None,
         }
     }
 
@@ -1084,6 +1107,7 @@ mod tests {
                 resources: &resources,
                 occupied: &[],
                 now,
+                service: None,
             };
             for start in open {
                 assert!(
@@ -1211,6 +1235,7 @@ mod tests {
                 resources: &resources,
                 occupied: &[],
                 now,
+                service: None,
             }
             .availability(date, party(2))
             .expect("valid")
@@ -1242,6 +1267,7 @@ mod tests {
             resources: &resources,
             occupied: &[],
             now: utc(3, 27, 12, 0),
+            service: None,
         };
         assert!(ctx.place_new(utc(3, 29, 1, 0), party(2), None).is_ok());
         assert!(reason(ctx.place_new(utc(3, 29, 0, 0), party(2), None)).contains("opening hours"));

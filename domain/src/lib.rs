@@ -17,6 +17,7 @@ pub mod ports;
 pub mod privacy;
 pub mod reservation;
 pub mod secret;
+pub mod service;
 pub mod values;
 pub mod venue;
 pub mod webhooks;
@@ -32,6 +33,7 @@ pub use personal::{
 };
 pub use reservation::{Reservation, ReservationStatus};
 pub use secret::{Secret, SessionHash};
+pub use service::{Service, ServiceId};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
 pub use venue::{
     BookingRules, OpeningInterval, OptIns, Origin, Resource, ResourceKind, Venue, WeeklySchedule,

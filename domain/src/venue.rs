@@ -42,6 +42,9 @@ pub struct Venue {
     /// Dated changes to the working plan of the venue or one resource (see
     /// `crate::hours`); the store loads them with the venue.
     pub exceptions: Vec<crate::hours::HoursException>,
+    /// What it offers to book, retired ones included (see
+    /// `crate::service`); the store loads them with the venue.
+    pub services: Vec<crate::Service>,
 }
 
 /// The opt-ins a venue's booking form offers: a subset of the consent
@@ -662,6 +665,7 @@ pub(crate) mod tests {
             allowed_origins: Vec::new(),
             closures: Vec::new(),
             exceptions: Vec::new(),
+            services: Vec::new(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

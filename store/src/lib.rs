@@ -69,7 +69,7 @@ pub use rate_limits::RateDelta;
 pub use sheets::{SheetFilter, SheetSummary};
 pub use venues::{
     ClosureDefinition, ExceptionDefinition, ImportReport, PaymentKind, ResourceChange,
-    ResourceDefinition, VenueChanges, VenueDefinition, VenueView,
+    ResourceDefinition, ServiceDefinition, VenueChanges, VenueDefinition, VenueView,
 };
 pub use webhooks::VenueWebhook;
 

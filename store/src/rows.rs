@@ -86,6 +86,8 @@ pub struct ReservationRow {
     pub guest_id: Option<String>,
     #[serde(default)]
     pub hold_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub service_id: Option<String>,
 }
 
 /// The columns of [`ReservationRow`], in its order.
@@ -105,6 +107,7 @@ macro_rules! reservation_columns {
             $s::reservations::updated_at,
             $s::reservations::guest_id,
             $s::reservations::hold_until,
+            $s::reservations::service_id,
         )
     };
 }
@@ -192,6 +195,7 @@ impl VenueRow {
             // Loaded next to the venue by `load_venue!`.
             closures: Vec::new(),
             exceptions: Vec::new(),
+            services: Vec::new(),
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             payment_data_days: u32::try_from(self.payment_data_days)
                 .map_err(|e| bad(e.to_string()))?,
@@ -259,6 +263,77 @@ impl TryFrom<ReservationRow> for Reservation {
             hold_until: row.hold_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            service_id: row
+                .service_id
+                .as_deref()
+                .map(domain::ServiceId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+        })
+    }
+}
+
+/// A stored service.
+#[derive(Debug, Clone, Queryable)]
+pub struct ServiceRow {
+    pub id: String,
+    pub venue_id: String,
+    pub slug: String,
+    pub name: String,
+    pub duration_minutes: i32,
+    pub buffer_minutes: i32,
+    pub min_party: i32,
+    pub max_party: i32,
+    pub resource_ids: String,
+    pub payment_rule: Option<String>,
+    pub payment_per_guest: bool,
+    pub payment_amount_minor: i64,
+    pub payment_currency: String,
+    pub active: bool,
+    pub position: i32,
+}
+
+impl TryFrom<ServiceRow> for domain::Service {
+    type Error = StoreError;
+
+    fn try_from(row: ServiceRow) -> Result<Self, StoreError> {
+        let id = row.id.as_str();
+        let bad = |what: String| corrupt("service", id, what);
+        let payment = match row.payment_rule.as_deref() {
+            None => None,
+            Some(kind) => {
+                let amount = domain::payments::Currency::parse(&row.payment_currency)
+                    .and_then(|c| domain::payments::Money::new(row.payment_amount_minor, c))
+                    .map_err(|e| bad(e.to_string()))?;
+                let per_guest = row.payment_per_guest;
+                Some(match kind {
+                    "deposit" => domain::payments::PaymentRule::Deposit { amount, per_guest },
+                    "prepayment" => domain::payments::PaymentRule::Prepayment { amount, per_guest },
+                    "guarantee" => domain::payments::PaymentRule::Guarantee {
+                        fee: amount,
+                        per_guest,
+                    },
+                    _ => domain::payments::PaymentRule::None,
+                })
+            }
+        };
+        Ok(domain::Service {
+            id: domain::ServiceId::parse(id).map_err(|e| bad(e.to_string()))?,
+            venue_id: VenueId::parse(&row.venue_id).map_err(|e| bad(e.to_string()))?,
+            slug: Slug::parse(&row.slug).map_err(&bad)?,
+            duration: minutes("service", id, row.duration_minutes)?,
+            buffer: minutes("service", id, row.buffer_minutes)?,
+            min_party: u32::try_from(row.min_party).map_err(|e| bad(e.to_string()))?,
+            max_party: u32::try_from(row.max_party).map_err(|e| bad(e.to_string()))?,
+            resources: row
+                .resource_ids
+                .split_whitespace()
+                .map(ResourceId::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?,
+            payment,
+            active: row.active,
+            name: row.name.clone(),
         })
     }
 }

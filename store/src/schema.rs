@@ -67,6 +67,28 @@ macro_rules! kluis_schema {
         diesel::table! {
             use diesel::sql_types::*;
 
+            services (id) {
+                id -> Text,
+                venue_id -> Text,
+                slug -> Text,
+                name -> Text,
+                duration_minutes -> Integer,
+                buffer_minutes -> Integer,
+                min_party -> Integer,
+                max_party -> Integer,
+                resource_ids -> Text,
+                payment_rule -> Nullable<Text>,
+                payment_per_guest -> Bool,
+                payment_amount_minor -> BigInt,
+                payment_currency -> Text,
+                active -> Bool,
+                position -> Integer,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
             hours_exceptions (id) {
                 id -> Text,
                 venue_id -> Text,
@@ -111,6 +133,7 @@ macro_rules! kluis_schema {
                 manage_token_hash -> Nullable<Binary>,
                 key_version -> Nullable<Integer>,
                 hold_until -> Nullable<$Instant>,
+                service_id -> Nullable<Text>,
             }
         }
 

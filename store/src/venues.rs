@@ -52,6 +52,14 @@ macro_rules! load_venue {
                             .into_iter()
                             .map(domain::HoursException::try_from)
                             .collect::<Result<Vec<_>, StoreError>>()?;
+                        let services: Vec<crate::rows::ServiceRow> = $s::services::table
+                            .filter($s::services::venue_id.eq(&venue_id_text))
+                            .order($s::services::position)
+                            .load($c)?;
+                        venue.services = services
+                            .into_iter()
+                            .map(domain::Service::try_from)
+                            .collect::<Result<Vec<_>, StoreError>>()?;
                         Some(venue)
                     }
                 }
@@ -154,6 +162,28 @@ pub struct VenueDefinition {
     /// Replaces the exceptions to the working plans of the venue and its
     /// resources.
     pub exceptions: Vec<ExceptionDefinition>,
+    /// Replaces what the venue offers to book: services are matched by
+    /// slug (their ids stay) and those left out retired.
+    pub services: Vec<ServiceDefinition>,
+}
+
+/// A service as a venue file or `saveVenue` gives it; resources by slug
+/// (none: every resource). The store checks it against the venue as saved
+/// (`domain::service::check`) and names the part at fault
+/// `services.N.<field>`.
+#[derive(Debug, Clone)]
+pub struct ServiceDefinition {
+    pub slug: Slug,
+    pub name: String,
+    pub duration: u32,
+    /// `None`: the venue's buffer as saved.
+    pub buffer: Option<u32>,
+    pub min_party: u32,
+    /// `None`: the venue's largest party as saved.
+    pub max_party: Option<u32>,
+    pub resources: Vec<Slug>,
+    /// `None`: the venue's payment rule.
+    pub payment: Option<domain::payments::PaymentRule>,
 }
 
 /// A dated exception as a venue file or `saveVenue` gives it, for the venue
@@ -224,6 +254,8 @@ pub struct VenueChanges {
     pub closures: Option<Vec<ClosureDefinition>>,
     /// Replaces every exception of the venue and its resources.
     pub exceptions: Option<Vec<ExceptionDefinition>>,
+    /// Replaces the venue's services.
+    pub services: Option<Vec<ServiceDefinition>>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -335,6 +367,30 @@ impl VenueChanges {
                         hours: r.hours.clone(),
                     })
                     .collect(),
+                services: venue
+                    .services
+                    .iter()
+                    .filter(|s| s.active)
+                    .map(|s| ServiceDefinition {
+                        slug: s.slug.clone(),
+                        name: s.name.clone(),
+                        duration: s.duration.get(),
+                        buffer: Some(s.buffer.get()),
+                        min_party: s.min_party,
+                        max_party: Some(s.max_party),
+                        resources: s
+                            .resources
+                            .iter()
+                            .filter_map(|id| {
+                                resources
+                                    .iter()
+                                    .find(|r| r.id == *id)
+                                    .map(|r| r.slug.clone())
+                            })
+                            .collect(),
+                        payment: s.payment,
+                    })
+                    .collect(),
                 exceptions: venue
                     .exceptions
                     .iter()
@@ -387,6 +443,7 @@ impl VenueChanges {
                 resources: Vec::new(),
                 closures: Vec::new(),
                 exceptions: Vec::new(),
+                services: Vec::new(),
             },
         };
         let Self {
@@ -417,6 +474,7 @@ impl VenueChanges {
             resources,
             closures,
             exceptions,
+            services,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -460,6 +518,7 @@ impl VenueChanges {
         keep_or(&mut definition.schedule, schedule);
         keep_or(&mut definition.closures, closures);
         keep_or(&mut definition.exceptions, exceptions);
+        keep_or(&mut definition.services, services);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -807,6 +866,134 @@ macro_rules! write_venue {
                         .execute($c)?;
                 }
 
+                {
+                    use $s::services::dsl as sv;
+                    let saved_resources: Vec<Resource> = load_resources!($c, $s, &venue_id)?;
+                    let known: Vec<(String, String)> = sv::services
+                        .filter(sv::venue_id.eq(&venue_id))
+                        .select((sv::id, sv::slug))
+                        .load($c)?;
+                    for (index, service) in $definition.services.iter().enumerate() {
+                        let field = |name: &str| format!("services.{index}.{name}");
+                        if $definition.services[..index]
+                            .iter()
+                            .any(|s| s.slug == service.slug)
+                        {
+                            return Err(DomainError::invalid(
+                                field("slug"),
+                                format!("`{}` appears twice", service.slug),
+                            )
+                            .into());
+                        }
+                        let mut ids: Vec<String> = Vec::new();
+                        let mut deliverers: Vec<u32> = Vec::new();
+                        for slug in &service.resources {
+                            let resource = saved_resources
+                                .iter()
+                                .find(|r| r.slug == *slug && r.active)
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        field("resourceSlugs"),
+                                        format!("this venue has no resource `{slug}`"),
+                                    )
+                                })?;
+                            ids.push(resource.id.to_string());
+                            deliverers.push(resource.capacity);
+                        }
+                        if service.resources.is_empty() {
+                            deliverers = saved_resources
+                                .iter()
+                                .filter(|r| r.active)
+                                .map(|r| r.capacity)
+                                .collect();
+                        }
+                        let buffer = service.buffer.unwrap_or($definition.rules.buffer.get());
+                        let max_party = service
+                            .max_party
+                            .unwrap_or($definition.rules.max_party_size);
+                        domain::service::check(
+                            service.duration,
+                            buffer,
+                            service.min_party,
+                            max_party,
+                            $definition.rules.max_party_size,
+                            &deliverers,
+                        )
+                        .map_err(|(part, reason)| {
+                            let name = match part {
+                                "duration" => "durationMinutes",
+                                "buffer" => "bufferMinutes",
+                                "min_party" => "minPartySize",
+                                "max_party" => "maxPartySize",
+                                _ => "resourceSlugs",
+                            };
+                            DomainError::invalid(field(name), reason)
+                        })?;
+                        let (rule, per_guest, amount) = match service.payment {
+                            None => (None, false, None),
+                            Some(domain::payments::PaymentRule::None) => {
+                                (Some("none"), false, None)
+                            }
+                            Some(domain::payments::PaymentRule::Deposit { amount, per_guest }) => {
+                                (Some("deposit"), per_guest, Some(amount))
+                            }
+                            Some(domain::payments::PaymentRule::Prepayment {
+                                amount,
+                                per_guest,
+                            }) => (Some("prepayment"), per_guest, Some(amount)),
+                            Some(domain::payments::PaymentRule::Guarantee { fee, per_guest }) => {
+                                (Some("guarantee"), per_guest, Some(fee))
+                            }
+                        };
+                        let values = (
+                            sv::name.eq(&service.name),
+                            sv::duration_minutes.eq(db_int(service.duration)),
+                            sv::buffer_minutes.eq(db_int(buffer)),
+                            sv::min_party.eq(db_int(service.min_party)),
+                            sv::max_party.eq(db_int(max_party)),
+                            sv::resource_ids.eq(ids.join(" ")),
+                            sv::payment_rule.eq(rule),
+                            sv::payment_per_guest.eq(per_guest),
+                            sv::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
+                            sv::payment_currency.eq(amount.map_or_else(
+                                || "EUR".to_owned(),
+                                |a| a.currency().code().to_owned(),
+                            )),
+                            sv::active.eq(true),
+                            sv::position.eq(db_int(u32::try_from(index).unwrap_or(u32::MAX))),
+                        );
+                        match known.iter().find(|(_, slug)| slug == service.slug.as_str()) {
+                            Some((id, _)) => {
+                                diesel::update(sv::services.find(id))
+                                    .set(values)
+                                    .execute($c)?;
+                            }
+                            None => {
+                                diesel::insert_into(sv::services)
+                                    .values((
+                                        sv::id.eq(domain::ServiceId::new_random().to_string()),
+                                        sv::venue_id.eq(&venue_id),
+                                        sv::slug.eq(service.slug.as_str()),
+                                        values,
+                                    ))
+                                    .execute($c)?;
+                            }
+                        }
+                    }
+                    let listed: Vec<&str> = $definition
+                        .services
+                        .iter()
+                        .map(|s| s.slug.as_str())
+                        .collect();
+                    diesel::update(
+                        sv::services
+                            .filter(sv::venue_id.eq(&venue_id))
+                            .filter(sv::slug.ne_all(listed)),
+                    )
+                    .set(sv::active.eq(false))
+                    .execute($c)?;
+                }
+
                 // The plan as saved, against the bookings still to come.
                 if let Some(saved) = load_venue!($c, $s, &venue_id)? {
                     let resources: Vec<Resource> = load_resources!($c, $s, &venue_id)?;
@@ -839,6 +1026,15 @@ macro_rules! write_venue {
         })
     };
 }
+
+/// A page of venues and what is loaded with them, as stored.
+type VenueRows = (
+    Vec<VenueRow>,
+    Vec<OpeningHoursRow>,
+    Vec<crate::rows::ClosureRow>,
+    Vec<crate::rows::HoursExceptionRow>,
+    Vec<crate::rows::ServiceRow>,
+);
 
 impl Store {
     /// Creates or updates venues by slug, all or nothing. Each definition is
@@ -1022,31 +1218,31 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours, closures, exceptions): (
-            Vec<VenueRow>,
-            Vec<OpeningHoursRow>,
-            Vec<crate::rows::ClosureRow>,
-            Vec<crate::rows::HoursExceptionRow>,
-        ) = on_backend!(&mut *connection, |c, s| {
-            let rows: Vec<VenueRow> = s::venues::table
-                .filter(s::venues::id.gt(&after))
-                .order(s::venues::id)
-                .limit(limit)
-                .load(c)?;
-            let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-            let hours = s::opening_hours::table
-                .filter(s::opening_hours::venue_id.eq_any(&ids))
-                .load(c)?;
-            let closures = s::closures::table
-                .filter(s::closures::venue_id.eq_any(&ids))
-                .order(s::closures::starts_at)
-                .load(c)?;
-            let exceptions = s::hours_exceptions::table
-                .filter(s::hours_exceptions::venue_id.eq_any(&ids))
-                .order(s::hours_exceptions::local_date)
-                .load(c)?;
-            (rows, hours, closures, exceptions)
-        });
+        let (rows, hours, closures, exceptions, services): VenueRows =
+            on_backend!(&mut *connection, |c, s| {
+                let rows: Vec<VenueRow> = s::venues::table
+                    .filter(s::venues::id.gt(&after))
+                    .order(s::venues::id)
+                    .limit(limit)
+                    .load(c)?;
+                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+                let hours = s::opening_hours::table
+                    .filter(s::opening_hours::venue_id.eq_any(&ids))
+                    .load(c)?;
+                let closures = s::closures::table
+                    .filter(s::closures::venue_id.eq_any(&ids))
+                    .order(s::closures::starts_at)
+                    .load(c)?;
+                let exceptions = s::hours_exceptions::table
+                    .filter(s::hours_exceptions::venue_id.eq_any(&ids))
+                    .order(s::hours_exceptions::local_date)
+                    .load(c)?;
+                let services = s::services::table
+                    .filter(s::services::venue_id.eq_any(&ids))
+                    .order(s::services::position)
+                    .load(c)?;
+                (rows, hours, closures, exceptions, services)
+            });
         let has_next_page = rows.len() > first;
         let items = rows
             .into_iter()
@@ -1065,6 +1261,12 @@ impl VenueRepository for Store {
                     .filter(|exception| exception.venue_id == id)
                     .cloned()
                     .map(domain::HoursException::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                venue.services = services
+                    .iter()
+                    .filter(|service| service.venue_id == id)
+                    .cloned()
+                    .map(domain::Service::try_from)
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok(venue)
             })
@@ -1090,7 +1292,7 @@ impl VenueRepository for Store {
         party: PartySize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Slot>, StoreError> {
-        Ok(self.availability_view(venue_id, date, party, now)?.1)
+        Ok(self.availability_view(venue_id, date, party, None, now)?.1)
     }
 }
 
@@ -1298,6 +1500,7 @@ impl Store {
         venue_id: VenueId,
         date: NaiveDate,
         party: PartySize,
+        service: Option<domain::ServiceId>,
         now: DateTime<Utc>,
     ) -> Result<(Arc<VenueView>, Vec<Slot>), StoreError> {
         let mut connection = self.connection()?;
@@ -1305,11 +1508,15 @@ impl Store {
         let (view, occupied): (Arc<VenueView>, Arc<Vec<Occupancy>>) =
             on_backend!(&mut *connection, |c, s| {
                 let view = venue_view!(self, c, s, &id)?.ok_or(DomainError::not_found("venue"))?;
+                let offered = view.venue.service_for(service)?;
                 // The hours any active resource works that day bound the
                 // bookings that can touch its slots.
                 let active: Vec<&Resource> = view.resources.iter().filter(|r| r.active).collect();
                 let day = domain::availability::working_day(&view.venue, &active, date);
-                let shape = domain::Shape::of_venue(&view.venue);
+                let shape = offered.map_or_else(
+                    || domain::Shape::of_venue(&view.venue),
+                    domain::Service::shape,
+                );
                 let grid = domain::availability::grid_of(&view.venue, &day, shape);
                 let occupied = match (grid.first(), grid.last()) {
                     (Some((from, _)), Some((last, _))) => {
@@ -1337,6 +1544,7 @@ impl Store {
             resources: &view.resources,
             occupied: &occupied,
             now,
+            service: view.venue.service_for(service)?,
         };
         let slots = context.availability(date, party)?;
         Ok((view, slots))

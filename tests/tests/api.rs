@@ -26,6 +26,7 @@ mod api {
     mod privacy;
     mod rate_limits;
     mod rights;
+    mod services;
     mod takeover;
     mod tls;
     mod venue_settings;

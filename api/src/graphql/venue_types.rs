@@ -226,6 +226,20 @@ impl VenueObject {
             .collect()
     }
 
+    /// What the venue offers to book, in the venue's order. Empty: it books
+    /// without services (its own duration, buffer and payment rule, any
+    /// resource). Otherwise `availability` and `createReservation` need a
+    /// `serviceId` from this list.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn services(&self) -> Vec<ServiceObject> {
+        self.0
+            .services
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| ServiceObject::new(s.clone(), &self.0))
+            .collect()
+    }
+
     /// Dated exceptions to the weekly hours of the venue and its resources,
     /// on the days `from` to `until` (both included; either left out: no
     /// bound), by date. On a date, a resource works its own exception,
@@ -431,6 +445,103 @@ impl ResourceObject {
                 .collect()
         })
     }
+}
+
+/// One thing a venue offers to book.
+pub struct ServiceObject {
+    service: domain::Service,
+    /// The venue's rule, which applies when the service has none.
+    venue_rule: domain::payments::PaymentRule,
+}
+
+impl ServiceObject {
+    pub fn new(service: domain::Service, venue: &Venue) -> Self {
+        Self {
+            service,
+            venue_rule: venue.payments.rule,
+        }
+    }
+}
+
+#[Object(name = "Service")]
+impl ServiceObject {
+    pub async fn id(&self) -> ID {
+        ID(self.service.id.to_string())
+    }
+
+    /// Short name used in venue files and `saveVenue`.
+    async fn slug(&self) -> &str {
+        self.service.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.service.name
+    }
+
+    /// How long a booking of it lasts.
+    async fn duration_minutes(&self) -> u32 {
+        self.service.duration.get()
+    }
+
+    /// How long its resource stays blocked afterwards.
+    async fn buffer_minutes(&self) -> u32 {
+        self.service.buffer.get()
+    }
+
+    /// The party sizes it takes.
+    async fn party_size(&self) -> PartySizeRange {
+        PartySizeRange {
+            min: self.service.min_party,
+            max: self.service.max_party,
+        }
+    }
+
+    /// The resources that deliver it; empty: every resource of the venue.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
+        if self.service.resources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = store(ctx).clone();
+        let venue = self.service.venue_id;
+        let resources = blocking(move || store.resources(venue)).await?;
+        Ok(self
+            .service
+            .resources
+            .iter()
+            .filter_map(|id| resources.iter().find(|r| r.id == *id).cloned())
+            .map(ResourceObject)
+            .collect())
+    }
+
+    /// What its bookings pay or secure: its own rule, else the venue's.
+    async fn payment(&self) -> ServicePayment {
+        use domain::payments::PaymentRule;
+        let rule = self.service.payment.unwrap_or(self.venue_rule);
+        let (amount, per_guest) = match rule {
+            PaymentRule::None => (None, false),
+            PaymentRule::Deposit { amount, per_guest }
+            | PaymentRule::Prepayment { amount, per_guest } => (Some(amount), per_guest),
+            PaymentRule::Guarantee { fee, per_guest } => (Some(fee), per_guest),
+        };
+        ServicePayment {
+            kind: store::PaymentKind::of(&rule).into(),
+            amount: amount.map(Into::into),
+            per_guest,
+            own: self.service.payment.is_some(),
+        }
+    }
+}
+
+/// A service's payment rule.
+#[derive(SimpleObject)]
+pub struct ServicePayment {
+    pub kind: PaymentKind,
+    /// Per booking, or per guest with `perGuest`; null for `NONE`.
+    pub amount: Option<super::payments::MoneyValue>,
+    pub per_guest: bool,
+    /// Whether the service has a rule of its own (else the venue's).
+    pub own: bool,
 }
 
 /// One stretch of working time within a day.

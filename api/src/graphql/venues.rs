@@ -69,6 +69,40 @@ pub struct HoursExceptionInput {
     pub resource_slug: Option<String>,
 }
 
+/// One thing a venue offers to book, e.g. lunch for 90 minutes or a
+/// 45-minute treatment with one of two practitioners.
+#[derive(InputObject)]
+pub struct ServiceInput {
+    /// Matches the service on later saves.
+    pub slug: String,
+    pub name: String,
+    /// How long a booking of it lasts (at least 1).
+    pub duration_minutes: i32,
+    /// How long its resource stays blocked afterwards; left out, the
+    /// venue's buffer.
+    pub buffer_minutes: Option<i32>,
+    /// The smallest party it takes (1 when left out).
+    pub min_party_size: Option<i32>,
+    /// The largest party it takes; left out, the venue's largest.
+    pub max_party_size: Option<i32>,
+    /// Slugs of the resources that deliver it; left out or empty, every
+    /// resource of the venue.
+    pub resource_slugs: Option<Vec<String>>,
+    /// A payment rule of its own; left out, the venue's.
+    pub payment: Option<ServicePaymentInput>,
+}
+
+/// A service's own payment rule, whole.
+#[derive(InputObject)]
+pub struct ServicePaymentInput {
+    pub kind: PaymentKind,
+    /// In the currency's minor unit (cents); required unless `NONE`.
+    pub amount: Option<i32>,
+    /// ISO 4217 (EUR when left out).
+    pub currency: Option<String>,
+    pub per_guest: Option<bool>,
+}
+
 /// A period without bookings, on the venue's clock.
 #[derive(InputObject)]
 pub struct ClosureInput {
@@ -133,6 +167,11 @@ pub struct VenueInput {
     /// hours are kept, and come back in
     /// `SaveVenuePayload.reservationsOutsideHours`.
     pub exceptions: Option<Vec<HoursExceptionInput>>,
+    /// Replaces what the venue offers to book (at most 50): services are
+    /// matched by slug (their ids stay) and those left out retired (their
+    /// bookings keep them). A venue with services takes bookings for one
+    /// of them only; an empty list books as before, without services.
+    pub services: Option<Vec<ServiceInput>>,
     /// What guests pay when they book; a part left out keeps its value.
     pub payment: Option<PaymentRuleInput>,
     /// Which guest fields the venue collects; a field left out keeps its
@@ -423,6 +462,10 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
             .exceptions
             .as_ref()
             .and_then(|listed| exceptions(listed, checks)),
+        services: input
+            .services
+            .as_ref()
+            .and_then(|listed| services(listed, checks)),
     };
     if let Some(opening_hours) = &input.opening_hours {
         changes.schedule = schedule(opening_hours, "openingHours", checks);
@@ -493,6 +536,116 @@ fn schedule(
     }
     checks.take(WeeklySchedule::new(days).map_err(|reason| invalid(prefix, reason)))
 }
+
+/// Checks each service's own fields, noting every one at fault; the store
+/// checks them against the venue as saved (party sizes, resources).
+fn services(listed: &[ServiceInput], checks: &mut Checks) -> Option<Vec<store::ServiceDefinition>> {
+    use domain::payments::{Currency, Money, PaymentRule};
+    if listed.len() > domain::service::MAX_PER_VENUE {
+        checks.take::<()>(Err(invalid(
+            "services",
+            format!(
+                "a venue offers at most {} services",
+                domain::service::MAX_PER_VENUE
+            ),
+        )));
+        return None;
+    }
+    let mut services: Vec<store::ServiceDefinition> = Vec::new();
+    let mut fine = true;
+    for (index, input) in listed.iter().enumerate() {
+        let field = |name: &str| format!("services.{index}.{name}");
+        let count = |value: i32, name: &str| {
+            u32::try_from(value).map_err(|_| invalid(&field(name), "must not be negative"))
+        };
+        let slug = checks.take(Slug::parse(&input.slug).map_err(|r| invalid(&field("slug"), r)));
+        let name =
+            checks.take(check_display_name(&input.name).map_err(|r| invalid(&field("name"), r)));
+        let duration = checks.take(count(input.duration_minutes, "durationMinutes"));
+        let buffer = checks.take(
+            input
+                .buffer_minutes
+                .map(|b| count(b, "bufferMinutes"))
+                .transpose(),
+        );
+        let min_party = checks.take(count(input.min_party_size.unwrap_or(1), "minPartySize"));
+        let max_party = checks.take(
+            input
+                .max_party_size
+                .map(|m| count(m, "maxPartySize"))
+                .transpose(),
+        );
+        let listed_resources = input.resource_slugs.as_deref().unwrap_or_default();
+        let resources = if listed_resources.len() > MAX_SERVICE_RESOURCES {
+            checks.take::<()>(Err(invalid(&field("resourceSlugs"), "too many resources")));
+            None
+        } else {
+            checks.take(
+                listed_resources
+                    .iter()
+                    .map(|raw| Slug::parse(raw))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|r| invalid(&field("resourceSlugs"), r)),
+            )
+        };
+        let payment = match &input.payment {
+            None => Some(None),
+            Some(rule) => {
+                let kind: store::PaymentKind = rule.kind.into();
+                let money = || -> Result<Money, async_graphql::Error> {
+                    let currency = Currency::parse(rule.currency.as_deref().unwrap_or("EUR"))
+                        .map_err(|e| invalid(&field("payment.currency"), e))?;
+                    let amount = rule.amount.ok_or_else(|| {
+                        invalid(&field("payment.amount"), "a payment rule needs an amount")
+                    })?;
+                    Money::new(i64::from(amount), currency)
+                        .map_err(|e| invalid(&field("payment.amount"), e))
+                };
+                let per_guest = rule.per_guest.unwrap_or(false);
+                match kind {
+                    store::PaymentKind::None => Some(Some(PaymentRule::None)),
+                    store::PaymentKind::Deposit => checks
+                        .take(money())
+                        .map(|amount| Some(PaymentRule::Deposit { amount, per_guest })),
+                    store::PaymentKind::Prepayment => checks
+                        .take(money())
+                        .map(|amount| Some(PaymentRule::Prepayment { amount, per_guest })),
+                    store::PaymentKind::Guarantee => checks
+                        .take(money())
+                        .map(|fee| Some(PaymentRule::Guarantee { fee, per_guest })),
+                }
+            }
+        };
+        match (
+            slug, name, duration, buffer, min_party, max_party, resources, payment,
+        ) {
+            (
+                Some(slug),
+                Some(name),
+                Some(duration),
+                Some(buffer),
+                Some(min_party),
+                Some(max_party),
+                Some(resources),
+                Some(payment),
+            ) => services.push(store::ServiceDefinition {
+                slug,
+                name,
+                duration,
+                buffer,
+                min_party,
+                max_party,
+                resources,
+                payment,
+            }),
+            _ => fine = false,
+        }
+    }
+    fine.then_some(services)
+}
+
+/// How many resources one service may name: more than any venue has.
+const MAX_SERVICE_RESOURCES: usize = 500;
 
 /// Checks each exception, noting every field at fault. Resources are named
 /// by slug and matched by the store against the venue's resources as
