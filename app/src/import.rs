@@ -801,8 +801,19 @@ mod tests {
     #[test]
     fn the_demo_venue_file_is_valid() {
         let venues = demo_venue().expect("valid demo");
-        assert_eq!(venues.len(), 1);
-        assert!(venues[0].resources.len() >= 3);
+        assert_eq!(venues.len(), 2);
+        let (bistro, clinic) = (&venues[0], &venues[1]);
+        assert!(bistro.resources.len() >= 3);
+        let slugs = |v: &VenueDefinition| -> Vec<String> {
+            v.services.iter().map(|s| s.slug.to_string()).collect()
+        };
+        assert_eq!(slugs(bistro), ["lunch", "dinner"]);
+        assert_eq!(slugs(clinic), ["consult", "treatment"]);
+        assert!(
+            clinic.resources.iter().all(|r| r.hours.is_some()),
+            "each practitioner works hours of their own"
+        );
+        assert_eq!(clinic.exceptions.len(), 1);
     }
 
     #[test]
