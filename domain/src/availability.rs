@@ -1272,4 +1272,56 @@ mod tests {
         assert!(ctx.place_new(utc(3, 29, 1, 0), party(2), None).is_ok());
         assert!(reason(ctx.place_new(utc(3, 29, 0, 0), party(2), None)).contains("opening hours"));
     }
+
+    /// A 90-minute service with a 30-minute buffer that only the second
+    /// table delivers: its grid ends 90 minutes before closing, and a
+    /// booking of it blocks its table for two hours.
+    #[test]
+    fn a_service_brings_its_length_buffer_and_resources() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4), table(&venue, "t2", 4)];
+        let service = crate::Service {
+            id: crate::ServiceId::new_random(),
+            venue_id: venue.id,
+            slug: Slug::parse("lunch").expect("valid"),
+            name: "Lunch".to_owned(),
+            duration: Minutes::new_unchecked(90),
+            buffer: Minutes::new_unchecked(30),
+            min_party: 2,
+            max_party: 4,
+            resources: vec![resources[1].id],
+            payment: None,
+            active: true,
+        };
+        venue.services = vec![service.clone()];
+        let ctx = BookingContext {
+            service: Some(&service),
+            ..context(&venue, &resources, &[])
+        };
+        let slots = ctx.availability(monday(), party(2)).expect("valid");
+        assert_eq!(slots.last().map(|s| s.starts_at), Some(at(20, 30)));
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[1].id])
+        );
+        let placed = ctx.place_new(at(12, 0), party(2), None).expect("t2");
+        assert_eq!(
+            (placed.resource_id, placed.ends_at, placed.blocked_until),
+            (resources[1].id, at(13, 30), at(14, 0))
+        );
+        assert!(reason(ctx.place_new(at(12, 0), party(1), None)).contains("2 to 4 people"));
+        assert!(
+            reason(ctx.place_new(at(12, 0), party(2), Some(resources[0].id)))
+                .contains("does not deliver")
+        );
+        assert_eq!(
+            venue.service_for(None).map(|s| s.is_some()).map_err(|_| ()),
+            Err(())
+        );
+        assert_eq!(
+            venue.service_for(Some(crate::ServiceId::new_random())),
+            Err(DomainError::not_found("service"))
+        );
+    }
 }

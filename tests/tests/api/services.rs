@@ -447,3 +447,120 @@ both_backends!(
     a_venue_file_names_the_line_and_key_of_a_wrong_service,
     a_venue_file_names_the_line_and_key_of_a_wrong_service
 );
+
+/// `deposit-bistro` asks 10 EUR a guest. Its "tasting" service asks a
+/// prepayment of 35 EUR a booking instead, which is what the provider is
+/// asked for; its "drinks" service asks nothing, so those bookings are
+/// confirmed at once. The same idempotency key for another service is a
+/// conflict, never a second booking.
+async fn a_service_brings_its_own_payment_rule(backend: Backend) -> Result<()> {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let stripe = MockServer::start().await;
+    let app = TestApp::spawn_with(
+        backend,
+        kluis_tests::Options {
+            env: api::config::Environment::Production,
+            venues: kluis_tests::DEPOSIT_VENUE,
+            tls: None,
+            payments: kluis_tests::stripe_config(&stripe.uri(), 5)?,
+            ..kluis_tests::Options::default()
+        },
+    )
+    .await?;
+    let admin = app.staff("admin", None).await?;
+    let saved = save(
+        &app,
+        &admin,
+        json!({ "slug": "deposit-bistro", "services": [
+            { "slug": "tasting", "name": "Tasting", "durationMinutes": 60,
+              "payment": { "kind": "PREPAYMENT", "amount": 3500, "currency": "EUR" } },
+            { "slug": "drinks", "name": "Drinks", "durationMinutes": 60,
+              "payment": { "kind": "NONE" } }] }),
+    )
+    .await?;
+    let venue = &payload(&saved, "saveVenue")?["venue"];
+    let (tasting, drinks) = (
+        text(venue, "/services/0/id")?,
+        text(venue, "/services/1/id")?,
+    );
+
+    let intent = |status: &str| {
+        kluis_tests::stripe_fixture(
+            "payment_intent",
+            json!({ "id": "pi_tasting", "status": status, "amount": 3500, "currency": "eur",
+                "payment_method": { "id": "pm_x", "object": "payment_method",
+                    "card": { "brand": "visa", "last4": "4242" } } }),
+        )
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(body_string_contains("amount=3500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("succeeded")?))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_tasting"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("succeeded")?))
+        .mount(&stripe)
+        .await;
+
+    let key = kluis_tests::new_key();
+    let booked = app
+        .book("deposit-bistro", 10)
+        .key(&key)
+        .input("serviceId", json!(tasting))
+        .answer()
+        .await?;
+    let created = payload(&booked, "createReservation")?;
+    assert_eq!(created["reservation"]["status"], "PENDING", "{booked}");
+    let (id, token) = (
+        text(created, "/reservation/id")?,
+        text(created, "/manageToken")?,
+    );
+    let paid = app
+        .gql_as(
+            &token,
+            "mutation P($r: ID!, $k: String!) { startPayment(input: { reservationId: $r,
+                gateway: STRIPE, token: \"pm_card_visa\", idempotencyKey: $k }) {
+                payment { status amount { amount currency } } userErrors { field code } } }",
+            json!({ "r": id, "k": kluis_tests::new_key() }),
+        )
+        .await?;
+    assert_eq!(
+        payload(&paid, "startPayment")?["payment"],
+        json!({ "status": "SUCCEEDED", "amount": { "amount": 3500, "currency": "EUR" } }),
+        "{paid}"
+    );
+
+    // The same key for the other service: a conflict, not a booking.
+    let replayed = app
+        .book("deposit-bistro", 10)
+        .key(&key)
+        .input("serviceId", json!(drinks))
+        .answer()
+        .await?;
+    assert!(
+        user_errors(&replayed, "createReservation")
+            .iter()
+            .any(|(_, code)| code == "CONFLICT"),
+        "{replayed}"
+    );
+    let free = app
+        .book("deposit-bistro", 12)
+        .input("serviceId", json!(drinks))
+        .answer()
+        .await?;
+    assert_eq!(
+        payload(&free, "createReservation")?["reservation"]["status"],
+        "CONFIRMED",
+        "{free}"
+    );
+    assert_eq!(app.count_rows("reservations", "1 = 1")?, 2);
+    Ok(())
+}
+both_backends!(
+    a_service_brings_its_own_payment_rule,
+    a_service_brings_its_own_payment_rule
+);
