@@ -502,9 +502,12 @@ impl ServiceObject {
         if self.service.resources.is_empty() {
             return Ok(Vec::new());
         }
+        // The cached view: a widget listing every service asks once per
+        // service.
         let store = store(ctx).clone();
         let venue = self.service.venue_id;
-        let resources = blocking(move || store.resources(venue)).await?;
+        let view = blocking(move || store.venue_view(venue)).await?;
+        let resources = view.map(|view| view.resources.clone()).unwrap_or_default();
         Ok(self
             .service
             .resources
