@@ -317,6 +317,23 @@ async fn every_wrong_hours_input_is_reported_and_nothing_written(backend: Backen
         "{saved}"
     );
 
+    // So is a week of more intervals than any week needs.
+    let crowded: Vec<Value> = (0..85)
+        .map(|_| json!({ "weekday": "MONDAY", "opens": "09:00", "closes": "10:00" }))
+        .collect();
+    let saved = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "resources": [
+            { "slug": "table", "name": "The table", "capacity": 4, "hours": crowded }] }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&saved, "saveVenue"),
+        [("input.resources.0.hours".to_owned(), "INVALID".to_owned())],
+        "{saved}"
+    );
+
     // A manager of another venue saves none.
     let other = app.staff("manager", Some("lunch-room")).await?;
     let refused = save(
@@ -510,3 +527,46 @@ both_backends!(
     own_hours_and_exceptions_on_daylight_saving_days,
     own_hours_and_exceptions_on_daylight_saving_days
 );
+
+/// A day off committed while a booking waits for the venue (another node
+/// saving the venue holds its row) is seen by that booking: it is refused,
+/// not written on a day nobody works. PostgreSQL only: SQLite has one
+/// writer at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
+async fn an_exception_saved_during_a_booking_is_seen_by_it() -> Result<()> {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn(Backend::Postgres).await?;
+    let venue = app.venue_id("one-table").await?;
+    let mut saving = app.hold_postgres_locks(&format!(
+        "SELECT id FROM venues WHERE id = '{venue}' FOR UPDATE"
+    ))?;
+    let booking = {
+        let app = &app;
+        async move { app.book("one-table", 13).answer().await }
+    };
+    let commit = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::task::block_in_place(|| -> Result<()> {
+            diesel::sql_query(format!(
+                "INSERT INTO hours_exceptions (id, venue_id, local_date, hours) \
+                 VALUES ('{}', '{venue}', '{}', '')",
+                uuid::Uuid::new_v4(),
+                tomorrow()
+            ))
+            .execute(&mut saving)?;
+            diesel::sql_query("COMMIT").execute(&mut saving)?;
+            Ok(())
+        })
+    };
+    let (answer, committed) = tokio::join!(booking, commit);
+    committed?;
+    let answer = answer?;
+    assert_eq!(
+        user_errors(&answer, "createReservation"),
+        [("input.startsAt".to_owned(), "INVALID".to_owned())],
+        "{answer}"
+    );
+    assert_eq!(app.count_rows("reservations", "1 = 1")?, 0);
+    Ok(())
+}
