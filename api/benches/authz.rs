@@ -106,6 +106,7 @@ async fn run() -> anyhow::Result<()> {
             starts_at,
             party_size: PartySize::parse(2)?,
             resource_id: None,
+            service_id: None,
             guest: GuestDetails {
                 name: PersonName::parse("name", &format!("Guest {n}"))?,
                 email: Some(domain::Email::parse("email", &format!("g{n}@example.org"))?),

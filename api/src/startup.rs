@@ -200,7 +200,7 @@ impl Application {
             if empty {
                 import_venues(&store, import::demo_venue()?).await?;
                 tracing::warn!(
-                    "the database was empty: seeded the demo venue `demo-bistro` (development mode only)"
+                    "the database was empty: seeded the demo venues `demo-bistro` and `demo-clinic` (development mode only)"
                 );
             }
         }

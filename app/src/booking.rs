@@ -41,6 +41,8 @@ pub struct NewBooking {
     /// A specific resource; without it the smallest free one that seats the
     /// party is chosen.
     pub resource_id: Option<ResourceId>,
+    /// The service booked; required at a venue that offers services.
+    pub service_id: Option<domain::ServiceId>,
     pub name: PersonName,
     pub email: Option<Email>,
     /// As the guest wrote it; blank is no phone.
@@ -86,6 +88,7 @@ pub async fn create(
             starts_at: request.starts_at,
             party_size: request.party_size,
             resource_id: request.resource_id,
+            service_id: request.service_id,
             guest: GuestDetails {
                 name: request.name,
                 email: request.email,
@@ -156,6 +159,7 @@ pub struct BookingForm {
     pub starts_at: DateTime<Utc>,
     pub party_size: i64,
     pub resource_id: Option<ResourceId>,
+    pub service_id: Option<domain::ServiceId>,
     pub name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -238,19 +242,28 @@ pub async fn check_form(
             }
         }
         let party = keep(&mut refused, PartySize::parse(form.party_size));
+        // A wrong service is one refusal; the rest of the form is still
+        // checked, against the venue's own rules.
+        let service = keep(&mut refused, venue.service_for(form.service_id));
+        let service_known = service.is_some();
+        let service = service.flatten();
         let context = BookingContext {
             venue,
             resources: &view.resources,
             occupied: &[],
             now,
+            service,
         };
-        if let Some(party) = party {
+        if let (Some(party), true) = (party, service_known) {
             let date = venue.local_date(form.starts_at);
             keep(&mut refused, context.availability(date, party).map(|_| ()));
         }
-        // The start on its own, for the smallest party: whether it is on
-        // the venue's grid and inside its booking window.
-        if let Ok(one) = PartySize::parse(1) {
+        // The start on its own, for the smallest party the service takes:
+        // whether it is on the grid and inside the booking window.
+        if let (Ok(one), true) = (
+            PartySize::parse(i64::from(service.map_or(1, |s| s.min_party))),
+            service_known,
+        ) {
             let start = context.place_new(form.starts_at, one, None);
             if let Err(DomainError::InvalidInput { field, reason }) = start
                 && field == "startsAt"
@@ -311,6 +324,7 @@ pub async fn check_form(
             starts_at: form.starts_at,
             party_size: party,
             resource_id: form.resource_id,
+            service_id: form.service_id,
             name,
             email,
             phone: form.phone,
@@ -331,6 +345,7 @@ pub async fn nearest_free(
     venue_id: VenueId,
     starts_at: DateTime<Utc>,
     party: PartySize,
+    service: Option<domain::ServiceId>,
     count: usize,
     now: DateTime<Utc>,
 ) -> Result<(Arc<VenueView>, Vec<Slot>), Error> {
@@ -340,7 +355,7 @@ pub async fn nearest_free(
             return Err(DomainError::not_found("venue").into());
         };
         let date = view.venue.local_date(starts_at);
-        let (view, mut slots) = store.availability_view(venue_id, date, party, now)?;
+        let (view, mut slots) = store.availability_view(venue_id, date, party, service, now)?;
         slots.retain(|slot| slot.starts_at != starts_at);
         slots.sort_by_key(|slot| ((slot.starts_at - starts_at).abs(), slot.starts_at));
         slots.truncate(count);

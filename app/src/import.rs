@@ -94,6 +94,14 @@ struct VenueEntry {
     /// hour of the venue's clock.
     max_covers_per_slot: Option<Spanned<i64>>,
     max_covers_per_hour: Option<Spanned<i64>>,
+    /// Dated changes to the working plan of the venue or one resource; the
+    /// file's list replaces the stored one.
+    #[serde(default)]
+    exception: Vec<ExceptionEntry>,
+    /// What the venue offers to book; the file's list replaces the stored
+    /// one (services left out are retired).
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
 }
 
 /// `[[venue.combination]]`: `resources` (two or more slugs of this venue,
@@ -105,6 +113,38 @@ struct CombinationEntry {
     resources: Spanned<Vec<Spanned<String>>>,
     capacity: Spanned<i64>,
     min_party: Option<Spanned<i64>>,
+}
+
+/// `[[venue.service]]`: `slug`, `name`, `duration_minutes`, optional
+/// `buffer_minutes` (the venue's), `min_party_size` (1), `max_party_size`
+/// (the venue's), `resources` (slugs; all when left out) and a payment rule
+/// of its own with the venue's keys (`payment`, `payment_amount`,
+/// `payment_currency`, `payment_per_guest`; the venue's when left out).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    slug: Spanned<String>,
+    name: Spanned<String>,
+    duration_minutes: Spanned<i64>,
+    buffer_minutes: Option<Spanned<i64>>,
+    min_party_size: Option<Spanned<i64>>,
+    max_party_size: Option<Spanned<i64>>,
+    resources: Option<Spanned<Vec<Spanned<String>>>>,
+    payment: Option<Spanned<String>>,
+    payment_amount: Option<Spanned<i64>>,
+    payment_currency: Option<Spanned<String>>,
+    payment_per_guest: Option<bool>,
+}
+
+/// `[[venue.exception]]`: on `date` (`2026-12-24`) the venue, or the
+/// resource with slug `resource`, works `hours` (`["18:00-23:00"]`)
+/// instead of its weekly hours; `hours = []` closes it all day.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionEntry {
+    date: Spanned<String>,
+    hours: Spanned<Vec<Spanned<String>>>,
+    resource: Option<Spanned<String>>,
 }
 
 /// `[[venue.closure]]`: `from` and `until` on the venue's clock
@@ -138,6 +178,9 @@ struct ResourceEntry {
     name: Spanned<String>,
     kind: Option<Spanned<String>>,
     capacity: Spanned<i64>,
+    /// `[venue.resource.hours]`: weekly hours of its own, with the keys of
+    /// `opening_hours`; left out, it follows the venue's.
+    hours: Option<Spanned<Week>>,
 }
 
 /// Fixed combinations, adjacent pairs and the longest run, checked
@@ -443,26 +486,8 @@ fn venue(
         notes: field_rule(&entry.collect_notes, "collect_notes")?,
     };
 
-    let week = &entry.opening_hours;
-    let days = [
-        (&week.monday, "monday"),
-        (&week.tuesday, "tuesday"),
-        (&week.wednesday, "wednesday"),
-        (&week.thursday, "thursday"),
-        (&week.friday, "friday"),
-        (&week.saturday, "saturday"),
-        (&week.sunday, "sunday"),
-    ];
-    let mut intervals: [Vec<OpeningInterval>; 7] = Default::default();
-    for (slot, (day, day_name)) in intervals.iter_mut().zip(days) {
-        for raw in day.iter().flatten() {
-            let interval = OpeningInterval::parse(raw.get_ref())
-                .map_err(|r| report.error(raw, &key(&format!("opening_hours.{day_name}")), r))?;
-            slot.push(interval);
-        }
-    }
-    let schedule = WeeklySchedule::new(intervals)
-        .map_err(|r| report.error(&entry.name, &key("opening_hours"), r))?;
+    let schedule = week(&entry.opening_hours, &key("opening_hours"))
+        .map_err(|(span, key, r)| report.error(span.unwrap_or(&entry.name), &key, r))?;
 
     let mut resources: Vec<ResourceDefinition> = Vec::new();
     for (position, resource) in entry.resource.iter().enumerate() {
@@ -487,6 +512,15 @@ fn venue(
             },
             capacity: domain::Resource::check_capacity(*resource.capacity.get_ref())
                 .map_err(|r| report.error(&resource.capacity, &rkey("capacity"), r))?,
+            hours: match &resource.hours {
+                None => None,
+                Some(hours) => Some(week(hours.get_ref(), &rkey("hours")).map_err(
+                    |(span, key, r)| match span {
+                        Some(span) => report.error(span, &key, r),
+                        None => report.error(hours, &key, r),
+                    },
+                )?),
+            },
         });
     }
 
@@ -553,6 +587,8 @@ fn venue(
         max_covers_per_slot: cap(&entry.max_covers_per_slot, "max_covers_per_slot")?,
         max_covers_per_hour: cap(&entry.max_covers_per_hour, "max_covers_per_hour")?,
     };
+    let exceptions = exceptions(report, &key, entry, &resources)?;
+    let services = services(report, &key, entry, &rules, &resources)?;
 
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
@@ -582,6 +618,8 @@ fn venue(
         adjacent,
         max_joined,
         pacing,
+        exceptions,
+        services,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
@@ -595,12 +633,231 @@ fn venue(
     })
 }
 
+/// A week of intervals under `key` (`opening_hours` or a resource's
+/// `hours`). An error names the key of the day and the span of its first
+/// interval when there is one.
+fn week<'a>(
+    week: &'a Week,
+    key: &str,
+) -> Result<WeeklySchedule, (Option<&'a Spanned<String>>, String, String)> {
+    let days = [
+        (&week.monday, "monday"),
+        (&week.tuesday, "tuesday"),
+        (&week.wednesday, "wednesday"),
+        (&week.thursday, "thursday"),
+        (&week.friday, "friday"),
+        (&week.saturday, "saturday"),
+        (&week.sunday, "sunday"),
+    ];
+    let mut intervals: [Vec<OpeningInterval>; 7] = Default::default();
+    for (slot, (day, day_name)) in intervals.iter_mut().zip(days) {
+        let day_key = format!("{key}.{day_name}");
+        let listed = day.as_deref().unwrap_or_default();
+        for raw in listed {
+            let interval = OpeningInterval::parse(raw.get_ref())
+                .map_err(|r| (Some(raw), day_key.clone(), r))?;
+            slot.push(interval);
+        }
+        *slot = domain::hours::check_day(std::mem::take(slot))
+            .map_err(|r| (listed.first(), day_key.clone(), r))?;
+    }
+    WeeklySchedule::new(intervals).map_err(|r| (None, key.to_owned(), r))
+}
+
+/// `[[venue.exception]]` entries: each date at most once per venue or
+/// resource, resources named by a slug of this venue.
+fn exceptions(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+    resources: &[ResourceDefinition],
+) -> Result<Vec<store::ExceptionDefinition>, ImportError> {
+    if entry.exception.len() > domain::hours::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("exception"),
+            format!(
+                "a venue has at most {} exceptions",
+                domain::hours::MAX_PER_VENUE
+            ),
+        ));
+    }
+    let mut exceptions: Vec<store::ExceptionDefinition> = Vec::new();
+    for (position, exception) in entry.exception.iter().enumerate() {
+        let ekey = |name: &str| key(&format!("exception[{position}].{name}"));
+        let date = domain::hours::parse_date(exception.date.get_ref())
+            .map_err(|r| report.error(&exception.date, &ekey("date"), r))?;
+        let mut hours = Vec::new();
+        for raw in exception.hours.get_ref() {
+            hours.push(
+                OpeningInterval::parse(raw.get_ref())
+                    .map_err(|r| report.error(raw, &ekey("hours"), r))?,
+            );
+        }
+        let hours = domain::hours::check_day(hours)
+            .map_err(|r| report.error(&exception.hours, &ekey("hours"), r))?;
+        let resource = match &exception.resource {
+            None => None,
+            Some(raw) => Some(
+                Slug::parse(raw.get_ref())
+                    .ok()
+                    .filter(|slug| resources.iter().any(|r| &r.slug == slug))
+                    .ok_or_else(|| {
+                        report.error(
+                            raw,
+                            &ekey("resource"),
+                            format!(
+                                "`{}` is no resource of this venue",
+                                raw.get_ref().chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        if exceptions
+            .iter()
+            .any(|e| e.date == date && e.resource == resource)
+        {
+            return Err(report.error(
+                &exception.date,
+                &ekey("date"),
+                "this date already has an exception for the same venue or resource",
+            ));
+        }
+        exceptions.push(store::ExceptionDefinition {
+            resource,
+            date,
+            hours,
+        });
+    }
+    Ok(exceptions)
+}
+
+/// `[[venue.service]]` entries, checked against the venue's rules and
+/// resources in the file.
+fn services(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+    rules: &BookingRules,
+    resources: &[ResourceDefinition],
+) -> Result<Vec<store::ServiceDefinition>, ImportError> {
+    if entry.service.len() > domain::service::MAX_PER_VENUE {
+        return Err(report.error(
+            &entry.slug,
+            &key("service"),
+            format!(
+                "a venue offers at most {} services",
+                domain::service::MAX_PER_VENUE
+            ),
+        ));
+    }
+    let mut services: Vec<store::ServiceDefinition> = Vec::new();
+    for (position, service) in entry.service.iter().enumerate() {
+        let skey = |name: &str| key(&format!("service[{position}].{name}"));
+        let slug = Slug::parse(service.slug.get_ref())
+            .map_err(|r| report.error(&service.slug, &skey("slug"), r))?;
+        if services.iter().any(|s| s.slug == slug) {
+            return Err(report.error(
+                &service.slug,
+                &skey("slug"),
+                format!("`{slug}` appears twice in this venue"),
+            ));
+        }
+        let name = check_display_name(service.name.get_ref())
+            .map_err(|r| report.error(&service.name, &skey("name"), r))?;
+        let number = |value: &Spanned<i64>, name: &str| {
+            u32::try_from(*value.get_ref())
+                .map_err(|_| report.error(value, &skey(name), "must be a whole number from 0"))
+        };
+        let duration = number(&service.duration_minutes, "duration_minutes")?;
+        let buffer = match &service.buffer_minutes {
+            None => rules.buffer.get(),
+            Some(raw) => number(raw, "buffer_minutes")?,
+        };
+        let min_party = match &service.min_party_size {
+            None => 1,
+            Some(raw) => number(raw, "min_party_size")?,
+        };
+        let max_party = match &service.max_party_size {
+            None => rules.max_party_size,
+            Some(raw) => number(raw, "max_party_size")?,
+        };
+        let mut named = Vec::new();
+        let mut capacities = Vec::new();
+        for raw in service.resources.iter().flat_map(|listed| listed.get_ref()) {
+            let resource = Slug::parse(raw.get_ref())
+                .ok()
+                .and_then(|slug| resources.iter().find(|r| r.slug == slug))
+                .ok_or_else(|| {
+                    report.error(
+                        raw,
+                        &skey("resources"),
+                        format!(
+                            "`{}` is no resource of this venue",
+                            raw.get_ref().chars().take(40).collect::<String>()
+                        ),
+                    )
+                })?;
+            named.push(resource.slug.clone());
+            capacities.push(resource.capacity);
+        }
+        if named.is_empty() {
+            capacities = resources.iter().map(|r| r.capacity).collect();
+        }
+        domain::service::check(
+            duration,
+            buffer,
+            min_party,
+            max_party,
+            rules.max_party_size,
+            &capacities,
+        )
+        .map_err(|(part, reason)| {
+            let (span, name): (Option<&Spanned<i64>>, &str) = match part {
+                "duration" => (Some(&service.duration_minutes), "duration_minutes"),
+                "buffer" => (service.buffer_minutes.as_ref(), "buffer_minutes"),
+                "min_party" => (service.min_party_size.as_ref(), "min_party_size"),
+                "max_party" => (service.max_party_size.as_ref(), "max_party_size"),
+                _ => (None, "resources"),
+            };
+            match (span, &service.resources) {
+                (Some(span), _) => report.error(span, &skey(name), reason),
+                (None, Some(listed)) => report.error(listed, &skey(name), reason),
+                (None, None) => report.error(&service.slug, &skey(name), reason),
+            }
+        })?;
+        let payment = match &service.payment {
+            None => None,
+            Some(kind) => Some(payment_rule(
+                report,
+                &skey,
+                kind,
+                service.payment_amount.as_ref(),
+                service.payment_currency.as_ref(),
+                service.payment_per_guest,
+            )?),
+        };
+        services.push(store::ServiceDefinition {
+            slug,
+            name,
+            duration,
+            buffer: Some(buffer),
+            min_party,
+            max_party: Some(max_party),
+            resources: named,
+            payment,
+        });
+    }
+    Ok(services)
+}
+
 fn payment_policy(
     report: &Reporter<'_>,
     key: &dyn Fn(&str) -> String,
     entry: &VenueEntry,
 ) -> Result<domain::payments::PaymentPolicy, ImportError> {
-    use domain::payments::{Currency, Money, PaymentPolicy, PaymentRule};
+    use domain::payments::PaymentPolicy;
     let defaults = PaymentPolicy::default();
     let hold = report.minutes(
         &entry.payment_hold_minutes,
@@ -612,13 +869,35 @@ fn payment_policy(
     let Some(kind) = &entry.payment else {
         return Ok(PaymentPolicy { hold, ..defaults });
     };
-    let currency = match &entry.payment_currency {
+    let rule = payment_rule(
+        report,
+        key,
+        kind,
+        entry.payment_amount.as_ref(),
+        entry.payment_currency.as_ref(),
+        entry.payment_per_guest,
+    )?;
+    Ok(PaymentPolicy { rule, hold })
+}
+
+/// A payment rule from the keys `payment`, `payment_amount`,
+/// `payment_currency` and `payment_per_guest` (of a venue or a service).
+fn payment_rule(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    kind: &Spanned<String>,
+    payment_amount: Option<&Spanned<i64>>,
+    payment_currency: Option<&Spanned<String>>,
+    payment_per_guest: Option<bool>,
+) -> Result<domain::payments::PaymentRule, ImportError> {
+    use domain::payments::{Currency, Money, PaymentRule};
+    let currency = match payment_currency {
         None => Currency::parse("EUR")
             .map_err(|e| report.error(kind, &key("payment_currency"), e.to_string()))?,
         Some(raw) => Currency::parse(raw.get_ref())
             .map_err(|e| report.error(raw, &key("payment_currency"), e.to_string()))?,
     };
-    let amount = match &entry.payment_amount {
+    let amount = match payment_amount {
         None => {
             return Err(report.error(
                 kind,
@@ -629,7 +908,7 @@ fn payment_policy(
         Some(raw) => Money::new(*raw.get_ref(), currency)
             .map_err(|e| report.error(raw, &key("payment_amount"), e.to_string()))?,
     };
-    let per_guest = entry.payment_per_guest.unwrap_or(false);
+    let per_guest = payment_per_guest.unwrap_or(false);
     let rule = match kind.get_ref().as_str() {
         "none" => PaymentRule::None,
         "deposit" => PaymentRule::Deposit { amount, per_guest },
@@ -646,7 +925,7 @@ fn payment_policy(
             ));
         }
     };
-    Ok(PaymentPolicy { rule, hold })
+    Ok(rule)
 }
 
 /// Refuses plain-http origins (`http://localhost…`, for front-ends in
@@ -687,8 +966,19 @@ mod tests {
     #[test]
     fn the_demo_venue_file_is_valid() {
         let venues = demo_venue().expect("valid demo");
-        assert_eq!(venues.len(), 1);
-        assert!(venues[0].resources.len() >= 3);
+        assert_eq!(venues.len(), 2);
+        let (bistro, clinic) = (&venues[0], &venues[1]);
+        assert!(bistro.resources.len() >= 3);
+        let slugs = |v: &VenueDefinition| -> Vec<String> {
+            v.services.iter().map(|s| s.slug.to_string()).collect()
+        };
+        assert_eq!(slugs(bistro), ["lunch", "dinner"]);
+        assert_eq!(slugs(clinic), ["consult", "treatment"]);
+        assert!(
+            clinic.resources.iter().all(|r| r.hours.is_some()),
+            "each practitioner works hours of their own"
+        );
+        assert_eq!(clinic.exceptions.len(), 1);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub async fn refund_smaller_party(
     change_key: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let (venue, charge, party) = {
+    let (venue, charge, party, service) = {
         let store = store.clone();
         blocking(move || {
             let current = store
@@ -49,7 +49,7 @@ pub async fn refund_smaller_party(
                             | domain::payments::PaymentStatus::PartiallyRefunded
                     )
             });
-            Ok((venue, charge, current.party_size))
+            Ok((venue, charge, current.party_size, current.service_id))
         })
         .await?
     };
@@ -57,8 +57,7 @@ pub async fn refund_smaller_party(
         return Ok(());
     };
     let due = venue
-        .payments
-        .rule
+        .payment_rule_for(service)
         .due(party)?
         .map(|m| m.minor())
         .unwrap_or(0);
@@ -402,7 +401,10 @@ pub async fn charge_no_show_fee(
         saved,
     } = target;
     let id = reservation.id;
-    let fee = match venue.payments.rule.requirement(reservation.party_size)? {
+    let fee = match venue
+        .payment_rule_for(reservation.service_id)
+        .requirement(reservation.party_size)?
+    {
         Some(requirement) if requirement.purpose == Purpose::SaveCard => requirement.amount,
         _ => {
             return Err(DomainError::invalid(
@@ -581,8 +583,7 @@ pub async fn start_payment(
         .for_venue(&gateway, &venue.id.to_string())?;
     provider.check_token(&token)?;
     let requirement = venue
-        .payments
-        .rule
+        .payment_rule_for(reservation.service_id)
         .requirement(reservation.party_size)?
         .ok_or_else(|| {
             DomainError::invalid("reservationId", "this venue takes no payment online")

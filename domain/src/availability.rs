@@ -3,7 +3,93 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::combination::CandidateSet;
-use crate::{DomainError, PartySize, Resource, ResourceId, Venue};
+use crate::{DomainError, Minutes, PartySize, Resource, ResourceId, Venue};
+
+/// From when to when, as instants: a working interval of one day.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// How long one booking lasts and how long its resource stays blocked
+/// after it: the venue's rules, or those of the service booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub duration: Minutes,
+    pub buffer: Minutes,
+}
+
+impl Shape {
+    /// The venue's own booking duration and buffer.
+    pub fn of_venue(venue: &Venue) -> Self {
+        Self {
+            duration: venue.rules.booking_duration,
+            buffer: venue.rules.buffer,
+        }
+    }
+}
+
+/// The working intervals on a local date of the given resources, as
+/// instants, sorted and without repeats: where a booking may start at all.
+/// Without hours of their own or exceptions, the venue's opening hours.
+pub fn working_day(
+    venue: &Venue,
+    resources: &[&Resource],
+    date: NaiveDate,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut intervals: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+        if venue.exceptions.is_empty() && resources.iter().all(|r| r.hours.is_none()) {
+            venue
+                .hours_on(date)
+                .iter()
+                .map(|i| {
+                    (
+                        venue.instant_at(date, i.opens),
+                        venue.instant_at(date, i.closes),
+                    )
+                })
+                .collect()
+        } else {
+            resources
+                .iter()
+                .flat_map(|r| venue.working_intervals(r, date))
+                .collect()
+        };
+    intervals.sort();
+    intervals.dedup();
+    intervals
+}
+
+/// Every instant at which a booking of `shape` may start within the given
+/// intervals, with the latest closing instant of an interval that holds
+/// it, in time order. The grid is laid in real elapsed time from each
+/// opening with the venue's slot interval (see [`Venue::slot_grid`]).
+pub fn grid_of(
+    venue: &Venue,
+    intervals: &[(DateTime<Utc>, DateTime<Utc>)],
+    shape: Shape,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let step = venue.rules.slot_interval.duration();
+    let length = shape.duration.duration();
+    let mut grid: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    if step <= chrono::Duration::zero() {
+        return grid;
+    }
+    for (opens, closes) in intervals {
+        let mut start = *opens;
+        while start + length <= *closes {
+            grid.push((start, *closes));
+            start += step;
+        }
+    }
+    grid.sort();
+    // The same start from two resources' intervals: keep the later close.
+    let mut unique: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(grid.len());
+    for (start, closes) in grid {
+        match unique.last_mut() {
+            Some(last) if last.0 == start => last.1 = last.1.max(closes),
+            _ => unique.push((start, closes)),
+        }
+    }
+    unique
+}
 
 /// A span during which a resource is taken by an active reservation
 /// (its duration plus the venue's buffer). A reservation holding several
@@ -60,6 +146,9 @@ pub struct BookingContext<'a> {
     /// without the reservation being changed (when changing one).
     pub occupied: &'a [Occupancy],
     pub now: DateTime<Utc>,
+    /// The service booked: its length, buffer, party sizes and resources
+    /// replace the venue's. `None` at a venue without services.
+    pub service: Option<&'a crate::Service>,
 }
 
 impl BookingContext<'_> {
@@ -77,43 +166,70 @@ impl BookingContext<'_> {
         let fitting = self.fitting_resources(party);
         let combinations: Vec<&CandidateSet> =
             candidates.iter().filter(|c| c.seats(party.get())).collect();
-        let slots = self
-            .venue
-            .slot_grid(date)
-            .into_iter()
-            .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
-            .filter(|(starts_at, _)| self.check_pacing(*starts_at, party).is_ok())
-            .filter_map(|(starts_at, _)| {
-                let (ends_at, blocked_until) = self.span(starts_at);
-                // One pass over the day's occupancy per slot, not one per
-                // resource: a busy day has hundreds of reservations.
-                let taken: Vec<ResourceId> = self
-                    .occupied
-                    .iter()
-                    .filter(|o| o.overlaps(starts_at, blocked_until))
-                    .map(|o| o.resource_id)
-                    .collect();
-                let usable = |id: ResourceId| {
-                    !taken.contains(&id) && !self.is_closed(id, starts_at, ends_at)
-                };
-                let free_resources: Vec<ResourceId> = fitting
-                    .iter()
-                    .map(|r| r.id)
-                    .filter(|id| usable(*id))
-                    .collect();
-                let free_combinations: Vec<Vec<ResourceId>> = combinations
-                    .iter()
-                    .filter(|c| c.resources.iter().all(|id| usable(*id)))
-                    .map(|c| c.resources.clone())
-                    .collect();
-                (!free_resources.is_empty() || !free_combinations.is_empty()).then_some(Slot {
-                    starts_at,
-                    ends_at,
-                    free_resources,
-                    free_combinations,
-                })
-            })
+        // Each resource's working intervals once per day, not per slot:
+        // the fitting ones and every member of a combination that seats
+        // the party.
+        let mut planned: Vec<&Resource> = fitting.clone();
+        for id in combinations.iter().flat_map(|c| c.resources.iter()) {
+            if !planned.iter().any(|r| r.id == *id) {
+                if let Some(resource) = self.resources.iter().find(|r| r.id == *id) {
+                    planned.push(resource);
+                }
+            }
+        }
+        let plans: Vec<(ResourceId, Vec<Span>)> = planned
+            .iter()
+            .map(|r| (r.id, self.venue.working_intervals(r, date)))
             .collect();
+        let works = |id: ResourceId, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>| {
+            plans.iter().any(|(planned, hours)| {
+                *planned == id
+                    && hours
+                        .iter()
+                        .any(|(opens, closes)| *opens <= starts_at && ends_at <= *closes)
+            })
+        };
+        let slots = grid_of(
+            self.venue,
+            &working_day(self.venue, &planned, date),
+            self.shape(),
+        )
+        .into_iter()
+        .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
+        .filter(|(starts_at, _)| self.check_pacing(*starts_at, party).is_ok())
+        .filter_map(|(starts_at, _)| {
+            let (ends_at, blocked_until) = self.span(starts_at);
+            // One pass over the day's occupancy per slot, not one per
+            // resource: a busy day has hundreds of reservations.
+            let taken: Vec<ResourceId> = self
+                .occupied
+                .iter()
+                .filter(|o| o.overlaps(starts_at, blocked_until))
+                .map(|o| o.resource_id)
+                .collect();
+            let usable = |id: ResourceId| {
+                !taken.contains(&id)
+                    && works(id, starts_at, ends_at)
+                    && !self.is_closed(id, starts_at, ends_at)
+            };
+            let free_resources: Vec<ResourceId> = fitting
+                .iter()
+                .map(|r| r.id)
+                .filter(|id| usable(*id))
+                .collect();
+            let free_combinations: Vec<Vec<ResourceId>> = combinations
+                .iter()
+                .filter(|c| c.resources.iter().all(|id| usable(*id)))
+                .map(|c| c.resources.clone())
+                .collect();
+            (!free_resources.is_empty() || !free_combinations.is_empty()).then_some(Slot {
+                starts_at,
+                ends_at,
+                free_resources,
+                free_combinations,
+            })
+        })
+        .collect();
         Ok(slots)
     }
 
@@ -132,7 +248,7 @@ impl BookingContext<'_> {
         self.check_open(starts_at)?;
         self.check_booking_window(starts_at)?;
         self.check_pacing(starts_at, party)?;
-        self.place(starts_at, party, requested, &candidates)
+        self.place(starts_at, party, requested, &candidates, true)
     }
 
     /// Chooses where a changed booking goes. It keeps its resources when
@@ -152,14 +268,17 @@ impl BookingContext<'_> {
         current.check_changeable(self.venue, self.now)?;
         let candidates = self.candidate_sets();
         self.check_party(party, &candidates)?;
-        if starts_at != current.starts_at {
+        let moves = starts_at != current.starts_at;
+        if moves {
             self.check_start(starts_at)?;
             self.check_booking_window(starts_at)?;
         }
         // A closure saved after the booking does not cancel it, but the
-        // booking cannot be moved into one or grown inside one.
+        // booking cannot be moved into one or grown inside one. Working
+        // hours changed after the booking bind it only when it moves, like
+        // the opening hours on `check_start`.
         self.check_open(starts_at)?;
-        if starts_at != current.starts_at || party.get() > current.party_size.get() {
+        if moves || party.get() > current.party_size.get() {
             self.check_pacing(starts_at, party)?;
         }
         let held: Vec<ResourceId> = if held.is_empty() {
@@ -168,10 +287,12 @@ impl BookingContext<'_> {
             held.to_vec()
         };
         let seats = match held.as_slice() {
-            [single] => self
-                .resources
-                .iter()
-                .any(|r| r.id == *single && r.active && r.capacity >= party.get()),
+            [single] => self.resources.iter().any(|r| {
+                r.id == *single
+                    && r.active
+                    && r.capacity >= party.get()
+                    && self.service.is_none_or(|s| s.delivered_by(r.id))
+            }),
             _ => candidates.iter().any(|c| {
                 c.resources.len() == held.len()
                     && c.resources.iter().all(|id| held.contains(id))
@@ -181,17 +302,25 @@ impl BookingContext<'_> {
         let keep = seats
             .then(|| self.placement_on(&held, starts_at))
             .flatten()
+            .filter(|p| !moves || self.all_work(&p.resources, starts_at))
             .filter(|p| self.is_usable(p));
         match keep {
             Some(placement) if held.len() == 1 => Ok(placement),
-            Some(placement) => Ok(self.place_single(starts_at, party).unwrap_or(placement)),
-            None => self.place(starts_at, party, None, &candidates),
+            Some(placement) => Ok(self
+                .place_single(starts_at, party, moves)
+                .unwrap_or(placement)),
+            None => self.place(starts_at, party, None, &candidates, moves),
         }
     }
 
-    /// The venue's combinations of tables, smallest first.
+    /// The venue's combinations of tables, smallest first; with a service,
+    /// only those whose every member delivers it.
     pub fn candidate_sets(&self) -> Vec<CandidateSet> {
-        self.venue.tables_together.candidates(self.resources)
+        let mut sets = self.venue.tables_together.candidates(self.resources);
+        if let Some(service) = self.service {
+            sets.retain(|c| c.resources.iter().all(|id| service.delivered_by(*id)));
+        }
+        sets
     }
 
     fn place(
@@ -200,6 +329,7 @@ impl BookingContext<'_> {
         party: PartySize,
         requested: Option<ResourceId>,
         candidates: &[CandidateSet],
+        must_work: bool,
     ) -> Result<Placement, DomainError> {
         if let Some(resource_id) = requested {
             let resource = self
@@ -207,6 +337,12 @@ impl BookingContext<'_> {
                 .iter()
                 .find(|r| r.id == resource_id && r.active)
                 .ok_or(DomainError::not_found("resource"))?;
+            if self.service.is_some_and(|s| !s.delivered_by(resource.id)) {
+                return Err(DomainError::invalid(
+                    "resourceId",
+                    "this resource does not deliver the service booked",
+                ));
+            }
             if resource.capacity < party.get() {
                 return Err(DomainError::invalid(
                     "resourceId",
@@ -217,12 +353,19 @@ impl BookingContext<'_> {
                     ),
                 ));
             }
+            if must_work && !self.works(resource, starts_at) {
+                return Err(DomainError::invalid(
+                    "startsAt",
+                    "this table, room or practitioner does not work then",
+                ));
+            }
+            let (ends_at, blocked_until) = self.span(starts_at);
             let placement = Placement {
                 resource_id: resource.id,
                 resources: vec![resource.id],
                 starts_at,
-                ends_at: self.span(starts_at).0,
-                blocked_until: self.span(starts_at).1,
+                ends_at,
+                blocked_until,
             };
             if self.is_closed(resource.id, starts_at, placement.ends_at) {
                 return Err(DomainError::invalid(
@@ -236,17 +379,31 @@ impl BookingContext<'_> {
                 Err(DomainError::SlotTaken)
             };
         }
-        if let Some(placement) = self.place_single(starts_at, party) {
+        if let Some(placement) = self.place_single(starts_at, party, must_work) {
             return Ok(placement);
         }
         let (ends_at, _) = self.span(starts_at);
-        let open_singles = self
+        let working_singles: Vec<&Resource> = self
             .fitting_resources(party)
             .into_iter()
-            .any(|r| !self.is_closed(r.id, starts_at, ends_at));
-        let open_sets: Vec<&CandidateSet> = candidates
+            .filter(|r| !must_work || self.works(r, starts_at))
+            .collect();
+        let working_sets: Vec<&CandidateSet> = candidates
             .iter()
             .filter(|c| c.seats(party.get()))
+            .filter(|c| !must_work || self.all_work(&c.resources, starts_at))
+            .collect();
+        if working_singles.is_empty() && working_sets.is_empty() {
+            return Err(DomainError::invalid(
+                "startsAt",
+                "no table, room or practitioner for this party works then",
+            ));
+        }
+        let open_singles = working_singles
+            .iter()
+            .any(|r| !self.is_closed(r.id, starts_at, ends_at));
+        let open_sets: Vec<&CandidateSet> = working_sets
+            .into_iter()
             .filter(|c| {
                 c.resources
                     .iter()
@@ -266,10 +423,17 @@ impl BookingContext<'_> {
             .ok_or(DomainError::SlotTaken)
     }
 
-    /// The smallest free, open single resource that seats the party.
-    fn place_single(&self, starts_at: DateTime<Utc>, party: PartySize) -> Option<Placement> {
+    /// The smallest free, open single resource that seats the party (and
+    /// works then, unless the booking keeps its time).
+    fn place_single(
+        &self,
+        starts_at: DateTime<Utc>,
+        party: PartySize,
+        must_work: bool,
+    ) -> Option<Placement> {
         self.fitting_resources(party)
             .into_iter()
+            .filter(|r| !must_work || self.works(r, starts_at))
             .filter_map(|r| self.placement_on(&[r.id], starts_at))
             .find(|p| self.is_usable(p))
     }
@@ -279,6 +443,17 @@ impl BookingContext<'_> {
         placement.resources.iter().all(|id| {
             !self.is_closed(*id, placement.starts_at, placement.ends_at)
                 && self.is_free(*id, placement.starts_at, placement.blocked_until)
+        })
+    }
+
+    /// Whether every one of these resources works for the whole of a
+    /// booking starting then.
+    fn all_work(&self, resources: &[ResourceId], starts_at: DateTime<Utc>) -> bool {
+        resources.iter().all(|id| {
+            self.resources
+                .iter()
+                .find(|r| r.id == *id)
+                .is_some_and(|r| self.works(r, starts_at))
         })
     }
 
@@ -360,11 +535,23 @@ impl BookingContext<'_> {
         })
     }
 
+    /// The length and buffer of the booking being decided.
+    pub fn shape(&self) -> Shape {
+        self.service
+            .map_or_else(|| Shape::of_venue(self.venue), crate::Service::shape)
+    }
+
     /// End of a booking starting then, and end of the buffer after it.
     fn span(&self, starts_at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let rules = &self.venue.rules;
-        let ends_at = starts_at + rules.booking_duration.duration();
-        (ends_at, ends_at + rules.buffer.duration())
+        let shape = self.shape();
+        let ends_at = starts_at + shape.duration.duration();
+        (ends_at, ends_at + shape.buffer.duration())
+    }
+
+    /// Whether a resource works for the whole of a booking starting then.
+    fn works(&self, resource: &Resource, starts_at: DateTime<Utc>) -> bool {
+        let (ends_at, _) = self.span(starts_at);
+        self.venue.works(resource, starts_at, ends_at)
     }
 
     fn is_free(
@@ -386,6 +573,7 @@ impl BookingContext<'_> {
             .resources
             .iter()
             .filter(|r| r.active && r.capacity >= party.get())
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
             .collect();
         fitting.sort_by(|a, b| {
             a.capacity
@@ -400,6 +588,9 @@ impl BookingContext<'_> {
         party: PartySize,
         candidates: &[CandidateSet],
     ) -> Result<(), DomainError> {
+        if let Some(service) = self.service {
+            service.check_party(party)?;
+        }
         let venue_max = self.venue.rules.max_party_size;
         if party.get() > venue_max {
             return Err(DomainError::invalid(
@@ -411,6 +602,7 @@ impl BookingContext<'_> {
             .resources
             .iter()
             .filter(|r| r.active)
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
             .map(|r| r.capacity)
             .chain(candidates.iter().map(|c| c.capacity))
             .max()
@@ -424,30 +616,35 @@ impl BookingContext<'_> {
         Ok(())
     }
 
-    /// Checks that an instant is one of the venue's slot starts.
+    /// Checks that an instant is one of the slot starts of the day: on the
+    /// grid of the hours some active resource works.
     fn check_start(&self, starts_at: DateTime<Utc>) -> Result<(), DomainError> {
         if starts_at <= self.now {
             return Err(DomainError::invalid("startsAt", "is in the past"));
         }
         let venue = self.venue;
+        let shape = self.shape();
         let date = venue.local_date(starts_at);
-        let grid = venue.slot_grid(date);
-        if grid.iter().any(|(slot, _)| *slot == starts_at) {
+        let active: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| r.active)
+            .filter(|r| self.service.is_none_or(|s| s.delivered_by(r.id)))
+            .collect();
+        let day = working_day(venue, &active, date);
+        if grid_of(venue, &day, shape)
+            .iter()
+            .any(|(slot, _)| *slot == starts_at)
+        {
             return Ok(());
         }
         let local = starts_at.with_timezone(&venue.time_zone);
-        let containing = venue
-            .schedule
-            .on(chrono::Datelike::weekday(&date))
+        let closes = day
             .iter()
-            .map(|interval| {
-                (
-                    venue.instant_at(date, interval.opens),
-                    venue.instant_at(date, interval.closes),
-                )
-            })
-            .find(|(opens, closes)| (*opens..*closes).contains(&starts_at));
-        let Some((_, closes)) = containing else {
+            .filter(|(opens, closes)| (*opens..*closes).contains(&starts_at))
+            .map(|(_, closes)| *closes)
+            .max();
+        let Some(closes) = closes else {
             return Err(DomainError::invalid(
                 "startsAt",
                 format!(
@@ -456,12 +653,12 @@ impl BookingContext<'_> {
                 ),
             ));
         };
-        if starts_at + venue.rules.booking_duration.duration() > closes {
+        if starts_at + shape.duration.duration() > closes {
             return Err(DomainError::invalid(
                 "startsAt",
                 format!(
                     "a {}-minute booking starting at {} would end after closing time",
-                    venue.rules.booking_duration.get(),
+                    shape.duration.get(),
                     local.format("%H:%M")
                 ),
             ));
@@ -567,6 +764,7 @@ mod tests {
             kind: ResourceKind::Table,
             capacity,
             active: true,
+            hours: None,
         }
     }
 
@@ -593,6 +791,7 @@ mod tests {
             resources,
             occupied,
             now: now(),
+            service: None,
         }
     }
 
@@ -835,6 +1034,7 @@ mod tests {
                 .with_ymd_and_hms(2026, 3, 28, 9, 0, 0)
                 .single()
                 .expect("valid"),
+            service: None,
         };
         let date = NaiveDate::from_ymd_opt(2026, 3, 29).expect("valid");
         let slots = ctx.availability(date, party(2)).expect("valid");
@@ -872,6 +1072,7 @@ mod tests {
             hold_until: None,
             created_at: now(),
             updated_at: now(),
+            service_id: None,
         }
     }
 
@@ -1094,6 +1295,7 @@ mod tests {
                 resources: &resources,
                 occupied: &[],
                 now,
+                service: None,
             };
             for start in open {
                 assert!(
@@ -1245,5 +1447,205 @@ mod tests {
             .collect();
         assert!(!starts.contains(&at(18, 0)) && !starts.contains(&at(18, 30)));
         assert!(starts.contains(&at(19, 0)));
+    }
+
+    fn week(day: usize, raw: &str) -> crate::WeeklySchedule {
+        let mut days: [Vec<crate::OpeningInterval>; 7] = Default::default();
+        days[day] = vec![crate::OpeningInterval::parse(raw).expect("valid interval")];
+        crate::WeeklySchedule::new(days).expect("valid week")
+    }
+
+    /// Monday 1 June 2026 in UTC, a bistro open 12:00-22:00 with a table
+    /// that only works Monday 18:00-20:00.
+    #[test]
+    fn a_resource_with_its_own_hours_is_offered_only_inside_them() {
+        let venue = bistro(rules());
+        let mut evening = table(&venue, "evening", 4);
+        evening.hours = Some(week(0, "18:00-20:00"));
+        let resources = [evening, table(&venue, "all-day", 2)];
+        let ctx = context(&venue, &resources, &[]);
+        let slots = ctx.availability(monday(), party(4)).expect("valid");
+        let starts: Vec<DateTime<Utc>> = slots.iter().map(|s| s.starts_at).collect();
+        assert_eq!(starts, vec![at(18, 0), at(18, 30), at(19, 0)]);
+        assert_eq!(
+            reason(ctx.place_new(at(14, 0), party(4), None)),
+            "no table, room or practitioner for this party works then"
+        );
+        assert_eq!(
+            reason(ctx.place_new(at(19, 30), party(4), None)),
+            "no table, room or practitioner for this party works then",
+            "19:30 is on the venue's grid, but a booking then runs past 20:00"
+        );
+        assert_eq!(
+            reason(ctx.place_new(at(14, 0), party(2), Some(resources[0].id))),
+            "this table, room or practitioner does not work then"
+        );
+        let placed = ctx
+            .place_new(at(14, 0), party(2), None)
+            .expect("all-day works");
+        assert_eq!(placed.resource_id, resources[1].id);
+    }
+
+    #[test]
+    fn hours_of_its_own_can_reach_outside_the_venues() {
+        let venue = bistro(rules());
+        let mut early = table(&venue, "early", 4);
+        early.hours = Some(week(0, "09:00-11:00"));
+        let resources = [early];
+        let ctx = context(&venue, &resources, &[]);
+        let placed = ctx
+            .place_new(at(9, 30), party(2), None)
+            .expect("works then");
+        assert_eq!(placed.ends_at, at(10, 30));
+        assert!(reason(ctx.place_new(at(12, 0), party(2), None)).contains("opening hours"));
+    }
+
+    #[test]
+    fn exceptions_replace_the_plan_of_their_date() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4), table(&venue, "t2", 4)];
+        venue.exceptions = vec![
+            crate::HoursException {
+                resource_id: None,
+                date: monday(),
+                hours: vec![crate::OpeningInterval::parse("20:00-23:00").expect("valid")],
+            },
+            crate::HoursException {
+                resource_id: Some(resources[1].id),
+                date: monday(),
+                hours: Vec::new(),
+            },
+        ];
+        let ctx = context(&venue, &resources, &[]);
+        let slots = ctx.availability(monday(), party(2)).expect("valid");
+        assert_eq!(slots.first().map(|s| s.starts_at), Some(at(20, 0)));
+        assert_eq!(slots.last().map(|s| s.starts_at), Some(at(22, 0)));
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[0].id])
+        );
+        assert!(reason(ctx.place_new(at(13, 0), party(2), None)).contains("opening hours"));
+        assert!(ctx.place_new(at(22, 0), party(2), None).is_ok());
+
+        venue.exceptions[0].hours = Vec::new();
+        let closed = context(&venue, &resources, &[]);
+        assert!(
+            closed
+                .availability(monday(), party(2))
+                .expect("valid")
+                .is_empty()
+        );
+    }
+
+    /// A practitioner who works Sunday 01:00-05:00 in Amsterdam: on the
+    /// night clocks go forward those are three real hours, on the night
+    /// they go back five, and the wall-clock ends stay put.
+    #[test]
+    fn own_hours_and_exceptions_follow_the_wall_clock_on_daylight_saving_days() {
+        let mut venue = venue_in("Europe/Amsterdam", &[], rules());
+        let mut night = table(&venue, "night", 2);
+        night.hours = Some(week(6, "01:00-05:00"));
+        let resources = [night];
+        let utc = |m, d, h, min| {
+            Utc.with_ymd_and_hms(2026, m, d, h, min, 0)
+                .single()
+                .expect("valid")
+        };
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("valid");
+        let starts = |venue: &Venue, now, date| -> Vec<String> {
+            BookingContext {
+                venue,
+                resources: &resources,
+                occupied: &[],
+                now,
+                service: None,
+            }
+            .availability(date, party(2))
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at.format("%H:%M").to_string())
+            .collect()
+        };
+        // Spring: 01:00 CET = 00:00 UTC to 05:00 CEST = 03:00 UTC.
+        assert_eq!(
+            starts(&venue, utc(3, 27, 12, 0), day(3, 29)),
+            ["00:00", "00:30", "01:00", "01:30", "02:00"]
+        );
+        // Autumn: 01:00 CEST = 23:00 UTC to 05:00 CET = 04:00 UTC.
+        assert_eq!(
+            starts(&venue, utc(10, 23, 12, 0), day(10, 25)).len(),
+            9,
+            "five real hours, last start an hour before the end"
+        );
+        // An exception on the spring night: 03:00-04:00 local, one real
+        // hour after the jump (01:00-02:00 UTC).
+        venue.exceptions = vec![crate::HoursException {
+            resource_id: Some(resources[0].id),
+            date: day(3, 29),
+            hours: vec![crate::OpeningInterval::parse("03:00-04:00").expect("valid")],
+        }];
+        assert_eq!(starts(&venue, utc(3, 27, 12, 0), day(3, 29)), ["01:00"]);
+        let ctx = BookingContext {
+            venue: &venue,
+            resources: &resources,
+            occupied: &[],
+            now: utc(3, 27, 12, 0),
+            service: None,
+        };
+        assert!(ctx.place_new(utc(3, 29, 1, 0), party(2), None).is_ok());
+        assert!(reason(ctx.place_new(utc(3, 29, 0, 0), party(2), None)).contains("opening hours"));
+    }
+
+    /// A 90-minute service with a 30-minute buffer that only the second
+    /// table delivers: its grid ends 90 minutes before closing, and a
+    /// booking of it blocks its table for two hours.
+    #[test]
+    fn a_service_brings_its_length_buffer_and_resources() {
+        let mut venue = bistro(rules());
+        let resources = [table(&venue, "t1", 4), table(&venue, "t2", 4)];
+        let service = crate::Service {
+            id: crate::ServiceId::new_random(),
+            venue_id: venue.id,
+            slug: Slug::parse("lunch").expect("valid"),
+            name: "Lunch".to_owned(),
+            duration: Minutes::new_unchecked(90),
+            buffer: Minutes::new_unchecked(30),
+            min_party: 2,
+            max_party: 4,
+            resources: vec![resources[1].id],
+            payment: None,
+            active: true,
+        };
+        venue.services = vec![service.clone()];
+        let ctx = BookingContext {
+            service: Some(&service),
+            ..context(&venue, &resources, &[])
+        };
+        let slots = ctx.availability(monday(), party(2)).expect("valid");
+        assert_eq!(slots.last().map(|s| s.starts_at), Some(at(20, 30)));
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.free_resources == vec![resources[1].id])
+        );
+        let placed = ctx.place_new(at(12, 0), party(2), None).expect("t2");
+        assert_eq!(
+            (placed.resource_id, placed.ends_at, placed.blocked_until),
+            (resources[1].id, at(13, 30), at(14, 0))
+        );
+        assert!(reason(ctx.place_new(at(12, 0), party(1), None)).contains("2 to 4 people"));
+        assert!(
+            reason(ctx.place_new(at(12, 0), party(2), Some(resources[0].id)))
+                .contains("does not deliver")
+        );
+        assert_eq!(
+            venue.service_for(None).map(|s| s.is_some()).map_err(|_| ()),
+            Err(())
+        );
+        assert_eq!(
+            venue.service_for(Some(crate::ServiceId::new_random())),
+            Err(DomainError::not_found("service"))
+        );
     }
 }

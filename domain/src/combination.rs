@@ -348,6 +348,7 @@ mod tests {
             kind: ResourceKind::Table,
             capacity,
             active: true,
+            hours: None,
         }
     }
 

@@ -16,6 +16,8 @@ pub struct NewReservation {
     pub starts_at: DateTime<Utc>,
     pub party_size: PartySize,
     pub resource_id: Option<ResourceId>,
+    /// The service booked; required at a venue that offers services.
+    pub service_id: Option<crate::ServiceId>,
     pub guest: GuestDetails,
     /// The locale of the privacy notice the booking form showed.
     pub locale: crate::privacy::Locale,

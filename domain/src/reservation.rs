@@ -98,6 +98,8 @@ pub struct Reservation {
     pub hold_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The service booked, at a venue that offers services.
+    pub service_id: Option<crate::ServiceId>,
 }
 
 impl Reservation {
@@ -216,6 +218,7 @@ mod tests {
             blocked_until: starts_at + chrono::Duration::hours(1),
             status: Confirmed,
             hold_until: None,
+            service_id: None,
             created_at: starts_at - chrono::Duration::days(1),
             updated_at: starts_at - chrono::Duration::days(1),
         };

@@ -43,6 +43,12 @@ pub struct Venue {
     pub tables_together: crate::combination::TablesTogether,
     /// Caps on guests starting together.
     pub pacing: Pacing,
+    /// Dated changes to the working plan of the venue or one resource (see
+    /// `crate::hours`); the store loads them with the venue.
+    pub exceptions: Vec<crate::hours::HoursException>,
+    /// What it offers to book, retired ones included (see
+    /// `crate::service`); the store loads them with the venue.
+    pub services: Vec<crate::Service>,
 }
 
 /// A venue's caps on covers (guests) whose bookings start in one slot, and
@@ -562,7 +568,7 @@ impl Venue {
         if step <= chrono::Duration::zero() {
             return grid;
         }
-        for interval in self.schedule.on(chrono::Datelike::weekday(&date)) {
+        for interval in self.hours_on(date) {
             let opens = self.instant_at(date, interval.opens);
             let closes = self.instant_at(date, interval.closes);
             let mut start = opens;
@@ -646,6 +652,9 @@ pub struct Resource {
     pub capacity: u32,
     /// Retired resources keep their past bookings but take no new ones.
     pub active: bool,
+    /// Weekly hours of its own, replacing the venue's opening hours for
+    /// it; `None` follows the venue (see `crate::hours`).
+    pub hours: Option<WeeklySchedule>,
 }
 
 impl Resource {
@@ -695,6 +704,8 @@ pub(crate) mod tests {
             closures: Vec::new(),
             tables_together: crate::combination::TablesTogether::default(),
             pacing: Pacing::default(),
+            exceptions: Vec::new(),
+            services: Vec::new(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -68,8 +68,8 @@ pub use privacy::ConsentChange;
 pub use rate_limits::RateDelta;
 pub use sheets::{SheetFilter, SheetSummary};
 pub use venues::{
-    ClosureDefinition, ImportReport, PaymentKind, ResourceChange, ResourceDefinition, VenueChanges,
-    VenueDefinition, VenueView,
+    ClosureDefinition, ExceptionDefinition, ImportReport, PaymentKind, ResourceChange,
+    ResourceDefinition, ServiceDefinition, VenueChanges, VenueDefinition, VenueView,
 };
 pub use webhooks::VenueWebhook;
 

@@ -141,6 +141,7 @@ fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
         version,
         created_at: db_instant(reservation.created_at),
         updated_at: db_instant(reservation.updated_at),
+        service_id: reservation.service_id.map(|id| id.to_string()),
     }
 }
 
@@ -206,7 +207,7 @@ macro_rules! release_expired_holds {
 /// way must end first, or it would confirm the booking at the old price.
 /// Fewer guests are always allowed; the caller refunds the difference.
 macro_rules! check_paid_for {
-    ($c:expr, $s:ident, $id:expr, $venue:expr, $party:expr) => {
+    ($c:expr, $s:ident, $id:expr, $rule:expr, $party:expr) => {
         $crate::step(|| Ok({
         use $s::payments::dsl as paid;
         let charges: Vec<(String, i64, i64, String)> = paid::payments
@@ -219,7 +220,7 @@ macro_rules! check_paid_for {
                 paid::currency,
             ))
             .load($c)?;
-        let due = $venue.payments.rule.due($party)?;
+        let due = $rule.due($party)?;
         for (status, amount, refunded, currency) in charges {
             // What was paid and not given back: a party made smaller (and
             // refunded) and grown again pays again.
@@ -408,11 +409,17 @@ impl ReservationRepository for Store {
                 let held = load_holds!(c, s, &id, primary.as_str())?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
                 let party_size = change.party_size.unwrap_or(current.party_size);
-                let blocked_until = starts_at
-                    + venue.rules.booking_duration.duration()
-                    + venue.rules.buffer.duration();
+                // A booking keeps its service, retired or not: its length,
+                // resources and payment rule.
+                let service = current
+                    .service_id
+                    .and_then(|id| venue.services.iter().find(|s| s.id == id));
+                let shape =
+                    service.map_or_else(|| domain::Shape::of_venue(&venue), domain::Service::shape);
+                let blocked_until = starts_at + shape.duration.duration() + shape.buffer.duration();
                 if party_size != current.party_size {
-                    check_paid_for!(c, s, &id, &venue, party_size)?;
+                    let rule = domain::Service::payment_rule(service, &venue);
+                    check_paid_for!(c, s, &id, rule, party_size)?;
                 }
                 let from = occupancy_from(&venue, starts_at);
                 let occupied = load_occupancy!(c, s, &venue_id, from, blocked_until, &id, now)?;
@@ -421,6 +428,7 @@ impl ReservationRepository for Store {
                     resources: &resources,
                     occupied: &occupied,
                     now,
+                    service,
                 }
                 .place_changed(&current, &held, starts_at, party_size)?;
                 let changed = Reservation {
@@ -888,6 +896,12 @@ impl<'a> NewBooking<'a> {
     }
 
     fn fingerprint_with(request: &NewReservation, guest_digest: &str) -> String {
+        // The service joins the fingerprint only when one is booked, so
+        // the fingerprints of bookings without one stay as they were.
+        let service = request
+            .service_id
+            .map(|id| format!("service:{id}"))
+            .unwrap_or_default();
         fingerprint(&[
             &request.venue_id,
             &request.starts_at.to_rfc3339(),
@@ -902,12 +916,13 @@ impl<'a> NewBooking<'a> {
                 .notice_version
                 .map(|v| v.to_string())
                 .unwrap_or_default(),
-            &request
+            &(request
                 .opt_ins
                 .iter()
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>()
-                .join(","),
+                .join(",")
+                + &service),
         ])
     }
 
@@ -947,9 +962,10 @@ impl<'a> NewBooking<'a> {
             return Ok(Outcome::Done(booking));
         }
         let (venue, notice) = self.venue_and_notice(tx)?;
-        let placement = self.find_slot(tx, &venue)?;
+        let service = venue.service_for(self.request.service_id)?;
+        let placement = self.find_slot(tx, &venue, service)?;
         let (guest_id, data_key) = self.write_guest(tx)?;
-        let reservation = self.reservation(&venue, &placement, guest_id)?;
+        let reservation = self.reservation(&venue, service, &placement, guest_id)?;
         let token = ManageToken::generate()?;
         // The transaction is aborted on PostgreSQL after an overlap: the
         // race gives it up and the next attempt reads what the other
@@ -1026,11 +1042,15 @@ impl<'a> NewBooking<'a> {
     }
 
     /// A free place for the party at the requested time.
-    fn find_slot(&self, tx: &mut Tx<'_>, venue: &Venue) -> Result<Placement, StoreError> {
+    fn find_slot(
+        &self,
+        tx: &mut Tx<'_>,
+        venue: &Venue,
+        service: Option<&domain::Service>,
+    ) -> Result<Placement, StoreError> {
         let (venue_id, now, request) = (self.venue_id.as_str(), self.now, self.request);
-        let blocked_until = request.starts_at
-            + venue.rules.booking_duration.duration()
-            + venue.rules.buffer.duration();
+        let shape = service.map_or_else(|| domain::Shape::of_venue(venue), domain::Service::shape);
+        let blocked_until = request.starts_at + shape.duration.duration() + shape.buffer.duration();
         let (resources, occupied) = on_backend!(tx tx, |c, s| {
             // Holds whose payment deadline passed give their slot back
             // before anyone looks for a free one.
@@ -1045,6 +1065,7 @@ impl<'a> NewBooking<'a> {
             resources: &resources,
             occupied: &occupied,
             now,
+            service,
         }
         .place_new(request.starts_at, request.party_size, request.resource_id)?)
     }
@@ -1100,6 +1121,7 @@ impl<'a> NewBooking<'a> {
     fn reservation(
         &self,
         venue: &Venue,
+        service: Option<&domain::Service>,
         placement: &Placement,
         guest_id: GuestId,
     ) -> Result<Reservation, StoreError> {
@@ -1117,8 +1139,10 @@ impl<'a> NewBooking<'a> {
             hold_until: None,
             created_at: now,
             updated_at: now,
+            service_id: service.map(|s| s.id),
         };
-        Ok(match venue.payments.rule.requirement(request.party_size)? {
+        let rule = domain::Service::payment_rule(service, venue);
+        Ok(match rule.requirement(request.party_size)? {
             Some(_) => Reservation {
                 status: ReservationStatus::Pending,
                 hold_until: Some(now + venue.payments.hold.duration()),
@@ -1175,6 +1199,7 @@ impl<'a> NewBooking<'a> {
                         r::notes_sealed.eq(&notes_sealed),
                         r::manage_token_hash.eq(token.hash()),
                         r::hold_until.eq(row.hold_until),
+                        r::service_id.eq(&row.service_id),
                     ),
                 ))
                 .execute(c)

@@ -102,6 +102,8 @@ pub struct ResourceRow {
     pub active: bool,
     pub _created_at: DateTime<Utc>,
     pub _updated_at: DateTime<Utc>,
+    /// `domain::hours::week_to_text`; `None` follows the venue's hours.
+    pub working_hours: Option<String>,
 }
 
 /// The non-personal columns of a reservation, selected with
@@ -124,6 +126,8 @@ pub struct ReservationRow {
     pub guest_id: Option<String>,
     #[serde(default)]
     pub hold_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub service_id: Option<String>,
 }
 
 /// The columns of [`ReservationRow`], in its order.
@@ -143,6 +147,7 @@ macro_rules! reservation_columns {
             $s::reservations::updated_at,
             $s::reservations::guest_id,
             $s::reservations::hold_until,
+            $s::reservations::service_id,
         )
     };
 }
@@ -246,6 +251,8 @@ impl VenueRow {
                     .transpose()
                     .map_err(|e| bad(e.to_string()))?,
             },
+            exceptions: Vec::new(),
+            services: Vec::new(),
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,
             payment_data_days: u32::try_from(self.payment_data_days)
                 .map_err(|e| bad(e.to_string()))?,
@@ -277,6 +284,12 @@ impl TryFrom<ResourceRow> for Resource {
             kind: ResourceKind::parse(&row.kind).map_err(&bad)?,
             capacity: Resource::check_capacity(i64::from(row.capacity)).map_err(&bad)?,
             active: row.active,
+            hours: row
+                .working_hours
+                .as_deref()
+                .map(domain::hours::week_from_text)
+                .transpose()
+                .map_err(&bad)?,
             name: row.name,
         })
     }
@@ -307,6 +320,105 @@ impl TryFrom<ReservationRow> for Reservation {
             hold_until: row.hold_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            service_id: row
+                .service_id
+                .as_deref()
+                .map(domain::ServiceId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+        })
+    }
+}
+
+/// A stored service.
+#[derive(Debug, Clone, Queryable)]
+pub struct ServiceRow {
+    pub id: String,
+    pub venue_id: String,
+    pub slug: String,
+    pub name: String,
+    pub duration_minutes: i32,
+    pub buffer_minutes: i32,
+    pub min_party: i32,
+    pub max_party: i32,
+    pub resource_ids: String,
+    pub payment_rule: Option<String>,
+    pub payment_per_guest: bool,
+    pub payment_amount_minor: i64,
+    pub payment_currency: String,
+    pub active: bool,
+    pub position: i32,
+}
+
+impl TryFrom<ServiceRow> for domain::Service {
+    type Error = StoreError;
+
+    fn try_from(row: ServiceRow) -> Result<Self, StoreError> {
+        let id = row.id.as_str();
+        let bad = |what: String| corrupt("service", id, what);
+        let payment = match row.payment_rule.as_deref() {
+            None => None,
+            Some(kind) => {
+                let amount = domain::payments::Currency::parse(&row.payment_currency)
+                    .and_then(|c| domain::payments::Money::new(row.payment_amount_minor, c))
+                    .map_err(|e| bad(e.to_string()))?;
+                let per_guest = row.payment_per_guest;
+                Some(match kind {
+                    "deposit" => domain::payments::PaymentRule::Deposit { amount, per_guest },
+                    "prepayment" => domain::payments::PaymentRule::Prepayment { amount, per_guest },
+                    "guarantee" => domain::payments::PaymentRule::Guarantee {
+                        fee: amount,
+                        per_guest,
+                    },
+                    _ => domain::payments::PaymentRule::None,
+                })
+            }
+        };
+        Ok(domain::Service {
+            id: domain::ServiceId::parse(id).map_err(|e| bad(e.to_string()))?,
+            venue_id: VenueId::parse(&row.venue_id).map_err(|e| bad(e.to_string()))?,
+            slug: Slug::parse(&row.slug).map_err(&bad)?,
+            duration: minutes("service", id, row.duration_minutes)?,
+            buffer: minutes("service", id, row.buffer_minutes)?,
+            min_party: u32::try_from(row.min_party).map_err(|e| bad(e.to_string()))?,
+            max_party: u32::try_from(row.max_party).map_err(|e| bad(e.to_string()))?,
+            resources: row
+                .resource_ids
+                .split_whitespace()
+                .map(ResourceId::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?,
+            payment,
+            active: row.active,
+            name: row.name.clone(),
+        })
+    }
+}
+
+/// A stored exception to a working plan.
+#[derive(Debug, Clone, Queryable)]
+pub struct HoursExceptionRow {
+    pub id: String,
+    pub venue_id: String,
+    pub resource_id: Option<String>,
+    pub local_date: String,
+    pub hours: String,
+}
+
+impl TryFrom<HoursExceptionRow> for domain::HoursException {
+    type Error = StoreError;
+
+    fn try_from(row: HoursExceptionRow) -> Result<Self, StoreError> {
+        let bad = |what: String| corrupt("hours exception", &row.id, what);
+        Ok(domain::HoursException {
+            resource_id: row
+                .resource_id
+                .as_deref()
+                .map(ResourceId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            date: domain::hours::parse_date(&row.local_date).map_err(&bad)?,
+            hours: domain::hours::day_from_text(&row.hours).map_err(&bad)?,
         })
     }
 }

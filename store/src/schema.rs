@@ -86,6 +86,41 @@ macro_rules! kluis_schema {
                 active -> Bool,
                 created_at -> $Instant,
                 updated_at -> $Instant,
+                working_hours -> Nullable<Text>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            services (id) {
+                id -> Text,
+                venue_id -> Text,
+                slug -> Text,
+                name -> Text,
+                duration_minutes -> Integer,
+                buffer_minutes -> Integer,
+                min_party -> Integer,
+                max_party -> Integer,
+                resource_ids -> Text,
+                payment_rule -> Nullable<Text>,
+                payment_per_guest -> Bool,
+                payment_amount_minor -> BigInt,
+                payment_currency -> Text,
+                active -> Bool,
+                position -> Integer,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            hours_exceptions (id) {
+                id -> Text,
+                venue_id -> Text,
+                resource_id -> Nullable<Text>,
+                local_date -> Text,
+                hours -> Text,
             }
         }
 
@@ -124,6 +159,7 @@ macro_rules! kluis_schema {
                 manage_token_hash -> Nullable<Binary>,
                 key_version -> Nullable<Integer>,
                 hold_until -> Nullable<$Instant>,
+                service_id -> Nullable<Text>,
             }
         }
 

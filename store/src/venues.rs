@@ -51,6 +51,23 @@ macro_rules! load_venue {
                         for row in &combinations {
                             row.add_to(&mut venue.tables_together)?;
                         }
+                        let exceptions: Vec<crate::rows::HoursExceptionRow> =
+                            $s::hours_exceptions::table
+                                .filter($s::hours_exceptions::venue_id.eq(&venue_id_text))
+                                .order($s::hours_exceptions::local_date)
+                                .load($c)?;
+                        venue.exceptions = exceptions
+                            .into_iter()
+                            .map(domain::HoursException::try_from)
+                            .collect::<Result<Vec<_>, StoreError>>()?;
+                        let services: Vec<crate::rows::ServiceRow> = $s::services::table
+                            .filter($s::services::venue_id.eq(&venue_id_text))
+                            .order($s::services::position)
+                            .load($c)?;
+                        venue.services = services
+                            .into_iter()
+                            .map(domain::Service::try_from)
+                            .collect::<Result<Vec<_>, StoreError>>()?;
                         Some(venue)
                     }
                 }
@@ -175,6 +192,41 @@ pub struct VenueDefinition {
     /// The most adjacent tables one booking may join.
     pub max_joined: u32,
     pub pacing: domain::Pacing,
+    /// Replaces the exceptions to the working plans of the venue and its
+    /// resources.
+    pub exceptions: Vec<ExceptionDefinition>,
+    /// Replaces what the venue offers to book: services are matched by
+    /// slug (their ids stay) and those left out retired.
+    pub services: Vec<ServiceDefinition>,
+}
+
+/// A service as a venue file or `saveVenue` gives it; resources by slug
+/// (none: every resource). The store checks it against the venue as saved
+/// (`domain::service::check`) and names the part at fault
+/// `services.N.<field>`.
+#[derive(Debug, Clone)]
+pub struct ServiceDefinition {
+    pub slug: Slug,
+    pub name: String,
+    pub duration: u32,
+    /// `None`: the venue's buffer as saved.
+    pub buffer: Option<u32>,
+    pub min_party: u32,
+    /// `None`: the venue's largest party as saved.
+    pub max_party: Option<u32>,
+    pub resources: Vec<Slug>,
+    /// `None`: the venue's payment rule.
+    pub payment: Option<domain::payments::PaymentRule>,
+}
+
+/// A dated exception as a venue file or `saveVenue` gives it, for the venue
+/// or one resource (by slug); checked by the caller (`domain::hours`).
+#[derive(Debug, Clone)]
+pub struct ExceptionDefinition {
+    pub resource: Option<Slug>,
+    pub date: NaiveDate,
+    /// Empty: closed all day.
+    pub hours: Vec<domain::OpeningInterval>,
 }
 
 /// A closure as a venue file or `saveVenue` gives it: on the venue's
@@ -241,6 +293,10 @@ pub struct VenueChanges {
     /// `Some(None)` removes the cap.
     pub max_covers_per_slot: Option<Option<u32>>,
     pub max_covers_per_hour: Option<Option<u32>>,
+    /// Replaces every exception of the venue and its resources.
+    pub exceptions: Option<Vec<ExceptionDefinition>>,
+    /// Replaces the venue's services.
+    pub services: Option<Vec<ServiceDefinition>>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -314,6 +370,9 @@ pub struct ResourceChange {
     pub name: String,
     pub kind: Option<ResourceKind>,
     pub capacity: u32,
+    /// Its own weekly hours: `None` keeps the stored ones (none for a new
+    /// resource), `Some(None)` makes it follow the venue's.
+    pub hours: Option<Option<WeeklySchedule>>,
 }
 
 impl VenueChanges {
@@ -346,6 +405,45 @@ impl VenueChanges {
                         name: r.name.clone(),
                         kind: r.kind,
                         capacity: r.capacity,
+                        hours: r.hours.clone(),
+                    })
+                    .collect(),
+                services: venue
+                    .services
+                    .iter()
+                    .filter(|s| s.active)
+                    .map(|s| ServiceDefinition {
+                        slug: s.slug.clone(),
+                        name: s.name.clone(),
+                        duration: s.duration.get(),
+                        buffer: Some(s.buffer.get()),
+                        min_party: s.min_party,
+                        max_party: Some(s.max_party),
+                        resources: s
+                            .resources
+                            .iter()
+                            .filter_map(|id| {
+                                resources
+                                    .iter()
+                                    .find(|r| r.id == *id)
+                                    .map(|r| r.slug.clone())
+                            })
+                            .collect(),
+                        payment: s.payment,
+                    })
+                    .collect(),
+                exceptions: venue
+                    .exceptions
+                    .iter()
+                    .map(|e| ExceptionDefinition {
+                        resource: e.resource_id.and_then(|id| {
+                            resources
+                                .iter()
+                                .find(|r| r.id == id)
+                                .map(|r| r.slug.clone())
+                        }),
+                        date: e.date,
+                        hours: e.hours.clone(),
                     })
                     .collect(),
                 closures: venue
@@ -413,6 +511,8 @@ impl VenueChanges {
                 adjacent: Vec::new(),
                 max_joined: domain::combination::DEFAULT_MAX_JOINED,
                 pacing: domain::Pacing::default(),
+                exceptions: Vec::new(),
+                services: Vec::new(),
             },
         };
         let Self {
@@ -447,6 +547,8 @@ impl VenueChanges {
             max_joined,
             max_covers_per_slot,
             max_covers_per_hour,
+            exceptions,
+            services,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -500,6 +602,8 @@ impl VenueChanges {
             &mut definition.pacing.max_covers_per_hour,
             max_covers_per_hour,
         );
+        keep_or(&mut definition.exceptions, exceptions);
+        keep_or(&mut definition.services, services);
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -510,6 +614,12 @@ impl VenueChanges {
                             .iter()
                             .find(|r| r.slug == change.slug)
                             .map_or(ResourceKind::Table, |r| r.kind)
+                    }),
+                    hours: change.hours.unwrap_or_else(|| {
+                        stored
+                            .iter()
+                            .find(|r| r.slug == change.slug)
+                            .and_then(|r| r.hours.clone())
                     }),
                     slug: change.slug,
                     name: change.name,
@@ -535,6 +645,8 @@ pub struct ResourceDefinition {
     pub name: String,
     pub kind: ResourceKind,
     pub capacity: u32,
+    /// Weekly hours of its own; `None` follows the venue's.
+    pub hours: Option<WeeklySchedule>,
 }
 
 /// What an import changed.
@@ -550,6 +662,10 @@ pub struct ImportReport {
     /// Active bookings (pending or confirmed) that fall inside one of the
     /// saved closures: kept, for the manager to deal with.
     pub reservations_in_closures: Vec<domain::ReservationId>,
+    /// Active bookings from now on that the saved hours and exceptions
+    /// leave outside the working hours of their resource: kept, for the
+    /// manager to deal with.
+    pub reservations_outside_hours: Vec<domain::ReservationId>,
 }
 
 /// Replaces a venue's combinations and adjacent pairs inside the caller's
@@ -767,6 +883,8 @@ macro_rules! write_venue {
                         r::name.eq(&resource.name),
                         r::kind.eq(resource.kind.as_str()),
                         r::capacity.eq(db_int(resource.capacity)),
+                        r::working_hours
+                            .eq(resource.hours.as_ref().map(domain::hours::week_to_text)),
                         r::active.eq(true),
                         r::updated_at.eq($now),
                     );
@@ -900,11 +1018,223 @@ macro_rules! write_venue {
                         }
                     }
                 }
+
+                use $s::hours_exceptions::dsl as hx;
+                diesel::delete(hx::hours_exceptions.filter(hx::venue_id.eq(&venue_id)))
+                    .execute($c)?;
+                if let Some(index) = domain::hours::find_duplicate(
+                    $definition
+                        .exceptions
+                        .iter()
+                        .map(|e| (e.resource.as_ref().map(Slug::as_str), e.date)),
+                ) {
+                    return Err(DomainError::invalid(
+                        format!("exceptions.{index}.date"),
+                        "this date already has an exception for the same venue or resource",
+                    )
+                    .into());
+                }
+                for (index, exception) in $definition.exceptions.iter().enumerate() {
+                    let hours =
+                        domain::hours::check_day(exception.hours.clone()).map_err(|reason| {
+                            DomainError::invalid(format!("exceptions.{index}.hours"), reason)
+                        })?;
+                    let resource_id = match &exception.resource {
+                        None => None,
+                        Some(slug) => Some(
+                            slugs
+                                .iter()
+                                .find(|(_, known)| known == slug.as_str())
+                                .map(|(id, _)| id.clone())
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        format!("exceptions.{index}.resourceSlug"),
+                                        format!("this venue has no resource `{slug}`"),
+                                    )
+                                })?,
+                        ),
+                    };
+                    diesel::insert_into(hx::hours_exceptions)
+                        .values((
+                            hx::id.eq(uuid::Uuid::new_v4().to_string()),
+                            hx::venue_id.eq(&venue_id),
+                            hx::resource_id.eq(&resource_id),
+                            hx::local_date.eq(exception.date.format("%Y-%m-%d").to_string()),
+                            hx::hours.eq(domain::hours::day_to_text(&hours)),
+                        ))
+                        .execute($c)?;
+                }
+
+                {
+                    use $s::services::dsl as sv;
+                    let saved_resources: Vec<Resource> = load_resources!($c, $s, &venue_id)?;
+                    let known: Vec<(String, String)> = sv::services
+                        .filter(sv::venue_id.eq(&venue_id))
+                        .select((sv::id, sv::slug))
+                        .load($c)?;
+                    for (index, service) in $definition.services.iter().enumerate() {
+                        let field = |name: &str| format!("services.{index}.{name}");
+                        if $definition.services[..index]
+                            .iter()
+                            .any(|s| s.slug == service.slug)
+                        {
+                            return Err(DomainError::invalid(
+                                field("slug"),
+                                format!("`{}` appears twice", service.slug),
+                            )
+                            .into());
+                        }
+                        let mut ids: Vec<String> = Vec::new();
+                        let mut deliverers: Vec<u32> = Vec::new();
+                        for slug in &service.resources {
+                            let resource = saved_resources
+                                .iter()
+                                .find(|r| r.slug == *slug && r.active)
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        field("resourceSlugs"),
+                                        format!("this venue has no resource `{slug}`"),
+                                    )
+                                })?;
+                            ids.push(resource.id.to_string());
+                            deliverers.push(resource.capacity);
+                        }
+                        if service.resources.is_empty() {
+                            deliverers = saved_resources
+                                .iter()
+                                .filter(|r| r.active)
+                                .map(|r| r.capacity)
+                                .collect();
+                        }
+                        let buffer = service.buffer.unwrap_or($definition.rules.buffer.get());
+                        let max_party = service
+                            .max_party
+                            .unwrap_or($definition.rules.max_party_size);
+                        domain::service::check(
+                            service.duration,
+                            buffer,
+                            service.min_party,
+                            max_party,
+                            $definition.rules.max_party_size,
+                            &deliverers,
+                        )
+                        .map_err(|(part, reason)| {
+                            let name = match part {
+                                "duration" => "durationMinutes",
+                                "buffer" => "bufferMinutes",
+                                "min_party" => "minPartySize",
+                                "max_party" => "maxPartySize",
+                                _ => "resourceSlugs",
+                            };
+                            DomainError::invalid(field(name), reason)
+                        })?;
+                        let (rule, per_guest, amount) = match service.payment {
+                            None => (None, false, None),
+                            Some(domain::payments::PaymentRule::None) => {
+                                (Some("none"), false, None)
+                            }
+                            Some(domain::payments::PaymentRule::Deposit { amount, per_guest }) => {
+                                (Some("deposit"), per_guest, Some(amount))
+                            }
+                            Some(domain::payments::PaymentRule::Prepayment {
+                                amount,
+                                per_guest,
+                            }) => (Some("prepayment"), per_guest, Some(amount)),
+                            Some(domain::payments::PaymentRule::Guarantee { fee, per_guest }) => {
+                                (Some("guarantee"), per_guest, Some(fee))
+                            }
+                        };
+                        let values = (
+                            sv::name.eq(&service.name),
+                            sv::duration_minutes.eq(db_int(service.duration)),
+                            sv::buffer_minutes.eq(db_int(buffer)),
+                            sv::min_party.eq(db_int(service.min_party)),
+                            sv::max_party.eq(db_int(max_party)),
+                            sv::resource_ids.eq(ids.join(" ")),
+                            sv::payment_rule.eq(rule),
+                            sv::payment_per_guest.eq(per_guest),
+                            sv::payment_amount_minor.eq(amount.map_or(0, |a| a.minor())),
+                            sv::payment_currency.eq(amount.map_or_else(
+                                || "EUR".to_owned(),
+                                |a| a.currency().code().to_owned(),
+                            )),
+                            sv::active.eq(true),
+                            sv::position.eq(db_int(u32::try_from(index).unwrap_or(u32::MAX))),
+                        );
+                        match known.iter().find(|(_, slug)| slug == service.slug.as_str()) {
+                            Some((id, _)) => {
+                                diesel::update(sv::services.find(id))
+                                    .set(values)
+                                    .execute($c)?;
+                            }
+                            None => {
+                                diesel::insert_into(sv::services)
+                                    .values((
+                                        sv::id.eq(domain::ServiceId::new_random().to_string()),
+                                        sv::venue_id.eq(&venue_id),
+                                        sv::slug.eq(service.slug.as_str()),
+                                        values,
+                                    ))
+                                    .execute($c)?;
+                            }
+                        }
+                    }
+                    let listed: Vec<&str> = $definition
+                        .services
+                        .iter()
+                        .map(|s| s.slug.as_str())
+                        .collect();
+                    diesel::update(
+                        sv::services
+                            .filter(sv::venue_id.eq(&venue_id))
+                            .filter(sv::slug.ne_all(listed)),
+                    )
+                    .set(sv::active.eq(false))
+                    .execute($c)?;
+                }
+
+                // The plan as saved, against the bookings still to come.
+                if let Some(saved) = load_venue!($c, $s, &venue_id)? {
+                    let resources: Vec<Resource> = load_resources!($c, $s, &venue_id)?;
+                    use $s::reservations::dsl as b;
+                    let upcoming: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> =
+                        b::reservations
+                            .filter(b::venue_id.eq(&venue_id))
+                            .filter(b::status.eq_any([
+                                ReservationStatus::Pending.as_str(),
+                                ReservationStatus::Confirmed.as_str(),
+                            ]))
+                            .filter(b::starts_at.ge(db_instant($now)))
+                            .order(b::starts_at)
+                            .select((b::id, b::resource_id, b::starts_at, b::ends_at))
+                            .load($c)?;
+                    for (id, resource_id, starts_at, ends_at) in upcoming {
+                        let works = resources
+                            .iter()
+                            .find(|r| r.id.to_string() == resource_id)
+                            .is_some_and(|r| saved.works(r, starts_at, ends_at));
+                        if !works {
+                            let id = domain::ReservationId::parse(&id)
+                                .map_err(|_| StoreError::Corrupt(format!("reservation id {id}")))?;
+                            $report.reservations_outside_hours.push(id);
+                        }
+                    }
+                }
                 venue_id
             })
         })
     };
 }
+
+/// A page of venues and what is loaded with them, as stored.
+type VenueRows = (
+    Vec<VenueRow>,
+    Vec<OpeningHoursRow>,
+    Vec<crate::rows::ClosureRow>,
+    Vec<crate::rows::CombinationRow>,
+    Vec<crate::rows::HoursExceptionRow>,
+    Vec<crate::rows::ServiceRow>,
+);
 
 impl Store {
     /// Creates or updates venues by slug, all or nothing. Each definition is
@@ -1088,31 +1418,35 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours, closures, combinations): (
-            Vec<VenueRow>,
-            Vec<OpeningHoursRow>,
-            Vec<crate::rows::ClosureRow>,
-            Vec<crate::rows::CombinationRow>,
-        ) = on_backend!(&mut *connection, |c, s| {
-            let rows: Vec<VenueRow> = s::venues::table
-                .filter(s::venues::id.gt(&after))
-                .order(s::venues::id)
-                .limit(limit)
-                .load(c)?;
-            let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-            let hours = s::opening_hours::table
-                .filter(s::opening_hours::venue_id.eq_any(&ids))
-                .load(c)?;
-            let closures = s::closures::table
-                .filter(s::closures::venue_id.eq_any(&ids))
-                .order(s::closures::starts_at)
-                .load(c)?;
-            let combinations = s::resource_combinations::table
-                .filter(s::resource_combinations::venue_id.eq_any(&ids))
-                .order(s::resource_combinations::position)
-                .load(c)?;
-            (rows, hours, closures, combinations)
-        });
+        let (rows, hours, closures, combinations, exceptions, services): VenueRows =
+            on_backend!(&mut *connection, |c, s| {
+                let rows: Vec<VenueRow> = s::venues::table
+                    .filter(s::venues::id.gt(&after))
+                    .order(s::venues::id)
+                    .limit(limit)
+                    .load(c)?;
+                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+                let hours = s::opening_hours::table
+                    .filter(s::opening_hours::venue_id.eq_any(&ids))
+                    .load(c)?;
+                let closures = s::closures::table
+                    .filter(s::closures::venue_id.eq_any(&ids))
+                    .order(s::closures::starts_at)
+                    .load(c)?;
+                let combinations = s::resource_combinations::table
+                    .filter(s::resource_combinations::venue_id.eq_any(&ids))
+                    .order(s::resource_combinations::position)
+                    .load(c)?;
+                let exceptions = s::hours_exceptions::table
+                    .filter(s::hours_exceptions::venue_id.eq_any(&ids))
+                    .order(s::hours_exceptions::local_date)
+                    .load(c)?;
+                let services = s::services::table
+                    .filter(s::services::venue_id.eq_any(&ids))
+                    .order(s::services::position)
+                    .load(c)?;
+                (rows, hours, closures, combinations, exceptions, services)
+            });
         let has_next_page = rows.len() > first;
         let items = rows
             .into_iter()
@@ -1129,6 +1463,18 @@ impl VenueRepository for Store {
                 for row in combinations.iter().filter(|row| row.venue_id == id) {
                     row.add_to(&mut venue.tables_together)?;
                 }
+                venue.exceptions = exceptions
+                    .iter()
+                    .filter(|exception| exception.venue_id == id)
+                    .cloned()
+                    .map(domain::HoursException::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                venue.services = services
+                    .iter()
+                    .filter(|service| service.venue_id == id)
+                    .cloned()
+                    .map(domain::Service::try_from)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok(venue)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1153,7 +1499,7 @@ impl VenueRepository for Store {
         party: PartySize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Slot>, StoreError> {
-        Ok(self.availability_view(venue_id, date, party, now)?.1)
+        Ok(self.availability_view(venue_id, date, party, None, now)?.1)
     }
 }
 
@@ -1361,6 +1707,7 @@ impl Store {
         venue_id: VenueId,
         date: NaiveDate,
         party: PartySize,
+        service: Option<domain::ServiceId>,
         now: DateTime<Utc>,
     ) -> Result<(Arc<VenueView>, Vec<Slot>), StoreError> {
         let mut connection = self.connection()?;
@@ -1368,12 +1715,19 @@ impl Store {
         let (view, occupied): (Arc<VenueView>, Arc<Vec<Occupancy>>) =
             on_backend!(&mut *connection, |c, s| {
                 let view = venue_view!(self, c, s, &id)?.ok_or(DomainError::not_found("venue"))?;
-                let grid = view.venue.slot_grid(date);
+                let offered = view.venue.service_for(service)?;
+                // The hours any active resource works that day bound the
+                // bookings that can touch its slots.
+                let active: Vec<&Resource> = view.resources.iter().filter(|r| r.active).collect();
+                let day = domain::availability::working_day(&view.venue, &active, date);
+                let shape = offered.map_or_else(
+                    || domain::Shape::of_venue(&view.venue),
+                    domain::Service::shape,
+                );
+                let grid = domain::availability::grid_of(&view.venue, &day, shape);
                 let occupied = match (grid.first(), grid.last()) {
                     (Some((from, _)), Some((last, _))) => {
-                        let until = *last
-                            + view.venue.rules.booking_duration.duration()
-                            + view.venue.rules.buffer.duration();
+                        let until = *last + shape.duration.duration() + shape.buffer.duration();
                         let key = (id.clone(), *from, until);
                         match self.occupancy_cache.fresh(&key, now) {
                             Some(spans) => spans,
@@ -1397,6 +1751,7 @@ impl Store {
             resources: &view.resources,
             occupied: &occupied,
             now,
+            service: view.venue.service_for(service)?,
         };
         let slots = context.availability(date, party)?;
         Ok((view, slots))

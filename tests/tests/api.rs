@@ -14,6 +14,7 @@ mod api {
     mod get_requests;
     mod graphiql;
     mod guests;
+    mod hours;
     mod idempotency;
     mod keys;
     mod limits;
@@ -25,6 +26,7 @@ mod api {
     mod privacy;
     mod rate_limits;
     mod rights;
+    mod services;
     mod tables_together;
     mod takeover;
     mod tls;

@@ -294,6 +294,7 @@ async fn run(command: Command, checked: Checked) -> anyhow::Result<()> {
                 // Kept, not cancelled: the operator decides what to tell
                 // those guests (ids only, no personal data).
                 bookings_in_closures = report.reservations_in_closures.len(),
+                bookings_outside_hours = report.reservations_outside_hours.len(),
                 "imported {}",
                 file.display()
             );

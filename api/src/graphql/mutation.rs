@@ -42,6 +42,10 @@ pub struct CreateReservationInput {
     /// A specific resource; without it the smallest free one that seats the
     /// party is chosen.
     pub resource_id: Option<ID>,
+    /// The service booked (`Venue.services`): required at a venue that
+    /// offers services, and refused at one that does not. A service of
+    /// another venue is NOT_FOUND.
+    pub service_id: Option<ID>,
     pub guest: GuestInput,
     /// The version of the privacy notice the form showed (`privacyNotice`).
     /// Required once the venue has published one in this locale.
@@ -182,6 +186,10 @@ impl BookingMutation {
             .resource_id
             .as_ref()
             .and_then(|id| checks.take(ResourceId::parse(id).or_gql()));
+        let service_id = input
+            .service_id
+            .as_ref()
+            .and_then(|id| checks.take(domain::ServiceId::parse(id).or_gql()));
         let starts_at = input.starts_at.with_timezone(&Utc);
         let party_size = i64::from(input.party_size);
         let locale = input.locale.clone();
@@ -190,6 +198,7 @@ impl BookingMutation {
             starts_at,
             party_size,
             resource_id,
+            service_id,
             name: input.guest.name,
             email: input.guest.email,
             phone: input.guest.phone,
@@ -230,6 +239,7 @@ impl BookingMutation {
                         venue_id,
                         starts_at,
                         party,
+                        service_id,
                         ALTERNATIVES,
                         now(ctx),
                     )

@@ -111,13 +111,21 @@ impl BookingQuery {
         venue_id: ID,
         date: super::scalars::Date,
         party_size: i32,
+        #[graphql(
+            desc = "The service to book (`Venue.services`): its length, buffer, party sizes and resources decide. Required at a venue that offers services; a service of another venue is NOT_FOUND."
+        )]
+        service_id: Option<ID>,
     ) -> Result<Vec<Slot>> {
         let venue_id = VenueId::parse(&venue_id).or_gql()?;
         let party = PartySize::parse(i64::from(party_size)).or_gql()?;
+        let service = service_id
+            .map(|id| domain::ServiceId::parse(&id))
+            .transpose()
+            .or_gql()?;
         let store = store(ctx).clone();
         let at = now(ctx);
         let (view, slots) =
-            blocking(move || store.availability_view(venue_id, date.0, party, at)).await?;
+            blocking(move || store.availability_view(venue_id, date.0, party, service, at)).await?;
         let listed = if ctx.look_ahead().field("freeResources").exists() {
             slots.iter().map(|slot| slot.free_resources.len()).sum()
         } else {

@@ -283,6 +283,16 @@ impl ReservationObject {
         Ok(held)
     }
 
+    /// The service booked; null at a venue without services.
+    async fn service(&self) -> Option<super::venue_types::ServiceObject> {
+        let id = self.reservation.service_id?;
+        self.venue
+            .services
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| super::venue_types::ServiceObject::new(s.clone(), &self.venue))
+    }
+
     async fn party_size(&self) -> u32 {
         self.reservation.party_size.get()
     }

@@ -232,6 +232,61 @@ impl VenueObject {
             .collect()
     }
 
+    /// What the venue offers to book, in the venue's order. Empty: it books
+    /// without services (its own duration, buffer and payment rule, any
+    /// resource). Otherwise `availability` and `createReservation` need a
+    /// `serviceId` from this list.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn services(&self) -> Vec<ServiceObject> {
+        self.0
+            .services
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| ServiceObject::new(s.clone(), &self.0))
+            .collect()
+    }
+
+    /// Dated exceptions to the weekly hours of the venue and its resources,
+    /// on the days `from` to `until` (both included; either left out: no
+    /// bound), by date. On a date, a resource works its own exception,
+    /// else none when the venue's exception closes the whole day, else its
+    /// own weekly hours, else the venue's exception, else the venue's
+    /// opening hours.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn exceptions(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<super::scalars::Date>,
+        until: Option<super::scalars::Date>,
+    ) -> Result<Vec<HoursExceptionObject>> {
+        let mut listed: Vec<domain::HoursException> = self
+            .0
+            .exceptions
+            .iter()
+            .filter(|e| from.as_ref().is_none_or(|day| e.date >= day.0))
+            .filter(|e| until.as_ref().is_none_or(|day| e.date <= day.0))
+            .cloned()
+            .collect();
+        // The venue's own first on each date, so the order is stable.
+        listed.sort_by_key(|e| (e.date, e.resource_id.is_some()));
+        let resources = if listed.iter().any(|e| e.resource_id.is_some()) {
+            let store = store(ctx).clone();
+            let venue = self.0.id;
+            blocking(move || store.resources(venue)).await?
+        } else {
+            Vec::new()
+        };
+        Ok(listed
+            .into_iter()
+            .map(|exception| HoursExceptionObject {
+                resource: exception
+                    .resource_id
+                    .and_then(|id| resources.iter().find(|r| r.id == id).cloned()),
+                exception,
+            })
+            .collect())
+    }
+
     /// Periods in which the venue, or one of its resources, takes no
     /// bookings, overlapping the days `from` to `until` (both included, on
     /// the venue's calendar; either left out: no bound), in time order.
@@ -459,6 +514,161 @@ impl ResourceObject {
     /// The largest party it takes.
     async fn capacity(&self) -> u32 {
         self.0.capacity
+    }
+
+    /// Weekly hours of its own, replacing the venue's opening hours for
+    /// it; null when it follows the venue's.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn hours(&self) -> Option<Vec<OpeningHours>> {
+        self.0.hours.as_ref().map(|week| {
+            week.iter()
+                .map(|(weekday, interval)| OpeningHours {
+                    weekday: weekday.into(),
+                    opens: LocalTime(interval.opens),
+                    closes: LocalTime(interval.closes),
+                })
+                .collect()
+        })
+    }
+}
+
+/// One thing a venue offers to book.
+pub struct ServiceObject {
+    service: domain::Service,
+    /// The venue's rule, which applies when the service has none.
+    venue_rule: domain::payments::PaymentRule,
+}
+
+impl ServiceObject {
+    pub fn new(service: domain::Service, venue: &Venue) -> Self {
+        Self {
+            service,
+            venue_rule: venue.payments.rule,
+        }
+    }
+}
+
+#[Object(name = "Service")]
+impl ServiceObject {
+    pub async fn id(&self) -> ID {
+        ID(self.service.id.to_string())
+    }
+
+    /// Short name used in venue files and `saveVenue`.
+    async fn slug(&self) -> &str {
+        self.service.slug.as_str()
+    }
+
+    async fn name(&self) -> &str {
+        &self.service.name
+    }
+
+    /// How long a booking of it lasts.
+    async fn duration_minutes(&self) -> u32 {
+        self.service.duration.get()
+    }
+
+    /// How long its resource stays blocked afterwards.
+    async fn buffer_minutes(&self) -> u32 {
+        self.service.buffer.get()
+    }
+
+    /// The party sizes it takes.
+    async fn party_size(&self) -> PartySizeRange {
+        PartySizeRange {
+            min: self.service.min_party,
+            max: self.service.max_party,
+        }
+    }
+
+    /// The resources that deliver it; empty: every resource of the venue.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
+        if self.service.resources.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The cached view: a widget listing every service asks once per
+        // service.
+        let store = store(ctx).clone();
+        let venue = self.service.venue_id;
+        let view = blocking(move || store.venue_view(venue)).await?;
+        let resources = view.map(|view| view.resources.clone()).unwrap_or_default();
+        Ok(self
+            .service
+            .resources
+            .iter()
+            .filter_map(|id| resources.iter().find(|r| r.id == *id).cloned())
+            .map(ResourceObject)
+            .collect())
+    }
+
+    /// What its bookings pay or secure: its own rule, else the venue's.
+    async fn payment(&self) -> ServicePayment {
+        use domain::payments::PaymentRule;
+        let rule = self.service.payment.unwrap_or(self.venue_rule);
+        let (amount, per_guest) = match rule {
+            PaymentRule::None => (None, false),
+            PaymentRule::Deposit { amount, per_guest }
+            | PaymentRule::Prepayment { amount, per_guest } => (Some(amount), per_guest),
+            PaymentRule::Guarantee { fee, per_guest } => (Some(fee), per_guest),
+        };
+        ServicePayment {
+            kind: store::PaymentKind::of(&rule).into(),
+            amount: amount.map(Into::into),
+            per_guest,
+            own: self.service.payment.is_some(),
+        }
+    }
+}
+
+/// A service's payment rule.
+#[derive(SimpleObject)]
+pub struct ServicePayment {
+    pub kind: PaymentKind,
+    /// Per booking, or per guest with `perGuest`; null for `NONE`.
+    pub amount: Option<super::payments::MoneyValue>,
+    pub per_guest: bool,
+    /// Whether the service has a rule of its own (else the venue's).
+    pub own: bool,
+}
+
+/// One stretch of working time within a day.
+#[derive(SimpleObject)]
+pub struct TimeInterval {
+    pub opens: LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: LocalTime,
+}
+
+/// A date on which the venue, or one resource, works other hours than its
+/// weekly ones.
+pub struct HoursExceptionObject {
+    exception: domain::HoursException,
+    resource: Option<Resource>,
+}
+
+#[Object(name = "HoursException")]
+impl HoursExceptionObject {
+    /// The venue's calendar date.
+    async fn date(&self) -> super::scalars::Date {
+        super::scalars::Date(self.exception.date)
+    }
+
+    /// The hours worked that day; empty: closed all day.
+    async fn hours(&self) -> Vec<TimeInterval> {
+        self.exception
+            .hours
+            .iter()
+            .map(|i| TimeInterval {
+                opens: LocalTime(i.opens),
+                closes: LocalTime(i.closes),
+            })
+            .collect()
+    }
+
+    /// The one resource it is for; null when it is the venue's own.
+    async fn resource(&self) -> Option<ResourceObject> {
+        self.resource.clone().map(ResourceObject)
     }
 }
 

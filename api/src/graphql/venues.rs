@@ -40,6 +40,67 @@ pub struct ResourceInput {
     pub kind: Option<ResourceKindValue>,
     /// The largest party it takes.
     pub capacity: i32,
+    /// Weekly hours of its own, replacing the venue's opening hours for
+    /// it (a practitioner who works Tuesday mornings). Left out, the
+    /// stored hours stay (a new resource follows the venue's); null makes
+    /// it follow the venue's again; an empty list: it works no weekday
+    /// (only on exceptions).
+    pub hours: MaybeUndefined<Vec<OpeningHoursInput>>,
+}
+
+/// One stretch of working time within a day.
+#[derive(InputObject)]
+pub struct TimeIntervalInput {
+    pub opens: LocalTime,
+    /// `24:00` is the midnight that ends the day.
+    pub closes: LocalTime,
+}
+
+/// A date on which the venue, or one resource, works other hours than
+/// its weekly ones.
+#[derive(InputObject)]
+pub struct HoursExceptionInput {
+    /// The venue's calendar date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The hours worked that day instead; an empty list closes all day.
+    pub hours: Vec<TimeIntervalInput>,
+    /// The slug of one resource of this venue (as saved); left out or
+    /// null, the venue itself.
+    pub resource_slug: Option<String>,
+}
+
+/// One thing a venue offers to book, e.g. lunch for 90 minutes or a
+/// 45-minute treatment with one of two practitioners.
+#[derive(InputObject)]
+pub struct ServiceInput {
+    /// Matches the service on later saves.
+    pub slug: String,
+    pub name: String,
+    /// How long a booking of it lasts (at least 1).
+    pub duration_minutes: i32,
+    /// How long its resource stays blocked afterwards; left out, the
+    /// venue's buffer.
+    pub buffer_minutes: Option<i32>,
+    /// The smallest party it takes (1 when left out).
+    pub min_party_size: Option<i32>,
+    /// The largest party it takes; left out, the venue's largest.
+    pub max_party_size: Option<i32>,
+    /// Slugs of the resources that deliver it; left out or empty, every
+    /// resource of the venue.
+    pub resource_slugs: Option<Vec<String>>,
+    /// A payment rule of its own; left out, the venue's.
+    pub payment: Option<ServicePaymentInput>,
+}
+
+/// A service's own payment rule, whole.
+#[derive(InputObject)]
+pub struct ServicePaymentInput {
+    pub kind: PaymentKind,
+    /// In the currency's minor unit (cents); required unless `NONE`.
+    pub amount: Option<i32>,
+    /// ISO 4217 (EUR when left out).
+    pub currency: Option<String>,
+    pub per_guest: Option<bool>,
 }
 
 /// A period without bookings, on the venue's clock.
@@ -112,6 +173,18 @@ pub struct VenueInput {
     /// does not cancel them: they come back in
     /// `SaveVenuePayload.reservationsInClosures`.
     pub closures: Option<Vec<ClosureInput>>,
+    /// Replaces every dated exception to the working plans of the venue and
+    /// its resources (an empty list removes them all); left out, they
+    /// stay. At most one per date for the venue and for each resource.
+    /// Bookings the saved hours leave outside their resource's working
+    /// hours are kept, and come back in
+    /// `SaveVenuePayload.reservationsOutsideHours`.
+    pub exceptions: Option<Vec<HoursExceptionInput>>,
+    /// Replaces what the venue offers to book (at most 50): services are
+    /// matched by slug (their ids stay) and those left out retired (their
+    /// bookings keep them). A venue with services takes bookings for one
+    /// of them only; an empty list books as before, without services.
+    pub services: Option<Vec<ServiceInput>>,
     /// What guests pay when they book; a part left out keeps its value.
     pub payment: Option<PaymentRuleInput>,
     /// Which guest fields the venue collects; a field left out keeps its
@@ -432,9 +505,17 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
             .flatten(),
         max_covers_per_slot: cap(&input.max_covers_per_slot, "maxCoversPerSlot", checks),
         max_covers_per_hour: cap(&input.max_covers_per_hour, "maxCoversPerHour", checks),
+        exceptions: input
+            .exceptions
+            .as_ref()
+            .and_then(|listed| exceptions(listed, checks)),
+        services: input
+            .services
+            .as_ref()
+            .and_then(|listed| services(listed, checks)),
     };
     if let Some(opening_hours) = &input.opening_hours {
-        changes.schedule = schedule(opening_hours, checks);
+        changes.schedule = schedule(opening_hours, "openingHours", checks);
     }
     if let Some(listed) = &input.resources {
         changes.resources = resources(listed, checks);
@@ -561,11 +642,23 @@ fn origins(listed: &[String], strictness: Strictness, checks: &mut Checks) -> Op
     )
 }
 
-fn schedule(opening_hours: &[OpeningHoursInput], checks: &mut Checks) -> Option<WeeklySchedule> {
+fn schedule(
+    opening_hours: &[OpeningHoursInput],
+    prefix: &str,
+    checks: &mut Checks,
+) -> Option<WeeklySchedule> {
+    let most = 7 * domain::hours::MAX_INTERVALS_PER_DAY;
+    if opening_hours.len() > most {
+        checks.take::<()>(Err(invalid(
+            prefix,
+            format!("list at most {most} intervals"),
+        )));
+        return None;
+    }
     let mut days: [Vec<OpeningInterval>; 7] = Default::default();
     let mut fine = true;
     for (index, hours) in opening_hours.iter().enumerate() {
-        let field = format!("openingHours.{index}.closes");
+        let field = format!("{prefix}.{index}.closes");
         match checks.take(
             OpeningInterval::new(hours.opens.0, hours.closes.0)
                 .map_err(|reason| invalid(&field, reason)),
@@ -581,7 +674,202 @@ fn schedule(opening_hours: &[OpeningHoursInput], checks: &mut Checks) -> Option<
     if !fine {
         return None;
     }
-    checks.take(WeeklySchedule::new(days).map_err(|reason| invalid("openingHours", reason)))
+    checks.take(WeeklySchedule::new(days).map_err(|reason| invalid(prefix, reason)))
+}
+
+/// Checks each service's own fields, noting every one at fault; the store
+/// checks them against the venue as saved (party sizes, resources).
+fn services(listed: &[ServiceInput], checks: &mut Checks) -> Option<Vec<store::ServiceDefinition>> {
+    use domain::payments::{Currency, Money, PaymentRule};
+    if listed.len() > domain::service::MAX_PER_VENUE {
+        checks.take::<()>(Err(invalid(
+            "services",
+            format!(
+                "a venue offers at most {} services",
+                domain::service::MAX_PER_VENUE
+            ),
+        )));
+        return None;
+    }
+    let mut services: Vec<store::ServiceDefinition> = Vec::new();
+    let mut fine = true;
+    for (index, input) in listed.iter().enumerate() {
+        let field = |name: &str| format!("services.{index}.{name}");
+        let count = |value: i32, name: &str| {
+            u32::try_from(value).map_err(|_| invalid(&field(name), "must not be negative"))
+        };
+        let slug = checks.take(Slug::parse(&input.slug).map_err(|r| invalid(&field("slug"), r)));
+        let name =
+            checks.take(check_display_name(&input.name).map_err(|r| invalid(&field("name"), r)));
+        let duration = checks.take(count(input.duration_minutes, "durationMinutes"));
+        let buffer = checks.take(
+            input
+                .buffer_minutes
+                .map(|b| count(b, "bufferMinutes"))
+                .transpose(),
+        );
+        let min_party = checks.take(count(input.min_party_size.unwrap_or(1), "minPartySize"));
+        let max_party = checks.take(
+            input
+                .max_party_size
+                .map(|m| count(m, "maxPartySize"))
+                .transpose(),
+        );
+        let listed_resources = input.resource_slugs.as_deref().unwrap_or_default();
+        let resources = if listed_resources.len() > MAX_SERVICE_RESOURCES {
+            checks.take::<()>(Err(invalid(&field("resourceSlugs"), "too many resources")));
+            None
+        } else {
+            checks.take(
+                listed_resources
+                    .iter()
+                    .map(|raw| Slug::parse(raw))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|r| invalid(&field("resourceSlugs"), r)),
+            )
+        };
+        let payment = match &input.payment {
+            None => Some(None),
+            Some(rule) => {
+                let kind: store::PaymentKind = rule.kind.into();
+                let money = || -> Result<Money, async_graphql::Error> {
+                    let currency = Currency::parse(rule.currency.as_deref().unwrap_or("EUR"))
+                        .map_err(|e| invalid(&field("payment.currency"), e))?;
+                    let amount = rule.amount.ok_or_else(|| {
+                        invalid(&field("payment.amount"), "a payment rule needs an amount")
+                    })?;
+                    Money::new(i64::from(amount), currency)
+                        .map_err(|e| invalid(&field("payment.amount"), e))
+                };
+                let per_guest = rule.per_guest.unwrap_or(false);
+                match kind {
+                    store::PaymentKind::None => Some(Some(PaymentRule::None)),
+                    store::PaymentKind::Deposit => checks
+                        .take(money())
+                        .map(|amount| Some(PaymentRule::Deposit { amount, per_guest })),
+                    store::PaymentKind::Prepayment => checks
+                        .take(money())
+                        .map(|amount| Some(PaymentRule::Prepayment { amount, per_guest })),
+                    store::PaymentKind::Guarantee => checks
+                        .take(money())
+                        .map(|fee| Some(PaymentRule::Guarantee { fee, per_guest })),
+                }
+            }
+        };
+        match (
+            slug, name, duration, buffer, min_party, max_party, resources, payment,
+        ) {
+            (
+                Some(slug),
+                Some(name),
+                Some(duration),
+                Some(buffer),
+                Some(min_party),
+                Some(max_party),
+                Some(resources),
+                Some(payment),
+            ) => services.push(store::ServiceDefinition {
+                slug,
+                name,
+                duration,
+                buffer,
+                min_party,
+                max_party,
+                resources,
+                payment,
+            }),
+            _ => fine = false,
+        }
+    }
+    fine.then_some(services)
+}
+
+/// How many resources one service may name: more than any venue has.
+const MAX_SERVICE_RESOURCES: usize = 500;
+
+/// Checks each exception, noting every field at fault. Resources are named
+/// by slug and matched by the store against the venue's resources as
+/// saved, so one save can add a practitioner and their day off.
+fn exceptions(
+    listed: &[HoursExceptionInput],
+    checks: &mut Checks,
+) -> Option<Vec<store::ExceptionDefinition>> {
+    use domain::hours;
+    if listed.len() > hours::MAX_PER_VENUE {
+        checks.take::<()>(Err(invalid(
+            "exceptions",
+            format!("a venue has at most {} exceptions", hours::MAX_PER_VENUE),
+        )));
+        return None;
+    }
+    let mut exceptions: Vec<store::ExceptionDefinition> = Vec::new();
+    let mut fine = true;
+    for (index, input) in listed.iter().enumerate() {
+        let field = |name: &str| format!("exceptions.{index}.{name}");
+        let date = checks
+            .take(hours::parse_date(&input.date).map_err(|reason| invalid(&field("date"), reason)));
+        let intervals = if input.hours.len() > hours::MAX_INTERVALS_PER_DAY {
+            checks.take::<()>(Err(invalid(
+                &field("hours"),
+                format!(
+                    "a day has at most {} intervals",
+                    hours::MAX_INTERVALS_PER_DAY
+                ),
+            )));
+            None
+        } else {
+            let mut intervals = Vec::new();
+            let mut each = true;
+            for (position, interval) in input.hours.iter().enumerate() {
+                match checks.take(
+                    OpeningInterval::new(interval.opens.0, interval.closes.0).map_err(|reason| {
+                        invalid(
+                            &format!("exceptions.{index}.hours.{position}.closes"),
+                            reason,
+                        )
+                    }),
+                ) {
+                    Some(interval) => intervals.push(interval),
+                    None => each = false,
+                }
+            }
+            if each {
+                checks.take(
+                    hours::check_day(intervals).map_err(|reason| invalid(&field("hours"), reason)),
+                )
+            } else {
+                None
+            }
+        };
+        let resource = match &input.resource_slug {
+            None => Some(None),
+            Some(raw) => checks
+                .take(Slug::parse(raw).map_err(|reason| invalid(&field("resourceSlug"), reason)))
+                .map(Some),
+        };
+        match (date, intervals, resource) {
+            (Some(date), Some(intervals), Some(resource)) => {
+                if exceptions
+                    .iter()
+                    .any(|e| e.date == date && e.resource == resource)
+                {
+                    checks.take::<()>(Err(invalid(
+                        &field("date"),
+                        "this date already has an exception for the same venue or resource",
+                    )));
+                    fine = false;
+                } else {
+                    exceptions.push(store::ExceptionDefinition {
+                        resource,
+                        date,
+                        hours: intervals,
+                    });
+                }
+            }
+            _ => fine = false,
+        }
+    }
+    fine.then_some(exceptions)
 }
 
 fn resources(listed: &[ResourceInput], checks: &mut Checks) -> Option<Vec<ResourceChange>> {
@@ -607,13 +895,23 @@ fn resources(listed: &[ResourceInput], checks: &mut Checks) -> Option<Vec<Resour
             Resource::check_capacity(i64::from(resource.capacity))
                 .map_err(|reason| invalid(&field("capacity"), reason)),
         );
-        match (slug, name, capacity) {
-            (Some(slug), Some(name), Some(capacity)) => resources.push(ResourceChange {
-                slug,
-                name,
-                kind: resource.kind.map(resource_kind),
-                capacity,
-            }),
+        let hours = match &resource.hours {
+            MaybeUndefined::Undefined => Some(None),
+            MaybeUndefined::Null => Some(Some(None)),
+            MaybeUndefined::Value(listed) => {
+                schedule(listed, &field("hours"), checks).map(|week| Some(Some(week)))
+            }
+        };
+        match (slug, name, capacity, hours) {
+            (Some(slug), Some(name), Some(capacity), Some(hours)) => {
+                resources.push(ResourceChange {
+                    slug,
+                    name,
+                    kind: resource.kind.map(resource_kind),
+                    capacity,
+                    hours,
+                })
+            }
             _ => fine = false,
         }
     }
@@ -695,6 +993,10 @@ pub struct SaveVenuePayload {
     /// the saved closures. They are not cancelled: the manager who saved
     /// decides what to tell those guests.
     pub reservations_in_closures: Option<Vec<super::types::ReservationObject>>,
+    /// The venue's pending and confirmed bookings still to come that the
+    /// saved opening hours, resource hours and exceptions leave outside the
+    /// working hours of their resource. They are not cancelled either.
+    pub reservations_outside_hours: Option<Vec<super::types::ReservationObject>>,
     /// What to fix before submitting again; empty when it went
     /// through.
     pub user_errors: Vec<super::payload::UserError>,
@@ -818,11 +1120,15 @@ impl VenueMutation {
                     inside.extend(store.reservation(*reservation)?);
                 }
                 inside.sort_by_key(|r| r.starts_at);
-                Ok((venue, inside))
+                let mut outside = Vec::new();
+                for reservation in &report.reservations_outside_hours {
+                    outside.extend(store.reservation(*reservation)?);
+                }
+                Ok((venue, inside, outside))
             })
             .await,
         )?;
-        let Some((venue, inside)) = saved else {
+        let Some((venue, inside, outside)) = saved else {
             return Ok(SaveVenuePayload {
                 user_errors,
                 ..SaveVenuePayload::default()
@@ -831,6 +1137,11 @@ impl VenueMutation {
         Ok(SaveVenuePayload {
             reservations_in_closures: Some(super::types::ReservationObject::list(
                 inside,
+                &venue,
+                super::types::Access::Public,
+            )),
+            reservations_outside_hours: Some(super::types::ReservationObject::list(
+                outside,
                 &venue,
                 super::types::Access::Public,
             )),

@@ -1,0 +1,2 @@
+ALTER TABLE reservations DROP COLUMN service_id;
+DROP TABLE services;
