@@ -69,6 +69,10 @@ struct VenueEntry {
     /// Days after a payment's last refund window closes until its card
     /// brand and last four are dropped (30).
     payment_data_days: Option<Spanned<i64>>,
+    /// Minutes a waitlist offer of a freed table can be claimed (30).
+    waitlist_offer_minutes: Option<Spanned<i64>>,
+    /// Days after its date until a waitlist entry is deleted (7).
+    waitlist_retention_days: Option<Spanned<i64>>,
     /// What the booking form offers to opt in to: `newsletter`,
     /// `marketing` (both when left out; `[]` for none).
     consent_purposes: Option<Spanned<Vec<String>>>,
@@ -425,6 +429,22 @@ fn venue(
             None => domain::Venue::DEFAULT_PAYMENT_DATA_DAYS,
             Some(days) => domain::Venue::check_payment_data_days(*days.get_ref())
                 .map_err(|r| report.error(days, &key("payment_data_days"), r))?,
+        },
+        waitlist: domain::waitlist::WaitlistRules {
+            offer_minutes: match &entry.waitlist_offer_minutes {
+                None => domain::waitlist::WaitlistRules::DEFAULT_OFFER_MINUTES,
+                Some(minutes) => {
+                    domain::waitlist::WaitlistRules::check_offer_minutes(*minutes.get_ref())
+                        .map_err(|r| report.error(minutes, &key("waitlist_offer_minutes"), r))?
+                }
+            },
+            retention_days: match &entry.waitlist_retention_days {
+                None => domain::waitlist::WaitlistRules::DEFAULT_RETENTION_DAYS,
+                Some(days) => {
+                    domain::waitlist::WaitlistRules::check_retention_days(*days.get_ref())
+                        .map_err(|r| report.error(days, &key("waitlist_retention_days"), r))?
+                }
+            },
         },
     })
 }

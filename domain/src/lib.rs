@@ -18,6 +18,7 @@ pub mod reservation;
 pub mod secret;
 pub mod values;
 pub mod venue;
+pub mod waitlist;
 pub mod webhooks;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
@@ -26,7 +27,7 @@ pub use error::DomainError;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
     AccessToken, Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName,
-    Personal, Phone,
+    Personal, Phone, WaitlistToken,
 };
 pub use reservation::{Reservation, ReservationStatus};
 pub use secret::{Secret, SessionHash};

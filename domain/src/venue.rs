@@ -39,6 +39,8 @@ pub struct Venue {
     /// Periods in which the venue or one of its resources takes no
     /// bookings, in time order; the store loads them with the venue.
     pub closures: Vec<crate::Closure>,
+    /// How long waitlist offers last and entries are kept.
+    pub waitlist: crate::waitlist::WaitlistRules,
 }
 
 /// The opt-ins a venue's booking form offers: a subset of the consent
@@ -655,6 +657,7 @@ pub(crate) mod tests {
             opt_ins: OptIns::default(),
             allowed_origins: Vec::new(),
             closures: Vec::new(),
+            waitlist: crate::waitlist::WaitlistRules::default(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

@@ -142,6 +142,8 @@ pub struct VenueDefinition {
     pub resources: Vec<ResourceDefinition>,
     /// Replaces the venue's closures.
     pub closures: Vec<ClosureDefinition>,
+    /// How long waitlist offers last and entries are kept.
+    pub waitlist: domain::waitlist::WaitlistRules,
 }
 
 /// A closure as a venue file or `saveVenue` gives it: on the venue's
@@ -200,6 +202,8 @@ pub struct VenueChanges {
     pub resources: Option<Vec<ResourceChange>>,
     /// Replaces the venue's whole list of closures.
     pub closures: Option<Vec<ClosureDefinition>>,
+    pub waitlist_offer_minutes: Option<u32>,
+    pub waitlist_retention_days: Option<u32>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -323,6 +327,7 @@ impl VenueChanges {
                         reason: c.reason.clone(),
                     })
                     .collect(),
+                waitlist: venue.waitlist,
             },
             None => VenueDefinition {
                 slug,
@@ -344,6 +349,7 @@ impl VenueChanges {
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
                 closures: Vec::new(),
+                waitlist: domain::waitlist::WaitlistRules::default(),
             },
         };
         let Self {
@@ -373,6 +379,8 @@ impl VenueChanges {
             schedule,
             resources,
             closures,
+            waitlist_offer_minutes,
+            waitlist_retention_days,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -415,6 +423,14 @@ impl VenueChanges {
         keep_or(&mut definition.allowed_origins, allowed_origins);
         keep_or(&mut definition.schedule, schedule);
         keep_or(&mut definition.closures, closures);
+        keep_or(
+            &mut definition.waitlist.offer_minutes,
+            waitlist_offer_minutes,
+        );
+        keep_or(
+            &mut definition.waitlist.retention_days,
+            waitlist_retention_days,
+        );
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -520,6 +536,10 @@ macro_rules! write_venue {
                             .map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
                     v::payment_hold_minutes.eq(db_int($definition.payments.hold.get())),
                 );
+                let waitlist_values = (
+                    v::waitlist_offer_minutes.eq(db_int($definition.waitlist.offer_minutes)),
+                    v::waitlist_retention_days.eq(db_int($definition.waitlist.retention_days)),
+                );
                 let venue_id = match existing {
                     Some(id) => {
                         diesel::update(v::venues.find(&id))
@@ -530,6 +550,9 @@ macro_rules! write_venue {
                             .execute($c)?;
                         diesel::update(v::venues.find(&id))
                             .set(field_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(waitlist_values)
                             .execute($c)?;
                         $report.venues_updated += 1;
                         id
@@ -549,6 +572,9 @@ macro_rules! write_venue {
                             .execute($c)?;
                         diesel::update(v::venues.find(&id))
                             .set(field_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(waitlist_values)
                             .execute($c)?;
                         $report.venues_created += 1;
                         id

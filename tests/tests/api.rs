@@ -28,5 +28,7 @@ mod api {
     mod takeover;
     mod tls;
     mod venue_settings;
+    mod waitlist;
+    mod walk_ins;
     mod webhooks;
 }
