@@ -579,6 +579,37 @@ mod tests {
     }
 
     #[test]
+    fn waitlist_settings_are_read_and_checked_with_their_key() {
+        let venue = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n";
+        let venues = parse("v.toml", venue).expect("valid");
+        assert_eq!(
+            venues[0].waitlist,
+            domain::waitlist::WaitlistRules::default()
+        );
+        let text = format!("{venue}waitlist_offer_minutes = 15\nwaitlist_retention_days = 0\n");
+        let venues = parse("v.toml", &text).expect("valid");
+        assert_eq!(
+            (
+                venues[0].waitlist.offer_minutes,
+                venues[0].waitlist.retention_days
+            ),
+            (15, 0)
+        );
+        let text = format!("{venue}waitlist_offer_minutes = 2\n");
+        let error = parse("v.toml", &text).expect_err("too short").to_string();
+        assert!(
+            error.starts_with("v.toml:5: venue[0].waitlist_offer_minutes"),
+            "{error}"
+        );
+        let text = format!("{venue}waitlist_retention_days = 91\n");
+        let error = parse("v.toml", &text).expect_err("too long").to_string();
+        assert!(
+            error.starts_with("v.toml:5: venue[0].waitlist_retention_days"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn origins_and_opt_ins_are_checked_with_their_key() {
         let venue = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n";
         let text = format!(

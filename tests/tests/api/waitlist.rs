@@ -482,3 +482,94 @@ both_backends!(
     waitlist_entries_are_sealed_exported_erased_and_purged,
     waitlist_entries_are_sealed_exported_erased_and_purged
 );
+
+/// Someone who only waited (no booking) proves their address with an
+/// access code: the export shows the entry, and erasure takes it.
+async fn an_access_token_exports_and_erases_a_waitlist_entry(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let smtp = FakeSmtp::start(0).await?;
+    let venue = app.venue_id("one-table").await?;
+    app.book("one-table", 10).await?;
+    let address = "wendy.waiting@example.org";
+    join(&app, &venue, "Wendy Waiting", address).await?;
+    let asked = app
+        .gql(
+            "mutation R($v: ID!, $e: String!) { requestAccessCode(input: { venueId: $v, email: $e }) { accepted } }",
+            json!({ "v": venue, "e": address }),
+        )
+        .await?;
+    assert_eq!(
+        asked["data"]["requestAccessCode"]["accepted"], true,
+        "{asked}"
+    );
+    app.deliver_mail(&smtp.url).await?;
+    let mail = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.contains(address) && m.contains("access code"))
+        .context("no access code mail")?;
+    let code = mail
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 6)
+        .context("no code")?
+        .to_owned();
+    let redeemed = app
+        .gql(
+            "mutation D($v: ID!, $e: String!, $c: String!) { redeemAccessCode(input: { venueId: $v, email: $e, code: $c }) { accessToken } }",
+            json!({ "v": venue, "e": address, "c": code }),
+        )
+        .await?;
+    let access = kluis_tests::text(&redeemed, "/data/redeemAccessCode/accessToken")?;
+    let exported = app
+        .gql_as(
+            &access,
+            "mutation E { exportMyData { export { profile { name } waitlist { status partySize } } userErrors { code } } }",
+            json!({}),
+        )
+        .await?;
+    let export = &payload(&exported, "exportMyData")?["export"];
+    assert_eq!(export["profile"]["name"], "Wendy Waiting", "{exported}");
+    assert_eq!(
+        export["waitlist"],
+        json!([{ "status": "waiting", "partySize": 2 }])
+    );
+    let erased = app
+        .gql_as(
+            &access,
+            "mutation X { eraseMyData { report { alreadyErased } userErrors { code } } }",
+            json!({}),
+        )
+        .await?;
+    payload(&erased, "eraseMyData")?;
+    assert_eq!(app.count_rows("waitlist_entries", "1 = 1")?, 0);
+    assert_absent(&app.raw_database()?, "Wendy Waiting", "the database");
+    Ok(())
+}
+both_backends!(
+    an_access_token_exports_and_erases_a_waitlist_entry,
+    an_access_token_exports_and_erases_a_waitlist_entry
+);
+
+/// Two passes at once (two nodes) make one offer and one mail.
+async fn concurrent_passes_make_one_offer(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let booked = app.book("one-table", 10).await?;
+    join(&app, &venue, "Carla First", "carla@example.org").await?;
+    join(&app, &venue, "Bert Second", "bert@example.org").await?;
+    // The cancellation frees the table without this server's own pass
+    // racing the two below: the row is written as another node would.
+    app.execute_sql(&format!(
+        "UPDATE reservations SET status = 'cancelled' WHERE id = '{}'",
+        booked.id
+    ))?;
+    let (first, second) = tokio::join!(app.run_waitlist(), app.run_waitlist());
+    assert!(first?.offered + second?.offered <= 1);
+    assert_eq!(app.count_rows("waitlist_offers", "status = 'open'")?, 1);
+    assert_eq!(app.count_rows("outbox", "purpose = 'waitlist_offer'")?, 1);
+    Ok(())
+}
+both_backends!(
+    concurrent_passes_make_one_offer,
+    concurrent_passes_make_one_offer
+);
