@@ -433,7 +433,13 @@ impl Store {
         let entry = self
             .waitlist_entry_by_token(token)?
             .ok_or(DomainError::not_found("waitlist entry"))?;
-        self.erase_guest(entry.guest_id, now)?;
+        let erasure = self.erase_guest(entry.guest_id, now)?;
+        if !erasure.already {
+            self.audit(
+                &[erased_event("guest", &entry.guest_id, entry.venue_id)],
+                now,
+            )?;
+        }
         Ok(entry)
     }
 
@@ -627,12 +633,26 @@ impl Store {
         for guest in &guests {
             let guest = GuestId::parse(guest).map_err(|_| corrupt("guest")())?;
             match self.erase(guest, now, false, crate::ErasureReason::Retention) {
+                Ok(Some(erasure)) if !erasure.already => {
+                    self.audit(&[erased_event("retention", &guest, venue)], now)?;
+                }
                 Ok(_) => {}
                 Err(StoreError::Domain(DomainError::Conflict(_))) => {}
                 Err(other) => return Err(other),
             }
         }
         Ok(guests.len())
+    }
+}
+
+/// The audit trail's record of an entry's details erased by `who`.
+fn erased_event(who: &str, guest: &GuestId, venue: VenueId) -> crate::AuditEvent {
+    crate::AuditEvent {
+        principal: who.to_owned(),
+        action: crate::AuditAction::Erase,
+        object: format!("guest:{guest}"),
+        fields: crate::audit_fields::ERASED.to_owned(),
+        venue_id: Some(venue.to_string()),
     }
 }
 
