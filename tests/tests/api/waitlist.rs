@@ -611,3 +611,30 @@ both_backends!(
     waitlist_entries_survive_a_key_rotation_and_retirement,
     waitlist_entries_survive_a_key_rotation_and_retirement
 );
+
+/// A booking moved to another time frees its old one for the line.
+async fn a_moved_booking_offers_its_old_time(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let venue = app.venue_id("one-table").await?;
+    let booked = app.book("one-table", 10).await?;
+    let carla = join(&app, &venue, "Carla First", "carla@example.org").await?;
+    assert_eq!(entry(&app, &carla).await?["status"], "waiting");
+    let moved = app
+        .gql(
+            "mutation M($id: ID!, $t: String!, $key: String!, $at: DateTime!) { modifyReservation(input: { id: $id, manageToken: $t, startsAt: $at, idempotencyKey: $key }) { reservation { startsAt } userErrors { code } } }",
+            json!({ "id": booked.id, "t": booked.token, "key": new_key(), "at": tomorrow_at(15) }),
+        )
+        .await?;
+    payload(&moved, "modifyReservation")?;
+    let offered = entry(&app, &carla).await?;
+    assert_eq!(offered["status"], "offered", "{offered}");
+    assert_eq!(
+        offered["offer"]["startsAt"],
+        tomorrow_at(10).replace('Z', "+00:00")
+    );
+    Ok(())
+}
+both_backends!(
+    a_moved_booking_offers_its_old_time,
+    a_moved_booking_offers_its_old_time
+);
