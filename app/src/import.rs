@@ -86,6 +86,29 @@ struct VenueEntry {
     /// Periods without bookings; the file's list replaces the stored one.
     #[serde(default)]
     closure: Vec<ClosureEntry>,
+    /// Fixed combinations of tables for larger parties.
+    #[serde(default)]
+    combination: Vec<CombinationEntry>,
+    /// Pairs of tables that stand next to each other: connected runs of
+    /// them may be joined.
+    adjacent: Option<Vec<Spanned<Vec<Spanned<String>>>>>,
+    /// The most adjacent tables one booking joins (3).
+    max_joined: Option<Spanned<i64>>,
+    /// Caps on the guests whose bookings start in one slot, or in one
+    /// hour of the venue's clock.
+    max_covers_per_slot: Option<Spanned<i64>>,
+    max_covers_per_hour: Option<Spanned<i64>>,
+}
+
+/// `[[venue.combination]]`: `resources` (two or more slugs of this venue,
+/// the primary first), `capacity` (the seats they give together) and
+/// optional `min_party` (the smallest party offered them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CombinationEntry {
+    resources: Spanned<Vec<Spanned<String>>>,
+    capacity: Spanned<i64>,
+    min_party: Option<Spanned<i64>>,
 }
 
 /// `[[venue.closure]]`: `from` and `until` on the venue's clock
@@ -121,6 +144,124 @@ struct ResourceEntry {
     capacity: Spanned<i64>,
 }
 
+/// Fixed combinations, adjacent pairs and the longest run, checked
+/// against the venue's resources; each problem names its entry's line.
+type TablesTogether = (
+    Vec<domain::combination::CombinationDefinition>,
+    Vec<(Slug, Slug)>,
+    u32,
+);
+
+fn tables_together(
+    report: &Reporter<'_>,
+    key: &dyn Fn(&str) -> String,
+    entry: &VenueEntry,
+    resources: &[ResourceDefinition],
+) -> Result<TablesTogether, ImportError> {
+    // A slug the venue does not know stays as written (checked below), so
+    // that the refusal names it.
+    let slug = |raw: &Spanned<String>, at: &str| {
+        Slug::parse(raw.get_ref()).map_err(|_| {
+            report.error(
+                raw,
+                &key(at),
+                format!(
+                    "`{}` is no resource of this venue",
+                    raw.get_ref().chars().take(40).collect::<String>()
+                ),
+            )
+        })
+    };
+    let mut combinations = Vec::new();
+    for (position, combination) in entry.combination.iter().enumerate() {
+        let at = format!("combination[{position}].resources");
+        combinations.push(domain::combination::CombinationDefinition {
+            resources: combination
+                .resources
+                .get_ref()
+                .iter()
+                .map(|raw| slug(raw, &at))
+                .collect::<Result<_, _>>()?,
+            capacity: domain::Resource::check_capacity(*combination.capacity.get_ref()).map_err(
+                |r| {
+                    report.error(
+                        &combination.capacity,
+                        &key(&format!("combination[{position}].capacity")),
+                        r,
+                    )
+                },
+            )?,
+            min_party: match &combination.min_party {
+                None => None,
+                Some(raw) => Some(
+                    u32::try_from(*raw.get_ref())
+                        .ok()
+                        .filter(|min| (1..=domain::PartySize::HARD_MAX).contains(min))
+                        .ok_or_else(|| {
+                            report.error(
+                                raw,
+                                &key(&format!("combination[{position}].min_party")),
+                                "must be between 1 and the combination's capacity",
+                            )
+                        })?,
+                ),
+            },
+        });
+    }
+    let mut adjacent = Vec::new();
+    for (position, pair) in entry.adjacent.iter().flatten().enumerate() {
+        let at = format!("adjacent[{position}]");
+        match pair.get_ref().as_slice() {
+            [a, b] => adjacent.push((slug(a, &at)?, slug(b, &at)?)),
+            _ => {
+                return Err(report.error(pair, &key(&at), "a pair names exactly two tables"));
+            }
+        }
+    }
+    let max_joined = match &entry.max_joined {
+        None => domain::combination::DEFAULT_MAX_JOINED,
+        Some(raw) => u32::try_from(*raw.get_ref()).unwrap_or(0),
+    };
+    let known: Vec<&Slug> = resources.iter().map(|r| &r.slug).collect();
+    domain::combination::check(&known, &combinations, &adjacent, max_joined).map_err(
+        |refusal| {
+            let (span, at) = match (refusal.list, refusal.position) {
+                ("combination", Some(i)) => {
+                    let entry = &entry.combination[i];
+                    let span = match refusal.key {
+                        "capacity" => entry.capacity.span(),
+                        "min_party" => entry
+                            .min_party
+                            .as_ref()
+                            .map_or(entry.capacity.span(), Spanned::span),
+                        _ => entry.resources.span(),
+                    };
+                    (span, format!("combination[{i}].{}", refusal.key))
+                }
+                ("adjacent", Some(i)) => (
+                    entry
+                        .adjacent
+                        .iter()
+                        .flatten()
+                        .nth(i)
+                        .map_or(entry.slug.span(), Spanned::span),
+                    format!("adjacent[{i}]"),
+                ),
+                ("max_joined", _) => (
+                    entry
+                        .max_joined
+                        .as_ref()
+                        .map_or(entry.slug.span(), Spanned::span),
+                    "max_joined".to_owned(),
+                ),
+                (list, _) => (entry.slug.span(), list.to_owned()),
+            };
+            report.error_at(span, &key(&at), refusal.reason)
+        },
+    )?;
+    Ok((combinations, adjacent, max_joined))
+}
+
 /// Turns spans into `file:line: key: reason` errors.
 struct Reporter<'a> {
     file: &'a str,
@@ -129,7 +270,16 @@ struct Reporter<'a> {
 
 impl Reporter<'_> {
     fn error<T>(&self, span: &Spanned<T>, key: &str, reason: impl Into<String>) -> ImportError {
-        let offset = span.span().start.min(self.text.len());
+        self.error_at(span.span(), key, reason)
+    }
+
+    fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        reason: impl Into<String>,
+    ) -> ImportError {
+        let offset = span.start.min(self.text.len());
         ImportError::Invalid {
             file: self.file.to_owned(),
             line: self.text[..offset].matches('\n').count() + 1,
@@ -396,6 +546,18 @@ fn venue(
         });
     }
 
+    let (combinations, adjacent, max_joined) = tables_together(report, &key, entry, &resources)?;
+    let cap = |raw: &Option<Spanned<i64>>, name: &str| match raw {
+        None => Ok(None),
+        Some(value) => domain::Pacing::check_cap(*value.get_ref())
+            .map(Some)
+            .map_err(|r| report.error(value, &key(name), r)),
+    };
+    let pacing = domain::Pacing {
+        max_covers_per_slot: cap(&entry.max_covers_per_slot, "max_covers_per_slot")?,
+        max_covers_per_hour: cap(&entry.max_covers_per_hour, "max_covers_per_hour")?,
+    };
+
     let opt_ins = match &entry.consent_purposes {
         None => domain::OptIns::default(),
         Some(listed) => domain::OptIns::parse_text(&listed.get_ref().join(" "))
@@ -420,6 +582,10 @@ fn venue(
         schedule,
         resources,
         closures,
+        combinations,
+        adjacent,
+        max_joined,
+        pacing,
         retention_days: match &entry.retention_days {
             None => domain::Venue::DEFAULT_RETENTION_DAYS,
             Some(days) => domain::Venue::check_retention_days(*days.get_ref())
@@ -673,6 +839,66 @@ mod tests {
         assert_eq!(
             error.as_deref(),
             Some("v.toml:12: venue[0].closure[0].resource: `t9` is no resource of this venue")
+        );
+    }
+
+    #[test]
+    fn combinations_and_pacing_are_read_and_bad_ones_named_by_line_and_key() {
+        let head = "[[venue]]\nslug = \"v\"\nname = \"V\"\ntime_zone = \"UTC\"\n\
+                    adjacent = [[\"t1\", \"t2\"]]\nmax_covers_per_hour = 40\n\
+                    [[venue.resource]]\nslug = \"t1\"\nname = \"T\"\ncapacity = 2\n\
+                    [[venue.resource]]\nslug = \"t2\"\nname = \"T\"\ncapacity = 2\n";
+        let good = format!(
+            "{head}[[venue.combination]]\nresources = [\"t2\", \"t1\"]\ncapacity = 5\nmin_party = 4\n"
+        );
+        let venues = parse("v.toml", &good).expect("valid file");
+        let venue = &venues[0];
+        assert_eq!(venue.combinations.len(), 1);
+        assert_eq!(venue.combinations[0].resources[0].as_str(), "t2");
+        assert_eq!(venue.combinations[0].min_party, Some(4));
+        assert_eq!(venue.adjacent.len(), 1);
+        assert_eq!(venue.max_joined, 3);
+        assert_eq!(venue.pacing.max_covers_per_hour, Some(40));
+        assert_eq!(venue.pacing.max_covers_per_slot, None);
+
+        for (combination, expected) in [
+            (
+                "resources = [\"t1\", \"t9\"]\ncapacity = 4\n",
+                "v.toml:16: venue[0].combination[0].resources: `t9` is no resource of this venue",
+            ),
+            (
+                "resources = [\"t1\"]\ncapacity = 4\n",
+                "v.toml:16: venue[0].combination[0].resources: a combination joins at least two tables",
+            ),
+            (
+                "resources = [\"t1\", \"t1\"]\ncapacity = 4\n",
+                "v.toml:16: venue[0].combination[0].resources: `t1` appears twice in one combination",
+            ),
+            (
+                "resources = [\"t1\", \"t2\"]\ncapacity = 4\nmin_party = 5\n",
+                "v.toml:18: venue[0].combination[0].min_party: must be between 1 and the combination's capacity",
+            ),
+        ] {
+            let file = format!("{head}[[venue.combination]]\n{combination}");
+            let error = parse("v.toml", &file).err().map(|e| e.to_string());
+            assert_eq!(error.as_deref(), Some(expected));
+        }
+        let twice = format!(
+            "{head}[[venue.combination]]\nresources = [\"t1\", \"t2\"]\ncapacity = 4\n\
+             [[venue.combination]]\nresources = [\"t2\", \"t1\"]\ncapacity = 4\n"
+        );
+        let error = parse("v.toml", &twice).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some(
+                "v.toml:19: venue[0].combination[1].resources: the same tables are combined twice"
+            )
+        );
+        let capped = head.replace("max_covers_per_hour = 40", "max_covers_per_hour = 0");
+        let error = parse("v.toml", &capped).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("v.toml:6: venue[0].max_covers_per_hour: must be between 1 and 100000 guests")
         );
     }
 }

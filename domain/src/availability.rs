@@ -1,16 +1,22 @@
-//! Which times can be booked, and which resource a booking gets.
+//! Which times can be booked, and which resources a booking gets.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::combination::CandidateSet;
 use crate::{DomainError, PartySize, Resource, ResourceId, Venue};
 
 /// A span during which a resource is taken by an active reservation
-/// (its duration plus the venue's buffer).
+/// (its duration plus the venue's buffer). A reservation holding several
+/// resources has one per resource; its guests count on the primary one
+/// only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Occupancy {
     pub resource_id: ResourceId,
     pub starts_at: DateTime<Utc>,
     pub blocked_until: DateTime<Utc>,
+    /// The party size on the reservation's primary resource, 0 on the
+    /// others: what pacing counts.
+    pub covers: u32,
 }
 
 impl Occupancy {
@@ -26,12 +32,19 @@ pub struct Slot {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub free_resources: Vec<ResourceId>,
+    /// Free combinations of tables that seat the party together, smallest
+    /// first, each with its primary resource first.
+    pub free_combinations: Vec<Vec<ResourceId>>,
 }
 
 /// Where and when a booking goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
+    /// The primary resource (`resources[0]`).
     pub resource_id: ResourceId,
+    /// Every resource the booking holds, primary first: one, or the
+    /// members of a combination.
+    pub resources: Vec<ResourceId>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub blocked_until: DateTime<Utc>,
@@ -52,19 +65,24 @@ pub struct BookingContext<'a> {
 impl BookingContext<'_> {
     /// Free, fitting start times on a local date. Times that can no longer be
     /// booked (past, inside the notice period, after the same-day cut-off,
-    /// beyond the booking horizon) are left out.
+    /// beyond the booking horizon, over the venue's pacing caps) are left
+    /// out.
     pub fn availability(
         &self,
         date: NaiveDate,
         party: PartySize,
     ) -> Result<Vec<Slot>, DomainError> {
-        self.check_party(party)?;
+        let candidates = self.candidate_sets();
+        self.check_party(party, &candidates)?;
         let fitting = self.fitting_resources(party);
+        let combinations: Vec<&CandidateSet> =
+            candidates.iter().filter(|c| c.seats(party.get())).collect();
         let slots = self
             .venue
             .slot_grid(date)
             .into_iter()
             .filter(|(starts_at, _)| self.check_booking_window(*starts_at).is_ok())
+            .filter(|(starts_at, _)| self.check_pacing(*starts_at, party).is_ok())
             .filter_map(|(starts_at, _)| {
                 let (ends_at, blocked_until) = self.span(starts_at);
                 // One pass over the day's occupancy per slot, not one per
@@ -75,16 +93,24 @@ impl BookingContext<'_> {
                     .filter(|o| o.overlaps(starts_at, blocked_until))
                     .map(|o| o.resource_id)
                     .collect();
+                let usable = |id: ResourceId| {
+                    !taken.contains(&id) && !self.is_closed(id, starts_at, ends_at)
+                };
                 let free_resources: Vec<ResourceId> = fitting
                     .iter()
-                    .filter(|r| !taken.contains(&r.id))
-                    .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
                     .map(|r| r.id)
+                    .filter(|id| usable(*id))
                     .collect();
-                (!free_resources.is_empty()).then_some(Slot {
+                let free_combinations: Vec<Vec<ResourceId>> = combinations
+                    .iter()
+                    .filter(|c| c.resources.iter().all(|id| usable(*id)))
+                    .map(|c| c.resources.clone())
+                    .collect();
+                (!free_resources.is_empty() || !free_combinations.is_empty()).then_some(Slot {
                     starts_at,
                     ends_at,
                     free_resources,
+                    free_combinations,
                 })
             })
             .collect();
@@ -93,18 +119,20 @@ impl BookingContext<'_> {
 
     /// Chooses where a new booking goes: the requested resource, or else the
     /// smallest free one that seats the party (so large tables stay free for
-    /// large parties).
+    /// large parties), or else the smallest free combination of tables.
     pub fn place_new(
         &self,
         starts_at: DateTime<Utc>,
         party: PartySize,
         requested: Option<ResourceId>,
     ) -> Result<Placement, DomainError> {
-        self.check_party(party)?;
+        let candidates = self.candidate_sets();
+        self.check_party(party, &candidates)?;
         self.check_start(starts_at)?;
         self.check_open(starts_at)?;
         self.check_booking_window(starts_at)?;
-        self.place(starts_at, party, requested)
+        self.check_pacing(starts_at, party)?;
+        self.place(starts_at, party, requested, &candidates)
     }
 
     /// Chooses where a walk-in goes: it starts at `now` (the current
@@ -124,22 +152,29 @@ impl BookingContext<'_> {
             .now
             .duration_trunc(TimeDelta::minutes(1))
             .unwrap_or(self.now);
-        self.check_party(party)?;
+        let candidates = self.candidate_sets();
+        self.check_party(party, &candidates)?;
         self.check_open(starts_at)?;
-        self.place(starts_at, party, requested)
+        self.place(starts_at, party, requested, &candidates)
     }
 
-    /// Chooses where a changed booking goes. It keeps its resource when that
-    /// still fits and is free. The notice period and horizon apply only when
-    /// the time moves: growing a party an hour before dinner is fine.
+    /// Chooses where a changed booking goes. It keeps its resources when
+    /// they still suit the party and are free, except that a combination
+    /// gives way to a single free table once the party fits one (the extra
+    /// tables go back). `held` is what the booking holds now, primary first
+    /// (empty: its primary resource alone). The notice period and horizon
+    /// apply only when the time moves: growing a party an hour before
+    /// dinner is fine.
     pub fn place_changed(
         &self,
         current: &crate::Reservation,
+        held: &[ResourceId],
         starts_at: DateTime<Utc>,
         party: PartySize,
     ) -> Result<Placement, DomainError> {
         current.check_changeable(self.venue, self.now)?;
-        self.check_party(party)?;
+        let candidates = self.candidate_sets();
+        self.check_party(party, &candidates)?;
         if starts_at != current.starts_at {
             self.check_start(starts_at)?;
             self.check_booking_window(starts_at)?;
@@ -147,17 +182,39 @@ impl BookingContext<'_> {
         // A closure saved after the booking does not cancel it, but the
         // booking cannot be moved into one or grown inside one.
         self.check_open(starts_at)?;
-        let keep = self
-            .resources
-            .iter()
-            .find(|r| r.id == current.resource_id && r.active && r.capacity >= party.get())
-            .map(|r| self.placement_on(r.id, starts_at))
-            .filter(|p| !self.is_closed(p.resource_id, p.starts_at, p.ends_at))
-            .filter(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until));
-        match keep {
-            Some(placement) => Ok(placement),
-            None => self.place(starts_at, party, None),
+        if starts_at != current.starts_at || party.get() > current.party_size.get() {
+            self.check_pacing(starts_at, party)?;
         }
+        let held: Vec<ResourceId> = if held.is_empty() {
+            vec![current.resource_id]
+        } else {
+            held.to_vec()
+        };
+        let seats = match held.as_slice() {
+            [single] => self
+                .resources
+                .iter()
+                .any(|r| r.id == *single && r.active && r.capacity >= party.get()),
+            _ => candidates.iter().any(|c| {
+                c.resources.len() == held.len()
+                    && c.resources.iter().all(|id| held.contains(id))
+                    && c.seats(party.get())
+            }),
+        };
+        let keep = seats
+            .then(|| self.placement_on(&held, starts_at))
+            .flatten()
+            .filter(|p| self.is_usable(p));
+        match keep {
+            Some(placement) if held.len() == 1 => Ok(placement),
+            Some(placement) => Ok(self.place_single(starts_at, party).unwrap_or(placement)),
+            None => self.place(starts_at, party, None, &candidates),
+        }
+    }
+
+    /// The venue's combinations of tables, smallest first.
+    pub fn candidate_sets(&self) -> Vec<CandidateSet> {
+        self.venue.tables_together.candidates(self.resources)
     }
 
     fn place(
@@ -165,6 +222,7 @@ impl BookingContext<'_> {
         starts_at: DateTime<Utc>,
         party: PartySize,
         requested: Option<ResourceId>,
+        candidates: &[CandidateSet],
     ) -> Result<Placement, DomainError> {
         if let Some(resource_id) = requested {
             let resource = self
@@ -182,7 +240,13 @@ impl BookingContext<'_> {
                     ),
                 ));
             }
-            let placement = self.placement_on(resource.id, starts_at);
+            let placement = Placement {
+                resource_id: resource.id,
+                resources: vec![resource.id],
+                starts_at,
+                ends_at: self.span(starts_at).0,
+                blocked_until: self.span(starts_at).1,
+            };
             if self.is_closed(resource.id, starts_at, placement.ends_at) {
                 return Err(DomainError::invalid(
                     "startsAt",
@@ -195,22 +259,81 @@ impl BookingContext<'_> {
                 Err(DomainError::SlotTaken)
             };
         }
+        if let Some(placement) = self.place_single(starts_at, party) {
+            return Ok(placement);
+        }
         let (ends_at, _) = self.span(starts_at);
-        let open: Vec<&Resource> = self
+        let open_singles = self
             .fitting_resources(party)
             .into_iter()
-            .filter(|r| !self.is_closed(r.id, starts_at, ends_at))
+            .any(|r| !self.is_closed(r.id, starts_at, ends_at));
+        let open_sets: Vec<&CandidateSet> = candidates
+            .iter()
+            .filter(|c| c.seats(party.get()))
+            .filter(|c| {
+                c.resources
+                    .iter()
+                    .all(|id| !self.is_closed(*id, starts_at, ends_at))
+            })
             .collect();
-        if open.is_empty() {
+        if !open_singles && open_sets.is_empty() {
             return Err(DomainError::invalid(
                 "startsAt",
                 "every table, room or practitioner for this party is closed then",
             ));
         }
-        open.into_iter()
-            .map(|r| self.placement_on(r.id, starts_at))
-            .find(|p| self.is_free(p.resource_id, p.starts_at, p.blocked_until))
+        open_sets
+            .into_iter()
+            .filter_map(|c| self.placement_on(&c.resources, starts_at))
+            .find(|p| self.is_usable(p))
             .ok_or(DomainError::SlotTaken)
+    }
+
+    /// The smallest free, open single resource that seats the party.
+    fn place_single(&self, starts_at: DateTime<Utc>, party: PartySize) -> Option<Placement> {
+        self.fitting_resources(party)
+            .into_iter()
+            .filter_map(|r| self.placement_on(&[r.id], starts_at))
+            .find(|p| self.is_usable(p))
+    }
+
+    /// Whether every resource of a placement is open and free then.
+    fn is_usable(&self, placement: &Placement) -> bool {
+        placement.resources.iter().all(|id| {
+            !self.is_closed(*id, placement.starts_at, placement.ends_at)
+                && self.is_free(*id, placement.starts_at, placement.blocked_until)
+        })
+    }
+
+    /// Refuses a start that would take more guests starting in its slot,
+    /// or in its hour of the venue's clock, than the venue's pacing caps.
+    fn check_pacing(&self, starts_at: DateTime<Utc>, party: PartySize) -> Result<(), DomainError> {
+        let pacing = self.venue.pacing;
+        if let Some(cap) = pacing.max_covers_per_slot {
+            let covers: u32 = self
+                .occupied
+                .iter()
+                .filter(|o| o.starts_at == starts_at)
+                .map(|o| o.covers)
+                .sum();
+            if covers + party.get() > cap {
+                return Err(DomainError::SlotTaken);
+            }
+        }
+        if let Some(cap) = pacing.max_covers_per_hour {
+            let hour = self.venue.hour_start(starts_at);
+            let next = hour + chrono::Duration::hours(1);
+            let covers: u32 = self
+                .occupied
+                .iter()
+                .filter(|o| hour <= o.starts_at && o.starts_at < next)
+                .map(|o| o.covers)
+                .sum();
+            if covers + party.get() > cap {
+                return Err(DomainError::SlotTaken);
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a start whose booking would overlap a closure of the whole
@@ -242,14 +365,22 @@ impl BookingContext<'_> {
             .any(|c| c.closes(resource_id, starts_at, ends_at))
     }
 
-    fn placement_on(&self, resource_id: ResourceId, starts_at: DateTime<Utc>) -> Placement {
+    /// A placement on these resources (primary first); none for an empty
+    /// list.
+    fn placement_on(
+        &self,
+        resources: &[ResourceId],
+        starts_at: DateTime<Utc>,
+    ) -> Option<Placement> {
+        let (&resource_id, _) = resources.split_first()?;
         let (ends_at, blocked_until) = self.span(starts_at);
-        Placement {
+        Some(Placement {
             resource_id,
+            resources: resources.to_vec(),
             starts_at,
             ends_at,
             blocked_until,
-        }
+        })
     }
 
     /// End of a booking starting then, and end of the buffer after it.
@@ -287,7 +418,11 @@ impl BookingContext<'_> {
         fitting
     }
 
-    fn check_party(&self, party: PartySize) -> Result<(), DomainError> {
+    fn check_party(
+        &self,
+        party: PartySize,
+        candidates: &[CandidateSet],
+    ) -> Result<(), DomainError> {
         let venue_max = self.venue.rules.max_party_size;
         if party.get() > venue_max {
             return Err(DomainError::invalid(
@@ -300,6 +435,7 @@ impl BookingContext<'_> {
             .iter()
             .filter(|r| r.active)
             .map(|r| r.capacity)
+            .chain(candidates.iter().map(|c| c.capacity))
             .max()
             .unwrap_or(0);
         if party.get() > largest {
@@ -466,6 +602,7 @@ mod tests {
             resource_id: resource.id,
             starts_at: from,
             blocked_until: until,
+            covers: 2,
         }
     }
 
@@ -800,7 +937,7 @@ mod tests {
         let resources = [table(&venue, "two", 2), table(&venue, "four", 4)];
         let current = reservation_of(&resources[1], at(18, 0), 2);
         let placement = context(&venue, &resources, &[])
-            .place_changed(&current, at(18, 0), party(3))
+            .place_changed(&current, &[], at(18, 0), party(3))
             .expect("fits");
         assert_eq!(placement.resource_id, resources[1].id);
     }
@@ -811,7 +948,7 @@ mod tests {
         let resources = [table(&venue, "two", 2), table(&venue, "six", 6)];
         let current = reservation_of(&resources[0], at(18, 0), 2);
         let placement = context(&venue, &resources, &[])
-            .place_changed(&current, at(18, 0), party(5))
+            .place_changed(&current, &[], at(18, 0), party(5))
             .expect("fits");
         assert_eq!(placement.resource_id, resources[1].id);
     }
@@ -823,7 +960,12 @@ mod tests {
         let current = reservation_of(&resources[0], at(18, 0), 2);
         let occupied = [booked(&resources[0], at(19, 0), at(20, 0))];
         assert_eq!(
-            context(&venue, &resources, &occupied).place_changed(&current, at(19, 30), party(2)),
+            context(&venue, &resources, &occupied).place_changed(
+                &current,
+                &[],
+                at(19, 30),
+                party(2)
+            ),
             Err(DomainError::SlotTaken)
         );
     }
@@ -835,7 +977,8 @@ mod tests {
         let mut soon = reservation_of(&resources[0], at(9, 30), 2);
         let ctx = context(&venue, &resources, &[]);
         assert!(
-            reason(ctx.place_changed(&soon, at(18, 0), party(2))).contains("deadline has passed")
+            reason(ctx.place_changed(&soon, &[], at(18, 0), party(2)))
+                .contains("deadline has passed")
         );
         assert!(soon.cancel(&venue, now()).is_err());
         let mut later = reservation_of(&resources[0], at(10, 0), 2);
@@ -854,7 +997,7 @@ mod tests {
             Err(DomainError::Conflict(_))
         ));
         assert!(matches!(
-            context(&venue, &resources, &[]).place_changed(&reservation, at(19, 0), party(2)),
+            context(&venue, &resources, &[]).place_changed(&reservation, &[], at(19, 0), party(2)),
             Err(DomainError::Conflict(_))
         ));
     }
@@ -952,7 +1095,7 @@ mod tests {
             "2026-06-01T16:00",
         )];
         assert!(matches!(
-            context(&venue, &resources, &[]).place_changed(&booking, at(14, 0), party(2)),
+            context(&venue, &resources, &[]).place_changed(&booking, &[], at(14, 0), party(2)),
             Err(DomainError::InvalidInput { .. })
         ));
     }
@@ -1022,5 +1165,141 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn line_of_tables(venue: &mut Venue, capacities: &[u32]) -> Vec<Resource> {
+        let tables: Vec<Resource> = capacities
+            .iter()
+            .enumerate()
+            .map(|(i, c)| table(venue, &format!("t{}", i + 1), *c))
+            .collect();
+        venue.tables_together.combinations = tables
+            .windows(2)
+            .map(|pair| crate::Combination {
+                resources: vec![pair[0].id, pair[1].id],
+                capacity: pair[0].capacity + pair[1].capacity,
+                min_party: None,
+            })
+            .collect();
+        tables
+    }
+
+    #[test]
+    fn a_party_above_every_table_gets_the_smallest_free_combination() {
+        let mut venue = bistro(BookingRules {
+            max_party_size: 20,
+            ..rules()
+        });
+        let tables = line_of_tables(&mut venue, &[4, 4, 6, 4]);
+        let ctx = context(&venue, &tables, &[]);
+        let placed = ctx.place_new(at(18, 0), party(7), None).expect("combined");
+        assert_eq!(placed.resources, vec![tables[0].id, tables[1].id]);
+        assert_eq!(placed.resource_id, tables[0].id);
+        let single = ctx.place_new(at(18, 0), party(5), None).expect("single");
+        assert_eq!(single.resources, vec![tables[2].id], "one table first");
+        let occupied = [booked(&tables[1], at(18, 0), at(19, 0))];
+        let placed = context(&venue, &tables, &occupied)
+            .place_new(at(18, 0), party(7), None)
+            .expect("next");
+        assert_eq!(placed.resources, vec![tables[2].id, tables[3].id]);
+        assert!(reason(ctx.place_new(at(18, 0), party(11), None)).contains("more than 10"));
+        let slots = context(&venue, &tables, &occupied)
+            .availability(monday(), party(7))
+            .expect("valid");
+        let six = slots
+            .iter()
+            .find(|s| s.starts_at == at(18, 0))
+            .expect("offered");
+        assert!(six.free_resources.is_empty());
+        assert_eq!(
+            six.free_combinations,
+            vec![vec![tables[2].id, tables[3].id]]
+        );
+    }
+
+    #[test]
+    fn a_combination_with_a_closed_or_taken_member_is_not_offered() {
+        let mut venue = bistro(rules());
+        let tables = line_of_tables(&mut venue, &[4, 4]);
+        venue.closures = vec![closure(
+            &venue,
+            Some(&tables[1]),
+            "2026-06-01T18:00",
+            "2026-06-01T19:00",
+        )];
+        let ctx = context(&venue, &tables, &[]);
+        assert!(reason(ctx.place_new(at(18, 0), party(7), None)).contains("closed"));
+        let starts: Vec<DateTime<Utc>> = ctx
+            .availability(monday(), party(7))
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at)
+            .collect();
+        assert!(!starts.contains(&at(18, 0)) && starts.contains(&at(19, 0)));
+        let occupied = [booked(&tables[0], at(20, 0), at(21, 0))];
+        assert_eq!(
+            context(&venue, &tables, &occupied).place_new(at(20, 0), party(7), None),
+            Err(DomainError::SlotTaken)
+        );
+    }
+
+    #[test]
+    fn a_smaller_party_gives_back_the_extra_table_and_a_larger_one_joins() {
+        let mut venue = bistro(rules());
+        let tables = line_of_tables(&mut venue, &[4, 4]);
+        let mut current = reservation_of(&tables[0], at(18, 0), 7);
+        let held = [tables[0].id, tables[1].id];
+        let ctx = context(&venue, &tables, &[]);
+        let kept = ctx
+            .place_changed(&current, &held, at(18, 0), party(6))
+            .expect("kept");
+        assert_eq!(kept.resources, held.to_vec());
+        let smaller = ctx
+            .place_changed(&current, &held, at(18, 0), party(3))
+            .expect("single");
+        assert_eq!(smaller.resources.len(), 1);
+        current.party_size = party(3);
+        let grown = ctx
+            .place_changed(&current, &[tables[0].id], at(18, 0), party(8))
+            .expect("joined");
+        assert_eq!(grown.resources, held.to_vec());
+    }
+
+    #[test]
+    fn pacing_caps_the_covers_starting_per_slot_and_per_hour() {
+        let mut venue = bistro(rules());
+        venue.pacing = crate::Pacing {
+            max_covers_per_slot: Some(6),
+            max_covers_per_hour: Some(8),
+        };
+        let tables: Vec<Resource> = (1..=6)
+            .map(|i| table(&venue, &format!("t{i}"), 6))
+            .collect();
+        let occupied = [
+            booked(&tables[0], at(18, 0), at(19, 0)),
+            booked(&tables[1], at(18, 0), at(19, 0)),
+        ];
+        let ctx = context(&venue, &tables, &occupied);
+        assert!(ctx.place_new(at(18, 0), party(2), None).is_ok());
+        assert_eq!(
+            ctx.place_new(at(18, 0), party(3), None),
+            Err(DomainError::SlotTaken),
+            "4 + 3 > 6 in the slot"
+        );
+        assert!(ctx.place_new(at(18, 30), party(4), None).is_ok());
+        assert_eq!(
+            ctx.place_new(at(18, 30), party(5), None),
+            Err(DomainError::SlotTaken),
+            "4 + 5 > 8 in the hour"
+        );
+        assert!(ctx.place_new(at(19, 0), party(4), None).is_ok());
+        let starts: Vec<DateTime<Utc>> = ctx
+            .availability(monday(), party(5))
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at)
+            .collect();
+        assert!(!starts.contains(&at(18, 0)) && !starts.contains(&at(18, 30)));
+        assert!(starts.contains(&at(19, 0)));
     }
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod availability;
 pub mod closure;
+pub mod combination;
 pub mod crypto;
 pub mod error;
 pub mod ids;
@@ -23,6 +24,7 @@ pub mod webhooks;
 
 pub use availability::{BookingContext, Occupancy, Placement, Slot};
 pub use closure::{Closure, ClosureId};
+pub use combination::{CandidateSet, Combination, TablesTogether};
 pub use error::DomainError;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
@@ -33,5 +35,6 @@ pub use reservation::{Reservation, ReservationStatus};
 pub use secret::{Secret, SessionHash};
 pub use values::{IdempotencyKey, Minutes, PartySize, Slug, TimeOfDay};
 pub use venue::{
-    BookingRules, OpeningInterval, OptIns, Origin, Resource, ResourceKind, Venue, WeeklySchedule,
+    BookingRules, OpeningInterval, OptIns, Origin, Pacing, Resource, ResourceKind, Venue,
+    WeeklySchedule,
 };

@@ -41,6 +41,33 @@ pub struct Venue {
     pub closures: Vec<crate::Closure>,
     /// How long waitlist offers last and entries are kept.
     pub waitlist: crate::waitlist::WaitlistRules,
+    /// Which tables may be joined for larger parties.
+    pub tables_together: crate::combination::TablesTogether,
+    /// Caps on guests starting together.
+    pub pacing: Pacing,
+}
+
+/// A venue's caps on covers (guests) whose bookings start in one slot, and
+/// in one hour of the venue's clock (18:00 to 18:59): the kitchen and the
+/// door take only so many arrivals at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pacing {
+    pub max_covers_per_slot: Option<u32>,
+    pub max_covers_per_hour: Option<u32>,
+}
+
+impl Pacing {
+    pub fn is_capped(self) -> bool {
+        self.max_covers_per_slot.is_some() || self.max_covers_per_hour.is_some()
+    }
+
+    /// A cap as given: at least 1, at most what a party may be.
+    pub fn check_cap(raw: i64) -> Result<u32, String> {
+        u32::try_from(raw)
+            .ok()
+            .filter(|c| (1..=100_000).contains(c))
+            .ok_or_else(|| "must be between 1 and 100000 guests".to_owned())
+    }
 }
 
 /// The opt-ins a venue's booking form offers: a subset of the consent
@@ -509,6 +536,17 @@ impl Venue {
         resolve_local(self.time_zone, local)
     }
 
+    /// The start of the hour of the venue's clock that an instant falls in
+    /// (18:00 for 18:45): what a cap on covers per hour counts by.
+    pub fn hour_start(&self, instant: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::Timelike;
+        let local = instant.with_timezone(&self.time_zone);
+        instant
+            - chrono::Duration::minutes(i64::from(local.minute()))
+            - chrono::Duration::seconds(i64::from(local.second()))
+            - chrono::Duration::nanoseconds(i64::from(local.nanosecond()))
+    }
+
     /// The venue's calendar date at an instant.
     pub fn local_date(&self, instant: DateTime<Utc>) -> NaiveDate {
         instant.with_timezone(&self.time_zone).date_naive()
@@ -658,6 +696,8 @@ pub(crate) mod tests {
             allowed_origins: Vec::new(),
             closures: Vec::new(),
             waitlist: crate::waitlist::WaitlistRules::default(),
+            tables_together: crate::combination::TablesTogether::default(),
+            pacing: Pacing::default(),
             rules,
             schedule: WeeklySchedule::new(days).expect("valid schedule"),
         }

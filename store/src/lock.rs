@@ -56,3 +56,33 @@ macro_rules! load_shared_sqlite {
     ($query:expr, $c:expr) => {{ $query.load($c) }};
 }
 pub(crate) use load_shared_sqlite;
+
+/// Makes the bookings of one venue take turns until the transaction ends,
+/// for venues that cap the guests starting per slot or hour: such a cap is
+/// a sum over many reservations, which no constraint can keep. The
+/// booking's `FOR SHARE` lock on the venue row does not serialize two
+/// bookings (shared locks do not conflict), and upgrading it to
+/// `FOR UPDATE` would deadlock two bookings that both hold it. A
+/// transaction-scoped advisory lock keyed by the venue conflicts only with
+/// itself: it waits for the other booking to commit and never blocks a
+/// venue edit, which waits for the shared row locks as before. Venues
+/// without caps never take it.
+macro_rules! lock_venue_bookings_pg {
+    ($c:expr, $venue_id:expr) => {{
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT pg_advisory_xact_lock(1801284211, hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>($venue_id)
+            .execute($c)
+            .map(|_| ())
+    }};
+}
+pub(crate) use lock_venue_bookings_pg;
+
+/// Nothing to do: SQLite has one writer at a time.
+macro_rules! lock_venue_bookings_sqlite {
+    ($c:expr, $venue_id:expr) => {{
+        let _ = (&$c, $venue_id);
+        Ok::<(), diesel::result::Error>(())
+    }};
+}
+pub(crate) use lock_venue_bookings_sqlite;

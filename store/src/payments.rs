@@ -362,8 +362,18 @@ impl Store {
                     && hold_until.is_none();
                 let revivable = released && starts_at > now && {
                     let active: Vec<&str> = ReservationStatus::ACTIVE.iter().map(|s| s.as_str()).collect();
+                    // Every table it held, for a combination of tables.
+                    use s::reservation_holds::dsl as h;
+                    let mut held: Vec<String> = h::reservation_holds
+                        .filter(h::reservation_id.eq(&reservation))
+                        .select(h::resource_id)
+                        .load(c)?;
+                    if held.is_empty() {
+                        held.push(resource_id.clone());
+                    }
                     let overlapping: i64 = r::reservations
-                        .filter(r::resource_id.eq(&resource_id))
+                        .inner_join(h::reservation_holds)
+                        .filter(h::resource_id.eq_any(&held))
                         .filter(r::id.ne(&reservation))
                         .filter(r::status.eq_any(active))
                         .filter(r::starts_at.lt(blocked_until))

@@ -45,7 +45,75 @@ pub(crate) fn retry_on_overlap<T>(error: diesel::result::Error) -> Result<Outcom
             diesel::result::DatabaseErrorKind::ExclusionViolation,
             _,
         ) => Ok(Outcome::Retry(Race::Overlap)),
+        // SQLite's trigger that stands in for the exclusion constraint.
+        diesel::result::Error::DatabaseError(_, info)
+            if info.message().contains("reservation_holds_no_overlap") =>
+        {
+            Ok(Outcome::Retry(Race::Overlap))
+        }
         other => Err(other.into()),
+    }
+}
+
+/// The resources a reservation holds, its primary one first.
+macro_rules! load_holds {
+    ($c:expr, $s:ident, $id:expr, $primary:expr) => {
+        $crate::step(|| {
+            Ok({
+                use $s::reservation_holds::dsl as h;
+                let primary: &str = $primary;
+                let mut ids: Vec<String> = h::reservation_holds
+                    .filter(h::reservation_id.eq($id))
+                    .select(h::resource_id)
+                    .order(h::resource_id)
+                    .load($c)?;
+                ids.sort_by_key(|id| id != primary);
+                ids.iter()
+                    .map(|id| {
+                        domain::ResourceId::parse(id)
+                            .map_err(|_| StoreError::Corrupt(format!("held resource id {id}")))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            })
+        })
+    };
+}
+
+/// Writes holds of a reservation on these resources (its extra tables; the
+/// trigger writes the primary one). An overlap surfaces as the database's
+/// error, for `retry_on_overlap`.
+macro_rules! insert_holds {
+    ($c:expr, $s:ident, $reservation:expr, $resources:expr) => {{
+        use $s::reservation_holds::dsl as h;
+        let reservation: &Reservation = $reservation;
+        let mut result: Result<usize, diesel::result::Error> = Ok(0);
+        for resource in $resources {
+            result = diesel::insert_into(h::reservation_holds)
+                .values((
+                    h::reservation_id.eq(reservation.id.to_string()),
+                    h::resource_id.eq(resource.to_string()),
+                    h::starts_at.eq(db_instant(reservation.starts_at)),
+                    h::blocked_until.eq(db_instant(reservation.blocked_until)),
+                    h::active.eq(reservation.status.is_active()),
+                ))
+                .execute($c);
+            if result.is_err() {
+                break;
+            }
+        }
+        result
+    }};
+}
+pub(crate) use insert_holds;
+
+/// Where the occupancy a booking at `starts_at` must see begins: its own
+/// start, or the start of its hour on the venue's clock when the venue caps
+/// covers per hour (earlier arrivals in that hour count).
+fn occupancy_from(venue: &Venue, starts_at: DateTime<Utc>) -> DateTime<Utc> {
+    if venue.pacing.max_covers_per_hour.is_some() {
+        venue.hour_start(starts_at).min(starts_at)
+    } else {
+        starts_at
     }
 }
 
@@ -333,7 +401,12 @@ impl ReservationRepository for Store {
                 let _venue: Vec<String> =
                     s::load_shared!(s::venues::table.find(&venue_id).select(s::venues::id), c)?;
                 let venue = venue_of(load_venue!(c, s, &venue_id)?, &current)?;
+                if venue.pacing.is_capped() {
+                    s::lock_venue_bookings!(c, venue_id.as_str())?;
+                }
                 let resources = load_resources!(c, s, &venue_id)?;
+                let primary = current.resource_id.to_string();
+                let held = load_holds!(c, s, &id, primary.as_str())?;
                 let starts_at = change.starts_at.unwrap_or(current.starts_at);
                 let party_size = change.party_size.unwrap_or(current.party_size);
                 let blocked_until = starts_at
@@ -342,15 +415,15 @@ impl ReservationRepository for Store {
                 if party_size != current.party_size {
                     check_paid_for!(c, s, &id, &venue, party_size)?;
                 }
-                let occupied =
-                    load_occupancy!(c, s, &venue_id, starts_at, blocked_until, &id, now)?;
+                let from = occupancy_from(&venue, starts_at);
+                let occupied = load_occupancy!(c, s, &venue_id, from, blocked_until, &id, now)?;
                 let placement = BookingContext {
                     venue: &venue,
                     resources: &resources,
                     occupied: &occupied,
                     now,
                 }
-                .place_changed(&current, starts_at, party_size)?;
+                .place_changed(&current, &held, starts_at, party_size)?;
                 let changed = Reservation {
                     resource_id: placement.resource_id,
                     party_size,
@@ -361,6 +434,14 @@ impl ReservationRepository for Store {
                     ..current
                 };
                 let row = row_of(&changed, version + 1);
+                // The holds are written again after the row: the trigger
+                // would otherwise move the old extra tables to the new time
+                // first, where they may meet other bookings.
+                diesel::delete(
+                    s::reservation_holds::table
+                        .filter(s::reservation_holds::reservation_id.eq(&id)),
+                )
+                .execute(c)?;
                 let updated =
                     diesel::update(r::reservations.find(&id).filter(r::version.eq(version)))
                         .set((
@@ -373,6 +454,9 @@ impl ReservationRepository for Store {
                             r::updated_at.eq(row.updated_at),
                         ))
                         .execute(c);
+                let updated = updated.and_then(|count| {
+                    insert_holds!(c, s, &changed, &placement.resources).map(|_| count)
+                });
                 match updated {
                     Ok(1) => {}
                     Ok(_) => return Err(RetryLater(Race::StaleVersion).into()),
@@ -544,6 +628,24 @@ impl RetryLater {
 }
 
 impl Store {
+    /// The resources a reservation holds, its primary one first (none for
+    /// an unknown reservation).
+    pub fn held_resources(&self, id: ReservationId) -> Result<Vec<domain::ResourceId>, StoreError> {
+        let id = id.to_string();
+        let mut connection = self.connection()?;
+        Ok(on_backend!(&mut *connection, |c, s| {
+            let primary: Option<String> = s::reservations::table
+                .find(&id)
+                .select(s::reservations::resource_id)
+                .first(c)
+                .optional()?;
+            match primary {
+                None => Vec::new(),
+                Some(primary) => load_holds!(c, s, &id, primary.as_str())?,
+            }
+        }))
+    }
+
     /// A venue's reservations starting in `[from, until)`, in start order,
     /// after a `(starts_at, id)` cursor, at most `limit`.
     pub fn reservations_in(
@@ -854,6 +956,7 @@ impl<'a> NewBooking<'a> {
         // race gives it up and the next attempt reads what the other
         // writer did.
         self.write_reservation(tx, &reservation, &data_key, &token)?;
+        self.write_extra_holds(tx, &reservation, &placement)?;
         self.record_consents(tx, guest_id, notice.as_ref())?;
         self.record_answer(tx, &reservation, &token)?;
         self.queue_messages(tx, &venue, &reservation, guest_id, &token)?;
@@ -911,6 +1014,9 @@ impl<'a> NewBooking<'a> {
                 c
             )?;
             let venue: Venue = load_venue!(c, s, venue_id)?.ok_or(DomainError::not_found("venue"))?;
+            if venue.pacing.is_capped() {
+                s::lock_venue_bookings!(c, venue_id)?;
+            }
             venue.guest_fields.check(&self.request.guest)?;
             let notice: Option<domain::privacy::PrivacyNotice> =
                 crate::privacy::current_notice!(c, s, venue_id, locale)?;
@@ -931,8 +1037,8 @@ impl<'a> NewBooking<'a> {
             // before anyone looks for a free one.
             release_expired_holds!(c, s, Some(venue_id), now)?;
             let resources = load_resources!(c, s, venue_id)?;
-            let occupied =
-                load_occupancy!(c, s, venue_id, request.starts_at, blocked_until, "", now)?;
+            let from = occupancy_from(venue, request.starts_at);
+            let occupied = load_occupancy!(c, s, venue_id, from, blocked_until, "", now)?;
             (resources, occupied)
         });
         Ok(BookingContext {
@@ -1074,6 +1180,25 @@ impl<'a> NewBooking<'a> {
                 ))
                 .execute(c)
         });
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) => match retry_on_overlap::<()>(error)? {
+                Outcome::Retry(race) => Err(RetryLater(race).into()),
+                Outcome::Done(()) => Ok(()),
+            },
+        }
+    }
+
+    /// The holds of a combination's other tables (the primary one's hold
+    /// comes with the reservation). An overlap is a [`Race::Overlap`].
+    fn write_extra_holds(
+        &self,
+        tx: &mut Tx<'_>,
+        reservation: &Reservation,
+        placement: &Placement,
+    ) -> Result<(), StoreError> {
+        let extra = placement.resources.iter().skip(1);
+        let inserted = on_backend!(tx tx, |c, s| insert_holds!(c, s, reservation, extra.clone()));
         match inserted {
             Ok(_) => Ok(()),
             Err(error) => match retry_on_overlap::<()>(error)? {

@@ -43,6 +43,46 @@ pub struct VenueRow {
     pub allowed_origins: String,
     pub waitlist_offer_minutes: i32,
     pub waitlist_retention_days: i32,
+    pub max_joined_tables: i32,
+    pub max_covers_per_slot: Option<i32>,
+    pub max_covers_per_hour: Option<i32>,
+}
+
+/// A fixed combination or an adjacent pair of a venue's tables.
+#[derive(Debug, Clone, Queryable)]
+pub struct CombinationRow {
+    pub venue_id: String,
+    pub _position: i32,
+    pub kind: String,
+    /// Resource ids, space-separated, the primary first.
+    pub members: String,
+    pub capacity: Option<i32>,
+    pub min_party: Option<i32>,
+}
+
+impl CombinationRow {
+    /// Adds this row to a venue's tables-together definition.
+    pub fn add_to(&self, together: &mut domain::TablesTogether) -> Result<(), StoreError> {
+        let bad = |what: &str| corrupt("combination", &self.venue_id, what);
+        let members = self
+            .members
+            .split_whitespace()
+            .map(|id| ResourceId::parse(id).map_err(|_| bad("member id")))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let count = |value: Option<i32>| value.map(u32::try_from).transpose();
+        match (self.kind.as_str(), members.as_slice()) {
+            ("adjacent", [a, b]) => together.adjacent.push((*a, *b)),
+            ("fixed", _) if members.len() >= 2 => together.combinations.push(domain::Combination {
+                resources: members,
+                capacity: count(self.capacity)
+                    .map_err(|_| bad("capacity"))?
+                    .ok_or_else(|| bad("no capacity"))?,
+                min_party: count(self.min_party).map_err(|_| bad("smallest party"))?,
+            }),
+            _ => return Err(bad("kind or members")),
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -195,6 +235,23 @@ impl VenueRow {
                 offer_minutes: u32::try_from(self.waitlist_offer_minutes)
                     .map_err(|e| bad(e.to_string()))?,
                 retention_days: u32::try_from(self.waitlist_retention_days)
+                    .map_err(|e| bad(e.to_string()))?,
+            },
+            tables_together: domain::TablesTogether {
+                max_joined: u32::try_from(self.max_joined_tables)
+                    .map_err(|e| bad(e.to_string()))?,
+                ..domain::TablesTogether::default()
+            },
+            pacing: domain::Pacing {
+                max_covers_per_slot: self
+                    .max_covers_per_slot
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(|e| bad(e.to_string()))?,
+                max_covers_per_hour: self
+                    .max_covers_per_hour
+                    .map(u32::try_from)
+                    .transpose()
                     .map_err(|e| bad(e.to_string()))?,
             },
             retention_days: u32::try_from(self.retention_days).map_err(|e| bad(e.to_string()))?,

@@ -37,6 +37,32 @@ macro_rules! kluis_schema {
                 allowed_origins -> Text,
                 waitlist_offer_minutes -> Integer,
                 waitlist_retention_days -> Integer,
+                max_joined_tables -> Integer,
+                max_covers_per_slot -> Nullable<Integer>,
+                max_covers_per_hour -> Nullable<Integer>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            reservation_holds (reservation_id, resource_id) {
+                reservation_id -> Text,
+                resource_id -> Text,
+                starts_at -> $Instant,
+                blocked_until -> $Instant,
+                active -> Bool,
+            }
+        }
+
+        diesel::table! {
+            resource_combinations (venue_id, position) {
+                venue_id -> Text,
+                position -> Integer,
+                kind -> Text,
+                members -> Text,
+                capacity -> Nullable<Integer>,
+                min_party -> Nullable<Integer>,
             }
         }
 
@@ -552,8 +578,10 @@ macro_rules! kluis_schema {
             opening_hours,
             resources,
             reservations,
-            guests
+            guests,
+            reservation_holds
         );
+        diesel::joinable!(reservation_holds -> reservations (reservation_id));
 
         // The bulk-read rule weighs reads by when the reservation starts.
         diesel::allow_tables_to_appear_in_same_query!(audit_log, reservations);
@@ -570,6 +598,7 @@ pub mod pg {
     kluis_schema!(Timestamptz);
     pub(crate) use crate::lock::load_locked_pg as load_locked;
     pub(crate) use crate::lock::load_shared_pg as load_shared;
+    pub(crate) use crate::lock::lock_venue_bookings_pg as lock_venue_bookings;
 }
 
 /// The key store's tables (a database of their own, see `keystore.rs`).
@@ -610,4 +639,5 @@ pub mod sqlite {
     kluis_schema!(TimestamptzSqlite);
     pub(crate) use crate::lock::load_locked_sqlite as load_locked;
     pub(crate) use crate::lock::load_shared_sqlite as load_shared;
+    pub(crate) use crate::lock::lock_venue_bookings_sqlite as lock_venue_bookings;
 }

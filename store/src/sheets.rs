@@ -48,7 +48,16 @@ macro_rules! filtered {
             query = query.filter(r::status.eq_any($statuses));
         }
         if let Some(resource) = $resource {
-            query = query.filter(r::resource_id.eq(resource));
+            // Every booking holding it: as its primary resource or as one
+            // table of a combination.
+            use $s::reservation_holds::dsl as h;
+            query = query.filter(
+                r::id.eq_any(
+                    h::reservation_holds
+                        .filter(h::resource_id.eq(resource))
+                        .select(h::reservation_id),
+                ),
+            );
         }
         if let Some(since) = filter.updated_since {
             query = query.filter(r::updated_at.gt(db_instant(since)));

@@ -43,6 +43,14 @@ macro_rules! load_venue {
                             .into_iter()
                             .map(domain::Closure::try_from)
                             .collect::<Result<Vec<_>, StoreError>>()?;
+                        let combinations: Vec<crate::rows::CombinationRow> =
+                            $s::resource_combinations::table
+                                .filter($s::resource_combinations::venue_id.eq(&venue_id_text))
+                                .order($s::resource_combinations::position)
+                                .load($c)?;
+                        for row in &combinations {
+                            row.add_to(&mut venue.tables_together)?;
+                        }
                         Some(venue)
                     }
                 }
@@ -76,33 +84,45 @@ macro_rules! load_occupancy {
     ($c:expr, $s:ident, $venue_id:expr, $from:expr, $until:expr, $except:expr, $now:expr) => {
         $crate::step(|| {
             Ok({
+                use $s::reservation_holds::dsl as h;
                 use $s::reservations::dsl as r;
                 let active: Vec<&str> = ReservationStatus::ACTIVE
                     .iter()
                     .map(|s| s.as_str())
                     .collect();
-                let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = r::reservations
-                    .filter(r::venue_id.eq($venue_id))
-                    .filter(r::status.eq_any(active))
-                    .filter(r::starts_at.lt(db_instant($until)))
-                    // No reservation blocks longer than this, so the index on
-                    // (venue, start) bounds the search on both sides.
-                    .filter(
-                        r::starts_at.gt(db_instant($from - domain::BookingRules::longest_block())),
-                    )
-                    .filter(r::blocked_until.gt(db_instant($from)))
-                    .filter(r::id.ne($except))
-                    // A hold whose payment deadline passed no longer holds.
-                    .filter(
-                        r::hold_until
-                            .is_null()
-                            .or(r::hold_until.gt(db_instant($now))),
-                    )
-                    .select((r::resource_id, r::starts_at, r::blocked_until))
-                    .load($c)?;
+                // One span per resource held: a combination takes each of
+                // its tables.
+                let spans: Vec<(String, String, DateTime<Utc>, DateTime<Utc>, i32)> =
+                    r::reservations
+                        .inner_join(h::reservation_holds)
+                        .filter(r::venue_id.eq($venue_id))
+                        .filter(r::status.eq_any(active))
+                        .filter(r::starts_at.lt(db_instant($until)))
+                        // No reservation blocks longer than this, so the index
+                        // on (venue, start) bounds the search on both sides.
+                        .filter(
+                            r::starts_at
+                                .gt(db_instant($from - domain::BookingRules::longest_block())),
+                        )
+                        .filter(r::blocked_until.gt(db_instant($from)))
+                        .filter(r::id.ne($except))
+                        // A hold whose payment deadline passed no longer holds.
+                        .filter(
+                            r::hold_until
+                                .is_null()
+                                .or(r::hold_until.gt(db_instant($now))),
+                        )
+                        .select((
+                            h::resource_id,
+                            r::resource_id,
+                            r::starts_at,
+                            r::blocked_until,
+                            r::party_size,
+                        ))
+                        .load($c)?;
                 spans
                     .into_iter()
-                    .map(|(resource_id, starts_at, blocked_until)| {
+                    .map(|(resource_id, primary, starts_at, blocked_until, party)| {
                         Ok(domain::Occupancy {
                             resource_id: domain::ResourceId::parse(&resource_id).map_err(|_| {
                                 StoreError::Corrupt(format!(
@@ -111,6 +131,11 @@ macro_rules! load_occupancy {
                             })?,
                             starts_at,
                             blocked_until,
+                            covers: if resource_id == primary {
+                                u32::try_from(party).unwrap_or(0)
+                            } else {
+                                0
+                            },
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?
@@ -144,6 +169,14 @@ pub struct VenueDefinition {
     pub closures: Vec<ClosureDefinition>,
     /// How long waitlist offers last and entries are kept.
     pub waitlist: domain::waitlist::WaitlistRules,
+    /// Fixed combinations of its resources, by slug; replaces the stored
+    /// ones.
+    pub combinations: Vec<domain::combination::CombinationDefinition>,
+    /// Tables that stand next to each other, by slug.
+    pub adjacent: Vec<(Slug, Slug)>,
+    /// The most adjacent tables one booking may join.
+    pub max_joined: u32,
+    pub pacing: domain::Pacing,
 }
 
 /// A closure as a venue file or `saveVenue` gives it: on the venue's
@@ -204,6 +237,14 @@ pub struct VenueChanges {
     pub closures: Option<Vec<ClosureDefinition>>,
     pub waitlist_offer_minutes: Option<u32>,
     pub waitlist_retention_days: Option<u32>,
+    /// Replaces the venue's fixed combinations.
+    pub combinations: Option<Vec<domain::combination::CombinationDefinition>>,
+    /// Replaces the venue's adjacent pairs.
+    pub adjacent: Option<Vec<(Slug, Slug)>>,
+    pub max_joined: Option<u32>,
+    /// `Some(None)` removes the cap.
+    pub max_covers_per_slot: Option<Option<u32>>,
+    pub max_covers_per_hour: Option<Option<u32>>,
 }
 
 /// Which payment rule a venue has, without its amount.
@@ -328,6 +369,30 @@ impl VenueChanges {
                     })
                     .collect(),
                 waitlist: venue.waitlist,
+                combinations: venue
+                    .tables_together
+                    .combinations
+                    .iter()
+                    .filter_map(|c| {
+                        Some(domain::combination::CombinationDefinition {
+                            resources: c
+                                .resources
+                                .iter()
+                                .map(|id| slug_of(resources, *id))
+                                .collect::<Option<Vec<_>>>()?,
+                            capacity: c.capacity,
+                            min_party: c.min_party,
+                        })
+                    })
+                    .collect(),
+                adjacent: venue
+                    .tables_together
+                    .adjacent
+                    .iter()
+                    .filter_map(|(a, b)| Some((slug_of(resources, *a)?, slug_of(resources, *b)?)))
+                    .collect(),
+                max_joined: venue.tables_together.max_joined,
+                pacing: venue.pacing,
             },
             None => VenueDefinition {
                 slug,
@@ -350,6 +415,10 @@ impl VenueChanges {
                 resources: Vec::new(),
                 closures: Vec::new(),
                 waitlist: domain::waitlist::WaitlistRules::default(),
+                combinations: Vec::new(),
+                adjacent: Vec::new(),
+                max_joined: domain::combination::DEFAULT_MAX_JOINED,
+                pacing: domain::Pacing::default(),
             },
         };
         let Self {
@@ -381,6 +450,11 @@ impl VenueChanges {
             closures,
             waitlist_offer_minutes,
             waitlist_retention_days,
+            combinations,
+            adjacent,
+            max_joined,
+            max_covers_per_slot,
+            max_covers_per_hour,
         } = self;
         fn keep_or<T>(slot: &mut T, change: Option<T>) {
             if let Some(value) = change {
@@ -431,6 +505,17 @@ impl VenueChanges {
             &mut definition.waitlist.retention_days,
             waitlist_retention_days,
         );
+        keep_or(&mut definition.combinations, combinations);
+        keep_or(&mut definition.adjacent, adjacent);
+        keep_or(&mut definition.max_joined, max_joined);
+        keep_or(
+            &mut definition.pacing.max_covers_per_slot,
+            max_covers_per_slot,
+        );
+        keep_or(
+            &mut definition.pacing.max_covers_per_hour,
+            max_covers_per_hour,
+        );
         if let Some(listed) = resources {
             let stored = current.map_or(&[][..], |(_, resources)| resources);
             definition.resources = listed
@@ -450,6 +535,14 @@ impl VenueChanges {
         }
         Ok(definition)
     }
+}
+
+/// The slug of one of these resources.
+fn slug_of(resources: &[Resource], id: ResourceId) -> Option<Slug> {
+    resources
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.slug.clone())
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +566,99 @@ pub struct ImportReport {
     /// Active bookings (pending or confirmed) that fall inside one of the
     /// saved closures: kept, for the manager to deal with.
     pub reservations_in_closures: Vec<domain::ReservationId>,
+}
+
+/// Replaces a venue's combinations and adjacent pairs inside the caller's
+/// write transaction, after checking them against its active resources
+/// (`slugs`: every resource of the venue, id and slug). Evaluates to `Ok`.
+macro_rules! write_combinations {
+    ($c:expr, $s:ident, $definition:expr, $venue_id:expr, $slugs:expr) => {
+        $crate::step(|| {
+            Ok({
+                let definition: &VenueDefinition = $definition;
+                let known: Vec<&Slug> = definition.resources.iter().map(|r| &r.slug).collect();
+                domain::combination::check(
+                    &known,
+                    &definition.combinations,
+                    &definition.adjacent,
+                    definition.max_joined,
+                )
+                .map_err(|refusal| {
+                    let field = match (refusal.list, refusal.position) {
+                        ("combination", Some(i)) => {
+                            format!("combinations.{i}.{}", camel(refusal.key))
+                        }
+                        ("adjacent", Some(i)) => format!("adjacentTables.{i}"),
+                        ("combination", None) => "combinations".to_owned(),
+                        ("adjacent", None) => "adjacentTables".to_owned(),
+                        _ => "maxJoinedTables".to_owned(),
+                    };
+                    DomainError::invalid(field, refusal.reason)
+                })?;
+                let slugs: &[(String, String)] = $slugs;
+                let id_of = |slug: &Slug| {
+                    slugs
+                        .iter()
+                        .find(|(_, known)| known == slug.as_str())
+                        .map(|(id, _)| id.clone())
+                        .ok_or_else(|| StoreError::Corrupt(format!("resource {slug} vanished")))
+                };
+                use $s::resource_combinations::dsl as rc;
+                diesel::delete(rc::resource_combinations.filter(rc::venue_id.eq($venue_id)))
+                    .execute($c)?;
+                let mut position = 0;
+                for combination in &definition.combinations {
+                    let members = combination
+                        .resources
+                        .iter()
+                        .map(id_of)
+                        .collect::<Result<Vec<_>, StoreError>>()?
+                        .join(" ");
+                    diesel::insert_into(rc::resource_combinations)
+                        .values((
+                            rc::venue_id.eq($venue_id),
+                            rc::position.eq(position),
+                            rc::kind.eq("fixed"),
+                            rc::members.eq(members),
+                            rc::capacity.eq(Some(db_int(combination.capacity))),
+                            rc::min_party.eq(combination.min_party.map(db_int)),
+                        ))
+                        .execute($c)?;
+                    position += 1;
+                }
+                for (a, b) in &definition.adjacent {
+                    diesel::insert_into(rc::resource_combinations)
+                        .values((
+                            rc::venue_id.eq($venue_id),
+                            rc::position.eq(position),
+                            rc::kind.eq("adjacent"),
+                            rc::members.eq(format!("{} {}", id_of(a)?, id_of(b)?)),
+                            rc::capacity.eq(None::<i32>),
+                            rc::min_party.eq(None::<i32>),
+                        ))
+                        .execute($c)?;
+                    position += 1;
+                }
+            })
+        })
+    };
+}
+
+/// A key of a venue file (`min_party`) as GraphQL names it (`minParty`).
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes one venue definition inside the caller's write transaction:
@@ -526,6 +712,9 @@ macro_rules! write_venue {
                     v::opt_in_purposes.eq($definition.opt_ins.to_text()),
                     v::allowed_origins
                         .eq(domain::Origin::list_to_text(&$definition.allowed_origins)),
+                    v::max_joined_tables.eq(db_int($definition.max_joined)),
+                    v::max_covers_per_slot.eq($definition.pacing.max_covers_per_slot.map(db_int)),
+                    v::max_covers_per_hour.eq($definition.pacing.max_covers_per_hour.map(db_int)),
                 );
                 let payment_values = (
                     v::payment_rule.eq(rule),
@@ -702,6 +891,7 @@ macro_rules! write_venue {
                         .execute($c)?;
                     in_closures.push((starts_at, ends_at, resource_id));
                 }
+                write_combinations!($c, $s, $definition, &venue_id, &slugs)?;
                 {
                     use $s::reservations::dsl as b;
                     for (starts_at, ends_at, resource_id) in &in_closures {
@@ -716,7 +906,16 @@ macro_rules! write_venue {
                             .select(b::id)
                             .into_boxed();
                         if let Some(resource_id) = resource_id {
-                            query = query.filter(b::resource_id.eq(resource_id.clone()));
+                            // Any booking holding it, as its primary resource
+                            // or in a combination.
+                            use $s::reservation_holds::dsl as held;
+                            query = query.filter(
+                                b::id.eq_any(
+                                    held::reservation_holds
+                                        .filter(held::resource_id.eq(resource_id.clone()))
+                                        .select(held::reservation_id),
+                                ),
+                            );
                         }
                         for id in query.load::<String>($c)? {
                             let id = domain::ReservationId::parse(&id)
@@ -915,10 +1114,11 @@ impl VenueRepository for Store {
         let mut connection = self.connection()?;
         let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(first).unwrap_or(i64::MAX).saturating_add(1);
-        let (rows, hours, closures): (
+        let (rows, hours, closures, combinations): (
             Vec<VenueRow>,
             Vec<OpeningHoursRow>,
             Vec<crate::rows::ClosureRow>,
+            Vec<crate::rows::CombinationRow>,
         ) = on_backend!(&mut *connection, |c, s| {
             let rows: Vec<VenueRow> = s::venues::table
                 .filter(s::venues::id.gt(&after))
@@ -933,7 +1133,11 @@ impl VenueRepository for Store {
                 .filter(s::closures::venue_id.eq_any(&ids))
                 .order(s::closures::starts_at)
                 .load(c)?;
-            (rows, hours, closures)
+            let combinations = s::resource_combinations::table
+                .filter(s::resource_combinations::venue_id.eq_any(&ids))
+                .order(s::resource_combinations::position)
+                .load(c)?;
+            (rows, hours, closures, combinations)
         });
         let has_next_page = rows.len() > first;
         let items = rows
@@ -948,6 +1152,9 @@ impl VenueRepository for Store {
                     .cloned()
                     .map(domain::Closure::try_from)
                     .collect::<Result<Vec<_>, StoreError>>()?;
+                for row in combinations.iter().filter(|row| row.venue_id == id) {
+                    row.add_to(&mut venue.tables_together)?;
+                }
                 Ok(venue)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

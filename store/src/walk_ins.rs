@@ -155,6 +155,17 @@ fn walk_in_attempt(
             ))
             .execute(c)
     });
+    // A party seated at joined tables holds the other tables too (the
+    // primary one's hold comes with the reservation).
+    let inserted = inserted.and_then(|_| {
+        let extra = placement.resources.iter().skip(1);
+        on_backend!(tx tx, |c, s| crate::reservations::insert_holds!(
+            c,
+            s,
+            &reservation,
+            extra.clone()
+        ))
+    });
     if let Err(error) = inserted {
         return match retry_on_overlap::<()>(error)? {
             Outcome::Retry(race) => Err(RetryLater(race).into()),

@@ -25,6 +25,7 @@ mod api {
     mod privacy;
     mod rate_limits;
     mod rights;
+    mod tables_together;
     mod takeover;
     mod tls;
     mod venue_settings;

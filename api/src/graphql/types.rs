@@ -25,6 +25,7 @@ pub struct Slot {
     /// Resolved into objects only when the query asks for them: a day has
     /// dozens of slots with dozens of resources each.
     pub free_resources: Vec<domain::ResourceId>,
+    pub free_combinations: Vec<Vec<domain::ResourceId>>,
     pub venue: Arc<store::VenueView>,
 }
 
@@ -36,6 +37,7 @@ impl Slot {
             starts_at: local(slot.starts_at, time_zone),
             ends_at: local(slot.ends_at, time_zone),
             free_resources: slot.free_resources,
+            free_combinations: slot.free_combinations,
             venue: Arc::clone(view),
         }
     }
@@ -61,6 +63,17 @@ impl Slot {
             .filter_map(|id| self.venue.resources.iter().find(|r| r.id == *id))
             .cloned()
             .map(ResourceObject)
+            .collect()
+    }
+
+    /// Free combinations of tables that seat the party together, smallest
+    /// first, each with its primary table first. A booking without
+    /// `resourceId` gets the first of them when `freeResources` is empty.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn free_combinations(&self) -> Vec<Vec<ResourceObject>> {
+        self.free_combinations
+            .iter()
+            .map(|ids| super::venue_types::members(&self.venue.resources, ids))
             .collect()
     }
 }
@@ -247,6 +260,27 @@ impl ReservationObject {
                     self.reservation.id
                 )))
             })
+    }
+
+    /// Every resource the reservation holds: its `resource` first, then
+    /// the other tables of a combination in slug order.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn resources(&self, ctx: &Context<'_>) -> Result<Vec<ResourceObject>> {
+        let store = store(ctx).clone();
+        let venue = self.venue.id;
+        let reservation = self.reservation.id;
+        let (view, held) = blocking(move || {
+            let view = store
+                .venue_view(venue)?
+                .ok_or_else(|| store::StoreError::Corrupt(format!("venue {venue} vanished")))?;
+            Ok((view, store.held_resources(reservation)?))
+        })
+        .await?;
+        let mut held = super::venue_types::members(&view.resources, &held);
+        if let Some((_, others)) = held.split_first_mut() {
+            others.sort_by(|a, b| a.0.slug.cmp(&b.0.slug));
+        }
+        Ok(held)
     }
 
     async fn party_size(&self) -> u32 {

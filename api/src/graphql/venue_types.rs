@@ -100,11 +100,17 @@ impl VenueObject {
     /// venue's limit and what its largest resource seats (0 when it has no
     /// resources: nothing can be booked).
     async fn party_size(&self, ctx: &Context<'_>) -> Result<PartySizeRange> {
-        let largest = self
-            .active_resources(ctx)
-            .await?
+        let resources = self.active_resources(ctx).await?;
+        let largest = resources
             .iter()
             .map(|r| r.capacity)
+            .chain(
+                self.0
+                    .tables_together
+                    .candidates(&resources)
+                    .iter()
+                    .map(|c| c.capacity),
+            )
             .max()
             .unwrap_or(0);
         Ok(PartySizeRange {
@@ -277,6 +283,85 @@ impl VenueObject {
             .map(ResourceObject)
             .collect())
     }
+    /// Fixed combinations of tables that larger parties are given
+    /// together, as the venue declared them.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn combinations(&self, ctx: &Context<'_>) -> Result<Vec<CombinationObject>> {
+        let resources = self.all_resources(ctx).await?;
+        Ok(self
+            .0
+            .tables_together
+            .combinations
+            .iter()
+            .map(|c| CombinationObject {
+                resources: members(&resources, &c.resources),
+                capacity: c.capacity,
+                min_party: c.min_party,
+            })
+            .collect())
+    }
+
+    /// Pairs of tables that stand next to each other: a connected run of
+    /// up to `maxJoinedTables` of them may be joined for a larger party
+    /// and seats what its tables seat together.
+    #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
+    async fn adjacent_tables(&self, ctx: &Context<'_>) -> Result<Vec<Vec<ResourceObject>>> {
+        let resources = self.all_resources(ctx).await?;
+        Ok(self
+            .0
+            .tables_together
+            .adjacent
+            .iter()
+            .map(|(a, b)| members(&resources, &[*a, *b]))
+            .collect())
+    }
+
+    /// The most adjacent tables one booking joins.
+    async fn max_joined_tables(&self) -> u32 {
+        self.0.tables_together.max_joined
+    }
+
+    /// The most guests whose bookings may start in one slot; null: no cap.
+    async fn max_covers_per_slot(&self) -> Option<u32> {
+        self.0.pacing.max_covers_per_slot
+    }
+
+    /// The most guests whose bookings may start in one hour of the venue's
+    /// clock (18:00 to 18:59); null: no cap.
+    async fn max_covers_per_hour(&self) -> Option<u32> {
+        self.0.pacing.max_covers_per_hour
+    }
+}
+
+impl VenueObject {
+    /// Every resource of the venue, retired ones included.
+    async fn all_resources(&self, ctx: &Context<'_>) -> Result<Vec<Resource>> {
+        let store = store(ctx).clone();
+        let venue = self.0.id;
+        blocking(move || store.resources(venue)).await
+    }
+}
+
+/// These resources, in this order.
+pub fn members(resources: &[Resource], ids: &[domain::ResourceId]) -> Vec<ResourceObject> {
+    ids.iter()
+        .filter_map(|id| resources.iter().find(|r| r.id == *id))
+        .cloned()
+        .map(ResourceObject)
+        .collect()
+}
+
+/// Tables a venue gives one party together.
+#[derive(SimpleObject)]
+#[graphql(name = "Combination")]
+pub struct CombinationObject {
+    /// The tables, the primary one first.
+    pub resources: Vec<ResourceObject>,
+    /// What they seat together.
+    pub capacity: u32,
+    /// The smallest party given them; null: one more than the largest of
+    /// them seats.
+    pub min_party: Option<u32>,
 }
 
 /// The gateways `venue` accepts among those configured, in the order of

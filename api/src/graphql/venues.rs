@@ -57,6 +57,19 @@ pub struct ClosureInput {
     pub reason: Option<String>,
 }
 
+/// Tables given to one party together.
+#[derive(InputObject)]
+pub struct CombinationInput {
+    /// Slugs of two or more of the venue's resources, the primary one
+    /// first.
+    pub resources: Vec<String>,
+    /// What they seat together.
+    pub capacity: i32,
+    /// The smallest party given them; left out, one more than the largest
+    /// of them seats.
+    pub min_party: Option<i32>,
+}
+
 /// A venue's settings. Saving updates the venue with this slug (its
 /// managers and admins) or creates it (admins of every venue).
 ///
@@ -126,6 +139,22 @@ pub struct VenueInput {
     /// personal data (0 to 90); left out, the stored value stays (7 for a
     /// new venue).
     pub waitlist_retention_days: Option<i32>,
+    /// Fixed combinations of tables for larger parties; replaces the
+    /// venue's list (an empty list removes them). Checked against the
+    /// venue's resources as saved.
+    pub combinations: Option<Vec<CombinationInput>>,
+    /// Pairs of tables (two slugs each) that stand next to each other;
+    /// replaces the venue's list.
+    pub adjacent_tables: Option<Vec<Vec<String>>>,
+    /// The most adjacent tables one booking joins (2 to 4; 3 for a new
+    /// venue).
+    pub max_joined_tables: Option<i32>,
+    /// The most guests whose bookings may start in one slot; null removes
+    /// the cap.
+    pub max_covers_per_slot: MaybeUndefined<i32>,
+    /// The most guests whose bookings may start in one hour of the venue's
+    /// clock; null removes the cap.
+    pub max_covers_per_hour: MaybeUndefined<i32>,
 }
 
 /// Which guest fields a venue collects; a field left out keeps its rule.
@@ -414,6 +443,24 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
                     .map_err(|reason| invalid("waitlistRetentionDays", reason)),
             )
             .flatten(),
+        combinations: input
+            .combinations
+            .as_ref()
+            .and_then(|listed| combinations(listed, checks)),
+        adjacent: input
+            .adjacent_tables
+            .as_ref()
+            .and_then(|listed| adjacent(listed, checks)),
+        max_joined: checks
+            .take(within(
+                input.max_joined_tables,
+                "maxJoinedTables",
+                2,
+                domain::combination::MAX_JOINED,
+            ))
+            .flatten(),
+        max_covers_per_slot: cap(&input.max_covers_per_slot, "maxCoversPerSlot", checks),
+        max_covers_per_hour: cap(&input.max_covers_per_hour, "maxCoversPerHour", checks),
     };
     if let Some(opening_hours) = &input.opening_hours {
         changes.schedule = schedule(opening_hours, checks);
@@ -422,6 +469,99 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
         changes.resources = resources(listed, checks);
     }
     changes
+}
+
+/// A pacing cap: left out keeps it, null removes it.
+fn cap(value: &MaybeUndefined<i32>, field: &str, checks: &mut Checks) -> Option<Option<u32>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(raw) => checks
+            .take(
+                domain::Pacing::check_cap(i64::from(*raw)).map_err(|reason| invalid(field, reason)),
+            )
+            .map(Some),
+    }
+}
+
+/// Each combination's own fields; how they fit the venue's resources is
+/// checked when saving, against the resources as saved.
+fn combinations(
+    listed: &[CombinationInput],
+    checks: &mut Checks,
+) -> Option<Vec<domain::combination::CombinationDefinition>> {
+    if listed.len() > domain::combination::MAX_COMBINATIONS {
+        checks.take::<()>(Err(invalid(
+            "combinations",
+            format!(
+                "a venue has at most {} combinations",
+                domain::combination::MAX_COMBINATIONS
+            ),
+        )));
+        return None;
+    }
+    let mut fine = true;
+    let mut combinations = Vec::new();
+    for (index, input) in listed.iter().enumerate() {
+        let field = |name: &str| format!("combinations.{index}.{name}");
+        let resources = checks.take(
+            input
+                .resources
+                .iter()
+                .map(|raw| {
+                    Slug::parse(raw).map_err(|_| {
+                        invalid(
+                            &field("resources"),
+                            format!(
+                                "`{}` is no resource of this venue",
+                                raw.chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>(),
+        );
+        let capacity = checks.take(
+            Resource::check_capacity(i64::from(input.capacity))
+                .map_err(|reason| invalid(&field("capacity"), reason)),
+        );
+        let min_party = checks.take(within(
+            input.min_party,
+            &field("minParty"),
+            1,
+            PartySize::HARD_MAX,
+        ));
+        match (resources, capacity, min_party) {
+            (Some(resources), Some(capacity), Some(min_party)) => {
+                combinations.push(domain::combination::CombinationDefinition {
+                    resources,
+                    capacity,
+                    min_party,
+                });
+            }
+            _ => fine = false,
+        }
+    }
+    fine.then_some(combinations)
+}
+
+fn adjacent(listed: &[Vec<String>], checks: &mut Checks) -> Option<Vec<(Slug, Slug)>> {
+    let mut fine = true;
+    let mut pairs = Vec::new();
+    for (index, pair) in listed.iter().enumerate() {
+        let field = format!("adjacentTables.{index}");
+        let checked = match pair.as_slice() {
+            [a, b] => Slug::parse(a)
+                .and_then(|a| Ok((a, Slug::parse(b)?)))
+                .map_err(|_| invalid(&field, "names a table this venue does not have")),
+            _ => Err(invalid(&field, "a pair names exactly two tables")),
+        };
+        match checks.take(checked) {
+            Some(pair) => pairs.push(pair),
+            None => fine = false,
+        }
+    }
+    fine.then_some(pairs)
 }
 
 fn origins(listed: &[String], strictness: Strictness, checks: &mut Checks) -> Option<Vec<Origin>> {

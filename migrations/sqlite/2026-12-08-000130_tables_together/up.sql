@@ -1,0 +1,97 @@
+-- Tables together and pacing. A booking may hold several resources (a
+-- combination of tables for a large party): every resource it holds is a
+-- row in reservation_holds. reservations.resource_id stays the primary
+-- resource. SQLite has one writer and the booking transaction checks the
+-- holds before it writes; the triggers below refuse an overlapping active
+-- hold all the same, as PostgreSQL's exclusion constraint does.
+--
+-- Triggers keep the holds in step with their reservation: a new
+-- reservation gets the hold of its primary resource, and a change of
+-- status, time or primary resource is copied to its holds, whoever makes
+-- it (booking, cancellation, no-show, completion, expiry of pending holds,
+-- payments, staff). Only the extra members of a combination are written by
+-- the application.
+
+CREATE TABLE reservation_holds (
+    reservation_id TEXT NOT NULL REFERENCES reservations (id) ON DELETE CASCADE,
+    resource_id TEXT NOT NULL REFERENCES resources (id),
+    starts_at TEXT NOT NULL,
+    blocked_until TEXT NOT NULL,
+    active BOOLEAN NOT NULL,
+    PRIMARY KEY (reservation_id, resource_id),
+    CHECK (starts_at < blocked_until)
+);
+
+CREATE INDEX reservation_holds_by_resource ON reservation_holds (resource_id, starts_at);
+
+INSERT INTO reservation_holds (reservation_id, resource_id, starts_at, blocked_until, active)
+SELECT id, resource_id, starts_at, blocked_until,
+       status IN ('pending', 'confirmed', 'checked_in')
+FROM reservations;
+
+CREATE TRIGGER reservation_holds_on_insert
+AFTER INSERT ON reservations
+BEGIN
+    INSERT INTO reservation_holds (reservation_id, resource_id, starts_at, blocked_until, active)
+    VALUES (NEW.id, NEW.resource_id, NEW.starts_at, NEW.blocked_until,
+            NEW.status IN ('pending', 'confirmed', 'checked_in'));
+END;
+
+CREATE TRIGGER reservation_holds_on_update
+AFTER UPDATE OF resource_id, starts_at, blocked_until, status ON reservations
+BEGIN
+    UPDATE reservation_holds
+    SET resource_id = CASE WHEN resource_id = OLD.resource_id
+                           THEN NEW.resource_id ELSE resource_id END,
+        starts_at = NEW.starts_at,
+        blocked_until = NEW.blocked_until,
+        active = NEW.status IN ('pending', 'confirmed', 'checked_in')
+    WHERE reservation_id = NEW.id;
+END;
+
+CREATE TRIGGER reservation_holds_no_overlap_insert
+BEFORE INSERT ON reservation_holds
+WHEN NEW.active
+BEGIN
+    SELECT RAISE(ABORT, 'reservation_holds_no_overlap')
+    WHERE EXISTS (
+        SELECT 1 FROM reservation_holds AS h
+        WHERE h.resource_id = NEW.resource_id
+          AND h.active
+          AND h.reservation_id <> NEW.reservation_id
+          AND h.starts_at < NEW.blocked_until
+          AND NEW.starts_at < h.blocked_until
+    );
+END;
+
+CREATE TRIGGER reservation_holds_no_overlap_update
+BEFORE UPDATE ON reservation_holds
+WHEN NEW.active
+BEGIN
+    SELECT RAISE(ABORT, 'reservation_holds_no_overlap')
+    WHERE EXISTS (
+        SELECT 1 FROM reservation_holds AS h
+        WHERE h.resource_id = NEW.resource_id
+          AND h.active
+          AND h.reservation_id <> NEW.reservation_id
+          AND h.starts_at < NEW.blocked_until
+          AND NEW.starts_at < h.blocked_until
+    );
+END;
+
+-- Fixed combinations and adjacent pairs, by resource id (space-separated,
+-- the primary first); a venue's list is replaced as a whole when saved.
+CREATE TABLE resource_combinations (
+    venue_id TEXT NOT NULL REFERENCES venues (id),
+    position INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('fixed', 'adjacent')),
+    members TEXT NOT NULL,
+    capacity INTEGER CHECK (capacity > 0),
+    min_party INTEGER CHECK (min_party > 0),
+    PRIMARY KEY (venue_id, position)
+);
+
+ALTER TABLE venues ADD COLUMN max_joined_tables INTEGER NOT NULL DEFAULT 3
+    CHECK (max_joined_tables BETWEEN 2 AND 4);
+ALTER TABLE venues ADD COLUMN max_covers_per_slot INTEGER CHECK (max_covers_per_slot > 0);
+ALTER TABLE venues ADD COLUMN max_covers_per_hour INTEGER CHECK (max_covers_per_hour > 0);
