@@ -138,7 +138,8 @@ impl BookingContext<'_> {
     /// Chooses where a walk-in goes: it starts at `now` (the current
     /// minute, off the slot grid), so the notice period, the same-day
     /// cut-off and the opening hours do not apply: the guests are already
-    /// at the door and staff decide whether to seat them. A closure of the
+    /// at the door and staff decide whether to seat them (nor do the
+    /// pacing caps, which shape bookings). A closure of the
     /// venue or of the table still refuses it, and so does a table that is
     /// taken. The booking lasts the venue's booking duration, even past
     /// closing time.
