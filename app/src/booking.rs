@@ -385,6 +385,8 @@ pub async fn modify(
     })
     .await
     .map_err(deadline_passed)?;
+    // A moved or smaller booking may leave a table free for the waitlist.
+    crate::waitlist::table_freed(store, changed.venue.id, at).await;
     if let Some(key) = smaller_party_key {
         crate::payments::refund_smaller_party(store, gateways, monitor, id, &key, now()).await?;
     }
@@ -398,9 +400,11 @@ pub async fn cancel(
     key: IdempotencyKey,
     at: DateTime<Utc>,
 ) -> Result<Booked, Error> {
-    with_venue(store, move |store| store.cancel_reservation(id, &key, at))
+    let cancelled = with_venue(store, move |store| store.cancel_reservation(id, &key, at))
         .await
-        .map_err(deadline_passed)
+        .map_err(deadline_passed)?;
+    crate::waitlist::table_freed(store, cancelled.venue.id, at).await;
+    Ok(cancelled)
 }
 
 /// Records check-in, no-show or completion.
@@ -410,10 +414,18 @@ pub async fn set_status(
     next: ReservationStatus,
     at: DateTime<Utc>,
 ) -> Result<Booked, Error> {
-    with_venue(store, move |store| {
+    let set = with_venue(store, move |store| {
         store.set_reservation_status(id, next, at)
     })
-    .await
+    .await?;
+    // A no-show or an early completion gives the table back.
+    if matches!(
+        next,
+        ReservationStatus::NoShow | ReservationStatus::Completed
+    ) {
+        crate::waitlist::table_freed(store, set.venue.id, at).await;
+    }
+    Ok(set)
 }
 
 /// Runs a booking operation and loads the venue the answer needs.

@@ -69,6 +69,10 @@ struct VenueEntry {
     /// Days after a payment's last refund window closes until its card
     /// brand and last four are dropped (30).
     payment_data_days: Option<Spanned<i64>>,
+    /// Minutes a waitlist offer of a freed table can be claimed (30).
+    waitlist_offer_minutes: Option<Spanned<i64>>,
+    /// Days after its date until a waitlist entry is deleted (7).
+    waitlist_retention_days: Option<Spanned<i64>>,
     /// What the booking form offers to opt in to: `newsletter`,
     /// `marketing` (both when left out; `[]` for none).
     consent_purposes: Option<Spanned<Vec<String>>>,
@@ -630,6 +634,22 @@ fn venue(
             Some(days) => domain::Venue::check_payment_data_days(*days.get_ref())
                 .map_err(|r| report.error(days, &key("payment_data_days"), r))?,
         },
+        waitlist: domain::waitlist::WaitlistRules {
+            offer_minutes: match &entry.waitlist_offer_minutes {
+                None => domain::waitlist::WaitlistRules::DEFAULT_OFFER_MINUTES,
+                Some(minutes) => {
+                    domain::waitlist::WaitlistRules::check_offer_minutes(*minutes.get_ref())
+                        .map_err(|r| report.error(minutes, &key("waitlist_offer_minutes"), r))?
+                }
+            },
+            retention_days: match &entry.waitlist_retention_days {
+                None => domain::waitlist::WaitlistRules::DEFAULT_RETENTION_DAYS,
+                Some(days) => {
+                    domain::waitlist::WaitlistRules::check_retention_days(*days.get_ref())
+                        .map_err(|r| report.error(days, &key("waitlist_retention_days"), r))?
+                }
+            },
+        },
     })
 }
 
@@ -1012,6 +1032,37 @@ mod tests {
         let text = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\ncolour = \"red\"\n";
         let error = parse("v.toml", text).expect_err("invalid").to_string();
         assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn waitlist_settings_are_read_and_checked_with_their_key() {
+        let venue = "[[venue]]\nslug = \"a\"\nname = \"A\"\ntime_zone = \"UTC\"\n";
+        let venues = parse("v.toml", venue).expect("valid");
+        assert_eq!(
+            venues[0].waitlist,
+            domain::waitlist::WaitlistRules::default()
+        );
+        let text = format!("{venue}waitlist_offer_minutes = 15\nwaitlist_retention_days = 0\n");
+        let venues = parse("v.toml", &text).expect("valid");
+        assert_eq!(
+            (
+                venues[0].waitlist.offer_minutes,
+                venues[0].waitlist.retention_days
+            ),
+            (15, 0)
+        );
+        let text = format!("{venue}waitlist_offer_minutes = 2\n");
+        let error = parse("v.toml", &text).expect_err("too short").to_string();
+        assert!(
+            error.starts_with("v.toml:5: venue[0].waitlist_offer_minutes"),
+            "{error}"
+        );
+        let text = format!("{venue}waitlist_retention_days = 91\n");
+        let error = parse("v.toml", &text).expect_err("too long").to_string();
+        assert!(
+            error.starts_with("v.toml:5: venue[0].waitlist_retention_days"),
+            "{error}"
+        );
     }
 
     #[test]

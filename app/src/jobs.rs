@@ -10,7 +10,8 @@ use crate::clock::Clock;
 /// Gives back the slots of unpaid bookings whose deadline passed, every 30
 /// seconds, so availability shows them free again (bookings also release
 /// expired holds themselves before looking for a free slot), and deletes
-/// the guests' access codes and access tokens whose time is over.
+/// the guests' access codes and access tokens whose time is over. The
+/// waitlist's pass runs with it: expired offers, new offers, purges.
 pub fn release_holds_periodically(store: Store, clock: Clock) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -37,6 +38,11 @@ pub fn release_holds_periodically(store: Store, clock: Clock) {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::warn!(%error, "purging expired records failed"),
                 Err(error) => tracing::warn!(%error, "purging expired records failed"),
+            }
+            // Waitlist offers past their time go to the next guest in line,
+            // and entries past their venue's limit are deleted.
+            if let Err(error) = crate::waitlist::run(&store, now).await {
+                tracing::warn!(%error, "the waitlist pass failed");
             }
         }
     });

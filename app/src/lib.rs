@@ -23,5 +23,7 @@ pub mod reconcile;
 pub mod rights;
 pub mod rotation;
 pub mod settings;
+pub mod waitlist;
+pub mod walk_ins;
 
 pub use error::Error;

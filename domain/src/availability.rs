@@ -251,6 +251,30 @@ impl BookingContext<'_> {
         self.place(starts_at, party, requested, &candidates, true)
     }
 
+    /// Chooses where a walk-in goes: it starts at `now` (the current
+    /// minute, off the slot grid), so the notice period, the same-day
+    /// cut-off and the opening hours do not apply: the guests are already
+    /// at the door and staff decide whether to seat them (nor do the
+    /// pacing caps, which shape bookings). A closure of the
+    /// venue or of the table still refuses it, and so does a table that is
+    /// taken. The booking lasts the venue's booking duration, even past
+    /// closing time.
+    pub fn place_walk_in(
+        &self,
+        party: PartySize,
+        requested: Option<ResourceId>,
+    ) -> Result<Placement, DomainError> {
+        use chrono::{DurationRound as _, TimeDelta};
+        let starts_at = self
+            .now
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap_or(self.now);
+        let candidates = self.candidate_sets();
+        self.check_party(party, &candidates)?;
+        self.check_open(starts_at)?;
+        self.place(starts_at, party, requested, &candidates, false)
+    }
+
     /// Chooses where a changed booking goes. It keeps its resources when
     /// they still suit the party and are free, except that a combination
     /// gives way to a single free table once the party fits one (the extra
@@ -800,6 +824,39 @@ mod tests {
             Err(DomainError::InvalidInput { reason, .. }) => reason,
             other => panic!("expected invalid input, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_walk_in_starts_at_the_current_minute_outside_hours_and_inside_the_notice() {
+        let venue = bistro(rules());
+        let resources = [table(&venue, "t1", 2), table(&venue, "t2", 4)];
+        let ctx = BookingContext {
+            now: at(8, 0) + chrono::Duration::seconds(42),
+            ..context(&venue, &resources, &[])
+        };
+        let placement = ctx.place_walk_in(party(2), None).expect("free");
+        assert_eq!(
+            (
+                placement.resource_id,
+                placement.starts_at,
+                placement.ends_at
+            ),
+            (resources[0].id, at(8, 0), at(9, 0))
+        );
+        let occupied = [booked(&resources[0], at(7, 30), at(8, 30))];
+        let ctx = BookingContext {
+            now: at(8, 0),
+            ..context(&venue, &resources, &occupied)
+        };
+        assert_eq!(
+            ctx.place_walk_in(party(2), Some(resources[0].id)),
+            Err(DomainError::SlotTaken)
+        );
+        assert_eq!(
+            ctx.place_walk_in(party(2), None).map(|p| p.resource_id),
+            Ok(resources[1].id)
+        );
+        assert!(ctx.place_walk_in(party(5), None).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod secret;
 pub mod service;
 pub mod values;
 pub mod venue;
+pub mod waitlist;
 pub mod webhooks;
 
 pub use availability::{BookingContext, Occupancy, Placement, Shape, Slot};
@@ -31,7 +32,7 @@ pub use hours::HoursException;
 pub use ids::{GuestId, ReservationId, ResourceId, StaffId, VenueId};
 pub use personal::{
     AccessToken, Country, Email, Guest, GuestDetails, GuestNotes, ManageToken, PersonName,
-    Personal, Phone,
+    Personal, Phone, WaitlistToken,
 };
 pub use reservation::{Reservation, ReservationStatus};
 pub use secret::{Secret, SessionHash};

@@ -48,6 +48,31 @@ pub fn booking_confirmation(venue: &Venue, reservation: &Reservation, token: &st
     }
 }
 
+/// A freed table offered to the first guest on the waitlist, with the
+/// token that claims it within `minutes`.
+pub fn waitlist_offer(
+    venue: &Venue,
+    starts_at: DateTime<Utc>,
+    party_size: u32,
+    token: &str,
+    minutes: u32,
+) -> Message {
+    let local = starts_at.with_timezone(&venue.time_zone);
+    Message {
+        subject: format!("A table is free at {}", venue.name),
+        body: Personal::new(format!(
+            "A table you waited for at {} is free: {} for {} people.\n\n\
+             Claim it within {} minutes with this token:\n{}\n\n\
+             After that it goes to the next guest in line.\n",
+            venue.name,
+            local.format("%A %e %B %Y, %H:%M (%Z)"),
+            party_size,
+            minutes,
+            token,
+        )),
+    }
+}
+
 /// A one-time code proving control of an e-mail address, valid for
 /// `minutes`.
 pub fn access_code(code: &str, minutes: i64) -> Message {

@@ -372,6 +372,42 @@ impl fmt::Debug for ManageToken {
     }
 }
 
+/// A secret of the waitlist: the guest's key to their entry (`kwt_`) or
+/// to one offer of a freed table (`kwo_`). 256 random bits; only its
+/// SHA-256 is stored.
+#[derive(Clone)]
+pub struct WaitlistToken(Personal);
+
+impl WaitlistToken {
+    pub const ENTRY: &'static str = "kwt_";
+    pub const OFFER: &'static str = "kwo_";
+
+    /// A new secret with `prefix` ([`Self::ENTRY`] or [`Self::OFFER`]).
+    pub fn generate(prefix: &str) -> Result<Self, DomainError> {
+        random_secret(prefix).map(Self)
+    }
+
+    /// Reads a token a client sent; malformed (or of the other kind) is
+    /// NOT_FOUND.
+    pub fn parse(prefix: &str, raw: &str) -> Result<Self, DomainError> {
+        parse_secret(prefix, raw, "waitlist entry").map(Self)
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    pub fn hash(&self) -> Vec<u8> {
+        secret_hash(&self.0)
+    }
+}
+
+impl fmt::Debug for WaitlistToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WaitlistToken({MASK})")
+    }
+}
+
 /// The secret a guest earns by proving control of an e-mail address (a
 /// one-time code sent to it): it opens, for a short while, every booking
 /// made with that address at one venue, for the rights over the whole

@@ -39,6 +39,8 @@ pub struct Venue {
     /// Periods in which the venue or one of its resources takes no
     /// bookings, in time order; the store loads them with the venue.
     pub closures: Vec<crate::Closure>,
+    /// How long waitlist offers last and entries are kept.
+    pub waitlist: crate::waitlist::WaitlistRules,
     /// Which tables may be joined for larger parties.
     pub tables_together: crate::combination::TablesTogether,
     /// Caps on guests starting together.
@@ -702,6 +704,7 @@ pub(crate) mod tests {
             opt_ins: OptIns::default(),
             allowed_origins: Vec::new(),
             closures: Vec::new(),
+            waitlist: crate::waitlist::WaitlistRules::default(),
             tables_together: crate::combination::TablesTogether::default(),
             pacing: Pacing::default(),
             exceptions: Vec::new(),

@@ -139,7 +139,7 @@ impl Store {
 
     /// Erases a guest, or on PostgreSQL with `skip_locked` gives `None`
     /// when another node holds the guest's row (it is erasing them).
-    fn erase(
+    pub(crate) fn erase(
         &self,
         guest: GuestId,
         now: DateTime<Utc>,
@@ -177,6 +177,22 @@ impl Store {
             // venue, go too (also on a replay: a restored backup brings
             // them back).
             withdraw_messages!(c, s, &guest)?;
+            // Their waitlist entries go whole (with their offers): an entry
+            // without its guest's details is nobody's wish.
+            {
+                use s::waitlist_entries::dsl as w;
+                use s::waitlist_offers::dsl as wo;
+                let entries: Vec<String> = w::waitlist_entries
+                    .filter(w::guest_id.eq(&guest))
+                    .select(w::id)
+                    .load(c)?;
+                if !entries.is_empty() {
+                    diesel::delete(wo::waitlist_offers.filter(wo::entry_id.eq_any(&entries)))
+                        .execute(c)?;
+                    diesel::delete(w::waitlist_entries.filter(w::id.eq_any(&entries)))
+                        .execute(c)?;
+                }
+            }
             let address = self.address_tokens(&row)?;
             forget_access!(c, s, &ring, &row.venue_id, &address)?;
             if let Some(erased_at) = row.erased_at {

@@ -25,6 +25,8 @@ pub struct GuestExport {
     pub consents: Vec<ExportedConsent>,
     pub payments: Vec<ExportedPayment>,
     pub access_log: Vec<ExportedAccess>,
+    /// Waitlist entries, their details in `profiles`.
+    pub waitlist: Vec<ExportedWaitlistEntry>,
 }
 
 impl std::fmt::Debug for GuestExport {
@@ -87,6 +89,25 @@ pub struct ExportedPayment {
     pub card_brand: Option<String>,
     pub card_last4: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A waitlist entry and its newest offer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedWaitlistEntry {
+    pub id: String,
+    pub venue_id: String,
+    pub guest_id: String,
+    pub date: chrono::NaiveDate,
+    /// Local times, `HH:MM`.
+    pub from: String,
+    pub until: String,
+    pub party_size: u32,
+    pub status: &'static str,
+    pub joined_at: DateTime<Utc>,
+    pub offered_start: Option<DateTime<Utc>>,
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    pub offer_status: Option<String>,
 }
 
 /// One read or change of the guest's records in the audit trail.
@@ -170,6 +191,39 @@ impl Store {
                 }
             }
         }
+        // The newest booking's details, or a waitlist entry's when there
+        // is no booking.
+        let booked_profile = profiles.last().cloned();
+        let entries = self.waitlist_of_guests(guests)?;
+        let waitlist_guests = self.waitlist_guests(&entries)?;
+        let mut waitlist = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(guest) = waitlist_guests.get(&entry.guest_id) {
+                let id = guest.id.to_string();
+                if !profiles.iter().any(|p| p.guest_id == id) {
+                    profiles.push(ExportedProfile {
+                        guest_id: id,
+                        name: guest.name.expose().to_owned(),
+                        email: guest.email.as_ref().map(|e| Email::expose(e).to_owned()),
+                        phone: guest.phone.as_ref().map(|p| Phone::expose(p).to_owned()),
+                    });
+                }
+            }
+            waitlist.push(ExportedWaitlistEntry {
+                id: entry.id,
+                venue_id: entry.venue_id.to_string(),
+                guest_id: entry.guest_id.to_string(),
+                date: entry.wish.date,
+                from: entry.wish.from.to_string(),
+                until: entry.wish.until.to_string(),
+                party_size: entry.wish.party_size.get(),
+                status: entry.status.as_str(),
+                joined_at: entry.joined_at,
+                offered_start: entry.offer.as_ref().map(|o| o.starts_at),
+                offer_expires_at: entry.offer.as_ref().map(|o| o.expires_at),
+                offer_status: entry.offer.map(|o| o.status),
+            });
+        }
         // Payments in the order of their bookings, each booking's oldest
         // first.
         let ids: Vec<domain::ReservationId> = reservations.iter().map(|r| r.id).collect();
@@ -209,12 +263,13 @@ impl Store {
         Ok(GuestExport {
             format: EXPORT_FORMAT,
             exported_at,
-            profile: profiles.last().cloned(),
+            profile: booked_profile.or_else(|| profiles.last().cloned()),
             profiles,
             reservations: bookings,
             consents,
             payments,
             access_log,
+            waitlist,
         })
     }
 }

@@ -28,6 +28,8 @@ mod rows;
 mod schema;
 mod sheets;
 mod venues;
+mod waitlist;
+mod walk_ins;
 mod webhooks;
 
 use diesel::Connection;
@@ -54,7 +56,7 @@ pub use connection::{Backend, DatabaseUrl, DbConnection, Pool};
 pub use erasure::{Erasure, Replay, RetentionRun};
 pub use export::{
     EXPORT_FORMAT, ExportedAccess, ExportedConsent, ExportedPayment, ExportedProfile,
-    ExportedReservation, GuestExport,
+    ExportedReservation, ExportedWaitlistEntry, GuestExport,
 };
 pub use idempotency::{IDEMPOTENCY_HOURS, Purged, THROTTLE_HOURS};
 pub use keys::{KeyUsage, RotationProgress, SEALED, SealedColumn, SealedTable, SealedUsage};
@@ -71,6 +73,10 @@ pub use venues::{
     ClosureDefinition, ExceptionDefinition, ImportReport, PaymentKind, ResourceChange,
     ResourceDefinition, ServiceDefinition, VenueChanges, VenueDefinition, VenueView,
 };
+pub use waitlist::{
+    ClaimedOffer, EntryStatus, NewWaitlistEntry, WaitlistEntry, WaitlistOffer, WaitlistRun,
+};
+pub use walk_ins::NewWalkIn;
 pub use webhooks::VenueWebhook;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

@@ -34,12 +34,12 @@ const LEGACY_REQUEST_DIGEST: Field = Field::new("idempotency_keys", "request");
 /// and the write; the next attempt sees what that writer committed.
 const ATTEMPTS: usize = 4;
 
-enum Outcome<T> {
+pub(crate) enum Outcome<T> {
     Done(T),
     Retry(Race),
 }
 
-fn retry_on_overlap<T>(error: diesel::result::Error) -> Result<Outcome<T>, StoreError> {
+pub(crate) fn retry_on_overlap<T>(error: diesel::result::Error) -> Result<Outcome<T>, StoreError> {
     match error {
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::ExclusionViolation,
@@ -104,6 +104,7 @@ macro_rules! insert_holds {
         result
     }};
 }
+pub(crate) use insert_holds;
 
 /// Where the occupancy a booking at `starts_at` must see begins: its own
 /// start, or the start of its hour on the venue's clock when the venue caps
@@ -126,7 +127,7 @@ fn from_answer(answer: &str) -> Result<Reservation, StoreError> {
     Reservation::try_from(row)
 }
 
-fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
+pub(crate) fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
     ReservationRow {
         guest_id: reservation.guest_id.map(|id| id.to_string()),
         hold_until: reservation.hold_until.map(db_instant),
@@ -146,7 +147,7 @@ fn row_of(reservation: &Reservation, version: i32) -> ReservationRow {
 }
 
 impl Store {
-    fn with_retries<T>(
+    pub(crate) fn with_retries<T>(
         &self,
         mut attempt: impl FnMut() -> Result<Outcome<T>, StoreError>,
     ) -> Result<T, StoreError> {
@@ -550,7 +551,7 @@ impl ReservationRepository for Store {
 
 /// Carries a race out of a transaction closure so that the transaction rolls
 /// back, then turns back into a retry outside it.
-struct RetryLater(Race);
+pub(crate) struct RetryLater(pub(crate) Race);
 
 /// A reservation's id and its sealed notes.
 type SealedNotes = (String, Option<Vec<u8>>);
@@ -625,7 +626,7 @@ impl From<RetryLater> for StoreError {
 }
 
 impl RetryLater {
-    fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
+    pub(crate) fn recover<T>(error: StoreError) -> Result<Outcome<T>, StoreError> {
         match error {
             StoreError::Race(Race::Overlap) => Ok(Outcome::Retry(Race::Overlap)),
             StoreError::Race(_) => Ok(Outcome::Retry(Race::StaleVersion)),

@@ -41,6 +41,8 @@ pub struct VenueRow {
     pub payment_data_days: i32,
     pub opt_in_purposes: String,
     pub allowed_origins: String,
+    pub waitlist_offer_minutes: i32,
+    pub waitlist_retention_days: i32,
     pub max_joined_tables: i32,
     pub max_covers_per_slot: Option<i32>,
     pub max_covers_per_hour: Option<i32>,
@@ -234,6 +236,12 @@ impl VenueRow {
             allowed_origins: domain::Origin::list_from_text(&self.allowed_origins).map_err(&bad)?,
             // Loaded next to the venue by `load_venue!`.
             closures: Vec::new(),
+            waitlist: domain::waitlist::WaitlistRules {
+                offer_minutes: u32::try_from(self.waitlist_offer_minutes)
+                    .map_err(|e| bad(e.to_string()))?,
+                retention_days: u32::try_from(self.waitlist_retention_days)
+                    .map_err(|e| bad(e.to_string()))?,
+            },
             tables_together: domain::TablesTogether {
                 max_joined: u32::try_from(self.max_joined_tables)
                     .map_err(|e| bad(e.to_string()))?,

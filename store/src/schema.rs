@@ -35,6 +35,8 @@ macro_rules! kluis_schema {
                 payment_data_days -> Integer,
                 opt_in_purposes -> Text,
                 allowed_origins -> Text,
+                waitlist_offer_minutes -> Integer,
+                waitlist_retention_days -> Integer,
                 max_joined_tables -> Integer,
                 max_covers_per_slot -> Nullable<Integer>,
                 max_covers_per_hour -> Nullable<Integer>,
@@ -564,6 +566,49 @@ macro_rules! kluis_schema {
                 created_at -> $Instant,
             }
         }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            waitlist_entries (id) {
+                id -> Text,
+                venue_id -> Text,
+                guest_id -> Text,
+                local_date -> Text,
+                from_minute -> Integer,
+                until_minute -> Integer,
+                party_size -> Integer,
+                service_id -> Nullable<Text>,
+                locale -> Text,
+                token_hash -> Binary,
+                status -> Text,
+                position -> Integer,
+                joined_at -> $Instant,
+                updated_at -> $Instant,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+
+            waitlist_offers (id) {
+                id -> Text,
+                entry_id -> Text,
+                venue_id -> Text,
+                resource_id -> Text,
+                starts_at -> $Instant,
+                blocked_until -> $Instant,
+                token_hash -> Binary,
+                status -> Text,
+                expires_at -> $Instant,
+                created_at -> $Instant,
+                reservation_id -> Nullable<Text>,
+            }
+        }
+
+        // An offer is read with its entry.
+        diesel::allow_tables_to_appear_in_same_query!(waitlist_entries, waitlist_offers);
+        diesel::joinable!(waitlist_offers -> waitlist_entries (entry_id));
 
         diesel::allow_tables_to_appear_in_same_query!(
             venues,

@@ -184,6 +184,8 @@ pub struct VenueDefinition {
     pub resources: Vec<ResourceDefinition>,
     /// Replaces the venue's closures.
     pub closures: Vec<ClosureDefinition>,
+    /// How long waitlist offers last and entries are kept.
+    pub waitlist: domain::waitlist::WaitlistRules,
     /// Fixed combinations of its resources, by slug; replaces the stored
     /// ones.
     pub combinations: Vec<domain::combination::CombinationDefinition>,
@@ -285,6 +287,8 @@ pub struct VenueChanges {
     pub resources: Option<Vec<ResourceChange>>,
     /// Replaces the venue's whole list of closures.
     pub closures: Option<Vec<ClosureDefinition>>,
+    pub waitlist_offer_minutes: Option<u32>,
+    pub waitlist_retention_days: Option<u32>,
     /// Replaces the venue's fixed combinations.
     pub combinations: Option<Vec<domain::combination::CombinationDefinition>>,
     /// Replaces the venue's adjacent pairs.
@@ -462,6 +466,7 @@ impl VenueChanges {
                         reason: c.reason.clone(),
                     })
                     .collect(),
+                waitlist: venue.waitlist,
                 combinations: venue
                     .tables_together
                     .combinations
@@ -507,6 +512,7 @@ impl VenueChanges {
                 schedule: WeeklySchedule::default(),
                 resources: Vec::new(),
                 closures: Vec::new(),
+                waitlist: domain::waitlist::WaitlistRules::default(),
                 combinations: Vec::new(),
                 adjacent: Vec::new(),
                 max_joined: domain::combination::DEFAULT_MAX_JOINED,
@@ -542,6 +548,8 @@ impl VenueChanges {
             schedule,
             resources,
             closures,
+            waitlist_offer_minutes,
+            waitlist_retention_days,
             combinations,
             adjacent,
             max_joined,
@@ -591,6 +599,14 @@ impl VenueChanges {
         keep_or(&mut definition.allowed_origins, allowed_origins);
         keep_or(&mut definition.schedule, schedule);
         keep_or(&mut definition.closures, closures);
+        keep_or(
+            &mut definition.waitlist.offer_minutes,
+            waitlist_offer_minutes,
+        );
+        keep_or(
+            &mut definition.waitlist.retention_days,
+            waitlist_retention_days,
+        );
         keep_or(&mut definition.combinations, combinations);
         keep_or(&mut definition.adjacent, adjacent);
         keep_or(&mut definition.max_joined, max_joined);
@@ -825,6 +841,10 @@ macro_rules! write_venue {
                             .map_or_else(|| "EUR".to_owned(), |a| a.currency().code().to_owned())),
                     v::payment_hold_minutes.eq(db_int($definition.payments.hold.get())),
                 );
+                let waitlist_values = (
+                    v::waitlist_offer_minutes.eq(db_int($definition.waitlist.offer_minutes)),
+                    v::waitlist_retention_days.eq(db_int($definition.waitlist.retention_days)),
+                );
                 let venue_id = match existing {
                     Some(id) => {
                         diesel::update(v::venues.find(&id))
@@ -835,6 +855,9 @@ macro_rules! write_venue {
                             .execute($c)?;
                         diesel::update(v::venues.find(&id))
                             .set(field_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(waitlist_values)
                             .execute($c)?;
                         $report.venues_updated += 1;
                         id
@@ -854,6 +877,9 @@ macro_rules! write_venue {
                             .execute($c)?;
                         diesel::update(v::venues.find(&id))
                             .set(field_values)
+                            .execute($c)?;
+                        diesel::update(v::venues.find(&id))
+                            .set(waitlist_values)
                             .execute($c)?;
                         $report.venues_created += 1;
                         id

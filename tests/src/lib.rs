@@ -759,6 +759,15 @@ impl TestApp {
         Ok(tokio::task::spawn_blocking(move || store.purge_expired(now)).await??)
     }
 
+    /// One waitlist pass (offers past their time expire, the next guests
+    /// in line get offers, old entries are purged) as of the server's
+    /// clock, as the server does every 30 seconds.
+    pub async fn run_waitlist(&self) -> anyhow::Result<store::WaitlistRun> {
+        let (store, _) = api::open_store(&self.checked).await?;
+        let now = self.clock.now();
+        Ok(tokio::task::spawn_blocking(move || store.run_waitlist(now)).await??)
+    }
+
     /// Applies the key store's record of erasures to this server's
     /// database, as `kluis erasures replay` does.
     pub async fn replay_erasures(&self) -> anyhow::Result<store::Replay> {

@@ -31,5 +31,7 @@ mod api {
     mod takeover;
     mod tls;
     mod venue_settings;
+    mod waitlist;
+    mod walk_ins;
     mod webhooks;
 }

@@ -48,6 +48,7 @@ pub const MUTATION_MODIFY_RESERVATION: Coordinate = Coordinate("Mutation.modifyR
 pub const MUTATION_NOTIFY_BREACH: Coordinate = Coordinate("Mutation.notifyBreach");
 pub const MUTATION_PUBLISH_PRIVACY_NOTICE: Coordinate = Coordinate("Mutation.publishPrivacyNotice");
 pub const MUTATION_RECORD_BREACH: Coordinate = Coordinate("Mutation.recordBreach");
+pub const MUTATION_RECORD_WALK_IN: Coordinate = Coordinate("Mutation.recordWalkIn");
 pub const MUTATION_REDEEM_ACCESS_CODE: Coordinate = Coordinate("Mutation.redeemAccessCode");
 pub const MUTATION_REFUND_PAYMENT: Coordinate = Coordinate("Mutation.refundPayment");
 pub const MUTATION_REISSUE_MANAGE_TOKEN: Coordinate = Coordinate("Mutation.reissueManageToken");
@@ -77,6 +78,13 @@ pub const QUERY_RESERVATION: Coordinate = Coordinate("Query.reservation");
 pub const QUERY_RESERVATIONS: Coordinate = Coordinate("Query.reservations");
 pub const QUERY_STAFF_ACCOUNTS: Coordinate = Coordinate("Query.staffAccounts");
 pub const QUERY_VENUE_WEBHOOK: Coordinate = Coordinate("Query.venueWebhook");
+pub const MUTATION_CLAIM_WAITLIST_OFFER: Coordinate = Coordinate("Mutation.claimWaitlistOffer");
+pub const MUTATION_JOIN_WAITLIST: Coordinate = Coordinate("Mutation.joinWaitlist");
+pub const MUTATION_LEAVE_WAITLIST: Coordinate = Coordinate("Mutation.leaveWaitlist");
+pub const QUERY_WAITLIST: Coordinate = Coordinate("Query.waitlist");
+pub const WAITLIST_ENTRY_GUEST_NAME: Coordinate = Coordinate("WaitlistEntry.guestName");
+pub const WAITLIST_ENTRY_GUEST_EMAIL: Coordinate = Coordinate("WaitlistEntry.guestEmail");
+pub const WAITLIST_ENTRY_GUEST_PHONE: Coordinate = Coordinate("WaitlistEntry.guestPhone");
 pub const RESERVATION_CONSENTS: Coordinate = Coordinate("Reservation.consents");
 pub const RESERVATION_CONSENT_STATE: Coordinate = Coordinate("Reservation.consentState");
 pub const RESERVATION_GUEST_EMAIL: Coordinate = Coordinate("Reservation.guestEmail");
@@ -111,6 +119,7 @@ pub const ALL: &[Coordinate] = &[
     MUTATION_NOTIFY_BREACH,
     MUTATION_PUBLISH_PRIVACY_NOTICE,
     MUTATION_RECORD_BREACH,
+    MUTATION_RECORD_WALK_IN,
     MUTATION_REDEEM_ACCESS_CODE,
     MUTATION_REFUND_PAYMENT,
     MUTATION_REISSUE_MANAGE_TOKEN,
@@ -146,6 +155,13 @@ pub const ALL: &[Coordinate] = &[
     RESERVATION_GUEST_PHONE,
     RESERVATION_NOTES,
     RESERVATION_PAYMENTS,
+    MUTATION_CLAIM_WAITLIST_OFFER,
+    MUTATION_JOIN_WAITLIST,
+    MUTATION_LEAVE_WAITLIST,
+    QUERY_WAITLIST,
+    WAITLIST_ENTRY_GUEST_NAME,
+    WAITLIST_ENTRY_GUEST_EMAIL,
+    WAITLIST_ENTRY_GUEST_PHONE,
 ];
 
 #[cfg(test)]

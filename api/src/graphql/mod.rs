@@ -29,6 +29,8 @@ pub mod schema;
 pub mod types;
 pub mod venue_types;
 pub mod venues;
+mod waitlist;
+mod walk_ins;
 mod webhooks;
 
 pub use errors::{Code, ensure_codes};

@@ -177,6 +177,11 @@ impl Checks {
         }
     }
 
+    /// Whether every check so far held.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.fatal.is_none()
+    }
+
     pub fn push(&mut self, error: UserError) {
         self.errors.push(error);
     }

@@ -1009,6 +1009,29 @@ pub struct GuestExport {
     pub payments: Vec<ExportedPayment>,
     /// Who read or changed the guest's data, newest first.
     pub access_log: Vec<ExportedAccess>,
+    /// Waitlist entries, oldest first; their details are in `profiles`.
+    pub waitlist: Vec<ExportedWaitlistEntry>,
+}
+
+/// A waitlist entry and its newest offer.
+#[derive(SimpleObject)]
+pub struct ExportedWaitlistEntry {
+    pub id: ID,
+    pub venue_id: ID,
+    pub guest_id: ID,
+    pub date: super::scalars::Date,
+    /// Local time, `HH:MM`.
+    pub from: String,
+    /// Local time, `HH:MM`.
+    pub until: String,
+    pub party_size: u32,
+    /// `waiting`, `offered`, `booked` or `missed`.
+    pub status: String,
+    pub joined_at: DateTime<Utc>,
+    pub offered_start: Option<DateTime<Utc>>,
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    /// `open`, `claimed`, `expired` or `failed`.
+    pub offer_status: Option<String>,
 }
 
 /// The details entered with one booking.
@@ -1180,6 +1203,24 @@ impl TryFrom<&store::GuestExport> for GuestExport {
             consents,
             payments,
             access_log,
+            waitlist: export
+                .waitlist
+                .iter()
+                .map(|w| ExportedWaitlistEntry {
+                    id: ID(w.id.clone()),
+                    venue_id: ID(w.venue_id.clone()),
+                    guest_id: ID(w.guest_id.clone()),
+                    date: super::scalars::Date(w.date),
+                    from: w.from.clone(),
+                    until: w.until.clone(),
+                    party_size: w.party_size,
+                    status: w.status.to_owned(),
+                    joined_at: w.joined_at,
+                    offered_start: w.offered_start,
+                    offer_expires_at: w.offer_expires_at,
+                    offer_status: w.offer_status.clone(),
+                })
+                .collect(),
         })
     }
 }

@@ -7,7 +7,7 @@ use store::Store;
 
 use super::{
     access, alerts, audit_log, breaches, depth, limits, mutation, node, payments, privacy, query,
-    scalars, venues, webhooks,
+    scalars, venues, waitlist, walk_ins, webhooks,
 };
 use app::settings::Environment;
 
@@ -23,12 +23,15 @@ pub struct Query(
     webhooks::WebhookQuery,
     alerts::AlertQuery,
     node::NodeQuery,
+    waitlist::WaitlistQuery,
 );
 
 /// All mutations: bookings and access control.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(
     mutation::BookingMutation,
+    walk_ins::WalkInMutation,
+    waitlist::WaitlistMutation,
     access::AccessMutation,
     venues::VenueMutation,
     payments::PaymentMutation,

@@ -219,6 +219,17 @@ impl VenueObject {
         self.0.payment_data_days
     }
 
+    /// Minutes a waitlist offer of a freed table can be claimed.
+    async fn waitlist_offer_minutes(&self) -> u32 {
+        self.0.waitlist.offer_minutes
+    }
+
+    /// Days after its date until a waitlist entry is deleted with its
+    /// personal data.
+    async fn waitlist_retention_days(&self) -> u32 {
+        self.0.waitlist.retention_days
+    }
+
     #[graphql(complexity = "super::limits::LIST_ITEMS * child_complexity")]
     async fn opening_hours(&self) -> Vec<OpeningHours> {
         self.0

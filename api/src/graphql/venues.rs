@@ -205,6 +205,13 @@ pub struct VenueInput {
     /// brand and last four are dropped (0 to 540); left out, the stored
     /// value stays (30 for a new venue).
     pub payment_data_days: Option<i32>,
+    /// Minutes a waitlist offer of a freed table can be claimed (5 to
+    /// 1440); left out, the stored value stays (30 for a new venue).
+    pub waitlist_offer_minutes: Option<i32>,
+    /// Days after its date until a waitlist entry is deleted with its
+    /// personal data (0 to 90); left out, the stored value stays (7 for a
+    /// new venue).
+    pub waitlist_retention_days: Option<i32>,
     /// Fixed combinations of tables for larger parties; replaces the
     /// venue's list (an empty list removes them). Checked against the
     /// venue's resources as saved.
@@ -487,6 +494,28 @@ pub fn changes(input: VenueInput, strictness: Strictness, checks: &mut Checks) -
         schedule: None,
         resources: None,
         closures: None,
+        waitlist_offer_minutes: checks
+            .take(
+                input
+                    .waitlist_offer_minutes
+                    .map(|minutes| {
+                        domain::waitlist::WaitlistRules::check_offer_minutes(i64::from(minutes))
+                    })
+                    .transpose()
+                    .map_err(|reason| invalid("waitlistOfferMinutes", reason)),
+            )
+            .flatten(),
+        waitlist_retention_days: checks
+            .take(
+                input
+                    .waitlist_retention_days
+                    .map(|days| {
+                        domain::waitlist::WaitlistRules::check_retention_days(i64::from(days))
+                    })
+                    .transpose()
+                    .map_err(|reason| invalid("waitlistRetentionDays", reason)),
+            )
+            .flatten(),
         combinations: input
             .combinations
             .as_ref()

@@ -564,3 +564,105 @@ both_backends!(
     a_service_brings_its_own_payment_rule,
     a_service_brings_its_own_payment_rule
 );
+
+/// The waitlist at a venue that books by service: an entry names its
+/// service, is offered a time that service fits (its resources, its
+/// length) and the claimed booking is of that service.
+async fn the_waitlist_waits_for_a_service(backend: Backend) -> Result<()> {
+    const JOIN: &str = "mutation J($input: JoinWaitlistInput!) { joinWaitlist(input: $input) {
+        waitlistToken userErrors { field code message } } }";
+    const CLAIM: &str = "mutation C($input: ClaimWaitlistOfferInput!) { claimWaitlistOffer(input: $input) {
+        reservation { startsAt endsAt resource { slug } service { slug } }
+        userErrors { field code message } } }";
+    const CANCEL: &str = "mutation C($id: ID!, $t: String!) { cancelReservation(input: {
+        id: $id, manageToken: $t, idempotencyKey: \"cancel-treatment\" }) { userErrors { code } } }";
+    let app = TestApp::spawn(backend).await?;
+    let smtp = kluis_tests::FakeSmtp::start(0).await?;
+    let (venue, consult, treatment) = clinic(&app).await?;
+    let booked = app
+        .book("clinic", 10)
+        .party(1)
+        .input("serviceId", json!(treatment))
+        .answer()
+        .await?;
+    let created = payload(&booked, "createReservation")?;
+    let (id, token) = (
+        text(created, "/reservation/id")?,
+        text(created, "/manageToken")?,
+    );
+    let wish = |service: Option<&str>| {
+        json!({ "input": { "venueId": venue, "date": tomorrow(), "from": "10:00",
+            "until": "10:30", "partySize": 1, "serviceId": service,
+            "guest": { "name": "Wanda Waiting", "email": "wanda@example.org" } } })
+    };
+
+    let unnamed = app.gql(JOIN, wish(None)).await?;
+    assert_eq!(
+        user_errors(&unnamed, "joinWaitlist"),
+        vec![("input.serviceId".to_owned(), "INVALID".to_owned())],
+        "{unnamed}"
+    );
+    let elsewhere = app.gql(JOIN, wish(Some(&id))).await?;
+    assert_eq!(
+        user_errors(&elsewhere, "joinWaitlist")
+            .first()
+            .map(|(_, code)| code.clone()),
+        Some("NOT_FOUND".to_owned()),
+        "an id that is no service of this venue: {elsewhere}"
+    );
+    let joined = app.gql(JOIN, wish(Some(&treatment))).await?;
+    assert!(
+        payload(&joined, "joinWaitlist")?["waitlistToken"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("kwt_")),
+        "{joined}"
+    );
+    // Dr B is free at 10:00, but does not give treatments: no offer yet.
+    app.run_waitlist().await?;
+    assert_eq!(app.count_rows("waitlist_offers", "1 = 1")?, 0);
+    let consulted = app
+        .book("clinic", 10)
+        .party(1)
+        .input("serviceId", json!(consult))
+        .answer()
+        .await?;
+    assert_eq!(
+        payload(&consulted, "createReservation")?["reservation"]["resource"]["slug"],
+        "dr-b"
+    );
+
+    let cancelled = app
+        .gql(CANCEL, json!({ "id": id, "t": token }))
+        .await?;
+    assert!(
+        user_errors(&cancelled, "cancelReservation").is_empty(),
+        "{cancelled}"
+    );
+    app.run_waitlist().await?;
+    app.deliver_mail(&smtp.url).await?;
+    let offer = smtp
+        .messages()
+        .iter()
+        .filter(|m| m.contains("wanda@example.org"))
+        .find_map(|m| {
+            m.split_whitespace()
+                .find(|w| w.starts_with("kwo_"))
+                .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no offer mailed"))?;
+    let claimed = app
+        .gql(CLAIM, json!({ "input": { "token": offer } }))
+        .await?;
+    let reservation = &payload(&claimed, "claimWaitlistOffer")?["reservation"];
+    assert_eq!(
+        *reservation,
+        json!({ "startsAt": at(10, 0), "endsAt": at(10, 45),
+            "resource": { "slug": "dr-a" }, "service": { "slug": "treatment" } }),
+        "{claimed}"
+    );
+    Ok(())
+}
+both_backends!(
+    the_waitlist_waits_for_a_service,
+    the_waitlist_waits_for_a_service
+);

@@ -571,6 +571,59 @@ both_backends!(
     payment_data_days_survive_an_edit_of_the_name
 );
 
+/// The waitlist's settings read back, change alone, and are refused out
+/// of range with nothing saved.
+async fn waitlist_settings_are_saved_alone_and_checked(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let manager = app.staff("manager", Some("one-table")).await?;
+    let venue = app.venue_id("one-table").await?;
+    const READ: &str =
+        "query V($id: ID!) { venue(id: $id) { waitlistOfferMinutes waitlistRetentionDays } }";
+    let read = app.gql(READ, json!({ "id": venue })).await?;
+    assert_eq!(
+        read["data"]["venue"],
+        json!({ "waitlistOfferMinutes": 30, "waitlistRetentionDays": 7 })
+    );
+    let set = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "waitlistOfferMinutes": 10 }),
+    )
+    .await?;
+    payload(&set, "saveVenue")?;
+    let read = app.gql(READ, json!({ "id": venue })).await?;
+    assert_eq!(
+        read["data"]["venue"],
+        json!({ "waitlistOfferMinutes": 10, "waitlistRetentionDays": 7 })
+    );
+    let refused = save(
+        &app,
+        &manager,
+        json!({ "slug": "one-table", "waitlistOfferMinutes": 4, "waitlistRetentionDays": 91 }),
+    )
+    .await?;
+    assert_eq!(
+        user_errors(&refused, "saveVenue"),
+        [
+            (
+                "input.waitlistOfferMinutes".to_owned(),
+                "INVALID".to_owned()
+            ),
+            (
+                "input.waitlistRetentionDays".to_owned(),
+                "INVALID".to_owned()
+            )
+        ],
+        "{refused}"
+    );
+    assert_eq!(app.count_rows("venues", "waitlist_offer_minutes = 10")?, 1);
+    Ok(())
+}
+both_backends!(
+    waitlist_settings_are_saved_alone_and_checked,
+    waitlist_settings_are_saved_alone_and_checked
+);
+
 /// Every field at fault comes back at once, each with its path, and
 /// nothing is saved.
 async fn every_wrong_field_is_reported_at_once(backend: Backend) -> Result<()> {
