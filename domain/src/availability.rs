@@ -171,10 +171,10 @@ impl BookingContext<'_> {
         // the party.
         let mut planned: Vec<&Resource> = fitting.clone();
         for id in combinations.iter().flat_map(|c| c.resources.iter()) {
-            if !planned.iter().any(|r| r.id == *id) {
-                if let Some(resource) = self.resources.iter().find(|r| r.id == *id) {
-                    planned.push(resource);
-                }
+            if !planned.iter().any(|r| r.id == *id)
+                && let Some(resource) = self.resources.iter().find(|r| r.id == *id)
+            {
+                planned.push(resource);
             }
         }
         let plans: Vec<(ResourceId, Vec<Span>)> = planned

@@ -571,7 +571,8 @@ both_backends!(
 async fn the_waitlist_waits_for_a_service(backend: Backend) -> Result<()> {
     const JOIN: &str = "mutation J($input: JoinWaitlistInput!) { joinWaitlist(input: $input) {
         waitlistToken userErrors { field code message } } }";
-    const CLAIM: &str = "mutation C($input: ClaimWaitlistOfferInput!) { claimWaitlistOffer(input: $input) {
+    const CLAIM: &str =
+        "mutation C($input: ClaimWaitlistOfferInput!) { claimWaitlistOffer(input: $input) {
         reservation { startsAt endsAt resource { slug } service { slug } }
         userErrors { field code message } } }";
     const CANCEL: &str = "mutation C($id: ID!, $t: String!) { cancelReservation(input: {
@@ -631,9 +632,7 @@ async fn the_waitlist_waits_for_a_service(backend: Backend) -> Result<()> {
         "dr-b"
     );
 
-    let cancelled = app
-        .gql(CANCEL, json!({ "id": id, "t": token }))
-        .await?;
+    let cancelled = app.gql(CANCEL, json!({ "id": id, "t": token })).await?;
     assert!(
         user_errors(&cancelled, "cancelReservation").is_empty(),
         "{cancelled}"
