@@ -1,6 +1,6 @@
 //! `cargo bench -p api --bench availability`: what closures, tables
 //! together and pacing cost a booking page. Two venues with the same 50
-//! tables and the same bookings on the measured date (about 60% of the
+//! tables and the same bookings on the measured date (55% of the open
 //! table time): "plain" has one weekly schedule and nothing else, "rich"
 //! adds fixed combinations, adjacent tables, closures on that date and
 //! pacing caps. The anonymous `availability` query runs through the
@@ -36,9 +36,10 @@ const OPENS: u32 = 12;
 const CLOSES: u32 = 23;
 const SLOT_MINUTES: i64 = 15;
 const BOOKING_MINUTES: i64 = 90;
-/// A table's bookings start every 150 minutes: 90 booked, 60 free, so
-/// about 60% of its time is taken.
-const TURN_MINUTES: i64 = 150;
+/// A table takes two bookings back to back every 300 minutes: 180 booked,
+/// 120 free (long enough for a booking), so about 60% of its time is
+/// taken.
+const TURN_MINUTES: i64 = 300;
 /// Tables whose bookings at the rich venue are parties of 7 on joined
 /// tables (where the placement puts them); the plain venue holds the same
 /// tables as single bookings.
@@ -169,7 +170,9 @@ fn turns(date: NaiveDate, table: usize) -> Vec<DateTime<Utc>> {
     let closes = opens + chrono::Duration::hours(i64::from(CLOSES - OPENS));
     let first = opens + chrono::Duration::minutes(SLOT_MINUTES * (table as i64 % 4));
     (0..)
-        .map(|k| first + chrono::Duration::minutes(TURN_MINUTES * k))
+        .map(|k| {
+            first + chrono::Duration::minutes(TURN_MINUTES * (k / 2) + BOOKING_MINUTES * (k % 2))
+        })
         .take_while(|start| *start + chrono::Duration::minutes(BOOKING_MINUTES) <= closes)
         .collect()
 }
@@ -244,7 +247,7 @@ fn tables_of(
         .collect())
 }
 
-/// Books the rich venue (joined parties first, then a party per table and
+/// Books the rich venue (its large tables, joined parties, then a party per table and
 /// turn wherever its table is still free), then the same tables and times
 /// at the plain venue as single bookings. Answers the share of the open
 /// table time booked.
@@ -267,6 +270,18 @@ fn seed(
     let length = chrono::Duration::minutes(BOOKING_MINUTES);
     // (start, tables, party) of every rich booking.
     let mut booked: Vec<(DateTime<Utc>, Vec<String>, u32)> = Vec::new();
+    // The large tables first: a party of 7 takes one when it is free (the
+    // closures that keep them free come later).
+    for table in TABLES - 1..=TABLES {
+        let id = rich_tables
+            .get(&slug(table))
+            .copied()
+            .context("unknown table")?;
+        for start in turns(date, table) {
+            seeder.book(rich, start, capacity(table), Some(id))?;
+            booked.push((start, vec![slug(table)], capacity(table)));
+        }
+    }
     for table in JOINED_PARTIES_FROM {
         for start in turns(date, table) {
             let booking = seeder.book(rich, start, 7, None)?;
@@ -279,7 +294,7 @@ fn seed(
             booked.push((start, slugs, 7));
         }
     }
-    for table in 1..=TABLES {
+    for table in 1..TABLES - 1 {
         let name = slug(table);
         for (turn, start) in turns(date, table).into_iter().enumerate() {
             let taken = booked.iter().any(|(other, tables, _)| {
