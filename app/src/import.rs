@@ -999,6 +999,8 @@ mod tests {
             "each practitioner works hours of their own"
         );
         assert_eq!(clinic.exceptions.len(), 1);
+        assert_eq!(bistro.combinations.len(), 1, "tables 3 and 4 together");
+        assert_eq!(bistro.adjacent.len(), 1, "tables 1 and 2 side by side");
     }
 
     #[test]
