@@ -166,29 +166,46 @@ impl BookingContext<'_> {
         let fitting = self.fitting_resources(party);
         let combinations: Vec<&CandidateSet> =
             candidates.iter().filter(|c| c.seats(party.get())).collect();
-        // Each resource's working intervals once per day, not per slot:
-        // the fitting ones and every member of a combination that seats
-        // the party.
+        // The resources a slot may use: the fitting ones first, then every
+        // other member of a combination that seats the party. Combinations
+        // refer to them by position, so that each slot decides once per
+        // resource whether it is usable, not once per combination member.
         let mut planned: Vec<&Resource> = fitting.clone();
-        for id in combinations.iter().flat_map(|c| c.resources.iter()) {
-            if !planned.iter().any(|r| r.id == *id)
-                && let Some(resource) = self.resources.iter().find(|r| r.id == *id)
-            {
-                planned.push(resource);
+        let mut members: Vec<Vec<usize>> = Vec::with_capacity(combinations.len());
+        if !combinations.is_empty() {
+            let mut positions: std::collections::HashMap<ResourceId, usize> = planned
+                .iter()
+                .enumerate()
+                .map(|(position, r)| (r.id, position))
+                .collect();
+            let all: std::collections::HashMap<ResourceId, &Resource> =
+                self.resources.iter().map(|r| (r.id, r)).collect();
+            for combination in &combinations {
+                let mut at = Vec::with_capacity(combination.resources.len());
+                for id in &combination.resources {
+                    let position = match positions.get(id) {
+                        Some(position) => *position,
+                        None => match all.get(id) {
+                            Some(resource) => {
+                                planned.push(resource);
+                                positions.insert(*id, planned.len() - 1);
+                                planned.len() - 1
+                            }
+                            // Candidates are built from these resources.
+                            None => continue,
+                        },
+                    };
+                    at.push(position);
+                }
+                members.push(at);
             }
         }
-        let plans: Vec<(ResourceId, Vec<Span>)> = planned
+        // Each resource's working intervals once per day, not per slot.
+        let plans: Vec<Vec<Span>> = planned
             .iter()
-            .map(|r| (r.id, self.venue.working_intervals(r, date)))
+            .map(|r| self.venue.working_intervals(r, date))
             .collect();
-        let works = |id: ResourceId, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>| {
-            plans.iter().any(|(planned, hours)| {
-                *planned == id
-                    && hours
-                        .iter()
-                        .any(|(opens, closes)| *opens <= starts_at && ends_at <= *closes)
-            })
-        };
+        let mut usable = vec![false; planned.len()];
         let slots = grid_of(
             self.venue,
             &working_day(self.venue, &planned, date),
@@ -207,20 +224,26 @@ impl BookingContext<'_> {
                 .filter(|o| o.overlaps(starts_at, blocked_until))
                 .map(|o| o.resource_id)
                 .collect();
-            let usable = |id: ResourceId| {
-                !taken.contains(&id)
-                    && works(id, starts_at, ends_at)
-                    && !self.is_closed(id, starts_at, ends_at)
-            };
+            for ((flag, resource), hours) in usable.iter_mut().zip(&planned).zip(&plans) {
+                *flag = !taken.contains(&resource.id)
+                    && hours
+                        .iter()
+                        .any(|(opens, closes)| *opens <= starts_at && ends_at <= *closes)
+                    && !self.is_closed(resource.id, starts_at, ends_at);
+            }
             let free_resources: Vec<ResourceId> = fitting
                 .iter()
-                .map(|r| r.id)
-                .filter(|id| usable(*id))
+                .zip(&usable)
+                .filter(|(_, usable)| **usable)
+                .map(|(r, _)| r.id)
                 .collect();
             let free_combinations: Vec<Vec<ResourceId>> = combinations
                 .iter()
-                .filter(|c| c.resources.iter().all(|id| usable(*id)))
-                .map(|c| c.resources.clone())
+                .zip(&members)
+                .filter(|(c, positions)| {
+                    positions.len() == c.resources.len() && positions.iter().all(|p| usable[*p])
+                })
+                .map(|(c, _)| c.resources.clone())
                 .collect();
             (!free_resources.is_empty() || !free_combinations.is_empty()).then_some(Slot {
                 starts_at,
@@ -341,8 +364,12 @@ impl BookingContext<'_> {
     /// only those whose every member delivers it.
     pub fn candidate_sets(&self) -> Vec<CandidateSet> {
         let mut sets = self.venue.tables_together.candidates(self.resources);
-        if let Some(service) = self.service {
-            sets.retain(|c| c.resources.iter().all(|id| service.delivered_by(*id)));
+        if let Some(service) = self.service
+            && !service.resources.is_empty()
+        {
+            let delivering: std::collections::HashSet<ResourceId> =
+                service.resources.iter().copied().collect();
+            sets.retain(|c| c.resources.iter().all(|id| delivering.contains(id)));
         }
         sets
     }

@@ -149,17 +149,16 @@ impl TablesTogether {
         if edges.is_empty() {
             return Vec::new();
         }
-        let neighbours = |node: usize| {
-            edges.iter().filter_map(move |&(a, b)| {
-                if a == node {
-                    Some(b)
-                } else if b == node {
-                    Some(a)
-                } else {
-                    None
-                }
-            })
-        };
+        // Neighbours by position, built once: availability asks for the
+        // runs on every query.
+        let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); resources.len()];
+        for &(a, b) in &edges {
+            if a != b {
+                adjacency[a].push(b);
+                adjacency[b].push(a);
+            }
+        }
+        let neighbours = |node: usize| adjacency[node].iter().copied();
         let mut found: BTreeSet<Vec<usize>> = BTreeSet::new();
         let mut frontier: BTreeSet<Vec<usize>> = edges
             .iter()
