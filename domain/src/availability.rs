@@ -161,7 +161,36 @@ impl BookingContext<'_> {
         date: NaiveDate,
         party: PartySize,
     ) -> Result<Vec<Slot>, DomainError> {
-        let candidates = self.candidate_sets();
+        self.availability_among(date, party, self.candidate_sets())
+    }
+
+    /// [`Self::availability`] with the venue's combinations worked out
+    /// beforehand (`TablesTogether::candidates` of these resources): they
+    /// change only with the venue's definition, so a cached definition
+    /// keeps them rather than every query finding them again.
+    pub fn availability_with(
+        &self,
+        date: NaiveDate,
+        party: PartySize,
+        venue_candidates: &[CandidateSet],
+    ) -> Result<Vec<Slot>, DomainError> {
+        let candidates = match self.delivering() {
+            None => venue_candidates.to_vec(),
+            Some(delivering) => venue_candidates
+                .iter()
+                .filter(|c| c.resources.iter().all(|id| delivering.contains(id)))
+                .cloned()
+                .collect(),
+        };
+        self.availability_among(date, party, candidates)
+    }
+
+    fn availability_among(
+        &self,
+        date: NaiveDate,
+        party: PartySize,
+        candidates: Vec<CandidateSet>,
+    ) -> Result<Vec<Slot>, DomainError> {
         self.check_party(party, &candidates)?;
         let fitting = self.fitting_resources(party);
         let combinations: Vec<&CandidateSet> =
@@ -364,14 +393,17 @@ impl BookingContext<'_> {
     /// only those whose every member delivers it.
     pub fn candidate_sets(&self) -> Vec<CandidateSet> {
         let mut sets = self.venue.tables_together.candidates(self.resources);
-        if let Some(service) = self.service
-            && !service.resources.is_empty()
-        {
-            let delivering: std::collections::HashSet<ResourceId> =
-                service.resources.iter().copied().collect();
+        if let Some(delivering) = self.delivering() {
             sets.retain(|c| c.resources.iter().all(|id| delivering.contains(id)));
         }
         sets
+    }
+
+    /// The resources that deliver the service booked, when it names some.
+    fn delivering(&self) -> Option<std::collections::HashSet<ResourceId>> {
+        self.service
+            .filter(|service| !service.resources.is_empty())
+            .map(|service| service.resources.iter().copied().collect())
     }
 
     fn place(

@@ -1535,6 +1535,9 @@ pub struct VenueView {
     pub venue: Venue,
     /// Retired ones included, in slug order.
     pub resources: Vec<Resource>,
+    /// The venue's combinations of tables (`TablesTogether::candidates`),
+    /// found once per definition rather than on every availability query.
+    pub candidates: Vec<domain::combination::CandidateSet>,
 }
 
 /// How long a cached venue definition serves reads. Edits made through
@@ -1701,7 +1704,12 @@ macro_rules! venue_view {
                         None => None,
                         Some(venue) => {
                             let resources = load_resources!($c, $s, $id)?;
-                            let view = Arc::new(VenueView { venue, resources });
+                            let candidates = venue.tables_together.candidates(&resources);
+                            let view = Arc::new(VenueView {
+                                venue,
+                                resources,
+                                candidates,
+                            });
                             $store.venue_cache.keep($id.to_owned(), &view);
                             Some(view)
                         }
@@ -1779,7 +1787,7 @@ impl Store {
             now,
             service: view.venue.service_for(service)?,
         };
-        let slots = context.availability(date, party)?;
+        let slots = context.availability_with(date, party, &view.candidates)?;
         Ok((view, slots))
     }
 }
