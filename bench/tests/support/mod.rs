@@ -37,6 +37,15 @@ pub fn postgres_schema() -> Result<String> {
     use diesel::{Connection, RunQueryDsl};
     let base = std::env::var("KLUIS_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/kluis_test".to_owned());
+    // Loopback needs no TLS, and open TLS connections can crash the test
+    // process in libcrypto's exit-time clean-up (see the api tests'
+    // harness, `postgres_url`).
+    let base = if base.contains("sslmode=") {
+        base
+    } else {
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}sslmode=disable")
+    };
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = diesel::PgConnection::establish(&base)?;
     diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin)?;
