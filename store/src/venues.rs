@@ -969,21 +969,13 @@ macro_rules! write_venue {
                     .map_err(|reason| {
                         DomainError::invalid(format!("closures.{index}.until"), reason)
                     })?;
-                    let resource_id = match &closure.resource {
-                        None => None,
-                        Some(slug) => Some(
-                            slugs
-                                .iter()
-                                .find(|(_, known)| known == slug.as_str())
-                                .map(|(id, _)| id.clone())
-                                .ok_or_else(|| {
-                                    DomainError::invalid(
-                                        format!("closures.{index}.resource"),
-                                        format!("this venue has no resource `{slug}`"),
-                                    )
-                                })?,
-                        ),
-                    };
+                    let resource_id = closure
+                        .resource
+                        .as_ref()
+                        .map(|slug| {
+                            resource_named(&slugs, slug, format!("closures.{index}.resource"))
+                        })
+                        .transpose()?;
                     let starts_at = db_instant(domain::venue::local_instant(
                         $definition.time_zone,
                         closure.from,
@@ -1065,21 +1057,13 @@ macro_rules! write_venue {
                         domain::hours::check_day(exception.hours.clone()).map_err(|reason| {
                             DomainError::invalid(format!("exceptions.{index}.hours"), reason)
                         })?;
-                    let resource_id = match &exception.resource {
-                        None => None,
-                        Some(slug) => Some(
-                            slugs
-                                .iter()
-                                .find(|(_, known)| known == slug.as_str())
-                                .map(|(id, _)| id.clone())
-                                .ok_or_else(|| {
-                                    DomainError::invalid(
-                                        format!("exceptions.{index}.resourceSlug"),
-                                        format!("this venue has no resource `{slug}`"),
-                                    )
-                                })?,
-                        ),
-                    };
+                    let resource_id = exception
+                        .resource
+                        .as_ref()
+                        .map(|slug| {
+                            resource_named(&slugs, slug, format!("exceptions.{index}.resourceSlug"))
+                        })
+                        .transpose()?;
                     diesel::insert_into(hx::hours_exceptions)
                         .values((
                             hx::id.eq(uuid::Uuid::new_v4().to_string()),
@@ -1527,6 +1511,21 @@ impl VenueRepository for Store {
     ) -> Result<Vec<Slot>, StoreError> {
         Ok(self.availability_view(venue_id, date, party, None, now)?.1)
     }
+}
+
+/// The id of the venue's resource with this slug (`slugs`: id and slug of
+/// each), or an input error at `field`: closures and exceptions name
+/// resources the same way.
+fn resource_named(
+    slugs: &[(String, String)],
+    slug: &Slug,
+    field: String,
+) -> Result<String, DomainError> {
+    slugs
+        .iter()
+        .find(|(_, known)| known == slug.as_str())
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| DomainError::invalid(field, format!("this venue has no resource `{slug}`")))
 }
 
 /// A venue's definition as the hot reads use it: rules, hours, resources.
