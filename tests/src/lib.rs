@@ -1200,6 +1200,32 @@ mutation Create($input: CreateReservationInput!) {
   }
 }"#;
 
+/// An `availability` answer as pairs of start and the slugs of its free
+/// resources (the query must select `startsAt` and `freeResources { slug }`).
+pub fn free_slots(answer: &Value) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    Ok(data(answer, "availability")?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|slot| {
+            (
+                slot["startsAt"].as_str().unwrap_or_default().to_owned(),
+                slot["freeResources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["slug"].as_str().map(str::to_owned))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// The starts of `free_slots`.
+pub fn starts(free: &[(String, Vec<String>)]) -> Vec<&str> {
+    free.iter().map(|(start, _)| start.as_str()).collect()
+}
+
 /// A guest for bookings whose guest does not matter to the test.
 pub fn guest() -> Value {
     json!({ "name": "Test Guest", "email": "guest@example.org" })

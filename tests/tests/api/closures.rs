@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 use kluis_tests::{
-    Backend, TestApp, both_backends, data, payload, text, tomorrow, tomorrow_at, user_errors,
+    Backend, TestApp, both_backends, data, free_slots, payload, starts, text, tomorrow,
+    tomorrow_at, user_errors,
 };
 use serde_json::{Value, json};
 
@@ -46,26 +47,7 @@ async fn free(app: &TestApp, venue: &str, date: &str) -> Result<Vec<(String, Vec
             json!({ "venue": venue, "date": date, "size": 2 }),
         )
         .await?;
-    Ok(data(&answer, "availability")?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|slot| {
-            (
-                slot["startsAt"].as_str().unwrap_or_default().to_owned(),
-                slot["freeResources"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r["slug"].as_str().map(str::to_owned))
-                    .collect(),
-            )
-        })
-        .collect())
-}
-
-fn starts(free: &[(String, Vec<String>)]) -> Vec<&str> {
-    free.iter().map(|(start, _)| start.as_str()).collect()
+    free_slots(&answer)
 }
 
 async fn a_venue_closure_removes_its_slots_and_refuses_bookings(backend: Backend) -> Result<()> {

@@ -6,7 +6,8 @@
 use anyhow::Result;
 use chrono::Datelike;
 use kluis_tests::{
-    Backend, TestApp, both_backends, data, payload, tomorrow, tomorrow_at, user_errors,
+    Backend, TestApp, both_backends, data, free_slots, payload, starts, tomorrow, tomorrow_at,
+    user_errors,
 };
 use serde_json::{Value, json};
 
@@ -58,26 +59,7 @@ async fn free(
             json!({ "venue": venue, "date": date, "size": size }),
         )
         .await?;
-    Ok(data(&answer, "availability")?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|slot| {
-            (
-                slot["startsAt"].as_str().unwrap_or_default().to_owned(),
-                slot["freeResources"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r["slug"].as_str().map(str::to_owned))
-                    .collect(),
-            )
-        })
-        .collect())
-}
-
-fn starts(free: &[(String, Vec<String>)]) -> Vec<&str> {
-    free.iter().map(|(start, _)| start.as_str()).collect()
+    free_slots(&answer)
 }
 
 /// `one-table` is open around the clock; a second table that works only

@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use kluis_tests::{
-    Backend, TestApp, both_backends, data, error_code, payload, text, tomorrow, tomorrow_at,
-    user_errors,
+    Backend, TestApp, both_backends, data, error_code, free_slots, payload, text, tomorrow,
+    tomorrow_at, user_errors,
 };
 use serde_json::{Value, json};
 
@@ -87,22 +87,7 @@ async fn free(
             json!({ "venue": venue, "date": tomorrow(), "size": size, "service": service }),
         )
         .await?;
-    Ok(data(&answer, "availability")?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|slot| {
-            (
-                slot["startsAt"].as_str().unwrap_or_default().to_owned(),
-                slot["freeResources"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r["slug"].as_str().map(str::to_owned))
-                    .collect(),
-            )
-        })
-        .collect())
+    free_slots(&answer)
 }
 
 fn at(hour: u32, minute: u32) -> String {
